@@ -1,0 +1,1 @@
+"""pytest plugin: GigaChat emulator fixtures for your own tests."""
