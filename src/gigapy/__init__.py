@@ -1,3 +1,99 @@
-"""gigapy: a fast, correct Python client for the GigaChat API."""
+"""gigapy: a fast, correct Python client for the GigaChat API.
+
+>>> from gigapy import GigaChat
+>>> with GigaChat(credentials="...") as client:          # or GIGACHAT_CREDENTIALS
+...     print(client.completion("Привет!").text)
+
+Public names are loaded on first use, so ``import gigapy`` stays cheap: the sync client
+pulls in httpx, the async client aiohttp, and the models pydantic, only when you ask.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from .errors import (
+    APIConnectionError,
+    APIResponseValidationError,
+    APIStatusError,
+    APITimeoutError,
+    AuthenticationError,
+    BadRequestError,
+    ConfigurationError,
+    GigaChatError,
+    InternalServerError,
+    InvalidArgumentError,
+    LockedError,
+    NotFoundError,
+    PayloadTooLargeError,
+    PaymentRequiredError,
+    PermissionDeniedError,
+    RateLimitError,
+    RequestTimeoutError,
+    StreamError,
+    TLSVerificationError,
+    UnprocessableEntityError,
+)
 
 __version__ = "0.1.0"
+
+if TYPE_CHECKING:
+    from ._async import AsyncGigaChat
+    from ._auth import clear_token_cache
+    from ._config import Timeout
+    from ._streaming import AsyncStream, Stream
+    from ._sync import GigaChat
+
+_LAZY = {
+    "GigaChat": "._sync",
+    "AsyncGigaChat": "._async",
+    "Timeout": "._config",
+    "Stream": "._streaming",
+    "AsyncStream": "._streaming",
+    "clear_token_cache": "._auth",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'gigapy' has no attribute {name!r}")
+    import importlib
+
+    value = getattr(importlib.import_module(module, __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))
+
+
+__all__ = [
+    "APIConnectionError",
+    "APIResponseValidationError",
+    "APIStatusError",
+    "APITimeoutError",
+    "AsyncGigaChat",
+    "AsyncStream",
+    "AuthenticationError",
+    "BadRequestError",
+    "ConfigurationError",
+    "GigaChat",
+    "GigaChatError",
+    "InternalServerError",
+    "InvalidArgumentError",
+    "LockedError",
+    "NotFoundError",
+    "PayloadTooLargeError",
+    "PaymentRequiredError",
+    "PermissionDeniedError",
+    "RateLimitError",
+    "RequestTimeoutError",
+    "Stream",
+    "StreamError",
+    "TLSVerificationError",
+    "Timeout",
+    "UnprocessableEntityError",
+    "clear_token_cache",
+]

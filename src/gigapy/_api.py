@@ -1,0 +1,518 @@
+"""Every API operation, written once as a flow (see ``_core``) for both clients.
+
+A public method of ``GigaChat`` / ``AsyncGigaChat`` is one line: it hands one of these
+flows to its driver. Argument checks and request bodies live here and in ``_params``;
+transports live in ``_sync`` and ``_async``.
+"""
+
+from __future__ import annotations
+
+import json
+import platform
+import time
+import uuid
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal, TypedDict, TypeVar
+from urllib.parse import quote
+
+from pydantic import BaseModel
+
+from . import _params as P
+from ._auth import TokenSource, identity, parse_token, token_request
+from ._config import Settings, Timeout
+from ._core import (
+    FilePart,
+    Flow,
+    Request,
+    Response,
+    RetryPolicy,
+    Sleep,
+    _invalid_body,
+    dumps,
+    parse_model,
+    parse_model_list,
+    send_flow,
+    status_error,
+)
+from ._files import prepare_upload
+from ._streaming import ChatStreamState, StreamState
+from .errors import APITimeoutError, InvalidArgumentError
+from .types._base import ResponseMeta
+from .types.auth import AccessToken
+from .types.batches import Batch, Batches, BatchResult
+from .types.chat import ChatCompletion, Function, Message
+from .types.embeddings import Embeddings
+from .types.files import DeletedFile, File, FileList
+from .types.misc import AICheckResult, Balance, FunctionValidationResult, TokensCount
+from .types.models import Model, Models
+
+T = TypeVar("T")
+
+VERSION = "0.1.0"
+USER_AGENT = f"gigapy/{VERSION} (Python {platform.python_version()})"
+
+
+class RequestOptions(TypedDict, total=False):
+    """Per-call options every method accepts."""
+
+    timeout: float | Timeout | None
+    extra_headers: Mapping[str, str]
+    extra_body: Mapping[str, Any]
+    session_id: str
+    request_id: str
+    client_id: str
+
+
+OPTION_KEYS = frozenset(RequestOptions.__annotations__)
+
+
+class ChatParams(RequestOptions, total=False):
+    """Keyword arguments of ``completion`` / ``completion_stream`` (the v1 request fields)."""
+
+    messages: str | Sequence[Message | Mapping[str, Any]]
+    model: str
+    temperature: float
+    top_p: float
+    n: int
+    max_tokens: int
+    repetition_penalty: float
+    update_interval: float
+    profanity_check: bool
+    functions: Sequence[Function | Mapping[str, Any]]
+    function_call: str | Mapping[str, Any]
+    flags: Sequence[str]
+    response_format: Mapping[str, Any] | type[BaseModel]
+    reasoning_effort: Literal["low", "medium", "high"]
+    storage: Mapping[str, Any]
+    function_ranker: Mapping[str, Any]
+    attachments: Sequence[str]
+
+
+def same_identity(a: Settings, b: Settings) -> bool:
+    """Whether two settings authenticate as the same identity (and may share a token source)."""
+    return identity(a) == identity(b) and a.access_token == b.access_token
+
+
+@dataclass(slots=True)
+class Blocking:
+    """Action: run ``fn`` (blocking work such as file I/O); async drivers use a worker thread."""
+
+    fn: Callable[[], Any]
+
+
+@dataclass(slots=True)
+class OpenStream:
+    """What a streaming flow returns: the open response and the state that decodes it."""
+
+    response: Response
+    state: StreamState[Any, Any]
+
+
+class ClientCore:
+    """Settings, retry policy and token source of one client, plus request building."""
+
+    __slots__ = ("_headers", "policy", "settings", "tokens")
+
+    def __init__(self, settings: Settings, tokens: TokenSource | None = None) -> None:
+        self.settings = settings
+        self.policy = RetryPolicy()
+        self.tokens = tokens if tokens is not None else TokenSource(settings)
+        headers = {"User-Agent": USER_AGENT, "Accept": "application/json"}
+        headers.update(settings.default_headers)
+        self._headers = headers
+
+    def request(
+        self,
+        method: str,
+        path: str,
+        options: Mapping[str, Any],
+        *,
+        body: Any = None,
+        content: bytes | None = None,
+        content_type: str | None = None,
+        params: dict[str, str] | None = None,
+        idempotent: bool = False,
+        stream: bool = False,
+        accept: str | None = None,
+        file: FilePart | None = None,
+        form: dict[str, str] | None = None,
+        base: str | None = None,
+    ) -> Request:
+        """Build a request to ``base_url + path`` with the per-call options applied."""
+        bad = options.keys() - OPTION_KEYS
+        if bad:
+            expected = ", ".join(sorted(OPTION_KEYS))
+            raise InvalidArgumentError(sorted(bad)[0], f"unknown option; expected one of {expected}")
+        headers = dict(self._headers)
+        if accept is not None:
+            headers["Accept"] = accept
+        if body is not None:
+            content = dumps(P.merge_extra(body, options.get("extra_body")))
+            content_type = "application/json"
+        elif options.get("extra_body"):
+            raise InvalidArgumentError("extra_body", "this call sends no JSON body")
+        if content_type is not None:
+            headers["Content-Type"] = content_type
+        rid = options.get("request_id")
+        headers["X-Request-ID"] = P.text(rid, "request_id") if rid is not None else str(uuid.uuid4())
+        sid = options.get("session_id")
+        if sid is not None:
+            headers["X-Session-ID"] = P.text(sid, "session_id")
+        cid = options.get("client_id")
+        if cid is not None:
+            headers["X-Client-ID"] = P.text(cid, "client_id")
+        extra = options.get("extra_headers")
+        if extra:
+            if not isinstance(extra, Mapping):
+                raise InvalidArgumentError("extra_headers", "expected a dict of header names to values")
+            for key, value in extra.items():
+                if not isinstance(key, str) or not isinstance(value, str):
+                    raise InvalidArgumentError("extra_headers", f"header names and values must be strings: {key!r}")
+                headers[key] = value
+        timeout = Timeout.coerce(options["timeout"]) if "timeout" in options else self.settings.timeout
+        return Request(
+            method,
+            (base if base is not None else self.settings.base_url) + path,
+            headers,
+            content=content,
+            params=params,
+            stream=stream,
+            idempotent=idempotent,
+            timeout=timeout,
+            max_retries=self.settings.max_retries,
+            file=file,
+            form=form,
+        )
+
+    def send(self, request: Request) -> Flow[Response]:
+        """The retrying, token-refreshing flow of one request."""
+        return send_flow(request, policy=self.policy, can_refresh=self.settings.can_refresh)
+
+    def call(self, request: Request, parse: Callable[[Response], T]) -> Flow[T]:
+        """One request, one parsed result."""
+        response = yield from self.send(request)
+        return parse(response)
+
+    def fetch_token(self) -> Flow[AccessToken]:
+        """The token request for this client's identity (OAuth or user/password)."""
+        request = token_request(self.settings, USER_AGENT)
+        response = yield from send_flow(request, policy=self.policy, can_refresh=False)
+        return parse_token(response)
+
+
+# --- operations ----------------------------------------------------------------------------
+
+
+def create_token(core: ClientCore) -> Flow[AccessToken]:
+    """Fetch a new token now and put it in the shared cache."""
+    if core.tokens.entry is None:
+        raise InvalidArgumentError("credentials", "create_token() needs credentials= or user=/password=")
+    token = yield from core.fetch_token()
+    core.tokens.entry.store(token)
+    return token
+
+
+def all_models(core: ClientCore, options: RequestOptions) -> Flow[Models]:
+    """``GET /models``."""
+    return core.call(core.request("GET", "/models", options, idempotent=True), lambda r: parse_model(Models, r))
+
+
+def get_model(core: ClientCore, name: str, options: RequestOptions) -> Flow[Model]:
+    """``GET /models/{name}``."""
+    P.text(name, "model")
+    req = core.request("GET", "/models/" + quote(name, safe=""), options, idempotent=True)
+    return core.call(req, lambda r: parse_model(Model, r))
+
+
+def chat_request(core: ClientCore, messages: Any, params: Mapping[str, Any], *, stream: bool) -> Request:
+    """The ``/chat/completions`` request for ``completion`` / ``completion_stream``."""
+    fields = {k: v for k, v in params.items() if k not in OPTION_KEYS}
+    options: Any = {k: v for k, v in params.items() if k in OPTION_KEYS}
+    if messages is not None:
+        if fields.get("messages") is not None:
+            raise InvalidArgumentError("messages", "given both positionally and as a keyword")
+        fields["messages"] = messages
+    s = core.settings
+    body = P.chat_body(fields, default_model=s.model, profanity_check=s.profanity_check, flags=s.flags)
+    if stream:
+        body["stream"] = True
+        return core.request("POST", "/chat/completions", options, body=body, stream=True,
+                            accept="text/event-stream")
+    return core.request("POST", "/chat/completions", options, body=body)
+
+
+def completion(core: ClientCore, messages: Any, params: Mapping[str, Any]) -> Flow[ChatCompletion]:
+    """``POST /chat/completions``."""
+    return core.call(chat_request(core, messages, params, stream=False), lambda r: parse_model(ChatCompletion, r))
+
+
+def completion_stream(core: ClientCore, messages: Any, params: Mapping[str, Any]) -> Flow[OpenStream]:
+    """``POST /chat/completions`` with ``stream: true``; arguments are checked at call time."""
+    return open_stream(core, chat_request(core, messages, params, stream=True), ChatStreamState)
+
+
+def open_stream(core: ClientCore, request: Request,
+                state: Callable[[ResponseMeta], StreamState[Any, Any]]) -> Flow[OpenStream]:
+    """Send a streaming request; once the response headers arrive, hand over the open stream."""
+    response = yield from core.send(request)
+    ctype = response.headers.get("content-type", "")
+    if not ctype.startswith("text/event-stream"):
+        if response.raw is not None:
+            response.raw.close()
+        raise _invalid_body(response, TypeError(f"expected text/event-stream, got {ctype or 'no content type'}"))
+    return OpenStream(response, state(response.meta()))
+
+
+def embedding(core: ClientCore, texts: Any, model: str, options: RequestOptions) -> Flow[Embeddings]:
+    """``POST /embeddings``."""
+    body = {"model": P.text(model, "model"), "input": P.strings(texts, "input")}
+    return core.call(core.request("POST", "/embeddings", options, body=body), lambda r: parse_model(Embeddings, r))
+
+
+def count_tokens(core: ClientCore, texts: Any, model: str | None, options: RequestOptions) -> Flow[list[TokensCount]]:
+    """``POST /tokens/count`` (one result per input text)."""
+    body = {"model": P.text(model or core.settings.model, "model"), "input": P.strings(texts, "input")}
+    req = core.request("POST", "/tokens/count", options, body=body, idempotent=True)
+    return core.call(req, lambda r: parse_model_list(TokensCount, r))
+
+
+def upload_file(core: ClientCore, source: Any, purpose: str, filename: str | None, content_type: str | None,
+                options: RequestOptions) -> Flow[File]:
+    """``POST /files`` (multipart). The file is checked (type, size limit) before sending."""
+    if purpose not in ("general", "assistant"):
+        raise InvalidArgumentError("purpose", f"expected 'general' or 'assistant', got {purpose!r}")
+    part: FilePart = yield Blocking(lambda: prepare_upload(source, filename=filename, content_type=content_type))
+    req = core.request("POST", "/files", options, file=part, form={"purpose": purpose})
+    return (yield from core.call(req, lambda r: parse_model(File, r)))
+
+
+def get_all_files(core: ClientCore, options: RequestOptions) -> Flow[list[File]]:
+    """``GET /files``."""
+    response = yield from core.send(core.request("GET", "/files", options, idempotent=True))
+    files = parse_model(FileList, response).data
+    meta = response.meta()
+    for f in files:
+        f._meta = meta
+    return files
+
+
+def _file_path(file_id: str) -> str:
+    return "/files/" + quote(P.text(file_id, "file_id"), safe="")
+
+
+def get_file_info(core: ClientCore, file_id: str, options: RequestOptions) -> Flow[File]:
+    """``GET /files/{id}``."""
+    req = core.request("GET", _file_path(file_id), options, idempotent=True)
+    return core.call(req, lambda r: parse_model(File, r))
+
+
+def delete_file(core: ClientCore, file_id: str, options: RequestOptions) -> Flow[DeletedFile]:
+    """``POST /files/{id}/delete``."""
+    req = core.request("POST", _file_path(file_id) + "/delete", options, idempotent=True)
+    return core.call(req, lambda r: parse_model(DeletedFile, r))
+
+
+def download_file(core: ClientCore, file_id: str, path: str | Path | None,
+                  options: RequestOptions) -> Flow[bytes | Path]:
+    """``GET /files/{id}/content``: the bytes, or streamed into ``path`` (written atomically)."""
+    req = core.request("GET", _file_path(file_id) + "/content", options, idempotent=True, accept="*/*")
+    if path is not None:
+        target = Path(path)
+        if target.is_dir():
+            raise InvalidArgumentError("path", f"is a directory: {target}")
+        if not target.parent.exists():
+            raise InvalidArgumentError("path", f"directory does not exist: {target.parent}")
+        req.download_to = str(target)
+        yield from core.send(req)
+        return target
+    response = yield from core.send(req)
+    return response.content
+
+
+def get_balance(core: ClientCore, options: RequestOptions) -> Flow[Balance]:
+    """``GET /balance`` (prepaid accounts; pay-as-you-go gets 403)."""
+    return core.call(core.request("GET", "/balance", options, idempotent=True), lambda r: parse_model(Balance, r))
+
+
+def check_ai(core: ClientCore, text: str, model: str, options: RequestOptions) -> Flow[AICheckResult]:
+    """``POST /ai/check``."""
+    body = {"input": P.text(text, "text"), "model": P.text(model, "model")}
+    return core.call(core.request("POST", "/ai/check", options, body=body), lambda r: parse_model(AICheckResult, r))
+
+
+def validate_function(core: ClientCore, function: Any, options: RequestOptions) -> Flow[FunctionValidationResult]:
+    """``POST /functions/validate``: the service's verdict on a function definition."""
+    body = P._plain(function, "function")
+    if not isinstance(body.get("name"), str):
+        raise InvalidArgumentError("function.name", "required")
+    req = core.request("POST", "/functions/validate", options, body=body, idempotent=True)
+    return core.call(req, lambda r: parse_model(FunctionValidationResult, r))
+
+
+# --- batches -------------------------------------------------------------------------------
+
+BATCH_METHODS = {"chat_completions": "chat_completions", "chat": "chat_completions",
+                 "embedder": "embedder", "embeddings": "embedder"}
+
+
+def batch_jsonl(requests: Any, method: str) -> bytes:
+    """Check batch input and return it as JSONL: lines ``{"id": ..., "request": {...}}``."""
+    if isinstance(requests, (str, Path)):
+        path = Path(requests)
+        if not path.is_file():
+            raise InvalidArgumentError("requests", f"file not found: {path}")
+        data = path.read_bytes()
+        return _check_jsonl(data, method)
+    if isinstance(requests, (bytes, bytearray)):
+        return _check_jsonl(bytes(requests), method)
+    if not isinstance(requests, Iterable):
+        raise InvalidArgumentError("requests", "expected a JSONL path, JSONL bytes or a list of {id, request} dicts")
+    lines = []
+    seen: set[str] = set()
+    for i, item in enumerate(requests):
+        lines.append(_check_batch_item(item, i, method, seen))
+    if not lines:
+        raise InvalidArgumentError("requests", "the batch is empty")
+    return b"".join(dumps(line) + b"\n" for line in lines)
+
+
+def _check_jsonl(data: bytes, method: str) -> bytes:
+    seen: set[str] = set()
+    count = 0
+    for i, raw in enumerate(data.splitlines()):
+        if not raw.strip():
+            continue
+        try:
+            item = json.loads(raw)
+        except ValueError:
+            raise InvalidArgumentError(f"requests line {i + 1}", "is not valid JSON") from None
+        _check_batch_item(item, i, method, seen)
+        count += 1
+    if not count:
+        raise InvalidArgumentError("requests", "the batch is empty")
+    return data if data.endswith(b"\n") else data + b"\n"
+
+
+def _check_batch_item(item: Any, i: int, method: str, seen: set[str]) -> dict[str, Any]:
+    where = f"requests[{i}]"
+    if not isinstance(item, Mapping):
+        raise InvalidArgumentError(where, "expected {'id': ..., 'request': {...}}")
+    rid, request = item.get("id"), item.get("request")
+    if not isinstance(rid, str) or not rid:
+        raise InvalidArgumentError(f"{where}.id", "required: a non-empty string unique in the batch")
+    if rid in seen:
+        raise InvalidArgumentError(f"{where}.id", f"duplicate id {rid!r}")
+    seen.add(rid)
+    if not isinstance(request, Mapping):
+        raise InvalidArgumentError(f"{where}.request", "required: the body of /chat/completions or /embeddings")
+    if method == "chat_completions":
+        P.messages_v1(request.get("messages"), f"{where}.request.messages")
+    elif request.get("input") is None:
+        raise InvalidArgumentError(f"{where}.request.input", "required for an embeddings batch")
+    return {"id": rid, "request": dict(request)}
+
+
+def create_batch(core: ClientCore, requests: Any, method: str, options: RequestOptions) -> Flow[Batch]:
+    """``POST /batches?method=...`` with a JSONL body."""
+    wire = BATCH_METHODS.get(method)
+    if wire is None:
+        raise InvalidArgumentError("method", f"expected 'chat_completions' or 'embedder', got {method!r}")
+    body: bytes = yield Blocking(lambda: batch_jsonl(requests, wire))
+    req = core.request("POST", "/batches", options, content=body, content_type="application/octet-stream",
+                       params={"method": wire})
+    return (yield from core.call(req, lambda r: parse_model(Batch, r)))
+
+
+def _batches_from(response: Response) -> list[Batch]:
+    try:
+        data = json.loads(response.content)
+    except ValueError:
+        data = None
+    if isinstance(data, list):
+        response.content = dumps({"batches": data})
+    elif isinstance(data, dict) and "batches" not in data and "id" in data:
+        response.content = dumps({"batches": [data]})
+    batches = parse_model(Batches, response)
+    for b in batches.batches:
+        b._meta = batches._meta
+    return batches.batches
+
+
+def get_batches(core: ClientCore, options: RequestOptions) -> Flow[list[Batch]]:
+    """``GET /batches``."""
+    req = core.request("GET", "/batches", options, idempotent=True, content_type="application/json")
+    return core.call(req, _batches_from)
+
+
+def get_batch(core: ClientCore, batch_id: str, options: RequestOptions) -> Flow[Batch]:
+    """``GET /batches?batch_id=...``."""
+    req = core.request("GET", "/batches", options, idempotent=True, content_type="application/json",
+                       params={"batch_id": P.text(batch_id, "batch_id")})
+    response = yield from core.send(req)
+    found = [b for b in _batches_from(response) if b.id == batch_id]
+    if not found:
+        response.status = 404
+        response.content = dumps({"status": 404, "message": "Batch task not found"})
+        raise status_error(response)
+    return found[0]
+
+
+def parse_batch_output(data: bytes) -> list[BatchResult]:
+    """Read a batch output file. Tolerates the shapes seen in the wild:
+    ``{id, response: {status_code, body}}``, ``{id, response: body}``, ``{id, result}``,
+    ``{id, body}`` and ``{id, error}``."""
+    results = []
+    for raw in data.splitlines():
+        if not raw.strip():
+            continue
+        try:
+            item = json.loads(raw)
+        except ValueError:
+            continue
+        if not isinstance(item, dict) or "id" not in item:
+            continue
+        status: int | None = None
+        body: Any = None
+        resp = item.get("response", item.get("result", item.get("body")))
+        if isinstance(resp, dict) and "body" in resp and ("status_code" in resp or "status" in resp):
+            raw_status = resp.get("status_code", resp.get("status"))
+            status = raw_status if isinstance(raw_status, int) else None
+            body = resp.get("body")
+        elif isinstance(resp, dict):
+            body = resp
+        error = item.get("error")
+        if status is not None and status >= 400 and error is None:
+            error = body if isinstance(body, dict) else {"status": status, "message": str(body)}
+            body = None
+        results.append(BatchResult(id=str(item["id"]), status_code=status,
+                                   body=body if isinstance(body, dict) else None,
+                                   error=error if isinstance(error, dict) else None))
+    return results
+
+
+def get_batch_results(core: ClientCore, batch: str | Batch, options: RequestOptions) -> Flow[list[BatchResult]]:
+    """The results of a finished batch (downloads and parses its output file)."""
+    current = batch if isinstance(batch, Batch) else (yield from get_batch(core, batch, options))
+    if not current.output_file_id:
+        raise InvalidArgumentError("batch", f"batch {current.id} has no results yet (status={current.status})")
+    data = yield from download_file(core, current.output_file_id, None, options)
+    assert isinstance(data, bytes)
+    return parse_batch_output(data)
+
+
+def wait_for_batch(core: ClientCore, batch_id: str, poll_interval: float, max_wait: float | None,
+                   options: RequestOptions) -> Flow[Batch]:
+    """Poll a batch until it is done; raises APITimeoutError after ``max_wait`` seconds."""
+    P.number(poll_interval, "poll_interval", low=0, low_open=True)
+    if max_wait is not None:
+        P.number(max_wait, "max_wait", low=0, low_open=True)
+    deadline = None if max_wait is None else time.monotonic() + max_wait
+    while True:
+        batch = yield from get_batch(core, batch_id, options)
+        if batch.is_done:
+            return batch
+        if deadline is not None and time.monotonic() + poll_interval > deadline:
+            raise APITimeoutError(f"batch {batch_id} still {batch.status} after {max_wait} s", phase="batch")
+        yield Sleep(poll_interval)

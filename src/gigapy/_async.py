@@ -1,0 +1,448 @@
+"""``AsyncGigaChat``: the asynchronous client (aiohttp driver).
+
+Executes the same flows as the sync client: sends with aiohttp, sleeps with
+``asyncio.sleep``, runs blocking work (file I/O) in worker threads so the event loop
+never blocks, and fetches tokens through the process-wide single-flight cache.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import AsyncIterator, Awaitable, Callable, Generator, Mapping, Sequence
+from pathlib import Path
+from types import TracebackType
+from typing import IO, Any, Generic, TypeVar, overload
+
+import aiohttp
+from typing_extensions import Self, Unpack
+
+from . import _api as api
+from ._api import Blocking, ChatParams, ClientCore, OpenStream, RequestOptions
+from ._config import Settings, Timeout, derive, load_settings
+from ._core import Flow, GetToken, Request, Response, Send, Sleep, TransportFailure
+from ._files import _Seekable
+from ._logs import setup_logging
+from ._streaming import AsyncStream, TransportBroken
+from ._tls import client_ssl_context, tls_key
+from .types import (
+    AccessToken,
+    AICheckResult,
+    Balance,
+    Batch,
+    BatchResult,
+    ChatCompletion,
+    ChatCompletionChunk,
+    DeletedFile,
+    Embeddings,
+    File,
+    FunctionValidationResult,
+    Model,
+    Models,
+    TokensCount,
+)
+
+T = TypeVar("T")
+S = TypeVar("S", bound=AsyncStream[Any, Any])
+
+AsyncChatStream = AsyncStream[ChatCompletionChunk, ChatCompletion]
+
+
+def _failure(exc: BaseException) -> TransportFailure:
+    """Map an aiohttp (or asyncio timeout) exception to the core's transport failure."""
+    if isinstance(exc, aiohttp.ClientConnectorCertificateError):
+        return TransportFailure("tls", exc, sent=False, host=exc.host)
+    if isinstance(exc, aiohttp.ConnectionTimeoutError):
+        return TransportFailure("connect_timeout", exc, sent=False)
+    if isinstance(exc, asyncio.TimeoutError):  # SocketTimeoutError and ServerTimeoutError included
+        return TransportFailure("read_timeout", exc, sent=True)
+    if isinstance(exc, aiohttp.ServerDisconnectedError):
+        return TransportFailure("disconnect", exc, sent=True)
+    if isinstance(exc, aiohttp.ClientConnectorError):
+        return TransportFailure("connect", exc, sent=False)
+    return TransportFailure("network", exc, sent=True)
+
+
+_ERRORS = (aiohttp.ClientError, asyncio.TimeoutError)
+
+
+class AiohttpTransport:
+    """One aiohttp session (connection pool) per event loop, shared with ``with_options`` copies."""
+
+    def __init__(self, settings: Settings, session: aiohttp.ClientSession | None = None) -> None:
+        self.tls_key = tls_key(settings)
+        self._settings = settings
+        self._session = session
+        self._given = session is not None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._timeouts: dict[Timeout, aiohttp.ClientTimeout] = {}
+
+    def session(self) -> aiohttp.ClientSession:
+        """The session for the running loop (created on first use in that loop)."""
+        loop = asyncio.get_running_loop()
+        session = self._session
+        if session is not None and (self._given or (self._loop is loop and not session.closed)):
+            return session
+        ctx = client_ssl_context(self._settings)
+        connector = aiohttp.TCPConnector(limit=self._settings.max_connections, limit_per_host=0,
+                                         ssl=ctx if ctx is not None else True, ttl_dns_cache=300)
+        self._session = aiohttp.ClientSession(connector=connector, cookie_jar=aiohttp.DummyCookieJar(),
+                                              trust_env=True, timeout=aiohttp.ClientTimeout(total=None))
+        self._loop = loop
+        return self._session
+
+    def _timeout(self, t: Timeout) -> aiohttp.ClientTimeout:
+        value = self._timeouts.get(t)
+        if value is None:
+            connect = None if t.connect is None and t.pool is None else (t.connect or 0) + (t.pool or 0)
+            value = self._timeouts[t] = aiohttp.ClientTimeout(total=None, connect=connect,
+                                                              sock_connect=t.connect, sock_read=t.read)
+        return value
+
+    async def _body(self, req: Request) -> Any:
+        if req.file is None:
+            return req.content
+        src = req.file.source
+        if isinstance(src, _Seekable):
+            value: Any = await asyncio.to_thread(src.read_all)
+        elif isinstance(src, str):
+            value = await asyncio.to_thread(open, src, "rb")  # aiohttp reads it in a thread, then closes it
+        else:
+            value = src
+        form = aiohttp.FormData()
+        for key, item in (req.form or {}).items():
+            form.add_field(key, item)
+        form.add_field(req.file.field, value, filename=req.file.filename, content_type=req.file.content_type)
+        return form
+
+    async def send(self, req: Request) -> Response | TransportFailure:
+        """Send one request; the body is read unless it is a stream or a download."""
+        session = self.session()
+        try:
+            data = await self._body(req)
+        except OSError as exc:
+            return TransportFailure("network", exc, sent=False)
+        try:
+            resp = await session.request(req.method, req.url, data=data, headers=req.headers, params=req.params,
+                                         timeout=self._timeout(req.timeout), allow_redirects=False)
+        except _ERRORS as exc:
+            return _failure(exc)
+        keep_open = False
+        try:
+            if resp.status < 400 and req.stream:
+                keep_open = True
+                return Response(resp.status, resp.headers, b"", req.method, req.url, raw=resp)
+            if resp.status < 400 and req.download_to is not None:
+                await self._download(resp, req.download_to)
+                return Response(resp.status, resp.headers, b"", req.method, req.url)
+            content = await resp.read()
+            return Response(resp.status, resp.headers, content, req.method, req.url)
+        except _ERRORS as exc:
+            return _failure(exc)
+        finally:
+            if not keep_open:
+                resp.release()
+
+    @staticmethod
+    async def _download(resp: aiohttp.ClientResponse, target: str) -> None:
+        part = f"{target}.part"
+        fh = await asyncio.to_thread(open, part, "wb")
+        try:
+            async for chunk in resp.content.iter_chunked(1 << 16):
+                await asyncio.to_thread(fh.write, chunk)
+            await asyncio.to_thread(fh.close)
+            await asyncio.to_thread(os.replace, part, target)
+        except BaseException:
+            fh.close()
+            Path(part).unlink(missing_ok=True)
+            raise
+
+    def stream(self, opened: OpenStream) -> AsyncChatStream:
+        """Wrap an open streaming response into a typed AsyncStream."""
+        resp: aiohttp.ClientResponse = opened.response.raw
+        state = opened.state
+
+        async def chunks() -> AsyncIterator[bytes]:
+            try:
+                async for data in resp.content.iter_any():
+                    yield data
+            except _ERRORS as exc:
+                raise TransportBroken(_failure(exc)) from exc
+
+        async def close() -> None:
+            if state.done:
+                resp.release()
+            else:
+                resp.close()
+
+        return AsyncStream(state, chunks(), close)
+
+    async def close(self) -> None:
+        """Close the session's connections."""
+        session, self._session = self._session, None
+        if session is not None and not session.closed:
+            await session.close()
+
+
+class StreamRequest(Generic[S]):
+    """What ``completion_stream`` returns: await it, ``async with`` it, or ``async for`` it.
+
+    The request is sent when you first await / enter / iterate it; leaving ``async with``
+    (or finishing the iteration) closes the connection.
+    """
+
+    def __init__(self, open_stream: Callable[[], Awaitable[S]]) -> None:
+        self._open = open_stream
+        self._stream: S | None = None
+
+    async def _get(self) -> S:
+        if self._stream is None:
+            self._stream = await self._open()
+        return self._stream
+
+    def __await__(self) -> Generator[Any, None, S]:
+        return self._get().__await__()
+
+    async def __aenter__(self) -> S:
+        return await self._get()
+
+    async def __aexit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                        tb: TracebackType | None) -> None:
+        if self._stream is not None:
+            await self._stream.aclose()
+
+    def __aiter__(self) -> AsyncIterator[Any]:
+        return self._iterate()
+
+    async def _iterate(self) -> AsyncIterator[Any]:
+        stream = await self._get()
+        async with stream:
+            async for chunk in stream:
+                yield chunk
+
+
+class AsyncGigaChat:
+    """The asynchronous GigaChat client (aiohttp). Same settings and methods as ``GigaChat``.
+
+    Use ``async with AsyncGigaChat() as client:`` or call :meth:`aclose`.
+    """
+
+    def __init__(
+        self,
+        *,
+        credentials: str | None = None,
+        scope: str | None = None,
+        model: str | None = None,
+        base_url: str | None = None,
+        auth_url: str | None = None,
+        user: str | None = None,
+        password: str | None = None,
+        access_token: str | None = None,
+        timeout: float | Timeout | None = None,
+        max_retries: int | None = None,
+        verify_ssl_certs: bool | None = None,
+        ca_bundle_file: str | None = None,
+        cert_file: str | None = None,
+        key_file: str | None = None,
+        key_file_password: str | None = None,
+        profanity_check: bool | None = None,
+        flags: Sequence[str] | None = None,
+        max_connections: int | None = None,
+        default_headers: Mapping[str, str] | None = None,
+        session: aiohttp.ClientSession | None = None,
+    ) -> None:
+        setup_logging()
+        settings = load_settings({
+            "credentials": credentials, "scope": scope, "model": model, "base_url": base_url,
+            "auth_url": auth_url, "user": user, "password": password, "access_token": access_token,
+            "timeout": timeout, "max_retries": max_retries, "verify_ssl_certs": verify_ssl_certs,
+            "ca_bundle_file": ca_bundle_file, "cert_file": cert_file, "key_file": key_file,
+            "key_file_password": key_file_password, "profanity_check": profanity_check, "flags": flags,
+            "max_connections": max_connections, "default_headers": default_headers,
+        })
+        self._core = ClientCore(settings)
+        self._transport = AiohttpTransport(settings, session)
+        self._owns_transport = session is None
+
+    # --- driver ------------------------------------------------------------------------
+
+    async def _run(self, flow: Flow[T]) -> T:
+        send = flow.send
+        result: Any = None
+        try:
+            while True:
+                action = send(result)
+                kind = type(action)
+                if kind is Send:
+                    result = await self._transport.send(action.request)
+                elif kind is GetToken:
+                    result = await self._token(action.stale)
+                elif kind is Sleep:
+                    await asyncio.sleep(action.seconds)
+                    result = None
+                elif kind is Blocking:
+                    result = await asyncio.to_thread(action.fn)
+                else:  # pragma: no cover - a programming error in a flow
+                    raise TypeError(f"unknown action {action!r}")
+        except StopIteration as stop:
+            return stop.value  # type: ignore[no-any-return]
+
+    async def _token(self, stale: str | None) -> str:
+        tokens = self._core.tokens
+        token = tokens.without_io(stale)
+        if token is not None:
+            return token
+        assert tokens.entry is not None
+        return await tokens.entry.get_async(lambda: self._run(self._core.fetch_token()), stale)
+
+    # --- lifecycle -----------------------------------------------------------------------
+
+    @property
+    def settings(self) -> Settings:
+        """The resolved settings (secrets masked in their repr)."""
+        return self._core.settings
+
+    def with_options(self, **overrides: Any) -> AsyncGigaChat:
+        """A client with some settings changed that shares this one's connection pool and
+        token cache (a new pool only when TLS settings change)."""
+        settings = derive(self._core.settings, overrides)
+        clone = object.__new__(AsyncGigaChat)
+        same_identity = api.same_identity(settings, self._core.settings)
+        clone._core = ClientCore(settings, self._core.tokens if same_identity else None)
+        if tls_key(settings) == self._transport.tls_key:
+            clone._transport = self._transport
+            clone._owns_transport = False
+        else:
+            clone._transport = AiohttpTransport(settings)
+            clone._owns_transport = True
+        return clone
+
+    async def aclose(self) -> None:
+        """Close the connection pool (copies made by ``with_options`` leave it to the owner)."""
+        if self._owns_transport:
+            await self._transport.close()
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                        tb: TracebackType | None) -> None:
+        await self.aclose()
+
+    def __repr__(self) -> str:
+        s = self._core.settings
+        return f"AsyncGigaChat(base_url={s.base_url!r}, scope={s.scope!r}, model={s.model!r}, auth={s.auth_mode!r})"
+
+    # --- tokens --------------------------------------------------------------------------
+
+    @property
+    def authorization(self) -> str | None:
+        """The access token requests use now, or None before the first one is fetched."""
+        return self._core.tokens.current
+
+    async def create_token(self) -> AccessToken:
+        """Fetch a new access token now (it also goes into the shared cache)."""
+        return await self._run(api.create_token(self._core))
+
+    # --- API -----------------------------------------------------------------------------
+
+    async def all_models(self, **options: Unpack[RequestOptions]) -> Models:
+        """List the models available to the account."""
+        return await self._run(api.all_models(self._core, options))
+
+    async def get_model(self, name: str, **options: Unpack[RequestOptions]) -> Model:
+        """Describe one model (NotFoundError for an unknown name)."""
+        return await self._run(api.get_model(self._core, name, options))
+
+    async def completion(self, messages: str | Sequence[Any] | None = None, /,
+                         **params: Unpack[ChatParams]) -> ChatCompletion:
+        """Generate an answer: ``await completion("Hi")`` or with messages and options."""
+        return await self._run(api.completion(self._core, messages, params))
+
+    def completion_stream(self, messages: str | Sequence[Any] | None = None, /,
+                          **params: Unpack[ChatParams]) -> StreamRequest[AsyncChatStream]:
+        """Generate an answer as a stream: ``async with client.completion_stream(...) as s``,
+        ``async for chunk in client.completion_stream(...)`` or ``await`` it."""
+        flow = api.completion_stream(self._core, messages, params)  # arguments are checked here
+
+        async def open_stream() -> AsyncChatStream:
+            return self._transport.stream(await self._run(flow))
+
+        return StreamRequest(open_stream)
+
+    async def embedding(self, input: str | Sequence[str], *, model: str = "Embeddings",
+                        **options: Unpack[RequestOptions]) -> Embeddings:
+        """Embed one text or a list of texts."""
+        return await self._run(api.embedding(self._core, input, model, options))
+
+    async def count_tokens(self, input: str | Sequence[str], *, model: str | None = None,
+                           **options: Unpack[RequestOptions]) -> list[TokensCount]:
+        """Count the tokens of each text for a model (default: the client's model)."""
+        return await self._run(api.count_tokens(self._core, input, model, options))
+
+    async def upload_file(self, file: str | os.PathLike[str] | bytes | IO[bytes], *, purpose: str = "general",
+                          filename: str | None = None, content_type: str | None = None,
+                          **options: Unpack[RequestOptions]) -> File:
+        """Upload a file (path, bytes or binary file object); file I/O runs off the event loop."""
+        return await self._run(api.upload_file(self._core, file, purpose, filename, content_type, options))
+
+    async def get_all_files(self, **options: Unpack[RequestOptions]) -> list[File]:
+        """List the account's files."""
+        return await self._run(api.get_all_files(self._core, options))
+
+    async def get_file_info(self, file_id: str, **options: Unpack[RequestOptions]) -> File:
+        """Describe one file."""
+        return await self._run(api.get_file_info(self._core, file_id, options))
+
+    async def delete_file(self, file_id: str, **options: Unpack[RequestOptions]) -> DeletedFile:
+        """Delete a file."""
+        return await self._run(api.delete_file(self._core, file_id, options))
+
+    @overload
+    async def download_file(self, file_id: str, path: None = None, **options: Unpack[RequestOptions]) -> bytes: ...
+
+    @overload
+    async def download_file(self, file_id: str, path: str | os.PathLike[str],
+                            **options: Unpack[RequestOptions]) -> Path: ...
+
+    async def download_file(self, file_id: str, path: str | os.PathLike[str] | None = None,
+                            **options: Unpack[RequestOptions]) -> bytes | Path:
+        """A file's content as bytes, or streamed into ``path`` (written atomically)."""
+        target = None if path is None else os.fspath(path)
+        return await self._run(api.download_file(self._core, file_id, target, options))
+
+    async def get_balance(self, **options: Unpack[RequestOptions]) -> Balance:
+        """Remaining prepaid tokens (PermissionDeniedError on pay-as-you-go)."""
+        return await self._run(api.get_balance(self._core, options))
+
+    async def check_ai(self, text: str, *, model: str = "GigaCheckClassification",
+                       **options: Unpack[RequestOptions]) -> AICheckResult:
+        """Tell whether a text was written by AI."""
+        return await self._run(api.check_ai(self._core, text, model, options))
+
+    async def validate_function(self, function: Mapping[str, Any] | Any,
+                                **options: Unpack[RequestOptions]) -> FunctionValidationResult:
+        """Ask the service whether a function definition is valid."""
+        return await self._run(api.validate_function(self._core, function, options))
+
+    async def create_batch(self, requests: Any, *, method: str = "chat_completions",
+                           **options: Unpack[RequestOptions]) -> Batch:
+        """Submit a batch: a JSONL path or bytes, or a list of ``{"id", "request"}`` dicts."""
+        return await self._run(api.create_batch(self._core, requests, method, options))
+
+    async def get_batches(self, **options: Unpack[RequestOptions]) -> list[Batch]:
+        """List the account's batches."""
+        return await self._run(api.get_batches(self._core, options))
+
+    async def get_batch(self, batch_id: str, **options: Unpack[RequestOptions]) -> Batch:
+        """Describe one batch."""
+        return await self._run(api.get_batch(self._core, batch_id, options))
+
+    async def wait_for_batch(self, batch_id: str, *, poll_interval: float = 5.0, max_wait: float | None = None,
+                             **options: Unpack[RequestOptions]) -> Batch:
+        """Poll a batch until it is done (APITimeoutError after ``max_wait`` seconds)."""
+        return await self._run(api.wait_for_batch(self._core, batch_id, poll_interval, max_wait, options))
+
+    async def get_batch_results(self, batch: str | Batch, **options: Unpack[RequestOptions]) -> list[BatchResult]:
+        """The per-request results of a finished batch."""
+        return await self._run(api.get_batch_results(self._core, batch, options))

@@ -1,0 +1,290 @@
+"""Access tokens: the OAuth and user/password token requests, and the process-wide cache.
+
+One :class:`TokenEntry` exists per (auth URL, credentials, scope) in the whole process and
+every client with those settings shares it, sync and async alike. Refresh is
+single-flight: the first caller that needs a token becomes the leader and fetches it;
+everyone else (other threads, other tasks, other event loops) waits on the same
+``concurrent.futures.Future``, so N concurrent first calls make exactly one token
+request and nobody waits longer than one token round trip. A token is refreshed ahead
+of its expiry; during that early window the others keep using the still-valid token.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import hashlib
+import json
+import threading
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from concurrent.futures import Future
+from dataclasses import dataclass
+
+from . import errors
+from ._config import Settings
+from ._core import Request, Response, _invalid_body
+from .types.auth import AccessToken
+
+REFRESH_AHEAD = 60.0  # seconds before expiry when a refresh starts (at most half the lifetime)
+
+
+@dataclass(frozen=True, slots=True)
+class _Fresh:
+    token: str
+    expires_at: float  # Unix seconds
+
+
+class _LeaderGone(Exception):
+    """The refreshing caller was cancelled; a waiter should try to lead instead."""
+
+
+class TokenEntry:
+    """The shared token state for one identity. All fields are guarded by ``_lock``."""
+
+    __slots__ = ("_current", "_inflight", "_lock", "_refresh_at")
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._current: _Fresh | None = None
+        self._refresh_at = 0.0
+        self._inflight: Future[_Fresh] | None = None
+
+    @property
+    def token(self) -> str | None:
+        """The current token, if it has not expired."""
+        cur = self._current
+        return cur.token if cur is not None and cur.expires_at > time.time() else None
+
+    def _claim(self, stale: str | None) -> tuple[str | None, Future[_Fresh] | None, bool]:
+        """Under the lock: return (usable token, future to wait on, am I the leader)."""
+        with self._lock:
+            cur = self._current
+            if stale is not None and cur is not None and cur.token == stale:
+                self._current = cur = None
+            now = time.time()
+            valid = cur.token if cur is not None and cur.expires_at > now + 1.0 else None
+            if valid is not None and now < self._refresh_at:
+                return valid, None, False
+            if self._inflight is not None:
+                return valid, (None if valid is not None else self._inflight), False
+            self._inflight = Future()
+            return valid, self._inflight, True
+
+    def _publish(self, future: Future[_Fresh], fresh: _Fresh | BaseException) -> None:
+        with self._lock:
+            if isinstance(fresh, _Fresh):
+                self._current = fresh
+                lifetime = max(fresh.expires_at - time.time(), 0.0)
+                self._refresh_at = fresh.expires_at - min(REFRESH_AHEAD, lifetime / 2)
+            self._inflight = None
+        if isinstance(fresh, _Fresh):
+            future.set_result(fresh)
+        else:
+            future.set_exception(fresh)
+
+    def get_sync(self, fetch: Callable[[], AccessToken], stale: str | None = None) -> str:
+        """Return a valid token, fetching it (once, for everyone) when needed."""
+        while True:
+            valid, future, leader = self._claim(stale)
+            stale = None
+            if future is None:
+                assert valid is not None
+                return valid
+            if not leader:
+                try:
+                    return future.result().token
+                except _LeaderGone:
+                    continue
+            try:
+                fetched: AccessToken | BaseException = fetch()
+            except BaseException as exc:  # handed to _finish, which re-raises
+                fetched = exc
+            return self._finish(future, valid, fetched)
+
+    async def get_async(self, fetch: Callable[[], Awaitable[AccessToken]], stale: str | None = None) -> str:
+        """Async twin of :meth:`get_sync`; waiters never block the event loop."""
+        while True:
+            valid, future, leader = self._claim(stale)
+            stale = None
+            if future is None:
+                assert valid is not None
+                return valid
+            if not leader:
+                try:
+                    return (await asyncio.wrap_future(future)).token
+                except _LeaderGone:
+                    continue
+            try:
+                fetched: AccessToken | BaseException = await fetch()
+            except BaseException as exc:  # handed to _finish, which re-raises
+                fetched = exc
+            return self._finish(future, valid, fetched)
+
+    def _finish(self, future: Future[_Fresh], valid: str | None, fetched: AccessToken | BaseException) -> str:
+        """The leader's last step: publish the result to the waiters and return (or raise)."""
+        if isinstance(fetched, AccessToken):
+            fresh = _fresh(fetched)
+            self._publish(future, fresh)
+            return fresh.token
+        if not isinstance(fetched, Exception):  # cancelled or interrupted: let a waiter lead
+            self._publish(future, _LeaderGone())
+            raise fetched
+        self._publish(future, fetched)
+        if valid is not None:  # an early refresh failed; the current token still works
+            with self._lock:
+                self._refresh_at = time.time() + 5.0
+            return valid
+        raise fetched
+
+    def store(self, token: AccessToken) -> None:
+        """Put a token obtained outside the cache (``create_token``) into it."""
+        with self._lock:
+            fresh = _fresh(token)
+            self._current = fresh
+            lifetime = max(fresh.expires_at - time.time(), 0.0)
+            self._refresh_at = fresh.expires_at - min(REFRESH_AHEAD, lifetime / 2)
+
+    def clear(self) -> None:
+        """Forget the token (tests, logout)."""
+        with self._lock:
+            self._current = None
+            self._refresh_at = 0.0
+
+
+def _fresh(token: AccessToken) -> _Fresh:
+    return _Fresh(token.access_token.get_secret_value(), token.expires_at / 1000)
+
+
+_ENTRIES: dict[tuple[str, ...], TokenEntry] = {}
+_ENTRIES_LOCK = threading.Lock()
+
+
+def token_entry(settings: Settings) -> TokenEntry | None:
+    """The process-wide entry for these settings' identity (None for a static token)."""
+    key = identity(settings)
+    if key is None:
+        return None
+    entry = _ENTRIES.get(key)
+    if entry is None:
+        with _ENTRIES_LOCK:
+            entry = _ENTRIES.setdefault(key, TokenEntry())
+    return entry
+
+
+def identity(settings: Settings) -> tuple[str, ...] | None:
+    """The cache key: who we are to the token endpoint. Secrets enter it only hashed."""
+    if settings.credentials is not None:
+        digest = hashlib.sha256(settings.credentials.get_secret_value().encode()).hexdigest()
+        return ("oauth", settings.auth_url, digest, settings.scope)
+    if settings.user is not None and settings.password is not None:
+        secret = f"{settings.user}:{settings.password.get_secret_value()}".encode()
+        return ("password", settings.base_url, hashlib.sha256(secret).hexdigest())
+    return None
+
+
+def clear_token_cache() -> None:
+    """Forget every cached token in this process."""
+    with _ENTRIES_LOCK:
+        for entry in _ENTRIES.values():
+            entry.clear()
+
+
+def token_request(settings: Settings, user_agent: str) -> Request:
+    """The request that fetches a token for these settings (OAuth or user/password)."""
+    timeout = settings.timeout
+    if settings.credentials is not None:
+        return Request(
+            "POST",
+            settings.auth_url,
+            {
+                "Authorization": "Basic " + settings.credentials.get_secret_value(),
+                "RqUID": str(uuid.uuid4()),
+                "Content-Type": "application/x-www-form-urlencoded",
+                "Accept": "application/json",
+                "User-Agent": user_agent,
+            },
+            content=f"scope={settings.scope}".encode(),
+            idempotent=True,
+            auth=False,
+            timeout=timeout,
+            max_retries=settings.max_retries,
+        )
+    assert settings.user is not None
+    assert settings.password is not None
+    basic = base64.b64encode(f"{settings.user}:{settings.password.get_secret_value()}".encode()).decode()
+    return Request(
+        "POST",
+        settings.base_url + "/token",
+        {"Authorization": "Basic " + basic, "Accept": "application/json", "User-Agent": user_agent},
+        idempotent=True,
+        auth=False,
+        timeout=timeout,
+        max_retries=settings.max_retries,
+    )
+
+
+def parse_token(response: Response) -> AccessToken:
+    """Read ``{access_token, expires_at(ms)}`` (OAuth) or ``{tok, exp(s)}`` (/token)."""
+    try:
+        data = json.loads(response.content)
+    except ValueError as exc:
+        raise _invalid_body(response, exc) from None
+    if not isinstance(data, dict):
+        raise _invalid_body(response, TypeError("expected a JSON object"))
+    if "access_token" in data:
+        token, expires = data.get("access_token"), data.get("expires_at")
+        unit_ms = True
+    else:
+        token, expires = data.get("tok"), data.get("exp")
+        unit_ms = False
+    if not isinstance(token, str) or not token or isinstance(expires, bool) or not isinstance(expires, (int, float)):
+        raise _invalid_body(response, TypeError("no token in the response"))
+    expires_ms = _to_ms(float(expires), unit_ms)
+    result = AccessToken.model_validate({"access_token": token, "expires_at": expires_ms})
+    result._meta = response.meta()
+    return result
+
+
+def _to_ms(value: float, unit_ms: bool) -> int:
+    """Expiry as Unix ms. OAuth sends ms and /token seconds; a value that is clearly in the
+    other unit (more than ~30 years off) is converted, so a unit mix-up cannot make every
+    call fetch a new token."""
+    ms = value if unit_ms else value * 1000
+    now_ms = time.time() * 1000
+    if ms > now_ms * 100:  # milliseconds sent where seconds were expected
+        ms /= 1000
+    elif ms < now_ms / 100:  # seconds sent where milliseconds were expected
+        ms *= 1000
+    return int(ms)
+
+
+
+
+class TokenSource:
+    """Where one client gets its bearer: a static token first (if given), then the cache."""
+
+    __slots__ = ("entry", "static", "static_rejected")
+
+    def __init__(self, settings: Settings) -> None:
+        self.entry = token_entry(settings)
+        self.static = settings.access_token.get_secret_value() if settings.access_token else None
+        self.static_rejected = False
+
+    def without_io(self, stale: str | None) -> str | None:
+        """The static token when it is still in use; None when the cache must be asked."""
+        if self.static is not None and not self.static_rejected:
+            if stale is None or stale != self.static or self.entry is None:
+                return self.static
+            self.static_rejected = True
+        if self.entry is None:
+            raise errors.ConfigurationError("credentials", "no credentials to fetch an access token with")
+        return None
+
+    @property
+    def current(self) -> str | None:
+        """The token a request would use now, if one is known."""
+        if self.static is not None and not self.static_rejected:
+            return self.static
+        return self.entry.token if self.entry is not None else None

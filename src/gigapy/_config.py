@@ -1,0 +1,329 @@
+"""Client settings: constructor arguments, then ``GIGACHAT_*`` variables, then defaults.
+
+The variable names are the official SDK's, so an existing deployment switches without
+edits. Secrets are kept as :class:`pydantic.SecretStr` and never appear in a repr, a log
+line or an exception.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import difflib
+import json
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields, replace
+from typing import Any, Literal
+
+from pydantic import SecretStr
+
+from .errors import ConfigurationError
+
+DEFAULT_BASE_URL = "https://api.giga.chat/v1"
+DEFAULT_AUTH_URL = "https://ngw.devices.sberbank.ru:9443/api/v2/oauth"
+DEFAULT_SCOPE = "GIGACHAT_API_PERS"
+DEFAULT_MODEL = "GigaChat-2"
+DEFAULT_MAX_RETRIES = 2
+SCOPES = ("GIGACHAT_API_PERS", "GIGACHAT_API_B2B", "GIGACHAT_API_CORP")
+
+_JWT_RE = re.compile(r"^[A-Za-z0-9_-]{2,}(\.[A-Za-z0-9_-]*){2,4}$")
+_UUID_RE = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
+_TRUE = {"1", "true", "yes", "on", "y", "t"}
+_FALSE = {"0", "false", "no", "off", "n", "f", ""}
+
+
+@dataclass(frozen=True, slots=True)
+class Timeout:
+    """Timeouts in seconds per phase; ``None`` disables one.
+
+    ``read`` bounds each wait for response bytes, so on a stream it is the idle time
+    allowed between events. GigaChat answers can take minutes, hence the generous
+    defaults.
+    """
+
+    connect: float | None = 10.0
+    read: float | None = 300.0
+    write: float | None = 60.0
+    pool: float | None = 60.0
+
+    @classmethod
+    def coerce(cls, value: float | Timeout | None, name: str = "timeout") -> Timeout:
+        """Turn a number (every phase), a Timeout or None (no limits) into a Timeout."""
+        if isinstance(value, Timeout):
+            for f in fields(value):
+                _check_positive(getattr(value, f.name), f"{name}.{f.name}")
+            return value
+        if value is None:
+            return cls(None, None, None, None)
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ConfigurationError(name, f"expected seconds as a number or gigapy.Timeout, got {value!r}")
+        _check_positive(value, name)
+        return cls(float(value), float(value), float(value), float(value))
+
+
+def _check_positive(value: float | None, name: str) -> None:
+    if value is not None and not value > 0:
+        raise ConfigurationError(name, f"must be > 0 seconds (or None for no limit), got {value!r}")
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """Resolved, validated settings of one client. Immutable; ``replace()`` for variants."""
+
+    base_url: str = DEFAULT_BASE_URL
+    auth_url: str = DEFAULT_AUTH_URL
+    credentials: SecretStr | None = None
+    scope: str = DEFAULT_SCOPE
+    model: str = DEFAULT_MODEL
+    user: str | None = None
+    password: SecretStr | None = None
+    access_token: SecretStr | None = None
+    timeout: Timeout = field(default_factory=Timeout)
+    max_retries: int = DEFAULT_MAX_RETRIES
+    verify_ssl_certs: bool = True
+    ca_bundle_file: str | None = None
+    cert_file: str | None = None
+    key_file: str | None = None
+    key_file_password: SecretStr | None = None
+    profanity_check: bool | None = None
+    flags: tuple[str, ...] | None = None
+    max_connections: int = 100
+    default_headers: tuple[tuple[str, str], ...] = ()
+
+    @property
+    def auth_mode(self) -> Literal["oauth", "password", "token"]:
+        """How this client obtains tokens: OAuth key, user/password, or a given access token."""
+        if self.credentials is not None:
+            return "oauth"
+        if self.user is not None and self.password is not None:
+            return "password"
+        return "token"
+
+    @property
+    def can_refresh(self) -> bool:
+        """True when a rejected token can be replaced by fetching a new one."""
+        return self.credentials is not None or (self.user is not None and self.password is not None)
+
+    def __repr__(self) -> str:
+        shown = ", ".join(
+            f"{f.name}={getattr(self, f.name)!r}" for f in fields(self) if getattr(self, f.name) is not None
+        )
+        return f"Settings({shown})"
+
+
+# name -> parser of the GIGACHAT_<NAME> variable
+_ENV_FIELDS = (
+    "base_url",
+    "auth_url",
+    "credentials",
+    "scope",
+    "model",
+    "user",
+    "password",
+    "access_token",
+    "timeout",
+    "max_retries",
+    "verify_ssl_certs",
+    "ca_bundle_file",
+    "cert_file",
+    "key_file",
+    "key_file_password",
+    "profanity_check",
+    "flags",
+    "max_connections",
+)
+_SECRET_FIELDS = frozenset({"credentials", "password", "access_token", "key_file_password"})
+
+
+def load_settings(overrides: Mapping[str, Any], env: Mapping[str, str] | None = None) -> Settings:
+    """Build Settings from keyword arguments (``None`` = not given), then env, then defaults.
+
+    Raises ConfigurationError naming the argument (or variable) that is wrong.
+    """
+    env = os.environ if env is None else env
+    values: dict[str, Any] = {}
+    for name in _ENV_FIELDS:
+        given = overrides.get(name)
+        if given is not None:
+            values[name] = _normalize(name, given, name)
+            continue
+        raw = env.get(f"GIGACHAT_{name.upper()}")
+        if raw is not None and raw.strip() != "":
+            values[name] = _normalize(name, _parse_env(name, raw), f"GIGACHAT_{name.upper()}")
+    headers = overrides.get("default_headers")
+    if headers:
+        values["default_headers"] = tuple((str(k), str(v)) for k, v in dict(headers).items())
+    settings = Settings(**values)
+    _check_auth(settings)
+    return settings
+
+
+def derive(settings: Settings, overrides: Mapping[str, Any]) -> Settings:
+    """Return ``settings`` with some fields replaced (for ``with_options``), validated."""
+    changes: dict[str, Any] = {}
+    for name, given in overrides.items():
+        if given is None:
+            continue
+        if name == "default_headers":
+            merged = dict(settings.default_headers)
+            merged.update({str(k): str(v) for k, v in dict(given).items()})
+            changes[name] = tuple(merged.items())
+        elif name in _ENV_FIELDS:
+            changes[name] = _normalize(name, given, name)
+        else:
+            raise ConfigurationError(name, "unknown option")
+    updated = replace(settings, **changes)
+    _check_auth(updated)
+    return updated
+
+
+def _parse_env(name: str, raw: str) -> Any:
+    var = f"GIGACHAT_{name.upper()}"
+    raw = raw.strip()
+    if name in ("verify_ssl_certs", "profanity_check"):
+        low = raw.lower()
+        if low in _TRUE:
+            return True
+        if low in _FALSE:
+            return False
+        raise ConfigurationError(var, f"expected true or false, got {raw!r}")
+    if name in ("max_retries", "max_connections"):
+        try:
+            return int(raw)
+        except ValueError:
+            raise ConfigurationError(var, f"expected an integer, got {raw!r}") from None
+    if name == "timeout":
+        try:
+            return float(raw)
+        except ValueError:
+            raise ConfigurationError(var, f"expected seconds as a number, got {raw!r}") from None
+    if name == "flags":
+        if raw.startswith("["):
+            try:
+                parsed = json.loads(raw)
+            except ValueError:
+                raise ConfigurationError(var, "expected a JSON list of strings or a comma-separated list") from None
+            return parsed
+        return [part.strip() for part in raw.split(",") if part.strip()]
+    return raw
+
+
+def _normalize(name: str, value: Any, label: str) -> Any:
+    """Validate one setting; ``label`` is what the error names (argument or variable)."""
+    if name in _SECRET_FIELDS:
+        secret = value.get_secret_value() if isinstance(value, SecretStr) else value
+        if not isinstance(secret, str):
+            raise ConfigurationError(label, f"expected a string, got {type(secret).__name__}")
+        secret = secret.strip()
+        if not secret:
+            raise ConfigurationError(label, "is empty")
+        if name == "credentials":
+            secret = check_credentials(secret, label)
+        return SecretStr(secret)
+    if name in ("base_url", "auth_url"):
+        return _check_url(value, label)
+    if name == "scope":
+        return check_scope(value, label)
+    if name in ("model", "user", "ca_bundle_file", "cert_file", "key_file"):
+        if isinstance(value, os.PathLike):
+            value = os.fspath(value)
+        if not isinstance(value, str) or not value.strip():
+            raise ConfigurationError(label, f"expected a non-empty string, got {value!r}")
+        value = value.strip()
+        if name in ("ca_bundle_file", "cert_file", "key_file") and not os.path.isfile(value):
+            raise ConfigurationError(label, f"file not found: {value}")
+        return value
+    if name == "timeout":
+        return Timeout.coerce(value, label)
+    if name in ("max_retries", "max_connections"):
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigurationError(label, f"expected an integer, got {value!r}")
+        low = 0 if name == "max_retries" else 1
+        if value < low:
+            raise ConfigurationError(label, f"must be >= {low}, got {value}")
+        return value
+    if name in ("verify_ssl_certs", "profanity_check"):
+        if not isinstance(value, bool):
+            raise ConfigurationError(label, f"expected True or False, got {value!r}")
+        return value
+    if name == "flags":
+        if isinstance(value, str) or not all(isinstance(item, str) for item in value):
+            raise ConfigurationError(label, "expected a list of strings")
+        return tuple(value)
+    return value
+
+
+def _check_url(value: Any, label: str) -> str:
+    if not isinstance(value, str) or not re.match(r"^https?://[^/\s]+", value.strip()):
+        raise ConfigurationError(label, f"expected an http:// or https:// URL, got {value!r}")
+    return value.strip().rstrip("/")
+
+
+def check_scope(value: Any, label: str = "scope") -> str:
+    """Validate a scope name; the error suggests the closest known scope."""
+    if not isinstance(value, str):
+        raise ConfigurationError(label, f"expected a string, got {type(value).__name__}")
+    scope = value.strip()
+    if scope in SCOPES:
+        return scope
+    hint = ""
+    if scope.upper() in SCOPES:
+        hint = f"; scopes are upper case: {scope.upper()}"
+    else:
+        close = difflib.get_close_matches(scope.upper(), SCOPES, n=1, cutoff=0.6)
+        if close:
+            hint = f"; did you mean {close[0]}?"
+    raise ConfigurationError(label, f"unknown scope {scope!r}, expected one of {', '.join(SCOPES)}{hint}")
+
+
+def check_credentials(value: str, label: str = "credentials") -> str:
+    """Check an authorization key: base64 of ``client_id:client_secret``.
+
+    Spots the usual mistakes (a pasted access token, a bare client id or secret) and says
+    what to use instead. The value itself never appears in the error.
+    """
+    key = value.strip()
+    if key[:6].lower() == "basic ":
+        key = key[6:].strip()
+    if _JWT_RE.match(key) and key.count(".") in (2, 4):
+        raise ConfigurationError(
+            label,
+            "this looks like an access token (JWT/JWE), not an authorization key; pass it as "
+            "access_token= (GIGACHAT_ACCESS_TOKEN), or use the 'Authorization key' from GigaChat Studio",
+        )
+    if _UUID_RE.match(key):
+        raise ConfigurationError(
+            label,
+            "this looks like a bare Client ID or Client Secret; credentials is the 'Authorization key' "
+            "from GigaChat Studio: base64 of 'client_id:client_secret'",
+        )
+    try:
+        decoded = base64.b64decode(key + "=" * (-len(key) % 4), validate=True).decode("utf-8")
+    except (binascii.Error, UnicodeDecodeError, ValueError):
+        raise ConfigurationError(
+            label,
+            "is not valid base64; expected the 'Authorization key' from GigaChat Studio "
+            "(base64 of 'client_id:client_secret')",
+        ) from None
+    client_id, sep, secret = decoded.partition(":")
+    if not sep or not client_id or not secret:
+        raise ConfigurationError(
+            label, "decodes to something other than 'client_id:client_secret'; check the authorization key"
+        )
+    return key
+
+
+def _check_auth(settings: Settings) -> None:
+    if (settings.user is None) != (settings.password is None) and settings.credentials is None:
+        missing = "password" if settings.password is None else "user"
+        raise ConfigurationError(missing, "user and password must be given together (or GIGACHAT_USER/PASSWORD)")
+    if settings.credentials is None and settings.access_token is None and settings.password is None:
+        raise ConfigurationError(
+            "credentials",
+            "no way to authenticate: pass credentials= (the authorization key from GigaChat Studio), "
+            "user= and password=, or access_token= (or set GIGACHAT_CREDENTIALS)",
+        )
+    if (settings.cert_file is None) != (settings.key_file is None) and settings.cert_file is None:
+        raise ConfigurationError("cert_file", "key_file was given without cert_file")

@@ -1,0 +1,423 @@
+"""The sans-IO core shared by the sync and async clients.
+
+Everything that does not touch a socket lives here, written once: the request record,
+the retry policy, mapping responses to models and errors, and :func:`send_flow`, the
+generator that drives one logical request through token acquisition, retries and the
+401-refresh. A flow *yields actions* (:class:`Send`, :class:`GetToken`, :class:`Sleep`,
+...) and receives their results; the drivers in ``_sync.py`` (httpx) and ``_async.py``
+(aiohttp) only execute actions. This is the shape of httpx's ``Auth.auth_flow``.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import json
+import logging
+import random
+import re
+import time
+from collections.abc import Callable, Generator, Mapping
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+from pydantic import BaseModel, ValidationError
+
+from . import errors
+from ._config import Timeout
+from .types._base import APIResponse, ResponseMeta
+
+log = logging.getLogger("gigapy")
+
+T = TypeVar("T")
+M = TypeVar("M", bound=BaseModel)
+
+RETRY_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
+JSON_CONTENT_TYPE = "application/json"
+
+
+@dataclass(slots=True)
+class FilePart:
+    """A file to upload: ``source`` is bytes, a filesystem path, or a binary file object."""
+
+    field: str
+    filename: str
+    content_type: str
+    source: Any
+    size: int
+
+
+@dataclass(slots=True)
+class Request:
+    """One HTTP request as the core describes it; drivers turn it into httpx/aiohttp calls."""
+
+    method: str
+    url: str
+    headers: dict[str, str]
+    content: bytes | None = None
+    form: dict[str, str] | None = None
+    file: FilePart | None = None
+    params: dict[str, str] | None = None
+    stream: bool = False
+    idempotent: bool = False
+    auth: bool = True
+    timeout: Timeout = field(default_factory=Timeout)
+    max_retries: int = 2
+    download_to: str | None = None
+
+
+@dataclass(slots=True)
+class Response:
+    """What a driver got back. For an open stream, ``raw`` is the driver's response handle."""
+
+    status: int
+    headers: Mapping[str, str]
+    content: bytes
+    method: str
+    url: str
+    raw: Any = None
+    retries_taken: int = 0
+
+    def meta(self) -> ResponseMeta:
+        """Request metadata to attach to the parsed model."""
+        h = self.headers
+        return ResponseMeta(
+            request_id=h.get("x-request-id"),
+            session_id=h.get("x-session-id"),
+            client_id=h.get("x-client-id"),
+            retries_taken=self.retries_taken,
+            status_code=self.status,
+            headers=h,
+        )
+
+
+class TransportFailure:
+    """A normalized transport exception, so retry decisions live in one place.
+
+    ``kind`` is one of: connect, connect_timeout, pool_timeout, disconnect, read_timeout,
+    write_timeout, network, tls. ``sent`` tells whether the server may have received the
+    request.
+    """
+
+    __slots__ = ("exc", "host", "kind", "sent")
+
+    def __init__(self, kind: str, exc: BaseException, *, sent: bool, host: str = "") -> None:
+        self.kind = kind
+        self.exc = exc
+        self.sent = sent
+        self.host = host
+
+    def retryable(self, idempotent: bool) -> bool:
+        """Whether another attempt is safe: never after a TLS failure; after a possible
+        server-side start (read/write timeout, broken connection) only when idempotent."""
+        if self.kind == "tls":
+            return False
+        if self.kind in ("connect", "connect_timeout", "pool_timeout", "disconnect"):
+            return True
+        return idempotent
+
+    def to_error(self, request: Request) -> errors.GigaChatError:
+        """The public exception for this failure."""
+        method, url = request.method, request.url
+        detail = str(self.exc) or type(self.exc).__name__
+        if self.kind == "tls":
+            host = self.host or _host_of(url)
+            return errors.TLSVerificationError(
+                f"TLS certificate verification failed for {host}: {detail}. GigaChat hosts use the "
+                "Russian Trusted Root CA: run `gigapy certs install`, or pass ca_bundle_file= "
+                "(GIGACHAT_CA_BUNDLE_FILE) with that CA. Do not turn verification off.",
+                method=method,
+                url=url,
+                host=host,
+            )
+        if self.kind.endswith("timeout"):
+            phase = self.kind.removesuffix("_timeout")
+            limit = getattr(request.timeout, phase, None)
+            return errors.APITimeoutError(
+                f"{method} {url}: {phase} timeout after {limit} s", method=method, url=url, phase=phase
+            )
+        if self.kind == "connect":
+            return errors.APIConnectionError(f"{method} {url}: cannot connect: {detail}", method=method, url=url)
+        return errors.APIConnectionError(f"{method} {url}: connection failed: {detail}", method=method, url=url)
+
+
+@dataclass(slots=True)
+class Send:
+    """Action: send ``request``; the driver answers with a Response or a TransportFailure."""
+
+    request: Request
+
+
+@dataclass(slots=True)
+class GetToken:
+    """Action: the driver answers with a bearer token. ``stale`` is a token the server just
+    rejected (invalidate it, compare-and-clear, before fetching a new one)."""
+
+    stale: str | None = None
+
+
+@dataclass(slots=True)
+class Sleep:
+    """Action: wait ``seconds`` (time.sleep or asyncio.sleep)."""
+
+    seconds: float
+
+
+Action = Send | GetToken | Sleep
+Flow = Generator[Any, Any, T]
+
+
+@dataclass(frozen=True, slots=True)
+class RetryPolicy:
+    """When and how long to wait before another attempt.
+
+    Backoff is ``initial * 2**n`` capped at ``max_delay``, times a random factor in
+    (0.75, 1]. A Retry-After header (seconds or an HTTP date) replaces it when it is at
+    most ``max_retry_after``; a longer one is not waited for.
+    """
+
+    initial_delay: float = 0.5
+    max_delay: float = 8.0
+    max_retry_after: float = 60.0
+    statuses: frozenset[int] = RETRY_STATUSES
+
+    def backoff(self, attempt: int) -> float:
+        """Delay before retry number ``attempt + 1``."""
+        return min(self.initial_delay * 2.0 ** min(attempt, 30), self.max_delay) * (1 - 0.25 * random.random())
+
+    def delay_for_status(self, response: Response, attempt: int) -> float | None:
+        """Seconds to wait before retrying this response, or None when it must not be retried."""
+        if response.status not in self.statuses:
+            return None
+        hint = retry_after(response.headers)
+        if hint is not None:
+            if hint > self.max_retry_after:
+                return None
+            return max(hint, 0.0)
+        return self.backoff(attempt)
+
+
+def retry_after(headers: Mapping[str, str]) -> float | None:
+    """Parse Retry-After (or retry-after-ms): seconds as a number, or an HTTP date."""
+    raw_ms = headers.get("retry-after-ms")
+    if raw_ms:
+        try:
+            return float(raw_ms) / 1000
+        except ValueError:
+            pass
+    raw = headers.get("retry-after")
+    if not raw:
+        return None
+    try:
+        value = float(raw)
+    except ValueError:
+        parsed = email.utils.parsedate_tz(raw)
+        if parsed is None:
+            return None
+        return float(email.utils.mktime_tz(parsed)) - time.time()
+    return value if value == value and value < 1e9 else None  # NaN and absurd values ignored
+
+
+def send_flow(request: Request, *, policy: RetryPolicy, can_refresh: bool) -> Flow[Response]:
+    """Drive one logical request: bearer token, attempts, backoff, one refresh on 401.
+
+    Returns the successful (2xx/3xx) Response; raises the typed error otherwise. Streams
+    are retried only until their response headers arrive: once the caller holds the
+    stream, nothing is replayed.
+    """
+    attempt = 0
+    refreshed = False
+    stale: str | None = None
+    while True:
+        token: str | None = None
+        if request.auth:
+            token = yield GetToken(stale)
+            stale = None
+            request.headers["Authorization"] = "Bearer " + token
+        outcome = yield Send(request)
+        if isinstance(outcome, TransportFailure):
+            if attempt < request.max_retries and outcome.retryable(request.idempotent):
+                delay = policy.backoff(attempt)
+                _log_retry(request, attempt, f"{outcome.kind} ({type(outcome.exc).__name__})", delay)
+                yield Sleep(delay)
+                attempt += 1
+                continue
+            raise outcome.to_error(request) from outcome.exc
+        response: Response = outcome
+        response.retries_taken = attempt
+        status = response.status
+        if status < 400:
+            if log.isEnabledFor(logging.DEBUG):
+                log.debug("%s %s -> %d (request_id=%s, retries=%d)", request.method, request.url, status,
+                          response.headers.get("x-request-id"), attempt)
+            return response
+        if status == 401 and token is not None and can_refresh and not refreshed:
+            refreshed = True
+            stale = token
+            log.debug("%s %s -> 401; refreshing the access token once", request.method, request.url)
+            continue
+        if attempt < request.max_retries:
+            wait = policy.delay_for_status(response, attempt)
+            if wait is not None:
+                _log_retry(request, attempt, f"HTTP {status}", wait)
+                yield Sleep(wait)
+                attempt += 1
+                continue
+        raise status_error(response, can_refresh=can_refresh)
+
+
+def _log_retry(request: Request, attempt: int, why: str, delay: float) -> None:
+    log.info("%s %s failed with %s; retry %d/%d in %.2f s", request.method, request.url, why,
+             attempt + 1, request.max_retries, delay)
+
+
+# --- responses -> models and errors ---------------------------------------------------------
+
+_TITLE_RE = re.compile(rb"<title>(.*?)</title>", re.IGNORECASE | re.DOTALL)
+
+_OAUTH_HINTS = {
+    1: "the scope is malformed; use GIGACHAT_API_PERS, GIGACHAT_API_B2B or GIGACHAT_API_CORP",
+    4: "the authorization key cannot be decoded; use the 'Authorization key' from GigaChat Studio as is",
+    5: "the scope is empty; set scope= (GIGACHAT_SCOPE)",
+    6: "the authorization key is wrong or revoked; copy it again from GigaChat Studio",
+    7: "this key is not enabled for that scope: individuals use GIGACHAT_API_PERS, companies "
+       "GIGACHAT_API_B2B (prepaid) or GIGACHAT_API_CORP (pay-as-you-go)",
+}
+
+
+def status_error(response: Response, *, can_refresh: bool = True) -> errors.APIStatusError:
+    """Build the typed exception for an error response, keeping everything the server said."""
+    status = response.status
+    body = response.content
+    parsed: Any = None
+    server_message: str | None = None
+    code: int | None = None
+    try:
+        parsed = json.loads(body) if body else None
+    except ValueError:
+        match = _TITLE_RE.search(body)
+        if match:
+            server_message = match.group(1).decode("utf-8", "replace").strip()
+        elif body:
+            server_message = body[:200].decode("utf-8", "replace").strip()
+    if isinstance(parsed, dict):
+        msg = parsed.get("message") or parsed.get("error")
+        if isinstance(msg, dict):
+            msg = msg.get("message")
+        if msg is not None:
+            server_message = str(msg)
+        raw_code = parsed.get("code")
+        if isinstance(raw_code, int) and not isinstance(raw_code, bool):
+            code = raw_code
+    headers = response.headers
+    request_id = headers.get("x-request-id")
+    text = f"{status} {_REASONS.get(status, 'Error')}"
+    if server_message:
+        text += f": {server_message}"
+    hint = _hint(status, code, server_message, can_refresh)
+    if hint:
+        text += f" ({hint})"
+    text += f" [{response.method} {response.url}"
+    text += f", request_id={request_id}]" if request_id else "]"
+    cls = errors.status_error_class(status)
+    err = cls(
+        text,
+        status_code=status,
+        method=response.method,
+        url=response.url,
+        body=body,
+        json_body=parsed,
+        headers=headers,
+        server_message=server_message,
+        code=code,
+        request_id=request_id,
+        session_id=headers.get("x-session-id"),
+    )
+    if isinstance(err, errors.RateLimitError):
+        err.retry_after = retry_after(headers)
+    return err
+
+
+def _hint(status: int, code: int | None, message: str | None, can_refresh: bool) -> str | None:
+    if code in _OAUTH_HINTS:
+        return _OAUTH_HINTS[code]
+    if status == 401:
+        if message and "expired" in message.lower() and not can_refresh:
+            return "the access token expired; pass credentials= so gigapy can refresh it"
+        return "check the credentials and the scope" if can_refresh else "the access token was rejected"
+    if status == 402:
+        return "the token package for this model is exhausted; top up or pick another model"
+    if status == 403:
+        return "not available for this account or scope"
+    if status == 413:
+        return "the input is larger than the model context or the file limit; shorten it"
+    if status == 429:
+        return "too many concurrent requests for this scope; lower the concurrency"
+    return None
+
+
+_REASONS = {
+    400: "Bad Request", 401: "Unauthorized", 402: "Payment Required", 403: "Forbidden", 404: "Not Found",
+    408: "Request Timeout", 413: "Payload Too Large", 422: "Unprocessable Entity", 423: "Locked",
+    429: "Too Many Requests", 500: "Internal Server Error", 502: "Bad Gateway", 503: "Service Unavailable",
+    504: "Gateway Timeout",
+}
+
+
+def parse_model(model: type[M], response: Response) -> M:
+    """Validate a JSON body into ``model`` and attach the response metadata."""
+    try:
+        obj = model.model_validate_json(response.content)
+    except ValidationError as exc:
+        raise _invalid_body(response, exc) from None
+    if isinstance(obj, APIResponse):
+        obj._meta = response.meta()
+    return obj
+
+
+def parse_model_list(model: type[M], response: Response) -> list[M]:
+    """Validate a bare JSON array of objects (``/tokens/count``)."""
+    try:
+        data = json.loads(response.content)
+    except ValueError as exc:
+        raise _invalid_body(response, exc) from None
+    if not isinstance(data, list):
+        raise _invalid_body(response, TypeError(f"expected a JSON array, got {type(data).__name__}"))
+    meta = response.meta()
+    out: list[M] = []
+    for item in data:
+        try:
+            obj = model.model_validate(item)
+        except ValidationError as exc:
+            raise _invalid_body(response, exc) from None
+        if isinstance(obj, APIResponse):
+            obj._meta = meta
+        out.append(obj)
+    return out
+
+
+def _invalid_body(response: Response, exc: BaseException) -> errors.APIResponseValidationError:
+    first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    request_id = response.headers.get("x-request-id")
+    return errors.APIResponseValidationError(
+        f"{response.method} {response.url}: unexpected response body ({first}); request_id={request_id}",
+        status_code=response.status,
+        body=response.content,
+        request_id=request_id,
+        url=response.url,
+    )
+
+
+def dumps(body: Any) -> bytes:
+    """Encode a JSON body: UTF-8, compact, non-ASCII kept as is."""
+    return json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+
+
+def _host_of(url: str) -> str:
+    rest = url.split("://", 1)[-1]
+    return rest.split("/", 1)[0]
+
+
+def call(request: Request, parse: Callable[[Response], T], *, policy: RetryPolicy, can_refresh: bool) -> Flow[T]:
+    """A flow for the common case: one request, one parsed result."""
+    response = yield from send_flow(request, policy=policy, can_refresh=can_refresh)
+    return parse(response)

@@ -1,0 +1,187 @@
+"""File uploads: type detection and the service's size limits, checked before sending.
+
+Limits (reference/api-contract.md §7): text documents 40 MB, images 15 MB, audio 35 MB.
+A source is a path, bytes, or a binary file object; its type comes from ``content_type``,
+the file name's extension, or the first bytes.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+from pathlib import Path
+from typing import IO, Any
+
+from ._core import FilePart
+from .errors import InvalidArgumentError
+
+MB = 1024 * 1024
+LIMITS = {"text": 40 * MB, "image": 15 * MB, "audio": 35 * MB}
+
+# extension -> (MIME type sent, kind)
+TYPES: dict[str, tuple[str, str]] = {
+    ".txt": ("text/plain", "text"),
+    ".doc": ("application/msword", "text"),
+    ".docx": ("application/vnd.openxmlformats-officedocument.wordprocessingml.document", "text"),
+    ".pdf": ("application/pdf", "text"),
+    ".epub": ("application/epub", "text"),
+    ".ppt": ("application/ppt", "text"),
+    ".pptx": ("application/pptx", "text"),
+    ".xlsx": ("application/vnd.openxmlformats-officedocument.spreadsheetml.sheet", "text"),
+    ".jpg": ("image/jpeg", "image"),
+    ".jpeg": ("image/jpeg", "image"),
+    ".png": ("image/png", "image"),
+    ".tif": ("image/tiff", "image"),
+    ".tiff": ("image/tiff", "image"),
+    ".bmp": ("image/bmp", "image"),
+    ".mp4": ("audio/mp4", "audio"),
+    ".mp3": ("audio/mpeg", "audio"),
+    ".m4a": ("audio/x-m4a", "audio"),
+    ".wav": ("audio/wav", "audio"),
+    ".weba": ("audio/webm", "audio"),
+    ".ogg": ("audio/ogg", "audio"),
+    ".opus": ("audio/opus", "audio"),
+}
+_KIND_BY_MIME = dict(TYPES.values())
+_KIND_BY_MIME.update({
+    "audio/mp3": "audio", "audio/x-wav": "audio", "audio/wave": "audio", "audio/x-pn-wav": "audio",
+    "audio/x-ogg": "audio", "application/vnd.ms-excel": "text", "application/epub+zip": "text",
+    "application/vnd.ms-powerpoint": "text",
+    "application/vnd.openxmlformats-officedocument.presentationml.presentation": "text",
+})
+_EXT_BY_MIME = {mime: ext for ext, (mime, _) in reversed(list(TYPES.items()))}
+
+_MAGIC: tuple[tuple[bytes, int, str], ...] = (
+    (b"\xff\xd8\xff", 0, ".jpg"),
+    (b"\x89PNG\r\n\x1a\n", 0, ".png"),
+    (b"%PDF", 0, ".pdf"),
+    (b"II*\x00", 0, ".tiff"),
+    (b"MM\x00*", 0, ".tiff"),
+    (b"BM", 0, ".bmp"),
+    (b"ID3", 0, ".mp3"),
+    (b"OggS", 0, ".ogg"),
+    (b"WAVE", 8, ".wav"),
+    (b"ftyp", 4, ".mp4"),
+)
+SUPPORTED = ", ".join(sorted({ext.lstrip(".") for ext in TYPES}))
+
+
+def sniff(head: bytes) -> str | None:
+    """Guess an extension from the first bytes of a file."""
+    for magic, offset, ext in _MAGIC:
+        if head[offset:offset + len(magic)] == magic:
+            return ext
+    if head and b"\x00" not in head:
+        try:
+            head.decode("utf-8")
+        except UnicodeDecodeError:
+            return None
+        return ".txt"
+    return None
+
+
+def prepare_upload(source: Any, *, filename: str | None = None, content_type: str | None = None,
+                   field: str = "file") -> FilePart:
+    """Check a file before upload and describe it; blocking (the async client runs it in a thread).
+
+    Raises InvalidArgumentError for a missing file, an unsupported type or a file over the
+    limit for its type.
+    """
+    data: Any
+    if isinstance(source, (str, os.PathLike)):
+        path = Path(source)
+        try:
+            stat = path.stat()
+        except FileNotFoundError:
+            raise InvalidArgumentError(field, f"file not found: {path}") from None
+        except OSError as exc:
+            raise InvalidArgumentError(field, f"cannot read {path}: {exc.strerror or exc}") from None
+        if not path.is_file():
+            raise InvalidArgumentError(field, f"not a regular file: {path}")
+        size = stat.st_size
+        name = filename or path.name
+        with path.open("rb") as fh:
+            head = fh.read(64)
+        data = str(path)
+    elif isinstance(source, (bytes, bytearray, memoryview)):
+        data = bytes(source)
+        size = len(data)
+        head = data[:64]
+        name = filename or ""
+    elif hasattr(source, "read"):
+        data, size, head = _file_object(source, field)
+        name = filename or os.path.basename(str(getattr(source, "name", "") or ""))
+    else:
+        kind = type(source).__name__
+        raise InvalidArgumentError(field, f"expected a path, bytes or a binary file object, got {kind}")
+    if size == 0:
+        raise InvalidArgumentError(field, "the file is empty")
+    mime, kind, name = _classify(name, content_type, head, field)
+    limit = LIMITS[kind]
+    if size > limit:
+        raise InvalidArgumentError(
+            field, f"{name} is {size / MB:.1f} MB; the service accepts {kind} files up to {limit // MB} MB"
+        )
+    return FilePart(field="file", filename=name, content_type=mime, source=data, size=size)
+
+
+def _file_object(fh: IO[Any], field: str) -> tuple[Any, int, bytes]:
+    """Size and head of a file object; unseekable ones are read (up to the largest limit)."""
+    try:
+        if fh.seekable():
+            start = fh.tell()
+            fh.seek(0, io.SEEK_END)
+            size = fh.tell() - start
+            fh.seek(start)
+            head = fh.read(64)
+            fh.seek(start)
+            if not isinstance(head, bytes):
+                raise InvalidArgumentError(field, "the file object must be opened in binary mode ('rb')")
+            return _Seekable(fh, start), size, head
+        data = fh.read(max(LIMITS.values()) + 1)
+    except (OSError, ValueError) as exc:
+        raise InvalidArgumentError(field, f"cannot read the file object: {exc}") from None
+    if not isinstance(data, bytes):
+        raise InvalidArgumentError(field, "the file object must be opened in binary mode ('rb')")
+    return data, len(data), data[:64]
+
+
+class _Seekable:
+    """A caller's seekable file object plus where its content starts (rewound per attempt)."""
+
+    __slots__ = ("fh", "start")
+
+    def __init__(self, fh: IO[bytes], start: int) -> None:
+        self.fh = fh
+        self.start = start
+
+    def rewind(self) -> IO[bytes]:
+        """The file object positioned at the start of the content."""
+        self.fh.seek(self.start)
+        return self.fh
+
+    def read_all(self) -> bytes:
+        """The whole content (the async client reads it in a worker thread)."""
+        return self.rewind().read()
+
+
+def _classify(name: str, content_type: str | None, head: bytes, field: str) -> tuple[str, str, str]:
+    ext = os.path.splitext(name)[1].lower()
+    if content_type is not None:
+        mime = content_type.split(";")[0].strip().lower()
+        kind = _KIND_BY_MIME.get(mime)
+        if kind is None:
+            raise InvalidArgumentError("content_type", f"{content_type!r} is not accepted by the service: {SUPPORTED}")
+        if not name:
+            name = "file" + _EXT_BY_MIME.get(mime, "")
+        return mime, kind, name
+    if ext and ext not in TYPES:
+        raise InvalidArgumentError(field, f"unsupported file type {ext!r}; the service accepts {SUPPORTED}")
+    if not ext:
+        sniffed = sniff(head)
+        if sniffed is None:
+            raise InvalidArgumentError(field, f"unknown file type; pass filename= or content_type= ({SUPPORTED})")
+        ext = sniffed
+        name = (name or "file") + ext
+    mime, kind = TYPES[ext]
+    return mime, kind, name

@@ -1,0 +1,397 @@
+"""Streams of typed chunks.
+
+:class:`StreamState` is sans-IO: bytes in, typed chunks out, plus the accumulated final
+message. :class:`Stream` and :class:`AsyncStream` only pull bytes from the driver and
+close the connection; they never replay anything. A failure after the stream started
+raises :class:`~gigapy.errors.StreamError` once the chunks already received have been
+delivered.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator, Awaitable, Callable, Generator, Iterator
+from types import TracebackType
+from typing import Any, Generic, TypeVar
+
+from pydantic import ValidationError
+
+from ._core import TransportFailure
+from ._sse import SSEDecodeError, SSEDecoder, SSEEvent
+from .errors import StreamError
+from .types._base import ResponseMeta
+from .types.chat import ChatCompletion, ChatCompletionChunk, Choice, FunctionCall, Message, Usage
+
+T = TypeVar("T")
+F = TypeVar("F")
+
+
+class TransportBroken(Exception):
+    """Raised by a driver's byte iterator when the connection fails mid-stream."""
+
+    def __init__(self, failure: TransportFailure) -> None:
+        super().__init__(failure.kind)
+        self.failure = failure
+
+
+class StreamState(Generic[T, F]):
+    """Decodes one stream: ``feed(bytes) -> chunks``; ``final()`` is the accumulated answer."""
+
+    def __init__(self, meta: ResponseMeta, max_event_size: int | None = None) -> None:
+        self.meta = meta
+        self.decoder = SSEDecoder() if max_event_size is None else SSEDecoder(max_event_size)
+        self.done = False
+        self.count = 0
+
+    def feed(self, data: bytes) -> list[T]:
+        """Decode a network chunk into typed chunks (raises StreamError on an error event)."""
+        try:
+            events = self.decoder.feed(data)
+        except SSEDecodeError as exc:
+            raise self.error(str(exc)) from None
+        out: list[T] = []
+        for event in events:
+            if self.done:
+                break
+            item = self.on_event(event)
+            if item is not None:
+                out.append(item)
+        self.count += len(out)
+        return out
+
+    def on_event(self, event: SSEEvent) -> T | None:
+        """Turn one SSE event into a chunk (None = nothing to deliver)."""
+        raise NotImplementedError
+
+    def text_of(self, chunk: T) -> str:
+        """The text a chunk adds."""
+        raise NotImplementedError
+
+    def final(self) -> F:
+        """The whole answer accumulated from every chunk seen."""
+        raise NotImplementedError
+
+    def complete(self) -> bool:
+        """Whether the server finished the stream properly."""
+        return self.done
+
+    def error(self, message: str, *, status: int | None = None, server_message: str | None = None,
+              body: Any = None) -> StreamError:
+        """A StreamError carrying this stream's request id and progress."""
+        rid = self.meta.request_id
+        text = f"{message} (after {self.count} chunks, request_id={rid})"
+        return StreamError(text, chunks_received=self.count, request_id=rid, status_code=status,
+                           server_message=server_message, body=body)
+
+    def raise_error_payload(self, data: bytes) -> None:
+        """An error object sent inside the stream becomes a StreamError."""
+        try:
+            body = json.loads(data)
+        except ValueError:
+            body = data.decode("utf-8", "replace")
+        status = message = None
+        if isinstance(body, dict):
+            err = body.get("error", body)
+            if isinstance(err, dict):
+                raw_status = err.get("status", err.get("code"))
+                status = raw_status if isinstance(raw_status, int) else None
+                msg = err.get("message")
+                message = str(msg) if msg is not None else None
+        raise self.error(f"the server reported an error in the stream: {message or body}",
+                         status=status, server_message=message, body=body)
+
+
+class _ChoiceAcc:
+    __slots__ = ("args", "args_text", "content", "finish", "fn_name", "reasoning", "role", "state_id")
+
+    def __init__(self) -> None:
+        self.content: list[str] = []
+        self.reasoning: list[str] = []
+        self.role: str | None = None
+        self.fn_name: str | None = None
+        self.args: dict[str, Any] | None = None
+        self.args_text: list[str] = []
+        self.state_id: str | None = None
+        self.finish: str | None = None
+
+
+class ChatStreamState(StreamState[ChatCompletionChunk, ChatCompletion]):
+    """v1 ``/chat/completions`` streams: ``data: {chunk}`` events ended by ``data: [DONE]``."""
+
+    def __init__(self, meta: ResponseMeta, max_event_size: int | None = None) -> None:
+        super().__init__(meta, max_event_size)
+        self._choices: dict[int, _ChoiceAcc] = {}
+        self._usage: Usage | None = None
+        self._model: str | None = None
+        self._created: int | None = None
+        self._extra: dict[str, Any] = {}
+
+    def on_event(self, event: SSEEvent) -> ChatCompletionChunk | None:
+        data = event.data
+        if data == b"[DONE]":
+            self.done = True
+            return None
+        if event.event == "error":
+            self.raise_error_payload(data)
+        try:
+            chunk = ChatCompletionChunk.model_validate_json(data)
+        except ValidationError:
+            self.raise_error_payload(data)
+            raise  # unreachable: raise_error_payload always raises
+        if not chunk.choices:
+            extra = chunk.model_extra
+            if extra and ("message" in extra or "status" in extra or "error" in extra):
+                self.raise_error_payload(data)
+        self._accumulate(chunk)
+        return chunk
+
+    def _accumulate(self, chunk: ChatCompletionChunk) -> None:
+        for choice in chunk.choices:
+            acc = self._choices.get(choice.index)
+            if acc is None:
+                acc = self._choices[choice.index] = _ChoiceAcc()
+            delta = choice.delta
+            if delta.content:
+                acc.content.append(delta.content)
+            if delta.role and acc.role is None:
+                acc.role = delta.role
+            if delta.reasoning_content:
+                acc.reasoning.append(delta.reasoning_content)
+            call = delta.function_call
+            if call is not None:
+                acc.fn_name = call.name or acc.fn_name
+                if isinstance(call.arguments, dict):
+                    acc.args = {**(acc.args or {}), **call.arguments}
+                elif isinstance(call.arguments, str):
+                    acc.args_text.append(call.arguments)
+            if delta.functions_state_id:
+                acc.state_id = delta.functions_state_id
+            if choice.finish_reason:
+                acc.finish = choice.finish_reason
+        if chunk.usage is not None:
+            self._usage = chunk.usage
+        if chunk.model:
+            self._model = chunk.model
+        if chunk.created is not None:
+            self._created = chunk.created
+        extra = chunk.model_extra
+        if extra:
+            for key in ("thread_id", "message_id"):
+                if key in extra:
+                    self._extra[key] = extra[key]
+
+    def text_of(self, chunk: ChatCompletionChunk) -> str:
+        choices = chunk.choices
+        return (choices[0].delta.content or "") if choices else ""
+
+    def complete(self) -> bool:
+        return self.done or any(acc.finish for acc in self._choices.values())
+
+    def final(self) -> ChatCompletion:
+        choices = []
+        for index in sorted(self._choices):
+            acc = self._choices[index]
+            call = None
+            if acc.fn_name is not None:
+                args: dict[str, Any] | str | None = acc.args
+                if acc.args_text:
+                    args = "".join(acc.args_text)
+                call = FunctionCall(name=acc.fn_name, arguments=args)
+            message = Message(
+                role=acc.role or "assistant",
+                content="".join(acc.content),
+                function_call=call,
+                functions_state_id=acc.state_id,
+                reasoning_content="".join(acc.reasoning) or None,
+            )
+            choices.append(Choice(message=message, index=index, finish_reason=acc.finish))
+        completion = ChatCompletion(choices=choices, created=self._created, model=self._model,
+                                    object="chat.completion", usage=self._usage, **self._extra)
+        completion._meta = self.meta
+        return completion
+
+
+class _StreamBase(Generic[T, F]):
+    """What sync and async streams share: ids, state, and the end-of-stream verdict."""
+
+    def __init__(self, state: StreamState[T, F]) -> None:
+        self._state = state
+        self.closed = False
+
+    @property
+    def request_id(self) -> str | None:
+        """X-Request-ID of the stream's request."""
+        return self._state.meta.request_id
+
+    @property
+    def session_id(self) -> str | None:
+        """X-Session-ID of the stream's request."""
+        return self._state.meta.session_id
+
+    @property
+    def retries_taken(self) -> int:
+        """Retries before the stream started (a started stream is never retried)."""
+        return self._state.meta.retries_taken
+
+    @property
+    def response_headers(self) -> Any:
+        """The HTTP response headers."""
+        return self._state.meta.headers or {}
+
+    @property
+    def chunks_received(self) -> int:
+        """How many chunks were delivered so far."""
+        return self._state.count
+
+    def _broken(self, exc: TransportBroken) -> StreamError:
+        failure = exc.failure
+        what = "timed out waiting for data" if failure.kind.endswith("timeout") else "connection lost"
+        detail = str(failure.exc) or type(failure.exc).__name__
+        return self._state.error(f"stream {what}: {detail}")
+
+    def _check_end(self) -> None:
+        if not self._state.complete():
+            partial = " mid-event" if self._state.decoder.has_partial() else ""
+            raise self._state.error(f"the stream ended{partial} before the server finished the answer")
+
+
+class Stream(_StreamBase[T, F]):
+    """A streamed answer: iterate for typed chunks; close it (or use ``with``) when done early.
+
+    ``text_stream`` yields only the text; ``get_final_completion()`` reads the rest and
+    returns the whole answer (content, function_call, usage, finish_reason).
+    """
+
+    def __init__(self, state: StreamState[T, F], chunks: Iterator[bytes], close: Callable[[], None]) -> None:
+        super().__init__(state)
+        self._chunks = chunks
+        self._close = close
+        self._iterator = self._iterate()
+
+    def _iterate(self) -> Generator[T, None, None]:
+        state = self._state
+        try:
+            for data in self._chunks:
+                yield from state.feed(data)
+                if state.done:
+                    break
+            else:
+                self._check_end()
+        except TransportBroken as exc:
+            raise self._broken(exc) from exc.failure.exc
+        finally:
+            self._release()
+
+    def _release(self) -> None:
+        if not self.closed:
+            self.closed = True
+            self._close()
+
+    def __iter__(self) -> Iterator[T]:
+        return self._iterator
+
+    def __next__(self) -> T:
+        return next(self._iterator)
+
+    @property
+    def text_stream(self) -> Iterator[str]:
+        """Only the text of each chunk, skipping empty ones."""
+        text_of = self._state.text_of
+        for chunk in self._iterator:
+            piece = text_of(chunk)
+            if piece:
+                yield piece
+
+    def get_final_completion(self) -> F:
+        """Read what is left and return the accumulated answer."""
+        for _ in self._iterator:
+            pass
+        return self._state.final()
+
+    def close(self) -> None:
+        """Close the connection (idempotent). Unread chunks are dropped."""
+        self._release()
+        try:
+            self._iterator.close()
+        except ValueError:  # called from inside the iteration itself
+            pass
+
+    def __enter__(self) -> Stream[T, F]:
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.close()
+
+
+class AsyncStream(_StreamBase[T, F]):
+    """The async twin of :class:`Stream`: ``async for``, ``async with``, ``aclose()``."""
+
+    def __init__(self, state: StreamState[T, F], chunks: AsyncIterator[bytes],
+                 close: Callable[[], Awaitable[None]]) -> None:
+        super().__init__(state)
+        self._chunks = chunks
+        self._close = close
+        self._iterator = self._iterate()
+
+    async def _iterate(self) -> AsyncIterator[T]:
+        state = self._state
+        try:
+            async for data in self._chunks:
+                for item in state.feed(data):
+                    yield item
+                if state.done:
+                    break
+            else:
+                self._check_end()
+        except TransportBroken as exc:
+            raise self._broken(exc) from exc.failure.exc
+        finally:
+            await self._release()
+
+    async def _release(self) -> None:
+        if not self.closed:
+            self.closed = True
+            await self._close()
+
+    def __aiter__(self) -> AsyncIterator[T]:
+        return self._iterator
+
+    async def __anext__(self) -> T:
+        return await self._iterator.__anext__()
+
+    @property
+    def text_stream(self) -> AsyncIterator[str]:
+        """Only the text of each chunk, skipping empty ones (``async for t in s.text_stream``)."""
+        return self._texts()
+
+    async def _texts(self) -> AsyncIterator[str]:
+        text_of = self._state.text_of
+        async for chunk in self._iterator:
+            piece = text_of(chunk)
+            if piece:
+                yield piece
+
+    async def get_final_completion(self) -> F:
+        """Read what is left and return the accumulated answer."""
+        async for _ in self._iterator:
+            pass
+        return self._state.final()
+
+    async def aclose(self) -> None:
+        """Close the connection (idempotent). Unread chunks are dropped."""
+        await self._release()
+        try:
+            await self._iterator.aclose()  # type: ignore[attr-defined]
+        except RuntimeError:  # called from inside the iteration itself
+            pass
+
+    async def __aenter__(self) -> AsyncStream[T, F]:
+        return self
+
+    async def __aexit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                        tb: TracebackType | None) -> None:
+        await self.aclose()
+
+
+__all__ = ["AsyncStream", "ChatStreamState", "Stream", "StreamState", "TransportBroken"]

@@ -1,0 +1,389 @@
+"""``GigaChat``: the synchronous client (httpx driver).
+
+The driver executes the actions of the shared flows in ``_api``/``_core``: it sends
+requests with httpx, sleeps with ``time.sleep`` and fetches tokens through the
+process-wide cache. Nothing about the API itself is decided here.
+"""
+
+from __future__ import annotations
+
+import os
+import ssl
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from pathlib import Path
+from types import TracebackType
+from typing import IO, Any, TypeVar, overload
+
+import httpx
+from typing_extensions import Self, Unpack
+
+from . import _api as api
+from ._api import Blocking, ChatParams, ClientCore, OpenStream, RequestOptions
+from ._config import Settings, Timeout, derive, load_settings
+from ._core import Flow, GetToken, Request, Response, Send, Sleep, TransportFailure
+from ._files import _Seekable
+from ._logs import setup_logging
+from ._streaming import Stream, TransportBroken
+from ._tls import client_ssl_context, tls_key
+from .types import (
+    AccessToken,
+    AICheckResult,
+    Balance,
+    Batch,
+    BatchResult,
+    ChatCompletion,
+    ChatCompletionChunk,
+    DeletedFile,
+    Embeddings,
+    File,
+    FunctionValidationResult,
+    Model,
+    Models,
+    TokensCount,
+)
+
+T = TypeVar("T")
+
+ChatStream = Stream[ChatCompletionChunk, ChatCompletion]
+
+
+def _failure(exc: Exception, url: str) -> TransportFailure:
+    """Map an httpx exception to the core's transport failure."""
+    if isinstance(exc, httpx.ConnectTimeout):
+        return TransportFailure("connect_timeout", exc, sent=False)
+    if isinstance(exc, httpx.PoolTimeout):
+        return TransportFailure("pool_timeout", exc, sent=False)
+    if isinstance(exc, httpx.ReadTimeout):
+        return TransportFailure("read_timeout", exc, sent=True)
+    if isinstance(exc, httpx.WriteTimeout):
+        return TransportFailure("write_timeout", exc, sent=True)
+    if isinstance(exc, httpx.ConnectError):
+        cause: BaseException | None = exc
+        while cause is not None:
+            if isinstance(cause, ssl.SSLCertVerificationError):
+                return TransportFailure("tls", cause, sent=False, host=httpx.URL(url).host)
+            cause = cause.__cause__ or cause.__context__
+        return TransportFailure("connect", exc, sent=False)
+    if isinstance(exc, httpx.RemoteProtocolError):
+        return TransportFailure("disconnect", exc, sent=True)
+    return TransportFailure("network", exc, sent=True)
+
+
+class HttpxTransport:
+    """One httpx connection pool, shared by a client and its ``with_options`` copies."""
+
+    def __init__(self, settings: Settings, http_client: httpx.Client | None = None) -> None:
+        self.tls_key = tls_key(settings)
+        if http_client is not None:
+            self.client = http_client
+        else:
+            ctx = client_ssl_context(settings)
+            limits = httpx.Limits(max_connections=settings.max_connections,
+                                  max_keepalive_connections=settings.max_connections)
+            self.client = httpx.Client(verify=ctx if ctx is not None else False, limits=limits,
+                                       follow_redirects=False, trust_env=True)
+        self._timeouts: dict[Timeout, dict[str, float | None]] = {}
+
+    def _timeout(self, t: Timeout) -> dict[str, float | None]:
+        ext = self._timeouts.get(t)
+        if ext is None:
+            ext = self._timeouts[t] = {"connect": t.connect, "read": t.read, "write": t.write, "pool": t.pool}
+        return ext
+
+    def _build(self, req: Request) -> tuple[httpx.Request, IO[bytes] | None]:
+        files = data = None
+        opened: IO[bytes] | None = None
+        if req.file is not None:
+            src = req.file.source
+            if isinstance(src, _Seekable):
+                body: Any = src.rewind()
+            elif isinstance(src, str):
+                body = opened = open(src, "rb")  # noqa: SIM115 - closed in send()
+            else:
+                body = src
+            files = {req.file.field: (req.file.filename, body, req.file.content_type)}
+            data = req.form
+        hreq = httpx.Request(req.method, req.url, params=req.params, headers=req.headers, content=req.content,
+                             files=files, data=data, extensions={"timeout": self._timeout(req.timeout)})
+        return hreq, opened
+
+    def send(self, req: Request) -> Response | TransportFailure:
+        """Send one request; the body is read unless it is a stream or a download."""
+        try:
+            hreq, opened = self._build(req)
+        except OSError as exc:
+            return TransportFailure("network", exc, sent=False)
+        streaming = req.stream or req.download_to is not None
+        try:
+            resp = self.client.send(hreq, stream=streaming)
+        except httpx.TransportError as exc:
+            return _failure(exc, req.url)
+        finally:
+            if opened is not None:
+                opened.close()
+        try:
+            if streaming and resp.status_code < 400:
+                if req.download_to is None:
+                    return Response(resp.status_code, resp.headers, b"", req.method, req.url, raw=resp)
+                self._download(resp, req.download_to)
+                return Response(resp.status_code, resp.headers, b"", req.method, req.url)
+            if streaming:
+                resp.read()
+            return Response(resp.status_code, resp.headers, resp.content, req.method, req.url)
+        except httpx.TransportError as exc:
+            return _failure(exc, req.url)
+        finally:
+            if streaming and not (req.stream and resp.status_code < 400):
+                resp.close()
+
+    @staticmethod
+    def _download(resp: httpx.Response, target: str) -> None:
+        part = f"{target}.part"
+        try:
+            with open(part, "wb") as fh:
+                for chunk in resp.iter_bytes():
+                    fh.write(chunk)
+            os.replace(part, target)
+        except BaseException:
+            Path(part).unlink(missing_ok=True)
+            raise
+
+    def stream(self, opened: OpenStream) -> ChatStream:
+        """Wrap an open streaming response into a typed Stream."""
+        resp: httpx.Response = opened.response.raw
+        url = opened.response.url
+
+        def chunks() -> Iterator[bytes]:
+            try:
+                yield from resp.iter_bytes()
+            except httpx.TransportError as exc:
+                raise TransportBroken(_failure(exc, url)) from exc
+
+        return Stream(opened.state, chunks(), resp.close)
+
+    def close(self) -> None:
+        """Close every pooled connection."""
+        self.client.close()
+
+
+class GigaChat:
+    """The synchronous GigaChat client.
+
+    Every setting can also come from the ``GIGACHAT_*`` environment variable of the same
+    name (the official SDK's names). A client is cheap to share between threads; create
+    one per process and reuse it. Use it as a context manager, or call :meth:`close`.
+    """
+
+    def __init__(
+        self,
+        *,
+        credentials: str | None = None,
+        scope: str | None = None,
+        model: str | None = None,
+        base_url: str | None = None,
+        auth_url: str | None = None,
+        user: str | None = None,
+        password: str | None = None,
+        access_token: str | None = None,
+        timeout: float | Timeout | None = None,
+        max_retries: int | None = None,
+        verify_ssl_certs: bool | None = None,
+        ca_bundle_file: str | None = None,
+        cert_file: str | None = None,
+        key_file: str | None = None,
+        key_file_password: str | None = None,
+        profanity_check: bool | None = None,
+        flags: Sequence[str] | None = None,
+        max_connections: int | None = None,
+        default_headers: Mapping[str, str] | None = None,
+        http_client: httpx.Client | None = None,
+    ) -> None:
+        setup_logging()
+        settings = load_settings({
+            "credentials": credentials, "scope": scope, "model": model, "base_url": base_url,
+            "auth_url": auth_url, "user": user, "password": password, "access_token": access_token,
+            "timeout": timeout, "max_retries": max_retries, "verify_ssl_certs": verify_ssl_certs,
+            "ca_bundle_file": ca_bundle_file, "cert_file": cert_file, "key_file": key_file,
+            "key_file_password": key_file_password, "profanity_check": profanity_check, "flags": flags,
+            "max_connections": max_connections, "default_headers": default_headers,
+        })
+        self._core = ClientCore(settings)
+        self._transport = HttpxTransport(settings, http_client)
+        self._owns_transport = http_client is None
+
+    # --- driver ------------------------------------------------------------------------
+
+    def _run(self, flow: Flow[T]) -> T:
+        send = flow.send
+        result: Any = None
+        try:
+            while True:
+                action = send(result)
+                kind = type(action)
+                if kind is Send:
+                    result = self._transport.send(action.request)
+                elif kind is GetToken:
+                    result = self._token(action.stale)
+                elif kind is Sleep:
+                    time.sleep(action.seconds)
+                    result = None
+                elif kind is Blocking:
+                    result = action.fn()
+                else:  # pragma: no cover - a programming error in a flow
+                    raise TypeError(f"unknown action {action!r}")
+        except StopIteration as stop:
+            return stop.value  # type: ignore[no-any-return]
+
+    def _token(self, stale: str | None) -> str:
+        tokens = self._core.tokens
+        token = tokens.without_io(stale)
+        if token is not None:
+            return token
+        assert tokens.entry is not None
+        return tokens.entry.get_sync(lambda: self._run(self._core.fetch_token()), stale)
+
+    # --- lifecycle -----------------------------------------------------------------------
+
+    @property
+    def settings(self) -> Settings:
+        """The resolved settings (secrets masked in their repr)."""
+        return self._core.settings
+
+    def with_options(self, **overrides: Any) -> GigaChat:
+        """A client with some settings changed that shares this one's connection pool and
+        token cache (a new pool only when TLS settings change)."""
+        settings = derive(self._core.settings, overrides)
+        clone = object.__new__(GigaChat)
+        same_identity = api.same_identity(settings, self._core.settings)
+        clone._core = ClientCore(settings, self._core.tokens if same_identity else None)
+        if tls_key(settings) == self._transport.tls_key:
+            clone._transport = self._transport
+            clone._owns_transport = False
+        else:
+            clone._transport = HttpxTransport(settings)
+            clone._owns_transport = True
+        return clone
+
+    def close(self) -> None:
+        """Close the connection pool (copies made by ``with_options`` leave it to the owner)."""
+        if self._owns_transport:
+            self._transport.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        s = self._core.settings
+        return f"GigaChat(base_url={s.base_url!r}, scope={s.scope!r}, model={s.model!r}, auth={s.auth_mode!r})"
+
+    # --- tokens --------------------------------------------------------------------------
+
+    @property
+    def authorization(self) -> str | None:
+        """The access token requests use now, or None before the first one is fetched."""
+        return self._core.tokens.current
+
+    def create_token(self) -> AccessToken:
+        """Fetch a new access token now (it also goes into the shared cache)."""
+        return self._run(api.create_token(self._core))
+
+    # --- API -----------------------------------------------------------------------------
+
+    def all_models(self, **options: Unpack[RequestOptions]) -> Models:
+        """List the models available to the account."""
+        return self._run(api.all_models(self._core, options))
+
+    def get_model(self, name: str, **options: Unpack[RequestOptions]) -> Model:
+        """Describe one model (NotFoundError for an unknown name)."""
+        return self._run(api.get_model(self._core, name, options))
+
+    def completion(self, messages: str | Sequence[Any] | None = None, /,
+                   **params: Unpack[ChatParams]) -> ChatCompletion:
+        """Generate an answer: ``completion("Hi")`` or ``completion([{...}, ...], temperature=0.5)``."""
+        return self._run(api.completion(self._core, messages, params))
+
+    def completion_stream(self, messages: str | Sequence[Any] | None = None, /,
+                          **params: Unpack[ChatParams]) -> ChatStream:
+        """Generate an answer as a stream of chunks (use it in a ``with`` block)."""
+        return self._transport.stream(self._run(api.completion_stream(self._core, messages, params)))
+
+    def embedding(self, input: str | Sequence[str], *, model: str = "Embeddings",
+                  **options: Unpack[RequestOptions]) -> Embeddings:
+        """Embed one text or a list of texts."""
+        return self._run(api.embedding(self._core, input, model, options))
+
+    def count_tokens(self, input: str | Sequence[str], *, model: str | None = None,
+                     **options: Unpack[RequestOptions]) -> list[TokensCount]:
+        """Count the tokens of each text for a model (default: the client's model)."""
+        return self._run(api.count_tokens(self._core, input, model, options))
+
+    def upload_file(self, file: str | os.PathLike[str] | bytes | IO[bytes], *, purpose: str = "general",
+                    filename: str | None = None, content_type: str | None = None,
+                    **options: Unpack[RequestOptions]) -> File:
+        """Upload a file (path, bytes or binary file object), checked against the limits first."""
+        return self._run(api.upload_file(self._core, file, purpose, filename, content_type, options))
+
+    def get_all_files(self, **options: Unpack[RequestOptions]) -> list[File]:
+        """List the account's files."""
+        return self._run(api.get_all_files(self._core, options))
+
+    def get_file_info(self, file_id: str, **options: Unpack[RequestOptions]) -> File:
+        """Describe one file."""
+        return self._run(api.get_file_info(self._core, file_id, options))
+
+    def delete_file(self, file_id: str, **options: Unpack[RequestOptions]) -> DeletedFile:
+        """Delete a file."""
+        return self._run(api.delete_file(self._core, file_id, options))
+
+    @overload
+    def download_file(self, file_id: str, path: None = None, **options: Unpack[RequestOptions]) -> bytes: ...
+
+    @overload
+    def download_file(self, file_id: str, path: str | os.PathLike[str], **options: Unpack[RequestOptions]) -> Path: ...
+
+    def download_file(self, file_id: str, path: str | os.PathLike[str] | None = None,
+                      **options: Unpack[RequestOptions]) -> bytes | Path:
+        """A file's content as bytes, or streamed into ``path`` (written atomically)."""
+        target = None if path is None else os.fspath(path)
+        return self._run(api.download_file(self._core, file_id, target, options))
+
+    def get_balance(self, **options: Unpack[RequestOptions]) -> Balance:
+        """Remaining prepaid tokens (PermissionDeniedError on pay-as-you-go)."""
+        return self._run(api.get_balance(self._core, options))
+
+    def check_ai(self, text: str, *, model: str = "GigaCheckClassification",
+                 **options: Unpack[RequestOptions]) -> AICheckResult:
+        """Tell whether a text was written by AI."""
+        return self._run(api.check_ai(self._core, text, model, options))
+
+    def validate_function(self, function: Mapping[str, Any] | Any,
+                          **options: Unpack[RequestOptions]) -> FunctionValidationResult:
+        """Ask the service whether a function definition is valid."""
+        return self._run(api.validate_function(self._core, function, options))
+
+    def create_batch(self, requests: Any, *, method: str = "chat_completions",
+                     **options: Unpack[RequestOptions]) -> Batch:
+        """Submit a batch: a JSONL path or bytes, or a list of ``{"id", "request"}`` dicts."""
+        return self._run(api.create_batch(self._core, requests, method, options))
+
+    def get_batches(self, **options: Unpack[RequestOptions]) -> list[Batch]:
+        """List the account's batches."""
+        return self._run(api.get_batches(self._core, options))
+
+    def get_batch(self, batch_id: str, **options: Unpack[RequestOptions]) -> Batch:
+        """Describe one batch."""
+        return self._run(api.get_batch(self._core, batch_id, options))
+
+    def wait_for_batch(self, batch_id: str, *, poll_interval: float = 5.0, max_wait: float | None = None,
+                       **options: Unpack[RequestOptions]) -> Batch:
+        """Poll a batch until it is done (APITimeoutError after ``max_wait`` seconds)."""
+        return self._run(api.wait_for_batch(self._core, batch_id, poll_interval, max_wait, options))
+
+    def get_batch_results(self, batch: str | Batch, **options: Unpack[RequestOptions]) -> list[BatchResult]:
+        """The per-request results of a finished batch."""
+        return self._run(api.get_batch_results(self._core, batch, options))

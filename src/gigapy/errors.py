@@ -1,0 +1,252 @@
+"""The gigapy exception hierarchy.
+
+Every failure that leaves the public API is one of these; no httpx, aiohttp, json or
+pydantic exception escapes raw (the original is kept as ``__cause__``)::
+
+    GigaChatError
+    ├── InvalidArgumentError (also a ValueError)   bad input, raised before anything is sent
+    │   └── ConfigurationError                     bad or missing settings
+    ├── APIConnectionError                         the request got no HTTP response
+    │   ├── APITimeoutError                        ... because a timeout expired
+    │   └── TLSVerificationError                   ... because the server certificate failed
+    ├── APIStatusError                             the server answered 4xx/5xx
+    │   ├── BadRequestError 400, AuthenticationError 401, PaymentRequiredError 402,
+    │   ├── PermissionDeniedError 403, NotFoundError 404, RequestTimeoutError 408,
+    │   ├── PayloadTooLargeError 413, UnprocessableEntityError 422, LockedError 423,
+    │   └── RateLimitError 429, InternalServerError 5xx
+    ├── APIResponseValidationError                 a 2xx body we could not understand
+    └── StreamError                                a stream failed after it started
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+__all__ = [
+    "APIConnectionError",
+    "APIResponseValidationError",
+    "APIStatusError",
+    "APITimeoutError",
+    "AuthenticationError",
+    "BadRequestError",
+    "ConfigurationError",
+    "GigaChatError",
+    "InternalServerError",
+    "InvalidArgumentError",
+    "LockedError",
+    "NotFoundError",
+    "PayloadTooLargeError",
+    "PaymentRequiredError",
+    "PermissionDeniedError",
+    "RateLimitError",
+    "RequestTimeoutError",
+    "StreamError",
+    "TLSVerificationError",
+    "UnprocessableEntityError",
+]
+
+
+class GigaChatError(Exception):
+    """Base class of every error raised by gigapy."""
+
+    message: str
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+    def __str__(self) -> str:
+        return self.message
+
+
+class InvalidArgumentError(GigaChatError, ValueError):
+    """An argument is invalid; raised before any request is sent.
+
+    ``field`` names the offending argument (``messages[2].role``, ``temperature``, ...).
+    """
+
+    def __init__(self, field: str, reason: str) -> None:
+        self.field = field
+        self.reason = reason
+        super().__init__(f"{field}: {reason}")
+
+
+class ConfigurationError(InvalidArgumentError):
+    """A client setting (constructor argument or GIGACHAT_* variable) is invalid or missing."""
+
+
+class APIConnectionError(GigaChatError):
+    """No HTTP response was received (connection refused, reset, DNS failure, ...)."""
+
+    def __init__(self, message: str, *, method: str = "", url: str = "") -> None:
+        super().__init__(message)
+        self.method = method
+        self.url = url
+
+
+class APITimeoutError(APIConnectionError):
+    """A connect, read, write or pool timeout expired (``phase`` tells which)."""
+
+    def __init__(self, message: str, *, method: str = "", url: str = "", phase: str = "read") -> None:
+        super().__init__(message, method=method, url=url)
+        self.phase = phase
+
+
+class TLSVerificationError(APIConnectionError):
+    """The server's TLS certificate could not be verified; ``host`` names the server."""
+
+    def __init__(self, message: str, *, method: str = "", url: str = "", host: str = "") -> None:
+        super().__init__(message, method=method, url=url)
+        self.host = host
+
+
+class APIStatusError(GigaChatError):
+    """The server answered with an error status.
+
+    Carries everything the server said: ``status_code``, the server's ``server_message``
+    and ``code`` (OAuth errors), the raw ``body`` and its parsed form ``json_body``,
+    response ``headers``, and the ``request_id`` / ``session_id`` of the call.
+    """
+
+    status_code: int
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status_code: int,
+        method: str = "",
+        url: str = "",
+        body: bytes = b"",
+        json_body: Any = None,
+        headers: Mapping[str, str] | None = None,
+        server_message: str | None = None,
+        code: int | None = None,
+        request_id: str | None = None,
+        session_id: str | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.status_code = status_code
+        self.method = method
+        self.url = url
+        self.body = body
+        self.json_body = json_body
+        self.headers: Mapping[str, str] = headers if headers is not None else {}
+        self.server_message = server_message
+        self.code = code
+        self.request_id = request_id
+        self.session_id = session_id
+
+
+class BadRequestError(APIStatusError):
+    """400: the request is malformed."""
+
+
+class AuthenticationError(APIStatusError):
+    """401: credentials or access token rejected (or an OAuth error)."""
+
+
+class PaymentRequiredError(APIStatusError):
+    """402: the token package for this model is exhausted."""
+
+
+class PermissionDeniedError(APIStatusError):
+    """403: the method is not available for this account or scope."""
+
+
+class NotFoundError(APIStatusError):
+    """404: no such model, file, batch or route."""
+
+
+class RequestTimeoutError(APIStatusError):
+    """408: the server gave up waiting."""
+
+
+class PayloadTooLargeError(APIStatusError):
+    """413: the input is bigger than the model context or the file limit."""
+
+
+class UnprocessableEntityError(APIStatusError):
+    """422: the request failed the service's validation (``Invalid params: ...``)."""
+
+
+class LockedError(APIStatusError):
+    """423: the model is temporarily unavailable."""
+
+
+class RateLimitError(APIStatusError):
+    """429: too many requests; ``retry_after`` is the server's hint in seconds, if any."""
+
+    retry_after: float | None = None
+
+
+class InternalServerError(APIStatusError):
+    """5xx: the service (or a gateway in front of it) failed."""
+
+
+class APIResponseValidationError(GigaChatError):
+    """A successful response whose body is not what the API promises (bad JSON, wrong shape)."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status_code: int = 200,
+        body: bytes = b"",
+        request_id: str | None = None,
+        url: str = "",
+    ) -> None:
+        super().__init__(message)
+        self.status_code = status_code
+        self.body = body
+        self.request_id = request_id
+        self.url = url
+
+
+class StreamError(GigaChatError):
+    """A stream failed after it started: a dropped connection, an error event, a broken frame.
+
+    The chunks delivered before the failure stay delivered; ``chunks_received`` counts
+    them. ``status_code`` and ``server_message`` are set when the server sent an error
+    inside the stream.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        chunks_received: int = 0,
+        request_id: str | None = None,
+        status_code: int | None = None,
+        server_message: str | None = None,
+        body: Any = None,
+    ) -> None:
+        super().__init__(message)
+        self.chunks_received = chunks_received
+        self.request_id = request_id
+        self.status_code = status_code
+        self.server_message = server_message
+        self.body = body
+
+
+STATUS_ERRORS: dict[int, type[APIStatusError]] = {
+    400: BadRequestError,
+    401: AuthenticationError,
+    402: PaymentRequiredError,
+    403: PermissionDeniedError,
+    404: NotFoundError,
+    408: RequestTimeoutError,
+    413: PayloadTooLargeError,
+    422: UnprocessableEntityError,
+    423: LockedError,
+    429: RateLimitError,
+}
+
+
+def status_error_class(status: int) -> type[APIStatusError]:
+    """Return the exception class for an HTTP error status."""
+    cls = STATUS_ERRORS.get(status)
+    if cls is not None:
+        return cls
+    return InternalServerError if status >= 500 else APIStatusError

@@ -1,0 +1,21 @@
+"""Access tokens."""
+
+from __future__ import annotations
+
+import time
+
+from pydantic import SecretStr
+
+from ._base import APIResponse
+
+
+class AccessToken(APIResponse):
+    """An access token and its expiry (Unix time in milliseconds). The token is a secret."""
+
+    access_token: SecretStr
+    expires_at: int
+
+    @property
+    def expires_in(self) -> float:
+        """Seconds until expiry (negative when expired)."""
+        return self.expires_at / 1000 - time.time()
