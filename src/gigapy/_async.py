@@ -180,8 +180,36 @@ class AiohttpTransport:
     async def close(self) -> None:
         """Close the session's connections."""
         session, self._session = self._session, None
-        if session is not None and not session.closed:
-            await session.close()
+        if session is not None and not session.closed and not self._given:
+            if self._loop is asyncio.get_running_loop():
+                await session.close()
+            else:  # the session belongs to another (maybe finished) event loop
+                self._close_foreign(session)
+
+    def close_nowait(self) -> None:
+        """Close from outside any event loop (fixture teardown): best effort, never raises."""
+        session, self._session = self._session, None
+        if session is None or session.closed or self._given:
+            return
+        loop = self._loop
+        if loop is not None and not loop.is_closed() and not loop.is_running():
+            loop.run_until_complete(session.close())
+        else:
+            self._close_foreign(session)
+
+    @staticmethod
+    def _close_foreign(session: aiohttp.ClientSession) -> None:
+        """Close a session whose event loop is gone: shut its sockets directly."""
+        connector = session.connector
+        if connector is None:
+            return
+        for conns in list(getattr(connector, "_conns", {}).values()):
+            for proto, _ in conns:
+                transport = getattr(proto, "transport", None)
+                sock = transport.get_extra_info("socket") if transport is not None else None
+                if sock is not None:
+                    sock.close()
+        session._connector = None  # nothing left to close; silences the unclosed-session warning
 
 
 class StreamRequest(Generic[S]):

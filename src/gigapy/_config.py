@@ -28,7 +28,7 @@ DEFAULT_MODEL = "GigaChat-2"
 DEFAULT_MAX_RETRIES = 2
 SCOPES = ("GIGACHAT_API_PERS", "GIGACHAT_API_B2B", "GIGACHAT_API_CORP")
 
-_JWT_RE = re.compile(r"^[A-Za-z0-9_-]{2,}(\.[A-Za-z0-9_-]*){2,4}$")
+_JWT_RE = re.compile(r"^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]*){2,4}$")
 _UUID_RE = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
 _TRUE = {"1", "true", "yes", "on", "y", "t"}
 _FALSE = {"0", "false", "no", "off", "n", "f", ""}

@@ -126,6 +126,20 @@ class SSEDecoder:
         self._retry = None
         return event
 
+    def flush(self) -> list[SSEEvent]:
+        """End of input: dispatch an event whose final blank line never came.
+
+        (Strict SSE discards it; being lenient keeps a last ``data: [DONE]`` that a
+        server sent without the trailing blank line.)
+        """
+        self._skip_lf = False
+        if self._pending:
+            line = b"".join(self._pending)
+            self._pending.clear()
+            self._pending_size = 0
+            self._field(line)
+        return [self._dispatch()] if self._data else []
+
     def has_partial(self) -> bool:
         """True when bytes of an unfinished event are buffered (the stream ended mid-event)."""
         return bool(self._pending or self._data)

@@ -59,6 +59,18 @@ class StreamState(Generic[T, F]):
         self.count += len(out)
         return out
 
+    def feed_eof(self) -> list[T]:
+        """The connection ended: decode whatever complete event is still buffered."""
+        out: list[T] = []
+        for event in self.decoder.flush():
+            if self.done:
+                break
+            item = self.on_event(event)
+            if item is not None:
+                out.append(item)
+        self.count += len(out)
+        return out
+
     def on_event(self, event: SSEEvent) -> T | None:
         """Turn one SSE event into a chunk (None = nothing to deliver)."""
         raise NotImplementedError
@@ -276,6 +288,7 @@ class Stream(_StreamBase[T, F]):
                 if state.done:
                     break
             else:
+                yield from state.feed_eof()
                 self._check_end()
         except TransportBroken as exc:
             raise self._broken(exc) from exc.failure.exc
@@ -343,6 +356,8 @@ class AsyncStream(_StreamBase[T, F]):
                 if state.done:
                     break
             else:
+                for item in state.feed_eof():
+                    yield item
                 self._check_end()
         except TransportBroken as exc:
             raise self._broken(exc) from exc.failure.exc

@@ -1,6 +1,7 @@
 """Typed models of every GigaChat request and response (pydantic v2, unknown fields kept)."""
 
 from ._base import APIModel, APIResponse, ResponseMeta
+from .assistants import Assistant, Assistants, CreatedAssistant, DeletedAssistant, DeletedAssistantFile
 from .auth import AccessToken
 from .batches import Batch, Batches, BatchRequestCounts, BatchResult
 from .chat import (
@@ -17,6 +18,21 @@ from .chat import (
     Usage,
     image_ids,
 )
+from .chat_v2 import (
+    ChatCompletionV2,
+    ChatCompletionV2Chunk,
+    ContentPart,
+    FileRef,
+    FunctionResult,
+    InlineData,
+    InputTokensDetails,
+    Logprob,
+    LogprobToken,
+    MessageV2,
+    ToolCall,
+    ToolExecution,
+    UsageV2,
+)
 from .embeddings import Embedding, Embeddings, EmbeddingUsage
 from .files import DeletedFile, File, FileList
 from .misc import (
@@ -28,12 +44,25 @@ from .misc import (
     TokensCount,
 )
 from .models import Model, Models
+from .threads import (
+    Thread,
+    ThreadAttachment,
+    ThreadCompletion,
+    ThreadCompletionChunk,
+    ThreadMessage,
+    ThreadMessages,
+    ThreadRunResponse,
+    ThreadRunResult,
+    Threads,
+)
 
 __all__ = [
     "AICheckResult",
     "APIModel",
     "APIResponse",
     "AccessToken",
+    "Assistant",
+    "Assistants",
     "Balance",
     "BalanceItem",
     "Batch",
@@ -42,9 +71,15 @@ __all__ = [
     "Batches",
     "ChatCompletion",
     "ChatCompletionChunk",
+    "ChatCompletionV2",
+    "ChatCompletionV2Chunk",
     "Choice",
     "ChoiceDelta",
     "ChunkChoice",
+    "ContentPart",
+    "CreatedAssistant",
+    "DeletedAssistant",
+    "DeletedAssistantFile",
     "DeletedFile",
     "Embedding",
     "EmbeddingUsage",
@@ -52,16 +87,35 @@ __all__ = [
     "FewShotExample",
     "File",
     "FileList",
+    "FileRef",
     "Function",
     "FunctionCall",
     "FunctionParameters",
+    "FunctionResult",
     "FunctionValidationIssue",
     "FunctionValidationResult",
+    "InlineData",
+    "InputTokensDetails",
+    "Logprob",
+    "LogprobToken",
     "Message",
+    "MessageV2",
     "Model",
     "Models",
     "ResponseMeta",
+    "Thread",
+    "ThreadAttachment",
+    "ThreadCompletion",
+    "ThreadCompletionChunk",
+    "ThreadMessage",
+    "ThreadMessages",
+    "ThreadRunResponse",
+    "ThreadRunResult",
+    "Threads",
     "TokensCount",
+    "ToolCall",
+    "ToolExecution",
     "Usage",
+    "UsageV2",
     "image_ids",
 ]
