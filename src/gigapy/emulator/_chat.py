@@ -1,0 +1,223 @@
+"""v1 chat: ``POST /chat/completions`` with the service's validation, JSON and SSE shapes."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from aiohttp import web
+
+from . import _engine as engine
+from ._engine import IMAGE, MODEL3D, Msg, Outcome, Params, Tools
+from ._http import dumps, encode_str, invalid_params, parse_json_object
+from ._models import resolve, versioned
+from ._sse import send_events
+from ._validate import check_call_pairs, function_result, function_specs, response_format, sampling, shape_422
+
+if TYPE_CHECKING:
+    from ._pipeline import Ctx
+
+ROLES = frozenset({"system", "user", "assistant", "function", "search_result"})
+#: v1 built-in functions and the engine tools they map to.
+BUILTINS = {"text2image": IMAGE, "text2model3d": MODEL3D}
+
+
+@dataclass(slots=True)
+class ChatRequest:
+    """A validated v1 request."""
+
+    model: str
+    msgs: list[Msg]
+    tools: Tools
+    params: Params
+    stream: bool
+    update_interval: float
+    n: int
+
+
+def _content(raw: dict[str, Any], index: int) -> str:
+    content = raw.get("content", "")
+    if content is None:
+        return ""
+    if not isinstance(content, str):
+        raise invalid_params(f"messages[{index}].content must be a string")
+    return content
+
+
+def _call(raw: dict[str, Any], index: int) -> tuple[str, dict[str, Any]] | None:
+    call = raw.get("function_call")
+    if call is None or raw.get("role") != "assistant":
+        return None
+    if not isinstance(call, dict) or not isinstance(call.get("name"), str):
+        raise invalid_params(f"messages[{index}].function_call must have a name")
+    args = call.get("arguments", {})
+    if isinstance(args, str):
+        args = function_result(call["name"], args)
+    if not isinstance(args, dict):
+        raise invalid_params(f"messages[{index}].function_call.arguments must be an object")
+    return call["name"], args
+
+
+def _message(raw: object, index: int) -> Msg:
+    if not isinstance(raw, dict):
+        raise invalid_params(f"messages[{index}] must be an object")
+    role = raw.get("role")
+    if role not in ROLES:
+        raise invalid_params(f"messages[{index}].role must be one of system, user, assistant, function")
+    text = _content(raw, index)
+    files = raw.get("attachments") or []
+    if not isinstance(files, list) or not all(isinstance(f, str) for f in files):
+        raise invalid_params(f"messages[{index}].attachments must be an array of file ids")
+    result = None
+    if role == "function":
+        name = raw.get("name") if isinstance(raw.get("name"), str) else "function"
+        result = (str(name), function_result(str(name), text))
+    return Msg(str(role), text, _call(raw, index), result, tuple(files))
+
+
+def parse_messages(raw: object) -> list[Msg]:
+    """Validate v1 messages: roles, system first, every function call followed by its result."""
+    if not isinstance(raw, list) or not raw:
+        raise invalid_params("messages must be a non-empty array")
+    msgs = [_message(item, index) for index, item in enumerate(raw)]
+    if any(m.role == "system" for m in msgs[1:]):
+        raise invalid_params("system message must be the first message")
+    check_call_pairs([(m.call is not None, m.result is not None) for m in msgs], results_need_calls=False)
+    return msgs
+
+
+def parse_tools(body: dict[str, Any]) -> Tools:
+    """``functions`` + ``function_call`` → what the model may call."""
+    specs = function_specs(body.get("functions"), shape_422, frozenset(BUILTINS))
+    custom = {s["name"]: s for s in specs if s["name"] not in BUILTINS}
+    listed = frozenset(BUILTINS[s["name"]] for s in specs if s["name"] in BUILTINS)
+    choice = body.get("function_call")
+    if choice is None:
+        return Tools(custom, listed, "auto" if specs else "none")
+    if choice == "none":
+        return Tools(custom, listed, "none")
+    if choice == "auto":
+        return Tools(custom, listed if custom else listed | frozenset(BUILTINS.values()), "auto")
+    if isinstance(choice, dict) and isinstance(choice.get("name"), str):
+        name = choice["name"]
+        if name in BUILTINS:
+            return Tools(custom, listed | {BUILTINS[name]}, "forced", BUILTINS[name])
+        if name in custom:
+            return Tools(custom, listed, "forced", name)
+        raise invalid_params(f"function {name} is not described in functions")
+    raise invalid_params('function_call must be "auto", "none" or {"name": ...}')
+
+
+def parse_request(ctx: Ctx, body: dict[str, Any]) -> ChatRequest:
+    """Validate a v1 chat body in the service's order: model, messages, options, tools."""
+    if "model" not in body:
+        raise invalid_params("model is required")
+    model = resolve(body.get("model"), "chat")
+    msgs = parse_messages(body.get("messages"))
+    max_tokens, interval = sampling(body, shape_422)
+    n = body.get("n", 1)
+    if not isinstance(n, int) or isinstance(n, bool) or not 1 <= n <= 4:
+        raise invalid_params("n must be in range [1, 4]")
+    stream = body.get("stream", False)
+    if not isinstance(stream, bool):
+        raise invalid_params("stream must be a boolean")
+    fmt = response_format(body.get("response_format"), shape_422)
+    params = Params(model, max_tokens, fmt, engine.answer_tokens_hook(ctx))
+    return ChatRequest(model, msgs, parse_tools(body), params, stream, interval, n)
+
+
+def _img_tags(outcome: Outcome) -> str:
+    return "".join(f'<img src="{f.id}" fuse="true"/> ' for f in outcome.files)
+
+
+def message_json(outcome: Outcome) -> dict[str, Any]:
+    """The assistant message of a v1 response."""
+    message: dict[str, Any] = {"content": _img_tags(outcome) + outcome.text, "role": "assistant"}
+    if outcome.state_id:
+        message["functions_state_id"] = outcome.state_id
+    if outcome.call:
+        message["function_call"] = {"name": outcome.call[0], "arguments": outcome.call[1]}
+    return message
+
+
+def usage_json(prompt: engine.Prompt, completion: int) -> dict[str, int]:
+    """v1 usage: total = prompt + completion (as every real example shows)."""
+    return {
+        "prompt_tokens": prompt.tokens,
+        "completion_tokens": completion,
+        "total_tokens": prompt.tokens + completion,
+        "precached_prompt_tokens": prompt.cached,
+    }
+
+
+def run(ctx: Ctx, request: ChatRequest) -> list[Outcome]:
+    """Generate every choice and charge the balance."""
+    prompt = engine.measure_prompt(ctx, request.msgs, request.tools)
+    outcomes = [engine.generate(ctx, request.msgs, request.tools, request.params, prompt, i) for i in range(request.n)]
+    engine.spend(ctx, request.model, prompt.tokens + sum(o.completion_tokens for o in outcomes))
+    return outcomes
+
+
+def completion_json(request: ChatRequest, outcomes: list[Outcome]) -> dict[str, Any]:
+    """The non-streaming v1 response body."""
+    choices = [
+        {"message": message_json(o), "index": i, "finish_reason": o.finish_reason} for i, o in enumerate(outcomes)
+    ]
+    return {
+        "choices": choices,
+        "created": int(time.time()),
+        "model": versioned(request.model),
+        "object": "chat.completion",
+        "usage": usage_json(outcomes[0].prompt, sum(o.completion_tokens for o in outcomes)),
+    }
+
+
+class _Frames:
+    """Pre-rendered pieces of v1 SSE events, so each chunk costs one string escape."""
+
+    def __init__(self, model: str) -> None:
+        self.created = int(time.time())
+        self.tail = f',"index":0}}],"created":{self.created},"model":"{versioned(model)}","object":"chat.completion"'
+
+    def delta(self, delta: dict[str, Any]) -> str:
+        return f'data: {{"choices":[{{"delta":{dumps(delta)}{self.tail}}}\n\n'
+
+    def content(self, text: str, first: bool) -> str:
+        role = ',"role":"assistant"' if first else ""
+        return f'data: {{"choices":[{{"delta":{{"content":{encode_str(text)}{role}}}{self.tail}}}\n\n'
+
+    def finish(self, reason: str, usage: dict[str, int]) -> str:
+        tail = self.tail.replace(',"index":0}]', f',"index":0,"finish_reason":"{reason}"}}]', 1)
+        return f'data: {{"choices":[{{"delta":{{"content":""}}{tail},"usage":{dumps(usage)}}}\n\n'
+
+
+def stream_events(outcome: Outcome, frames: _Frames, size: int) -> list[str]:
+    """Every v1 event: role first, content chunks, the finish+usage chunk, then [DONE]."""
+    events = []
+    if outcome.tool in (IMAGE, MODEL3D):
+        name = "text2image" if outcome.tool == IMAGE else "text2model3d"
+        events.append(frames.delta({"content": "", "role": "function_in_progress", "name": name,
+                                    "created": frames.created}))
+    if outcome.call:
+        events.append(frames.delta(message_json(outcome)))
+    elif outcome.state_id:
+        events.append(frames.delta({"content": "", "role": "assistant", "functions_state_id": outcome.state_id}))
+    first = not (outcome.call or outcome.state_id)
+    pieces = [_img_tags(outcome), *outcome.pieces] if outcome.files else outcome.pieces
+    for start in range(0, len(pieces), size):
+        events.append(frames.content("".join(pieces[start : start + size]), first))
+        first = False
+    events.append(frames.finish(outcome.finish_reason, usage_json(outcome.prompt, outcome.completion_tokens)))
+    events.append("data: [DONE]\n\n")
+    return events
+
+
+async def chat_completions(ctx: Ctx) -> web.StreamResponse | dict[str, Any]:
+    """``POST /chat/completions``."""
+    request = parse_request(ctx, parse_json_object(ctx.body))
+    outcomes = run(ctx, request)
+    if not request.stream:
+        return completion_json(request, outcomes)
+    events = stream_events(outcomes[0], _Frames(request.model), engine.chunk_size(ctx, request.update_interval))
+    return await send_events(ctx, events, request.update_interval)

@@ -1,0 +1,280 @@
+"""v2 chat: ``POST /v2/chat/completions`` (content parts, tools, model_options, named SSE events)."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from aiohttp import web
+
+from . import _engine as engine
+from ._engine import CODE, IMAGE, MODEL3D, URL_EXTRACT, WEB_SEARCH, Msg, Outcome, Params, Tools
+from ._http import INVALID_JSON, ApiError, dumps, encode_str, invalid_params, new_uuid4, parse_json_object
+from ._models import resolve, versioned
+from ._sse import send_events
+from ._validate import (
+    check_call_pairs,
+    function_result,
+    function_specs,
+    response_format,
+    sampling,
+    shape_400,
+)
+
+if TYPE_CHECKING:
+    from ._pipeline import Ctx
+
+ROLES = {"user": "user", "system": "system", "assistant": "assistant", "function": "function", "tool": "function"}
+BUILTIN_TOOLS = frozenset({IMAGE, MODEL3D, WEB_SEARCH, URL_EXTRACT, CODE})
+TOOL_MODES = frozenset({"auto", "none", "forced"})
+_OPTIONAL_OBJECTS = ("ranker_options", "filter_config", "user_info")
+
+
+def _bad() -> ApiError:
+    return ApiError(400, INVALID_JSON)
+
+
+@dataclass(slots=True)
+class V2Request:
+    """A validated v2 request."""
+
+    model: str
+    msgs: list[Msg]
+    tools: Tools
+    params: Params
+    stream: bool
+    update_interval: float
+
+
+def _part(part: object, texts: list[str], files: list[str], msg: dict[str, Any]) -> None:
+    """Read one content part into the collected texts/files and the call/result slots."""
+    if not isinstance(part, dict):
+        raise _bad()
+    text = part.get("text")
+    if text is not None:
+        if not isinstance(text, str):
+            raise _bad()
+        texts.append(text)
+    for item in part.get("files") or []:
+        file_id = item.get("id") if isinstance(item, dict) else item
+        if not isinstance(file_id, str):
+            raise _bad()
+        files.append(file_id)
+    call = part.get("function_call")
+    if call is not None:
+        if not isinstance(call, dict) or not isinstance(call.get("name"), str):
+            raise _bad()
+        if not isinstance(call.get("arguments", {}), dict):
+            raise _bad()
+        msg.setdefault("call", (call["name"], call.get("arguments", {})))
+    result = part.get("function_result")
+    if result is not None:
+        if not isinstance(result, dict) or not isinstance(result.get("name"), str):
+            raise _bad()
+        msg.setdefault("result", (result["name"], function_result(result["name"], result.get("result"))))
+
+
+def _message(raw: object) -> Msg:
+    if not isinstance(raw, dict) or raw.get("role") not in ROLES:
+        raise _bad()
+    content = raw.get("content")
+    if not isinstance(content, list):
+        raise _bad()
+    texts: list[str] = []
+    files: list[str] = []
+    slots: dict[str, Any] = {}
+    for part in content:
+        _part(part, texts, files, slots)
+    role = ROLES[raw["role"]]
+    return Msg(role, "\n".join(texts), slots.get("call"), slots.get("result"), tuple(files))
+
+
+def parse_messages(raw: object) -> list[Msg]:
+    """Validate v2 messages: content arrays, system first, calls and results paired both ways."""
+    if not isinstance(raw, list) or not raw:
+        raise _bad()
+    msgs = [_message(item) for item in raw]
+    if any(m.role == "system" for m in msgs[1:]):
+        raise invalid_params("system message must be the first message")
+    check_call_pairs([(m.call is not None, m.result is not None) for m in msgs], results_need_calls=True)
+    return msgs
+
+
+def _tool_entry(entry: object) -> tuple[str, Any]:
+    """``{"web_search": {...}}`` or the shorthand ``"web_search"`` → (tool id, options)."""
+    if isinstance(entry, str):
+        return entry, {}
+    if isinstance(entry, dict) and entry:
+        name, options = next(iter(entry.items()))
+        return str(name), options
+    raise _bad()
+
+
+def _tool_entries(raw: object) -> tuple[dict[str, dict[str, Any]], set[str]]:
+    if raw is None:
+        return {}, set()
+    if not isinstance(raw, list):
+        raise _bad()
+    functions: dict[str, dict[str, Any]] = {}
+    builtins: set[str] = set()
+    for entry in raw:
+        name, options = _tool_entry(entry)
+        if name == "functions":
+            specs = options.get("specifications") if isinstance(options, dict) else None
+            functions.update((s["name"], s) for s in function_specs(specs or [], shape_400))
+        elif name in BUILTIN_TOOLS:
+            builtins.add(name)
+        else:
+            raise ApiError(404, f"Unknown tool {name}")
+    return functions, builtins
+
+
+def parse_tools(body: dict[str, Any]) -> Tools:
+    """``tools`` + ``tool_config`` → what the model may call."""
+    functions, builtins = _tool_entries(body.get("tools"))
+    config = body.get("tool_config")
+    if config is None:
+        return Tools(functions, frozenset(builtins), "auto" if functions or builtins else "none")
+    if not isinstance(config, dict) or config.get("mode") not in TOOL_MODES:
+        raise _bad()
+    mode = config["mode"]
+    if mode != "forced":
+        return Tools(functions, frozenset(builtins), mode)
+    tool, function = config.get("tool_name"), config.get("function_name")
+    if isinstance(function, str):
+        if function not in functions:
+            raise invalid_params(f"function {function} is not described in tools")
+        return Tools(functions, frozenset(builtins), mode, function)
+    if isinstance(tool, str):
+        if tool not in BUILTIN_TOOLS:
+            raise ApiError(404, f"Unknown tool {tool}")
+        if tool not in builtins:
+            raise ApiError(422, f"Tool {tool} is unavailable")
+        return Tools(functions, frozenset(builtins), mode, tool)
+    raise invalid_params("tool_config.tool_name or tool_config.function_name is required in forced mode")
+
+
+def _check_optional(body: dict[str, Any]) -> None:
+    for key in _OPTIONAL_OBJECTS:
+        if body.get(key) is not None and not isinstance(body[key], dict):
+            raise _bad()
+    for key in ("stream", "disable_filter"):
+        if body.get(key) is not None and not isinstance(body[key], bool):
+            raise _bad()
+    if body.get("storage") is not None and not isinstance(body["storage"], (bool, dict)):
+        raise _bad()
+    if body.get("flags") is not None and not isinstance(body["flags"], list):
+        raise _bad()
+
+
+def parse_request(ctx: Ctx, body: dict[str, Any]) -> V2Request:
+    """Validate a v2 chat body."""
+    if "model" not in body:
+        raise _bad()
+    model = resolve(body.get("model"), "chat")
+    _check_optional(body)
+    msgs = parse_messages(body.get("messages"))
+    options = body.get("model_options") or {}
+    if not isinstance(options, dict):
+        raise _bad()
+    max_tokens, interval = sampling(options, shape_400)
+    fmt = response_format(options.get("response_format", body.get("response_format")), shape_400)
+    params = Params(model, max_tokens, fmt, engine.answer_tokens_hook(ctx))
+    return V2Request(model, msgs, parse_tools(body), params, bool(body.get("stream")), interval)
+
+
+def content_parts(outcome: Outcome) -> list[dict[str, Any]]:
+    """The assistant message content of a v2 answer."""
+    if outcome.call:
+        return [{"function_call": {"id": new_uuid4(), "name": outcome.call[0], "arguments": outcome.call[1]}}]
+    parts: list[dict[str, Any]] = []
+    if outcome.files:
+        parts.append({"files": [{"id": f.id, "mime": f.mime, "target": f.target} for f in outcome.files]})
+    parts.append({"text": outcome.text})
+    return parts
+
+
+def assistant_message(outcome: Outcome, content: list[dict[str, Any]]) -> dict[str, Any]:
+    """``{role, [tool_state_id], content}``."""
+    message: dict[str, Any] = {"role": "assistant"}
+    if outcome.state_id:
+        message["tool_state_id"] = outcome.state_id
+    message["content"] = content
+    return message
+
+
+def usage_json(outcome: Outcome) -> dict[str, Any]:
+    """v2 usage with input token details."""
+    prompt, output = outcome.prompt, outcome.completion_tokens
+    return {
+        "input_tokens": prompt.tokens,
+        "input_tokens_details": {"prompt_tokens": prompt.tokens, "cached_tokens": prompt.cached},
+        "output_tokens": output,
+        "total_tokens": prompt.tokens + output,
+    }
+
+
+def run(ctx: Ctx, request: V2Request) -> Outcome:
+    """Generate the answer and charge the balance."""
+    prompt = engine.measure_prompt(ctx, request.msgs, request.tools)
+    outcome = engine.generate(ctx, request.msgs, request.tools, request.params, prompt)
+    engine.spend(ctx, request.model, prompt.tokens + outcome.completion_tokens)
+    return outcome
+
+
+def response_json(request: V2Request, outcome: Outcome) -> dict[str, Any]:
+    """The non-streaming v2 response body."""
+    return {
+        "model": versioned(request.model),
+        "created_at": int(time.time()),
+        "messages": [assistant_message(outcome, content_parts(outcome))],
+        "finish_reason": outcome.finish_reason,
+        "usage": usage_json(outcome),
+    }
+
+
+class _Frames:
+    """Named v2 SSE events."""
+
+    def __init__(self, model: str) -> None:
+        self.head = f'{{"model":"{versioned(model)}","created_at":{int(time.time())}'
+
+    def event(self, name: str, fields: dict[str, Any]) -> str:
+        body = dumps(fields)[1:]
+        return f"event: {name}\ndata: {self.head},{body}\n\n"
+
+    def text(self, text: str) -> str:
+        return (f'event: response.message.delta\ndata: {self.head},"messages":[{{"role":"assistant",'
+                f'"content":[{{"text":{encode_str(text)}}}]}}]}}\n\n')
+
+
+def stream_events(outcome: Outcome, frames: _Frames, size: int) -> list[str]:
+    """Tool progress, message deltas, then ``response.message.done`` (no ``[DONE]``)."""
+    events = []
+    if outcome.tool:
+        progress = {"tool_execution": {"name": outcome.tool, "seconds_left": 1}}
+        events.append(frames.event("response.tool.in_progress", {"messages": [assistant_message(outcome, [progress])]}))
+        done = {"tool_execution": {"name": outcome.tool, "status": "success", "censored": False}}
+        events.append(frames.event("response.tool.completed", {"messages": [assistant_message(outcome, [done])]}))
+    if outcome.files:
+        files = content_parts(outcome)[:1]
+        events.append(frames.event("response.message.delta", {"messages": [assistant_message(outcome, files)]}))
+    if not outcome.call:
+        pieces = outcome.pieces
+        events.extend(frames.text("".join(pieces[i : i + size])) for i in range(0, len(pieces), size))
+    done_fields: dict[str, Any] = {"finish_reason": outcome.finish_reason, "usage": usage_json(outcome)}
+    if outcome.call:
+        done_fields["messages"] = [assistant_message(outcome, content_parts(outcome))]
+    events.append(frames.event("response.message.done", done_fields))
+    return events
+
+
+async def chat_completions_v2(ctx: Ctx) -> web.StreamResponse | dict[str, Any]:
+    """``POST /v2/chat/completions``."""
+    request = parse_request(ctx, parse_json_object(ctx.body))
+    outcome = run(ctx, request)
+    if not request.stream:
+        return response_json(request, outcome)
+    size = engine.chunk_size(ctx, request.update_interval)
+    return await send_events(ctx, stream_events(outcome, _Frames(request.model), size), request.update_interval)

@@ -1,0 +1,50 @@
+"""Command line of ``python -m gigapy.emulator`` (reused by the ``gigapy emulator`` CLI command)."""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Sequence
+
+from ._config import EmulatorConfig
+from ._faults import FaultSpec
+
+
+def _fault_spec(value: str) -> str:
+    try:
+        FaultSpec.parse(value)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return value
+
+
+def build_parser(prog: str = "python -m gigapy.emulator") -> argparse.ArgumentParser:
+    """The emulator's argument parser."""
+    parser = argparse.ArgumentParser(prog=prog, description="Offline GigaChat API emulator (loopback only).")
+    defaults = EmulatorConfig()
+    parser.add_argument("--host", default=defaults.host, help="address to listen on (default %(default)s)")
+    parser.add_argument("--port", type=int, default=defaults.port, help="port (default %(default)s; 0 = any free)")
+    parser.add_argument("--token-ttl", type=float, default=defaults.token_ttl, metavar="SECONDS",
+                        help="access token lifetime (default %(default)s)")
+    parser.add_argument("--no-limits", action="store_true", help="lift the per-scope concurrency limits")
+    parser.add_argument("--faults", type=_fault_spec, default="", metavar="SPEC",
+                        help='fault injection, e.g. "500:0.1,429:0.05,drop:0.02,latency_ms:50"')
+    parser.add_argument("--seed", type=int, default=0, help="changes every generated answer")
+    parser.add_argument("--tls-cert", metavar="FILE", help="serve HTTPS with this certificate (PEM)")
+    parser.add_argument("--tls-key", metavar="FILE", help="private key of --tls-cert (PEM)")
+    parser.add_argument("--client-ca", metavar="FILE", help="require client certificates signed by this CA (mTLS)")
+    return parser
+
+
+def config_from_args(argv: Sequence[str] | None = None) -> EmulatorConfig:
+    """Parse command-line arguments into an ``EmulatorConfig``."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if bool(args.tls_cert) != bool(args.tls_key):
+        parser.error("--tls-cert and --tls-key go together")
+    if args.client_ca and not args.tls_cert:
+        parser.error("--client-ca needs --tls-cert and --tls-key")
+    config = EmulatorConfig(host=args.host, port=args.port, token_ttl=args.token_ttl, faults=args.faults,
+                            seed=args.seed, tls_cert=args.tls_cert, tls_key=args.tls_key, client_ca=args.client_ca)
+    if args.no_limits:
+        config.limits = None
+    return config

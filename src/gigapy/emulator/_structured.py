@@ -1,0 +1,242 @@
+"""Structured output: JSON values built from a JSON Schema and the prompt, strings matching a regex."""
+
+from __future__ import annotations
+
+import json
+import random
+import re
+import sys
+from typing import Any
+
+if sys.version_info >= (3, 11):
+    from re import _parser as sre_parse  # type: ignore[attr-defined,unused-ignore]
+else:
+    import sre_parse
+
+_MAX_DEPTH = 8
+_MAX_REPEAT = 8
+_MAX_LITERAL_REPEAT = 4096
+_NUMBER_RE = re.compile(r"-?\d+(?:\.\d+)?")
+_IDENT_RE = re.compile(r"\b[A-Za-zА-Яа-я]{0,6}-?\d[\w-]*\b")
+_QUOTED_RE = re.compile(r"[\"'«“]([^\"'»”]{1,120})[\"'»”]")
+_CAPITALIZED_RE = re.compile(r"(?<![.!?]\s)(?<!^)\b([A-ZА-ЯЁ][a-zа-яё]{2,})")
+_JSON_OBJECT_RE = re.compile(r"\{.*\}", re.DOTALL)
+_LOCATION_HINTS = ("city", "location", "place", "town", "country", "город", "мест", "стран")
+_ID_HINTS = ("id", "code", "number", "номер", "код")
+_PY_TYPES: dict[str, tuple[type, ...]] = {
+    "string": (str,),
+    "integer": (int,),
+    "number": (int, float),
+    "boolean": (bool,),
+    "array": (list,),
+    "object": (dict,),
+}
+
+
+class SchemaFiller:
+    """Builds a value that satisfies a (reasonable) JSON Schema, using facts found in the prompt."""
+
+    def __init__(self, root: dict[str, Any], prompt: str, rng: random.Random, phrase: str) -> None:
+        self.root = root
+        self.prompt = prompt
+        self.rng = rng
+        self.phrase = phrase or "ok"
+        self.hints = _json_in_prompt(prompt)
+
+    def build(self) -> Any:
+        """A value for the root schema."""
+        return self.value(self.root, "", 0)
+
+    def _resolve(self, schema: dict[str, Any]) -> dict[str, Any]:
+        ref = schema.get("$ref")
+        if not isinstance(ref, str) or not ref.startswith("#/"):
+            return schema
+        node: Any = self.root
+        for part in ref[2:].split("/"):
+            node = node.get(part) if isinstance(node, dict) else None
+        return node if isinstance(node, dict) else {}
+
+    def value(self, schema: Any, name: str, depth: int) -> Any:
+        """A value for one (sub)schema; ``name`` is the property name, used for hints."""
+        if not isinstance(schema, dict) or depth > _MAX_DEPTH:
+            return self._string(name, {})
+        schema = self._resolve(schema)
+        if "const" in schema:
+            return schema["const"]
+        enum = schema.get("enum")
+        if isinstance(enum, list) and enum:
+            return self._pick_enum(enum)
+        for key in ("anyOf", "oneOf", "allOf"):
+            options = schema.get(key)
+            if isinstance(options, list) and options:
+                return self.value(options[0], name, depth + 1)
+        kind = schema.get("type", "object" if "properties" in schema else "string")
+        if isinstance(kind, list):
+            kind = next((k for k in kind if k != "null"), "null")
+        hinted = self.hints.get(name)
+        if hinted is not None and isinstance(hinted, _PY_TYPES.get(str(kind), ())):
+            return hinted
+        return self._by_type(str(kind), schema, name, depth)
+
+    def _by_type(self, kind: str, schema: dict[str, Any], name: str, depth: int) -> Any:
+        if kind == "object":
+            return self._object(schema, depth)
+        if kind == "array":
+            count = max(int(schema.get("minItems", 1) or 0), 1)
+            count = min(count, int(schema.get("maxItems", count)), _MAX_REPEAT)
+            return [self.value(schema.get("items", {}), name, depth + 1) for _ in range(count)]
+        if kind in ("integer", "number"):
+            return self._number(schema, kind == "integer")
+        if kind == "boolean":
+            return True
+        if kind == "null":
+            return None
+        return self._string(name, schema)
+
+    def _object(self, schema: dict[str, Any], depth: int) -> dict[str, Any]:
+        props = schema.get("properties")
+        if not isinstance(props, dict):
+            return {}
+        return {key: self.value(sub, key, depth + 1) for key, sub in props.items()}
+
+    def _pick_enum(self, enum: list[Any]) -> Any:
+        low = self.prompt.lower()
+        for item in enum:
+            if isinstance(item, str) and item.lower() in low:
+                return item
+        return enum[0]
+
+    def _number(self, schema: dict[str, Any], integer: bool) -> int | float:
+        found = _NUMBER_RE.search(self.prompt)
+        value: float = float(found.group()) if found else 1.0
+        low = schema.get("minimum", schema.get("exclusiveMinimum"))
+        high = schema.get("maximum", schema.get("exclusiveMaximum"))
+        if isinstance(low, (int, float)) and value < low:
+            value = low + (1 if "exclusiveMinimum" in schema else 0)
+        if isinstance(high, (int, float)) and value > high:
+            value = high - (1 if "exclusiveMaximum" in schema else 0)
+        return int(value) if integer else value
+
+    def _string(self, name: str, schema: dict[str, Any]) -> str:
+        pattern = schema.get("pattern")
+        if isinstance(pattern, str):
+            generated = regex_sample(pattern, self.rng)
+            if generated is not None:
+                return generated
+        text = self._string_from_prompt(name.lower())
+        low = schema.get("minLength")
+        if isinstance(low, int) and len(text) < low:
+            text = (text + " " + self.phrase) * (low // max(len(text), 1) + 1)
+        high = schema.get("maxLength")
+        if isinstance(high, int) and high >= 0:
+            text = text[:high]
+        return text
+
+    def _string_from_prompt(self, name: str) -> str:
+        if any(h in name for h in _ID_HINTS):
+            ident = _IDENT_RE.search(self.prompt)
+            if ident:
+                return ident.group()
+        if any(h in name for h in _LOCATION_HINTS):
+            place = _CAPITALIZED_RE.search(self.prompt)
+            if place:
+                return place.group(1)
+        quoted = _QUOTED_RE.search(self.prompt)
+        if quoted:
+            return quoted.group(1)
+        return self.phrase
+
+
+def _json_in_prompt(prompt: str) -> dict[str, Any]:
+    """A JSON object quoted in the prompt (``Return {"a": 1}``) gives hints for same-named fields."""
+    found = _JSON_OBJECT_RE.search(prompt)
+    if not found:
+        return {}
+    try:
+        value = json.loads(found.group())
+    except ValueError:
+        return {}
+    return value if isinstance(value, dict) else {}
+
+
+def fill_schema(schema: dict[str, Any], prompt: str, rng: random.Random, phrase: str) -> Any:
+    """A JSON value valid for ``schema`` built from ``prompt``."""
+    return SchemaFiller(schema, prompt, rng, phrase).build()
+
+
+def regex_sample(pattern: str, rng: random.Random) -> str | None:
+    """A string matching ``pattern`` (``None`` when the pattern is invalid or unsupported)."""
+    try:
+        parsed = sre_parse.parse(pattern)
+        out: list[str] = []
+        groups: dict[int, str] = {}
+        _emit(list(parsed.data), rng, out, groups)
+        text = "".join(out)
+    except (re.error, RecursionError, ValueError, TypeError, IndexError, OverflowError):
+        return None
+    return text if re.fullmatch(pattern, text) else None
+
+
+_CATEGORY_CHARS = {
+    "CATEGORY_DIGIT": "0123456789",
+    "CATEGORY_NOT_DIGIT": "abcxyz",
+    "CATEGORY_WORD": "abcdefghijklmnopqrstuvwxyz",
+    "CATEGORY_NOT_WORD": " -.",
+    "CATEGORY_SPACE": " ",
+    "CATEGORY_NOT_SPACE": "abcxyz",
+}
+
+
+def _emit(items: list[tuple[Any, Any]], rng: random.Random, out: list[str], groups: dict[int, str]) -> None:
+    for op, arg in items:
+        name = str(op)
+        if name == "LITERAL":
+            out.append(chr(arg))
+        elif name == "NOT_LITERAL":
+            out.append("x" if chr(arg) != "x" else "y")
+        elif name == "ANY":
+            out.append(rng.choice("abcdefghijklmnopqrstuvwxyz"))
+        elif name == "IN":
+            out.append(_from_set(arg, rng))
+        elif name in ("MAX_REPEAT", "MIN_REPEAT", "POSSESSIVE_REPEAT"):
+            low, high, sub = arg
+            if low > _MAX_LITERAL_REPEAT:
+                raise ValueError("repeat too long")
+            count = low if low else min(1, high)
+            for _ in range(count):
+                _emit(list(sub), rng, out, groups)
+        elif name == "SUBPATTERN":
+            group, sub = arg[0], arg[-1]
+            start = len(out)
+            _emit(list(sub), rng, out, groups)
+            if group is not None:
+                groups[group] = "".join(out[start:])
+        elif name == "BRANCH":
+            _emit(list(arg[1][0]), rng, out, groups)
+        elif name == "GROUPREF":
+            out.append(groups.get(arg, ""))
+        elif name in ("AT", "ASSERT", "ASSERT_NOT"):
+            continue
+        elif name == "CATEGORY":
+            out.append(rng.choice(_CATEGORY_CHARS.get(str(arg), "a")))
+        else:
+            raise ValueError(name)
+
+
+def _from_set(items: list[tuple[Any, Any]], rng: random.Random) -> str:
+    if items and str(items[0][0]) == "NEGATE":
+        banned = {chr(a) for op, a in items[1:] if str(op) == "LITERAL"}
+        return next(c for c in "xyzabc0123" if c not in banned)
+    choices: list[str] = []
+    for op, arg in items:
+        name = str(op)
+        if name == "LITERAL":
+            choices.append(chr(arg))
+        elif name == "RANGE":
+            low, high = arg
+            choices.extend(chr(c) for c in range(low, min(high, low + 64) + 1))
+        elif name == "CATEGORY":
+            choices.extend(_CATEGORY_CHARS.get(str(arg), "a"))
+    if not choices:
+        raise ValueError("empty set")
+    return rng.choice(choices)
