@@ -191,8 +191,14 @@ def content_parts(outcome: Outcome) -> list[dict[str, Any]]:
     parts: list[dict[str, Any]] = []
     if outcome.files:
         parts.append({"files": [{"id": f.id, "mime": f.mime, "target": f.target} for f in outcome.files]})
-    parts.append({"text": outcome.text})
+    parts.append(_text_part(outcome, outcome.text))
     return parts
+
+
+def _text_part(outcome: Outcome, text: str) -> dict[str, Any]:
+    if outcome.sources is None:
+        return {"text": text}
+    return {"text": text, "inline_data": {"images": [], "sources": outcome.sources}}
 
 
 def assistant_message(outcome: Outcome, content: list[dict[str, Any]]) -> dict[str, Any]:
@@ -248,6 +254,9 @@ class _Frames:
         return (f'event: response.message.delta\ndata: {self.head},"messages":[{{"role":"assistant",'
                 f'"content":[{{"text":{encode_str(text)}}}]}}]}}\n\n')
 
+    def part(self, outcome: Outcome, part: dict[str, Any]) -> str:
+        return self.event("response.message.delta", {"messages": [assistant_message(outcome, [part])]})
+
 
 def stream_events(outcome: Outcome, frames: _Frames, size: int) -> list[str]:
     """Tool progress, message deltas, then ``response.message.done`` (no ``[DONE]``)."""
@@ -261,8 +270,11 @@ def stream_events(outcome: Outcome, frames: _Frames, size: int) -> list[str]:
         files = content_parts(outcome)[:1]
         events.append(frames.event("response.message.delta", {"messages": [assistant_message(outcome, files)]}))
     if not outcome.call:
-        pieces = outcome.pieces
-        events.extend(frames.text("".join(pieces[i : i + size])) for i in range(0, len(pieces), size))
+        texts = ["".join(outcome.pieces[i : i + size]) for i in range(0, len(outcome.pieces), size)]
+        events.extend(frames.text(text) for text in texts[:-1])
+        if texts:
+            events.append(frames.part(outcome, _text_part(outcome, texts[-1])) if outcome.sources else
+                          frames.text(texts[-1]))
     done_fields: dict[str, Any] = {"finish_reason": outcome.finish_reason, "usage": usage_json(outcome)}
     if outcome.call:
         done_fields["messages"] = [assistant_message(outcome, content_parts(outcome))]

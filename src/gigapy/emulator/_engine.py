@@ -110,6 +110,8 @@ class Outcome:
     files: list[GeneratedFile] = field(default_factory=list)
     tool: str | None = None
     extra_tokens: int = 0
+    #: Web search citations (v2 ``inline_data.sources``).
+    sources: dict[str, dict[str, str]] | None = None
 
     @property
     def text(self) -> str:
@@ -246,7 +248,16 @@ def _builtin_text(tool: str, writer: Writer, prompt: str) -> str:
     }[tool][0 if ru else 1]
     url = _URL_RE.search(prompt)
     source = f" [{url.group()}]" if tool == URL_EXTRACT and url else ""
-    return lead + writer.answer() + source
+    cited = " [sources=[1]]" if tool == WEB_SEARCH else ""
+    return lead + writer.answer() + cited + source
+
+
+def _search_sources(writer: Writer) -> dict[str, dict[str, str]]:
+    """Web search citations, as the live service attaches them (``inline_data.sources``)."""
+    return {
+        str(index): {"url": f"https://example.org/{'-'.join(word.split())}", "title": word.capitalize()}
+        for index, word in enumerate(writer.words[:2], start=1)
+    }
 
 
 def _structured_text(fmt: dict[str, Any] | None, prompt: str, writer: Writer) -> str | None:
@@ -277,8 +288,10 @@ def generate(ctx: Ctx, msgs: list[Msg], tools: Tools, params: Params, prompt: Pr
         outcome.tool, outcome.state_id = action, new_uuid4()
         text = _builtin_text(action, writer, prompt.text)
         outcome.files = _generated_files(ctx, action, prompt.text, seed)
+        outcome.sources = _search_sources(writer) if action == WEB_SEARCH else None
         outcome.extra_tokens = _FILE_TOKENS * len(outcome.files)
     elif last.result is not None:
+        outcome.state_id = new_uuid4()
         text = _summary(last.result, is_russian(prompt.text))
     else:
         text = _structured_text(params.response_format, prompt.text, writer) or ""
