@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import random
 import re
 from typing import Any
@@ -76,10 +77,22 @@ def secure_bytes(size: int) -> bytes:
     return _ids.getrandbits(size * 8).to_bytes(size, "big")
 
 
+def _reject_constant(name: str) -> Any:
+    """NaN and Infinity are not JSON."""
+    raise ValueError(name)
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if math.isinf(value):
+        raise ValueError(text)
+    return value
+
+
 def parse_json_object(body: bytes) -> dict[str, Any]:
     """Parse a request body that must be a JSON object (400 / 422 otherwise)."""
     try:
-        data = json.loads(body)
+        data = json.loads(body, parse_constant=_reject_constant, parse_float=_finite_float)
     except (ValueError, UnicodeDecodeError, RecursionError):
         raise ApiError(400, INVALID_JSON) from None
     if not isinstance(data, dict):
