@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -93,6 +94,14 @@ def emu() -> Iterator[Emulator]:
 def _no_leftover_faults(emu: Emulator) -> Iterator[None]:
     yield
     emu.faults.clear()
+
+
+@pytest.fixture(autouse=True)
+def _no_server_errors(caplog: pytest.LogCaptureFixture) -> Iterator[None]:
+    """The server never logs an error (a bug, or an exception aiohttp had to catch)."""
+    yield
+    errors = [r for r in caplog.records if r.levelno >= logging.ERROR and r.name.startswith(("aiohttp", "gigapy"))]
+    assert not errors, "\n".join(r.getMessage() for r in errors)
 
 
 @pytest.fixture(scope="session")

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import logging
 import re
 import ssl
 import subprocess
 import sys
+import time
 import uuid
 from pathlib import Path
 
@@ -205,3 +207,20 @@ def test_stop_closes_connections() -> None:
     with pytest.raises(httpx.TransportError):
         api.get("models")
     api.close()
+
+
+def test_client_disconnect_mid_stream_frees_the_slot(caplog: pytest.LogCaptureFixture) -> None:
+    body = {"model": "GigaChat", "messages": [{"role": "user", "content": "hi"}], "stream": True,
+            "update_interval": 0.02}
+    with Emulator() as emu, caplog.at_level(logging.WARNING):
+        api = Api(emu, SCOPE_PERS)
+        headers = {"Authorization": f"Bearer {api.token}", "X-Emulator-Answer-Tokens": "100"}
+        with api.http.stream("POST", api.url("chat/completions"), json=body, headers=headers) as response:
+            next(response.iter_bytes())
+        deadline = time.monotonic() + 5
+        while emu.stats()["inflight"] and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert emu.stats()["inflight"] == 0
+        assert api.get("models").status_code == 200  # the PERS slot was released
+        api.close()
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING], caplog.text

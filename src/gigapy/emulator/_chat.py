@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -53,7 +54,10 @@ def _call(raw: dict[str, Any], index: int) -> tuple[str, dict[str, Any]] | None:
         raise invalid_params(f"messages[{index}].function_call must have a name")
     args = call.get("arguments", {})
     if isinstance(args, str):
-        args = function_result(call["name"], args)
+        try:
+            args = json.loads(args)
+        except ValueError:
+            args = None
     if not isinstance(args, dict):
         raise invalid_params(f"messages[{index}].function_call.arguments must be an object")
     return call["name"], args

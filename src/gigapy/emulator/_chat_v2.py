@@ -56,7 +56,10 @@ def _part(part: object, texts: list[str], files: list[str], msg: dict[str, Any])
         if not isinstance(text, str):
             raise _bad()
         texts.append(text)
-    for item in part.get("files") or []:
+    attached = part.get("files") or []
+    if not isinstance(attached, list):
+        raise _bad()
+    for item in attached:
         file_id = item.get("id") if isinstance(item, dict) else item
         if not isinstance(file_id, str):
             raise _bad()

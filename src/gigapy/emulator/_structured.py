@@ -16,6 +16,7 @@ else:
 _MAX_DEPTH = 8
 _MAX_REPEAT = 8
 _MAX_LITERAL_REPEAT = 4096
+_MAX_STRING = 10_000
 _NUMBER_RE = re.compile(r"-?\d+(?:\.\d+)?")
 _IDENT_RE = re.compile(r"\b[A-Za-zА-Яа-я]{0,6}-?\d[\w-]*\b")
 _QUOTED_RE = re.compile(r"[\"'«“]([^\"'»”]{1,120})[\"'»”]")
@@ -82,8 +83,8 @@ class SchemaFiller:
         if kind == "object":
             return self._object(schema, depth)
         if kind == "array":
-            count = max(int(schema.get("minItems", 1) or 0), 1)
-            count = min(count, int(schema.get("maxItems", count)), _MAX_REPEAT)
+            count = min(max(int(schema.get("minItems", 1) or 0), 1), _MAX_REPEAT)
+            count = min(count, int(schema.get("maxItems", count)))
             return [self.value(schema.get("items", {}), name, depth + 1) for _ in range(count)]
         if kind in ("integer", "number"):
             return self._number(schema, kind == "integer")
@@ -126,7 +127,7 @@ class SchemaFiller:
         text = self._string_from_prompt(name.lower())
         low = schema.get("minLength")
         if isinstance(low, int) and len(text) < low:
-            text = (text + " " + self.phrase) * (low // max(len(text), 1) + 1)
+            text += (" " + self.phrase) * (min(low, _MAX_STRING) // (len(self.phrase) + 1) + 1)
         high = schema.get("maxLength")
         if isinstance(high, int) and high >= 0:
             text = text[:high]
@@ -160,8 +161,11 @@ def _json_in_prompt(prompt: str) -> dict[str, Any]:
 
 
 def fill_schema(schema: dict[str, Any], prompt: str, rng: random.Random, phrase: str) -> Any:
-    """A JSON value valid for ``schema`` built from ``prompt``."""
-    return SchemaFiller(schema, prompt, rng, phrase).build()
+    """A JSON value valid for ``schema`` built from ``prompt`` (``{}`` for schemas it cannot read)."""
+    try:
+        return SchemaFiller(schema, prompt, rng, phrase).build()
+    except (TypeError, ValueError, KeyError, AttributeError, RecursionError, OverflowError):
+        return {}
 
 
 def regex_sample(pattern: str, rng: random.Random) -> str | None:
@@ -205,6 +209,8 @@ def _emit(items: list[tuple[Any, Any]], rng: random.Random, out: list[str], grou
             count = low if low else min(1, high)
             for _ in range(count):
                 _emit(list(sub), rng, out, groups)
+                if len(out) > _MAX_STRING:
+                    raise ValueError("regex sample too long")
         elif name == "SUBPATTERN":
             group, sub = arg[0], arg[-1]
             start = len(out)
