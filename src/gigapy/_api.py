@@ -38,7 +38,7 @@ from ._core import (
 )
 from ._files import prepare_upload
 from ._streaming import ChatStreamState, StreamState
-from .errors import APITimeoutError, InvalidArgumentError
+from .errors import APITimeoutError, ConfigurationError, InvalidArgumentError
 from .types._base import ResponseMeta
 from .types.auth import AccessToken
 from .types.batches import Batch, Batches, BatchResult
@@ -208,7 +208,7 @@ class ClientCore:
 def create_token(core: ClientCore) -> Flow[AccessToken]:
     """Fetch a new token now and put it in the shared cache."""
     if core.tokens.entry is None:
-        raise InvalidArgumentError("credentials", "create_token() needs credentials= or user=/password=")
+        raise ConfigurationError("credentials", "create_token() needs credentials= or user=/password=")
     token = yield from core.fetch_token()
     core.tokens.entry.store(token)
     return token
