@@ -22,6 +22,7 @@ _GREETING_RE = re.compile(
     re.IGNORECASE,
 )
 _LANG_SAMPLE = 4000
+_CHARS_PER_TOKEN = 4.5
 
 _STOPWORDS = frozenset(
     """
@@ -153,15 +154,20 @@ class Writer:
         return self.rng.choice(_RU_CLOSERS if self.russian else _EN_CLOSERS)
 
     def paragraphs(self, min_tokens: int, closing: bool = True) -> str:
-        """Sentences grouped into paragraphs until the text has at least ``min_tokens`` tokens."""
+        """Sentences grouped into paragraphs until the text has roughly ``min_tokens`` tokens.
+
+        Lengths are estimated from characters (a token is about 4.5 of them) to avoid
+        tokenizing every sentence; ``exactly`` tops the text up when the estimate falls short.
+        """
         parts: list[str] = []
-        total = 0
+        budget = min_tokens * _CHARS_PER_TOKEN
+        size = 0
         for index, sentence in enumerate(self.sentences()):
-            if total >= min_tokens:
+            if size >= budget:
                 break
             sep = "" if index == 0 else ("\n\n" if index % 4 == 0 else " ")
             parts.append(sep + sentence)
-            total += count_tokens(sep + sentence)
+            size += len(sep) + len(sentence)
         if closing:
             parts.append(" " + self.closer())
         return "".join(parts)
@@ -176,9 +182,11 @@ class Writer:
 
     def exactly(self, tokens: int) -> list[str]:
         """Exactly ``tokens`` tokens of answer text, as token pieces."""
-        if tokens <= 0:
-            return []
-        return tokenize(self.paragraphs(tokens, closing=False))[:tokens]
+        pieces: list[str] = []
+        while len(pieces) < tokens:
+            more = self.paragraphs(tokens - len(pieces), closing=False)
+            pieces.extend(tokenize((" " if pieces else "") + more))
+        return pieces[:tokens]
 
     def phrase(self) -> str:
         """A short phrase built from the prompt's keywords."""
