@@ -188,7 +188,7 @@ def test_check_ai_and_validate_function(api: Call) -> None:
 
 
 def test_batches_end_to_end(api: Call) -> None:
-    requests = [{"id": f"q{i}", "request": {"model": "GigaChat-2", "messages": [{"role": "user", "content": f"Вопрос {i}"}]}}
+    requests = [{"id": f"q{i}", "request": {"messages": [{"role": "user", "content": f"Вопрос {i}"}]}}
                 for i in range(3)]
     batch = api("create_batch", requests, client_options={"scope": "GIGACHAT_API_CORP"})
     assert isinstance(batch, Batch)

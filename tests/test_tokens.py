@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from gigapy import AsyncGigaChat, AuthenticationError, ConfigurationError, GigaChat, clear_token_cache
+from gigapy import APIStatusError, AsyncGigaChat, AuthenticationError, ConfigurationError, GigaChat, clear_token_cache
 from gigapy.emulator import DEMO_PASSWORD, DEMO_USER, Account, Emulator
 from gigapy.testing import client_settings
 
@@ -161,9 +161,9 @@ def test_wrong_credentials_give_oauth_code_6_with_advice(make_client: Any) -> No
 def test_scope_not_granted_gives_code_7_with_advice() -> None:
     account = Account("11111111-2222-4333-8444-555555555555", "secret-value", frozenset({"GIGACHAT_API_PERS"}))
     with Emulator(limits=None, accounts=(account,)) as emu2, GigaChat(**client_settings(
-            emu2, credentials=account.credentials, scope="GIGACHAT_API_CORP")) as client:
-        with pytest.raises(Exception) as info:
-            client.all_models()
+            emu2, credentials=account.credentials, scope="GIGACHAT_API_CORP")) as client, \
+            pytest.raises(APIStatusError) as info:
+        client.all_models()
     assert getattr(info.value, "code", None) == 7
     assert "GIGACHAT_API_B2B" in str(info.value)
 
