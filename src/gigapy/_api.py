@@ -357,45 +357,41 @@ BATCH_METHODS = {"chat_completions": "chat_completions", "chat": "chat_completio
                  "embedder": "embedder", "embeddings": "embedder"}
 
 
-def batch_jsonl(requests: Any, method: str) -> bytes:
-    """Check batch input and return it as JSONL: lines ``{"id": ..., "request": {...}}``."""
+def batch_jsonl(requests: Any, method: str, default_model: str) -> bytes:
+    """Check batch input and return it as JSONL lines ``{"id": ..., "request": {...}}``.
+
+    ``requests`` is a JSONL path, JSONL bytes, or an iterable of dicts. A request without
+    ``model`` gets the client's model (chat) or ``Embeddings`` (embedder).
+    """
     if isinstance(requests, (str, Path)):
         path = Path(requests)
         if not path.is_file():
             raise InvalidArgumentError("requests", f"file not found: {path}")
-        data = path.read_bytes()
-        return _check_jsonl(data, method)
+        requests = path.read_bytes()
     if isinstance(requests, (bytes, bytearray)):
-        return _check_jsonl(bytes(requests), method)
-    if not isinstance(requests, Iterable):
+        requests = _jsonl_items(bytes(requests))
+    elif not isinstance(requests, Iterable):
         raise InvalidArgumentError("requests", "expected a JSONL path, JSONL bytes or a list of {id, request} dicts")
-    lines = []
     seen: set[str] = set()
-    for i, item in enumerate(requests):
-        lines.append(_check_batch_item(item, i, method, seen))
+    model = default_model if method == "chat_completions" else "Embeddings"
+    lines = [_check_batch_item(item, i, method, seen, model) for i, item in enumerate(requests)]
     if not lines:
         raise InvalidArgumentError("requests", "the batch is empty")
     return b"".join(dumps(line) + b"\n" for line in lines)
 
 
-def _check_jsonl(data: bytes, method: str) -> bytes:
-    seen: set[str] = set()
-    count = 0
+def _jsonl_items(data: bytes) -> list[Any]:
+    items = []
     for i, raw in enumerate(data.splitlines()):
-        if not raw.strip():
-            continue
-        try:
-            item = json.loads(raw)
-        except ValueError:
-            raise InvalidArgumentError(f"requests line {i + 1}", "is not valid JSON") from None
-        _check_batch_item(item, i, method, seen)
-        count += 1
-    if not count:
-        raise InvalidArgumentError("requests", "the batch is empty")
-    return data if data.endswith(b"\n") else data + b"\n"
+        if raw.strip():
+            try:
+                items.append(json.loads(raw))
+            except ValueError:
+                raise InvalidArgumentError(f"requests line {i + 1}", "is not valid JSON") from None
+    return items
 
 
-def _check_batch_item(item: Any, i: int, method: str, seen: set[str]) -> dict[str, Any]:
+def _check_batch_item(item: Any, i: int, method: str, seen: set[str], model: str) -> dict[str, Any]:
     where = f"requests[{i}]"
     if not isinstance(item, Mapping):
         raise InvalidArgumentError(where, "expected {'id': ..., 'request': {...}}")
@@ -407,11 +403,13 @@ def _check_batch_item(item: Any, i: int, method: str, seen: set[str]) -> dict[st
     seen.add(rid)
     if not isinstance(request, Mapping):
         raise InvalidArgumentError(f"{where}.request", "required: the body of /chat/completions or /embeddings")
+    body = dict(request)
     if method == "chat_completions":
-        P.messages_v1(request.get("messages"), f"{where}.request.messages")
-    elif request.get("input") is None:
-        raise InvalidArgumentError(f"{where}.request.input", "required for an embeddings batch")
-    return {"id": rid, "request": dict(request)}
+        body["messages"] = P.messages_v1(request.get("messages"), f"{where}.request.messages")
+    else:
+        body["input"] = P.strings(request.get("input"), f"{where}.request.input")
+    body.setdefault("model", model)
+    return {"id": rid, "request": body}
 
 
 def create_batch(core: ClientCore, requests: Any, method: str, options: RequestOptions) -> Flow[Batch]:
@@ -419,7 +417,7 @@ def create_batch(core: ClientCore, requests: Any, method: str, options: RequestO
     wire = BATCH_METHODS.get(method)
     if wire is None:
         raise InvalidArgumentError("method", f"expected 'chat_completions' or 'embedder', got {method!r}")
-    body: bytes = yield Blocking(lambda: batch_jsonl(requests, wire))
+    body: bytes = yield Blocking(lambda: batch_jsonl(requests, wire, core.settings.model))
     req = core.request("POST", "/batches", options, content=body, content_type="application/octet-stream",
                        params={"method": wire})
     return (yield from core.call(req, lambda r: parse_model(Batch, r)))
