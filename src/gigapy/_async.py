@@ -8,6 +8,7 @@ never blocks, and fetches tokens through the process-wide single-flight cache.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 from collections.abc import AsyncIterator, Awaitable, Callable, Generator, Mapping, Sequence
 from pathlib import Path
@@ -83,6 +84,8 @@ class AiohttpTransport:
         session = self._session
         if session is not None and (self._given or (self._loop is loop and not session.closed)):
             return session
+        if session is not None and self._loop is not None:  # left behind by another event loop
+            self._release_old(session, self._loop)
         ctx = client_ssl_context(self._settings)
         connector = aiohttp.TCPConnector(limit=self._settings.max_connections, limit_per_host=0,
                                          ssl=ctx if ctx is not None else True, ttl_dns_cache=300)
@@ -197,19 +200,27 @@ class AiohttpTransport:
         else:
             self._close_foreign(session)
 
+    def _release_old(self, session: aiohttp.ClientSession, loop: asyncio.AbstractEventLoop) -> None:
+        if loop.is_closed():
+            self._close_foreign(session)
+        elif not session.closed:
+            asyncio.run_coroutine_threadsafe(session.close(), loop)
+
     @staticmethod
     def _close_foreign(session: aiohttp.ClientSession) -> None:
         """Close a session whose event loop is gone: shut its sockets directly."""
         connector = session.connector
-        if connector is None:
-            return
-        for conns in list(getattr(connector, "_conns", {}).values()):
-            for proto, _ in conns:
-                transport = getattr(proto, "transport", None)
-                sock = transport.get_extra_info("socket") if transport is not None else None
-                if sock is not None:
-                    sock.close()
-        session._connector = None  # nothing left to close; silences the unclosed-session warning
+        if connector is not None:
+            for conns in list(getattr(connector, "_conns", {}).values()):
+                for proto, _ in conns:
+                    transport = getattr(proto, "transport", None)
+                    sock = transport.get_extra_info("socket") if transport is not None else None
+                    if sock is not None:
+                        with contextlib.suppress(Exception):
+                            getattr(sock, "_sock", sock).close()
+            with contextlib.suppress(Exception):
+                connector._close()
+        session._connector = None  # nothing left to close: no "unclosed session" warning at exit
 
 
 class StreamRequest(Generic[S]):
