@@ -346,7 +346,7 @@ def validate_function(core: ClientCore, function: Any, options: RequestOptions) 
     """``POST /functions/validate``: the service's verdict on a function definition."""
     body = P._plain(function, "function")
     if not isinstance(body.get("name"), str):
-        raise InvalidArgumentError("function.name", "required")
+        raise InvalidArgumentError("function.name", "required: the function's name as a string")
     req = core.request("POST", "/functions/validate", options, body=body, idempotent=True)
     return core.call(req, lambda r: parse_model(FunctionValidationResult, r))
 

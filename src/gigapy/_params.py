@@ -218,8 +218,8 @@ def chat_body(params: Mapping[str, Any], *, default_model: str, profanity_check:
     if "messages" not in params or params["messages"] is None:
         raise _fail("messages", "required: a prompt string or a list of messages")
     body: dict[str, Any] = {}
-    model = params.get("model") or default_model
-    body["model"] = text(model, "model")
+    model = params.get("model")
+    body["model"] = text(default_model if model is None else model, "model")
     body["messages"] = messages_v1(params["messages"])
     attachments = params.get("attachments")
     if attachments is not None:
