@@ -23,6 +23,7 @@ from ._state import RecordedRequest, State
 log = logging.getLogger("gigapy.emulator")
 T = TypeVar("T")
 _START_TIMEOUT = 30.0
+_DRAIN_TIMEOUT = 5.0
 
 
 def ssl_context(config: EmulatorConfig) -> ssl.SSLContext | None:
@@ -66,6 +67,17 @@ class _Server:
             runner, self.runner = self.runner, None
             await runner.cleanup()
             self.state.connections = lambda: 0
+        await _drain_tasks()
+
+
+async def _drain_tasks() -> None:
+    """Cancel what is still running on this loop (stalled handlers, batches) and wait for it to end."""
+    current = asyncio.current_task()
+    tasks = [task for task in asyncio.all_tasks() if task is not current]
+    for task in tasks:
+        task.cancel()
+    if tasks:
+        await asyncio.wait(tasks, timeout=_DRAIN_TIMEOUT)
 
 
 def _bound_port(runner: web.AppRunner) -> int:
