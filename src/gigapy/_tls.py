@@ -111,10 +111,13 @@ def _build(
     if cert_file is not None:
         try:
             ctx.load_cert_chain(cert_file, key_file, password=key_password)
-        except (OSError, ssl.SSLError) as exc:
+        except ssl.SSLError:
+            hint = "wrong key_file_password?" if key_password else "is the key encrypted? pass key_file_password="
             raise ConfigurationError(
-                "cert_file", f"cannot load the client certificate/key: {exc.__class__.__name__}: {exc}"
+                "cert_file", f"cannot load the client certificate and key as PEM ({hint})"
             ) from None
+        except OSError as exc:
+            raise ConfigurationError("cert_file", f"cannot read the client certificate or key: {exc}") from None
     return ctx
 
 
