@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Iterator
 from typing import Any
 
@@ -20,7 +21,9 @@ POST_ROUTES = ["chat/completions", "/v2/chat/completions", "embeddings", "tokens
                "batches?method=chat_completions", "files/x/delete"]
 GET_ROUTES = ["models", "models/%00", "files", "files/..%2F..", "files/x/content", "balance", "batches?batch_id=",
               "batches?batch_id=%ff"]
-FUZZ = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+#: EMULATOR_FUZZ_EXAMPLES=5000 for a longer hunt.
+FUZZ = settings(max_examples=int(os.environ.get("EMULATOR_FUZZ_EXAMPLES", "150")), deadline=None,
+                suppress_health_check=[HealthCheck.function_scoped_fixture])
 
 scalars = st.one_of(st.none(), st.booleans(), st.integers(-(2**70), 2**70),
                     st.floats(allow_nan=False, allow_infinity=False), st.text(max_size=30))
@@ -29,7 +32,8 @@ json_values = st.recursive(
     lambda inner: st.one_of(st.lists(inner, max_size=4), st.dictionaries(st.text(max_size=12), inner, max_size=4)),
     max_leaves=20,
 )
-roles = st.sampled_from(["user", "system", "assistant", "function", "tool", "robot", 1, None])
+roles = st.one_of(st.sampled_from(["user", "system", "assistant", "function", "tool", "robot", 1, None]),
+                  json_values)
 message_v1 = st.fixed_dictionaries({"role": roles}, optional={
     "content": st.one_of(st.text(max_size=40), json_values), "name": json_values,
     "function_call": st.one_of(json_values, st.fixed_dictionaries({"name": st.text(max_size=8),
@@ -48,7 +52,11 @@ chat_fields = {
     "function_call": st.one_of(st.sampled_from(["auto", "none"]), json_values),
     "response_format": st.one_of(json_values, st.fixed_dictionaries({"type": st.sampled_from(
         ["text", "json_schema", "regex", "xml"])}, optional={"schema": json_values, "regex": st.text(max_size=12)})),
-    "tools": json_values, "tool_config": json_values, "model_options": json_values, "input": json_values,
+    "tools": st.one_of(json_values, st.lists(st.one_of(st.text(max_size=10), st.dictionaries(
+        st.sampled_from(["functions", "web_search", "image_generate", "nope"]), json_values, max_size=2)))),
+    "tool_config": st.one_of(json_values, st.fixed_dictionaries({"mode": json_values}, optional={
+        "tool_name": json_values, "function_name": json_values})),
+    "model_options": json_values, "input": json_values,
 }
 chat_v1_bodies = st.fixed_dictionaries({"messages": st.lists(message_v1, max_size=4)},
                                        optional=chat_fields)

@@ -67,7 +67,7 @@ def _message(raw: object, index: int) -> Msg:
     if not isinstance(raw, dict):
         raise invalid_params(f"messages[{index}] must be an object")
     role = raw.get("role")
-    if role not in ROLES:
+    if not isinstance(role, str) or role not in ROLES:
         raise invalid_params(f"messages[{index}].role must be one of system, user, assistant, function")
     text = _content(raw, index)
     files = raw.get("attachments") or []
@@ -77,7 +77,7 @@ def _message(raw: object, index: int) -> Msg:
     if role == "function":
         name = raw.get("name") if isinstance(raw.get("name"), str) else "function"
         result = (str(name), function_result(str(name), text))
-    return Msg(str(role), text, _call(raw, index), result, tuple(files))
+    return Msg(role, text, _call(raw, index), result, tuple(files))
 
 
 def parse_messages(raw: object) -> list[Msg]:

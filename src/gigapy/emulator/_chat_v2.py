@@ -79,7 +79,7 @@ def _part(part: object, texts: list[str], files: list[str], msg: dict[str, Any])
 
 
 def _message(raw: object) -> Msg:
-    if not isinstance(raw, dict) or raw.get("role") not in ROLES:
+    if not isinstance(raw, dict) or not isinstance(raw.get("role"), str) or raw["role"] not in ROLES:
         raise _bad()
     content = raw.get("content")
     if not isinstance(content, list):
@@ -139,7 +139,7 @@ def parse_tools(body: dict[str, Any]) -> Tools:
     config = body.get("tool_config")
     if config is None:
         return Tools(functions, frozenset(builtins), "auto" if functions or builtins else "none")
-    if not isinstance(config, dict) or config.get("mode") not in TOOL_MODES:
+    if not isinstance(config, dict) or not isinstance(config.get("mode"), str) or config["mode"] not in TOOL_MODES:
         raise _bad()
     mode = config["mode"]
     if mode != "forced":
