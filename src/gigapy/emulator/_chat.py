@@ -156,11 +156,8 @@ def usage_json(prompt: engine.Prompt, completion: int) -> dict[str, int]:
 
 
 def run(ctx: Ctx, request: ChatRequest) -> list[Outcome]:
-    """Generate every choice and charge the balance."""
-    prompt = engine.measure_prompt(ctx, request.msgs, request.tools)
-    outcomes = [engine.generate(ctx, request.msgs, request.tools, request.params, prompt, i) for i in range(request.n)]
-    engine.spend(ctx, request.model, prompt.tokens + sum(o.completion_tokens for o in outcomes))
-    return outcomes
+    """Every choice of the answer."""
+    return engine.complete(ctx, request.msgs, request.tools, request.params, request.n)
 
 
 def completion_json(request: ChatRequest, outcomes: list[Outcome]) -> dict[str, Any]:

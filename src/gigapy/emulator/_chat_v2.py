@@ -224,14 +224,6 @@ def usage_json(outcome: Outcome) -> dict[str, Any]:
     }
 
 
-def run(ctx: Ctx, request: V2Request) -> Outcome:
-    """Generate the answer and charge the balance."""
-    prompt = engine.measure_prompt(ctx, request.msgs, request.tools)
-    outcome = engine.generate(ctx, request.msgs, request.tools, request.params, prompt)
-    engine.spend(ctx, request.model, prompt.tokens + outcome.completion_tokens)
-    return outcome
-
-
 def response_json(request: V2Request, outcome: Outcome) -> dict[str, Any]:
     """The non-streaming v2 response body."""
     return {
@@ -288,7 +280,7 @@ def stream_events(outcome: Outcome, frames: _Frames, size: int) -> list[str]:
 async def chat_completions_v2(ctx: Ctx) -> web.StreamResponse | dict[str, Any]:
     """``POST /v2/chat/completions``."""
     request = parse_request(ctx, parse_json_object(ctx.body))
-    outcome = run(ctx, request)
+    (outcome,) = engine.complete(ctx, request.msgs, request.tools, request.params)
     if not request.stream:
         return response_json(request, outcome)
     size = engine.chunk_size(ctx, request.update_interval)

@@ -133,7 +133,7 @@ def _message_tokens(ctx: Ctx, msg: Msg) -> int:
     for file_id in msg.files:
         record = ctx.state.files.owned(file_id, ctx.auth.account.client_id)
         if record is None:
-            raise ApiError(404, f"File {file_id} not found")
+            raise ApiError(404, "File not found")
         tokens += record.tokens
     return tokens
 
@@ -303,6 +303,14 @@ def generate(ctx: Ctx, msgs: list[Msg], tools: Tools, params: Params, prompt: Pr
         del outcome.pieces[params.max_tokens :]
         outcome.finish_reason = "length"
     return outcome
+
+
+def complete(ctx: Ctx, msgs: list[Msg], tools: Tools, params: Params, n: int = 1) -> list[Outcome]:
+    """Measure the prompt, generate ``n`` choices and charge the caller's balance."""
+    prompt = measure_prompt(ctx, msgs, tools)
+    outcomes = [generate(ctx, msgs, tools, params, prompt, index) for index in range(n)]
+    spend(ctx, params.model, prompt.tokens + sum(o.completion_tokens for o in outcomes))
+    return outcomes
 
 
 def _generated_files(ctx: Ctx, tool: str, prompt: str, seed: int) -> list[GeneratedFile]:
