@@ -35,9 +35,9 @@ def build_parser(prog: str = "python -m gigapy.emulator") -> argparse.ArgumentPa
     return parser
 
 
-def config_from_args(argv: Sequence[str] | None = None) -> EmulatorConfig:
-    """Parse command-line arguments into an ``EmulatorConfig``."""
-    parser = build_parser()
+def config_from_args(argv: Sequence[str] | None = None, prog: str = "python -m gigapy.emulator") -> EmulatorConfig:
+    """Parse command-line arguments into an ``EmulatorConfig`` (argparse exits on bad input)."""
+    parser = build_parser(prog)
     args = parser.parse_args(argv)
     if bool(args.tls_cert) != bool(args.tls_key):
         parser.error("--tls-cert and --tls-key go together")
