@@ -1,0 +1,210 @@
+"""``gigapy batch``: a progress UI over :mod:`gigapy.batch` (the runner is a library)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+
+from ._common import EXIT_ERROR, EXIT_INTERRUPTED, EXIT_USAGE, CliError, fail, get_state, is_tty, print_json
+
+if TYPE_CHECKING:
+    from gigapy.batch import BatchProgress, BatchSummary
+
+BATCH_HELP = (
+    "Run a JSONL file of requests: resumable, exactly once, adaptive concurrency.\n\n"
+    'INPUT lines use the service\'s batch format: {"id": "...", "request": {...}} where request is the body '
+    'of /chat/completions or /embeddings. OUTPUT gets {"id": ..., "response": {...}} per finished request, '
+    "appended as each finishes; requests that still fail after retries go to OUTPUT.errors.jsonl with the "
+    "typed error.\n\n"
+    "Interrupted (Ctrl-C, crash, kill -9)? Rerun the same command: it resumes, skipping what is done, with no "
+    "duplicates. --retry-failed runs the failed ids again.\n\n"
+    "Exit code: 0 all done, 1 some requests failed, 2 bad input, 130 interrupted."
+)
+
+
+def _fmt_eta(seconds: float | None) -> str:
+    if seconds is None:
+        return "--:--"
+    seconds = int(seconds)
+    hours, rest = divmod(seconds, 3600)
+    minutes, secs = divmod(rest, 60)
+    return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes:02d}:{secs:02d}"
+
+
+def progress_line(p: BatchProgress) -> str:
+    """One plain line of progress (logs, pipes, CI)."""
+    pct = 100.0 * p.finished / p.total if p.total else 100.0
+    return (f"batch: {p.finished}/{p.total} ({pct:.1f}%) done={p.done} failed={p.failed} "
+            f"{p.requests_per_second:.1f} req/s tokens={p.tokens} ETA {_fmt_eta(p.eta)} "
+            f"concurrency={p.concurrency:.0f}")
+
+
+@contextlib.contextmanager
+def progress_display(enabled: bool, interval: float) -> Iterator[Callable[[BatchProgress], None]]:
+    """A progress callback: a rich bar on a terminal, a plain line every ``interval`` s otherwise."""
+    if not enabled:
+        yield lambda p: None
+        return
+    if is_tty(sys.stderr):
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+        from ._common import err_console
+
+        columns = (
+            TextColumn("[bold]batch"), BarColumn(), MofNCompleteColumn(),
+            TextColumn("[red]{task.fields[failed]} failed"), TextColumn("{task.fields[rate]} req/s"),
+            TextColumn("{task.fields[tokens]} tokens"), TextColumn("ETA {task.fields[eta]}"),
+            TextColumn("[dim]concurrency {task.fields[conc]}"),
+        )
+        with Progress(*columns, console=err_console(), refresh_per_second=8) as bar:
+            task = bar.add_task("batch", total=None, failed=0, rate="0.0", tokens="0", eta="--:--", conc="-")
+
+            def update(p: BatchProgress) -> None:
+                bar.update(task, total=p.total, completed=p.finished, failed=p.failed,
+                           rate=f"{p.requests_per_second:.1f}", tokens=f"{p.tokens:,}", eta=_fmt_eta(p.eta),
+                           conc=f"{p.concurrency:.0f}")
+
+            yield update
+        return
+    last = [0.0]
+
+    def plain(p: BatchProgress) -> None:
+        now = time.monotonic()
+        if now - last[0] >= interval:
+            last[0] = now
+            sys.stderr.write(progress_line(p) + "\n")
+            sys.stderr.flush()
+
+    yield plain
+
+
+def _summary_text(s: BatchSummary, via_api: bool) -> str:
+    head = "interrupted" if s.interrupted else "finished"
+    text = (f"{head}: {s.done}/{s.total} done, {s.failed} failed, {s.remaining} left; "
+            f"this run: {s.completed_this_run} in {s.elapsed:.1f} s")
+    if not via_api:
+        text += f" ({s.requests_per_second:.1f} req/s, {s.tokens:,} tokens)"
+    text += f"\n  output: {s.output_path}"
+    if s.failed:
+        text += f"\n  errors: {s.errors_path} (rerun with --retry-failed to try them again)"
+    if s.duplicate_ids:
+        shown = ", ".join(s.duplicate_ids[:5]) + (", ..." if len(s.duplicate_ids) > 5 else "")
+        text += f"\n  warning: {len(s.duplicate_ids)} duplicate ids in the input were run once: {shown}"
+    if s.interrupted:
+        text += "\n  rerun the same command to resume"
+    return text
+
+
+def batch(
+    ctx: typer.Context,
+    input_path: Annotated[Path, typer.Argument(metavar="INPUT.jsonl", help="Requests, one JSON object per line.")],
+    output: Annotated[Path, typer.Option("--output", "-o", metavar="OUTPUT.jsonl",
+                                         help="Answers are appended here.")],
+    kind: Annotated[str, typer.Option(help="chat, embeddings, or auto (from the first request).")] = "auto",
+    concurrency: Annotated[int, typer.Option("--concurrency", "-c", min=1, max=1000,
+                                             help="Most requests in flight (adapts below it on 429).")] = 8,
+    retries: Annotated[int, typer.Option(min=0, max=100,
+                                         help="Extra attempts per request after the client's own retries.")] = 3,
+    errors: Annotated[Path | None, typer.Option("--errors", metavar="ERRORS.jsonl",
+                                                help="Errors file (default: OUTPUT.errors.jsonl).",
+                                                show_default=False)] = None,
+    retry_failed: Annotated[bool, typer.Option("--retry-failed",
+                                               help="Run the ids in the errors file again.")] = False,
+    via_batches_api: Annotated[bool, typer.Option(
+        "--via-batches-api", help="Submit through the service's /batches API, poll, write the same OUTPUT.")] = False,
+    batch_size: Annotated[int, typer.Option(min=1, help="Lines per service batch (--via-batches-api).")] = 10_000,
+    poll_interval: Annotated[float, typer.Option(min=0.05, help="Seconds between polls (--via-batches-api).")] = 5.0,
+    progress: Annotated[bool | None, typer.Option(
+        "--progress/--no-progress", help="Show progress on stderr (default: on).", show_default=False)] = None,
+    progress_interval: Annotated[float, typer.Option(
+        min=0.05, help="Seconds between plain progress lines when stderr is not a terminal.")] = 5.0,
+    json_out: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
+) -> None:
+    """Run a JSONL file of requests: resumable, exactly once, adaptive concurrency."""
+    from gigapy.batch import BatchAborted, run_batch, run_via_batches_api
+
+    if kind not in ("auto", "chat", "embeddings"):
+        fail(f"--kind: expected chat, embeddings or auto, got {kind!r}", exit_code=EXIT_USAGE)
+    if not input_path.is_file():
+        fail(f"input file not found: {input_path}", exit_code=EXIT_USAGE)
+    state = get_state(ctx)
+    show = True if progress is None else progress
+
+    async def main(update: Callable[[BatchProgress], None]) -> BatchSummary:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        installed = _install_handlers(loop, stop)
+        client = state.async_client(max_connections=max(100, concurrency))
+        try:
+            if via_batches_api:
+                return await run_via_batches_api(client, input_path, output, kind=kind, errors_path=errors,
+                                                 retry_failed=retry_failed, batch_size=batch_size,
+                                                 poll_interval=poll_interval, on_progress=update, stop=stop)
+            return await run_batch(client, input_path, output, kind=kind, concurrency=concurrency,
+                                   errors_path=errors, retry_failed=retry_failed, retries=retries,
+                                   on_progress=update, progress_interval=min(0.25, progress_interval), stop=stop)
+        finally:
+            for sig in installed:
+                loop.remove_signal_handler(sig)
+            await client.aclose()
+
+    try:
+        with progress_display(show, progress_interval) as update:
+            summary = asyncio.run(main(update))
+    except BatchAborted as exc:
+        from ._app import describe
+
+        cause = exc.__cause__ or exc
+        message, fix, code = describe(cause)
+        s = exc.summary
+        raise CliError(f"batch stopped: {message}",
+                       f"{fix + '; ' if fix else ''}the {s.done} finished answers are saved in {s.output_path}; "
+                       "fix the cause and rerun the same command to resume", code) from None
+    if json_out:
+        print_json(summary.to_dict())
+    else:
+        sys.stdout.write(_summary_text(summary, via_batches_api) + "\n")
+        sys.stdout.flush()
+    if summary.interrupted:
+        raise typer.Exit(EXIT_INTERRUPTED)
+    if summary.failed:
+        raise typer.Exit(EXIT_ERROR)
+
+
+def _install_handlers(loop: asyncio.AbstractEventLoop, stop: asyncio.Event) -> list[int]:
+    """Ctrl-C and SIGTERM stop the run cleanly (what finished is saved)."""
+    installed: list[int] = []
+    try:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, _stopper(stop, loop, sig))
+            installed.append(sig)
+    except (NotImplementedError, RuntimeError, ValueError):  # not the main thread, or Windows
+        pass
+    return installed
+
+
+def _stopper(stop: asyncio.Event, loop: asyncio.AbstractEventLoop, sig: int) -> Callable[[], None]:
+    def handler() -> None:
+        if stop.is_set():  # a second Ctrl-C: stop hard
+            loop.remove_signal_handler(sig)
+            raise KeyboardInterrupt
+        sys.stderr.write("\nstopping: saving what is finished (Ctrl-C again to quit at once)\n")
+        stop.set()
+
+    return handler
+
+
+def register(app: typer.Typer) -> None:
+    """Add ``batch``."""
+    app.command("batch", help=BATCH_HELP)(batch)
+
+
+__all__ = ["batch", "progress_line", "register"]

@@ -1,0 +1,6 @@
+"""stub"""
+import typer
+
+
+def register(app: typer.Typer) -> None:
+    """stub"""
