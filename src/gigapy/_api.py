@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import platform
+import re
 import time
 import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -20,6 +21,7 @@ from urllib.parse import quote
 from pydantic import BaseModel
 
 from . import _params as P
+from . import _params_v2 as P2
 from ._auth import TokenSource, identity, parse_token, token_request
 from ._config import Settings, Timeout
 from ._core import (
@@ -37,12 +39,13 @@ from ._core import (
     status_error,
 )
 from ._files import prepare_upload
-from ._streaming import ChatStreamState, StreamState
+from ._streaming import ChatStreamState, ChatV2StreamState, StreamState
 from .errors import APITimeoutError, ConfigurationError, InvalidArgumentError
 from .types._base import ResponseMeta
 from .types.auth import AccessToken
 from .types.batches import Batch, Batches, BatchResult
 from .types.chat import ChatCompletion, Function, Message
+from .types.chat_v2 import ChatCompletionV2, MessageV2
 from .types.embeddings import Embeddings
 from .types.files import DeletedFile, File, FileList
 from .types.misc import AICheckResult, Balance, FunctionValidationResult, TokensCount
@@ -88,6 +91,33 @@ class ChatParams(RequestOptions, total=False):
     storage: Mapping[str, Any]
     function_ranker: Mapping[str, Any]
     attachments: Sequence[str]
+
+
+class ChatV2Params(RequestOptions, total=False):
+    """Keyword arguments of ``client.v2.completion`` / ``completion_stream``."""
+
+    messages: str | Sequence[MessageV2 | Mapping[str, Any]]
+    model: str
+    model_options: Mapping[str, Any]
+    temperature: float
+    top_p: float
+    max_tokens: int
+    repetition_penalty: float
+    update_interval: float
+    response_format: Mapping[str, Any] | type[BaseModel]
+    reasoning: Literal["low", "medium", "high"] | Mapping[str, Any]
+    top_logprobs: int
+    unnormalized_history: bool
+    tools: Sequence[str | Mapping[str, Any]]
+    functions: Sequence[Function | Mapping[str, Any]]
+    tool_config: str | Mapping[str, Any]
+    storage: bool | Mapping[str, Any]
+    ranker_options: Mapping[str, Any]
+    filter_config: Mapping[str, Any]
+    user_info: Mapping[str, Any]
+    disable_filter: bool
+    flags: Sequence[str]
+    assistant_id: str
 
 
 def same_identity(a: Settings, b: Settings) -> bool:
@@ -263,6 +293,41 @@ def open_stream(core: ClientCore, request: Request,
             response.raw.close()
         raise _invalid_body(response, TypeError(f"expected text/event-stream, got {ctype or 'no content type'}"))
     return OpenStream(response, state(response.meta()))
+
+
+def v2_base(base_url: str) -> str:
+    """The v2 root for a base URL: its last ``/vN`` segment becomes ``/v2`` (else ``/v2`` is added)."""
+    root, _, last = base_url.rpartition("/")
+    return root + "/v2" if re.fullmatch(r"v\d+", last) else base_url + "/v2"
+
+
+def v2_request(core: ClientCore, messages: Any, params: Mapping[str, Any], *, stream: bool) -> Request:
+    """The ``/v2/chat/completions`` request."""
+    fields = {k: v for k, v in params.items() if k not in OPTION_KEYS}
+    options: Any = {k: v for k, v in params.items() if k in OPTION_KEYS}
+    if messages is not None:
+        if fields.get("messages") is not None:
+            raise InvalidArgumentError("messages", "given both positionally and as a keyword")
+        fields["messages"] = messages
+    s = core.settings
+    body = P2.chat_body_v2(fields, default_model=s.model, profanity_check=s.profanity_check, flags=s.flags)
+    base = v2_base(s.base_url)
+    if stream:
+        body["stream"] = True
+        return core.request("POST", "/chat/completions", options, body=body, stream=True,
+                            accept="text/event-stream", base=base)
+    return core.request("POST", "/chat/completions", options, body=body, base=base)
+
+
+def v2_completion(core: ClientCore, messages: Any, params: Mapping[str, Any]) -> Flow[ChatCompletionV2]:
+    """``POST /v2/chat/completions``."""
+    request = v2_request(core, messages, params, stream=False)
+    return core.call(request, lambda r: parse_model(ChatCompletionV2, r))
+
+
+def v2_completion_stream(core: ClientCore, messages: Any, params: Mapping[str, Any]) -> Flow[OpenStream]:
+    """``POST /v2/chat/completions`` with ``stream: true`` (named events)."""
+    return open_stream(core, v2_request(core, messages, params, stream=True), ChatV2StreamState)
 
 
 def embedding(core: ClientCore, texts: Any, model: str, options: RequestOptions) -> Flow[Embeddings]:

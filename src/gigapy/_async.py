@@ -19,7 +19,7 @@ import aiohttp
 from typing_extensions import Self, Unpack
 
 from . import _api as api
-from ._api import Blocking, ChatParams, ClientCore, OpenStream, RequestOptions
+from ._api import Blocking, ChatParams, ChatV2Params, ClientCore, OpenStream, RequestOptions
 from ._config import Settings, Timeout, derive, load_settings
 from ._core import Flow, GetToken, Request, Response, Send, Sleep, TransportFailure
 from ._files import _Seekable
@@ -34,6 +34,8 @@ from .types import (
     BatchResult,
     ChatCompletion,
     ChatCompletionChunk,
+    ChatCompletionV2,
+    ChatCompletionV2Chunk,
     DeletedFile,
     Embeddings,
     File,
@@ -47,6 +49,7 @@ T = TypeVar("T")
 S = TypeVar("S", bound=AsyncStream[Any, Any])
 
 AsyncChatStream = AsyncStream[ChatCompletionChunk, ChatCompletion]
+AsyncChatV2Stream = AsyncStream[ChatCompletionV2Chunk, ChatCompletionV2]
 
 
 def _failure(exc: BaseException) -> TransportFailure:
@@ -160,7 +163,7 @@ class AiohttpTransport:
             Path(part).unlink(missing_ok=True)
             raise
 
-    def stream(self, opened: OpenStream) -> AsyncChatStream:
+    def stream(self, opened: OpenStream) -> AsyncStream[Any, Any]:
         """Wrap an open streaming response into a typed AsyncStream."""
         resp: aiohttp.ClientResponse = opened.response.raw
         state = opened.state
@@ -258,6 +261,32 @@ class StreamRequest(Generic[S]):
         async with stream:
             async for chunk in stream:
                 yield chunk
+
+
+class AsyncChatV2:
+    """``client.v2``: the v2 chat contract, async."""
+
+    __slots__ = ("_client",)
+
+    def __init__(self, client: AsyncGigaChat) -> None:
+        self._client = client
+
+    async def completion(self, messages: str | Sequence[Any] | None = None, /,
+                         **params: Unpack[ChatV2Params]) -> ChatCompletionV2:
+        """``POST /v2/chat/completions``."""
+        client = self._client
+        return await client._run(api.v2_completion(client._core, messages, params))
+
+    def completion_stream(self, messages: str | Sequence[Any] | None = None, /,
+                          **params: Unpack[ChatV2Params]) -> StreamRequest[AsyncChatV2Stream]:
+        """The v2 answer as a stream of named events (``async with`` / ``async for`` / ``await``)."""
+        client = self._client
+        flow = api.v2_completion_stream(client._core, messages, params)  # arguments are checked here
+
+        async def open_stream() -> AsyncChatV2Stream:
+            return client._transport.stream(await client._run(flow))
+
+        return StreamRequest(open_stream)
 
 
 class AsyncGigaChat:
@@ -371,6 +400,11 @@ class AsyncGigaChat:
     def __repr__(self) -> str:
         s = self._core.settings
         return f"AsyncGigaChat(base_url={s.base_url!r}, scope={s.scope!r}, model={s.model!r}, auth={s.auth_mode!r})"
+
+    @property
+    def v2(self) -> AsyncChatV2:
+        """The v2 chat contract: ``await client.v2.completion(...)``."""
+        return AsyncChatV2(self)
 
     # --- tokens --------------------------------------------------------------------------
 

@@ -21,6 +21,7 @@ from ._sse import SSEDecodeError, SSEDecoder, SSEEvent
 from .errors import StreamError
 from .types._base import ResponseMeta
 from .types.chat import ChatCompletion, ChatCompletionChunk, Choice, FunctionCall, Message, Usage
+from .types.chat_v2 import ChatCompletionV2, ChatCompletionV2Chunk, UsageV2
 
 T = TypeVar("T")
 F = TypeVar("F")
@@ -223,6 +224,92 @@ class ChatStreamState(StreamState[ChatCompletionChunk, ChatCompletion]):
         return completion
 
 
+class _MessageAcc:
+    __slots__ = ("other", "role", "state_id", "text")
+
+    def __init__(self) -> None:
+        self.role: str | None = None
+        self.text: list[str] = []
+        self.other: list[dict[str, Any]] = []
+        self.state_id: str | None = None
+
+
+class ChatV2StreamState(StreamState[ChatCompletionV2Chunk, ChatCompletionV2]):
+    """v2 streams: named events (``response.message.delta`` ... ``response.message.done``),
+    no ``[DONE]``; an ``error`` event raises StreamError."""
+
+    def __init__(self, meta: ResponseMeta, max_event_size: int | None = None) -> None:
+        super().__init__(meta, max_event_size)
+        self._messages: list[_MessageAcc] = []
+        self._model: str | None = None
+        self._created: int | None = None
+        self._finish: str | None = None
+        self._usage: UsageV2 | None = None
+
+    def on_event(self, event: SSEEvent) -> ChatCompletionV2Chunk | None:
+        data = event.data
+        if event.event == "error" or data == b"[DONE]":
+            if data == b"[DONE]":
+                self.done = True
+                return None
+            self.raise_error_payload(data)
+        try:
+            chunk = ChatCompletionV2Chunk.model_validate_json(data)
+        except ValidationError:
+            self.raise_error_payload(data)
+            raise  # unreachable: raise_error_payload always raises
+        extra = chunk.model_extra
+        if extra and not chunk.messages and ("status" in extra or "error" in extra or "message" in extra):
+            self.raise_error_payload(data)
+        chunk.event = event.event
+        self._accumulate(chunk)
+        if event.event == "response.message.done":
+            self.done = True
+        return chunk
+
+    def _accumulate(self, chunk: ChatCompletionV2Chunk) -> None:
+        if chunk.model:
+            self._model = chunk.model
+        if chunk.created_at is not None:
+            self._created = chunk.created_at
+        if chunk.finish_reason:
+            self._finish = chunk.finish_reason
+        if chunk.usage is not None:
+            self._usage = chunk.usage
+        for i, msg in enumerate(chunk.messages):
+            while len(self._messages) <= i:
+                self._messages.append(_MessageAcc())
+            acc = self._messages[i]
+            acc.role = acc.role or msg.role
+            acc.state_id = msg.state_id or acc.state_id
+            for part in msg.content:
+                if part.text:
+                    acc.text.append(part.text)
+                rest = part.model_dump(mode="json", by_alias=True, exclude_none=True, exclude={"text"})
+                if rest and rest not in acc.other:
+                    acc.other.append(rest)
+
+    def text_of(self, chunk: ChatCompletionV2Chunk) -> str:
+        return chunk.text if chunk.event != "response.message.done" else ""
+
+    def final(self) -> ChatCompletionV2:
+        messages = []
+        for acc in self._messages:
+            content: list[dict[str, Any]] = [{"text": "".join(acc.text)}] if acc.text else []
+            content += acc.other
+            msg: dict[str, Any] = {"role": acc.role or "assistant", "content": content}
+            if acc.state_id:
+                msg["tool_state_id"] = acc.state_id
+            messages.append(msg)
+        completion = ChatCompletionV2.model_validate({
+            "model": self._model, "created_at": self._created, "messages": messages,
+            "finish_reason": self._finish,
+            "usage": self._usage.model_dump(mode="json", exclude_none=True) if self._usage else None,
+        })
+        completion._meta = self.meta
+        return completion
+
+
 class _StreamBase(Generic[T, F]):
     """What sync and async streams share: ids, state, and the end-of-stream verdict."""
 
@@ -409,4 +496,4 @@ class AsyncStream(_StreamBase[T, F]):
         await self.aclose()
 
 
-__all__ = ["AsyncStream", "ChatStreamState", "Stream", "StreamState", "TransportBroken"]
+__all__ = ["AsyncStream", "ChatStreamState", "ChatV2StreamState", "Stream", "StreamState", "TransportBroken"]

@@ -19,7 +19,7 @@ import httpx
 from typing_extensions import Self, Unpack
 
 from . import _api as api
-from ._api import Blocking, ChatParams, ClientCore, OpenStream, RequestOptions
+from ._api import Blocking, ChatParams, ChatV2Params, ClientCore, OpenStream, RequestOptions
 from ._config import Settings, Timeout, derive, load_settings
 from ._core import Flow, GetToken, Request, Response, Send, Sleep, TransportFailure
 from ._files import _Seekable
@@ -34,6 +34,8 @@ from .types import (
     BatchResult,
     ChatCompletion,
     ChatCompletionChunk,
+    ChatCompletionV2,
+    ChatCompletionV2Chunk,
     DeletedFile,
     Embeddings,
     File,
@@ -46,6 +48,7 @@ from .types import (
 T = TypeVar("T")
 
 ChatStream = Stream[ChatCompletionChunk, ChatCompletion]
+ChatV2Stream = Stream[ChatCompletionV2Chunk, ChatCompletionV2]
 
 
 def _failure(exc: Exception, url: str) -> TransportFailure:
@@ -149,7 +152,7 @@ class HttpxTransport:
             Path(part).unlink(missing_ok=True)
             raise
 
-    def stream(self, opened: OpenStream) -> ChatStream:
+    def stream(self, opened: OpenStream) -> Stream[Any, Any]:
         """Wrap an open streaming response into a typed Stream."""
         resp: httpx.Response = opened.response.raw
         url = opened.response.url
@@ -165,6 +168,27 @@ class HttpxTransport:
     def close(self) -> None:
         """Close every pooled connection."""
         self.client.close()
+
+
+class ChatV2:
+    """``client.v2``: the v2 chat contract (content parts, built-in tools, named stream events)."""
+
+    __slots__ = ("_client",)
+
+    def __init__(self, client: GigaChat) -> None:
+        self._client = client
+
+    def completion(self, messages: str | Sequence[Any] | None = None, /,
+                   **params: Unpack[ChatV2Params]) -> ChatCompletionV2:
+        """``POST /v2/chat/completions``: ``client.v2.completion("Hi", tools=["web_search"])``."""
+        client = self._client
+        return client._run(api.v2_completion(client._core, messages, params))
+
+    def completion_stream(self, messages: str | Sequence[Any] | None = None, /,
+                          **params: Unpack[ChatV2Params]) -> ChatV2Stream:
+        """The v2 answer as a stream of named events (use it in a ``with`` block)."""
+        client = self._client
+        return client._transport.stream(client._run(api.v2_completion_stream(client._core, messages, params)))
 
 
 class GigaChat:
@@ -280,6 +304,11 @@ class GigaChat:
     def __repr__(self) -> str:
         s = self._core.settings
         return f"GigaChat(base_url={s.base_url!r}, scope={s.scope!r}, model={s.model!r}, auth={s.auth_mode!r})"
+
+    @property
+    def v2(self) -> ChatV2:
+        """The v2 chat contract: ``client.v2.completion(...)``, ``client.v2.completion_stream(...)``."""
+        return ChatV2(self)
 
     # --- tokens --------------------------------------------------------------------------
 
