@@ -266,10 +266,11 @@ def _line_id(raw: bytes) -> str | None:
         return None
     if line.startswith(_ID_PREFIX):
         try:
-            value, _ = _decoder.raw_decode(line[len(_ID_PREFIX):].decode("utf-8"))
+            value, _ = _decoder.raw_decode(line[len(_ID_PREFIX):].decode("utf-8").lstrip())
         except (ValueError, UnicodeDecodeError):
-            return None
-        return value if isinstance(value, str) else None
+            value = None
+        if isinstance(value, str):
+            return value
     try:
         item = json.loads(line)
     except ValueError:
@@ -363,6 +364,8 @@ class _Lock:
         self._fh: IO[bytes] | None = None
 
     def __enter__(self) -> _Lock:
+        if not self.path.parent.is_dir():
+            raise InvalidArgumentError("output", f"directory does not exist: {self.path.parent}")
         try:
             import fcntl
         except ImportError:  # pragma: no cover - Windows: no advisory locks
@@ -700,8 +703,8 @@ async def run_batch(
         raise InvalidArgumentError("concurrency", f"must be an integer >= 1, got {concurrency!r}")
     if isinstance(retries, bool) or not isinstance(retries, int) or retries < 0:
         raise InvalidArgumentError("retries", f"must be an integer >= 0, got {retries!r}")
-    job = await asyncio.to_thread(_prepare, input_path, output_path, errors_path, kind, retry_failed)
-    with _Lock(job.output_path):
+    with _Lock(Path(output_path)):
+        job = await asyncio.to_thread(_prepare, input_path, output_path, errors_path, kind, retry_failed)
         runner = _Runner(client, job, concurrency, retries, on_progress, progress_interval, fsync_interval)
         interrupted = True
         try:
@@ -807,15 +810,15 @@ async def run_via_batches_api(
     """
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
         raise InvalidArgumentError("batch_size", f"must be an integer >= 1, got {batch_size!r}")
-    job = await asyncio.to_thread(_prepare, input_path, output_path, errors_path, kind, retry_failed)
-    method = "chat_completions" if job.kind == "chat" else "embedder"
-    state_path = _state_path(job.output_path)
     started = time.monotonic()
-    accounted = set(job.skip)
     succeeded: set[str] = set()
-    ok_total, bad_total = job.progress.done, job.progress.failed
     interrupted = False
-    with _Lock(job.output_path):
+    with _Lock(Path(output_path)):
+        job = await asyncio.to_thread(_prepare, input_path, output_path, errors_path, kind, retry_failed)
+        method = "chat_completions" if job.kind == "chat" else "embedder"
+        state_path = _state_path(job.output_path)
+        accounted = set(job.skip)
+        ok_total, bad_total = job.progress.done, job.progress.failed
         saved = _load_state(state_path)
         submitted = {rid for b in saved for rid in b.get("ids", [])}
         pending: list[tuple[str, dict[str, Any]]] = []

@@ -197,15 +197,11 @@ _profiles.register(app)
              add_help_option=False)
 def emulator_cmd(ctx: typer.Context) -> None:
     """Run the offline GigaChat emulator in the foreground (options: gigapy emulator --help)."""
-    from gigapy.emulator import build_parser, config_from_args, run
+    from gigapy.emulator import config_from_args, run
 
-    args = list(ctx.args)
-    if "-h" in args or "--help" in args:
-        typer.echo(build_parser(prog="gigapy emulator").format_help().rstrip())
-        return
     try:
-        config = config_from_args(args)
-    except SystemExit as exc:  # argparse already printed the usage and the problem
+        config = config_from_args(list(ctx.args), prog="gigapy emulator")
+    except SystemExit as exc:  # argparse printed the help, or the usage and the problem
         raise typer.Exit(EXIT_USAGE if exc.code else 0) from None
     run(config)
 
