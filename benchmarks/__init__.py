@@ -1,0 +1,1 @@
+"""Benchmarks: the client (``python -m benchmarks``) and the emulator (``bench_emulator.py``)."""

@@ -1,0 +1,132 @@
+"""Shared pieces of the client benchmarks: the emulator process, payloads, process probes."""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import re
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+WORK = ROOT / "benchmarks" / ".work"  # git-ignored: raw results, profiles
+
+MODEL = "GigaChat"
+MESSAGES: list[dict[str, str]] = [{"role": "user", "content": "What is the capital of France?"}]
+BODY: dict[str, Any] = {"model": MODEL, "messages": MESSAGES}
+
+
+def stream_headers(tokens: int) -> dict[str, str]:
+    """Emulator hooks: an answer of exactly ``tokens`` tokens, one token per stream chunk."""
+    return {"X-Emulator-Answer-Tokens": str(tokens), "X-Emulator-Chunk-Tokens": "1"}
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class EmulatorProcess:
+    """One ``python -m gigapy.emulator --no-limits`` process on loopback for the whole run."""
+
+    def __init__(self) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.proc: subprocess.Popen[str] | None = None
+
+    def start(self) -> EmulatorProcess:
+        cmd = [sys.executable, "-m", "gigapy.emulator", "--no-limits", "--host", "127.0.0.1", "--port", str(self.port)]
+        self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=ROOT)
+        assert self.proc.stdout is not None
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            line = self.proc.stdout.readline()
+            if "listening on" in line:
+                self.proc.stdout.close()  # nothing more is printed; never block on a full pipe
+                return self
+            if not line and self.proc.poll() is not None:
+                break
+        self.stop()
+        raise RuntimeError("the emulator did not start")
+
+    def alive(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(10)
+
+    def __enter__(self) -> EmulatorProcess:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+def emulator_stats(url: str) -> dict[str, Any]:
+    """``GET /__emulator__/stats`` (counters: oauth_requests, open_connections, ...)."""
+    with urllib.request.urlopen(f"{url}/__emulator__/stats", timeout=10) as resp:
+        return dict(json.loads(resp.read()))
+
+
+def rss_bytes(pid: int | str = "self") -> int:
+    """Resident set size of a process (Linux /proc)."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) * 1024
+    return 0
+
+
+def open_sockets() -> int:
+    """Sockets this process holds open (file descriptors pointing at ``socket:[...]``)."""
+    count = 0
+    for fd in os.listdir("/proc/self/fd"):
+        try:
+            if os.readlink(f"/proc/self/fd/{fd}").startswith("socket:"):
+                count += 1
+        except OSError:
+            continue
+    return count
+
+
+def machine() -> dict[str, str]:
+    cpu = platform.processor() or "unknown CPU"
+    cpuinfo = Path("/proc/cpuinfo")
+    if cpuinfo.exists():
+        found = re.search(r"model name\s*:\s*(.+)", cpuinfo.read_text())
+        cpu = found.group(1).strip() if found else cpu
+    ram = "?"
+    meminfo = Path("/proc/meminfo")
+    if meminfo.exists():
+        found = re.search(r"MemTotal:\s*(\d+) kB", meminfo.read_text())
+        ram = f"{int(found.group(1)) / 1024 / 1024:.1f} GiB" if found else ram
+    return {
+        "cpu": cpu,
+        "cores": str(os.cpu_count()),
+        "ram": ram,
+        "os": f"{platform.system()} {platform.release()}",
+        "python": f"{platform.python_implementation()} {platform.python_version()}",
+    }
+
+
+def versions() -> dict[str, str]:
+    out = {}
+    for name in ("gigapy", "gigachat", "httpx", "aiohttp", "pydantic", "pydantic-core"):
+        try:
+            out[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            out[name] = "not installed"
+    return out
