@@ -25,7 +25,7 @@ Invoke = Callable[..., Result]
 
 
 @pytest.fixture(autouse=True)
-def _isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+def config_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """A private config directory and no GIGACHAT_* / GIGAPY_* settings from the outside."""
     for name in list(os.environ):
         if name.startswith(("GIGACHAT_", "GIGAPY_")):
@@ -68,10 +68,10 @@ def cli(env: dict[str, str]) -> Invoke:
 
 
 @pytest.fixture
-def subprocess_env(env: dict[str, str], _isolated: Path) -> dict[str, str]:
+def subprocess_env(env: dict[str, str], config_dir: Path) -> dict[str, str]:
     """A full environment for running the real ``gigapy`` executable against the emulator."""
     full = {k: v for k, v in os.environ.items() if not k.startswith(("GIGACHAT_", "GIGAPY_"))}
     full.update(env)
-    full["GIGAPY_CONFIG_DIR"] = str(_isolated)
+    full["GIGAPY_CONFIG_DIR"] = str(config_dir)
     full["PYTHONUNBUFFERED"] = "1"
     return full

@@ -24,7 +24,7 @@ def test_help_lists_every_command(cli: Invoke) -> None:
     result = cli("--help")
     assert result.exit_code == 0
     for name in ("chat", "models", "model", "embed", "tokens", "balance", "files", "image", "ai-check",
-                 "validate-function", "batches", "batch", "emulator", "profile"):
+                 "validate-function", "batches", "batch", "doctor", "certs", "emulator", "profile"):
         assert name in result.stdout, name
 
 
@@ -278,3 +278,29 @@ def test_emulator_command_help(cli: Invoke) -> None:
 def test_emulator_command_rejects_bad_options(cli: Invoke) -> None:
     result = cli("emulator", "--faults", "bogus:1")
     assert result.exit_code == 2
+
+
+def test_emulator_command_serves_until_ctrl_c(subprocess_env: dict[str, str]) -> None:
+    import re
+    import signal
+    import subprocess
+
+    from tests.cli.conftest import GIGAPY
+
+    proc = subprocess.Popen([GIGAPY, "emulator", "--port", "0", "--no-limits"], env=subprocess_env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout is not None
+        banner = proc.stdout.readline()
+        match = re.search(r"http://127\.0\.0\.1:(\d+)", banner)
+        assert match, banner
+        url = match.group(0)
+        env = {**subprocess_env, "GIGACHAT_BASE_URL": url + "/api/v1", "GIGACHAT_AUTH_URL": url + "/api/v2/oauth"}
+        models = subprocess.run([GIGAPY, "models", "--json"], env=env, capture_output=True, text=True, timeout=30,
+                                check=False)
+        assert models.returncode == 0, models.stderr
+        assert "GigaChat-2" in models.stdout
+    finally:
+        proc.send_signal(signal.SIGINT)
+        proc.communicate(timeout=10)
+    assert proc.returncode == 0
