@@ -25,6 +25,7 @@ from . import _params_v2 as P2
 from ._auth import TokenSource, identity, parse_token, token_request
 from ._config import Settings, Timeout
 from ._core import (
+    Blocking,
     FilePart,
     Flow,
     Request,
@@ -38,7 +39,7 @@ from ._core import (
     send_flow,
     status_error,
 )
-from ._files import prepare_upload
+from ._files import forget_upload, prepare_upload
 from ._streaming import ChatStreamState, ChatV2StreamState, StreamState
 from .errors import APITimeoutError, ConfigurationError, InvalidArgumentError
 from .types._base import ResponseMeta
@@ -71,8 +72,8 @@ class RequestOptions(TypedDict, total=False):
 OPTION_KEYS = frozenset(RequestOptions.__annotations__)
 
 
-class ChatParams(RequestOptions, total=False):
-    """Keyword arguments of ``completion`` / ``completion_stream`` (the v1 request fields)."""
+class ChatFields(RequestOptions, total=False):
+    """The v1 request fields other than ``response_format`` (see ChatParams)."""
 
     messages: str | Sequence[Message | Mapping[str, Any]]
     model: str
@@ -86,15 +87,26 @@ class ChatParams(RequestOptions, total=False):
     functions: Sequence[Function | Mapping[str, Any]]
     function_call: str | Mapping[str, Any]
     flags: Sequence[str]
-    response_format: Mapping[str, Any] | type[BaseModel]
     reasoning_effort: Literal["low", "medium", "high"]
     storage: Mapping[str, Any]
     function_ranker: Mapping[str, Any]
     attachments: Sequence[str]
 
 
-class ChatV2Params(RequestOptions, total=False):
-    """Keyword arguments of ``client.v2.completion`` / ``completion_stream``."""
+class ChatParams(ChatFields, total=False):
+    """Keyword arguments of ``completion`` / ``completion_stream`` (the v1 request fields)."""
+
+    response_format: Mapping[str, Any] | type[BaseModel]
+
+
+class ImageParams(RequestOptions, total=False):
+    """Keyword arguments of ``generate_image``."""
+
+    model: str
+
+
+class ChatV2Base(RequestOptions, total=False):
+    """The v2 request fields other than tools and ``response_format``."""
 
     messages: str | Sequence[MessageV2 | Mapping[str, Any]]
     model: str
@@ -104,13 +116,9 @@ class ChatV2Params(RequestOptions, total=False):
     max_tokens: int
     repetition_penalty: float
     update_interval: float
-    response_format: Mapping[str, Any] | type[BaseModel]
     reasoning: Literal["low", "medium", "high"] | Mapping[str, Any]
     top_logprobs: int
     unnormalized_history: bool
-    tools: Sequence[str | Mapping[str, Any]]
-    functions: Sequence[Function | Mapping[str, Any]]
-    tool_config: str | Mapping[str, Any]
     storage: bool | Mapping[str, Any]
     ranker_options: Mapping[str, Any]
     filter_config: Mapping[str, Any]
@@ -120,16 +128,18 @@ class ChatV2Params(RequestOptions, total=False):
     assistant_id: str
 
 
+class ChatV2Params(ChatV2Base, total=False):
+    """Keyword arguments of ``client.v2.completion`` / ``completion_stream``."""
+
+    tools: Sequence[str | Mapping[str, Any]]
+    functions: Sequence[Function | Mapping[str, Any]]
+    tool_config: str | Mapping[str, Any]
+    response_format: Mapping[str, Any] | type[BaseModel]
+
+
 def same_identity(a: Settings, b: Settings) -> bool:
     """Whether two settings authenticate as the same identity (and may share a token source)."""
     return identity(a) == identity(b) and a.access_token == b.access_token
-
-
-@dataclass(slots=True)
-class Blocking:
-    """Action: run ``fn`` (blocking work such as file I/O); async drivers use a worker thread."""
-
-    fn: Callable[[], Any]
 
 
 @dataclass(slots=True)
@@ -349,8 +359,13 @@ def upload_file(core: ClientCore, source: Any, purpose: str, filename: str | Non
     if purpose not in ("general", "assistant"):
         raise InvalidArgumentError("purpose", f"expected 'general' or 'assistant', got {purpose!r}")
     part: FilePart = yield Blocking(lambda: prepare_upload(source, filename=filename, content_type=content_type))
+    return (yield from upload_part(core, part, purpose, options))
+
+
+def upload_part(core: ClientCore, part: FilePart, purpose: str, options: RequestOptions) -> Flow[File]:
+    """``POST /files`` for a checked file."""
     req = core.request("POST", "/files", options, file=part, form={"purpose": purpose})
-    return (yield from core.call(req, lambda r: parse_model(File, r)))
+    return core.call(req, lambda r: parse_model(File, r))
 
 
 def get_all_files(core: ClientCore, options: RequestOptions) -> Flow[list[File]]:
@@ -376,7 +391,9 @@ def get_file_info(core: ClientCore, file_id: str, options: RequestOptions) -> Fl
 def delete_file(core: ClientCore, file_id: str, options: RequestOptions) -> Flow[DeletedFile]:
     """``POST /files/{id}/delete``."""
     req = core.request("POST", _file_path(file_id) + "/delete", options, idempotent=True)
-    return core.call(req, lambda r: parse_model(DeletedFile, r))
+    deleted = yield from core.call(req, lambda r: parse_model(DeletedFile, r))
+    forget_upload(file_id)
+    return deleted
 
 
 def download_file(core: ClientCore, file_id: str, path: str | Path | None,

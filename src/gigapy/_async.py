@@ -9,23 +9,32 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import inspect
 import os
 from collections.abc import AsyncIterator, Awaitable, Callable, Generator, Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
-from typing import IO, Any, Generic, TypeVar, overload
+from typing import IO, Any, Generic, Literal, TypeVar, overload
 
 import aiohttp
+from pydantic import BaseModel
 from typing_extensions import Self, Unpack
 
 from . import _api as api
-from ._api import Blocking, ChatParams, ChatV2Params, ClientCore, OpenStream, RequestOptions
+from . import _embed
+from . import _params as P
+from ._api import ChatFields, ChatParams, ChatV2Base, ChatV2Params, ClientCore, ImageParams, OpenStream, RequestOptions
 from ._config import Settings, Timeout, derive, load_settings
-from ._core import Flow, GetToken, Request, Response, Send, Sleep, TransportFailure
+from ._conversation import AsyncConversation, ConversationState
+from ._core import Blocking, Flow, GetToken, Invoke, InvokeFailed, Request, Response, Send, Sleep, TransportFailure
 from ._files import _Seekable
 from ._logs import setup_logging
+from ._media import attach_flow, generate_image_flow
 from ._streaming import AsyncStream, TransportBroken
+from ._structured import parse_flow
 from ._tls import client_ssl_context, tls_key
+from .errors import GigaChatError
+from .tools import Tool, ToolRun, run_tools_flow
 from .types import (
     AccessToken,
     AICheckResult,
@@ -46,6 +55,7 @@ from .types import (
 )
 
 T = TypeVar("T")
+M = TypeVar("M", bound=BaseModel)
 S = TypeVar("S", bound=AsyncStream[Any, Any])
 
 AsyncChatStream = AsyncStream[ChatCompletionChunk, ChatCompletion]
@@ -68,6 +78,17 @@ def _failure(exc: BaseException) -> TransportFailure:
 
 
 _ERRORS = (aiohttp.ClientError, asyncio.TimeoutError)
+
+
+async def _invoke(action: Invoke) -> Any:
+    """Call user code for a flow: coroutine functions are awaited, plain ones run in a thread."""
+    try:
+        if inspect.iscoroutinefunction(action.fn):
+            return await action.fn(**action.kwargs)
+        value = await asyncio.to_thread(action.fn, **action.kwargs)
+        return await value if inspect.isawaitable(value) else value
+    except Exception as exc:  # handed to the flow, which decides
+        return InvokeFailed(exc)
 
 
 class AiohttpTransport:
@@ -288,6 +309,26 @@ class AsyncChatV2:
 
         return StreamRequest(open_stream)
 
+    async def run_tools(self, messages: str | Sequence[Any], /, *, tools: Sequence[Callable[..., Any] | Tool],
+                        max_steps: int = 5, **params: Unpack[ChatV2Base]) -> ToolRun:
+        """Let the model call Python functions until it answers (see gigapy.tools)."""
+        core = self._client._core
+
+        def ask(history: list[Any], specs: list[dict[str, Any]]) -> Flow[Any]:
+            return api.v2_completion(core, history, {**params, "functions": specs})
+
+        return await self._client._run(run_tools_flow(ask, messages, tools, max_steps=max_steps, v2=True))
+
+    async def parse(self, messages: str | Sequence[Any], /, *, response_format: type[M], method: str = "auto",
+                    **params: Unpack[ChatV2Base]) -> M:
+        """Ask for a validated ``response_format`` object (see ``AsyncGigaChat.parse``)."""
+        core = self._client._core
+
+        def ask(history: list[Any], extra: dict[str, Any]) -> Flow[Any]:
+            return api.v2_completion(core, history, {**params, **extra})
+
+        return await self._client._run(parse_flow(ask, messages, response_format, method=method, v2=True))
+
 
 class AsyncGigaChat:
     """The asynchronous GigaChat client (aiohttp). Same settings and methods as ``GigaChat``.
@@ -350,6 +391,8 @@ class AsyncGigaChat:
                     result = None
                 elif kind is Blocking:
                     result = await asyncio.to_thread(action.fn)
+                elif kind is Invoke:
+                    result = await _invoke(action)
                 else:  # pragma: no cover - a programming error in a flow
                     raise TypeError(f"unknown action {action!r}")
         except StopIteration as stop:
@@ -519,3 +562,86 @@ class AsyncGigaChat:
     async def get_batch_results(self, batch: str | Batch, **options: Unpack[RequestOptions]) -> list[BatchResult]:
         """The per-request results of a finished batch."""
         return await self._run(api.get_batch_results(self._core, batch, options))
+
+    # --- helpers -------------------------------------------------------------------------
+
+    async def run_tools(self, messages: str | Sequence[Any], /, *, tools: Sequence[Callable[..., Any] | Tool],
+                        max_steps: int = 5, **params: Unpack[ChatParams]) -> ToolRun:
+        """Let the model call Python functions (async functions are awaited, plain ones run in
+        a thread) until it answers; ToolLoopError after ``max_steps``."""
+        core = self._core
+
+        def ask(history: list[Any], specs: list[dict[str, Any]]) -> Flow[Any]:
+            call = {**params, "functions": specs, "function_call": params.get("function_call", "auto")}
+            return api.completion(core, history, call)
+
+        return await self._run(run_tools_flow(ask, messages, tools, max_steps=max_steps, v2=False))
+
+    async def parse(self, messages: str | Sequence[Any], /, *, response_format: type[M], method: str = "auto",
+                    **params: Unpack[ChatFields]) -> M:
+        """Ask for structured output; returns a validated ``response_format`` (see GigaChat.parse)."""
+        core = self._core
+
+        def ask(history: list[Any], extra: dict[str, Any]) -> Flow[Any]:
+            return api.completion(core, history, {**params, **extra})
+
+        return await self._run(parse_flow(ask, messages, response_format, method=method, v2=False))
+
+    @overload
+    async def generate_image(self, prompt: str, path: None = None, *, style: str | None = None,
+                             **params: Unpack[ImageParams]) -> bytes: ...
+
+    @overload
+    async def generate_image(self, prompt: str, path: str | os.PathLike[str], *, style: str | None = None,
+                             **params: Unpack[ImageParams]) -> Path: ...
+
+    async def generate_image(self, prompt: str, path: str | os.PathLike[str] | None = None, *,
+                             style: str | None = None, **params: Unpack[ImageParams]) -> bytes | Path:
+        """Draw ``prompt``: the JPEG bytes, or the file written at ``path`` (see GigaChat.generate_image)."""
+        target = None if path is None else os.fspath(path)
+        return await self._run(generate_image_flow(self._core, prompt, target, style, params))
+
+    async def attach(self, *sources: str | os.PathLike[str] | bytes | IO[bytes], purpose: str = "general",
+                     **options: Unpack[RequestOptions]) -> list[str]:
+        """Upload files for ``attachments=`` once per content; returns the file ids."""
+        return await self._run(attach_flow(self._core, sources, purpose, options))
+
+    @overload
+    async def embed_many(self, texts: Sequence[str], *, model: str = ..., batch_size: int = ...,
+                         max_batch_tokens: int = ..., concurrency: int = ..., batch_retries: int = ...,
+                         as_numpy: Literal[False] = False, **options: Unpack[RequestOptions]) -> list[list[float]]: ...
+
+    @overload
+    async def embed_many(self, texts: Sequence[str], *, model: str = ..., batch_size: int = ...,
+                         max_batch_tokens: int = ..., concurrency: int = ..., batch_retries: int = ...,
+                         as_numpy: Literal[True], **options: Unpack[RequestOptions]) -> Any: ...
+
+    async def embed_many(self, texts: Sequence[str], *, model: str = "Embeddings", batch_size: int = 100,
+                         max_batch_tokens: int = 16_000, concurrency: int = 4, batch_retries: int = 2,
+                         as_numpy: bool = False, **options: Unpack[RequestOptions]) -> Any:
+        """Embed any number of texts concurrently (see GigaChat.embed_many)."""
+        items, spans = _embed.plan(texts, batch_size, max_batch_tokens)
+        gate = asyncio.Semaphore(int(P.number(concurrency, "concurrency", low=1, integer=True)))
+        P.number(batch_retries, "batch_retries", low=0, integer=True)
+
+        async def one(span: tuple[int, int]) -> Embeddings:
+            async with gate:
+                for attempt in range(batch_retries + 1):
+                    try:
+                        return await self.embedding(items[span[0]:span[1]], model=model, **options)
+                    except GigaChatError as exc:
+                        if attempt == batch_retries or not _embed.retryable(exc):
+                            raise
+                        await asyncio.sleep(self._core.policy.backoff(attempt))
+            raise AssertionError("unreachable")
+
+        results = await asyncio.gather(*(one(span) for span in spans), return_exceptions=True)
+        for result in results:
+            if isinstance(result, BaseException):
+                raise result
+        return _embed.assemble(results, as_numpy)
+
+    def conversation(self, system: str | None = None, *, max_context_tokens: int | None = None,
+                     **defaults: Unpack[ChatParams]) -> AsyncConversation:
+        """A chat that keeps its history and one X-Session-ID (``await conv.say("...")``)."""
+        return AsyncConversation(self, ConversationState(system, max_context_tokens, defaults))

@@ -162,7 +162,33 @@ class Sleep:
     seconds: float
 
 
-Action = Send | GetToken | Sleep
+@dataclass(slots=True)
+class Blocking:
+    """Action: run ``fn`` (blocking work such as file I/O); async drivers use a worker thread."""
+
+    fn: Callable[[], Any]
+
+
+@dataclass(slots=True)
+class Invoke:
+    """Action: call user code ``fn(**kwargs)`` (a tool); sync or async, the driver adapts.
+
+    The driver answers with the return value, or an :class:`InvokeFailed` holding the
+    exception, so the flow decides what a failing tool means.
+    """
+
+    fn: Callable[..., Any]
+    kwargs: dict[str, Any]
+
+
+@dataclass(slots=True)
+class InvokeFailed:
+    """What a driver returns when the invoked user code raised."""
+
+    exc: Exception
+
+
+Action = Send | GetToken | Sleep | Blocking | Invoke
 Flow = Generator[Any, Any, T]
 
 

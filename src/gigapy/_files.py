@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 import os
+import threading
 from pathlib import Path
 from typing import IO, Any
 
@@ -185,3 +186,26 @@ def _classify(name: str, content_type: str | None, head: bytes, field: str) -> t
         name = (name or "file") + ext
     mime, kind = TYPES[ext]
     return mime, kind, name
+
+
+# content hash -> file id of what attach() uploaded, per identity (see gigapy._media)
+_UPLOADS: dict[tuple[object, str], str] = {}
+_UPLOADS_LOCK = threading.Lock()
+
+
+def recall_upload(key: tuple[object, str]) -> str | None:
+    """The file id uploaded before for this (identity, content) key, if any."""
+    return _UPLOADS.get(key)
+
+
+def remember_upload(key: tuple[object, str], file_id: str) -> None:
+    """Remember that this content is stored as ``file_id``."""
+    with _UPLOADS_LOCK:
+        _UPLOADS[key] = file_id
+
+
+def forget_upload(file_id: str) -> None:
+    """Drop a deleted file from the de-duplication memory."""
+    with _UPLOADS_LOCK:
+        for key in [k for k, v in _UPLOADS.items() if v == file_id]:
+            del _UPLOADS[key]

@@ -7,25 +7,45 @@ process-wide cache. Nothing about the API itself is decided here.
 
 from __future__ import annotations
 
+import asyncio
+import inspect
 import os
 import ssl
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from types import TracebackType
-from typing import IO, Any, TypeVar, overload
+from typing import IO, Any, Literal, TypeVar, overload
 
 import httpx
+from pydantic import BaseModel
 from typing_extensions import Self, Unpack
 
 from . import _api as api
-from ._api import Blocking, ChatParams, ChatV2Params, ClientCore, OpenStream, RequestOptions
+from . import _embed
+from . import _params as P
+from ._api import (
+    ChatFields,
+    ChatParams,
+    ChatV2Base,
+    ChatV2Params,
+    ClientCore,
+    ImageParams,
+    OpenStream,
+    RequestOptions,
+)
 from ._config import Settings, Timeout, derive, load_settings
-from ._core import Flow, GetToken, Request, Response, Send, Sleep, TransportFailure
+from ._conversation import Conversation, ConversationState
+from ._core import Blocking, Flow, GetToken, Invoke, InvokeFailed, Request, Response, Send, Sleep, TransportFailure
 from ._files import _Seekable
 from ._logs import setup_logging
+from ._media import attach_flow, generate_image_flow
 from ._streaming import Stream, TransportBroken
+from ._structured import parse_flow
 from ._tls import client_ssl_context, tls_key
+from .errors import GigaChatError
+from .tools import Tool, ToolRun, run_tools_flow
 from .types import (
     AccessToken,
     AICheckResult,
@@ -46,6 +66,7 @@ from .types import (
 )
 
 T = TypeVar("T")
+M = TypeVar("M", bound=BaseModel)
 
 ChatStream = Stream[ChatCompletionChunk, ChatCompletion]
 ChatV2Stream = Stream[ChatCompletionV2Chunk, ChatCompletionV2]
@@ -71,6 +92,21 @@ def _failure(exc: Exception, url: str) -> TransportFailure:
     if isinstance(exc, httpx.RemoteProtocolError):
         return TransportFailure("disconnect", exc, sent=True)
     return TransportFailure("network", exc, sent=True)
+
+
+def _invoke(action: Invoke) -> Any:
+    """Call user code for a flow; an async function is run to completion in a fresh loop."""
+    try:
+        value = action.fn(**action.kwargs)
+        if inspect.isawaitable(value):
+            value = asyncio.run(_await(value))
+        return value
+    except Exception as exc:  # handed to the flow, which decides
+        return InvokeFailed(exc)
+
+
+async def _await(value: Awaitable[Any]) -> Any:
+    return await value
 
 
 class HttpxTransport:
@@ -190,6 +226,26 @@ class ChatV2:
         client = self._client
         return client._transport.stream(client._run(api.v2_completion_stream(client._core, messages, params)))
 
+    def run_tools(self, messages: str | Sequence[Any], /, *, tools: Sequence[Callable[..., Any] | Tool],
+                  max_steps: int = 5, **params: Unpack[ChatV2Base]) -> ToolRun:
+        """Let the model call Python functions until it answers (see gigapy.tools)."""
+        core = self._client._core
+
+        def ask(history: list[Any], specs: list[dict[str, Any]]) -> Flow[Any]:
+            return api.v2_completion(core, history, {**params, "functions": specs})
+
+        return self._client._run(run_tools_flow(ask, messages, tools, max_steps=max_steps, v2=True))
+
+    def parse(self, messages: str | Sequence[Any], /, *, response_format: type[M], method: str = "auto",
+              **params: Unpack[ChatV2Base]) -> M:
+        """Ask for a validated ``response_format`` object (see ``GigaChat.parse``)."""
+        core = self._client._core
+
+        def ask(history: list[Any], extra: dict[str, Any]) -> Flow[Any]:
+            return api.v2_completion(core, history, {**params, **extra})
+
+        return self._client._run(parse_flow(ask, messages, response_format, method=method, v2=True))
+
 
 class GigaChat:
     """The synchronous GigaChat client.
@@ -254,6 +310,8 @@ class GigaChat:
                     result = None
                 elif kind is Blocking:
                     result = action.fn()
+                elif kind is Invoke:
+                    result = _invoke(action)
                 else:  # pragma: no cover - a programming error in a flow
                     raise TypeError(f"unknown action {action!r}")
         except StopIteration as stop:
@@ -416,3 +474,95 @@ class GigaChat:
     def get_batch_results(self, batch: str | Batch, **options: Unpack[RequestOptions]) -> list[BatchResult]:
         """The per-request results of a finished batch."""
         return self._run(api.get_batch_results(self._core, batch, options))
+
+    # --- helpers -------------------------------------------------------------------------
+
+    def run_tools(self, messages: str | Sequence[Any], /, *, tools: Sequence[Callable[..., Any] | Tool],
+                  max_steps: int = 5, **params: Unpack[ChatParams]) -> ToolRun:
+        """Let the model call Python functions (sync or async) until it answers.
+
+        Returns a ToolRun (``.text``, ``.completion``, ``.messages``, ``.calls``); raises
+        ToolLoopError after ``max_steps`` rounds of function calls.
+        """
+        core = self._core
+
+        def ask(history: list[Any], specs: list[dict[str, Any]]) -> Flow[Any]:
+            call = {**params, "functions": specs, "function_call": params.get("function_call", "auto")}
+            return api.completion(core, history, call)
+
+        return self._run(run_tools_flow(ask, messages, tools, max_steps=max_steps, v2=False))
+
+    def parse(self, messages: str | Sequence[Any], /, *, response_format: type[M], method: str = "auto",
+              **params: Unpack[ChatFields]) -> M:
+        """Ask for structured output; returns a validated ``response_format`` (a pydantic model).
+
+        ``method``: "json_schema" (native), "function" (forced function call) or "auto"
+        (native, falling back to a function call when the model does not support it).
+        Raises StructuredOutputError (raw text and usage kept) or LengthFinishReasonError.
+        """
+        core = self._core
+
+        def ask(history: list[Any], extra: dict[str, Any]) -> Flow[Any]:
+            return api.completion(core, history, {**params, **extra})
+
+        return self._run(parse_flow(ask, messages, response_format, method=method, v2=False))
+
+    @overload
+    def generate_image(self, prompt: str, path: None = None, *, style: str | None = None,
+                       **params: Unpack[ImageParams]) -> bytes: ...
+
+    @overload
+    def generate_image(self, prompt: str, path: str | os.PathLike[str], *, style: str | None = None,
+                       **params: Unpack[ImageParams]) -> Path: ...
+
+    def generate_image(self, prompt: str, path: str | os.PathLike[str] | None = None, *, style: str | None = None,
+                       **params: Unpack[ImageParams]) -> bytes | Path:
+        """Draw ``prompt``: the JPEG bytes, or the file written at ``path``. ``style`` is a system
+        prompt (e.g. "Ты художник-акварелист"). ImageGenerationError if the model did not draw."""
+        target = None if path is None else os.fspath(path)
+        return self._run(generate_image_flow(self._core, prompt, target, style, params))
+
+    def attach(self, *sources: str | os.PathLike[str] | bytes | IO[bytes], purpose: str = "general",
+               **options: Unpack[RequestOptions]) -> list[str]:
+        """Upload files for ``attachments=`` (type and size checked first); the same content is
+        uploaded only once per account. Returns the file ids."""
+        return self._run(attach_flow(self._core, sources, purpose, options))
+
+    @overload
+    def embed_many(self, texts: Sequence[str], *, model: str = ..., batch_size: int = ...,
+                   max_batch_tokens: int = ..., concurrency: int = ..., batch_retries: int = ...,
+                   as_numpy: Literal[False] = False, **options: Unpack[RequestOptions]) -> list[list[float]]: ...
+
+    @overload
+    def embed_many(self, texts: Sequence[str], *, model: str = ..., batch_size: int = ...,
+                   max_batch_tokens: int = ..., concurrency: int = ..., batch_retries: int = ...,
+                   as_numpy: Literal[True], **options: Unpack[RequestOptions]) -> Any: ...
+
+    def embed_many(self, texts: Sequence[str], *, model: str = "Embeddings", batch_size: int = 100,
+                   max_batch_tokens: int = 16_000, concurrency: int = 4, batch_retries: int = 2,
+                   as_numpy: bool = False, **options: Unpack[RequestOptions]) -> Any:
+        """Embed any number of texts: batches by count and token budget, run concurrently, input
+        order kept, only failed batches retried. Lists of floats, or a numpy array."""
+        items, spans = _embed.plan(texts, batch_size, max_batch_tokens)
+        workers = int(P.number(concurrency, "concurrency", low=1, integer=True))
+        P.number(batch_retries, "batch_retries", low=0, integer=True)
+
+        def one(span: tuple[int, int]) -> Embeddings:
+            for attempt in range(batch_retries + 1):
+                try:
+                    return self.embedding(items[span[0]:span[1]], model=model, **options)
+                except GigaChatError as exc:
+                    if attempt == batch_retries or not _embed.retryable(exc):
+                        raise
+                    time.sleep(self._core.policy.backoff(attempt))
+            raise AssertionError("unreachable")
+
+        with ThreadPoolExecutor(max_workers=min(workers, len(spans))) as pool:
+            batches = list(pool.map(one, spans))
+        return _embed.assemble(batches, as_numpy)
+
+    def conversation(self, system: str | None = None, *, max_context_tokens: int | None = None,
+                     **defaults: Unpack[ChatParams]) -> Conversation:
+        """A chat that keeps its history and one X-Session-ID (``conv.say("...")``); ``defaults``
+        (model, temperature, session_id, ...) apply to every turn."""
+        return Conversation(self, ConversationState(system, max_context_tokens, defaults))

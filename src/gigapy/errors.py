@@ -15,7 +15,11 @@ pydantic exception escapes raw (the original is kept as ``__cause__``)::
     │   ├── PayloadTooLargeError 413, UnprocessableEntityError 422, LockedError 423,
     │   └── RateLimitError 429, InternalServerError 5xx
     ├── APIResponseValidationError                 a 2xx body we could not understand
-    └── StreamError                                a stream failed after it started
+    ├── StreamError                                a stream failed after it started
+    ├── StructuredOutputError                      parse() got no valid object (raw text kept)
+    │   └── LengthFinishReasonError                ... because the answer was cut at max_tokens
+    ├── ToolLoopError                              run_tools() reached its step limit
+    └── ImageGenerationError                       generate_image() got no image
 """
 
 from __future__ import annotations
@@ -32,8 +36,10 @@ __all__ = [
     "BadRequestError",
     "ConfigurationError",
     "GigaChatError",
+    "ImageGenerationError",
     "InternalServerError",
     "InvalidArgumentError",
+    "LengthFinishReasonError",
     "LockedError",
     "NotFoundError",
     "PayloadTooLargeError",
@@ -42,7 +48,9 @@ __all__ = [
     "RateLimitError",
     "RequestTimeoutError",
     "StreamError",
+    "StructuredOutputError",
     "TLSVerificationError",
+    "ToolLoopError",
     "UnprocessableEntityError",
 ]
 
@@ -228,6 +236,44 @@ class StreamError(GigaChatError):
         self.status_code = status_code
         self.server_message = server_message
         self.body = body
+
+
+class StructuredOutputError(GigaChatError):
+    """``parse()`` could not get a valid object, even after one repair round.
+
+    ``raw_text`` is what the model said last, ``usage`` the tokens spent on the final
+    attempt, ``errors`` why each attempt failed.
+    """
+
+    def __init__(self, message: str, *, raw_text: str = "", usage: Any = None, errors: list[str] | None = None,
+                 request_id: str | None = None) -> None:
+        super().__init__(message)
+        self.raw_text = raw_text
+        self.usage = usage
+        self.errors = errors or []
+        self.request_id = request_id
+
+
+class LengthFinishReasonError(StructuredOutputError):
+    """The answer was cut at ``max_tokens`` (finish_reason ``length``), so it cannot be complete."""
+
+
+class ToolLoopError(GigaChatError):
+    """``run_tools()`` reached ``max_steps`` without a final answer; ``messages`` is the transcript."""
+
+    def __init__(self, message: str, *, messages: list[Any] | None = None, calls: list[Any] | None = None) -> None:
+        super().__init__(message)
+        self.messages = messages or []
+        self.calls = calls or []
+
+
+class ImageGenerationError(GigaChatError):
+    """The model answered without generating an image; ``text`` is what it said instead."""
+
+    def __init__(self, message: str, *, text: str = "", request_id: str | None = None) -> None:
+        super().__init__(message)
+        self.text = text
+        self.request_id = request_id
 
 
 STATUS_ERRORS: dict[int, type[APIStatusError]] = {
