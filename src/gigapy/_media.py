@@ -23,6 +23,7 @@ from ._core import Blocking, FilePart, Flow
 from ._files import _Seekable, prepare_upload, recall_upload, remember_upload
 from .errors import ImageGenerationError, InvalidArgumentError
 
+
 def generate_image_flow(core: ClientCore, prompt: str, path: str | Path | None, style: str | None,
                         params: Mapping[str, Any]) -> Flow[bytes | Path]:
     """Draw ``prompt`` and return the JPEG bytes (or write them to ``path``)."""

@@ -199,10 +199,9 @@ def _reduce(node: Any, defs: dict[str, Any], dropped: list[str], path: str, seen
         out.setdefault("properties", {})
         if "required" in out:
             out["required"] = [r for r in out["required"] if r in out["properties"]]
-    if kind == "array":
-        if "items" not in out:
-            dropped.append(f"{path or '(root)'}: array without items: items of type string assumed")
-            out["items"] = {"type": "string"}
+    if kind == "array" and "items" not in out:
+        dropped.append(f"{path or '(root)'}: array without items: items of type string assumed")
+        out["items"] = {"type": "string"}
     return out
 
 
