@@ -187,7 +187,9 @@ def _reduce(node: Any, defs: dict[str, Any], dropped: list[str], path: str, seen
                 dropped.append(f"{where}: format {value!r}")
         elif key == "const" and isinstance(value, str):
             out["enum"] = [value]
-        elif key in FOLDED and isinstance(value, (str, int, float, bool)) and value is not None:
+        elif key == "default" and value is None:
+            continue  # "defaults to nothing" tells the model nothing
+        elif key in FOLDED and isinstance(value, (str, int, float, bool)):
             notes.append(f"{FOLDED[key]} {value}")
             dropped.append(f"{where}: moved into the description")
         elif key not in SILENT:
