@@ -137,7 +137,8 @@ def test_other_errors_are_not_swallowed_by_the_fallback() -> None:
 
 
 def test_one_repair_round_fixes_invalid_json() -> None:
-    result, calls = run(City, [answer("Вот JSON: {name: Тула}"), answer('```json\n{"name": "Тула", "population": 5}\n```')])
+    fenced = '```json\n{"name": "Тула", "population": 5}\n```'
+    result, calls = run(City, [answer("Вот JSON: {name: Тула}"), answer(fenced)])
     assert result.population == 5
     repair = calls[1]["history"]
     assert repair[-2]["role"] == "assistant"
