@@ -15,6 +15,7 @@ import asyncio
 import base64
 import hashlib
 import json
+import math
 import threading
 import time
 import uuid
@@ -241,10 +242,16 @@ def parse_token(response: Response) -> AccessToken:
         unit_ms = False
     if not isinstance(token, str) or not token or isinstance(expires, bool) or not isinstance(expires, (int, float)):
         raise _invalid_body(response, TypeError("no token in the response"))
-    expires_ms = _to_ms(float(expires), unit_ms)
+    expires_ms = _to_ms(float(expires), unit_ms) if math.isfinite(expires) else 0
+    if not _YEAR_2000_MS <= expires_ms <= _YEAR_3000_MS:
+        raise _invalid_body(response, ValueError(f"implausible token expiry {expires!r}"))
     result = AccessToken.model_validate({"access_token": token, "expires_at": expires_ms})
     result._meta = response.meta()
     return result
+
+
+_YEAR_2000_MS = 946_684_800_000
+_YEAR_3000_MS = 32_503_680_000_000
 
 
 def _to_ms(value: float, unit_ms: bool) -> int:
@@ -257,7 +264,7 @@ def _to_ms(value: float, unit_ms: bool) -> int:
         ms /= 1000
     elif ms < now_ms / 100:  # seconds sent where milliseconds were expected
         ms *= 1000
-    return int(ms)
+    return int(ms) if math.isfinite(ms) else 0
 
 
 
