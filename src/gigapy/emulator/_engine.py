@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from ._files import generate_image, generate_model3d
 from ._http import ApiError, dumps, new_uuid4
+from ._relevance import best_function
 from ._structured import fill_schema, regex_sample
 from ._textgen import Writer, count_tokens, is_russian, stable_seed, tokenize
 
@@ -42,7 +43,6 @@ _DRAW_RE = re.compile(
 _MODEL3D_RE = re.compile(r"\b3d\b|3д|тр[её]хмерн", re.IGNORECASE)
 _URL_RE = re.compile(r"https?://[^\s\"'<>»)]+")
 _CODE_RE = re.compile(r"\bcode\b|calculat|compute|python|код|посчита|вычисл", re.IGNORECASE)
-_STEM_RE = re.compile(r"[^\W\d_]{3,}")
 _BLACKLIST_ANSWER = (
     "I'd rather not discuss this topic. Let's talk about something else.",
     "Не люблю менять тему разговора, но вот сейчас тот самый случай.",
@@ -161,24 +161,6 @@ def _last_user_text(msgs: list[Msg]) -> str:
     return next((m.text for m in reversed(msgs) if m.text), "")
 
 
-def _stems(text: str) -> set[str]:
-    spaced = re.sub(r"([a-z])([A-Z])", r"\1 \2", text).replace("_", " ").replace("-", " ")
-    return {w.lower()[:5] for w in _STEM_RE.findall(spaced)}
-
-
-def _best_function(functions: dict[str, dict[str, Any]], prompt: str) -> str | None:
-    """The custom function the prompt is about (the only one counts as relevant)."""
-    words = _stems(prompt)
-    scored = []
-    for name, spec in functions.items():
-        about = " ".join([name, str(spec.get("description", "")), dumps(spec.get("parameters", {}))])
-        scored.append((len(words & _stems(about)), name))
-    best = max(scored, key=lambda item: item[0], default=(0, None))
-    if best[0] > 0:
-        return best[1]
-    return next(iter(functions)) if len(functions) == 1 else None
-
-
 def _auto_builtin(tools: Tools, prompt: str) -> str | None:
     builtins = tools.builtins
     if IMAGE in builtins and _DRAW_RE.search(prompt):
@@ -204,7 +186,7 @@ def choose_action(tools: Tools, prompt: str) -> str | None:
     if builtin in (IMAGE, MODEL3D, URL_EXTRACT, CODE):
         return builtin
     if tools.functions:
-        chosen = _best_function(tools.functions, prompt)
+        chosen = best_function(tools.functions, prompt)
         if chosen is not None:
             return chosen
     return builtin
