@@ -49,7 +49,9 @@ class _Server:
 
     async def start(self) -> None:
         app = create_app(self.config, state=self.state)
-        runner = web.AppRunner(app, access_log=None, shutdown_timeout=self.config.shutdown_timeout)
+        # handler_cancellation: a client that disconnects frees its handler (a stalled one included)
+        runner = web.AppRunner(app, access_log=None, shutdown_timeout=self.config.shutdown_timeout,
+                               handler_cancellation=True)
         await runner.setup()
         site = web.TCPSite(runner, self.config.host, self.port, ssl_context=ssl_context(self.config))
         try:
