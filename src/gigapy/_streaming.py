@@ -131,8 +131,10 @@ class _ChoiceAcc:
 class ChatStreamState(StreamState[ChatCompletionChunk, ChatCompletion]):
     """v1 ``/chat/completions`` streams: ``data: {chunk}`` events ended by ``data: [DONE]``."""
 
-    def __init__(self, meta: ResponseMeta, max_event_size: int | None = None) -> None:
+    def __init__(self, meta: ResponseMeta, max_event_size: int | None = None,
+                 chunk_model: type[ChatCompletionChunk] = ChatCompletionChunk) -> None:
         super().__init__(meta, max_event_size)
+        self._chunk_model = chunk_model
         self._choices: dict[int, _ChoiceAcc] = {}
         self._usage: Usage | None = None
         self._model: str | None = None
@@ -147,7 +149,7 @@ class ChatStreamState(StreamState[ChatCompletionChunk, ChatCompletion]):
         if event.event == "error":
             self.raise_error_payload(data)
         try:
-            chunk = ChatCompletionChunk.model_validate_json(data)
+            chunk = self._chunk_model.model_validate_json(data)
         except ValidationError:
             self.raise_error_payload(data)
             raise  # unreachable: raise_error_payload always raises

@@ -25,6 +25,7 @@ from typing_extensions import Self, Unpack
 from . import _api as api
 from . import _embed
 from . import _params as P
+from . import _threads as TH
 from ._api import (
     ChatFields,
     ChatParams,
@@ -49,6 +50,8 @@ from .tools import Tool, ToolRun, run_tools_flow
 from .types import (
     AccessToken,
     AICheckResult,
+    Assistant,
+    Assistants,
     Balance,
     Batch,
     BatchResult,
@@ -56,12 +59,22 @@ from .types import (
     ChatCompletionChunk,
     ChatCompletionV2,
     ChatCompletionV2Chunk,
+    CreatedAssistant,
+    DeletedAssistant,
+    DeletedAssistantFile,
     DeletedFile,
     Embeddings,
     File,
     FunctionValidationResult,
     Model,
     Models,
+    Thread,
+    ThreadCompletion,
+    ThreadCompletionChunk,
+    ThreadMessages,
+    ThreadRunResponse,
+    ThreadRunResult,
+    Threads,
     TokensCount,
 )
 
@@ -70,6 +83,7 @@ M = TypeVar("M", bound=BaseModel)
 
 ChatStream = Stream[ChatCompletionChunk, ChatCompletion]
 ChatV2Stream = Stream[ChatCompletionV2Chunk, ChatCompletionV2]
+ThreadStream = Stream[ThreadCompletionChunk, ChatCompletion]
 
 
 def _failure(exc: Exception, url: str) -> TransportFailure:
@@ -247,6 +261,129 @@ class ChatV2:
         return self._client._run(parse_flow(ask, messages, response_format, method=method, v2=True))
 
 
+class AssistantsAPI:
+    """``client.assistants``: a saved model, instructions, files and functions to run threads with."""
+
+    __slots__ = ("_client",)
+
+    def __init__(self, client: GigaChat) -> None:
+        self._client = client
+
+    def list(self, **options: Unpack[RequestOptions]) -> Assistants:
+        """Every assistant of the account."""
+        return self._client._run(TH.list_assistants(self._client._core, options))
+
+    def get(self, assistant_id: str, **options: Unpack[RequestOptions]) -> Assistant:
+        """One assistant (NotFoundError if there is no such assistant)."""
+        return self._client._run(TH.get_assistant(self._client._core, assistant_id, options))
+
+    def create(self, *, name: str, model: str | None = None, instructions: str | None = None,
+               description: str | None = None, file_ids: Sequence[str] | None = None,
+               functions: Sequence[Any] | None = None, metadata: Mapping[str, Any] | None = None,
+               **options: Unpack[RequestOptions]) -> CreatedAssistant:
+        """Create an assistant (model defaults to the client's)."""
+        fields = {"instructions": instructions, "description": description, "file_ids": file_ids,
+                  "functions": functions, "metadata": metadata}
+        return self._client._run(TH.create_assistant(self._client._core, model, name, fields, options))
+
+    def update(self, assistant_id: str, *, name: str | None = None, instructions: str | None = None,
+               description: str | None = None, file_ids: Sequence[str] | None = None,
+               functions: Sequence[Any] | None = None, metadata: Mapping[str, Any] | None = None,
+               **options: Unpack[RequestOptions]) -> Assistant:
+        """Change the given fields of an assistant."""
+        fields = {"name": name, "instructions": instructions, "description": description,
+                  "file_ids": file_ids, "functions": functions, "metadata": metadata}
+        return self._client._run(TH.update_assistant(self._client._core, assistant_id, fields, options))
+
+    def delete(self, assistant_id: str, **options: Unpack[RequestOptions]) -> DeletedAssistant:
+        """Delete an assistant."""
+        return self._client._run(TH.delete_assistant(self._client._core, assistant_id, options))
+
+    def delete_file(self, assistant_id: str, file_id: str,
+                    **options: Unpack[RequestOptions]) -> DeletedAssistantFile:
+        """Detach a file from an assistant."""
+        core = self._client._core
+        return self._client._run(TH.delete_assistant_file(core, assistant_id, file_id, options))
+
+
+class ThreadsAPI:
+    """``client.threads``: conversations stored by the service, and runs over them."""
+
+    __slots__ = ("_client",)
+
+    def __init__(self, client: GigaChat) -> None:
+        self._client = client
+
+    def list(self, *, assistants_ids: Sequence[str] | None = None, limit: int | None = None,
+             before: int | None = None, **options: Unpack[RequestOptions]) -> Threads:
+        """The account's threads (optionally of some assistants)."""
+        core = self._client._core
+        return self._client._run(TH.list_threads(core, assistants_ids, limit, before, options))
+
+    def create(self, **options: Unpack[RequestOptions]) -> Thread:
+        """An empty thread."""
+        return self._client._run(TH.create_thread(self._client._core, options))
+
+    def retrieve(self, threads_ids: Sequence[str], **options: Unpack[RequestOptions]) -> Threads:
+        """Several threads by id."""
+        return self._client._run(TH.retrieve_threads(self._client._core, threads_ids, options))
+
+    def delete(self, thread_id: str, **options: Unpack[RequestOptions]) -> bool:
+        """Delete a thread."""
+        return self._client._run(TH.delete_thread(self._client._core, thread_id, options))
+
+    def get_messages(self, thread_id: str, *, limit: int | None = None, before: int | None = None,
+                     **options: Unpack[RequestOptions]) -> ThreadMessages:
+        """A thread's messages."""
+        return self._client._run(TH.get_messages(self._client._core, thread_id, limit, before, options))
+
+    def add_messages(self, messages: str | Sequence[Any], *, thread_id: str | None = None,
+                     assistant_id: str | None = None, model: str | None = None,
+                     **options: Unpack[RequestOptions]) -> ThreadMessages:
+        """Append messages to a thread (a new one when ``thread_id`` is not given)."""
+        core = self._client._core
+        return self._client._run(TH.add_messages(core, messages, thread_id, assistant_id, model, options))
+
+    def run(self, thread_id: str, *, assistant_id: str | None = None,
+            **params: Unpack[TH.RunOptions]) -> ThreadRunResponse:
+        """Start a run over the thread in the background (see ``get_run``)."""
+        return self._client._run(TH.run_thread(self._client._core, thread_id, assistant_id, params))
+
+    def get_run(self, thread_id: str, **options: Unpack[RequestOptions]) -> ThreadRunResult:
+        """The state of a thread's run and the messages it produced."""
+        return self._client._run(TH.get_run(self._client._core, thread_id, options))
+
+    def run_stream(self, thread_id: str, *, assistant_id: str | None = None,
+                         **params: Unpack[TH.RunOptions]) -> ThreadStream:
+        """Run the thread and stream the answer."""
+        client = self._client
+        return client._transport.stream(client._run(TH.run_stream(client._core, thread_id, assistant_id, params)))
+
+    def run_messages(self, messages: str | Sequence[Any], *, thread_id: str | None = None,
+                     assistant_id: str | None = None, model: str | None = None,
+                     **params: Unpack[TH.RunOptions]) -> ThreadCompletion:
+        """Add messages and answer them in one call (a new thread when ``thread_id`` is not given)."""
+        core = self._client._core
+        return self._client._run(TH.run_messages(core, messages, thread_id, assistant_id, model, params))
+
+    def run_messages_stream(self, messages: str | Sequence[Any], *, thread_id: str | None = None,
+                                  assistant_id: str | None = None, model: str | None = None,
+                                  **params: Unpack[TH.RunOptions]) -> ThreadStream:
+        """Add messages and stream the answer."""
+        client = self._client
+        flow = TH.run_messages_stream(client._core, messages, thread_id, assistant_id, model, params)
+        return client._transport.stream(client._run(flow))
+
+    def rerun_messages(self, thread_id: str, **params: Unpack[TH.RunOptions]) -> ThreadCompletion:
+        """Regenerate the thread's last answer."""
+        return self._client._run(TH.rerun_messages(self._client._core, thread_id, params))
+
+    def rerun_messages_stream(self, thread_id: str, **params: Unpack[TH.RunOptions]) -> ThreadStream:
+        """Regenerate the thread's last answer as a stream."""
+        client = self._client
+        return client._transport.stream(client._run(TH.rerun_messages_stream(client._core, thread_id, params)))
+
+
 class GigaChat:
     """The synchronous GigaChat client.
 
@@ -362,6 +499,16 @@ class GigaChat:
     def __repr__(self) -> str:
         s = self._core.settings
         return f"GigaChat(base_url={s.base_url!r}, scope={s.scope!r}, model={s.model!r}, auth={s.auth_mode!r})"
+
+    @property
+    def assistants(self) -> AssistantsAPI:
+        """Assistants: ``client.assistants.create(...)``, ``.list()``, ``.update(...)``, ..."""
+        return AssistantsAPI(self)
+
+    @property
+    def threads(self) -> ThreadsAPI:
+        """Threads: ``client.threads.run_messages(...)``, ``.get_messages(...)``, ..."""
+        return ThreadsAPI(self)
 
     @property
     def v2(self) -> ChatV2:
