@@ -656,6 +656,8 @@ class _Runner:
         waiters: set[asyncio.Future[Any]] = {everything, asyncio.ensure_future(fatal_event.wait())}
         if stop is not None:
             waiters.add(asyncio.ensure_future(stop.wait()))
+        if self.on_progress is not None:
+            self.on_progress(self.snapshot())
         ticker = asyncio.ensure_future(self._ticker())
         stopped = False
         try:

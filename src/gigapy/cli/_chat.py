@@ -149,9 +149,10 @@ def interactive(session: ChatSession) -> None:
             if tty:
                 sys.stdout.write("\n")
             break
-        except KeyboardInterrupt:
+        except KeyboardInterrupt:  # like a shell: drop the line, keep the chat
             sys.stdout.write("\n")
-            break
+            console.print("(/exit or Ctrl-D to quit)", highlight=False, style="dim")
+            continue
         text = line.strip()
         if not text:
             continue
