@@ -5,6 +5,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from . import _admin
+from ._assistants import create_assistant, delete_assistant, delete_assistant_file, list_assistants, modify_assistant
 from ._auth import oauth, user_token
 from ._batches import create_batch, get_batches
 from ._chat import chat_completions
@@ -17,6 +18,18 @@ from ._misc import ai_check, balance, convert_functions, validate_function
 from ._models import get_model, list_models
 from ._pipeline import OAUTH, STATE_KEY, TOKEN, Handler, endpoint
 from ._state import State
+from ._threads import (
+    add_messages,
+    create_thread,
+    delete_thread,
+    get_messages,
+    get_run,
+    list_threads,
+    rerun_messages,
+    retrieve_threads,
+    run_messages,
+    run_thread,
+)
 
 #: (method, path under the version prefix, handler, route name used in stats)
 V1_ROUTES: tuple[tuple[str, str, Handler, str], ...] = (
@@ -36,6 +49,21 @@ V1_ROUTES: tuple[tuple[str, str, Handler, str], ...] = (
     ("POST", "/functions/convert", convert_functions, "functions_convert"),
     ("POST", "/batches", create_batch, "batches_create"),
     ("GET", "/batches", get_batches, "batches"),
+    ("GET", "/assistants", list_assistants, "assistants"),
+    ("POST", "/assistants", create_assistant, "assistants_create"),
+    ("POST", "/assistants/modify", modify_assistant, "assistants_modify"),
+    ("POST", "/assistants/delete", delete_assistant, "assistants_delete"),
+    ("POST", "/assistants/files/delete", delete_assistant_file, "assistants_files_delete"),
+    ("GET", "/threads", list_threads, "threads"),
+    ("POST", "/threads", create_thread, "threads_create"),
+    ("POST", "/threads/retrieve", retrieve_threads, "threads_retrieve"),
+    ("POST", "/threads/delete", delete_thread, "threads_delete"),
+    ("GET", "/threads/messages", get_messages, "threads_messages"),
+    ("POST", "/threads/messages", add_messages, "threads_messages_add"),
+    ("GET", "/threads/run", get_run, "threads_run_get"),
+    ("POST", "/threads/run", run_thread, "threads_run"),
+    ("POST", "/threads/messages/run", run_messages, "threads_messages_run"),
+    ("POST", "/threads/messages/rerun", rerun_messages, "threads_messages_rerun"),
 )
 V1_PREFIXES = ("/api/v1", "/v1")
 V2_PREFIXES = ("/api/v2", "/v2")

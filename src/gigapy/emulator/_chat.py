@@ -10,11 +10,30 @@ from typing import TYPE_CHECKING, Any
 from aiohttp import web
 
 from . import _engine as engine
+from ._assistants import owned_assistant
 from ._engine import IMAGE, MODEL3D, Msg, Outcome, Params, Tools
 from ._http import dumps, encode_str, invalid_params, parse_json_object
 from ._models import resolve, versioned
 from ._sse import send_events
-from ._validate import check_call_pairs, function_result, function_specs, response_format, sampling, shape_422
+from ._thread_store import (
+    Run,
+    answer_content,
+    answer_message,
+    conversation,
+    image_tags,
+    owned_thread,
+    stored_message,
+)
+from ._validate import (
+    check_call_pairs,
+    function_result,
+    function_specs,
+    optional_int,
+    optional_str,
+    response_format,
+    sampling,
+    shape_422,
+)
 
 if TYPE_CHECKING:
     from ._pipeline import Ctx
@@ -63,7 +82,8 @@ def _call(raw: dict[str, Any], index: int) -> tuple[str, dict[str, Any]] | None:
     return call["name"], args
 
 
-def _message(raw: object, index: int) -> Msg:
+def parse_message(raw: object, index: int) -> Msg:
+    """Validate one v1 message."""
     if not isinstance(raw, dict):
         raise invalid_params(f"messages[{index}] must be an object")
     role = raw.get("role")
@@ -84,7 +104,7 @@ def parse_messages(raw: object) -> list[Msg]:
     """Validate v1 messages: roles, system first, every function call followed by its result."""
     if not isinstance(raw, list) or not raw:
         raise invalid_params("messages must be a non-empty array")
-    msgs = [_message(item, index) for index, item in enumerate(raw)]
+    msgs = [parse_message(item, index) for index, item in enumerate(raw)]
     if any(m.role == "system" for m in msgs[1:]):
         raise invalid_params("system message must be the first message")
     check_call_pairs([(m.call is not None, m.result is not None) for m in msgs], results_need_calls=False)
@@ -113,11 +133,26 @@ def parse_tools(body: dict[str, Any]) -> Tools:
     raise invalid_params('function_call must be "auto", "none" or {"name": ...}')
 
 
-def parse_request(ctx: Ctx, body: dict[str, Any]) -> ChatRequest:
-    """Validate a v1 chat body in the service's order: model, messages, options, tools."""
-    if "model" not in body:
+def with_functions(body: dict[str, Any], functions: list[dict[str, Any]] | None) -> dict[str, Any]:
+    """``body`` with an assistant's functions added to its own (the body's win on a name clash)."""
+    if not functions:
+        return body
+    own = function_specs(body.get("functions"), shape_422, frozenset(BUILTINS))
+    merged = {spec["name"]: spec for spec in functions} | {spec["name"]: spec for spec in own}
+    return {**body, "functions": list(merged.values())}
+
+
+def parse_request(ctx: Ctx, body: dict[str, Any], default_model: str | None = None) -> ChatRequest:
+    """Validate a v1 chat body in the service's order: model, messages, options, tools.
+
+    ``default_model`` serves when the body has none (a stored thread or assistant decides).
+    """
+    if body.get("model") is None and default_model is not None:
+        model = default_model
+    elif "model" not in body:
         raise invalid_params("model is required")
-    model = resolve(body.get("model"), "chat")
+    else:
+        model = resolve(body.get("model"), "chat")
     msgs = parse_messages(body.get("messages"))
     max_tokens, interval = sampling(body, shape_422)
     n = body.get("n", 1)
@@ -131,13 +166,9 @@ def parse_request(ctx: Ctx, body: dict[str, Any]) -> ChatRequest:
     return ChatRequest(model, msgs, parse_tools(body), params, stream, interval, n)
 
 
-def _img_tags(outcome: Outcome) -> str:
-    return "".join(f'<img src="{f.id}" fuse="true"/> ' for f in outcome.files)
-
-
 def message_json(outcome: Outcome) -> dict[str, Any]:
     """The assistant message of a v1 response."""
-    message: dict[str, Any] = {"content": _img_tags(outcome) + outcome.text, "role": "assistant"}
+    message: dict[str, Any] = {"content": answer_content(outcome), "role": "assistant"}
     if outcome.state_id:
         message["functions_state_id"] = outcome.state_id
     if outcome.call:
@@ -160,26 +191,33 @@ def run(ctx: Ctx, request: ChatRequest) -> list[Outcome]:
     return engine.complete(ctx, request.msgs, request.tools, request.params, request.n)
 
 
-def completion_json(request: ChatRequest, outcomes: list[Outcome]) -> dict[str, Any]:
-    """The non-streaming v1 response body."""
+def completion_json(
+    request: ChatRequest, outcomes: list[Outcome], ids: tuple[str, str] | None = None
+) -> dict[str, Any]:
+    """The non-streaming v1 response body; ``ids`` (thread_id, message_id) with ``storage``."""
     choices = [
         {"message": message_json(o), "index": i, "finish_reason": o.finish_reason} for i, o in enumerate(outcomes)
     ]
-    return {
+    body = {
         "choices": choices,
         "created": int(time.time()),
         "model": versioned(request.model),
         "object": "chat.completion",
         "usage": usage_json(outcomes[0].prompt, sum(o.completion_tokens for o in outcomes)),
     }
+    if ids is not None:
+        body["thread_id"], body["message_id"] = ids
+    return body
 
 
 class _Frames:
     """Pre-rendered pieces of v1 SSE events, so each chunk costs one string escape."""
 
-    def __init__(self, model: str) -> None:
+    def __init__(self, model: str, ids: tuple[str, str] | None = None) -> None:
         self.created = int(time.time())
         self.tail = f',"index":0}}],"created":{self.created},"model":"{versioned(model)}","object":"chat.completion"'
+        if ids is not None:
+            self.tail += f',"thread_id":{encode_str(ids[0])},"message_id":{encode_str(ids[1])}'
 
     def delta(self, delta: dict[str, Any]) -> str:
         return f'data: {{"choices":[{{"delta":{dumps(delta)}{self.tail}}}\n\n'
@@ -205,7 +243,7 @@ def stream_events(outcome: Outcome, frames: _Frames, size: int) -> list[str]:
     elif outcome.state_id:
         events.append(frames.delta({"content": "", "role": "assistant", "functions_state_id": outcome.state_id}))
     first = not (outcome.call or outcome.state_id)
-    pieces = [_img_tags(outcome), *outcome.pieces] if outcome.files else outcome.pieces
+    pieces = [image_tags(outcome), *outcome.pieces] if outcome.files else outcome.pieces
     for start in range(0, len(pieces), size):
         events.append(frames.content("".join(pieces[start : start + size]), first))
         first = False
@@ -214,11 +252,77 @@ def stream_events(outcome: Outcome, frames: _Frames, size: int) -> list[str]:
     return events
 
 
+@dataclass(slots=True)
+class Storage:
+    """v1 ``storage``: keep the conversation server-side in a thread."""
+
+    is_stateful: bool
+    limit: int | None
+    assistant_id: str | None
+    thread_id: str | None
+    metadata: dict[str, Any] | None
+
+
+def parse_storage(raw: object) -> Storage | None:
+    """``{is_stateful, limit?, assistant_id?, thread_id?, metadata?}`` (null: no storage)."""
+    if raw is None:
+        return None
+    if not isinstance(raw, dict):
+        raise invalid_params("storage must be an object")
+    stateful = raw.get("is_stateful", False)
+    if not isinstance(stateful, bool):
+        raise invalid_params("storage.is_stateful must be a boolean")
+    metadata = raw.get("metadata")
+    if metadata is not None and not isinstance(metadata, dict):
+        raise invalid_params("storage.metadata must be an object")
+    ids = {}
+    for key in ("assistant_id", "thread_id"):
+        ids[key] = optional_str(raw, key)
+    return Storage(stateful, optional_int(raw, "limit"), ids["assistant_id"], ids["thread_id"], metadata)
+
+
+def _stateful(ctx: Ctx, body: dict[str, Any], storage: Storage) -> tuple[ChatRequest, list[Outcome], tuple[str, str]]:
+    """Answer with the thread's history; store the new messages and the first choice's answer."""
+    threads, owner = ctx.state.threads, ctx.auth.account.client_id
+    thread = owned_thread(ctx, storage.thread_id, idle=True) if storage.thread_id else None
+    assistant = None
+    if thread is not None and thread.assistant_id is not None:
+        assistant = ctx.state.assistants.get(thread.assistant_id, owner)
+    elif thread is None and storage.assistant_id is not None:
+        assistant = owned_assistant(ctx, storage.assistant_id)
+    default_model = thread.model if thread else assistant.model if assistant else None
+    request = parse_request(ctx, with_functions(body, assistant.functions if assistant else None), default_model)
+    if thread is None:
+        thread = threads.new(owner, request.model, assistant.id if assistant else None, storage.metadata)
+    history = [m.msg for m in thread.messages] if storage.is_stateful else []
+    msgs = conversation(history, request.msgs, assistant, storage.limit, ctx)
+    check_call_pairs([(m.call is not None, m.result is not None) for m in msgs], results_need_calls=False)
+    inputs = [stored_message(ctx, m, request.model) for m in request.msgs]
+    outcomes = engine.complete(ctx, msgs, request.tools, request.params, request.n, cache_key=thread.id)
+    answer = answer_message(outcomes[0], request.model)
+    threads.register(thread)
+    if storage.metadata is not None:
+        thread.metadata = storage.metadata
+    if storage.is_stateful:
+        threads.append(thread, [*inputs, answer])
+    else:
+        threads.replace(thread, [*inputs, answer])
+    thread.run = Run(inputs, answer, request.model)
+    return request, outcomes, (thread.id, answer.id)
+
+
 async def chat_completions(ctx: Ctx) -> web.StreamResponse | dict[str, Any]:
-    """``POST /chat/completions``."""
-    request = parse_request(ctx, parse_json_object(ctx.body))
-    outcomes = run(ctx, request)
+    """``POST /chat/completions`` (with ``storage``: history kept in a thread, ids in the answer)."""
+    body = parse_json_object(ctx.body)
+    storage = parse_storage(body.get("storage"))
+    ids = None
+    if storage is None:
+        request = parse_request(ctx, body)
+        outcomes = run(ctx, request)
+    else:
+        request, outcomes, ids = _stateful(ctx, body, storage)
     if not request.stream:
-        return completion_json(request, outcomes)
-    events = stream_events(outcomes[0], _Frames(request.model), engine.chunk_size(ctx, request.update_interval))
+        return completion_json(request, outcomes, ids)
+    frames = _Frames(request.model, ids)
+    events = stream_events(outcomes[0], frames, engine.chunk_size(ctx, request.update_interval))
     return await send_events(ctx, events, request.update_interval)

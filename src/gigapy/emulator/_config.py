@@ -89,9 +89,11 @@ class EmulatorConfig:
     stall_seconds: float = 300.0
     #: Seconds a batch stays ``created`` before it is processed.
     batch_delay: float = 0.2
+    #: Seconds a thread run (``POST /threads/run`` without ``stream``) stays ``in_progress``.
+    thread_run_delay: float = 0.2
     #: Reject ``/ai/check`` and ``/batches`` for prepaid scopes (they are pay-as-you-go only).
     enforce_tariffs: bool = True
-    #: Memory caps: stored tokens, sessions, files, file bytes, batches, logged requests.
+    #: Memory caps: stored tokens, sessions, files, file bytes, batches, batch lines, logged requests.
     max_tokens_stored: int = 100_000
     max_sessions: int = 10_000
     max_files: int = 10_000
@@ -99,6 +101,11 @@ class EmulatorConfig:
     max_batches: int = 1_000
     max_batch_lines: int = 10_000
     request_log_size: int = 1_000
+    #: Assistants and threads (oldest evicted first), messages kept per thread, stored message characters.
+    max_assistants: int = 10_000
+    max_threads: int = 10_000
+    max_thread_messages: int = 1_000
+    max_thread_store_chars: int = 128 * 1024 * 1024
     #: Largest accepted request body; above it the answer is 413.
     max_body_bytes: int = 48 * 1024 * 1024
     #: Seconds to wait for open connections when the server stops.

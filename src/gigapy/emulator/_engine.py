@@ -35,6 +35,7 @@ DEFAULT_CHUNK_TOKENS = 8
 _BASE_PROMPT_TOKENS = 6
 _MESSAGE_OVERHEAD = 3
 _FILE_TOKENS = 20
+_HISTORY_CHARS = 4000
 _DRAW_RE = re.compile(
     r"нарису|изобрази|сгенерируй (?:изображение|картинку|рисунок)|картинк|\bdraw|\bpaint|\bsketch"
     r"|(?:generate|create|make) (?:an? )?(?:image|picture|icon|illustration)",
@@ -87,6 +88,8 @@ class Prompt:
     tokens: int
     cached: int
     text: str
+    #: Earlier user turns (the topic of a keyword-less follow-up).
+    history: str = ""
 
 
 @dataclass(slots=True)
@@ -138,8 +141,11 @@ def _message_tokens(ctx: Ctx, msg: Msg) -> int:
     return tokens
 
 
-def measure_prompt(ctx: Ctx, msgs: list[Msg], tools: Tools) -> Prompt:
-    """Prompt tokens (413 over the context window) and tokens cached under the caller's X-Session-ID."""
+def measure_prompt(ctx: Ctx, msgs: list[Msg], tools: Tools, cache_key: str | None = None) -> Prompt:
+    """Prompt tokens (413 over the context window) and tokens cached under the caller's X-Session-ID.
+
+    ``cache_key`` (a thread id) replaces the X-Session-ID: the service caches a thread's own history.
+    """
     spec = dumps(list(tools.functions.values())) if tools.functions else ""
     total = _BASE_PROMPT_TOKENS + count_tokens(spec)
     prefix = [(hash(spec), total)]
@@ -149,9 +155,12 @@ def measure_prompt(ctx: Ctx, msgs: list[Msg], tools: Tools) -> Prompt:
     if total > ctx.state.config.context_tokens:
         raise ApiError(413, "Payload too large")
     cached = 0
-    if ctx.session_id is not None:
-        cached = ctx.state.sessions.cached_tokens((ctx.auth.account.client_id, ctx.session_id), prefix)
-    return Prompt(total, min(cached, total), _last_user_text(msgs))
+    key = cache_key or ctx.session_id
+    if key is not None:
+        cached = ctx.state.sessions.cached_tokens((ctx.auth.account.client_id, key), prefix)
+    text = _last_user_text(msgs)
+    history = " ".join(m.text for m in msgs if m.role == "user" and m.text and m.text is not text)
+    return Prompt(total, min(cached, total), text, history[-_HISTORY_CHARS:])
 
 
 def _last_user_text(msgs: list[Msg]) -> str:
@@ -256,7 +265,7 @@ def _structured_text(fmt: dict[str, Any] | None, prompt: str, writer: Writer) ->
 def generate(ctx: Ctx, msgs: list[Msg], tools: Tools, params: Params, prompt: Prompt, index: int = 0) -> Outcome:
     """One choice of the model's answer."""
     seed = stable_seed(ctx.state.config.seed, params.model, index, *(m.role + m.text for m in msgs))
-    writer = Writer(prompt.text, random.Random(seed))
+    writer = Writer(prompt.text, random.Random(seed), prompt.history)
     last = msgs[-1]
     if BLACKLIST_TRIGGER in prompt.text.lower():
         return Outcome(tokenize(_BLACKLIST_ANSWER[writer.russian]), "blacklist", prompt)
@@ -287,10 +296,16 @@ def generate(ctx: Ctx, msgs: list[Msg], tools: Tools, params: Params, prompt: Pr
     return outcome
 
 
-def complete(ctx: Ctx, msgs: list[Msg], tools: Tools, params: Params, n: int = 1) -> list[Outcome]:
-    """Measure the prompt, generate ``n`` choices and charge the caller's balance."""
-    prompt = measure_prompt(ctx, msgs, tools)
-    outcomes = [generate(ctx, msgs, tools, params, prompt, index) for index in range(n)]
+def complete(
+    ctx: Ctx, msgs: list[Msg], tools: Tools, params: Params, n: int = 1, *, variant: int = 0,
+    cache_key: str | None = None,
+) -> list[Outcome]:
+    """Measure the prompt, generate ``n`` choices and charge the caller's balance.
+
+    ``variant`` shifts the seed (a regenerated answer differs); ``cache_key`` see ``measure_prompt``.
+    """
+    prompt = measure_prompt(ctx, msgs, tools, cache_key)
+    outcomes = [generate(ctx, msgs, tools, params, prompt, variant + index) for index in range(n)]
     spend(ctx, params.model, prompt.tokens + sum(o.completion_tokens for o in outcomes))
     return outcomes
 

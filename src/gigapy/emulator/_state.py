@@ -18,9 +18,11 @@ from ._config import Account, EmulatorConfig
 from ._faults import FaultController
 
 if TYPE_CHECKING:
+    from ._assistants import AssistantStore
     from ._auth import TokenStore
     from ._batches import BatchStore
     from ._files import FileStore
+    from ._thread_store import ThreadStore
 
 MAX_LOGGED_BODY = 64 * 1024
 
@@ -123,9 +125,11 @@ class State:
     """Everything one emulator remembers. Survives ``Emulator.restart(keep_state=True)``."""
 
     def __init__(self, config: EmulatorConfig) -> None:
+        from ._assistants import AssistantStore
         from ._auth import RateWindow, TokenStore
         from ._batches import BatchStore
         from ._files import FileStore
+        from ._thread_store import ThreadStore
 
         self.config = config
         self.accounts = config.all_accounts()
@@ -140,6 +144,9 @@ class State:
         self.limits = Limits(config.limits)
         self.files: FileStore = FileStore(config.max_files, config.max_file_store_bytes)
         self.batches: BatchStore = BatchStore(config.max_batches)
+        self.assistants: AssistantStore = AssistantStore(config.max_assistants)
+        self.threads: ThreadStore = ThreadStore(config.max_threads, config.max_thread_messages,
+                                                config.max_thread_store_chars)
         self.spent: dict[str, Counter[str]] = {}
         self.connections: Callable[[], int] = lambda: 0
 
@@ -170,5 +177,7 @@ class State:
             "sessions": len(self.sessions),
             "files": len(self.files),
             "batches": len(self.batches),
+            "assistants": len(self.assistants),
+            "threads": len(self.threads),
             "logged_requests": len(self.log),
         }

@@ -37,6 +37,7 @@ _STOPWORDS = frozenset(
     расскажи объясни напиши покажи найди дай скажи сделай меня тебя себя если даже только ещё уже
     него неё них нами вами ними всех весь всё чего кого сейчас сегодня почему зачем где куда откуда
     нарисуй нарисуйте изобрази сгенерируй создай картинку изображение рисунок
+    продолжай продолжи подробнее дальше continue elaborate
     """.split()  # noqa: SIM905 (a word list reads better as text)
 )
 
@@ -130,11 +131,12 @@ def _intent_answer(prompt: str, russian: bool) -> str | None:
 class Writer:
     """Builds answers in the prompt's language from its keywords; deterministic for a given rng."""
 
-    def __init__(self, prompt: str, rng: random.Random) -> None:
+    def __init__(self, prompt: str, rng: random.Random, history: str = "") -> None:
+        """``history``: earlier user turns, the topic of a follow-up with no keywords of its own ("Ещё")."""
         self.prompt = prompt
         self.rng = rng
         self.russian = is_russian(prompt)
-        self.words = keywords(prompt) or [_RU_TOPIC if self.russian else _EN_TOPIC]
+        self.words = keywords(prompt) or keywords(history) or [_RU_TOPIC if self.russian else _EN_TOPIC]
 
     def _pair(self) -> tuple[str, str]:
         a = self.rng.choice(self.words)

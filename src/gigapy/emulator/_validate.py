@@ -142,3 +142,43 @@ def check_call_pairs(calls_and_results: list[tuple[bool, bool]], results_need_ca
         if is_result and results_need_calls and not seen_call:
             raise invalid_params("every assistant function result must have an assistant function call in history")
         seen_call = seen_call or is_call
+
+
+def required_str(body: dict[str, Any], key: str) -> str:
+    """A required non-empty string field (422 otherwise)."""
+    value = body.get(key)
+    if value is None:
+        raise invalid_params(f"{key} is required")
+    if not isinstance(value, str) or not value:
+        raise invalid_params(f"{key} must be a non-empty string")
+    return value
+
+
+def optional_str(body: dict[str, Any], key: str) -> str | None:
+    """An optional string field (null means absent)."""
+    value = body.get(key)
+    if value is not None and not isinstance(value, str):
+        raise invalid_params(f"{key} must be a string")
+    return value
+
+
+def optional_int(body: dict[str, Any], key: str, low: int = 1) -> int | None:
+    """An optional integer field of at least ``low`` (null means absent)."""
+    value = body.get(key)
+    if value is None:
+        return None
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise invalid_params(f"{key} must be an integer")
+    if value < low:
+        raise invalid_params(f"{key} must be in range [{low}, +inf)")
+    return value
+
+
+def string_list(body: dict[str, Any], key: str) -> list[str] | None:
+    """An optional array of strings (null means absent)."""
+    value = body.get(key)
+    if value is None:
+        return None
+    if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
+        raise invalid_params(f"{key} must be an array of strings")
+    return value
