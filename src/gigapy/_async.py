@@ -17,6 +17,8 @@ from types import TracebackType
 from typing import IO, Any, Generic, Literal, TypeVar, overload
 
 import aiohttp
+import yarl
+from aiohttp.helpers import get_env_proxy_for_url
 from pydantic import BaseModel
 from typing_extensions import Self, Unpack
 
@@ -94,6 +96,14 @@ def _failure(exc: BaseException) -> TransportFailure:
 _ERRORS = (aiohttp.ClientError, asyncio.TimeoutError)
 
 
+def _env_proxy(origin: str) -> tuple[Any, Any]:
+    """The proxy the environment sets for ``origin``, as aiohttp's ``trust_env`` would find it."""
+    try:
+        return get_env_proxy_for_url(yarl.URL(origin))
+    except LookupError:  # no proxy variable for this scheme, or NO_PROXY matches
+        return None, None
+
+
 async def _invoke(action: Invoke) -> Any:
     """Call user code for a flow: coroutine functions are awaited, plain ones run in a thread."""
     try:
@@ -115,6 +125,7 @@ class AiohttpTransport:
         self._given = session is not None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._timeouts: dict[Timeout, aiohttp.ClientTimeout] = {}
+        self._proxies: dict[str, tuple[Any, Any]] = {}
 
     def session(self) -> aiohttp.ClientSession:
         """The session for the running loop (created on first use in that loop)."""
@@ -127,10 +138,27 @@ class AiohttpTransport:
         ctx = client_ssl_context(self._settings)
         connector = aiohttp.TCPConnector(limit=self._settings.max_connections, limit_per_host=0,
                                          ssl=ctx if ctx is not None else True, ttl_dns_cache=300)
+        # trust_env=False: aiohttp would look up .netrc and the proxy variables in two worker-thread
+        # round trips on every request; _proxy() looks the proxy up once per session and origin.
         self._session = aiohttp.ClientSession(connector=connector, cookie_jar=aiohttp.DummyCookieJar(),
-                                              trust_env=True, timeout=aiohttp.ClientTimeout(total=None))
+                                              trust_env=False, timeout=aiohttp.ClientTimeout(total=None))
+        self._proxies = {}
         self._loop = loop
         return self._session
+
+    def _proxy(self, url: str) -> tuple[Any, Any]:
+        """(proxy, proxy_auth) from the environment (HTTP(S)_PROXY, NO_PROXY, .netrc for the proxy)
+        for the origin of ``url``, looked up once per session (as httpx does once per client);
+        (None, None) for a session the caller gave us (its own ``trust_env`` decides)."""
+        if self._given:
+            return None, None
+        start = url.find("://") + 3
+        end = url.find("/", start)
+        origin = url if end < 0 else url[:end]
+        found = self._proxies.get(origin)
+        if found is None:
+            found = self._proxies[origin] = _env_proxy(origin)
+        return found
 
     def _timeout(self, t: Timeout) -> aiohttp.ClientTimeout:
         value = self._timeouts.get(t)
@@ -164,8 +192,10 @@ class AiohttpTransport:
         except OSError as exc:
             return TransportFailure("network", exc, sent=False)
         try:
+            proxy, proxy_auth = self._proxy(req.url)
             resp = await session.request(req.method, req.url, data=data, headers=req.headers, params=req.params,
-                                         timeout=self._timeout(req.timeout), allow_redirects=False)
+                                         timeout=self._timeout(req.timeout), allow_redirects=False,
+                                         proxy=proxy, proxy_auth=proxy_auth)
         except _ERRORS as exc:
             return _failure(exc)
         keep_open = False
