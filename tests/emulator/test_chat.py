@@ -226,6 +226,28 @@ def test_function_call_modes(api: Api) -> None:
     assert "function_call" not in none["choices"][0]["message"]
 
 
+@pytest.mark.parametrize("function_call", [None, "auto"])
+def test_auto_calls_only_related_functions(api: Api, function_call: str | None) -> None:
+    extra = {"function_call": function_call} if function_call else {}
+    joke = api.chat("Расскажи анекдот", functions=[WEATHER], **extra).json()
+    assert joke["choices"][0]["finish_reason"] == "stop"
+    assert "function_call" not in joke["choices"][0]["message"] and joke["choices"][0]["message"]["content"]
+    for prompt in ("Какая погода в Москве на 3 дня?", "Weather forecast for Paris, 2 days", "погоду в Казани"):
+        called = api.chat(prompt, functions=[WEATHER], **extra).json()["choices"][0]
+        assert called["finish_reason"] == "function_call", prompt
+        assert called["message"]["function_call"]["name"] == "get_weather"
+    # parameter words alone are weak evidence; one word of the name or description is enough
+    assert api.chat("How many days are in a year?", functions=[WEATHER], **extra).json()[
+        "choices"][0]["finish_reason"] == "stop"
+    described = {"name": "lookup", "description": "Найти заказ по номеру", "parameters": {"type": "object"}}
+    assert api.chat("Где мой заказ?", functions=[described], **extra).json()["choices"][0]["finish_reason"] == (
+        "function_call")
+    assert api.chat("Where is my order?", functions=[described], **extra).json()["choices"][0]["finish_reason"] == (
+        "function_call")  # the glossary links заказ and order
+    forced = api.chat("Расскажи анекдот", functions=[WEATHER], function_call={"name": "get_weather"}).json()
+    assert forced["choices"][0]["message"]["function_call"]["name"] == "get_weather"
+
+
 def test_image_generation(api: Api) -> None:
     client_id = str(uuid.uuid4())
     body = api.chat("Нарисуй розового кота", function_call="auto", headers={"X-Client-ID": client_id}).json()

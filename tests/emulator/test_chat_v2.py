@@ -87,6 +87,22 @@ def test_function_roundtrip_with_tool_role(api: Api) -> None:
     assert "lost" in text_of(third)
 
 
+@pytest.mark.parametrize("tool_config", [None, {"mode": "auto"}])
+def test_auto_calls_only_related_functions(api: Api, tool_config: dict | None) -> None:
+    extra = {"tool_config": tool_config} if tool_config else {}
+    joke = api.chat_v2("Tell me a joke about cats", tools=TOOLS, **extra).json()
+    assert joke["finish_reason"] == "stop" and text_of(joke)
+    assert "tool_state_id" not in joke["messages"][0]
+    called = api.chat_v2("Где мой заказ A-7?", tools=TOOLS, **extra).json()
+    assert called["finish_reason"] == "function_call"
+    assert called["messages"][0]["content"][0]["function_call"]["arguments"] == {"order_id": "A-7"}
+    searched = api.chat_v2("Tell me a joke about cats", tools=[*TOOLS, {"web_search": {}}], **extra).json()
+    assert searched["finish_reason"] == "stop" and searched["messages"][0]["content"][0]["inline_data"]["sources"]
+    forced = api.chat_v2("Tell me a joke", tools=TOOLS,
+                         tool_config={"mode": "forced", "function_name": "get_order_status"}).json()
+    assert forced["finish_reason"] == "function_call"
+
+
 def test_function_call_stream_done_carries_messages(api: Api) -> None:
     events = sse_events(api.chat_v2("Where is order B-77?", tools=TOOLS, stream=True).text)
     assert [e["event"] for e in events] == ["response.message.done"]

@@ -20,10 +20,16 @@ POST_ROUTES = ["chat/completions", "/v2/chat/completions", "embeddings", "tokens
                "functions/validate", "functions/convert", "files", "batches?method=embedder",
                "batches?method=chat_completions", "files/x/delete"]
 GET_ROUTES = ["models", "models/%00", "files", "files/..%2F..", "files/x/content", "balance", "batches?batch_id=",
-              "batches?batch_id=%ff"]
+              "batches?batch_id=%ff", "assistants?assistant_id=%ff", "threads?limit=-1&before=x&assistants_ids=",
+              "threads?limit=99999999999999999999", "threads/messages?thread_id=&limit=0", "threads/run?thread_id=x"]
+THREAD_ROUTES = ["assistants", "assistants/modify", "assistants/delete", "assistants/files/delete", "threads",
+                 "threads/retrieve", "threads/delete", "threads/messages", "threads/run", "threads/messages/run",
+                 "threads/messages/rerun"]
 #: EMULATOR_FUZZ_EXAMPLES=5000 for a longer hunt.
 FUZZ = settings(max_examples=int(os.environ.get("EMULATOR_FUZZ_EXAMPLES", "150")), deadline=None,
                 suppress_health_check=[HealthCheck.function_scoped_fixture])
+#: Half as many examples where each sends two requests.
+FUZZ_HALF = settings(FUZZ, max_examples=max(FUZZ.max_examples // 2, 1))
 
 scalars = st.one_of(st.none(), st.booleans(), st.integers(-(2**70), 2**70),
                     st.floats(allow_nan=False, allow_infinity=False), st.text(max_size=30))
@@ -57,7 +63,23 @@ chat_fields = {
     "tool_config": st.one_of(json_values, st.fixed_dictionaries({"mode": json_values}, optional={
         "tool_name": json_values, "function_name": json_values})),
     "model_options": json_values, "input": json_values,
+    "storage": st.one_of(json_values, st.fixed_dictionaries({"is_stateful": st.one_of(st.booleans(), json_values)},
+                                                            optional={"limit": json_values, "metadata": json_values,
+                                                                      "thread_id": json_values,
+                                                                      "assistant_id": json_values})),
 }
+#: "@thread" / "@assistant" are replaced with live ids before sending.
+live_ids = st.sampled_from(["@thread", "@assistant"])
+thread_bodies = st.fixed_dictionaries({}, optional={
+    "thread_id": st.one_of(live_ids, json_values), "assistant_id": st.one_of(live_ids, json_values),
+    "threads_ids": st.one_of(st.lists(st.one_of(live_ids, st.text(max_size=5)), max_size=3), json_values),
+    "messages": st.one_of(st.lists(message_v1, max_size=3), json_values), "model": chat_fields["model"],
+    "name": json_values, "instructions": json_values, "description": json_values, "file_ids": json_values,
+    "file_id": json_values, "metadata": json_values, "functions": chat_fields["functions"],
+    "function_call": chat_fields["function_call"], "limit": st.one_of(st.integers(-2, 5), json_values),
+    "stream": st.one_of(st.booleans(), json_values), "temperature": json_values, "max_tokens": chat_fields[
+        "max_tokens"], "update_interval": st.just(0), "flags": json_values,
+})
 chat_v1_bodies = st.fixed_dictionaries({"messages": st.lists(message_v1, max_size=4)},
                                        optional=chat_fields)
 chat_v2_bodies = st.fixed_dictionaries({"messages": st.lists(message_v2, max_size=4)},
@@ -92,6 +114,23 @@ def test_v2_chat_shapes(fuzz_api: Api, body: dict[str, Any]) -> None:
     check(fuzz_api.post("/v2/chat/completions", json=body))
 
 
+@pytest.fixture(scope="module")
+def assistant_id(fuzz_api: Api) -> str:
+    response = fuzz_api.post("assistants", json={"model": "GigaChat", "name": "fuzz", "instructions": "x"})
+    return str(response.json()["assistant_id"])
+
+
+@FUZZ_HALF
+@given(route=st.sampled_from(THREAD_ROUTES), body=thread_bodies)
+def test_assistant_and_thread_shapes(fuzz_api: Api, assistant_id: str, route: str, body: dict[str, Any]) -> None:
+    thread = fuzz_api.post("threads/messages", json={"messages": [{"role": "user", "content": "hi"}]}).json()
+    live = {"@thread": thread["thread_id"], "@assistant": assistant_id}
+    body = {k: live.get(v, v) if isinstance(v, str) else v for k, v in body.items()}
+    if isinstance(body.get("threads_ids"), list):
+        body["threads_ids"] = [live.get(v, v) if isinstance(v, str) else v for v in body["threads_ids"]]
+    check(fuzz_api.post(route, json=body))
+
+
 @pytest.mark.parametrize("constant", [b"NaN", b"Infinity", b"-Infinity", b"1e999"])
 def test_non_json_numbers(fuzz_api: Api, constant: bytes) -> None:
     for field in (b"temperature", b"max_tokens", b"top_p", b"n"):
@@ -100,13 +139,13 @@ def test_non_json_numbers(fuzz_api: Api, constant: bytes) -> None:
 
 
 @FUZZ
-@given(route=st.sampled_from(POST_ROUTES), body=json_values)
+@given(route=st.sampled_from(POST_ROUTES + THREAD_ROUTES), body=json_values)
 def test_any_json_anywhere(fuzz_api: Api, route: str, body: Any) -> None:
     check(fuzz_api.post(route, content=json.dumps(body).encode(), headers={"Content-Type": "application/json"}))
 
 
 @FUZZ
-@given(route=st.sampled_from(POST_ROUTES), raw=st.binary(max_size=200),
+@given(route=st.sampled_from(POST_ROUTES + THREAD_ROUTES), raw=st.binary(max_size=200),
        content_type=st.sampled_from(["application/json", "text/plain", "multipart/form-data; boundary=x",
                                      "multipart/form-data", "application/x-www-form-urlencoded", ""]))
 def test_raw_bytes(fuzz_api: Api, route: str, raw: bytes, content_type: str) -> None:

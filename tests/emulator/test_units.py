@@ -1,4 +1,4 @@
-"""Unit tests of the building blocks: tokenizer, text, structured output, JPEG, embeddings."""
+"""Unit tests of the building blocks: tokenizer, text, structured output, JPEG, embeddings, relevance."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ from PIL import Image
 
 from gigapy.emulator._embeddings import embed
 from gigapy.emulator._jpeg import encode, mosaic
+from gigapy.emulator._relevance import best_function, stem, stems
 from gigapy.emulator._structured import fill_schema, regex_sample
 from gigapy.emulator._textgen import Writer, count_tokens, is_russian, keywords, tokenize
 
@@ -96,3 +97,24 @@ def test_embeddings_are_unit_scaled_and_similarity_preserving() -> None:
     assert dot(a, b) > 0.5 > dot(a, c)
     assert len(embed("x", 2560, 0)) == 2560
     assert embed("x", 64, 1) != embed("x", 64, 2)
+
+
+def test_stems_meet_across_forms_and_languages() -> None:
+    assert {stem(w) for w in ("погода", "погоду", "погоде", "погоды")} == {"погод"}
+    assert stem("orders") == stem("order") and stem("cities") == stem("city") and stem("status") == "status"
+    assert stems("getWeatherForecast") == stems("get_weather forecast") == {"weathe", "foreca"}
+    assert "weathe" in stems("Какая погода?") and stems("What is the time, please?") == {"time"}
+
+
+def test_best_function_needs_a_related_prompt() -> None:
+    weather = {"name": "get_weather", "description": "Forecast for a city",
+               "parameters": {"properties": {"days": {"type": "integer", "description": "Number of days"}}}}
+    clock = {"name": "now", "description": "Current time",
+             "few_shot_examples": [{"request": "Который час?", "params": {}}]}
+    functions = {"get_weather": weather, "now": clock}
+    assert best_function(functions, "Погода в Осло") == "get_weather"
+    assert best_function(functions, "What time is it?") == "now"
+    assert best_function(functions, "Который час сейчас") == "now"  # from the few-shot request
+    assert best_function(functions, "Tell me a joke") is None
+    assert best_function(functions, "Two days") is None  # one parameter word is not enough
+    assert best_function(functions, "") is None
