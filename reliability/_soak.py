@@ -1,0 +1,381 @@
+"""The chaos soak: one emulator subprocess with faults, one AsyncGigaChat, ``gigapy batch`` with a
+SIGKILL, one emulator restart; measured, then judged property by property."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import gc
+import shutil
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from gigapy import AsyncGigaChat, Timeout, clear_token_cache
+from gigapy.emulator import DEMO_CREDENTIALS
+
+from . import _workload as W
+from ._batch import BatchDriver, BatchReport, child_env
+from ._emulator import FAULTS, EmulatorProcess
+from ._probe import Snapshot, snapshot
+
+#: The client's timeouts in the soak: a stuck request becomes a typed APITimeoutError long before
+#: the per-request hang bound (``op_timeout``) calls it a failure.
+CLIENT_TIMEOUT = Timeout(connect=5.0, read=20.0, write=20.0, pool=20.0)
+#: The client's default retry budget (``max_retries``), which the soak keeps.
+MAX_RETRIES = 2
+
+
+@dataclass
+class SoakConfig:
+    """Scale and bounds of a soak run (defaults: the full run of the brief)."""
+
+    requests: int = 10_000
+    concurrency: int = 32
+    batch_lines: int = 3_000
+    batch_concurrency: int = 16
+    batch_kill_fraction: float = 0.3
+    restart_fraction: float = 0.5
+    minutes: float = 5.0
+    seed: int = 0
+    faults: str = FAULTS
+    token_ttl: float = 20.0
+    op_timeout: float = 60.0
+    #: RSS after closing may exceed the baseline by at most this (allocator arenas, caches).
+    rss_margin_mib: float = 16.0
+    workdir: Path | None = None
+    keep_workdir: bool = False
+    progress: Callable[[str], None] | None = None
+
+    @classmethod
+    def quick(cls, **overrides: Any) -> SoakConfig:
+        """The ~30 s smoke run."""
+        values: dict[str, Any] = {"requests": 1_000, "batch_lines": 400, "minutes": 1.5}
+        values.update(overrides)
+        return cls(**values)
+
+    @property
+    def budget(self) -> float:
+        return self.minutes * 60.0
+
+
+@dataclass
+class Verdict:
+    name: str
+    passed: bool
+    evidence: str
+
+
+@dataclass
+class SoakResult:
+    """Everything measured; ``verdicts`` judges each property."""
+
+    config: SoakConfig
+    emulator_command: list[str] = field(default_factory=list)
+    planned_requests: int = 0
+    records: list[W.Record] = field(default_factory=list)
+    not_sent: int = 0  # downloads skipped because their upload failed, ops cut by the time bound
+    cut_by_deadline: int = 0
+    reference_requests: int = 0
+    batch: BatchReport | None = None
+    restart: dict[str, float] = field(default_factory=dict)
+    restart_at_request: int = 0
+    after_restart: dict[str, int] = field(default_factory=dict)
+    emulator_stats: dict[str, Any] = field(default_factory=dict)
+    token_fetches: list[float] = field(default_factory=list)
+    orphan_retries: int = 0
+    baseline: Snapshot = field(default_factory=Snapshot)
+    peak_sockets: int = 0
+    peak_rss: int = 0
+    after: Snapshot = field(default_factory=Snapshot)
+    settle_seconds: float = 0.0
+    load_seconds: float = 0.0
+    duration: float = 0.0
+    workdir: str = ""
+    error: str | None = None
+
+    # --- figures -------------------------------------------------------------------------
+    def count(self, outcome: str, kind: str | None = None) -> int:
+        return sum(1 for r in self.records if r.outcome == outcome and (kind is None or r.kind == kind))
+
+    @property
+    def streams(self) -> list[W.Record]:
+        return [r for r in self.records if r.kind == "stream"]
+
+    @property
+    def retry_mismatches(self) -> int:
+        """Successes whose logged retries differ from the result's ``retries_taken``."""
+        return sum(1 for r in self.records if r.outcome == "ok" and r.retries_taken is not None
+                   and r.retries_taken != r.retries)
+
+    def verdicts(self) -> list[Verdict]:
+        cfg = self.config
+        out: list[Verdict] = []
+        sent = len(self.records)
+        failures = self.count("failure")
+        most = max((r.retries for r in self.records), default=0)
+        out.append(Verdict(
+            "Every request ends as a success or a typed error after its retry budget",
+            self.error is None and failures == 0 and sent + self.not_sent == self.planned_requests
+            and self.cut_by_deadline == 0 and sent > 0 and most <= MAX_RETRIES and self.retry_mismatches == 0,
+            f"{sent:,} requests sent of {self.planned_requests:,} planned: {self.count('ok'):,} succeeded, "
+            f"{self.count('typed'):,} typed errors, {failures} failures (untyped, wrong content or hung); "
+            f"at most {most} retries per request (budget {MAX_RETRIES}); {self.retry_mismatches} successes with a "
+            f"wrong `retries_taken`; {self.not_sent} downloads not sent (upload failed), {self.cut_by_deadline} "
+            "cut by the time bound"))
+        b = self.batch
+        if b is None:
+            out.append(Verdict("gigapy batch delivers every input id exactly once", False, "the batch did not run"))
+        else:
+            out.append(Verdict(
+                "gigapy batch delivers every input id exactly once (SIGKILL mid-run, rerun)",
+                b.exactly_once and b.killed_mid_run and b.output.wrong == 0,
+                f"{b.lines:,} ids: {len(b.output.ids):,} in OUTPUT + {len(b.errors.ids):,} in the errors file; "
+                f"missing {b.missing}, duplicates {b.duplicates}, in both {b.in_both}, unknown {b.unknown}, "
+                f"torn lines {b.output.torn + b.errors.torn}, answers not matching their request {b.output.wrong}; "
+                f"killed at {max((r.lines_at_kill for r in b.runs), default=0):,} lines, "
+                f"{len(b.runs) - 1} rerun(s)"))
+        streams = self.streams
+        dup = sum(1 for r in streams if r.duplicated)
+        roles = max((r.role_chunks for r in streams), default=0)
+        out.append(Verdict(
+            "No stream chunk is ever delivered twice",
+            dup == 0 and roles <= 1 and len(streams) > 0,
+            f"{len(streams):,} streams ({sum(r.chunks for r in streams):,} chunks): {dup} with a repeated chunk, "
+            f"at most {roles} role chunk per stream; {sum(1 for r in streams if r.complete):,} complete and equal "
+            f"to the reference, {sum(1 for r in streams if r.error == 'StreamError'):,} cut (StreamError)"))
+        ar = self.after_restart
+        out.append(Verdict(
+            "The client survives an emulator restart (tokens forgotten, refreshed transparently)",
+            bool(self.restart) and ar.get("ok", 0) > 0 and ar.get("tokens", 0) > 0
+            and ar.get("auth_errors", 0) == 0,
+            f"restart at request {self.restart_at_request:,}, down {self.restart.get('downtime', 0):.2f} s; "
+            f"requests in flight at the kill or later: {ar.get('requests', 0):,}, {ar.get('ok', 0):,} succeeded; "
+            f"{ar.get('refreshes', 0)} met a 401 for the forgotten token and went on after a refresh; the client "
+            f"fetched {ar.get('tokens', 0)} new token(s); {ar.get('auth_errors', 0)} AuthenticationError"))
+        base, after = self.baseline, self.after
+        extra = sorted(after.sockets - base.sockets)
+        out.append(Verdict(
+            "Open sockets return to the baseline after closing",
+            after.sockets == base.sockets and self.peak_sockets > base.socket_count,
+            f"baseline {base.socket_count}, peak {self.peak_sockets}, after close {after.socket_count}"
+            + (f" (extra: {', '.join(extra[:5])})" if extra else " (the same sockets as at baseline)")))
+        grow = (after.rss - base.rss) / 1048576
+        out.append(Verdict(
+            f"Memory returns to the baseline (RSS within +{cfg.rss_margin_mib:g} MiB)",
+            grow <= cfg.rss_margin_mib,
+            f"RSS baseline {base.rss / 1048576:.1f} MiB, peak {self.peak_rss / 1048576:.1f} MiB, after close "
+            f"{after.rss / 1048576:.1f} MiB ({grow:+.1f} MiB); Python heap blocks {base.blocks:,} -> "
+            f"{after.blocks:,} ({after.blocks - base.blocks:+,})"))
+        out.append(Verdict(
+            f"Bounded to {cfg.minutes:g} minutes",
+            self.duration <= cfg.budget,
+            f"{self.duration:.1f} s wall time"))
+        return out
+
+    @property
+    def passed(self) -> bool:
+        return all(v.passed for v in self.verdicts())
+
+
+class _Sampler:
+    """Peak sockets and RSS of this process, sampled every ``interval`` seconds."""
+
+    def __init__(self, interval: float = 0.1) -> None:
+        self.interval = interval
+        self.peak_sockets = 0
+        self.peak_rss = 0
+        self.last = Snapshot()
+        self._task: asyncio.Task[None] | None = None
+
+    def sample(self) -> None:
+        snap = snapshot()
+        self.last = snap
+        self.peak_sockets = max(self.peak_sockets, snap.socket_count)
+        self.peak_rss = max(self.peak_rss, snap.rss)
+
+    async def _loop(self, until: float) -> None:
+        while time.monotonic() < until:
+            self.sample()
+            await asyncio.sleep(self.interval)
+
+    def start(self, until: float) -> None:
+        self._task = asyncio.ensure_future(self._loop(until))
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+        self.sample()
+
+
+def run_soak(config: SoakConfig) -> SoakResult:
+    """Run the whole soak (blocking) and return what it measured."""
+    t0 = time.monotonic()
+    workdir = config.workdir or Path(tempfile.mkdtemp(prefix="gigapy-chaos-"))
+    workdir.mkdir(parents=True, exist_ok=True)
+    emu = EmulatorProcess(faults=config.faults, token_ttl=config.token_ttl, seed=config.seed,
+                          log_path=workdir / "emulator.log")
+    result = SoakResult(config, emulator_command=emu.command(), workdir=str(workdir))
+    clear_token_cache()
+    try:
+        emu.start()
+        asyncio.run(_soak(config, emu, workdir, result, t0))
+    except Exception as exc:  # reported as a failed run, with the reason
+        result.error = f"{type(exc).__name__}: {exc}"
+        raise
+    finally:
+        result.emulator_stats = emu.all_stats()
+        emu.stop()
+        clear_token_cache()
+        result.duration = time.monotonic() - t0
+        if config.workdir is None and not config.keep_workdir and result.error is None:
+            shutil.rmtree(workdir, ignore_errors=True)
+    return result
+
+
+def _say(config: SoakConfig, text: str) -> None:
+    if config.progress is not None:
+        config.progress(text)
+
+
+async def _soak(cfg: SoakConfig, emu: EmulatorProcess, workdir: Path, result: SoakResult, t0: float) -> None:
+    deadline = t0 + cfg.budget - 5.0  # leave time for closing, measuring and the report
+    op_bound = min(cfg.op_timeout, cfg.budget / 4)
+    last_start = deadline - op_bound  # no new request after this: every started one can still end in time
+    settings: dict[str, Any] = {"credentials": DEMO_CREDENTIALS, "scope": "GIGACHAT_API_PERS",
+                                "base_url": emu.base_url, "auth_url": emu.auth_url, "timeout": CLIENT_TIMEOUT}
+
+    prompts, texts = W.prompt_pool(cfg.seed), W.text_pool(cfg.seed)
+    _say(cfg, f"emulator on port {emu.port}; fetching reference answers")
+    async with AsyncGigaChat(**settings) as ref_client:  # also warms every code path up before the baseline
+        reference = await W.fetch_reference(ref_client, prompts, texts)
+    result.reference_requests = reference.requests
+    ops = W.plan(cfg.requests, cfg.seed, len(prompts), len(texts))
+    result.planned_requests = cfg.requests
+
+    batch = BatchDriver(workdir, child_env(emu.base_url, emu.auth_url, workdir / "config"), lines=cfg.batch_lines,
+                        concurrency=cfg.batch_concurrency, prompts=prompts, answers=reference.answers,
+                        kill_fraction=cfg.batch_kill_fraction)
+    batch.write_input()
+
+    await asyncio.sleep(0.05)
+    gc.collect()
+    result.baseline = snapshot()
+    sampler = _Sampler()
+    sampler.sample()
+    sampler.start(deadline + 30)
+
+    log = W.ClientLog()
+    client = AsyncGigaChat(**settings, max_connections=cfg.concurrency * 2)
+    records = result.records
+    restart_at = max(1, int(cfg.requests * cfg.restart_fraction))
+    restart_task: asyncio.Task[None] | None = None
+    queue = list(reversed(ops))
+    load_start = time.monotonic()
+
+    async def restart() -> None:
+        _say(cfg, f"restarting the emulator (SIGKILL) after {len(records):,} requests")
+        result.restart_at_request = len(records)
+        result.restart = await asyncio.to_thread(emu.restart)
+        _say(cfg, f"emulator back after {result.restart['downtime']:.2f} s")
+
+    async def one(op: W.Op) -> None:
+        nonlocal restart_task
+        if op.kind == "completion":
+            rec = W.Record("completion")
+            records.append(rec)
+            p = op.prompt
+            await W.measured(rec, lambda r: W.do_completion(client, prompts[p], reference.answers[p], r), op_bound)
+        elif op.kind == "stream":
+            rec = W.Record("stream")
+            records.append(rec)
+            p = op.prompt
+            await W.measured(rec, lambda r: W.do_stream(client, prompts[p], reference.answers[p], r), op_bound)
+        elif op.kind == "embedding":
+            rec = W.Record("embedding")
+            records.append(rec)
+            items = [texts[i] for i in op.inputs]
+            vectors = [reference.vectors[i] for i in op.inputs]
+            await W.measured(rec, lambda r: W.do_embedding(client, items, vectors, r), op_bound)
+        else:
+            body = W.file_body(op.index, cfg.seed)
+            up = W.Uploaded()
+            rec = W.Record("upload")
+            records.append(rec)
+            await W.measured(rec, lambda r: W.do_upload(client, body, f"chaos-{op.index}.txt", up, r), op_bound)
+            if up.file_id is None:
+                result.not_sent += 1
+            else:
+                fid = up.file_id
+                down = W.Record("download", upload_ended=rec.started + rec.elapsed)
+                records.append(down)
+                await W.measured(down, lambda r: W.do_download(client, fid, body, r), op_bound)
+                killed_at = result.restart.get("killed_at") if result.restart else None
+                if down.error == "NotFoundError" and (killed_at is None or down.upload_ended > killed_at):
+                    down.outcome = "failure"  # only a restart may forget a file we uploaded
+                    down.error = f"lost file: 404 for a file uploaded after the last restart ({down.detail[:120]})"
+        if restart_task is None and len(records) >= restart_at:
+            restart_task = asyncio.ensure_future(restart())
+
+    async def worker() -> None:
+        while queue:
+            if time.monotonic() >= last_start:
+                result.cut_by_deadline += 2 if queue[-1].kind == "file" else 1
+                queue.pop()
+                continue
+            await one(queue.pop())
+
+    async def reporter() -> None:
+        while True:
+            await asyncio.sleep(5.0)
+            ok = sum(1 for r in records if r.outcome == "ok")
+            _say(cfg, f"{time.monotonic() - t0:5.0f} s: {len(records):,}/{cfg.requests:,} requests ({ok:,} ok), "
+                      f"batch {batch.progress_lines:,}/{cfg.batch_lines:,} lines, sockets {sampler.last.socket_count}, "
+                      f"RSS {sampler.last.rss / 1048576:.0f} MiB")
+
+    report_task = asyncio.ensure_future(reporter())
+    try:
+        with log:
+            batch_task = asyncio.ensure_future(batch.run(deadline))
+            await asyncio.gather(*(worker() for _ in range(cfg.concurrency)))
+            result.load_seconds = time.monotonic() - load_start
+            _say(cfg, f"client load done in {result.load_seconds:.1f} s; waiting for the batch")
+            if restart_task is not None:
+                await restart_task
+            result.batch = await batch_task
+    finally:
+        report_task.cancel()
+        await asyncio.gather(report_task, return_exceptions=True)
+        result.token_fetches = log.token_fetches
+        result.orphan_retries = log.orphan_retries
+        # after closing: sockets must be exactly the baseline's (allow the loop a moment to close them)
+        await client.aclose()
+        await sampler.stop()
+        result.peak_sockets, result.peak_rss = sampler.peak_sockets, sampler.peak_rss
+        closed_at = time.monotonic()
+        for _ in range(50):
+            await asyncio.sleep(0.02)
+            gc.collect()
+            result.after = snapshot()
+            if result.after.sockets == result.baseline.sockets:
+                break
+        result.settle_seconds = time.monotonic() - closed_at
+
+    if result.restart:
+        killed_at = result.restart["killed_at"]
+        later = [r for r in records if r.started + r.elapsed >= killed_at]  # in flight at the kill, or after it
+        result.after_restart = {
+            "requests": len(later),
+            "ok": sum(1 for r in later if r.outcome == "ok"),
+            "refreshes": sum(1 for r in later if r.refreshes),
+            "tokens": sum(1 for t in result.token_fetches if t >= killed_at),
+            "auth_errors": sum(1 for r in later if r.error == "AuthenticationError"),
+            "connection_errors": sum(1 for r in later if r.error in ("APIConnectionError", "APITimeoutError")),
+            "lost_files": sum(1 for r in records if r.error == "NotFoundError" and r.kind == "download"),
+        }
+    with contextlib.suppress(Exception):
+        gc.collect()
