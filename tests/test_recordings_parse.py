@@ -177,3 +177,17 @@ def test_cassette_response_roundtrips(cassette: str, method: str, uri: str, stat
 
 def test_recordings_are_where_we_expect() -> None:
     assert isinstance(RECORDINGS, Path) and (RECORDINGS / "cassettes").is_dir()
+
+
+def test_recorded_thread_stream_accumulates_usage_increments() -> None:
+    from gigapy._threads import _thread_state
+    from gigapy.types import ResponseMeta
+
+    state = _thread_state(ResponseMeta())
+    state.feed((RECORDINGS / "payloads" / "threads" / "post_thread_messages_run.stream").read_bytes())
+    state.feed_eof()
+    final = state.final()
+    assert final.usage is not None
+    assert (final.usage.prompt_tokens, final.usage.completion_tokens) == (64, 23 + 8)
+    assert final.thread_id == "9b1cc6d9-0eeb-46de-b01f-6f74c9a82df7"
+    assert final.text.startswith("Здравствуйте!")

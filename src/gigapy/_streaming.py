@@ -132,9 +132,10 @@ class ChatStreamState(StreamState[ChatCompletionChunk, ChatCompletion]):
     """v1 ``/chat/completions`` streams: ``data: {chunk}`` events ended by ``data: [DONE]``."""
 
     def __init__(self, meta: ResponseMeta, max_event_size: int | None = None,
-                 chunk_model: type[ChatCompletionChunk] = ChatCompletionChunk) -> None:
+                 chunk_model: type[ChatCompletionChunk] = ChatCompletionChunk, sum_usage: bool = False) -> None:
         super().__init__(meta, max_event_size)
         self._chunk_model = chunk_model
+        self._sum_usage = sum_usage  # thread runs send usage increments on every chunk (as recorded)
         self._choices: dict[int, _ChoiceAcc] = {}
         self._usage: Usage | None = None
         self._model: str | None = None
@@ -183,17 +184,25 @@ class ChatStreamState(StreamState[ChatCompletionChunk, ChatCompletion]):
                 acc.state_id = delta.functions_state_id
             if choice.finish_reason:
                 acc.finish = choice.finish_reason
-        if chunk.usage is not None:
-            self._usage = chunk.usage
+        usage = chunk.usage
+        if usage is not None:
+            if self._sum_usage and self._usage is not None:
+                prev = self._usage
+                usage = Usage(prompt_tokens=prev.prompt_tokens + usage.prompt_tokens,
+                              completion_tokens=prev.completion_tokens + usage.completion_tokens,
+                              total_tokens=prev.total_tokens + usage.total_tokens,
+                              precached_prompt_tokens=(prev.precached_prompt_tokens or 0)
+                              + (usage.precached_prompt_tokens or 0) or None)
+            self._usage = usage
         if chunk.model:
             self._model = chunk.model
         if chunk.created is not None:
             self._created = chunk.created
-        extra = chunk.model_extra
-        if extra:
-            for key in ("thread_id", "message_id"):
-                if key in extra:
-                    self._extra[key] = extra[key]
+        extra = chunk.model_extra or {}
+        for key in ("thread_id", "message_id"):
+            value = getattr(chunk, key, None) or extra.get(key)
+            if value:
+                self._extra[key] = value
 
     def text_of(self, chunk: ChatCompletionChunk) -> str:
         choices = chunk.choices

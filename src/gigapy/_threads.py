@@ -306,4 +306,4 @@ def rerun_messages_stream(core: ClientCore, thread_id: str, params: Mapping[str,
 
 
 def _thread_state(meta: ResponseMeta) -> ChatStreamState:
-    return ChatStreamState(meta, chunk_model=ThreadCompletionChunk)
+    return ChatStreamState(meta, chunk_model=ThreadCompletionChunk, sum_usage=True)
