@@ -40,7 +40,7 @@ import random
 import tempfile
 import time
 from collections import deque
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, Literal
@@ -107,6 +107,8 @@ class BatchProgress:
     concurrency: float = 0.0
     tokens: int = 0
     elapsed: float = 0.0
+    #: CPU seconds this process spent during the run (all threads).
+    cpu_seconds: float = 0.0
     completed_this_run: int = 0
     retries: int = 0
     rate_limited: int = 0
@@ -148,6 +150,7 @@ class BatchSummary(BatchProgress):
         return {
             "total": self.total, "done": self.done, "failed": self.failed, "skipped": self.skipped,
             "remaining": self.remaining, "tokens": self.tokens, "elapsed": round(self.elapsed, 3),
+            "cpu_seconds": round(self.cpu_seconds, 3),
             "requests_per_second": round(self.requests_per_second, 2), "retries": self.retries,
             "rate_limited": self.rate_limited, "interrupted": self.interrupted, "output": self.output_path,
             "errors": self.errors_path, "duplicate_ids": list(self.duplicate_ids),
@@ -339,6 +342,16 @@ def _compact_errors(path: Path, done: set[str]) -> int:
     return len(latest)
 
 
+_encode_str: Callable[[str], str] = json.encoder.encode_basestring
+
+
+def _retries_of(result: Any) -> int:
+    """``result.retries_taken`` without pydantic's slow ``__getattr__`` for private attributes."""
+    private = getattr(result, "__pydantic_private__", None)
+    meta = private.get("_meta") if private else None
+    return int(meta.retries_taken) if meta is not None else 0
+
+
 def _dump_line(item: Mapping[str, Any]) -> bytes:
     return (json.dumps(item, ensure_ascii=False, separators=(",", ":")) + "\n").encode("utf-8")
 
@@ -386,6 +399,32 @@ class _Lock:
             self._fh = None
             with contextlib.suppress(OSError):
                 self.path.unlink()
+
+
+class _Appender:
+    """Appends result lines to a file: the lines finished in one event-loop turn go out in one
+    unbuffered ``write()`` at the end of that turn (the next turn, before the loop waits again)."""
+
+    def __init__(self, path: Path) -> None:
+        self.fh: IO[bytes] = open(path, "ab", buffering=0)  # noqa: SIM115 - closed by close()
+        self._pending: list[bytes] = []
+        self.dirty = False
+
+    def add(self, line: bytes) -> None:
+        if not self._pending:
+            asyncio.get_running_loop().call_soon(self.flush)
+        self._pending.append(line)
+
+    def flush(self) -> None:
+        if self._pending:
+            data = self._pending[0] if len(self._pending) == 1 else b"".join(self._pending)
+            self._pending.clear()
+            self.fh.write(data)
+            self.dirty = True
+
+    def close(self) -> None:
+        self.flush()
+        self.fh.close()
 
 
 @dataclass
@@ -511,21 +550,21 @@ class _Runner:
         self.errors_dirty = False
         self.recovered: set[str] = set()
         self.started = time.monotonic()
-        self.out: IO[bytes] | None = None
-        self.err: IO[bytes] | None = None
-        self.unsynced = False
+        self.cpu_started = time.process_time()
+        self.out: _Appender | None = None
+        self.err: _Appender | None = None
 
     def snapshot(self, status: str = "running") -> BatchProgress:
         return replace(self.job.progress, done=self.done, failed=self.failed, tokens=self.tokens,
                        in_flight=self.limiter.active, concurrency=self.limiter.limit,
                        elapsed=time.monotonic() - self.started, completed_this_run=self.completed,
+                       cpu_seconds=time.process_time() - self.cpu_started,
                        retries=self.retried, rate_limited=self.rate_limited, status=status)
 
     # writing
-    def _write_ok(self, rid: str, response: dict[str, Any]) -> None:
+    def _write_ok(self, rid: str, response_json: str) -> None:
         assert self.out is not None
-        self.out.write(_dump_line({"id": rid, "response": response}))
-        self.unsynced = True
+        self.out.add(f'{{"id":{_encode_str(rid)},"response":{response_json}}}\n'.encode())
         self.done += 1
         self.completed += 1
         if rid in self.job.failed:
@@ -534,38 +573,40 @@ class _Runner:
 
     def _write_error(self, rid: str, exc: BaseException, attempts: int) -> None:
         if self.err is None:
-            self.err = open(self.job.errors_path, "ab", buffering=0)  # noqa: SIM115 - closed in run()
-        self.err.write(_dump_line({"id": rid, "error": error_record(exc, attempts)}))
-        self.unsynced = True
+            self.err = _Appender(self.job.errors_path)
+        self.err.add(_dump_line({"id": rid, "error": error_record(exc, attempts)}))
         self.failed += 1
         self.completed += 1
         if rid in self.job.failed:
             self.errors_dirty = True  # an older line for this id is now superseded
 
     # one request
-    async def _call(self, request: dict[str, Any]) -> tuple[dict[str, Any], int, int]:
-        """Send one request; returns (response, tokens, retries the client took)."""
+    def _start(self, request: dict[str, Any]) -> Awaitable[Any]:
+        """The client call for one request (awaited by ``process``: no extra coroutine per request)."""
         if self.job.kind == "chat":
             fields = {k: v for k, v in request.items() if k in _CHAT_FIELDS}
-            extra = {k: v for k, v in request.items() if k not in _CHAT_FIELDS and k != "stream"}
-            if extra:
-                fields["extra_body"] = extra
-            completion = await self.client.completion(**fields)
-            usage = completion.usage
-            return completion.to_dict(), usage.total_tokens if usage else 0, completion.retries_taken
-        inputs = request.get("input")
+            if len(fields) != len(request):
+                extra = {k: v for k, v in request.items() if k not in _CHAT_FIELDS and k != "stream"}
+                if extra:
+                    fields["extra_body"] = extra
+            return self.client.completion(**fields)
         extra = {k: v for k, v in request.items() if k not in ("input", "model")}
         options: dict[str, Any] = {"extra_body": extra} if extra else {}
-        emb = await self.client.embedding(inputs, model=request.get("model") or "Embeddings",  # type: ignore[arg-type]
-                                          **options)
-        return emb.to_dict(), emb.prompt_tokens, emb.retries_taken
+        return self.client.embedding(request.get("input"),  # type: ignore[arg-type]
+                                     model=request.get("model") or "Embeddings", **options)
+
+    def _tokens(self, result: Any) -> int:
+        if self.job.kind == "chat":
+            usage = result.usage
+            return int(usage.total_tokens) if usage is not None else 0
+        return int(result.prompt_tokens)
 
     async def process(self, rid: str, request: dict[str, Any]) -> None:
         attempt = 0
         while True:
             await self.limiter.acquire()
             try:
-                response, tokens, client_retries = await self._call(request)
+                result = await self._start(request)
             except _FATAL as exc:
                 self.fatal = exc
                 return
@@ -586,13 +627,14 @@ class _Runner:
                 return
             else:
                 self.streak = 0
+                client_retries = _retries_of(result)
                 if client_retries:
                     self.retried += client_retries
                     self.limiter.congestion()
                 else:
                     self.limiter.success()
-                self.tokens += tokens
-                self._write_ok(rid, response)
+                self.tokens += self._tokens(result)
+                self._write_ok(rid, result.model_dump_json(by_alias=True, exclude_unset=True))
                 return
             finally:
                 self.limiter.release()
@@ -614,44 +656,41 @@ class _Runner:
             await asyncio.sleep(self.progress_interval)
             if self.on_progress is not None:
                 self.on_progress(self.snapshot())
-            if self.unsynced and time.monotonic() - last_sync >= self.fsync_interval:
+            if time.monotonic() - last_sync >= self.fsync_interval:
                 await self._fsync()
                 last_sync = time.monotonic()
 
     async def _fsync(self) -> None:
-        self.unsynced = False
-        for fh in (self.out, self.err):
-            if fh is not None:
+        """Push written lines to the disk (a worker thread: the event loop never waits for it)."""
+        for appender in (self.out, self.err):
+            if appender is not None and appender.dirty:
+                appender.dirty = False
                 with contextlib.suppress(OSError, ValueError):
-                    await asyncio.to_thread(os.fsync, fh.fileno())
+                    await asyncio.to_thread(os.fsync, appender.fh.fileno())
 
     async def run(self, stop: asyncio.Event | None) -> bool:
         """Run every pending request; returns True when stopped early."""
-        queue: asyncio.Queue[tuple[str, dict[str, Any]] | None] = asyncio.Queue(maxsize=self.concurrency * 4)
         fatal_event = asyncio.Event()
 
-        async def produce() -> None:
+        def pending() -> Iterator[tuple[str, dict[str, Any]]]:
             seen: set[str] = set()
             for _, rid, request in _iter_input(self.job.input_path):
                 if rid in self.job.skip or rid in seen:
                     continue
                 seen.add(rid)
-                await queue.put((rid, request))
-            for _ in range(self.concurrency):
-                await queue.put(None)
+                yield rid, request
+
+        items = pending()  # shared by the workers: one event loop, so next() is never re-entered
 
         async def work() -> None:
-            while True:
-                item = await queue.get()
-                if item is None:
-                    return
-                await self.process(*item)
+            for rid, request in items:
+                await self.process(rid, request)
                 if self.fatal is not None:
                     fatal_event.set()
                     return
 
-        self.out = open(self.job.output_path, "ab", buffering=0)  # noqa: SIM115 - closed below
-        tasks = [asyncio.ensure_future(produce())] + [asyncio.ensure_future(work()) for _ in range(self.concurrency)]
+        self.out = _Appender(self.job.output_path)
+        tasks = [asyncio.ensure_future(work()) for _ in range(self.concurrency)]
         everything = asyncio.gather(*tasks)
         waiters: set[asyncio.Future[Any]] = {everything, asyncio.ensure_future(fatal_event.wait())}
         if stop is not None:
@@ -669,10 +708,13 @@ class _Runner:
             for t in [*tasks, *waiters, ticker]:
                 t.cancel()
             await asyncio.gather(*tasks, *waiters, ticker, return_exceptions=True)
+            for appender in (self.out, self.err):
+                if appender is not None:
+                    appender.flush()
             await self._fsync()
-            for fh in (self.out, self.err):
-                if fh is not None:
-                    fh.close()
+            for appender in (self.out, self.err):
+                if appender is not None:
+                    appender.close()
         return stopped and self.fatal is None
 
 

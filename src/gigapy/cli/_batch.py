@@ -157,6 +157,10 @@ def batch(
             await client.aclose()
 
     try:
+        import gc
+
+        gc.collect()
+        gc.freeze()  # start-up objects (typer, rich, the client's modules) leave the collector's scans
         with progress_display(show, progress_interval) as update:
             summary = asyncio.run(main(update))
     except BatchAborted as exc:
