@@ -198,9 +198,12 @@ class ChatStreamState(StreamState[ChatCompletionChunk, ChatCompletion]):
             self._model = chunk.model
         if chunk.created is not None:
             self._created = chunk.created
+        # Declared fields live in __dict__, unknown ones in model_extra; getattr() on a missing
+        # name would go through pydantic's __getattr__ and raise (microseconds per chunk).
+        fields = chunk.__dict__
         extra = chunk.model_extra or {}
         for key in ("thread_id", "message_id"):
-            value = getattr(chunk, key, None) or extra.get(key)
+            value = fields.get(key) or extra.get(key)
             if value:
                 self._extra[key] = value
 
