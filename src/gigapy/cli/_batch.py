@@ -42,9 +42,11 @@ def _fmt_eta(seconds: float | None) -> str:
 def progress_line(p: BatchProgress) -> str:
     """One plain line of progress (logs, pipes, CI)."""
     pct = 100.0 * p.finished / p.total if p.total else 100.0
-    return (f"batch: {p.finished}/{p.total} ({pct:.1f}%) done={p.done} failed={p.failed} "
-            f"{p.requests_per_second:.1f} req/s tokens={p.tokens} ETA {_fmt_eta(p.eta)} "
-            f"concurrency={p.concurrency:.0f}")
+    head = f"batch: {p.finished}/{p.total} ({pct:.1f}%) done={p.done} failed={p.failed} "
+    if p.status == "polling":  # --via-batches-api: the service runs the requests
+        return head + f"service batches running={p.in_flight} ETA {_fmt_eta(p.eta)}"
+    return head + (f"{p.requests_per_second:.1f} req/s tokens={p.tokens} ETA {_fmt_eta(p.eta)} "
+                   f"concurrency={p.concurrency:.0f}")
 
 
 @contextlib.contextmanager
