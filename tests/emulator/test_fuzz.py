@@ -26,7 +26,7 @@ THREAD_ROUTES = ["assistants", "assistants/modify", "assistants/delete", "assist
                  "threads/retrieve", "threads/delete", "threads/messages", "threads/run", "threads/messages/run",
                  "threads/messages/rerun"]
 #: EMULATOR_FUZZ_EXAMPLES=5000 for a longer hunt.
-FUZZ = settings(max_examples=int(os.environ.get("EMULATOR_FUZZ_EXAMPLES", "150")), deadline=None,
+FUZZ = settings(max_examples=int(os.environ.get("EMULATOR_FUZZ_EXAMPLES", "100")), deadline=None,
                 suppress_health_check=[HealthCheck.function_scoped_fixture])
 #: Half as many examples where each sends two requests.
 FUZZ_HALF = settings(FUZZ, max_examples=max(FUZZ.max_examples // 2, 1))
