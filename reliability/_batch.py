@@ -42,12 +42,30 @@ def child_env(base_url: str, auth_url: str, config_dir: Path) -> dict[str, str]:
     return env
 
 
-def count_lines(path: Path) -> int:
-    try:
-        with open(path, "rb") as fh:
-            return sum(chunk.count(b"\n") for chunk in iter(lambda: fh.read(1 << 20), b""))
-    except FileNotFoundError:
-        return 0
+class LineCounter:
+    """Counts the lines of a growing file, reading only what was appended since the last call."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.offset = 0
+        self.lines = 0
+
+    def count(self) -> int:
+        try:
+            with open(self.path, "rb") as fh:
+                size = fh.seek(0, os.SEEK_END)
+                if size < self.offset:  # truncated (a rerun cut a torn tail): count again
+                    self.offset = self.lines = 0
+                fh.seek(self.offset)
+                for _ in range(64):  # at most 64 MiB per call
+                    chunk = fh.read(1 << 20)
+                    if not chunk:
+                        break
+                    self.lines += chunk.count(b"\n")
+                    self.offset += len(chunk)
+        except FileNotFoundError:
+            self.offset = self.lines = 0
+        return self.lines
 
 
 @dataclass
@@ -123,7 +141,12 @@ class BatchDriver:
                         "--no-progress", "--json"]
         self.expected: dict[str, str | None] = {}  # id -> expected answer (None: must fail)
         self.report = BatchReport(self.command, lines, 0)
-        self.progress_lines = 0
+        self.counter = LineCounter(self.output)
+
+    @property
+    def progress_lines(self) -> int:
+        """Lines in OUTPUT at the last look."""
+        return self.counter.lines
 
     def write_input(self) -> None:
         with open(self.input, "w", encoding="utf-8") as fh:
@@ -153,12 +176,15 @@ class BatchDriver:
 
     async def _finish(self, run: BatchRun, proc: asyncio.subprocess.Process, err_path: Path, started: float,
                       deadline: float) -> None:
-        try:
-            await asyncio.wait_for(proc.wait(), max(1.0, deadline - time.monotonic()))
-        except asyncio.TimeoutError:
-            proc.kill()
-            await proc.wait()
-            self.report.note = "the time bound stopped the batch before it finished"
+        while proc.returncode is None:
+            self.counter.count()
+            if time.monotonic() >= deadline:
+                proc.kill()
+                await proc.wait()
+                self.report.note = "the time bound stopped the batch before it finished"
+                break
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(proc.wait(), 0.25)
         run.seconds = time.monotonic() - started
         run.returncode = proc.returncode
         stdout = (self.workdir / f"batch-run{run.index}.stdout").read_text(encoding="utf-8", errors="replace")
@@ -174,11 +200,10 @@ class BatchDriver:
         first = BatchRun(0)
         report.runs.append(first)
         while proc.returncode is None and time.monotonic() < deadline:
-            self.progress_lines = count_lines(self.output)
-            if self.progress_lines >= self.kill_at:
+            if self.counter.count() >= self.kill_at:
                 proc.kill()
                 first.killed = True
-                first.lines_at_kill = self.progress_lines
+                first.lines_at_kill = self.counter.lines
                 break
             await asyncio.sleep(0.02)
         await self._finish(first, proc, err_path, started, deadline)
@@ -198,7 +223,6 @@ class BatchDriver:
             rerun = BatchRun(index)
             report.runs.append(rerun)
             await self._finish(rerun, proc, err_path, started, deadline)
-            self.progress_lines = count_lines(self.output)
             summary = rerun.summary or {}
             if rerun.returncode in (0, 1) and summary.get("remaining") == 0 and not summary.get("interrupted"):
                 report.finished = True

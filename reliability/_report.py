@@ -261,10 +261,16 @@ def render(result: SoakResult, *, command: str, started: float) -> str:
         ["Open sockets", str(base.socket_count), str(result.peak_sockets),
          f"{after.socket_count} (settled in {result.settle_seconds:.2f} s)"],
         ["RSS", mib(base.rss), mib(result.peak_rss), f"{mib(after.rss)} ({(after.rss - base.rss) / 1048576:+.1f} MiB)"],
-        ["Python heap blocks", f"{base.blocks:,}", "", f"{after.blocks:,} ({after.blocks - base.blocks:+,})"],
+        ["Python heap blocks", f"{base.blocks:,}", "",
+         f"{after.blocks:,} ({after.blocks - base.blocks:+,}: {result.bookkeeping_blocks:,} held by the soak's own "
+         f"request records, {result.unexplained_blocks:+,} otherwise)"],
     ])
-    out += ["", f"Sockets must match exactly (the same inodes); RSS may stay up to {cfg.rss_margin_mib:g} MiB above "
-                "the baseline, since freed memory is kept by the allocator rather than returned to the OS."]
+    out += ["", f"Sockets must match exactly (the same inodes). RSS may stay up to {cfg.rss_margin_mib:g} MiB above "
+                "the baseline, since freed memory is kept by the allocator rather than returned to the OS. Python "
+                "heap blocks (`sys.getallocatedblocks()`) count live small objects: the soak keeps one record per "
+                "request (counted by building as many equal records), and what remains beyond them may be at most "
+                f"{cfg.heap_margin_blocks:,} blocks (caches filled on first use); a leak of one object per request "
+                "would exceed that in the full run."]
 
     # --- duration -------------------------------------------------------------------------
     out += ["", "## Duration", "",
