@@ -10,7 +10,7 @@ delivered.
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator, Awaitable, Callable, Generator, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Generator, Iterable, Iterator
 from types import TracebackType
 from typing import Any, Generic, TypeVar
 
@@ -141,6 +141,25 @@ class ChatStreamState(StreamState[ChatCompletionChunk, ChatCompletion]):
         self._model: str | None = None
         self._created: int | None = None
         self._extra: dict[str, Any] = {}
+
+    def iter_feed(self, data: bytes) -> Iterator[ChatCompletionChunk]:
+        """Like :meth:`feed`, but each chunk is validated when the consumer asks for the next one.
+
+        A network read holds hundreds of events; building all their chunks up front keeps them
+        alive together and makes the garbage collector scan them over and over. One at a time,
+        a chunk the consumer has dropped is freed at once.
+        """
+        try:
+            events = self.decoder.feed(data)
+        except SSEDecodeError as exc:
+            raise self.error(str(exc)) from None
+        for event in events:
+            if self.done:
+                return
+            item = self.on_event(event)
+            if item is not None:
+                self.count += 1
+                yield item
 
     def on_event(self, event: SSEEvent) -> ChatCompletionChunk | None:
         data = event.data
@@ -383,9 +402,10 @@ class Stream(_StreamBase[T, F]):
 
     def _iterate(self) -> Generator[T, None, None]:
         state = self._state
+        feed: Callable[[bytes], Iterable[T]] = getattr(state, "iter_feed", state.feed)  # lazy when it can be
         try:
             for data in self._chunks:
-                yield from state.feed(data)
+                yield from feed(data)
                 if state.done:
                     break
             else:
@@ -450,9 +470,10 @@ class AsyncStream(_StreamBase[T, F]):
 
     async def _iterate(self) -> AsyncIterator[T]:
         state = self._state
+        feed: Callable[[bytes], Iterable[T]] = getattr(state, "iter_feed", state.feed)  # lazy when it can be
         try:
             async for data in self._chunks:
-                for item in state.feed(data):
+                for item in feed(data):
                     yield item
                 if state.done:
                     break
