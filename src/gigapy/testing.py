@@ -4,7 +4,8 @@ Installed with gigapy and loaded automatically by pytest. Fixtures:
 
 ``gigachat_emulator``
     A :class:`gigapy.emulator.Emulator` on a free 127.0.0.1 port, shared by the whole
-    session (concurrency limits lifted, so tests may run requests in parallel).
+    session (concurrency and OAuth rate limits lifted, so tests may run requests in parallel
+    and create clients freely).
 ``gigachat_client``
     A :class:`gigapy.GigaChat` connected to it; closed after the test.
 ``async_gigachat_client``
@@ -50,10 +51,10 @@ def client_settings(emulator: Emulator, **overrides: Any) -> dict[str, Any]:
 
 @pytest.fixture(scope="session")
 def gigachat_emulator() -> Iterator[Emulator]:
-    """A running GigaChat emulator (no concurrency limits) for the whole test session."""
+    """A running GigaChat emulator (no concurrency or OAuth rate limits) for the whole test session."""
     from gigapy.emulator import Emulator
 
-    with Emulator(limits=None) as emulator:
+    with Emulator(limits=None, oauth_rps_limit=1_000_000) as emulator:
         yield emulator
 
 
