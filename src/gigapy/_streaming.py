@@ -135,6 +135,9 @@ class ChatStreamState(StreamState[ChatCompletionChunk, ChatCompletion]):
                  chunk_model: type[ChatCompletionChunk] = ChatCompletionChunk, sum_usage: bool = False) -> None:
         super().__init__(meta, max_event_size)
         self._chunk_model = chunk_model
+        # what chunk_model.model_validate_json() calls, without the classmethod hop per chunk
+        # (looking it up also builds the model's deferred schema)
+        self._validate_json = chunk_model.__pydantic_validator__.validate_json
         self._sum_usage = sum_usage  # thread runs send usage increments on every chunk (as recorded)
         self._choices: dict[int, _ChoiceAcc] = {}
         self._usage: Usage | None = None
@@ -169,7 +172,7 @@ class ChatStreamState(StreamState[ChatCompletionChunk, ChatCompletion]):
         if event.event == "error":
             self.raise_error_payload(data)
         try:
-            chunk = self._chunk_model.model_validate_json(data)
+            chunk: ChatCompletionChunk = self._validate_json(data)
         except ValidationError:
             self.raise_error_payload(data)
             raise  # unreachable: raise_error_payload always raises
@@ -220,11 +223,13 @@ class ChatStreamState(StreamState[ChatCompletionChunk, ChatCompletion]):
         # Declared fields live in __dict__, unknown ones in model_extra; getattr() on a missing
         # name would go through pydantic's __getattr__ and raise (microseconds per chunk).
         fields = chunk.__dict__
-        extra = chunk.model_extra or {}
-        for key in ("thread_id", "message_id"):
-            value = fields.get(key) or extra.get(key)
-            if value:
-                self._extra[key] = value
+        extra = chunk.__pydantic_extra__
+        if extra or "thread_id" in fields:
+            extra = extra or {}
+            for key in ("thread_id", "message_id"):
+                value = fields.get(key) or extra.get(key)
+                if value:
+                    self._extra[key] = value
 
     def text_of(self, chunk: ChatCompletionChunk) -> str:
         choices = chunk.choices
