@@ -266,14 +266,20 @@ def get_model(core: ClientCore, name: str, options: RequestOptions) -> Flow[Mode
     return core.call(req, lambda r: parse_model(Model, r))
 
 
-def chat_request(core: ClientCore, messages: Any, params: Mapping[str, Any], *, stream: bool) -> Request:
-    """The ``/chat/completions`` request for ``completion`` / ``completion_stream``."""
+def split_call(messages: Any, params: Mapping[str, Any]) -> tuple[dict[str, Any], Any]:
+    """(request fields, per-call options) of a chat call; positional messages join the fields."""
     fields = {k: v for k, v in params.items() if k not in OPTION_KEYS}
-    options: Any = {k: v for k, v in params.items() if k in OPTION_KEYS}
+    options = {k: v for k, v in params.items() if k in OPTION_KEYS}
     if messages is not None:
         if fields.get("messages") is not None:
             raise InvalidArgumentError("messages", "given both positionally and as a keyword")
         fields["messages"] = messages
+    return fields, options
+
+
+def chat_request(core: ClientCore, messages: Any, params: Mapping[str, Any], *, stream: bool) -> Request:
+    """The ``/chat/completions`` request for ``completion`` / ``completion_stream``."""
+    fields, options = split_call(messages, params)
     s = core.settings
     body = P.chat_body(fields, default_model=s.model, profanity_check=s.profanity_check, flags=s.flags)
     if stream:
@@ -313,12 +319,7 @@ def v2_base(base_url: str) -> str:
 
 def v2_request(core: ClientCore, messages: Any, params: Mapping[str, Any], *, stream: bool) -> Request:
     """The ``/v2/chat/completions`` request."""
-    fields = {k: v for k, v in params.items() if k not in OPTION_KEYS}
-    options: Any = {k: v for k, v in params.items() if k in OPTION_KEYS}
-    if messages is not None:
-        if fields.get("messages") is not None:
-            raise InvalidArgumentError("messages", "given both positionally and as a keyword")
-        fields["messages"] = messages
+    fields, options = split_call(messages, params)
     s = core.settings
     body = P2.chat_body_v2(fields, default_model=s.model, profanity_check=s.profanity_check, flags=s.flags)
     base = v2_base(s.base_url)

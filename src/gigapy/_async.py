@@ -26,8 +26,9 @@ from . import _api as api
 from . import _embed
 from . import _params as P
 from . import _threads as TH
-from ._api import ChatFields, ChatParams, ChatV2Base, ChatV2Params, ClientCore, ImageParams, OpenStream, RequestOptions
-from ._config import Settings, Timeout, derive, load_settings
+from ._api import ChatFields, ChatParams, ChatV2Base, ChatV2Params, ImageParams, OpenStream, RequestOptions
+from ._client import BaseClient, ClientSettings
+from ._config import Settings, Timeout, load_settings
 from ._conversation import AsyncConversation, ConversationState
 from ._core import Blocking, Flow, GetToken, Invoke, InvokeFailed, Request, Response, Send, Sleep, TransportFailure
 from ._files import _Seekable
@@ -512,48 +513,19 @@ class ThreadsAPI:
         return StreamRequest(open_stream)
 
 
-class AsyncGigaChat:
+class AsyncGigaChat(BaseClient[AiohttpTransport]):
     """The asynchronous GigaChat client (aiohttp). Same settings and methods as ``GigaChat``.
 
     Use ``async with AsyncGigaChat() as client:`` or call :meth:`aclose`.
     """
 
-    def __init__(
-        self,
-        *,
-        credentials: str | None = None,
-        scope: str | None = None,
-        model: str | None = None,
-        base_url: str | None = None,
-        auth_url: str | None = None,
-        user: str | None = None,
-        password: str | None = None,
-        access_token: str | None = None,
-        timeout: float | Timeout | None = None,
-        max_retries: int | None = None,
-        verify_ssl_certs: bool | None = None,
-        ca_bundle_file: str | None = None,
-        cert_file: str | None = None,
-        key_file: str | None = None,
-        key_file_password: str | None = None,
-        profanity_check: bool | None = None,
-        flags: Sequence[str] | None = None,
-        max_connections: int | None = None,
-        default_headers: Mapping[str, str] | None = None,
-        session: aiohttp.ClientSession | None = None,
-    ) -> None:
+    def __init__(self, *, session: aiohttp.ClientSession | None = None, **settings: Unpack[ClientSettings]) -> None:
         setup_logging()
-        settings = load_settings({
-            "credentials": credentials, "scope": scope, "model": model, "base_url": base_url,
-            "auth_url": auth_url, "user": user, "password": password, "access_token": access_token,
-            "timeout": timeout, "max_retries": max_retries, "verify_ssl_certs": verify_ssl_certs,
-            "ca_bundle_file": ca_bundle_file, "cert_file": cert_file, "key_file": key_file,
-            "key_file_password": key_file_password, "profanity_check": profanity_check, "flags": flags,
-            "max_connections": max_connections, "default_headers": default_headers,
-        })
-        self._core = ClientCore(settings)
-        self._transport = AiohttpTransport(settings, session)
-        self._owns_transport = session is None
+        resolved = load_settings(settings)
+        self._setup(resolved, AiohttpTransport(resolved, session), owns=session is None)
+
+    def _new_transport(self, settings: Settings) -> AiohttpTransport:
+        return AiohttpTransport(settings)
 
     # --- driver ------------------------------------------------------------------------
 
@@ -590,25 +562,10 @@ class AsyncGigaChat:
 
     # --- lifecycle -----------------------------------------------------------------------
 
-    @property
-    def settings(self) -> Settings:
-        """The resolved settings (secrets masked in their repr)."""
-        return self._core.settings
-
-    def with_options(self, **overrides: Any) -> AsyncGigaChat:
+    def with_options(self, **overrides: Unpack[ClientSettings]) -> AsyncGigaChat:
         """A client with some settings changed that shares this one's connection pool and
         token cache (a new pool only when TLS settings change)."""
-        settings = derive(self._core.settings, overrides)
-        clone = object.__new__(AsyncGigaChat)
-        same_identity = api.same_identity(settings, self._core.settings)
-        clone._core = ClientCore(settings, self._core.tokens if same_identity else None)
-        if tls_key(settings) == self._transport.tls_key:
-            clone._transport = self._transport
-            clone._owns_transport = False
-        else:
-            clone._transport = AiohttpTransport(settings)
-            clone._owns_transport = True
-        return clone
+        return self._copy(overrides)
 
     async def aclose(self) -> None:
         """Close the connection pool (copies made by ``with_options`` leave it to the owner)."""
@@ -621,10 +578,6 @@ class AsyncGigaChat:
     async def __aexit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
                         tb: TracebackType | None) -> None:
         await self.aclose()
-
-    def __repr__(self) -> str:
-        s = self._core.settings
-        return f"AsyncGigaChat(base_url={s.base_url!r}, scope={s.scope!r}, model={s.model!r}, auth={s.auth_mode!r})"
 
     @property
     def assistants(self) -> AssistantsAPI:
@@ -642,11 +595,6 @@ class AsyncGigaChat:
         return AsyncChatV2(self)
 
     # --- tokens --------------------------------------------------------------------------
-
-    @property
-    def authorization(self) -> str | None:
-        """The access token requests use now, or None before the first one is fetched."""
-        return self._core.tokens.current
 
     async def create_token(self) -> AccessToken:
         """Fetch a new access token now (it also goes into the shared cache)."""

@@ -93,12 +93,10 @@ class ConversationState:
         return answer
 
 
-class Conversation:
-    """A chat that remembers (sync). Create it with ``client.conversation(...)``."""
+class _ConversationBase:
+    """What the sync and async conversations share."""
 
-    def __init__(self, client: GigaChat, state: ConversationState) -> None:
-        self._client = client
-        self.state = state
+    state: ConversationState
 
     @property
     def messages(self) -> list[dict[str, Any]]:
@@ -110,38 +108,32 @@ class Conversation:
         """The X-Session-ID every turn uses (the service caches the shared prefix)."""
         return self.state.session_id
 
-    def say(self, content: str | Mapping[str, Any] | None = None, **params: Any) -> ChatCompletion:
-        """Send a user turn (or nothing, to continue after a function result); return the answer."""
-        self.state.add_user(content)
-        return self.state.record(self._client.completion(**self.state.request(params)))
-
     def add_function_result(self, name: str, result: Any) -> None:
         """Answer the model's function call; then call ``say()`` to let it continue."""
         self.state.add_function_result(name, result)
 
 
-class AsyncConversation:
+class Conversation(_ConversationBase):
+    """A chat that remembers (sync). Create it with ``client.conversation(...)``."""
+
+    def __init__(self, client: GigaChat, state: ConversationState) -> None:
+        self._client = client
+        self.state = state
+
+    def say(self, content: str | Mapping[str, Any] | None = None, **params: Any) -> ChatCompletion:
+        """Send a user turn (or nothing, to continue after a function result); return the answer."""
+        self.state.add_user(content)
+        return self.state.record(self._client.completion(**self.state.request(params)))
+
+
+class AsyncConversation(_ConversationBase):
     """A chat that remembers (async). Create it with ``client.conversation(...)``."""
 
     def __init__(self, client: AsyncGigaChat, state: ConversationState) -> None:
         self._client = client
         self.state = state
 
-    @property
-    def messages(self) -> list[dict[str, Any]]:
-        """The history as sent to the model."""
-        return self.state.messages
-
-    @property
-    def session_id(self) -> str:
-        """The X-Session-ID every turn uses."""
-        return self.state.session_id
-
     async def say(self, content: str | Mapping[str, Any] | None = None, **params: Any) -> ChatCompletion:
         """Send a user turn (or nothing, to continue after a function result); return the answer."""
         self.state.add_user(content)
         return self.state.record(await self._client.completion(**self.state.request(params)))
-
-    def add_function_result(self, name: str, result: Any) -> None:
-        """Answer the model's function call; then ``await say()`` to let it continue."""
-        self.state.add_function_result(name, result)

@@ -31,12 +31,12 @@ from ._api import (
     ChatParams,
     ChatV2Base,
     ChatV2Params,
-    ClientCore,
     ImageParams,
     OpenStream,
     RequestOptions,
 )
-from ._config import Settings, Timeout, derive, load_settings
+from ._client import BaseClient, ClientSettings
+from ._config import Settings, Timeout, load_settings
 from ._conversation import Conversation, ConversationState
 from ._core import Blocking, Flow, GetToken, Invoke, InvokeFailed, Request, Response, Send, Sleep, TransportFailure
 from ._files import _Seekable
@@ -384,7 +384,7 @@ class ThreadsAPI:
         return client._transport.stream(client._run(TH.rerun_messages_stream(client._core, thread_id, params)))
 
 
-class GigaChat:
+class GigaChat(BaseClient[HttpxTransport]):
     """The synchronous GigaChat client.
 
     Every setting can also come from the ``GIGACHAT_*`` environment variable of the same
@@ -392,42 +392,13 @@ class GigaChat:
     one per process and reuse it. Use it as a context manager, or call :meth:`close`.
     """
 
-    def __init__(
-        self,
-        *,
-        credentials: str | None = None,
-        scope: str | None = None,
-        model: str | None = None,
-        base_url: str | None = None,
-        auth_url: str | None = None,
-        user: str | None = None,
-        password: str | None = None,
-        access_token: str | None = None,
-        timeout: float | Timeout | None = None,
-        max_retries: int | None = None,
-        verify_ssl_certs: bool | None = None,
-        ca_bundle_file: str | None = None,
-        cert_file: str | None = None,
-        key_file: str | None = None,
-        key_file_password: str | None = None,
-        profanity_check: bool | None = None,
-        flags: Sequence[str] | None = None,
-        max_connections: int | None = None,
-        default_headers: Mapping[str, str] | None = None,
-        http_client: httpx.Client | None = None,
-    ) -> None:
+    def __init__(self, *, http_client: httpx.Client | None = None, **settings: Unpack[ClientSettings]) -> None:
         setup_logging()
-        settings = load_settings({
-            "credentials": credentials, "scope": scope, "model": model, "base_url": base_url,
-            "auth_url": auth_url, "user": user, "password": password, "access_token": access_token,
-            "timeout": timeout, "max_retries": max_retries, "verify_ssl_certs": verify_ssl_certs,
-            "ca_bundle_file": ca_bundle_file, "cert_file": cert_file, "key_file": key_file,
-            "key_file_password": key_file_password, "profanity_check": profanity_check, "flags": flags,
-            "max_connections": max_connections, "default_headers": default_headers,
-        })
-        self._core = ClientCore(settings)
-        self._transport = HttpxTransport(settings, http_client)
-        self._owns_transport = http_client is None
+        resolved = load_settings(settings)
+        self._setup(resolved, HttpxTransport(resolved, http_client), owns=http_client is None)
+
+    def _new_transport(self, settings: Settings) -> HttpxTransport:
+        return HttpxTransport(settings)
 
     # --- driver ------------------------------------------------------------------------
 
@@ -464,25 +435,10 @@ class GigaChat:
 
     # --- lifecycle -----------------------------------------------------------------------
 
-    @property
-    def settings(self) -> Settings:
-        """The resolved settings (secrets masked in their repr)."""
-        return self._core.settings
-
-    def with_options(self, **overrides: Any) -> GigaChat:
+    def with_options(self, **overrides: Unpack[ClientSettings]) -> GigaChat:
         """A client with some settings changed that shares this one's connection pool and
         token cache (a new pool only when TLS settings change)."""
-        settings = derive(self._core.settings, overrides)
-        clone = object.__new__(GigaChat)
-        same_identity = api.same_identity(settings, self._core.settings)
-        clone._core = ClientCore(settings, self._core.tokens if same_identity else None)
-        if tls_key(settings) == self._transport.tls_key:
-            clone._transport = self._transport
-            clone._owns_transport = False
-        else:
-            clone._transport = HttpxTransport(settings)
-            clone._owns_transport = True
-        return clone
+        return self._copy(overrides)
 
     def close(self) -> None:
         """Close the connection pool (copies made by ``with_options`` leave it to the owner)."""
@@ -495,10 +451,6 @@ class GigaChat:
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
                  tb: TracebackType | None) -> None:
         self.close()
-
-    def __repr__(self) -> str:
-        s = self._core.settings
-        return f"GigaChat(base_url={s.base_url!r}, scope={s.scope!r}, model={s.model!r}, auth={s.auth_mode!r})"
 
     @property
     def assistants(self) -> AssistantsAPI:
@@ -516,11 +468,6 @@ class GigaChat:
         return ChatV2(self)
 
     # --- tokens --------------------------------------------------------------------------
-
-    @property
-    def authorization(self) -> str | None:
-        """The access token requests use now, or None before the first one is fetched."""
-        return self._core.tokens.current
 
     def create_token(self) -> AccessToken:
         """Fetch a new access token now (it also goes into the shared cache)."""
