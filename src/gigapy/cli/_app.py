@@ -194,7 +194,7 @@ _profiles.register(app)
 
 
 @app.command("emulator", context_settings={"allow_extra_args": True, "ignore_unknown_options": True},
-             add_help_option=False)
+             add_help_option=False, rich_help_panel="Setup")
 def emulator_cmd(ctx: typer.Context) -> None:
     """Run the offline GigaChat emulator in the foreground (options: gigapy emulator --help)."""
     from gigapy.emulator import config_from_args, run

@@ -210,7 +210,7 @@ def _stopper(stop: asyncio.Event, loop: asyncio.AbstractEventLoop, sig: int) -> 
 
 def register(app: typer.Typer) -> None:
     """Add ``batch``."""
-    app.command("batch", help=BATCH_HELP)(batch)
+    app.command("batch", help=BATCH_HELP, rich_help_panel="Bulk runs")(batch)
 
 
 __all__ = ["batch", "progress_line", "register"]

@@ -111,4 +111,4 @@ def uninstall_cmd() -> None:
 
 def register(root: typer.Typer) -> None:
     """Add the ``certs`` command group."""
-    root.add_typer(app, name="certs")
+    root.add_typer(app, name="certs", rich_help_panel="Setup")

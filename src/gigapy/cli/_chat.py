@@ -271,4 +271,4 @@ def chat(
 
 def register(app: typer.Typer) -> None:
     """Add ``chat``."""
-    app.command("chat", help=CHAT_HELP)(chat)
+    app.command("chat", help=CHAT_HELP, rich_help_panel="Chat and API operations")(chat)

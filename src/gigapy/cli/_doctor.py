@@ -344,4 +344,4 @@ def doctor(ctx: typer.Context,
 
 def register(app: typer.Typer) -> None:
     """Add ``doctor``."""
-    app.command("doctor")(doctor)
+    app.command("doctor", rich_help_panel="Setup")(doctor)

@@ -393,13 +393,14 @@ def batches_results(ctx: typer.Context, batch_id: Annotated[str, typer.Argument(
 
 def register(app: typer.Typer) -> None:
     """Add the per-operation commands."""
-    app.command("models")(models)
-    app.command("model")(model)
-    app.command("embed")(embed)
-    app.command("tokens")(tokens)
-    app.command("balance")(balance)
-    app.add_typer(files_app, name="files")
-    app.command("image")(image)
-    app.command("ai-check")(ai_check)
-    app.command("validate-function")(validate_function)
-    app.add_typer(batches_app, name="batches")
+    panel = "Chat and API operations"
+    app.command("models", rich_help_panel=panel)(models)
+    app.command("model", rich_help_panel=panel)(model)
+    app.command("embed", rich_help_panel=panel)(embed)
+    app.command("tokens", rich_help_panel=panel)(tokens)
+    app.command("balance", rich_help_panel=panel)(balance)
+    app.add_typer(files_app, name="files", rich_help_panel=panel)
+    app.command("image", rich_help_panel=panel)(image)
+    app.command("ai-check", rich_help_panel=panel)(ai_check)
+    app.command("validate-function", rich_help_panel=panel)(validate_function)
+    app.add_typer(batches_app, name="batches", rich_help_panel="Bulk runs")

@@ -25,7 +25,7 @@ from typing import Annotated
 
 import typer
 
-from ._common import CliError, State, out_console, print_json
+from ._common import CliError, out_console, print_json
 
 #: Keys a profile may set (the client's settings).
 KEYS = (
@@ -146,7 +146,7 @@ def path_cmd() -> None:
 
 
 @app.command("list")
-def list_cmd(ctx: typer.Context, json_out: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False) -> None:
+def list_cmd(json_out: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False) -> None:
     """List the profiles."""
     names = profile_names()
     if json_out:
@@ -232,7 +232,7 @@ def unset_cmd(name: Annotated[str, typer.Argument(help="Profile name.")],
 
 def register(root: typer.Typer) -> None:
     """Add the ``profile`` command group."""
-    root.add_typer(app, name="profile")
+    root.add_typer(app, name="profile", rich_help_panel="Setup")
 
 
-__all__ = ["KEYS", "SECRET_KEYS", "State", "config_path", "load_profile", "profile_names", "register"]
+__all__ = ["KEYS", "SECRET_KEYS", "config_path", "load_profile", "profile_names", "register"]
