@@ -11,7 +11,6 @@ import json
 import platform
 import re
 import time
-import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,6 +33,7 @@ from ._core import (
     Sleep,
     _invalid_body,
     dumps,
+    new_request_id,
     parse_model,
     parse_model_list,
     send_flow,
@@ -181,7 +181,7 @@ class ClientCore:
         base: str | None = None,
     ) -> Request:
         """Build a request to ``base_url + path`` with the per-call options applied."""
-        bad = options.keys() - OPTION_KEYS
+        bad = options.keys() - OPTION_KEYS if options else None
         if bad:
             expected = ", ".join(sorted(OPTION_KEYS))
             raise InvalidArgumentError(sorted(bad)[0], f"unknown option; expected one of {expected}")
@@ -196,7 +196,7 @@ class ClientCore:
         if content_type is not None:
             headers["Content-Type"] = content_type
         rid = options.get("request_id")
-        headers["X-Request-ID"] = P.text(rid, "request_id") if rid is not None else str(uuid.uuid4())
+        headers["X-Request-ID"] = P.text(rid, "request_id") if rid is not None else new_request_id()
         sid = options.get("session_id")
         if sid is not None:
             headers["X-Session-ID"] = P.text(sid, "session_id")

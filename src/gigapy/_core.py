@@ -433,9 +433,24 @@ def _invalid_body(response: Response, exc: BaseException) -> errors.APIResponseV
     )
 
 
+_ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))  # json.dumps would build one per call
+
+
 def dumps(body: Any) -> bytes:
     """Encode a JSON body: UTF-8, compact, non-ASCII kept as is."""
-    return json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+    return _ENCODER.encode(body).encode("utf-8")
+
+
+_UUID4_MASK = ~(0xF000 << 64) & ~(0xC000 << 48) & ((1 << 128) - 1)
+_UUID4_BITS = (0x4000 << 64) | (0x8000 << 48)
+_getrandbits = random.getrandbits
+
+
+def new_request_id() -> str:
+    """A random UUID4 string for X-Request-ID (as ``str(uuid.uuid4())``, without the
+    os.urandom system call and UUID object per request: ids need to be unique, not secret)."""
+    h = "%032x" % (_getrandbits(128) & _UUID4_MASK | _UUID4_BITS)
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
 
 
 def _host_of(url: str) -> str:
