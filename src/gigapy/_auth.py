@@ -58,6 +58,16 @@ class TokenEntry:
         cur = self._current
         return cur.token if cur is not None and cur.expires_at > time.time() else None
 
+    def fresh(self) -> str | None:
+        """The fast path, without the lock: the current token while it is valid and not yet
+        due for refresh (exactly when :meth:`_claim` would return it with nothing to do);
+        None when the locked path must decide."""
+        cur = self._current
+        if cur is None:
+            return None
+        now = time.time()
+        return cur.token if now < self._refresh_at and cur.expires_at > now + 1.0 else None
+
     def _claim(self, stale: str | None) -> tuple[str | None, Future[_Fresh] | None, bool]:
         """Under the lock: return (usable token, future to wait on, am I the leader)."""
         with self._lock:
@@ -280,14 +290,15 @@ class TokenSource:
         self.static_rejected = False
 
     def without_io(self, stale: str | None) -> str | None:
-        """The static token when it is still in use; None when the cache must be asked."""
+        """The static token when it is still in use, else the cached token while it is fresh
+        (and not the one just rejected); None when the cache must be asked."""
         if self.static is not None and not self.static_rejected:
             if stale is None or stale != self.static or self.entry is None:
                 return self.static
             self.static_rejected = True
         if self.entry is None:
             raise errors.ConfigurationError("credentials", "no credentials to fetch an access token with")
-        return None
+        return self.entry.fresh() if stale is None else None
 
     @property
     def current(self) -> str | None:
