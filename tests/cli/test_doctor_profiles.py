@@ -155,5 +155,5 @@ def test_default_section_is_below_the_environment(cli: Invoke) -> None:
 
 def test_unknown_profile(cli: Invoke) -> None:
     result = cli("--profile", "nope", "models")
-    assert result.exit_code == 1
+    assert result.exit_code == 2  # a settings mistake
     assert "no profile 'nope'" in result.stderr

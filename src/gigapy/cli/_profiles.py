@@ -25,7 +25,7 @@ from typing import Annotated
 
 import typer
 
-from ._common import CliError, out_console, print_json
+from ._common import EXIT_USAGE, CliError, out_console, print_json
 
 #: Keys a profile may set (the client's settings).
 KEYS = (
@@ -106,7 +106,7 @@ def load_profile(name: str | None) -> dict[str, object]:
             return {}
         known = ", ".join(profile_names()) or "none"
         raise CliError(f"no profile {name!r} in {config_path()} (profiles: {known})",
-                       f"create it: gigapy profile set {name} credentials")
+                       f"create it: gigapy profile set {name} credentials", EXIT_USAGE)
     values: dict[str, object] = {}
     for key, raw in parser.items(section):
         if key not in KEYS:
