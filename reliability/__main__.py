@@ -21,7 +21,7 @@ def _progress(text: str) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m reliability", description=__doc__)
-    parser.add_argument("--quick", action="store_true", help="~30 s smoke run (1,000 requests, 400 batch lines)")
+    parser.add_argument("--quick", action="store_true", help="~30 s smoke run (3,000 requests, 1,000 batch lines)")
     parser.add_argument("--minutes", type=float, default=None, help="wall-time bound (default 5; quick 1.5)")
     parser.add_argument("--seed", type=int, default=0, help="workload plan, answers and fault draws (default 0)")
     parser.add_argument("--requests", type=int, default=None, help="client requests (default 10,000)")

@@ -169,10 +169,13 @@ def render(result: SoakResult, *, command: str, started: float) -> str:
     out += [
         "",
         f"- {total:,} retries in all ({total / max(1, len(records)):.3f} per request); "
-        f"{result.retry_mismatches} successes whose logged retries differ from their `retries_taken`.",
+        f"{result.retry_mismatches} successes whose logged retries differ from their `retries_taken`"
+        + "".join(f"; {r.kind}: logged {r.retries}, retries_taken {r.retries_taken}" for r in records
+                  if r.outcome == "ok" and r.retries_taken is not None and r.retries_taken != r.retries) + ".",
         f"- {refreshed:,} requests met a 401 (token unknown after the restart, or expired) and went on after one "
         f"token refresh; the client fetched {len(result.token_fetches)} tokens in "
-        f"{result.load_seconds:.0f} s of load ({cfg.token_ttl:g} s lifetime, refreshed at half-life).",
+        f"{result.load_seconds:.0f} s of load ({cfg.token_ttl:g} s lifetime, refreshed at half-life); token "
+        f"requests were retried {result.token_retries} times (not counted above).",
         f"- Emulator side (both lives, the batch subprocess included): {st.get('faults_injected', 0):,} faults "
         f"injected, {st.get('oauth_requests', 0):,} OAuth requests; responses by status: "
         + ", ".join(f"{k}: {v:,}" for k, v in (st.get("responses") or {}).items()) + ".",
@@ -203,8 +206,9 @@ def render(result: SoakResult, *, command: str, started: float) -> str:
         out += ["The batch did not run."]
     else:
         cmd = ["gigapy", *b.command[1:]] if b.command and b.command[0].endswith("gigapy") else b.command
+        shown = shlex.join(cmd).replace(result.workdir.rstrip("/") + "/", "")
         out += [
-            f"`{shlex.join(cmd)}` (paths shortened) with `GIGACHAT_*` pointing at the emulator, on {b.lines:,} "
+            f"`{shown}` (in the run's work directory) with `GIGACHAT_*` pointing at the emulator, on {b.lines:,} "
             f"chat requests; every {50}th asks for a model that does not exist ({b.expected_bad} ids that must end "
             "in the errors file). It ran at the same time as the client load and through the emulator restart.",
             "",

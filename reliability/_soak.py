@@ -57,7 +57,7 @@ class SoakConfig:
     @classmethod
     def quick(cls, **overrides: Any) -> SoakConfig:
         """The ~30 s smoke run."""
-        values: dict[str, Any] = {"requests": 1_000, "batch_lines": 400, "minutes": 1.5}
+        values: dict[str, Any] = {"requests": 3_000, "batch_lines": 1_000, "minutes": 1.5}
         values.update(overrides)
         return cls(**values)
 
@@ -95,6 +95,7 @@ class SoakResult:
     emulator_stats: dict[str, Any] = field(default_factory=dict)
     token_fetches: list[float] = field(default_factory=list)
     orphan_retries: int = 0
+    token_retries: int = 0
     baseline: Snapshot = field(default_factory=Snapshot)
     peak_sockets: int = 0
     peak_rss: int = 0
@@ -370,6 +371,7 @@ async def _soak(cfg: SoakConfig, emu: EmulatorProcess, workdir: Path, result: So
         await asyncio.gather(report_task, return_exceptions=True)
         result.token_fetches = log.token_fetches
         result.orphan_retries = log.orphan_retries
+        result.token_retries = log.token_retries
         # after closing: sockets must be exactly the baseline's (allow the loop a moment to close them)
         await client.aclose()
         await sampler.stop()

@@ -173,12 +173,16 @@ class ClientLog(logging.Handler):
         super().__init__(logging.DEBUG)
         self.token_fetches: list[float] = []  # monotonic times of the client's token fetches
         self.orphan_retries = 0
+        self.token_retries = 0
 
     def emit(self, record: logging.LogRecord) -> None:
         msg = record.msg if isinstance(record.msg, str) else ""
         box = _box.get()
         if "failed with" in msg and "retry" in msg:
-            if box is None:
+            url = str(record.args[1]) if isinstance(record.args, tuple) and len(record.args) > 1 else ""
+            if url.endswith("/oauth"):  # a token fetch this request happened to lead: not its own retry
+                self.token_retries += 1
+            elif box is None:
                 self.orphan_retries += 1
             else:
                 box[0] += 1
