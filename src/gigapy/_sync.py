@@ -126,6 +126,16 @@ async def _await(value: Awaitable[Any]) -> Any:
 
 
 _AUTO_HEADERS = frozenset({b"host", b"content-length", b"transfer-encoding"})
+
+
+def _mapped_failure(exc: Exception, url: str) -> TransportFailure:
+    """An httpcore exception as httpx.Client.send would have raised it, as a TransportFailure
+    (anything else propagates unchanged)."""
+    try:
+        with map_httpcore_exceptions():
+            raise exc
+    except httpx.TransportError as mapped:
+        return _failure(mapped, url)
 _UNKNOWN = object()
 
 
@@ -212,17 +222,18 @@ class HttpxTransport:
         hreq = httpcore.Request(req.method, url, headers=headers, content=content or b"",
                                 extensions={"timeout": self._timeout(req.timeout)})
         try:
-            with map_httpcore_exceptions():
-                hresp = pool.handle_request(hreq)
-                try:
-                    body = hresp.read()
-                finally:
-                    hresp.close()
-        except httpx.TransportError as exc:
-            return _failure(exc, req.url)
+            hresp = pool.handle_request(hreq)
+            try:
+                body = hresp.read()
+            finally:
+                hresp.close()
+        except Exception as exc:  # mapped to httpx's exception only when there is one
+            return _mapped_failure(exc, req.url)
         resp_headers = httpx.Headers(hresp.headers)
-        if "content-encoding" in resp_headers:  # decoded as httpx would (we never ask for it)
-            body = httpx.Response(hresp.status, headers=resp_headers, stream=httpx.ByteStream(body)).read()
+        for name, _ in hresp.headers:
+            if name.lower() == b"content-encoding":  # decoded as httpx would (we never ask for it)
+                body = httpx.Response(hresp.status, headers=resp_headers, stream=httpx.ByteStream(body)).read()
+                break
         return Response(hresp.status, resp_headers, body, req.method, req.url)
 
     def send(self, req: Request) -> Response | TransportFailure:
