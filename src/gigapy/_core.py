@@ -392,11 +392,15 @@ _REASONS = {
 def parse_model(model: type[M], response: Response) -> M:
     """Validate a JSON body into ``model`` and attach the response metadata."""
     try:
-        obj = model.model_validate_json(response.content)
+        obj: M = model.__pydantic_validator__.validate_json(response.content)  # = model_validate_json
     except ValidationError as exc:
         raise _invalid_body(response, exc) from None
     if isinstance(obj, APIResponse):
-        obj._meta = response.meta()
+        private = obj.__pydantic_private__
+        if private is not None:  # what obj._meta = ... stores, without pydantic's __setattr__
+            private["_meta"] = response.meta()
+        else:
+            obj._meta = response.meta()
     return obj
 
 
