@@ -142,6 +142,7 @@ class BatchDriver:
         self.expected: dict[str, str | None] = {}  # id -> expected answer (None: must fail)
         self.report = BatchReport(self.command, lines, 0)
         self.counter = LineCounter(self.output)
+        self._proc: asyncio.subprocess.Process | None = None
 
     @property
     def progress_lines(self) -> int:
@@ -172,6 +173,7 @@ class BatchDriver:
         finally:
             out.close()
             err.close()
+        self._proc = proc
         return proc, err_path
 
     async def _finish(self, run: BatchRun, proc: asyncio.subprocess.Process, err_path: Path, started: float,
@@ -194,6 +196,18 @@ class BatchDriver:
 
     async def run(self, deadline: float, max_reruns: int = 4) -> BatchReport:
         """Run 1 (SIGKILLed at ``kill_at`` output lines), then reruns until it finishes."""
+        try:
+            return await self._run(deadline, max_reruns)
+        except BaseException:  # cancelled or failed: never leave a batch process behind
+            proc = self._proc
+            if proc is not None and proc.returncode is None:
+                with contextlib.suppress(ProcessLookupError):
+                    proc.kill()
+                with contextlib.suppress(Exception):
+                    await asyncio.wait_for(proc.wait(), 5)
+            raise
+
+    async def _run(self, deadline: float, max_reruns: int) -> BatchReport:
         report = self.report
         started = time.monotonic()
         proc, err_path = await self._start(0)
