@@ -73,6 +73,7 @@ class BatchRun:
     """One invocation of ``gigapy batch``."""
 
     index: int
+    started_at: float = 0.0  # monotonic
     seconds: float = 0.0
     returncode: int | None = None
     killed: bool = False
@@ -187,6 +188,7 @@ class BatchDriver:
                 break
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(proc.wait(), 0.25)
+        run.started_at = started
         run.seconds = time.monotonic() - started
         run.returncode = proc.returncode
         stdout = (self.workdir / f"batch-run{run.index}.stdout").read_text(encoding="utf-8", errors="replace")

@@ -11,6 +11,7 @@ from collections import Counter
 from importlib import metadata
 from pathlib import Path
 
+from ._batch import BAD_EVERY
 from ._probe import mib
 from ._soak import CLIENT_TIMEOUT, SoakResult
 from ._workload import KINDS, MIX
@@ -67,6 +68,17 @@ def _table(head: list[str], rows: list[list[str]]) -> list[str]:
     lines = ["| " + " | ".join(head) + " |", "|" + "|".join("---" for _ in head) + "|"]
     lines += ["| " + " | ".join(row) + " |" for row in rows]
     return lines
+
+
+def _overlap(result: SoakResult) -> str:
+    """Which batch run the emulator restart fell in."""
+    if not result.restart or result.batch is None:
+        return ""
+    killed = result.restart["killed_at"]
+    for run in result.batch.runs:
+        if run.started_at <= killed <= run.started_at + run.seconds:
+            return f"; the emulator restart fell in run {run.index + 1}, which went on through it"
+    return "; the emulator restart fell between batch runs"
 
 
 def render(result: SoakResult, *, command: str, started: float) -> str:
@@ -172,8 +184,8 @@ def render(result: SoakResult, *, command: str, started: float) -> str:
         f"{result.retry_mismatches} successes whose logged retries differ from their `retries_taken`"
         + "".join(f"; {r.kind}: logged {r.retries}, retries_taken {r.retries_taken}" for r in records
                   if r.outcome == "ok" and r.retries_taken is not None and r.retries_taken != r.retries) + ".",
-        f"- {refreshed:,} requests met a 401 (token unknown after the restart, or expired) and went on after one "
-        f"token refresh; the client fetched {len(result.token_fetches)} tokens in "
+        f"- Requests that met a 401 (token unknown after the restart, or expired) and went on after one token "
+        f"refresh: {refreshed:,}; the client fetched {len(result.token_fetches)} tokens in "
         f"{result.load_seconds:.0f} s of load ({cfg.token_ttl:g} s lifetime, refreshed at half-life); token "
         f"requests were retried {result.token_retries} times (not counted above).",
         f"- Emulator side (both lives, the batch subprocess included): {st.get('faults_injected', 0):,} faults "
@@ -209,8 +221,8 @@ def render(result: SoakResult, *, command: str, started: float) -> str:
         shown = shlex.join(cmd).replace(result.workdir.rstrip("/") + "/", "")
         out += [
             f"`{shown}` (in the run's work directory) with `GIGACHAT_*` pointing at the emulator, on {b.lines:,} "
-            f"chat requests; every {50}th asks for a model that does not exist ({b.expected_bad} ids that must end "
-            "in the errors file). It ran at the same time as the client load and through the emulator restart.",
+            f"chat requests; every {BAD_EVERY}th asks for a model that does not exist ({b.expected_bad} ids that must "
+            f"end in the errors file). It ran at the same time as the client load{_overlap(result)}.",
             "",
         ]
         rows = []
@@ -221,6 +233,8 @@ def render(result: SoakResult, *, command: str, started: float) -> str:
                          f"{s.get('done', '–')}", f"{s.get('failed', '–')}", f"{s.get('remaining', '–')}",
                          f"{s.get('skipped', '–')}"])
         out += _table(["Run", "What", "Seconds", "Exit", "Done", "Failed", "Remaining", "Skipped (resumed)"], rows)
+        out += ["", "Exit codes: -9 is the SIGKILL; 1 means finished with some requests in the errors file (the "
+                    "bad ones); 0 finished with none."]
         tear = ("the kill tore the last line" if b.torn_by_kill else
                 "the kill fell between two writes, so a torn tail was appended to OUTPUT by hand")
         out += [
@@ -269,7 +283,9 @@ def render(result: SoakResult, *, command: str, started: float) -> str:
          f"{after.blocks:,} ({after.blocks - base.blocks:+,}: {result.bookkeeping_blocks:,} held by the soak's own "
          f"request records, {result.unexplained_blocks:+,} otherwise)"],
     ])
-    out += ["", f"Sockets must match exactly (the same inodes). RSS may stay up to {cfg.rss_margin_mib:g} MiB above "
+    out += ["", "No socket opened during the run may remain: after closing, the socket inodes must be the "
+                f"baseline's (here they were {'the same set' if after.sockets == base.sockets else 'not the same set'})"
+                f". RSS may stay up to {cfg.rss_margin_mib:g} MiB above "
                 "the baseline, since freed memory is kept by the allocator rather than returned to the OS. Python "
                 "heap blocks (`sys.getallocatedblocks()`) count live small objects: the soak keeps one record per "
                 "request (counted by building as many equal records), and what remains beyond them may be at most "
@@ -286,8 +302,13 @@ def render(result: SoakResult, *, command: str, started: float) -> str:
             "- One machine, loopback only: no real network latency, packet loss or TLS; the emulator stands in for "
             "the service, so the figures show how the client behaves under these faults, not how the service "
             "fails.",
-            "- Faults are drawn per request with a fixed seed: the run is repeatable but covers one sequence; other "
-            "seeds (`--seed`) give other sequences.",
+            "- Fault draws follow a seeded sequence, but which request meets which draw depends on timing under "
+            "concurrency, so two runs are alike, not identical; `--seed` gives other sequences.",
+            "- A non-idempotent POST (completion, upload) whose connection is closed cleanly before the answer "
+            "(`ServerDisconnectedError`) is retried, as for a stale pooled connection; if the server had already "
+            "acted on it, it runs twice. The emulator's `drop` closes before acting, so this soak cannot observe "
+            "such a double execution; a reset connection (`ECONNRESET`) is never retried for such requests.",
+            "- Only the async client is soaked; the sync client shares the retry core but not the transport.",
             "- The emulator restart is one SIGKILL; slow shutdowns, half-open connections and DNS changes are not "
             "covered.",
             "- RSS is judged with a margin, not exactly: CPython keeps freed arenas, so exact equality would be "
