@@ -23,6 +23,7 @@ import subprocess
 import sys
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from benchmarks._common import ROOT, WORK, EmulatorProcess, machine, versions
@@ -231,7 +232,7 @@ def run_scenarios(selected: list[Scenario], contenders: list[str], runs: int, qu
 def describe(scenario: Scenario, res: dict[str, Any]) -> str:
     if "error" in res:
         return "ERROR " + res["error"]
-    extra = ", ".join(f"{k}={fmt(res[k])}" for k in scenario.extra if k in res)
+    extra = ", ".join(f"{k}={fmt(res[k], k)}" for k in scenario.extra if k in res)
     return f"{fmt(res['value'])} {scenario.unit}" + (f" ({extra})" if extra else "")
 
 
@@ -242,9 +243,14 @@ def log(text: str) -> None:
 # --- reporting --------------------------------------------------------------------------------
 
 
-def fmt(x: Any) -> str:
+COUNT_FIELDS = frozenset({"oauth_requests", "sockets_leaked", "done", "calls", "errors", "server_connections_delta"})
+
+
+def fmt(x: Any, key: str = "") -> str:
     if isinstance(x, bool) or not isinstance(x, (int, float)):
         return str(x)
+    if key in COUNT_FIELDS and x == int(x):
+        return f"{int(x):,}"
     if x != x:
         return "n/a"
     a = abs(x)
@@ -302,7 +308,8 @@ def evaluate(scenario: Scenario, per: dict[str, list[dict[str, Any]]]) -> list[t
             if t.op == "==":
                 worst = next((v for v in vals if v != t.threshold), vals[0])
             ok = all(check(t.op, v, t.threshold) for v in vals)
-            shown = f"worst {fmt(worst)}, median {fmt(statistics.median(vals))}" if len(vals) > 1 else fmt(worst)
+            shown = (f"worst {fmt(worst, t.field)}, median {fmt(statistics.median(vals), t.field)}"
+                     if len(vals) > 1 else fmt(worst, t.field))
             rows.append((t.text, shown, "met" if ok else "**missed**"))
     return rows
 
@@ -314,7 +321,7 @@ def extra_line(scenario: Scenario, per: dict[str, list[dict[str, Any]]]) -> str:
         for key in scenario.extra:
             vals = values(runs, key)
             if vals:
-                bits.append(f"{key} {fmt(statistics.median(vals))}")
+                bits.append(f"{key} {fmt(statistics.median(vals), key)}")
         if bits:
             parts.append(f"{c}: " + ", ".join(bits))
     return "; ".join(parts)
@@ -361,8 +368,12 @@ def details(selected: list[Scenario], results: dict[str, dict[str, list[dict[str
     return "\n".join(lines)
 
 
+def utc_now() -> str:
+    return dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+
+
 def section(selected: list[Scenario], results: dict[str, dict[str, list[dict[str, Any]]]], runs: int,
-            seconds: float) -> str:
+            seconds: float, date: str | None = None) -> str:
     m, v = machine(), versions()
     main, tgt, met, total = report(selected, results)
     notes = NOTES.read_text().strip() if NOTES.exists() else ""
@@ -377,7 +388,7 @@ def section(selected: list[Scenario], results: dict[str, dict[str, list[dict[str
         f"- Machine: {m['cpu']}, {m['cores']} cores, {m['ram']} RAM, {m['os']}, {m['python']}\n"
         f"- Versions: gigapy {v['gigapy']}, gigachat SDK {v['gigachat']}, httpx {v['httpx']}, "
         f"aiohttp {v['aiohttp']}, pydantic {v['pydantic']} (pydantic-core {v['pydantic-core']})\n"
-        f"- Date: {dt.datetime.now(dt.timezone.utc).strftime('%Y-%m-%d %H:%M UTC')}\n\n"
+        f"- Date: {date or utc_now()}\n\n"
         f"{main}\n\n"
         f"### Targets (issue 5): {met} of {total} met\n\n{tgt}\n\n"
         "Ratios compare medians; \"runs\" is the range over every pairing of runs. Targets on gigapy alone "
@@ -388,14 +399,19 @@ def section(selected: list[Scenario], results: dict[str, dict[str, list[dict[str
 
 
 def write_results(text: str) -> None:
+    """Replace (or append) the '## Client' section; keep the others; refresh the index line."""
     current = RESULTS.read_text() if RESULTS.exists() else "# Benchmark results\n"
     pattern = re.compile(r"^## Client\n.*?(?=^## |\Z)", re.DOTALL | re.MULTILINE)
     if pattern.search(current):
         current = pattern.sub(lambda _: text.rstrip("\n") + "\n\n", current).rstrip("\n") + "\n"
     else:
         current = current.rstrip("\n") + "\n\n" + text
+    current = re.sub(r"\A(# [^\n]*\n)\nSections: [^\n]*\n", r"\1", current)
+    names = re.findall(r"^## (.+)$", current, re.MULTILINE)
+    index = " · ".join(f"[{name}](#{re.sub(r'[^a-z0-9 -]', '', name.lower()).replace(' ', '-')})" for name in names)
+    current = re.sub(r"\A(# [^\n]*\n)", lambda m: f"{m.group(1)}\nSections: {index}\n", current, count=1)
     RESULTS.write_text(current)
-    log(f"updated {RESULTS.relative_to(ROOT)}")
+    log(f"updated {RESULTS}")
 
 
 # --- profiling --------------------------------------------------------------------------------
@@ -433,6 +449,7 @@ def main() -> None:
     parser.add_argument("--profile", action="store_true", help="cProfile gigapy's measured section instead")
     parser.add_argument("--top", type=int, default=30, help="rows of profile output")
     parser.add_argument("--max-minutes", type=float, default=25.0, help="stop starting new runs after this")
+    parser.add_argument("--from-json", metavar="PATH", help="no run: report (and --write) a saved raw result file")
     args = parser.parse_args()
 
     if args.scenarios == "all":
@@ -452,6 +469,16 @@ def main() -> None:
     write = args.write if args.write is not None else (not args.quick and args.scenarios == "all"
                                                        and not args.profile and len(contenders) == 3)
 
+    if args.from_json:
+        saved = json.loads(Path(args.from_json).read_text())
+        chosen = [sc for sc in selected if sc.name in saved["results"]]
+        main_table, targets, met, total = report(chosen, saved["results"])
+        print(f"{main_table}\n\nTargets: {met} of {total} met\n{targets}")
+        if args.write:
+            write_results(section(chosen, saved["results"], saved["runs"], saved.get("seconds", 0.0),
+                                  saved.get("date")))
+        return
+
     from gigapy.emulator import DEMO_CREDENTIALS
 
     started = time.monotonic()
@@ -470,7 +497,7 @@ def main() -> None:
     stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
     raw_path = WORK / f"client-{stamp}.json"
     raw_path.write_text(json.dumps({"machine": machine(), "versions": versions(), "runs": runs, "quick": args.quick,
-                                    "results": results}, indent=1))
+                                    "seconds": seconds, "date": utc_now(), "results": results}, indent=1))
     main_table, targets, met, total = report(selected, results)
     print(main_table)
     print()
