@@ -75,9 +75,14 @@ def test_nginx_html_500_is_a_typed_error(emu: Any, make_client: Any) -> None:
     assert err.request_id
 
 
-def test_dropped_connection_before_the_response_is_retried(emu: Any, make_client: Any) -> None:
+def test_a_connection_dropped_after_sending_is_retried_only_when_safe(emu: Any, make_client: Any) -> None:
+    client = make_client()
+    emu.faults.enqueue("drop", routes=["models"])
+    assert client.all_models().retries_taken == 1  # idempotent: repeated
     emu.faults.enqueue("drop", routes=["chat"])
-    assert make_client().completion("Привет").retries_taken == 1
+    with pytest.raises(APIConnectionError, match="connection failed"):
+        client.completion("Привет")  # the service may be generating it already: never sent twice
+    assert chat_requests(emu) == 1
 
 
 def test_mid_stream_drop_raises_after_the_chunks_received_and_is_never_replayed(emu: Any, make_client: Any) -> None:

@@ -107,11 +107,13 @@ class TransportFailure:
         self.host = host
 
     def retryable(self, idempotent: bool) -> bool:
-        """Whether another attempt is safe: never after a TLS failure; after a possible
-        server-side start (read/write timeout, broken connection) only when idempotent."""
+        """Whether another attempt is safe. Never after a TLS failure. Always when the request
+        never left (no connection). Once it was sent (a read or write timeout, a connection
+        closed or reset before the answer), only for idempotent requests: the service may be
+        generating, and billing, the answer already."""
         if self.kind == "tls":
             return False
-        if self.kind in ("connect", "connect_timeout", "pool_timeout", "disconnect"):
+        if not self.sent:
             return True
         return idempotent
 
