@@ -16,9 +16,8 @@ from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from types import TracebackType
-from typing import IO, Any, Literal, TypeVar, overload
+from typing import IO, TYPE_CHECKING, Any, Literal, TypeVar, overload
 
-import httpcore
 import httpx
 from httpx._transports.default import map_httpcore_exceptions
 from pydantic import BaseModel
@@ -79,6 +78,9 @@ from .types import (
     Threads,
     TokensCount,
 )
+
+if TYPE_CHECKING:
+    import httpcore
 
 T = TypeVar("T")
 M = TypeVar("M", bound=BaseModel)
@@ -154,7 +156,13 @@ class HttpxTransport:
                                        follow_redirects=False, trust_env=True)
         self._timeouts: dict[Timeout, dict[str, float | None]] = {}
         # Plain requests on our own client go straight to the httpcore pool httpx would use.
+        # (httpx imports httpcore when it builds its transport; importing it at module level
+        # would add it to `from gigapy import GigaChat`.)
         self._direct = http_client is None
+        if self._direct:
+            import httpcore
+
+            self._hc_url, self._hc_request = httpcore.URL, httpcore.Request
         self._routes: dict[str, tuple[Any, httpcore.URL, bytes] | None] = {}
 
     def _timeout(self, t: Timeout) -> dict[str, float | None]:
@@ -191,7 +199,7 @@ class HttpxTransport:
         pool = getattr(transport, "_pool", None) if type(transport) is httpx.HTTPTransport else None
         route = None
         if pool is not None and hurl.host:
-            route = (pool, httpcore.URL(scheme=hurl.raw_scheme, host=hurl.raw_host, port=hurl.port,
+            route = (pool, self._hc_url(scheme=hurl.raw_scheme, host=hurl.raw_host, port=hurl.port,
                                         target=hurl.raw_path), hurl.netloc)
         if len(self._routes) >= 256:
             self._routes.clear()
@@ -219,7 +227,7 @@ class HttpxTransport:
             headers.append((b"Content-Length", str(len(content)).encode()))
         elif req.method in ("POST", "PUT", "PATCH"):
             headers.append((b"Content-Length", b"0"))
-        hreq = httpcore.Request(req.method, url, headers=headers, content=content or b"",
+        hreq = self._hc_request(req.method, url, headers=headers, content=content or b"",
                                 extensions={"timeout": self._timeout(req.timeout)})
         try:
             hresp = pool.handle_request(hreq)
