@@ -368,12 +368,24 @@ def details(selected: list[Scenario], results: dict[str, dict[str, list[dict[str
     return "\n".join(lines)
 
 
+def git_commit() -> str:
+    """The commit the run measured (``+dirty`` when src/ had uncommitted changes)."""
+    try:
+        rev = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True,
+                             check=True, timeout=10).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--", "src"], cwd=ROOT, capture_output=True,
+                               text=True, check=True, timeout=10).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+    return rev + ("+dirty" if dirty else "")
+
+
 def utc_now() -> str:
     return dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
 
 
 def section(selected: list[Scenario], results: dict[str, dict[str, list[dict[str, Any]]]], runs: int,
-            seconds: float, date: str | None = None) -> str:
+            seconds: float, date: str | None = None, note: str | None = None, commit: str | None = None) -> str:
     m, v = machine(), versions()
     main, tgt, met, total = report(selected, results)
     notes = NOTES.read_text().strip() if NOTES.exists() else ""
@@ -388,7 +400,9 @@ def section(selected: list[Scenario], results: dict[str, dict[str, list[dict[str
         f"- Machine: {m['cpu']}, {m['cores']} cores, {m['ram']} RAM, {m['os']}, {m['python']}\n"
         f"- Versions: gigapy {v['gigapy']}, gigachat SDK {v['gigachat']}, httpx {v['httpx']}, "
         f"aiohttp {v['aiohttp']}, pydantic {v['pydantic']} (pydantic-core {v['pydantic-core']})\n"
-        f"- Date: {date or utc_now()}\n\n"
+        f"- Date: {date or utc_now()}; gigapy at commit {commit or git_commit()}\n"
+        + (f"- Note: {note}\n" if note else "")
+        + "\n"
         f"{main}\n\n"
         f"### Targets (issue 5): {met} of {total} met\n\n{tgt}\n\n"
         "Ratios compare medians; \"runs\" is the range over every pairing of runs. Targets on gigapy alone "
@@ -476,12 +490,13 @@ def main() -> None:
         print(f"{main_table}\n\nTargets: {met} of {total} met\n{targets}")
         if args.write:
             write_results(section(chosen, saved["results"], saved["runs"], saved.get("seconds", 0.0),
-                                  saved.get("date")))
+                                  saved.get("date"), saved.get("note"), saved.get("commit")))
         return
 
     from gigapy.emulator import DEMO_CREDENTIALS
 
     started = time.monotonic()
+    commit = git_commit()
     with EmulatorProcess() as emu:
         log(f"emulator: {emu.url} (pid {emu.proc.pid if emu.proc else '?'})")
         if args.profile:
@@ -497,7 +512,8 @@ def main() -> None:
     stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
     raw_path = WORK / f"client-{stamp}.json"
     raw_path.write_text(json.dumps({"machine": machine(), "versions": versions(), "runs": runs, "quick": args.quick,
-                                    "seconds": seconds, "date": utc_now(), "results": results}, indent=1))
+                                    "seconds": seconds, "date": utc_now(), "commit": commit, "results": results},
+                                   indent=1))
     main_table, targets, met, total = report(selected, results)
     print(main_table)
     print()
@@ -505,7 +521,7 @@ def main() -> None:
     print(targets)
     print(f"\n({seconds / 60:.1f} min; raw results in {raw_path.relative_to(ROOT)})")
     if write:
-        write_results(section(selected, results, runs, seconds))
+        write_results(section(selected, results, runs, seconds, commit=commit))
 
 
 if __name__ == "__main__":
