@@ -123,3 +123,19 @@ def test_stream_final_completion_accumulates_everything(make_client: Any) -> Non
     assert final.usage.completion_tokens == 40
     assert final.request_id == stream.request_id
     assert stream.chunks_received == len(texts)
+
+
+def test_the_sync_fast_path_is_active_and_a_users_own_httpx_client_keeps_its_hooks(emu: Any) -> None:
+    import httpx
+
+    with GigaChat(**client_settings(emu)) as client:
+        assert client._transport._direct  # the installed httpx still has what the fast path uses
+        assert client._transport._route(emu.base_url + "/chat/completions") is not None
+        assert client.completion("Привет").text
+    seen: list[str] = []
+    own = httpx.Client(event_hooks={"request": [lambda request: seen.append(request.url.path)]})
+    with GigaChat(**client_settings(emu), http_client=own) as client:
+        assert not client._transport._direct  # a caller's client goes through httpx, hooks and all
+        assert client.completion("Привет").text
+    assert any(path.endswith("/chat/completions") for path in seen)
+    own.close()

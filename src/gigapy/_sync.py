@@ -19,7 +19,10 @@ from types import TracebackType
 from typing import IO, TYPE_CHECKING, Any, Literal, TypeVar, overload
 
 import httpx
-from httpx._transports.default import map_httpcore_exceptions
+try:  # private to httpx: the fast path below is used only where it exists
+    from httpx._transports.default import map_httpcore_exceptions
+except ImportError:  # pragma: no cover - a future httpx: the public path only
+    map_httpcore_exceptions = None  # type: ignore[assignment]
 from pydantic import BaseModel
 from typing_extensions import Self, Unpack
 
@@ -158,7 +161,7 @@ class HttpxTransport:
         # Plain requests on our own client go straight to the httpcore pool httpx would use.
         # (httpx imports httpcore when it builds its transport; importing it at module level
         # would add it to `from gigapy import GigaChat`.)
-        self._direct = http_client is None
+        self._direct = http_client is None and map_httpcore_exceptions is not None
         if self._direct:
             import httpcore
 
@@ -195,7 +198,10 @@ class HttpxTransport:
         if found is not _UNKNOWN:
             return found  # type: ignore[return-value]
         hurl = httpx.URL(url)
-        transport = self.client._transport_for_url(hurl)
+        finder = getattr(self.client, "_transport_for_url", None)
+        if finder is None:  # pragma: no cover - a future httpx without this internal
+            return None
+        transport = finder(hurl)
         pool = getattr(transport, "_pool", None) if type(transport) is httpx.HTTPTransport else None
         route = None
         if pool is not None and hurl.host:
