@@ -19,6 +19,7 @@ from types import TracebackType
 from typing import IO, TYPE_CHECKING, Any, Literal, TypeVar, overload
 
 import httpx
+
 try:  # private to httpx: the fast path below is used only where it exists
     from httpx._transports.default import map_httpcore_exceptions
 except ImportError:  # pragma: no cover - a future httpx: the public path only
