@@ -304,10 +304,10 @@ def render(result: SoakResult, *, command: str, started: float) -> str:
             "fails.",
             "- Fault draws follow a seeded sequence, but which request meets which draw depends on timing under "
             "concurrency, so two runs are alike, not identical; `--seed` gives other sequences.",
-            "- A non-idempotent POST (completion, upload) whose connection is closed cleanly before the answer "
-            "(`ServerDisconnectedError`) is retried, as for a stale pooled connection; if the server had already "
-            "acted on it, it runs twice. The emulator's `drop` closes before acting, so this soak cannot observe "
-            "such a double execution; a reset connection (`ECONNRESET`) is never retried for such requests.",
+            "- Once sent, a non-idempotent POST (completion, upload) is never repeated by the client, whatever "
+            "happened to the connection: the service may already have acted on it. Such requests end as typed "
+            "connection errors here (the emulator's `drop` closes before acting, so repeating them would have "
+            "been safe in this soak, but a client cannot know that); `gigapy batch` retries them at its own level.",
             "- Only the async client is soaked; the sync client shares the retry core but not the transport.",
             "- The emulator restart is one SIGKILL; slow shutdowns, half-open connections and DNS changes are not "
             "covered.",
