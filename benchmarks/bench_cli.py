@@ -23,7 +23,6 @@ import os
 import platform
 import re
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
@@ -33,49 +32,15 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:  # run as a script: make the benchmarks package importable
+    sys.path.insert(0, str(ROOT))
+
+from benchmarks._common import EmulatorProcess  # noqa: E402 - needs the path above
+
 RESULTS = ROOT / "benchmarks" / "RESULTS.md"
 BIN = Path(sys.executable).parent
 GIGAPY = str(BIN / "gigapy")
 PROMPT = "What is the capital of France?"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-class EmulatorProcess:
-    """``python -m gigapy.emulator --no-limits`` on a free loopback port."""
-
-    def __init__(self) -> None:
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.proc: subprocess.Popen[str] | None = None
-
-    def __enter__(self) -> EmulatorProcess:
-        cmd = [sys.executable, "-m", "gigapy.emulator", "--no-limits", "--host", "127.0.0.1", "--port", str(self.port)]
-        self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=ROOT)
-        assert self.proc.stdout is not None
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            line = self.proc.stdout.readline()
-            if "listening on" in line:
-                self.proc.stdout.close()
-                return self
-            if not line and self.proc.poll() is not None:
-                break
-        self.__exit__()
-        raise RuntimeError("the emulator did not start")
-
-    def __exit__(self, *exc: object) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(10)
 
 
 def client_env(url: str) -> dict[str, str]:

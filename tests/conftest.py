@@ -7,6 +7,7 @@ tests also exercise what users get.
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
@@ -28,6 +29,35 @@ T = TypeVar("T")
 def run(coro: Awaitable[T]) -> T:
     """Run a coroutine in a fresh event loop."""
     return asyncio.run(coro)  # type: ignore[arg-type]
+
+
+class LogCapture(logging.Handler):
+    """Every log record, formatted and with all its attributes (for secret scans)."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.lines: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.lines.append(self.format(record))
+        self.lines.append(repr(record.__dict__))
+
+
+@pytest.fixture
+def captured() -> Iterator[LogCapture]:
+    """Capture every record of every logger at DEBUG during the test."""
+    handler = LogCapture()
+    root = logging.getLogger()
+    old = root.level
+    root.addHandler(handler)
+    root.setLevel(logging.DEBUG)
+    for name in ("gigapy", "httpx", "httpcore", "aiohttp", "asyncio"):
+        logging.getLogger(name).setLevel(logging.DEBUG)
+    yield handler
+    root.removeHandler(handler)
+    root.setLevel(old)
+    for name in ("gigapy", "httpx", "httpcore", "aiohttp", "asyncio"):
+        logging.getLogger(name).setLevel(logging.NOTSET)
 
 
 @pytest.fixture(autouse=True)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import logging
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -14,29 +13,7 @@ from gigapy import AsyncGigaChat, GigaChat, GigaChatError, Timeout, clear_token_
 from gigapy.emulator import DEMO_CREDENTIALS, DEMO_PASSWORD, DEMO_USER
 from gigapy.testing import client_settings
 
-
-class Capture(logging.Handler):
-    def __init__(self) -> None:
-        super().__init__(logging.DEBUG)
-        self.lines: list[str] = []
-
-    def emit(self, record: logging.LogRecord) -> None:
-        self.lines.append(self.format(record))
-        self.lines.append(repr(record.__dict__))
-
-
-@pytest.fixture
-def captured() -> Iterator[Capture]:
-    handler = Capture()
-    root = logging.getLogger()
-    old = root.level
-    root.addHandler(handler)
-    root.setLevel(logging.DEBUG)
-    for name in ("gigapy", "httpx", "httpcore", "aiohttp", "asyncio"):
-        logging.getLogger(name).setLevel(logging.DEBUG)
-    yield handler
-    root.removeHandler(handler)
-    root.setLevel(old)
+from .conftest import LogCapture
 
 
 def exercise(client: GigaChat, texts: list[str]) -> None:
@@ -56,7 +33,7 @@ def exercise(client: GigaChat, texts: list[str]) -> None:
             texts += [str(exc), repr(exc), repr(exc.__dict__)]
 
 
-def test_no_secret_anywhere(emu: Any, captured: Capture) -> None:
+def test_no_secret_anywhere(emu: Any, captured: LogCapture) -> None:
     texts: list[str] = []
     with GigaChat(**client_settings(emu, key_file_password="key-pass-123")) as client:
         exercise(client, texts)

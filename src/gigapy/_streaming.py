@@ -10,7 +10,7 @@ delivered.
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator, Awaitable, Callable, Generator, Iterable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Generator, Iterator
 from types import TracebackType
 from typing import Any, Generic, TypeVar
 
@@ -44,33 +44,35 @@ class StreamState(Generic[T, F]):
         self.done = False
         self.count = 0
 
-    def feed(self, data: bytes) -> list[T]:
-        """Decode a network chunk into typed chunks (raises StreamError on an error event)."""
+    def iter_feed(self, data: bytes) -> Iterator[T]:
+        """Decode a network chunk; each typed chunk is built when the consumer asks for it.
+
+        A network read can hold hundreds of events; building them one at a time lets a chunk
+        the consumer has dropped be freed at once (and an error event is raised only after
+        the chunks before it were delivered).
+        """
         try:
             events = self.decoder.feed(data)
         except SSEDecodeError as exc:
             raise self.error(str(exc)) from None
-        out: list[T] = []
-        for event in events:
-            if self.done:
-                break
-            item = self.on_event(event)
-            if item is not None:
-                out.append(item)
-        self.count += len(out)
-        return out
+        return self._deliver(events)
+
+    def feed(self, data: bytes) -> list[T]:
+        """Decode a network chunk into typed chunks (raises StreamError on an error event)."""
+        return list(self.iter_feed(data))
 
     def feed_eof(self) -> list[T]:
         """The connection ended: decode whatever complete event is still buffered."""
-        out: list[T] = []
-        for event in self.decoder.flush():
+        return list(self._deliver(self.decoder.flush()))
+
+    def _deliver(self, events: list[SSEEvent]) -> Iterator[T]:
+        for event in events:
             if self.done:
-                break
+                return
             item = self.on_event(event)
             if item is not None:
-                out.append(item)
-        self.count += len(out)
-        return out
+                self.count += 1
+                yield item
 
     def on_event(self, event: SSEEvent) -> T | None:
         """Turn one SSE event into a chunk (None = nothing to deliver)."""
@@ -144,25 +146,6 @@ class ChatStreamState(StreamState[ChatCompletionChunk, ChatCompletion]):
         self._model: str | None = None
         self._created: int | None = None
         self._extra: dict[str, Any] = {}
-
-    def iter_feed(self, data: bytes) -> Iterator[ChatCompletionChunk]:
-        """Like :meth:`feed`, but each chunk is validated when the consumer asks for the next one.
-
-        A network read holds hundreds of events; building all their chunks up front keeps them
-        alive together and makes the garbage collector scan them over and over. One at a time,
-        a chunk the consumer has dropped is freed at once.
-        """
-        try:
-            events = self.decoder.feed(data)
-        except SSEDecodeError as exc:
-            raise self.error(str(exc)) from None
-        for event in events:
-            if self.done:
-                return
-            item = self.on_event(event)
-            if item is not None:
-                self.count += 1
-                yield item
 
     def on_event(self, event: SSEEvent) -> ChatCompletionChunk | None:
         data = event.data
@@ -407,7 +390,7 @@ class Stream(_StreamBase[T, F]):
 
     def _iterate(self) -> Generator[T, None, None]:
         state = self._state
-        feed: Callable[[bytes], Iterable[T]] = getattr(state, "iter_feed", state.feed)  # lazy when it can be
+        feed = state.iter_feed
         try:
             for data in self._chunks:
                 yield from feed(data)
@@ -475,7 +458,7 @@ class AsyncStream(_StreamBase[T, F]):
 
     async def _iterate(self) -> AsyncIterator[T]:
         state = self._state
-        feed: Callable[[bytes], Iterable[T]] = getattr(state, "iter_feed", state.feed)  # lazy when it can be
+        feed = state.iter_feed
         try:
             async for data in self._chunks:
                 for item in feed(data):

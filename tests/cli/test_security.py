@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import base64
 import json
-import logging
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -14,33 +12,13 @@ import pytest
 
 from gigapy.emulator import DEMO_CREDENTIALS, DEMO_PASSWORD, DEMO_USER
 
+from ..conftest import LogCapture
+
 KEY_PASSWORD = "kp-secret-42"
 WRONG_KEY = base64.b64encode(b"7f3e0c52-9b1d-4a6e-8c2f-3d5b6a7e8f90:not-the-secret").decode()
 
 
-class Capture(logging.Handler):
-    def __init__(self) -> None:
-        super().__init__(logging.DEBUG)
-        self.lines: list[str] = []
-
-    def emit(self, record: logging.LogRecord) -> None:
-        self.lines.append(self.format(record))
-        self.lines.append(repr(record.__dict__))
-
-
-@pytest.fixture
-def captured() -> Iterator[Capture]:
-    handler = Capture()
-    root = logging.getLogger()
-    old = root.level
-    root.addHandler(handler)
-    root.setLevel(logging.DEBUG)
-    yield handler
-    root.removeHandler(handler)
-    root.setLevel(old)
-
-
-def test_no_secret_in_any_cli_output_or_log(cli: Any, emu: Any, tmp_path: Path, captured: Capture) -> None:
+def test_no_secret_in_any_cli_output_or_log(cli: Any, emu: Any, tmp_path: Path, captured: LogCapture) -> None:
     batch_in = tmp_path / "in.jsonl"
     batch_in.write_text(json.dumps({"id": "a", "request": {"messages": [{"role": "user", "content": "Привет"}]}})
                         + "\n", encoding="utf-8")
