@@ -466,7 +466,6 @@ class _LockedFile:
         self.path = Path(os.path.realpath(path))  # where it really is (renames go here, not over a symlink)
         self.fd = -1
         self.created = False
-        self._older: list[int] = []  # the locked descriptors of replaced versions
 
     def acquire(self) -> None:
         for _ in range(20):
@@ -500,11 +499,9 @@ class _LockedFile:
             with contextlib.suppress(OSError):
                 if os.fstat(self.fd).st_size == 0 and _same_inode(self.fd, self.path):
                     os.unlink(self.path)
-        for fd in (self.fd, *self._older):
-            with contextlib.suppress(OSError):
-                os.close(fd)
+        with contextlib.suppress(OSError):
+            os.close(self.fd)
         self.fd = -1
-        self._older.clear()
 
     def truncate(self, size: int) -> None:
         try:
@@ -514,7 +511,7 @@ class _LockedFile:
 
     def replace(self, chunks: Iterable[bytes]) -> None:
         """Replace the content atomically (temporary file, fsync, rename); the new file is locked
-        before it appears under the name, and the old one stays locked until release."""
+        before it appears under the name."""
         try:
             fd, tmp = tempfile.mkstemp(prefix=f".{self.path.name}.", suffix=".tmp", dir=self.path.parent)
         except OSError as exc:
@@ -535,7 +532,9 @@ class _LockedFile:
                 raise BatchWriteError(self.shown, exc) from exc
             raise
         _fsync_dir(self.path.parent)
-        self._older.append(self.fd)
+        # The old version can go (and free its space): a process that opened it before the rename
+        # and locks it now finds that the name no longer leads to it, and retries on the new file.
+        os.close(self.fd)
         self.fd = fd
 
 
@@ -658,10 +657,24 @@ def _corrupt_path(file: _LockedFile) -> Path:
     return file.path.with_name(file.path.name + ".corrupt")
 
 
-def _set_aside(file: _LockedFile, bad: list[tuple[int, int, bytes, str]]) -> str:
-    """Append the bad lines to ``FILE.corrupt`` (kept, never lost); return the warning."""
+def _set_aside(file: _LockedFile, bad: list[tuple[int, int, bytes, str]], remove: Callable[[], None]) -> str:
+    """Move the bad lines to ``FILE.corrupt`` (kept, never lost): append them there first, then
+    ``remove`` them from the file; if that fails, the copies are taken back. Returns the warning."""
     target = _corrupt_path(file)
-    _append_file(target, b"".join(raw if raw.endswith(b"\n") else raw + b"\n" for _, _, raw, _ in bad))
+    try:
+        before = os.stat(target).st_size
+    except FileNotFoundError:
+        before = None
+    _append_file(target, b"".join(raw for _, _, raw, _ in bad))
+    try:
+        remove()
+    except BaseException:
+        with contextlib.suppress(OSError):
+            if before is None:
+                os.unlink(target)
+            else:
+                os.truncate(target, before)
+        raise
     shown = "; ".join(f"line {lineno}: {reason}" for lineno, _, _, reason in bad[:5])
     more = f"; and {len(bad) - 5} more" if len(bad) > 5 else ""
     text = (f"{file.shown}: {len(bad)} line(s) that are not whole result lines moved to {target} "
@@ -715,11 +728,10 @@ def _load_output(file: _LockedFile) -> tuple[set[str], list[str]]:
         if keep_end < offset:
             file.truncate(keep_end)
         return done, []
-    warning = _set_aside(file, bad)
     if bad[0][1] >= keep_end:  # every bad line comes after the last good one: cut them off in place
-        file.truncate(keep_end)
+        warning = _set_aside(file, bad, lambda: file.truncate(keep_end))
     else:
-        file.replace(_copy_lines(file.path, {off for _, off, _, _ in bad}))
+        warning = _set_aside(file, bad, lambda: file.replace(_copy_lines(file.path, {off for _, off, _, _ in bad})))
     return done, [warning]
 
 
@@ -746,9 +758,14 @@ def _compact_errors(file: _LockedFile, done: set[str]) -> tuple[set[Key], list[s
             else:
                 lines += 1  # a blank line: dropped by the rewrite
             offset += len(raw)
-    warnings = [_set_aside(file, bad)] if bad else []
-    if torn or bad or lines != len(latest):
+    def rewrite() -> None:
         file.replace(list(latest.values()))
+
+    warnings: list[str] = []
+    if bad:
+        warnings.append(_set_aside(file, bad, rewrite))
+    elif torn or lines != len(latest):
+        rewrite()
     return set(latest), warnings
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import signal
 import sys
 import time
@@ -13,7 +14,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from ._common import EXIT_ERROR, EXIT_INTERRUPTED, EXIT_IO, EXIT_USAGE, CliError, fail, get_state, is_tty, print_json
+from ._common import EXIT_ERROR, EXIT_INTERRUPTED, EXIT_IO, EXIT_USAGE, CliError, fail, get_state, is_tty
 
 if TYPE_CHECKING:
     from gigapy.batch import BatchProgress, BatchSummary
@@ -204,12 +205,21 @@ def _print_summary(summary: BatchSummary, via_api: bool, json_out: bool) -> None
     import errno
     import os
 
+    from gigapy.batch import _write_all
+
+    text = (json.dumps(summary.to_dict(), ensure_ascii=False, indent=2) if json_out
+            else _summary_text(summary, via_api)) + "\n"
     try:
-        if json_out:
-            print_json(summary.to_dict())
-        else:
-            sys.stdout.write(_summary_text(summary, via_api) + "\n")
+        try:
+            fd = sys.stdout.fileno()
+        except (OSError, ValueError, AttributeError):  # an in-memory stream (test runners)
+            sys.stdout.write(text)
             sys.stdout.flush()
+            return
+        sys.stdout.flush()
+        # bytes straight to the descriptor: the text layer over an unbuffered stdout (PYTHONUNBUFFERED,
+        # python -u) drops the rest of a short write without a word
+        _write_all(fd, text.encode(sys.stdout.encoding or "utf-8", sys.stdout.errors or "strict"))
     except OSError as exc:
         with contextlib.suppress(OSError, ValueError):  # drop the unwritten rest: no second failure at exit
             os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
