@@ -735,9 +735,11 @@ def _load_output(file: _LockedFile) -> tuple[set[str], list[str]]:
     return done, [warning]
 
 
-def _compact_errors(file: _LockedFile, done: set[str]) -> tuple[set[Key], list[str]]:
+def _compact_errors(file: _LockedFile, done: set[str], bad_lines: set[Key] | None = None) -> tuple[set[Key], list[str]]:
     """Keep one (the latest) error line per key not in ``done``; returns the keys left and
-    warnings. Lines that are not whole error lines move to ``ERRORS.corrupt``."""
+    warnings. Lines that are not whole error lines move to ``ERRORS.corrupt``. With
+    ``bad_lines`` (the keys of INPUT), the record of a line without a usable id goes once that
+    line is no longer such a line."""
     latest: dict[Key, bytes] = {}
     bad: list[tuple[int, int, bytes, str]] = []
     lines = offset = 0
@@ -753,7 +755,7 @@ def _compact_errors(file: _LockedFile, done: set[str]) -> tuple[set[Key], list[s
                 else:
                     lines += 1
                     latest.pop(key, None)
-                    if key not in done:
+                    if key not in done and (bad_lines is None or isinstance(key, str) or key in bad_lines):
                         latest[key] = raw
             else:
                 lines += 1  # a blank line: dropped by the rewrite
@@ -925,7 +927,7 @@ def _prepare(files: _Files, kind: str, retry_failed: bool) -> _Job:
     chosen: Kind = (scan.kind or "chat") if kind == "auto" else ("chat" if kind == "chat" else "embeddings")
     in_output, warnings = _load_output(files.output)
     done = {rid for rid in in_output if rid in scan.keys}
-    remaining, more = _compact_errors(files.errors, done)
+    remaining, more = _compact_errors(files.errors, done, scan.keys)
     warnings += more
     failed = {key for key in remaining if key in scan.keys}
     skip: set[Key] = set(done) if retry_failed else {*done, *failed}

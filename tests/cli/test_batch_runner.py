@@ -38,7 +38,8 @@ def write_jsonl(path: Path, items: Iterable[dict[str, Any]]) -> Path:
 def read_ids(path: Path) -> list[str]:
     if not path.exists():
         return []
-    return [json.loads(line)["id"] for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    # split on b"\n" only: str.splitlines() also breaks at U+0085 and U+2028, which JSON keeps raw
+    return [json.loads(line)["id"] for line in path.read_bytes().split(b"\n") if line.strip()]
 
 
 def client_for(emu: Any, **kw: Any) -> AsyncGigaChat:
