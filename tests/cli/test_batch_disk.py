@@ -255,3 +255,34 @@ def test_second_run_on_the_same_file_is_refused_through_any_path(
     assert resumed.returncode == 0, resumed.stderr
     assert json.loads(resumed.stdout)["done"] == n
     assert_exactly_once(symlink_case[2], symlink_case[2].with_name("out.errors.jsonl"), {f"r{i}" for i in range(n)})
+
+
+def test_via_batches_api_state_file_past_the_limit_names_the_batch(
+        emu: Any, tmp_path: Path, subprocess_env: dict[str, str]) -> None:
+    """The saved state (which batches were submitted) goes through the checked path too; when it
+    cannot be saved the error names the submitted batch, and fetching it first avoids paying twice."""
+    n = 30
+    src = write_jsonl(tmp_path / "in.jsonl", (chat_line(i) for i in range(n)))
+    out, errs = tmp_path / "out.jsonl", tmp_path / "out.errors.jsonl"
+    env = {**subprocess_env, "GIGACHAT_SCOPE": "GIGACHAT_API_CORP"}
+    cmd = [*batch_cmd(src, out), "--via-batches-api", "--poll-interval", "0.05"]
+    first = run_cli(cmd, env, preexec_fn=_file_size_limit(200))  # the state lists 30 ids: over 200 bytes
+    assert first.returncode == EXIT_IO, first.stderr
+    assert f"cannot write {tmp_path / '.out.jsonl.batches.json'}: File too large (EFBIG)" in first.stderr
+    batch_id = first.stderr.split("batch ", 2)[2].split(" ", 1)[0]  # "batch stopped: ...; batch <id> was submitted"
+    assert "was submitted but not recorded" in first.stderr
+    assert not list(tmp_path.glob(".*.tmp"))
+
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:  # the service finishes the batch; then follow the advice
+        fetched = run_cli([GIGAPY, "batches", "results", batch_id, "-o", str(out)], env)
+        if fetched.returncode == 0:
+            break
+        time.sleep(0.1)
+    assert fetched.returncode == 0, fetched.stderr
+    emu.reset_stats()
+    second = run_cli([*cmd, "--json"], env)
+    assert second.returncode == 0, second.stderr
+    assert json.loads(second.stdout)["skipped"] == n
+    assert not [r for r in emu.requests if r.path.endswith("/batches") and r.method == "POST"]  # not paid twice
+    assert_exactly_once(out, errs, {f"r{i}" for i in range(n)})

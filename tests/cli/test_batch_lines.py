@@ -262,3 +262,30 @@ def test_a_run_on_a_clean_output_rewrites_nothing(emu: Any, tmp_path: Path) -> N
 
     assert asyncio.run(again()).skipped == 5
     assert out.stat().st_ino == inode and not (tmp_path / "out.jsonl.corrupt").exists()
+
+
+def test_via_batches_api_submits_no_bad_line(emu: Any, tmp_path: Path) -> None:
+    from gigapy.batch import run_via_batches_api
+
+    src = tmp_path / "in.jsonl"
+    src.write_bytes(_line(chat_line(0)) + b"{oops\n" + _line({"id": "s", "request": _msg("cut \ud83d")})
+                    + _line(chat_line(1)) + _line({"id": "e", "request": {"input": ["x"]}}))
+    out = tmp_path / "out.jsonl"
+
+    async def go() -> tuple[Any, int]:
+        client = client_for(emu, scope="GIGACHAT_API_CORP")
+        try:
+            before = {b.id for b in await client.get_batches()}
+            summary = await run_via_batches_api(client, src, out, poll_interval=0.05)
+            created = [b for b in await client.get_batches() if b.id not in before]
+            return summary, sum(b.request_counts.total for b in created)
+        finally:
+            await client.aclose()
+
+    summary, submitted = asyncio.run(go())
+    assert submitted == 2  # r0 and r1 only
+    assert (summary.done, summary.failed, summary.rejected, summary.completed_this_run) == (2, 3, 3, 2)
+    records = [json.loads(line) for line in default_errors_path(out).read_bytes().splitlines()]
+    assert [(r["id"], r["line"]) for r in records] == [(None, 2), ("s", 3), ("e", 5)]
+    again = asyncio.run(go())
+    assert again[1] == 0 and again[0].skipped == 5
