@@ -629,6 +629,13 @@ class _Files:
 
 # --- reading results back ----------------------------------------------------------------------
 
+def _from_json(raw: bytes) -> Any:
+    from pydantic_core import from_json  # a dependency of the client already; imported when first needed
+
+    globals()["_from_json"] = from_json
+    return from_json(raw)
+
+
 def _result_key(raw: bytes, errors: bool) -> Key | None:
     """The key of a whole, valid result line, else None. OUTPUT lines are ``{"id": str,
     "response": {...}}``; errors-file lines ``{"id": str, "error": {...}}`` or, for an input
@@ -636,9 +643,12 @@ def _result_key(raw: bytes, errors: bool) -> Key | None:
     if not raw.endswith(b"\n"):
         return None
     try:
-        item = json.loads(raw.decode("utf-8"))
-    except (ValueError, RecursionError):  # UnicodeDecodeError is a ValueError
-        return None
+        item = _from_json(raw)  # pydantic-core's parser: a full decode in half the time of json's
+    except ValueError:
+        try:  # what it refuses and JSON allows (an escaped lone surrogate, nesting deeper than 200)
+            item = json.loads(raw.decode("utf-8"))
+        except (ValueError, RecursionError):  # UnicodeDecodeError is a ValueError
+            return None
     if not isinstance(item, dict):
         return None
     rid = item.get("id")
