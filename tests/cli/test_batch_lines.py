@@ -15,7 +15,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from gigapy import InvalidArgumentError
-from gigapy.batch import _dump_line, _Files, _prepare, default_errors_path, run_batch, write_batch_results
+from gigapy._bulk_files import Files, dump_line
+from gigapy.batch import _prepare, default_errors_path, run_batch, write_batch_results
 from gigapy.types import BatchResult
 from tests.cli.test_batch_runner import chat_line, client_for, read_ids, run, write_jsonl
 
@@ -109,7 +110,7 @@ def test_detect_kind_names_a_bad_first_line(tmp_path: Path) -> None:
 
 
 def test_lines_that_cannot_be_encoded_are_still_written_as_valid_json() -> None:
-    line = _dump_line({"id": "r1", "error": {"message": "server said \ud83d"}})
+    line = dump_line({"id": "r1", "error": {"message": "server said \ud83d"}})
     assert json.loads(line)["error"]["message"] == "server said \ud83d"
     assert line.endswith(b"\n") and line.decode("ascii")
 
@@ -211,7 +212,7 @@ def test_resume_counts_exactly_the_ids_with_a_whole_valid_line(case: tuple[int, 
         src = write_jsonl(d / "in.jsonl", (chat_line(i) for i in range(n)))
         out = d / "out.jsonl"
         out.write_bytes(data)
-        with _Files(src, out, None) as files:
+        with Files(src, out, None) as files:
             job = _prepare(files, "auto", False)
         assert job.done == expected
         assert job.skip == expected and job.total == n
@@ -221,7 +222,7 @@ def test_resume_counts_exactly_the_ids_with_a_whole_valid_line(case: tuple[int, 
         corrupt = d / "out.jsonl.corrupt"
         assert (corrupt.read_bytes() if corrupt.exists() else b"") == b"".join(aside)  # nothing complete is lost
         assert bool(job.warnings) == bool(aside)
-        with _Files(src, out, None) as files:  # a second look changes nothing
+        with Files(src, out, None) as files:  # a second look changes nothing
             again = _prepare(files, "auto", False)
         assert again.done == expected and out.read_bytes() == kept and not again.warnings
 

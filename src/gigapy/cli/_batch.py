@@ -205,7 +205,7 @@ def _print_summary(summary: BatchSummary, via_api: bool, json_out: bool) -> None
     import errno
     import os
 
-    from gigapy.batch import _write_all
+    from gigapy._bulk_files import write_all
 
     text = (json.dumps(summary.to_dict(), ensure_ascii=False, indent=2) if json_out
             else _summary_text(summary, via_api)) + "\n"
@@ -219,7 +219,7 @@ def _print_summary(summary: BatchSummary, via_api: bool, json_out: bool) -> None
         sys.stdout.flush()
         # bytes straight to the descriptor: the text layer over an unbuffered stdout (PYTHONUNBUFFERED,
         # python -u) drops the rest of a short write without a word
-        _write_all(fd, text.encode(sys.stdout.encoding or "utf-8", sys.stdout.errors or "strict"))
+        write_all(fd, text.encode(sys.stdout.encoding or "utf-8", sys.stdout.errors or "strict"))
     except OSError as exc:
         with contextlib.suppress(OSError, ValueError):  # drop the unwritten rest: no second failure at exit
             os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
