@@ -232,6 +232,9 @@ def test_second_run_on_the_same_file_is_refused_through_any_path(
         seconds = {name: subprocess.Popen(c[1], env=env, cwd=c[3], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                           text=True) for name, c in cases.items()}
         refused = {name: (*p.communicate(timeout=60), p.returncode) for name, p in seconds.items()}
+        for name, (_, err, code) in refused.items():
+            assert code == 2, (name, err)
+            assert "another run is writing" in err, (name, err)
         assert all(p.poll() is None for p in firsts.values()), "the first runs must outlive the second ones"
         for p in firsts.values():
             p.send_signal(signal.SIGTERM)  # a clean stop: what finished is saved
@@ -240,9 +243,6 @@ def test_second_run_on_the_same_file_is_refused_through_any_path(
         for p in firsts.values():
             if p.poll() is None:
                 p.kill()
-    for name, (_, err, code) in refused.items():
-        assert code == 2, (name, err)
-        assert "another run is writing" in err, (name, err)
     for name, p in firsts.items():
         assert p.returncode == 130, (name, stopped[name])
         ids = assert_whole_lines(cases[name][2], "response")  # only the first run wrote: no id twice
