@@ -277,8 +277,8 @@ def _json_object(content: bytes) -> Any:
 
 
 def _take_token(data: dict[str, Any], name: str) -> tuple[SecretStr | None, str | None]:
-    """Pop the token out of the parsed body as a SecretStr; (None, why) when it cannot be used
-    as ``Authorization: Bearer <token>`` (the reason never repeats the token)."""
+    """Pop the token out of the parsed body as a SecretStr; (None, why) when it cannot be sent
+    back in the Authorization header (the reason never repeats the token)."""
     value = data.pop(name, None)
     if not isinstance(value, str) or not value:
         return None, None

@@ -357,7 +357,7 @@ def _secret_problem(name: str, value: SecretStr) -> tuple[SecretStr, str | None]
         if problem is None and any(ch in secret for ch in " \t"):
             problem = "contains whitespace"
         if problem is not None:
-            return value, f"cannot be sent as 'Authorization: Bearer <token>': it {problem}"
+            return value, f"cannot be sent in the Authorization header: it {problem}"
     return SecretStr(secret), None
 
 
