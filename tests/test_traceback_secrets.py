@@ -327,3 +327,53 @@ def test_a_scan_would_have_caught_the_key_in_a_plain_local() -> None:
     with pytest.raises(RuntimeError) as info:
         leak(DEMO_CREDENTIALS)
     assert DEMO_CREDENTIALS in everything_shown(info.value)
+
+
+def test_no_object_of_ours_shows_a_secret_in_its_repr(world: World) -> None:
+    """Every internal object that holds a secret masks it in repr (and str), as httpx masks headers."""
+    from gigapy._api import ClientCore
+    from gigapy._async import AiohttpTransport
+    from gigapy._auth import TokenEntry, TokenSource, parse_token, token_request
+    from gigapy._config import load_settings, secret_args
+    from gigapy._core import FilePart, GetToken, Response, Send, TransportFailure, send_flow
+    from gigapy._sync import HttpxTransport
+
+    oauth = load_settings({"credentials": DEMO_CREDENTIALS, "key_file_password": KEY_PASSWORD,
+                           "default_headers": {"Authorization": "Bearer " + STATIC_TOKEN, "X-App": "a"}}, env={})
+    password = load_settings({"user": DEMO_USER, "password": DEMO_PASSWORD}, env={})
+    static = load_settings({"access_token": STATIC_TOKEN}, env={})
+    body = json.dumps({"access_token": STATIC_TOKEN, "expires_at": int(time.time() * 1000) + 60_000}).encode()
+    response = Response(200, {"Set-Cookie": "sid=" + STATIC_TOKEN}, body, "POST", "https://auth")
+    token = parse_token(response)
+    entry = TokenEntry()
+    entry.store(token)
+    api_request = ClientCore(static).request("POST", "/chat/completions", {}, body={"a": 1})
+    flow = send_flow(api_request, policy=ClientCore(static).policy, can_refresh=False)
+    sent = flow.send(None)
+    assert isinstance(sent, GetToken)
+    sent = flow.send(token.access_token)  # the flow puts "Bearer <token>" on the request
+    assert isinstance(sent, Send)
+    failure = TransportFailure("connect", OSError(f"cannot send Authorization: Bearer {STATIC_TOKEN}"), sent=False)
+    objects: list[Any] = [
+        oauth, password, static, secret_args({"credentials": DEMO_CREDENTIALS, "password": DEMO_PASSWORD}),
+        token_request(oauth, "ua"), token_request(password, "ua"), api_request, sent, GetToken(token.access_token),
+        response, token, entry, entry._current, TokenSource(static), TokenSource(oauth), failure, failure.exc,
+        failure.to_error(api_request), FilePart("file", "key.pem", "text/plain", DEMO_PASSWORD.encode(), 20),
+        AiohttpTransport(static), AsyncGigaChat(**_base(world.emu)),
+    ]
+    transport = HttpxTransport(static)
+    objects.append(transport)
+    transport.close()
+    with GigaChat(**_base(world.emu)) as client:
+        objects += [client, client.with_options(password=WRONG_PASSWORD), client.settings]
+    try:
+        parse_token(Response(200, {}, json.dumps({"access_token": EVIL_TOKEN, "expires_at": 1}).encode(), "POST",
+                             "https://auth"))
+    except APIResponseValidationError as exc:
+        objects += [exc, vars(exc)]
+    shown = "\n".join(repr(obj) + "\n" + str(obj) for obj in objects)
+    leaked = sorted(label for label, value in STATIC_SECRETS.items() if value in shown)
+    assert not leaked, shown
+    assert not re.search(r"\b(Bearer|Basic) +(?!\[secure\])\S", shown), shown
+    assert "[secure]" in repr(api_request) and "[secure]" in repr(oauth)  # masked, not dropped
+    assert api_request.wire_headers()["Authorization"] == "Bearer " + STATIC_TOKEN  # the wire gets the value
