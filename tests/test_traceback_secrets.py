@@ -377,3 +377,39 @@ def test_no_object_of_ours_shows_a_secret_in_its_repr(world: World) -> None:
     assert not re.search(r"\b(Bearer|Basic) +(?!\[secure\])\S", shown), shown
     assert "[secure]" in repr(api_request) and "[secure]" in repr(oauth)  # masked, not dropped
     assert api_request.wire_headers()["Authorization"] == "Bearer " + STATIC_TOKEN  # the wire gets the value
+
+
+def _library_call() -> None:
+    """Stands in for an HTTP library: holds the header in plain locals, raises an error whose
+    message repeats it, chained to an aiohttp response error that keeps it in request_info."""
+    import aiohttp
+    from multidict import CIMultiDict, CIMultiDictProxy
+    from yarl import URL
+
+    bearer = "Bearer " + STATIC_TOKEN
+    headers = CIMultiDictProxy(CIMultiDict({"Authorization": bearer, "X-Request-ID": "r-1"}))
+    info = aiohttp.RequestInfo(URL("https://api/x"), "POST", headers, URL("https://api/x"))
+    try:
+        raise aiohttp.ClientResponseError(info, (), status=407, message="proxy says no")
+    except aiohttp.ClientResponseError:
+        raise OSError(f"could not send {bearer}") from None
+
+
+def test_scrub_masks_what_http_library_exceptions_keep(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The three places an HTTP library's exception keeps a header value: a frame local, the
+    message, aiohttp's ``request_info``. The stand-in above counts as a library frame."""
+    import gigapy._core as core
+
+    monkeypatch.setattr(core, "_PACKAGE_DIR", "/nowhere/")  # so this test file is "not gigapy"
+    with pytest.raises(OSError) as info:
+        _library_call()
+    raw = info.value
+    context = raw.__context__
+    assert context is not None and STATIC_TOKEN in repr(context)  # what aiohttp shows unscrubbed
+    assert STATIC_TOKEN in everything_shown(raw)
+    failure = core.TransportFailure("network", raw, sent=True)
+    shown = everything_shown(failure.exc)
+    assert STATIC_TOKEN not in shown, shown
+    assert "Bearer [secure]" in str(failure.exc)
+    assert "_library_call()" in shown and "raise OSError" in shown  # file and line stay
+    assert "r-1" in repr(context)  # only the secret header is masked

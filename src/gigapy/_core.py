@@ -10,6 +10,7 @@ generator that drives one logical request through token acquisition, retries and
 
 from __future__ import annotations
 
+import contextlib
 import email.utils
 import json
 import logging
@@ -517,7 +518,8 @@ def scrub(exc: BaseException) -> BaseException:
     included, as plain locals; Sentry, ``pytest -l`` and ``rich`` tracebacks record the
     locals of every frame. So those frames lose their locals (file and line stay); their
     generator and coroutine frames, whose locals cannot be dropped safely, are left out
-    of the traceback. A ``Bearer``/``Basic`` value in an exception's arguments is masked.
+    of the traceback. A ``Bearer``/``Basic`` value in an exception's arguments, and the
+    secret headers an aiohttp error keeps in ``request_info``, are masked.
     gigapy's own frames keep their locals: they hold no secret in plain form.
     """
     seen: set[int] = set()
@@ -533,8 +535,23 @@ def scrub(exc: BaseException) -> BaseException:
                 current.args = tuple(redact(a) if isinstance(a, str) else a for a in current.args)
             except (AttributeError, TypeError):  # pragma: no cover - an exception type with fixed args
                 pass
+        _mask_request_info(current)
         todo += (current.__cause__, current.__context__, *getattr(current, "exceptions", ()))
     return exc
+
+
+def _mask_request_info(exc: BaseException) -> None:
+    """aiohttp's response errors keep the request headers (``request_info``) and show them in
+    their repr: replace them with a masked copy."""
+    info: Any = getattr(exc, "request_info", None)
+    headers = getattr(info, "headers", None)
+    if headers is None or not hasattr(info, "_replace"):
+        return
+    if any(str(name).lower() in _wire.SECRET_HEADERS for name in headers):
+        with contextlib.suppress(Exception):  # a foreign exception with a read-only request_info
+            masked = info._replace(headers=_wire.masked(headers))
+            setattr(exc, "request_info", masked)  # noqa: B010
+            exc.args = tuple(masked if arg is info else arg for arg in exc.args)  # it is in args too
 
 
 def _scrub_tb(tb: TracebackType | None) -> TracebackType | None:
