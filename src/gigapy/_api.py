@@ -160,7 +160,7 @@ class ClientCore:
         self.settings = settings
         self.policy = RetryPolicy()
         self.tokens = tokens if tokens is not None else TokenSource(settings)
-        headers = {"User-Agent": USER_AGENT, "Accept": "application/json"}
+        headers = _wire.Headers({"User-Agent": USER_AGENT, "Accept": "application/json"})
         headers.update(settings.default_headers)
         self._headers = headers
 
@@ -186,7 +186,7 @@ class ClientCore:
         if bad:
             expected = ", ".join(sorted(OPTION_KEYS))
             raise InvalidArgumentError(sorted(bad)[0], f"unknown option; expected one of {expected}")
-        headers = dict(self._headers)
+        headers = _wire.Headers(self._headers)
         if accept is not None:
             headers["Accept"] = accept
         if body is not None:

@@ -99,6 +99,16 @@ def masked(headers: Mapping[str, str] | Iterable[tuple[str, str]]) -> dict[str, 
     return {k: MASK if k.lower() in SECRET_HEADERS else v for k, v in pairs}
 
 
+class Headers(dict[str, str]):
+    """A request's header dict; its repr masks secret headers (a caller may put an
+    Authorization or Cookie header in ``extra_headers``), so a traceback local shows none."""
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return f"Headers({masked(self)!r})"
+
+
 # --- JSON --------------------------------------------------------------------------------------
 
 
