@@ -296,7 +296,7 @@ def send_flow(request: Request, *, policy: RetryPolicy, can_refresh: bool) -> Fl
         if request.auth:
             fresh: SecretStr = yield GetToken(stale)
             token, stale = fresh, None
-            request.authorization = SecretStr("Bearer " + fresh.get_secret_value())
+            request.authorization = bearer(fresh)
         outcome = yield Send(request)
         if isinstance(outcome, TransportFailure):
             if attempt < request.max_retries and outcome.retryable(request.idempotent):
@@ -327,6 +327,21 @@ def send_flow(request: Request, *, policy: RetryPolicy, can_refresh: bool) -> Fl
                 attempt += 1
                 continue
         raise status_error(response, can_refresh=can_refresh)
+
+
+_BEARER: tuple[SecretStr | None, SecretStr | None] = (None, None)
+
+
+def bearer(token: SecretStr) -> SecretStr:
+    """``Bearer <token>`` as a SecretStr; the last one is reused (the cache hands out the same
+    token object until it is refreshed)."""
+    global _BEARER
+    cached_token, header = _BEARER
+    if cached_token is token and header is not None:
+        return header
+    header = SecretStr("Bearer " + token.get_secret_value())
+    _BEARER = (token, header)
+    return header
 
 
 def _log_retry(request: Request, attempt: int, why: str, delay: float) -> None:

@@ -51,6 +51,8 @@ def utf8_text(value: str, field: str) -> str:
 
 def header_value_problem(value: str) -> str | None:
     """Why ``value`` cannot be sent as a header value (without repeating it), or None."""
+    if value.isascii() and value.isprintable() and value[:1] != " " and value[-1:] != " ":
+        return None  # the common case, in C: printable ASCII is 0x20-0x7E
     if not value or _VALUE_RE.fullmatch(value):
         return None
     for i, ch in enumerate(value):
