@@ -30,7 +30,7 @@ from gigapy import (
     GigaChat,
     InvalidArgumentError,
 )
-from gigapy.emulator import DEMO_PASSWORD, DEMO_USER, Emulator
+from gigapy.emulator import DEMO_CREDENTIALS, DEMO_PASSWORD, DEMO_USER, Emulator
 from gigapy.testing import client_settings
 
 # Lone surrogates: what text cut by UTF-16 length leaves (a high one, a low one, one inside).
@@ -267,6 +267,8 @@ def test_sync_and_async_give_the_same_error(emu: Emulator) -> None:
 HEADER_SETTING_BAD = {"surrogate": "\ud83d", "CRLF": "\r\nX-Injected: 1", "NUL": "\x00", "Cyrillic": "ключ"}
 TEXT_SETTING_BAD = {"surrogate": "\ud83d"}  # free text (it travels base64-encoded or in a JSON body)
 SETTING_CASES = [
+    ("credentials", lambda b: {"credentials": DEMO_CREDENTIALS[:8] + b + DEMO_CREDENTIALS[8:]}, HEADER_SETTING_BAD),
+    ("key_file_password", lambda b: {"key_file_password": "pw" + b}, TEXT_SETTING_BAD),
     ("access_token", lambda b: {"credentials": None, "access_token": "tok" + b + "en"}, HEADER_SETTING_BAD),
     ("default_headers['X-App']", lambda b: {"default_headers": {"X-App": "app" + b}}, HEADER_SETTING_BAD),
     ("base_url", lambda b: {"base_url": "http://127.0.0.1:1/api/v1" + b},

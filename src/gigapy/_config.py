@@ -124,7 +124,9 @@ class SecretArgs(dict[str, Any]):
     constructor's frame shows no secret in a traceback with locals."""
 
     def __repr__(self) -> str:
-        return repr({k: _wire.MASK if k in _SECRET_FIELDS and v is not None else v for k, v in self.items()})
+        return repr({k: _wire.MASK if k in _SECRET_FIELDS and v is not None
+                     else _wire.masked(v) if k == "default_headers" and isinstance(v, Mapping) else v
+                     for k, v in self.items()})
 
 
 def secret_args(kwargs: Mapping[str, Any]) -> SecretArgs:
