@@ -520,10 +520,11 @@ def _batches_from(response: Response) -> list[Batch]:
         data = json.loads(response.content)
     except ValueError:
         data = None
+    # re-encoded as the server sent it (ASCII escapes: text we could not send may come back)
     if isinstance(data, list):
-        response.content = dumps({"batches": data})
+        response.content = json.dumps({"batches": data}).encode()
     elif isinstance(data, dict) and "batches" not in data and "id" in data:
-        response.content = dumps({"batches": [data]})
+        response.content = json.dumps({"batches": [data]}).encode()
     batches = parse_model(Batches, response)
     for b in batches.batches:
         b._meta = batches._meta
