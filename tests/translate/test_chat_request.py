@@ -131,7 +131,8 @@ def test_stream_options() -> None:
 
 def test_system_and_developer_messages() -> None:
     msgs = [{"role": "developer", "content": "be brief"},
-            {"role": "system", "content": [{"type": "text", "text": "x"}]}, {"role": "user", "content": "hi"}, {"role": "system", "content": "later"}]
+            {"role": "system", "content": [{"type": "text", "text": "x"}]}, {"role": "user", "content": "hi"},
+            {"role": "system", "content": "later"}]
     plan = chat_request({"model": "m", "messages": msgs})
     out = plan.finish()
     assert out.body["messages"] == [{"role": "system", "content": "be brief\n\nx"}, {"role": "user", "content": "hi"},
