@@ -103,6 +103,7 @@ class Request:
     uploads: list[PendingUpload] = field(default_factory=list)
     notes: Notes = field(default_factory=Notes)
     api: Api | None = None
+    echo: dict[str, Any] = field(default_factory=dict)  # request fields a front end echoes on its answer
 
 
 @dataclass(frozen=True)

@@ -76,18 +76,18 @@ def pack_base64(vector: list[float]) -> str:
 
 def embeddings_response(call: EmbeddingsCall, body: Mapping[str, Any]) -> dict[str, Any]:
     """GigaChat's ``/embeddings`` answer as OpenAI's ``list`` of embeddings."""
-    data = []
+    data: list[dict[str, Any]] = []
     tokens = 0
     for position, item in enumerate(body.get("data") or ()):
         item = mapping(item, f"data[{position}]")
         vector = [float(x) for x in item.get("embedding") or ()]
-        index = item.get("index") if isinstance(item.get("index"), int) else position
+        index: int = item["index"] if isinstance(item.get("index"), int) else position
         usage = item.get("usage")
         if isinstance(usage, Mapping) and isinstance(usage.get("prompt_tokens"), int):
             tokens += usage["prompt_tokens"]
         data.append({"object": "embedding", "index": index,
                      "embedding": pack_base64(vector) if call.encoding_format == "base64" else vector})
-    data.sort(key=lambda d: d["index"])
+    data.sort(key=lambda d: int(d["index"]))
     return {"object": "list", "data": data, "model": str(body.get("model") or call.body["model"]),
             "usage": {"prompt_tokens": tokens, "total_tokens": tokens}}
 
