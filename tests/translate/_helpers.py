@@ -14,6 +14,7 @@ from typing import Any
 import httpx
 
 from gigapy._sse import SSEDecoder
+from gigapy._translate.framing import DONE, data_frame, named_frame
 
 from ..conftest import RECORDINGS
 
@@ -50,20 +51,14 @@ def sse_payloads(raw: bytes | str) -> Iterator[tuple[str | None, Any]]:
 
 
 def sse_body(objects: list[dict[str, Any]], *, done: bool = True, named: bool = False) -> bytes:
-    """SSE bytes as OpenAI (``data:`` + ``[DONE]``) or Anthropic/Responses (``event:`` names) send them."""
-    lines = []
-    for obj in objects:
-        if named:
-            lines.append(f"event: {obj['type']}\n")
-        lines.append(f"data: {json.dumps(obj, ensure_ascii=False)}\n\n")
-    if done:
-        lines.append("data: [DONE]\n\n")
-    return "".join(lines).encode()
+    """SSE bytes framed by the translation's own helpers: Chat Completions or named (Responses/Messages) events."""
+    frame = named_frame if named else data_frame
+    return b"".join(frame(obj) for obj in objects) + (DONE if done else b"")
 
 
-def http_client(handler: Handler) -> httpx.Client:
-    """An httpx client whose transport is ``handler``."""
-    return httpx.Client(transport=httpx.MockTransport(handler))
+def http_client(handler: Handler, lib: Any = httpx) -> Any:
+    """An HTTP client whose transport is ``handler``; ``lib`` is httpx or httpx2 (what the SDK uses)."""
+    return lib.Client(transport=lib.MockTransport(handler))
 
 
 def body_of(request: httpx.Request) -> Any:

@@ -18,11 +18,13 @@ import openai
 import pytest
 from pydantic import BaseModel
 
+from gigapy._translate._answer import StreamPayloadError
 from gigapy._translate._common import TranslateContext
 from gigapy._translate.chat import ChatCompletionStream, chat_completion, chat_request
 from gigapy._translate.embeddings import embeddings_request, embeddings_response, models_response
 from gigapy._translate.errors import openai_error, openai_error_from_exception
-from gigapy.errors import InvalidArgumentError
+from gigapy._translate.framing import chat_error_frame, data_frame
+from gigapy.errors import APIConnectionError, APITimeoutError, InvalidArgumentError, RateLimitError
 
 from ._helpers import data_url, http_client, sse_body
 
@@ -237,3 +239,40 @@ def test_models_list() -> None:
     models = oa.models.list()
     assert [(m.id, m.owned_by) for m in models] == [("GigaChat-2-Max", "salutedevices"),
                                                     ("Embeddings", "salutedevices")]
+
+
+def test_an_error_inside_a_stream_raises_in_the_client() -> None:
+    def handler(request: httpx.Request) -> httpx.Response:
+        call = chat_request(json.loads(request.content)).finish()
+        stream = ChatCompletionStream(call, CTX)
+        first = stream.feed({"choices": [{"index": 0, "delta": {"content": "par"}}], "created": 1, "model": "G"})
+        try:
+            stream.feed({"status": 500, "message": "Internal Server Error"})
+        except StreamPayloadError as exc:
+            tail = chat_error_frame(openai_error_from_exception(exc))
+        return httpx.Response(200, content=b"".join(data_frame(c) for c in first) + tail,
+                              headers={"content-type": "text/event-stream"})
+
+    oa = openai.OpenAI(base_url="http://bridge.test/v1", api_key="unused", http_client=http_client(handler),
+                       max_retries=0)
+    got = []
+    with pytest.raises(openai.APIError, match="Internal Server Error"):
+        for chunk in oa.chat.completions.create(model="G", messages=[{"role": "user", "content": "x"}], stream=True):
+            got.append(chunk)
+    assert got[-1].choices[0].delta.content == "par"
+
+
+def test_gigapy_exceptions_as_openai_errors() -> None:
+    limited = RateLimitError("429", status_code=429, json_body={"status": 429, "message": "Too many requests"},
+                             headers={"Retry-After": "3"})
+    reply = openai_error_from_exception(limited)
+    assert (reply.status, reply.body["error"]["code"], reply.headers) == (429, "rate_limit_exceeded",
+                                                                          {"Retry-After": "3"})
+    assert openai_error_from_exception(APITimeoutError("read timeout")).status == 504
+    assert openai_error_from_exception(APIConnectionError("refused")).status == 502
+    bad = openai_error_from_exception(InvalidArgumentError("messages[0].content", "must not be empty"))
+    assert bad.status == 400
+    assert bad.body["error"] == {"message": "messages[0].content: must not be empty", "type": "invalid_request_error",
+                                 "param": "messages[0].content", "code": "invalid_value"}
+    html = openai_error(502, b"<html>bad gateway</html>")
+    assert html.status == 502 and "HTML" in html.body["error"]["message"]
