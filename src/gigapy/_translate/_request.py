@@ -121,11 +121,6 @@ class GigaChatCall:
     why: str
     request: Request
 
-    @property
-    def path(self) -> str:
-        """The path below the API root: ``chat/completions`` (v1) or ``/v2/chat/completions``."""
-        return "/v2/chat/completions" if self.api == "v2" else "chat/completions"
-
 
 def function(name: Any, description: Any, parameters: Any, where: str, notes: Notes) -> Function:
     """A checked function definition, its JSON Schema reduced to GigaChat's dialect."""
@@ -215,6 +210,11 @@ def encode(req: Request, file_ids: Mapping[str, str] | None = None) -> GigaChatC
     """The GigaChat call for a neutral request; ``file_ids`` maps upload keys to uploaded file ids."""
     api, why = choose_api(req)
     _check_pairs(req.messages)
+    for msg in req.messages:
+        if msg.role == "user" and not msg.text and not msg.files:
+            raise fail(f"{msg.at}.content" if not msg.at.endswith(".content") else msg.at, "must not be empty")
+    if not any(m.role in ("user", "assistant", "tool") for m in req.messages):
+        raise fail("messages", "needs a user message (GigaChat does not answer a system message alone)")
     body: dict[str, Any] = {"model": req.model}
     body["messages"] = _messages_v2(req, file_ids) if api == "v2" else _messages_v1(req, file_ids)
     options: dict[str, Any] = {}
@@ -319,7 +319,7 @@ def _system_text(req: Request) -> tuple[str | None, list[Msg]]:
             req.notes.add("a system/developer message after the first turn was sent as a user message")
             msg = Msg("user", msg.at, msg.text)
         out.append(msg)
-    return ("\n\n".join(t for t in texts if t) if texts else None), out
+    return ("\n\n".join(t for t in texts if t) or None), out
 
 
 def _split_files(msg: Msg, ids: list[str]) -> list[tuple[str, list[str]]]:
