@@ -221,7 +221,8 @@ def _build(body: Mapping[str, Any], options: TranslateOptions, input_items: list
            continued: bool = False) -> Plan:
     model = string(body.get("model"), "model", empty=False)
     req = Request(model=options.model(model), api=options.api)
-    req.echo = {k: body.get(k) for k in ("instructions", "previous_response_id", "store", "user", "metadata")}
+    req.echo = {k: body.get(k) for k in ("instructions", "previous_response_id", "store", "user", "metadata",
+                                         "tools", "tool_choice", "text", "parallel_tool_calls", "reasoning")}
     _tools(req, body, options)
     instructions = body.get("instructions")
     if instructions is not None:
@@ -420,28 +421,24 @@ def _shell(call: GigaChatCall, ids: _Ids, created: int, model: str) -> dict[str,
     """The response object without output: what the request asked for, echoed."""
     body = call.request
     source = body.echo
-    tools = [{"type": "function", "name": fn.name, "description": fn.description, "parameters": fn.parameters,
-              "strict": False} for fn in body.functions]
-    tools += [{"type": "web_search"} for _ in body.builtins]
-    choice: Any = "auto"
-    if body.tool_mode == "none":
-        choice = "none"
-    elif body.tool_mode == "forced" and body.forced in [fn.name for fn in body.functions]:
-        choice = {"type": "function", "name": body.forced}
     fmt: dict[str, Any] = {"type": "text"}
     if body.response_format is not None:
         fmt = {"type": "json_schema", "name": "output", "schema": body.response_format["schema"]}
         if "strict" in body.response_format:
             fmt["strict"] = body.response_format["strict"]
+    text = dict(source["text"]) if isinstance(source.get("text"), Mapping) else {}
+    text.setdefault("format", fmt)
+    tools = [dict(t) for t in source.get("tools") or () if isinstance(t, Mapping)]
     return {
         "id": ids.response(), "object": "response", "created_at": created, "status": "in_progress",
         "error": None, "incomplete_details": None, "instructions": source.get("instructions"),
         "max_output_tokens": body.max_tokens, "model": model, "output": [],
-        "parallel_tool_calls": body.parallel_tool_calls is not False,
+        "parallel_tool_calls": source.get("parallel_tool_calls") is not False,
         "previous_response_id": source.get("previous_response_id"),
-        "reasoning": {"effort": body.reasoning_effort, "summary": None},
-        "store": source.get("store") is not False, "temperature": body.temperature, "text": {"format": fmt},
-        "tool_choice": choice, "tools": tools, "top_p": body.top_p, "truncation": "disabled", "usage": None,
+        "reasoning": dict(source["reasoning"]) if isinstance(source.get("reasoning"), Mapping) else None,
+        "store": source.get("store") is not False, "temperature": body.temperature, "text": text,
+        "tool_choice": source.get("tool_choice") or "auto", "tools": tools, "top_p": body.top_p,
+        "truncation": "disabled", "usage": None,
         "user": source.get("user"), "metadata": source.get("metadata") or {},
     }
 
