@@ -194,9 +194,8 @@ def test_legacy_functions_answer_with_function_call() -> None:
 
 
 def payload_function() -> dict[str, Any]:
-    return {"model": "GigaChat:2", "created_at": 3, "finish_reason": "function_call",
-            "messages": [{"role": "assistant", "content": [{"function_call": {"name": "get_order_status",
-                                                                              "arguments": {"id": 1}}}]}]}
+    return {"model": "GigaChat:2", "created": 3, "choices": [{"index": 0, "finish_reason": "function_call", "message": {
+        "role": "assistant", "content": "", "function_call": {"name": "get_order_status", "arguments": {"id": 1}}}}]}
 
 
 def test_stop_sequences_cut_the_whole_answer() -> None:
@@ -392,3 +391,21 @@ def test_streamed_stop_sequences_equal_the_whole_answer(text: str, stops: list[s
     same(accumulate(chunks), chat_completion(call, whole, CTX), usage=False)
     visible = "".join(c["choices"][0]["delta"].get("content") or "" for c in chunks if c["choices"])
     assert not any(s in visible for s in stops)
+
+
+def test_legacy_function_call_stream() -> None:
+    call = chat_request({"model": "m", "messages": [{"role": "user", "content": "hi"}], "stream": True,
+                         "functions": [WEATHER["function"]]}).finish()
+    body = payload_function()
+    fc = body["choices"][0]["message"]["function_call"]
+    feed: list[tuple[str | None, Any]] = [(None, {"choices": [{"index": 0, "delta": {"content": "",
+                                                                                      "function_call": fc},
+                                                                "finish_reason": "function_call"}],
+                                                  "created": 3, "model": "GigaChat:2"})]
+    chunks, _ = stream_through(call, feed)
+    streamed = accumulate(chunks)
+    whole = ChatCompletion.model_validate(chat_completion(call, body, CTX))
+    assert streamed.choices[0].finish_reason == whole.choices[0].finish_reason == "function_call"
+    assert streamed.choices[0].message.function_call == whole.choices[0].message.function_call
+    assert whole.choices[0].message.function_call is not None
+    assert whole.choices[0].message.function_call.arguments == '{"id":1}'

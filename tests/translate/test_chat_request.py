@@ -301,10 +301,11 @@ def test_legacy_functions_round_trip() -> None:
             {"role": "function", "name": "get_weather", "content": '{"t": 1}'}]
     out = chat_request({"model": "m", "messages": msgs, "functions": [WEATHER["function"]],
                         "function_call": {"name": "get_weather"}}).finish()
-    assert out.request.legacy_functions
-    assert out.body["tool_config"] == {"mode": "forced", "function_name": "get_weather"}
-    assert out.body["messages"][2] == {"role": "function", "content": [
-        {"function_result": {"name": "get_weather", "result": '{"t": 1}'}}]}
+    assert out.request.legacy_functions and out.api == "v1"
+    assert out.body["function_call"] == {"name": "get_weather"}
+    assert out.body["messages"][1:] == [
+        {"role": "assistant", "content": "", "function_call": {"name": "get_weather", "arguments": {"city": "X"}}},
+        {"role": "function", "name": "get_weather", "content": '{"t": 1}'}]
 
 
 def test_response_formats() -> None:
@@ -320,3 +321,14 @@ def test_response_formats() -> None:
     with pytest.raises(InvalidArgumentError) as err:
         call(response_format={"type": "json_schema", "json_schema": {"name": "x"}})
     assert err.value.field == "response_format.json_schema.schema"
+
+
+def test_session_header_is_always_a_valid_header_value() -> None:
+    assert call(user="Анна Петрова").headers["X-Session-ID"].startswith("sha256-")
+    assert call(user="Анна Петрова").headers == call(user="Анна Петрова").headers
+    assert call(user="a b").headers["X-Session-ID"] != call(user="a c").headers["X-Session-ID"]
+
+
+def test_legacy_functions_go_to_v1() -> None:
+    out = chat_request(body(functions=[WEATHER["function"]], function_call="auto")).finish()
+    assert out.api == "v1" and out.body["function_call"] == "auto"

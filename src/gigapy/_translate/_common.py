@@ -168,6 +168,14 @@ def result_json(content: Any) -> str:
     return json_text({"result": value})
 
 
+def session_id(value: str) -> str:
+    """A client's user or cache key as an X-Session-ID header value: as is when it is a plain token,
+    else a stable hash of it (so a name in any script still buckets the prompt cache by user)."""
+    if value.isascii() and value.isprintable() and " " not in value and len(value) <= 128:
+        return value
+    return "sha256-" + hashlib.sha256(value.encode("utf-8", "surrogatepass")).hexdigest()[:32]
+
+
 @dataclass
 class Notes:
     """What a translation did that a reader may want to know (lossy mappings): for logs/headers."""

@@ -6,8 +6,9 @@ Which GigaChat API a request goes to (:func:`choose_api`):
 - **v2** (``/v2/chat/completions``) when the request gives tools (functions or the
   built-in web search): v2 returns an id with every function call and can return several
   calls in one answer (parallel tool calls), so OpenAI's ``tool_calls`` map one to one;
-- **v1** (``/chat/completions``) otherwise, and always when ``n > 1`` (only v1 has ``n``)
-  or when ``parallel_tool_calls`` is false (v1 returns at most one call per answer);
+- **v1** (``/chat/completions``) otherwise, and always when ``n > 1`` (only v1 has ``n``),
+  when ``parallel_tool_calls`` is false or for OpenAI's legacy ``functions`` (v1 returns at
+  most one call per answer, which is what they ask for);
 - a caller may force one with ``api=`` (for a host without v2); a request that needs
   both (``n > 1`` with the built-in web search) is refused, naming ``n``.
 
@@ -199,8 +200,8 @@ def choose_api(req: Request) -> tuple[Api, str]:
         return "v1", "n > 1 (only v1 has n)"
     if req.builtins:
         return "v2", "built-in tools (v2 only)"
-    if req.functions and req.parallel_tool_calls is False:
-        return "v1", "tools with parallel_tool_calls=false (v1 returns at most one call)"
+    if req.functions and (req.parallel_tool_calls is False or req.legacy_functions):
+        return "v1", "tools with parallel_tool_calls=false or the legacy functions (v1 returns at most one call)"
     if req.functions:
         return "v2", "tools (v2 returns call ids and parallel calls)"
     return "v1", "plain chat"

@@ -41,6 +41,7 @@ from ._common import (
     mapping,
     number,
     result_json,
+    session_id,
     string,
     unsupported,
 )
@@ -64,7 +65,7 @@ MESSAGES_PARAMETERS: dict[str, tuple[str, str]] = {
     "thinking": ("mapped", "enabled: effort by budget_tokens (< 4096 low, < 16384 medium, else high); "
                  "adaptive: medium; disabled: off"),
     "output_config": ("mapped", "effort -> reasoning effort; format json_schema -> GigaChat json_schema"),
-    "metadata": ("mapped", "user_id -> X-Session-ID header"),
+    "metadata": ("mapped", "user_id -> X-Session-ID header (hashed unless a plain ASCII token)"),
     "cache_control": ("no effect", "GigaChat caches prompt prefixes on its own (block cache_control likewise)"),
     "service_tier": ("no effect", "GigaChat has one service tier"),
     "speed": ("no effect", "standard only; fast refused"),
@@ -136,7 +137,7 @@ def messages_request(body: Mapping[str, Any], options: TranslateOptions = DEFAUL
             req.response_format = json_schema_format(fmt.get("schema"), None, "output_config.format.schema")
     metadata = body.get("metadata")
     if metadata is not None and mapping(metadata, "metadata").get("user_id") is not None:
-        req.headers["X-Session-ID"] = string(metadata["user_id"], "metadata.user_id", empty=False)
+        req.headers["X-Session-ID"] = session_id(string(metadata["user_id"], "metadata.user_id", empty=False))
     if body.get("stream") is not None:
         req.stream = boolean(body["stream"], "stream")
     req.echo["thinking"] = req.reasoning_effort is not None

@@ -37,6 +37,7 @@ from ._common import (
     number,
     parse_arguments,
     result_json,
+    session_id,
     string,
     unsupported,
 )
@@ -73,7 +74,8 @@ PARAMETERS: dict[str, tuple[str, str]] = {
                         "json_object -> json_schema with an object schema; text -> nothing"),
     "reasoning_effort": ("mapped", "none: off; minimal/low -> low; medium; high/xhigh/max -> high"),
     "web_search_options": ("mapped", "GigaChat v2 built-in web_search (its sub-options refused)"),
-    "prompt_cache_key": ("mapped", "X-Session-ID header (GigaChat's prompt cache is per session)"),
+    "prompt_cache_key": ("mapped", "X-Session-ID header (GigaChat's prompt cache is per session; "
+                         "hashed unless a plain ASCII token)"),
     "user": ("mapped", "X-Session-ID header when prompt_cache_key is not given"),
     "seed": ("no effect", "GigaChat has no seeded sampling; OpenAI promises only best effort"),
     "metadata": ("no effect", "nothing is stored (store: true is refused)"),
@@ -130,8 +132,8 @@ def chat_request(body: Mapping[str, Any], options: TranslateOptions = DEFAULT_OP
             raise unsupported(f"stream_options.{other[0]}", "unknown stream option")
     session = body.get("prompt_cache_key") or body.get("user")
     if session is not None:
-        req.headers["X-Session-ID"] = string(session, "prompt_cache_key" if body.get("prompt_cache_key") else "user",
-                                             empty=False)
+        req.headers["X-Session-ID"] = session_id(string(
+            session, "prompt_cache_key" if body.get("prompt_cache_key") else "user", empty=False))
     return Plan(req)
 
 

@@ -48,6 +48,7 @@ from ._common import (
     number,
     parse_arguments,
     result_json,
+    session_id,
     string,
     unsupported,
 )
@@ -72,7 +73,7 @@ RESPONSES_PARAMETERS: dict[str, tuple[str, str]] = {
     "store": ("mapped", "true: the caller stores the conversation when it has a store"),
     "metadata": ("mapped", "echoed on the response"),
     "user": ("mapped", "X-Session-ID header when prompt_cache_key is not given"),
-    "prompt_cache_key": ("mapped", "X-Session-ID header"),
+    "prompt_cache_key": ("mapped", "X-Session-ID header (hashed unless a plain ASCII token)"),
     "include": ("no effect", "no extra output fields are produced (no encrypted reasoning)"),
     "stream_options": ("no effect", "include_obfuscation: no padding is sent"),
     "safety_identifier": ("no effect", "GigaChat has no abuse-monitoring id"),
@@ -261,8 +262,8 @@ def _build(body: Mapping[str, Any], options: TranslateOptions, input_items: list
         req.stream = boolean(body["stream"], "stream")
     session = body.get("prompt_cache_key") or body.get("user")
     if session is not None:
-        req.headers["X-Session-ID"] = string(session, "prompt_cache_key" if body.get("prompt_cache_key") else "user",
-                                             empty=False)
+        req.headers["X-Session-ID"] = session_id(string(
+            session, "prompt_cache_key" if body.get("prompt_cache_key") else "user", empty=False))
     return Plan(req)
 
 
