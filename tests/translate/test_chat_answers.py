@@ -409,3 +409,11 @@ def test_legacy_function_call_stream() -> None:
     assert streamed.choices[0].message.function_call == whole.choices[0].message.function_call
     assert whole.choices[0].message.function_call is not None
     assert whole.choices[0].message.function_call.arguments == '{"id":1}'
+
+
+def test_finish_reasons_map_back() -> None:
+    from gigapy._translate import finish_reason_from_openai
+
+    for giga, openai_reason, _ in FINISHES[:4]:
+        assert finish_reason_from_openai(openai_reason) in (giga, "blacklist")
+    assert finish_reason_from_openai("tool_calls") == "function_call"

@@ -19,6 +19,7 @@ gives tools (call ids, parallel calls, the built-in web search), v1 otherwise an
 including the fate of every request parameter of each API.
 """
 
+from ._answer import StreamPayloadError, finish_reason_from_openai
 from ._common import IdFactory, TranslateContext, UnsupportedParameterError, derived_id
 from ._options import DEFAULT_OPTIONS, TranslateOptions
 from ._request import GigaChatCall, Plan, choose_api
@@ -62,6 +63,7 @@ __all__ = [
     "ResponseStore",
     "ResponsesPlan",
     "ResponsesStream",
+    "StreamPayloadError",
     "TranslateContext",
     "TranslateOptions",
     "UnsupportedParameterError",
@@ -75,6 +77,7 @@ __all__ = [
     "derived_id",
     "embeddings_request",
     "embeddings_response",
+    "finish_reason_from_openai",
     "message_response",
     "messages_request",
     "models_response",
