@@ -156,7 +156,8 @@ async def oauth(ctx: Ctx) -> web.StreamResponse:
     """``POST /api/v2/oauth``: authorization key + scope → ``{access_token, expires_at}`` (ms)."""
     state, headers = ctx.state, ctx.request.headers
     auth = headers.get("Authorization", "")
-    if not state.oauth_rate.allow(auth, state.config.oauth_rps_limit):
+    limit = state.config.oauth_rps_limit
+    if limit is not None and not state.oauth_rate.allow(auth, limit):
         raise OAuthError(429, 429, "Too many requests", {"Retry-After": "1"})
     if not is_uuid4(headers.get("RqUID", "")):
         raise OAuthError(400, 400, "RqUID header must be a UUID4")

@@ -24,6 +24,7 @@ from ._thread_store import (
     owned_thread,
     stored_message,
 )
+from ._timing import generate_for
 from ._validate import (
     check_call_pairs,
     function_result,
@@ -322,7 +323,9 @@ async def chat_completions(ctx: Ctx) -> web.StreamResponse | dict[str, Any]:
     else:
         request, outcomes, ids = _stateful(ctx, body, storage)
     if not request.stream:
+        await generate_for(engine.answer_seconds(ctx, outcomes))
         return completion_json(request, outcomes, ids)
     frames = _Frames(request.model, ids)
-    events = stream_events(outcomes[0], frames, engine.chunk_size(ctx, request.update_interval))
-    return await send_events(ctx, events, request.update_interval)
+    size = engine.chunk_size(ctx, request.update_interval)
+    events = stream_events(outcomes[0], frames, size)
+    return await send_events(ctx, events, engine.stream_pace(ctx, outcomes[0], size, request.update_interval))

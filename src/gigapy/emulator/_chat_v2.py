@@ -13,6 +13,7 @@ from ._engine import CODE, IMAGE, MODEL3D, URL_EXTRACT, WEB_SEARCH, Msg, Outcome
 from ._http import INVALID_JSON, ApiError, dumps, encode_str, invalid_params, new_uuid4, parse_json_object
 from ._models import resolve, versioned
 from ._sse import send_events
+from ._timing import generate_for
 from ._validate import (
     check_call_pairs,
     function_result,
@@ -282,6 +283,8 @@ async def chat_completions_v2(ctx: Ctx) -> web.StreamResponse | dict[str, Any]:
     request = parse_request(ctx, parse_json_object(ctx.body))
     (outcome,) = engine.complete(ctx, request.msgs, request.tools, request.params)
     if not request.stream:
+        await generate_for(engine.answer_seconds(ctx, [outcome]))
         return response_json(request, outcome)
     size = engine.chunk_size(ctx, request.update_interval)
-    return await send_events(ctx, stream_events(outcome, _Frames(request.model), size), request.update_interval)
+    pace = engine.stream_pace(ctx, outcome, size, request.update_interval)
+    return await send_events(ctx, stream_events(outcome, _Frames(request.model), size), pace)

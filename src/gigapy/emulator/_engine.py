@@ -6,7 +6,6 @@ Shared by v1 chat, v2 chat and batches; the wire modules only translate shapes.
 from __future__ import annotations
 
 import json
-import math
 import random
 import re
 from dataclasses import dataclass, field
@@ -17,6 +16,7 @@ from ._http import ApiError, dumps, new_uuid4
 from ._relevance import best_function
 from ._structured import fill_schema, regex_sample
 from ._textgen import Writer, count_tokens, is_russian, stable_seed, tokenize
+from ._timing import Pace
 
 if TYPE_CHECKING:
     from ._pipeline import Ctx
@@ -341,8 +341,24 @@ def chunk_size(ctx: Ctx, update_interval: float) -> int:
     """Tokens per stream chunk: the hook or a few words; more when ``update_interval`` spaces chunks."""
     size = chunk_tokens_hook(ctx) or DEFAULT_CHUNK_TOKENS
     if update_interval > 0:
-        size = max(size, math.ceil(ctx.state.config.tokens_per_second * update_interval))
+        size = max(size, ctx.state.timing.chunk_tokens(update_interval))
     return size
+
+
+def answer_seconds(ctx: Ctx, outcomes: list[Outcome]) -> float:
+    """Generation time of a whole (non-streamed) answer: choices are generated side by side."""
+    return ctx.state.timing.answer_seconds(max((o.completion_tokens for o in outcomes), default=0))
+
+
+def stream_pace(ctx: Ctx, outcome: Outcome, size: int, update_interval: float) -> Pace:
+    """When the events of a streamed answer go out.
+
+    The first after the time to first token (a function call is sent whole, once generated), the
+    others ``size`` tokens of generation apart, and never closer than ``update_interval``.
+    """
+    timing = ctx.state.timing
+    first = timing.ttft + (timing.tokens_seconds(outcome.completion_tokens) if outcome.call else 0.0)
+    return Pace(first, max(update_interval, timing.tokens_seconds(size)))
 
 
 def _int_header(ctx: Ctx, name: str, low: int, high: int) -> int | None:
