@@ -44,8 +44,7 @@ async def send_events(ctx: Ctx, events: Sequence[str], pace: Pace | None = None)
     await response.prepare(ctx.request)
     packed = ctx.state.config.pack_stream and between <= 0 and pace.first <= 0
     transport = ctx.request.transport
-    if not packed and transport is not None:
-        _flush_each_write(transport)
+    limited = not packed and transport is not None and _flush_each_write(transport)
     try:
         if packed:
             await _packed(response, events[:limit])
@@ -60,21 +59,28 @@ async def send_events(ctx: Ctx, events: Sequence[str], pace: Pace | None = None)
     except ConnectionError:
         close_connection(ctx.request)
     finally:
-        if not packed and transport is not None and not transport.is_closing():
+        if limited and isinstance(transport, asyncio.WriteTransport) and not transport.is_closing():
             transport.set_write_buffer_limits()  # back to the defaults for the next request
     return response
 
 
-def _flush_each_write(transport: asyncio.BaseTransport) -> None:
-    """No Nagle delay, and a zero write-buffer limit so ``drain()`` waits for every event."""
+def _flush_each_write(transport: asyncio.BaseTransport) -> bool:
+    """No Nagle delay; on plain TCP a zero write-buffer limit, so ``drain()`` waits for every event.
+
+    Returns whether the limit was changed. TLS transports keep theirs: asyncio's SSL protocol
+    pauses at ``size >= high`` and resumes only on its own schedule, so a zero limit would stall
+    the stream; each event still goes out as its own write, hence its own TLS record.
+    """
     sock = transport.get_extra_info("socket")
     if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
         try:
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         except OSError:  # pragma: no cover - a socket that is closing
             pass
-    if isinstance(transport, asyncio.WriteTransport):
+    if transport.get_extra_info("sslcontext") is None and isinstance(transport, asyncio.WriteTransport):
         transport.set_write_buffer_limits(high=0)
+        return True
+    return False
 
 
 async def _one_per_write(ctx: Ctx, response: web.StreamResponse, events: Sequence[str], first: float,
