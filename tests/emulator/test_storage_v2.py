@@ -143,7 +143,8 @@ def test_v1_storage_stream_and_v2_share_threads(api: Api) -> None:
         ({"storage": {}}, 400, "Your request contains invalid JSON syntax."),  # a new thread needs a model
         ({"storage": "yes", "model": "GigaChat"}, 400, "Your request contains invalid JSON syntax."),
         ({"storage": {"limit": "x"}, "model": "GigaChat"}, 400, "Your request contains invalid JSON syntax."),
-        ({"storage": {"limit": 0}, "model": "GigaChat"}, 422, "Invalid params: storage.limit must be in range [1, +inf)"),
+        ({"storage": {"limit": 0}, "model": "GigaChat"}, 422,
+         "Invalid params: storage.limit must be in range [1, +inf)"),
         ({"assistant_id": 5}, 400, "Your request contains invalid JSON syntax."),
     ],
 )
