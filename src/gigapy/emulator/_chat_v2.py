@@ -367,12 +367,12 @@ def _answer(ctx: Ctx, body: dict[str, Any]) -> tuple[V2Request, Outcome, Stored 
     history = [m.msg for m in thread.messages] if thread is not None else []
     msgs = conversation(history, request.msgs, assistant, storage.limit if storage else None, ctx)
     check_call_pairs([(m.call is not None, m.result is not None) for m in msgs], results_need_calls=False)
+    if storage is not None and thread is None:  # made now, kept once answered: its id keys the prompt cache
+        thread = threads.new(owner, request.model, assistant.id if assistant is not None else None, storage.metadata)
     cache_key = thread.id if thread is not None else None
     (outcome,) = engine.complete(ctx, msgs, request.tools, request.params, cache_key=cache_key)
-    if storage is None:
+    if storage is None or thread is None:
         return request, outcome, None
-    if thread is None:
-        thread = threads.new(owner, request.model, assistant.id if assistant is not None else None, storage.metadata)
     inputs = [stored_message(ctx, m, request.model) for m in request.msgs]
     answer = answer_message(outcome, request.model)
     threads.register(thread)
