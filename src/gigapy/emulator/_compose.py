@@ -484,7 +484,8 @@ class Writer:
         self.system = system
         question = strip_instructions(prompt)
         self.russian = is_russian(question) if re.search(r"[^\W\d_]", question) else is_russian(prompt)
-        self.words = topics(prompt) or topics(history) or [_RU_TOPIC if self.russian else _EN_TOPIC]
+        self.words = (topics(question, stripped=True) or topics(history)
+                      or [_RU_TOPIC if self.russian else _EN_TOPIC])
         self.kind = question_kind(question)
         self._format: Format | None = None
 

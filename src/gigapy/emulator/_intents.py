@@ -13,6 +13,8 @@ from dataclasses import dataclass
 from typing import Any
 
 _DECODER = json.JSONDecoder()
+_SCAN_CHARS = 64 * 1024
+_SCAN_TRIES = 64
 
 # JSON: strong signals win over a request for code ("a function that returns JSON" is code).
 _JSON_STRONG_RE = re.compile(
@@ -96,6 +98,29 @@ _KINDS = (
 )
 
 
+# Cheap prefilters: a pattern is searched only when one of its words occurs in the lowercased
+# text (case-insensitive Unicode alternations cost ~10 us per search even when nothing matches).
+_CODE_WORDS = ("function", "code", "script", "program", "class", "method", "snippet", "query", "algorithm",
+               "implement", "module", "cli", "python", "javascript", "typescript", "java", "golang", "rust", "c++",
+               "c#", "kotlin", "php", "ruby", "swift", "bash", "sql", "функци", "код", "скрипт", "программ",
+               "класс", "метод", "запрос", "алгоритм", "реализ", "модул")
+_LIST_WORDS = ("list", "name", "give", "enumerat", "suggest", "recommend", "provide", "show", "write", "top", "way",
+               "reason", "tip", "idea", "example", "step", "thing", "fact", "bullet", "numbered", "markdown",
+               "перечисл", "назови", "приведи", "дай", "предлож", "посовет", "напиши", "выдели", "топ", "способ",
+               "причин", "совет", "иде", "пример", "шаг", "факт", "пункт", "список", "маркир", "нумер")
+_CSV_WORDS = ("comma", "запят")
+_KIND_WORDS = ("what", "who", "define", "how", "why", "differ", "vs", "versus", "compar", "is ", "are ", "can ",
+               "should ", "do ", "does ", "will ", "would ", "could ", "что", "кто", "как", "каким", "почему",
+               "зачем", "причин", "отлич", "разниц", "сравни", "лучше", "ли ")
+
+
+def _has(low: str, words: tuple[str, ...]) -> bool:
+    return any(word in low for word in words)
+
+
+_KIND_PATTERNS = tuple((kind, re.compile(pattern, re.MULTILINE)) for kind, pattern in _KINDS)
+
+
 @dataclass(slots=True)
 class Format:
     """The answer's required shape."""
@@ -111,10 +136,15 @@ class Format:
 
 
 def json_spans(text: str) -> list[tuple[int, int, Any]]:
-    """Every top-level JSON object or array in ``text``: (start, end, value), in order."""
+    """Every top-level JSON object or array in ``text``: (start, end, value), in order.
+
+    Bounded: the first ``_SCAN_CHARS`` characters and ``_SCAN_TRIES`` failed starts at most, so
+    a huge unterminated array costs linear time, not quadratic.
+    """
     spans: list[tuple[int, int, Any]] = []
-    index, size = 0, len(text)
-    while index < size:
+    text = text[:_SCAN_CHARS]
+    index, size, failures = 0, len(text), 0
+    while index < size and failures < _SCAN_TRIES:
         start = min((i for i in (text.find("{", index), text.find("[", index)) if i >= 0), default=-1)
         if start < 0:
             break
@@ -122,6 +152,7 @@ def json_spans(text: str) -> list[tuple[int, int, Any]]:
             value, end = _DECODER.raw_decode(text, start)
         except (ValueError, RecursionError):
             index = start + 1
+            failures += 1
             continue
         if isinstance(value, (dict, list)) and value:
             spans.append((start, end, value))
@@ -167,14 +198,16 @@ def language(text: str) -> str:
 
 def detect(text: str) -> Format:
     """The format ``text`` (system prompt + user prompt) asks the answer to have."""
-    spans = json_spans(text)
+    low = text.lower()
+    spans = json_spans(text) if "{" in text or "[" in text else []
     schemas = [value for _, _, value in spans if _is_schema(value)]
-    strong = _JSON_STRONG_RE.search(text) is not None
-    weak_at = _JSON_WEAK_RE.search(text)
+    mentions_json = "json" in low
+    strong = mentions_json and _JSON_STRONG_RE.search(text) is not None
+    weak_at = _JSON_WEAK_RE.search(text) if mentions_json else None
     # "how to return JSON from Flask" asks about JSON; "return JSON with keys ..." asks for it
     weak = weak_at is not None and not _HOW_TO_RE.search(text[max(0, weak_at.start() - 30) : weak_at.start() + 1])
-    code = _CODE_RE.search(text) is not None
-    if strong or (schemas and "json" in text.lower()) or (weak and not code):
+    code = _has(low, _CODE_WORDS) and _CODE_RE.search(text) is not None
+    if strong or (schemas and mentions_json) or (weak and not code):
         fmt = Format("json", array=_JSON_ARRAY_RE.search(text) is not None)
         if schemas:
             fmt.schema = schemas[-1]  # LangChain shows an example schema first, the real one last
@@ -185,8 +218,10 @@ def detect(text: str) -> Format:
         return fmt
     if code:
         return Format("code", language=language(text))
-    if _CSV_RE.search(text):
+    if _has(low, _CSV_WORDS) and _CSV_RE.search(text):
         return Format("csv", count=_count(text))
+    if not _has(low, _LIST_WORDS):
+        return Format()
     count = _count(text)
     if count is not None or _LIST_RE.search(text):
         numbered = _NUMBERED_RE.search(text) is not None and _BULLETS_RE.search(text) is None
@@ -196,9 +231,11 @@ def detect(text: str) -> Format:
 
 def question_kind(text: str) -> str:
     """``definition``, ``how``, ``why``, ``compare``, ``yesno`` or ``general``."""
-    for kind, pattern in _KINDS:
-        if re.search(pattern, text, re.IGNORECASE | re.MULTILINE):
-            return kind
+    low = text.lower()
+    if _has(low, _KIND_WORDS):
+        for kind, pattern in _KIND_PATTERNS:
+            if pattern.search(low):
+                return kind
     return "general"
 
 
@@ -239,11 +276,12 @@ def _remembered(pattern: re.Pattern[str], history: str) -> str | None:
 
 def literal(prompt: str, history: str, russian: bool) -> str | None:
     """A fixed answer for prompts with one obvious answer (say X, count, greet, who are you, recall)."""
-    said = _SAY_RE.search(prompt)
+    low = prompt.lower()
+    said = _SAY_RE.search(prompt) if _has(low, ("say", "скажи", "напиши")) else None
     if said:
         phrase = said.group(1).strip()
         return phrase if phrase[-1:] in ".!?" else phrase + "."
-    counted = _COUNT_RE.search(prompt)
+    counted = _COUNT_RE.search(prompt) if _has(low, ("count", "считай")) else None
     if counted:
         start, stop = int(counted.group(1)), int(counted.group(2))
         if 0 < stop - start <= 200:
@@ -251,13 +289,13 @@ def literal(prompt: str, history: str, russian: bool) -> str | None:
     if _GREETING_RE.match(prompt):
         return "Здравствуйте! Чем могу помочь?" if russian else "Hello! How can I help you today?"
     greeting = ("Здравствуйте! " if russian else "Hello! ") if _GREETING_START_RE.match(prompt) else ""
-    if _ABOUT_YOU_RE.search(prompt):
+    if _has(low, ("you", "ты", "себе", "представ", "умеешь")) and _ABOUT_YOU_RE.search(prompt):
         return greeting + CAPABILITIES[russian]
-    if _ASK_NAME_RE.search(prompt):
+    if _has(low, ("name", "зовут", "имя", "кто я")) and _ASK_NAME_RE.search(prompt):
         name = _remembered(_MY_NAME_RE, history)
         if name:
             return greeting + (f"Вас зовут {name}." if russian else f"Your name is {name}.")
-    if _ASK_CITY_RE.search(prompt):
+    if _has(low, ("live", "живу")) and _ASK_CITY_RE.search(prompt):
         city = _remembered(_MY_CITY_RE, history)
         if city:
             return greeting + (f"Вы говорили, что живёте в {city}." if russian else f"You said you live in {city}.")
@@ -266,7 +304,8 @@ def literal(prompt: str, history: str, russian: bool) -> str | None:
 
 def learned(prompt: str) -> str | None:
     """An acknowledgement for a prompt that only tells a fact to remember ("My name is Alex.")."""
-    name = _MY_NAME_RE.search(prompt)
+    low = prompt.lower()
+    name = _MY_NAME_RE.search(prompt) if _has(low, ("name", "call", "зовут", "имя", "зови")) else None
     if name and len(prompt) < 200:
         value = next(g for g in name.groups() if g)
         if re.search(r"[А-Яа-яЁё]", prompt):

@@ -63,7 +63,7 @@ _RU_STOP = frozenset(
     ответом ответа ответе шаги шаг шагов советы совет советов идеи идей способы способов причины причин факты
     фактов пункты пунктов ключи ключами поля полями функцию функции функция хороший хорошая хорошее лучший
     лучшая лучшие простой простая важный важные главный главные интересный интересные вариант варианты
-    имени человек человека человеке человеку людей лет года живёт живет любит
+    имени человек человека человеке человеку людей лет года живёт живет любит номер номера
     """.split()  # noqa: SIM905 (a word list reads better as text)
 )
 STOPWORDS = _EN_STOP | _RU_STOP
@@ -88,11 +88,22 @@ def strip_instructions(text: str) -> str:
 
     Falls back to the text without fences and JSON when nothing else is left.
     """
+    if "`" not in text and "{" not in text and "[" not in text and not _mentions_format(text):
+        return text  # the common case: a plain question
     bare = _INLINE_CODE_RE.sub(" ", _FENCE_RE.sub(" ", text))
     bare = remove_json(bare)
     kept = [s for s in _SENTENCE_RE.findall(bare) if not _INSTRUCTION_RE.search(s)]
     rest = " ".join(kept)
     return rest if content_words(rest) else bare
+
+
+_FORMAT_WORDS = ("json", "schema", "format", "markdown", "backtick", "fence", "output", "comma", "bullet",
+                 "numbered", "формат", "схем", "разметк", "запят", "маркир", "нумер")
+
+
+def _mentions_format(text: str) -> bool:
+    low = text.lower()
+    return any(word in low for word in _FORMAT_WORDS) and _INSTRUCTION_RE.search(text) is not None
 
 
 def remove_json(text: str) -> str:
@@ -128,10 +139,13 @@ def _as_written(word: str, sentence_start: bool) -> str:
     return word
 
 
-def topics(text: str, limit: int = 4) -> list[str]:
-    """Topic phrases of ``text`` in order of appearance (case-insensitively unique)."""
+def topics(text: str, limit: int = 4, *, stripped: bool = False) -> list[str]:
+    """Topic phrases of ``text`` in order of appearance (case-insensitively unique).
+
+    ``stripped``: ``text`` has been through ``strip_instructions`` already.
+    """
     found: dict[str, str] = {}
-    for clause in _BREAK_RE.split(strip_instructions(text)[-4000:]):
+    for clause in _BREAK_RE.split((text if stripped else strip_instructions(text))[-4000:]):
         words = _TOKEN_RE.findall(clause)
         run: list[str] = []
         pending_glue: str | None = None
