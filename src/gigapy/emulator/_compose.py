@@ -10,6 +10,7 @@ import json
 import random
 import re
 from collections.abc import Iterator
+from functools import lru_cache
 from typing import Any
 
 from ._intents import Format, detect, learned, literal, question_kind
@@ -470,6 +471,17 @@ def _cap(text: str) -> str:
     return text[:1].upper() + text[1:]
 
 
+@lru_cache(maxsize=1024)
+def _analyse(prompt: str, history: str, system: str) -> tuple[bool, tuple[str, ...], str, Format]:
+    """What a prompt is (language, topics, kind of question, asked format): a pure function of the
+    texts, so repeated prompts (batches, load tests) are analysed once."""
+    question = strip_instructions(prompt)
+    russian = is_russian(question) if re.search(r"[^\W\d_]", question) else is_russian(prompt)
+    words = topics(question, stripped=True) or topics(history) or [_RU_TOPIC if russian else _EN_TOPIC]
+    fmt = detect(f"{system}\n{prompt}" if system else prompt)
+    return russian, tuple(words), question_kind(question), fmt
+
+
 class Writer:
     """Builds answers for one prompt; deterministic for a given rng.
 
@@ -482,19 +494,10 @@ class Writer:
         self.rng = rng
         self.history = history
         self.system = system
-        question = strip_instructions(prompt)
-        self.russian = is_russian(question) if re.search(r"[^\W\d_]", question) else is_russian(prompt)
-        self.words = (topics(question, stripped=True) or topics(history)
-                      or [_RU_TOPIC if self.russian else _EN_TOPIC])
-        self.kind = question_kind(question)
-        self._format: Format | None = None
-
-    @property
-    def format(self) -> Format:
-        """The format the system prompt and the prompt ask for (detected once)."""
-        if self._format is None:
-            self._format = detect(f"{self.system}\n{self.prompt}" if self.system else self.prompt)
-        return self._format
+        russian, words, kind, self.format = _analyse(prompt, history, system)
+        self.russian = russian
+        self.words = list(words)
+        self.kind = kind
 
     def phrase(self) -> str:
         """The prompt's main topic."""

@@ -115,19 +115,22 @@ _KIND_WORDS = ("what", "who", "define", "how", "why", "differ", "vs", "versus", 
 
 
 def _has(low: str, words: tuple[str, ...]) -> bool:
-    return any(word in low for word in words)
+    for word in words:  # noqa: SIM110 (a plain loop is faster than any() over a generator here)
+        if word in low:
+            return True
+    return False
 
 
 _KIND_PATTERNS = tuple((kind, re.compile(pattern, re.MULTILINE)) for kind, pattern in _KINDS)
 
 
-@dataclass(slots=True)
+@dataclass(frozen=True, slots=True)
 class Format:
     """The answer's required shape."""
 
     kind: str = "prose"  # prose | json | code | csv | list
     schema: dict[str, Any] | None = None
-    keys: list[str] | None = None
+    keys: tuple[str, ...] | None = None
     example: Any = None
     array: bool = False
     language: str = "python"
@@ -171,12 +174,12 @@ def _is_schema(value: Any) -> bool:
     return value.get("type") in ("object", "array") and ("items" in value or "properties" in value)
 
 
-def _keys(text: str) -> list[str] | None:
+def _keys(text: str) -> tuple[str, ...] | None:
     found = _KEYS_RE.search(text)
     if not found:
         return None
     keys = [k for k in _KEY_RE.findall(found.group(1)) if k.lower() not in _NOT_KEYS]
-    return list(dict.fromkeys(keys)) or None
+    return tuple(dict.fromkeys(keys)) or None
 
 
 def _count(text: str) -> int | None:
@@ -208,14 +211,12 @@ def detect(text: str) -> Format:
     weak = weak_at is not None and not _HOW_TO_RE.search(text[max(0, weak_at.start() - 30) : weak_at.start() + 1])
     code = _has(low, _CODE_WORDS) and _CODE_RE.search(text) is not None
     if strong or (schemas and mentions_json) or (weak and not code):
-        fmt = Format("json", array=_JSON_ARRAY_RE.search(text) is not None)
-        if schemas:
-            fmt.schema = schemas[-1]  # LangChain shows an example schema first, the real one last
-        else:
-            fmt.keys = _keys(text)
-            examples = [value for _, _, value in spans if not _is_schema(value)]
-            fmt.example = examples[-1] if examples and fmt.keys is None else None
-        return fmt
+        array = _JSON_ARRAY_RE.search(text) is not None
+        if schemas:  # LangChain shows an example schema first, the real one last
+            return Format("json", schema=schemas[-1], array=array)
+        keys = _keys(text)
+        examples = [value for _, _, value in spans if not _is_schema(value)]
+        return Format("json", keys=keys, example=examples[-1] if examples and keys is None else None, array=array)
     if code:
         return Format("code", language=language(text))
     if _has(low, _CSV_WORDS) and _CSV_RE.search(text):
