@@ -9,8 +9,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import inspect
 import os
+import threading
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Generator, Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
@@ -30,14 +33,27 @@ from ._api import ChatFields, ChatParams, ChatV2Base, ChatV2Params, ImageParams,
 from ._client import BaseClient, ClientSettings
 from ._config import Settings, Timeout, load_settings
 from ._conversation import AsyncConversation, ConversationState
-from ._core import Blocking, Flow, GetToken, Invoke, InvokeFailed, Request, Response, Send, Sleep, TransportFailure
+from ._core import (
+    AttemptDeadline,
+    Blocking,
+    Flow,
+    GetToken,
+    Invoke,
+    InvokeFailed,
+    Request,
+    Response,
+    Send,
+    Sleep,
+    StreamDeadline,
+    TransportFailure,
+)
 from ._files import _Seekable
 from ._logs import setup_logging
 from ._media import attach_flow, generate_image_flow
 from ._streaming import AsyncStream, TransportBroken
 from ._structured import parse_flow
 from ._tls import client_ssl_context, tls_key
-from .errors import GigaChatError
+from .errors import ConfigurationError, GigaChatError
 from .tools import Tool, ToolRun, run_tools_flow
 from .types import (
     AccessToken,
@@ -116,49 +132,184 @@ async def _invoke(action: Invoke) -> Any:
         return InvokeFailed(exc)
 
 
+class _LoopSession:
+    """One event loop's aiohttp session, its proxy cache, and how many of its requests (and open
+    streams) are in flight. Touched only from its loop's thread (others schedule callbacks)."""
+
+    __slots__ = ("closing", "inflight", "loop", "proxies", "session")
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, session: aiohttp.ClientSession) -> None:
+        self.loop = loop
+        self.session = session
+        self.proxies: dict[str, tuple[Any, Any]] = {}
+        self.inflight = 0
+        self.closing = False
+
+    def done(self) -> None:
+        """A request or stream ended; a session asked to close goes once nothing is in flight."""
+        self.inflight -= 1
+        if self.closing and self.inflight == 0:
+            self._close()
+
+    def close_when_idle(self) -> None:
+        """Close now if nothing is in flight, else when the last request ends (in this loop)."""
+        self.closing = True
+        if self.inflight == 0:
+            self._close()
+
+    def _close(self) -> None:
+        if not self.session.closed:
+            self.loop.create_task(self.session.close())
+
+
+class _Connector(aiohttp.TCPConnector):
+    """A TCPConnector that tells the attempt in progress when its connection is ready (the
+    moment a plain call's ``read`` limit starts counting)."""
+
+    async def connect(self, req: Any, traces: Any, timeout: Any) -> Any:
+        conn = await super().connect(req, traces, timeout)
+        attempt = _ATTEMPT.get()
+        if attempt is not None:
+            attempt.connected()
+        return conn
+
+
+class _Timer:
+    """Cancel the current task at a monotonic moment (movable), and turn that cancellation into
+    ``asyncio.TimeoutError``: what ``asyncio.timeout_at`` does on Python 3.11+, here for 3.10 too.
+    ``expired`` tells that this timer, not someone else, ended the block."""
+
+    __slots__ = ("_handle", "_loop", "_task", "_until", "expired")
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, until: float | None) -> None:
+        self._loop = loop
+        self._until = until
+        self._task: asyncio.Task[Any] | None = None
+        self._handle: asyncio.Handle | None = None
+        self.expired = False
+
+    async def __aenter__(self) -> _Timer:
+        self._task = asyncio.current_task()
+        self.move(self._until)
+        return self
+
+    def move(self, until: float | None) -> None:
+        """End the block at ``until`` (monotonic seconds) instead; None: no limit."""
+        self._until = until
+        if self._handle is not None:
+            self._handle.cancel()
+            self._handle = None
+        if until is not None and self._task is not None and not self.expired:
+            self._handle = self._loop.call_at(self._loop.time() + (until - time.monotonic()), self._fire)
+
+    def _fire(self) -> None:
+        self._handle = None
+        if self._task is not None and not self._task.done():
+            self.expired = True
+            self._task.cancel()
+
+    async def __aexit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                        tb: TracebackType | None) -> None:
+        if self._handle is not None:
+            self._handle.cancel()
+            self._handle = None
+        if self.expired and exc_type is not None and issubclass(exc_type, asyncio.CancelledError):
+            uncancel = getattr(self._task, "uncancel", None)  # 3.11+: was it cancelled by someone else too?
+            if uncancel is None or uncancel() == 0:
+                raise asyncio.TimeoutError from exc
+
+
+class _Attempt:
+    """The deadline of one attempt, enforced by a :class:`_Timer` that is moved when the
+    connection becomes ready."""
+
+    __slots__ = ("deadline", "timer")
+
+    def __init__(self, deadline: AttemptDeadline, timer: _Timer) -> None:
+        self.deadline = deadline
+        self.timer = timer
+
+    def connected(self, extra: float = 0.0) -> None:
+        if self.deadline.read_at is None:
+            self.timer.move(self.deadline.ready(extra))
+
+
+_ATTEMPT: contextvars.ContextVar[_Attempt | None] = contextvars.ContextVar("gigapy_attempt", default=None)
+
+
 class AiohttpTransport:
-    """One aiohttp session (connection pool) per event loop, shared with ``with_options`` copies."""
+    """One aiohttp session (connection pool) per event loop, shared with ``with_options`` copies.
+
+    A client may be used from several threads, each running its own event loop: every loop
+    gets its own session, and no loop ever closes another loop's session under its requests.
+    """
 
     def __init__(self, settings: Settings, session: aiohttp.ClientSession | None = None) -> None:
         self.tls_key = tls_key(settings)
         self._settings = settings
-        self._session = session
-        self._given = session is not None
-        self._loop: asyncio.AbstractEventLoop | None = None
+        self._given = session
+        self._lock = threading.Lock()
+        self._sessions: dict[asyncio.AbstractEventLoop, _LoopSession] = {}
+        self._last: _LoopSession | None = None  # the fast path: one read of one attribute
         self._timeouts: dict[Timeout, aiohttp.ClientTimeout] = {}
-        self._proxies: dict[str, tuple[Any, Any]] = {}
+
+    def _entry(self) -> _LoopSession:
+        """The running loop's session (created on first use in that loop)."""
+        loop = asyncio.get_running_loop()
+        last = self._last
+        if last is not None and last.loop is loop and not last.closing:
+            return last
+        with self._lock:
+            entry = self._sessions.get(loop)
+            if entry is None or entry.closing or entry.session.closed:
+                self._prune()
+                entry = self._sessions[loop] = _LoopSession(loop, self._new_session(loop))
+            self._last = entry
+            return entry
 
     def session(self) -> aiohttp.ClientSession:
         """The session for the running loop (created on first use in that loop)."""
-        loop = asyncio.get_running_loop()
-        session = self._session
-        if session is not None and (self._given or (self._loop is loop and not session.closed)):
-            return session
-        if session is not None and self._loop is not None:  # left behind by another event loop
-            self._release_old(session, self._loop)
+        return self._entry().session
+
+    def _new_session(self, loop: asyncio.AbstractEventLoop) -> aiohttp.ClientSession:
+        given = self._given
+        if given is not None:
+            owner = getattr(given, "_loop", loop)
+            if owner is not loop:
+                raise ConfigurationError(
+                    "session", "the aiohttp session given to this AsyncGigaChat belongs to another event loop; "
+                               "create one client (or session) per event loop, or pass no session= and gigapy "
+                               "keeps one session per loop")
+            return given
         ctx = client_ssl_context(self._settings)
-        connector = aiohttp.TCPConnector(limit=self._settings.max_connections, limit_per_host=0,
-                                         ssl=ctx if ctx is not None else True, ttl_dns_cache=300)
+        connector = _Connector(limit=self._settings.max_connections, limit_per_host=0,
+                               ssl=ctx if ctx is not None else True, ttl_dns_cache=300)
         # trust_env=False: aiohttp would look up .netrc and the proxy variables in two worker-thread
         # round trips on every request; _proxy() looks the proxy up once per session and origin.
-        self._session = aiohttp.ClientSession(connector=connector, cookie_jar=aiohttp.DummyCookieJar(),
-                                              trust_env=False, timeout=aiohttp.ClientTimeout(total=None))
-        self._proxies = {}
-        self._loop = loop
-        return self._session
+        return aiohttp.ClientSession(connector=connector, cookie_jar=aiohttp.DummyCookieJar(),
+                                     trust_env=False, timeout=aiohttp.ClientTimeout(total=None))
 
-    def _proxy(self, url: str) -> tuple[Any, Any]:
+    def _prune(self) -> None:
+        """Under the lock: forget the sessions of event loops that have ended (their sockets are
+        shut directly: nothing can run on a closed loop)."""
+        for loop, entry in list(self._sessions.items()):
+            if loop.is_closed():
+                del self._sessions[loop]
+                if self._given is None:
+                    self._close_foreign(entry.session)
+
+    def _proxy(self, entry: _LoopSession, url: str) -> tuple[Any, Any]:
         """(proxy, proxy_auth) from the environment (HTTP(S)_PROXY, NO_PROXY, .netrc for the proxy)
         for the origin of ``url``, looked up once per session (as httpx does once per client);
         (None, None) for a session the caller gave us (its own ``trust_env`` decides)."""
-        if self._given:
+        if self._given is not None:
             return None, None
         start = url.find("://") + 3
         end = url.find("/", start)
         origin = url if end < 0 else url[:end]
-        found = self._proxies.get(origin)
+        found = entry.proxies.get(origin)
         if found is None:
-            found = self._proxies[origin] = _env_proxy(origin)
+            found = entry.proxies[origin] = _env_proxy(origin)
         return found
 
     def _timeout(self, t: Timeout) -> aiohttp.ClientTimeout:
@@ -186,33 +337,57 @@ class AiohttpTransport:
         return form
 
     async def send(self, req: Request) -> Response | TransportFailure:
-        """Send one request; the body is read unless it is a stream or a download."""
-        session = self.session()
+        """Send one request; the body is read unless it is a stream or a download. The whole
+        attempt is bounded by its deadline: the response within ``read`` seconds of the
+        connection being ready (bytes that trickle in do not extend it), and the call's
+        total deadline."""
+        entry = self._entry()
+        entry.inflight += 1
+        kept = False
+        try:
+            outcome = await self._send(entry, req)
+            kept = type(outcome) is Response and outcome.raw is not None
+            return outcome
+        finally:
+            if not kept:  # an open stream counts until it is closed
+                entry.done()
+
+    async def _send(self, entry: _LoopSession, req: Request) -> Response | TransportFailure:
         try:
             data = await self._body(req)
         except OSError as exc:
             return TransportFailure("network", exc, sent=False)
-        try:
-            proxy, proxy_auth = self._proxy(req.url)
-            resp = await session.request(req.method, req.url, data=data, headers=req.headers, params=req.params,
-                                         timeout=self._timeout(req.timeout), allow_redirects=False,
-                                         proxy=proxy, proxy_auth=proxy_auth)
-        except _ERRORS as exc:
-            return _failure(exc)
+        limit = AttemptDeadline(req, time.monotonic)
+        timer = _Timer(entry.loop, limit.until())
+        attempt = _Attempt(limit, timer)
+        token = _ATTEMPT.set(attempt)
+        resp: aiohttp.ClientResponse | None = None
         keep_open = False
         try:
-            if resp.status < 400 and req.stream:
-                keep_open = True
-                return Response(resp.status, resp.headers, b"", req.method, req.url, raw=resp)
-            if resp.status < 400 and req.download_to is not None:
-                await self._download(resp, req.download_to)
-                return Response(resp.status, resp.headers, b"", req.method, req.url)
-            content = await resp.read()
-            return Response(resp.status, resp.headers, content, req.method, req.url)
+            async with timer:
+                if self._given is not None:  # no connector of ours to tell when the connection is ready
+                    t = req.timeout
+                    attempt.connected((t.connect or 0.0) + (t.pool or 0.0))
+                proxy, proxy_auth = self._proxy(entry, req.url)
+                resp = await entry.session.request(req.method, req.url, data=data, headers=req.headers,
+                                                   params=req.params, timeout=self._timeout(req.timeout),
+                                                   allow_redirects=False, proxy=proxy, proxy_auth=proxy_auth)
+                if resp.status < 400 and req.stream:
+                    keep_open = True
+                    return Response(resp.status, resp.headers, b"", req.method, req.url, raw=resp)
+                if resp.status < 400 and req.download_to is not None:
+                    await self._download(resp, req.download_to)
+                    return Response(resp.status, resp.headers, b"", req.method, req.url)
+                content = await resp.read()
+                return Response(resp.status, resp.headers, content, req.method, req.url)
         except _ERRORS as exc:
+            if timer.expired:
+                kind = "total_timeout" if limit.phase() == "total" else "read_timeout"
+                return TransportFailure(kind, exc, sent=True)
             return _failure(exc)
         finally:
-            if not keep_open:
+            _ATTEMPT.reset(token)
+            if resp is not None and not keep_open:
                 resp.release()
 
     @staticmethod
@@ -230,63 +405,102 @@ class AiohttpTransport:
             raise
 
     def stream(self, opened: OpenStream) -> AsyncStream[Any, Any]:
-        """Wrap an open streaming response into a typed AsyncStream."""
+        """Wrap an open streaming response into a typed AsyncStream. Each wait for data ends at
+        the stream's deadline: ``read`` seconds for the next *event* (bytes that complete none,
+        such as ``: ping`` comments, do not reset it), and the call's total deadline."""
         resp: aiohttp.ClientResponse = opened.response.raw
         state = opened.state
+        deadline = StreamDeadline(opened.read, opened.deadline, time.monotonic)
+        entry = self._entry()
+        loop = entry.loop
 
         async def chunks() -> AsyncIterator[bytes]:
-            try:
-                async for data in resp.content.iter_any():
-                    yield data
-            except _ERRORS as exc:
-                raise TransportBroken(_failure(exc)) from exc
+            read = resp.content.readany
+            while True:
+                timer = _Timer(loop, deadline.until())
+                try:
+                    async with timer:
+                        data = await read()
+                except _ERRORS as exc:
+                    if timer.expired:
+                        kind = "total_timeout" if deadline.phase() == "total" else "read_timeout"
+                        raise TransportBroken(TransportFailure(kind, exc, sent=True)) from exc
+                    raise TransportBroken(_failure(exc)) from exc
+                if not data:
+                    return
+                yield data
 
         async def close() -> None:
-            if state.done:
-                resp.release()
-            else:
-                resp.close()
+            try:
+                if state.done:
+                    resp.release()
+                else:
+                    resp.close()
+            finally:
+                entry.done()
 
-        return AsyncStream(state, chunks(), close)
+        return AsyncStream(state, chunks(), close, deadline)
 
     async def close(self) -> None:
-        """Close the session's connections."""
-        session, self._session = self._session, None
-        if session is not None and not session.closed and not self._given:
-            if self._loop is asyncio.get_running_loop():
-                await session.close()
-            else:  # the session belongs to another (maybe finished) event loop
-                self._close_foreign(session)
+        """Close the sessions: this loop's now, those of loops that have ended at once (their
+        sockets are shut directly), and that of another loop still running in its own thread
+        from that loop, once its requests in flight have ended."""
+        if self._given is not None:
+            return
+        with self._lock:
+            entries = list(self._sessions.values())
+            self._sessions.clear()
+            self._last = None
+        current = asyncio.get_running_loop()
+        for entry in entries:
+            if entry.loop is current:
+                entry.closing = True
+                if not entry.session.closed:
+                    await entry.session.close()
+            else:
+                self._close_elsewhere(entry)
 
     def close_nowait(self) -> None:
         """Close from outside any event loop (fixture teardown): best effort, never raises."""
-        session, self._session = self._session, None
-        if session is None or session.closed or self._given:
+        if self._given is not None:
             return
-        loop = self._loop
-        if loop is not None and not loop.is_closed() and not loop.is_running():
-            loop.run_until_complete(session.close())
-        else:
-            self._close_foreign(session)
+        with self._lock:
+            entries = list(self._sessions.values())
+            self._sessions.clear()
+            self._last = None
+        for entry in entries:
+            loop = entry.loop
+            if not loop.is_closed() and not loop.is_running() and not entry.session.closed:
+                with contextlib.suppress(Exception):
+                    loop.run_until_complete(entry.session.close())
+                    continue
+            self._close_elsewhere(entry)
 
-    def _release_old(self, session: aiohttp.ClientSession, loop: asyncio.AbstractEventLoop) -> None:
-        if loop.is_closed():
-            self._close_foreign(session)
-        elif not session.closed:
-            asyncio.run_coroutine_threadsafe(session.close(), loop)
+    def _close_elsewhere(self, entry: _LoopSession) -> None:
+        """Close a session of another event loop: in that loop once idle, or directly if it ended."""
+        if entry.session.closed:
+            return
+        if not entry.loop.is_closed():
+            try:
+                entry.loop.call_soon_threadsafe(entry.close_when_idle)
+                return
+            except RuntimeError:  # the loop closed meanwhile
+                pass
+        self._close_foreign(entry.session)
 
     @staticmethod
     def _close_foreign(session: aiohttp.ClientSession) -> None:
         """Close a session whose event loop is gone: shut its sockets directly."""
         connector = session.connector
         if connector is not None:
-            for conns in list(getattr(connector, "_conns", {}).values()):
-                for proto, _ in conns:
-                    transport = getattr(proto, "transport", None)
-                    sock = transport.get_extra_info("socket") if transport is not None else None
-                    if sock is not None:
-                        with contextlib.suppress(Exception):
-                            getattr(sock, "_sock", sock).close()
+            protocols = [proto for conns in list(getattr(connector, "_conns", {}).values()) for proto, _ in conns]
+            protocols += list(getattr(connector, "_acquired", ()))
+            for proto in protocols:
+                transport = getattr(proto, "transport", None)
+                sock = transport.get_extra_info("socket") if transport is not None else None
+                if sock is not None:
+                    with contextlib.suppress(Exception):
+                        getattr(sock, "_sock", sock).close()
             with contextlib.suppress(Exception):
                 connector._close()
         session._connector = None  # nothing left to close: no "unclosed session" warning at exit
