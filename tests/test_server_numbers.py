@@ -315,11 +315,7 @@ def test_batch_counters_from_the_server_are_guarded(hostile: tuple[RawServer, Ho
     server.handler = batches
     try:
         with GigaChat(base_url=server.base_url, access_token="t", timeout=SHORT, max_retries=0) as client:
-            try:
-                batch = client.get_batch("b1")
-            except APIResponseValidationError:  # a counter that is an object or a list: a typed error
-                assert any(v in ("[]", "{}") for v in (total, completed, created))
-                return
+            batch = client.get_batch("b1")  # never lost to a broken counter
     finally:
         server.handler = hostile[1]
     counts = batch.request_counts

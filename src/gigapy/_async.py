@@ -174,64 +174,88 @@ class _Connector(aiohttp.TCPConnector):
         return conn
 
 
-class _Timer:
-    """Cancel the current task at a monotonic moment (movable), and turn that cancellation into
-    ``asyncio.TimeoutError``: what ``asyncio.timeout_at`` does on Python 3.11+, here for 3.10 too.
-    ``expired`` tells that this timer, not someone else, ended the block."""
+class _Watch:
+    """Cancel the task that waits on the network once its deadline passes, and tell that
+    cancellation apart from anyone else's (``owns``): ``asyncio.timeout_at``'s job, also on Python
+    3.10, and cheap enough to run for every stream chunk. One timer handle, re-armed lazily:
+    moving the deadline later costs an attribute store; the handle fires at the old moment,
+    sees the new one and re-arms. Only a wait in progress is cancelled (between waits the
+    consumer's own code runs)."""
 
-    __slots__ = ("_handle", "_loop", "_task", "_until", "expired")
+    __slots__ = ("_armed", "_handle", "_loop", "_task", "expired", "until", "waiting")
 
-    def __init__(self, loop: asyncio.AbstractEventLoop, until: float | None) -> None:
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         self._loop = loop
-        self._until = until
+        self._handle: asyncio.TimerHandle | None = None
+        self._armed = 0.0
         self._task: asyncio.Task[Any] | None = None
-        self._handle: asyncio.Handle | None = None
+        self.until: float | None = None
+        self.waiting = False
         self.expired = False
 
-    async def __aenter__(self) -> _Timer:
+    def wait(self, until: float | None) -> None:
+        """A wait of the current task begins (or goes on) and must end by ``until`` (monotonic
+        seconds); None: no limit."""
+        self.until = until
+        self.waiting = True
         self._task = asyncio.current_task()
-        self.move(self._until)
-        return self
+        if until is not None:
+            handle = self._handle
+            if handle is None or self._armed > until:
+                if handle is not None:
+                    handle.cancel()
+                self._arm(until)
 
-    def move(self, until: float | None) -> None:
-        """End the block at ``until`` (monotonic seconds) instead; None: no limit."""
-        self._until = until
-        if self._handle is not None:
-            self._handle.cancel()
-            self._handle = None
-        if until is not None and self._task is not None and not self.expired:
-            self._handle = self._loop.call_at(self._loop.time() + (until - time.monotonic()), self._fire)
+    def done(self) -> None:
+        """The wait ended."""
+        self.waiting = False
+
+    def _arm(self, until: float) -> None:
+        self._armed = until
+        self._handle = self._loop.call_at(self._loop.time() + (until - time.monotonic()), self._fire)
 
     def _fire(self) -> None:
         self._handle = None
-        if self._task is not None and not self._task.done():
+        until = self.until
+        if not self.waiting or until is None:
+            return
+        if time.monotonic() < until - 1e-3:  # the deadline moved on: wait for the new one
+            self._arm(until)
+            return
+        task = self._task
+        if task is not None and not task.done():
             self.expired = True
-            self._task.cancel()
+            task.cancel()
 
-    async def __aexit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                        tb: TracebackType | None) -> None:
+    def owns(self) -> bool:
+        """Whether the CancelledError being handled is this watch's doing (then it is a timeout)."""
+        if not self.expired:
+            return False
+        self.expired = False
+        uncancel = getattr(self._task, "uncancel", None)  # 3.11+: was the task cancelled by someone else too?
+        return uncancel is None or uncancel() == 0
+
+    def close(self) -> None:
+        """No more waits."""
+        self.waiting = False
         if self._handle is not None:
             self._handle.cancel()
             self._handle = None
-        if self.expired and exc_type is not None and issubclass(exc_type, asyncio.CancelledError):
-            uncancel = getattr(self._task, "uncancel", None)  # 3.11+: was it cancelled by someone else too?
-            if uncancel is None or uncancel() == 0:
-                raise asyncio.TimeoutError from exc
 
 
 class _Attempt:
-    """The deadline of one attempt, enforced by a :class:`_Timer` that is moved when the
+    """The deadline of one attempt, enforced by a :class:`_Watch` that is moved when the
     connection becomes ready."""
 
-    __slots__ = ("deadline", "timer")
+    __slots__ = ("deadline", "watch")
 
-    def __init__(self, deadline: AttemptDeadline, timer: _Timer) -> None:
+    def __init__(self, deadline: AttemptDeadline, watch: _Watch) -> None:
         self.deadline = deadline
-        self.timer = timer
+        self.watch = watch
 
     def connected(self, extra: float = 0.0) -> None:
         if self.deadline.read_at is None:
-            self.timer.move(self.deadline.ready(extra))
+            self.watch.wait(self.deadline.ready(extra))
 
 
 _ATTEMPT: contextvars.ContextVar[_Attempt | None] = contextvars.ContextVar("gigapy_attempt", default=None)
@@ -358,34 +382,37 @@ class AiohttpTransport:
         except OSError as exc:
             return TransportFailure("network", exc, sent=False)
         limit = AttemptDeadline(req, time.monotonic)
-        timer = _Timer(entry.loop, limit.until())
-        attempt = _Attempt(limit, timer)
+        watch = _Watch(entry.loop)
+        attempt = _Attempt(limit, watch)
         token = _ATTEMPT.set(attempt)
+        watch.wait(limit.until())
         resp: aiohttp.ClientResponse | None = None
         keep_open = False
         try:
-            async with timer:
-                if self._given is not None:  # no connector of ours to tell when the connection is ready
-                    t = req.timeout
-                    attempt.connected((t.connect or 0.0) + (t.pool or 0.0))
-                proxy, proxy_auth = self._proxy(entry, req.url)
-                resp = await entry.session.request(req.method, req.url, data=data, headers=req.headers,
-                                                   params=req.params, timeout=self._timeout(req.timeout),
-                                                   allow_redirects=False, proxy=proxy, proxy_auth=proxy_auth)
-                if resp.status < 400 and req.stream:
-                    keep_open = True
-                    return Response(resp.status, resp.headers, b"", req.method, req.url, raw=resp)
-                if resp.status < 400 and req.download_to is not None:
-                    await self._download(resp, req.download_to)
-                    return Response(resp.status, resp.headers, b"", req.method, req.url)
-                content = await resp.read()
-                return Response(resp.status, resp.headers, content, req.method, req.url)
-        except _ERRORS as exc:
-            if timer.expired:
+            if self._given is not None:  # no connector of ours to tell when the connection is ready
+                t = req.timeout
+                attempt.connected((t.connect or 0.0) + (t.pool or 0.0))
+            proxy, proxy_auth = self._proxy(entry, req.url)
+            resp = await entry.session.request(req.method, req.url, data=data, headers=req.headers,
+                                               params=req.params, timeout=self._timeout(req.timeout),
+                                               allow_redirects=False, proxy=proxy, proxy_auth=proxy_auth)
+            if resp.status < 400 and req.stream:
+                keep_open = True
+                return Response(resp.status, resp.headers, b"", req.method, req.url, raw=resp)
+            if resp.status < 400 and req.download_to is not None:
+                await self._download(resp, req.download_to)
+                return Response(resp.status, resp.headers, b"", req.method, req.url)
+            content = await resp.read()
+            return Response(resp.status, resp.headers, content, req.method, req.url)
+        except asyncio.CancelledError:
+            if watch.owns():
                 kind = "total_timeout" if limit.phase() == "total" else "read_timeout"
-                return TransportFailure(kind, exc, sent=True)
+                return TransportFailure(kind, asyncio.TimeoutError("the attempt's deadline passed"), sent=True)
+            raise
+        except _ERRORS as exc:
             return _failure(exc)
         finally:
+            watch.close()
             _ATTEMPT.reset(token)
             if resp is not None and not keep_open:
                 resp.release()
@@ -416,19 +443,27 @@ class AiohttpTransport:
 
         async def chunks() -> AsyncIterator[bytes]:
             read = resp.content.readany
-            while True:
-                timer = _Timer(loop, deadline.until())
-                try:
-                    async with timer:
+            watch = _Watch(loop)
+            try:
+                while True:
+                    watch.wait(deadline.until())
+                    try:
                         data = await read()
-                except _ERRORS as exc:
-                    if timer.expired:
-                        kind = "total_timeout" if deadline.phase() == "total" else "read_timeout"
-                        raise TransportBroken(TransportFailure(kind, exc, sent=True)) from exc
-                    raise TransportBroken(_failure(exc)) from exc
-                if not data:
-                    return
-                yield data
+                    except asyncio.CancelledError:
+                        if watch.owns():
+                            kind = "total_timeout" if deadline.phase() == "total" else "read_timeout"
+                            timeout = asyncio.TimeoutError("no event in time")
+                            raise TransportBroken(TransportFailure(kind, timeout, sent=True)) from None
+                        raise
+                    except _ERRORS as exc:
+                        raise TransportBroken(_failure(exc)) from exc
+                    finally:
+                        watch.done()
+                    if not data:
+                        return
+                    yield data
+            finally:
+                watch.close()
 
         async def close() -> None:
             try:

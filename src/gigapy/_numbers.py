@@ -69,29 +69,30 @@ def server_number(value: Any, *, low: float, high: float, default: float | None 
     return number
 
 
-def count(value: Any) -> Any:
+def count(value: Any) -> int:
     """A count or size from a server for an ``int`` field: clamped to 0 .. 2**53 and truncated;
-    NaN or non-numeric text becomes 0. Anything else (None, an object) is left to validation."""
-    if value is None or isinstance(value, (bool, dict, list)):
-        return value
-    if isinstance(value, int) and 0 <= value <= MAX_COUNT:
+    anything that is no number (NaN, null, text, a list) becomes 0, so a broken counter never
+    costs the rest of the answer."""
+    if type(value) is int and 0 <= value <= MAX_COUNT:
         return value
     return int(server_number(value, low=0.0, high=MAX_COUNT, default=0.0))
 
 
-def stamp(value: Any) -> Any:
-    """A Unix timestamp from a server for an ``int | None`` field: clamped to 0 .. 2**53;
-    NaN or non-numeric text becomes None."""
-    if value is None or isinstance(value, (bool, dict, list)):
-        return value
-    if isinstance(value, int) and 0 <= value <= MAX_COUNT:
+def opt_count(value: Any) -> int | None:
+    """:func:`count` for an ``int | None`` field: anything that is no number becomes None."""
+    if type(value) is int and 0 <= value <= MAX_COUNT:
         return value
     number = server_number(value, low=0.0, high=MAX_COUNT)
     return None if number is None else int(number)
 
 
-def seconds(value: Any) -> Any:
-    """A duration in seconds from a server for a ``float | None`` field: 0 .. 1 day; NaN → None."""
-    if value is None or isinstance(value, (bool, dict, list)):
-        return value
+def stamp(value: Any) -> int | None:
+    """A Unix timestamp from a server for an ``int | None`` field: clamped to 0 .. 2**53;
+    anything that is no number becomes None."""
+    return opt_count(value)
+
+
+def seconds(value: Any) -> float | None:
+    """A duration in seconds from a server for a ``float | None`` field: 0 .. 1 day; anything
+    that is no number becomes None."""
     return server_number(value, low=0.0, high=MAX_WAIT)

@@ -11,9 +11,10 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, PrivateAttr
 from .. import _numbers
 
 #: A count or size the server sent (tokens, bytes, batch counters), through the one number guard:
-#: NaN, negative, infinite or absurd values are clamped (see ``gigapy._numbers``), never fatal.
+#: NaN, negative, infinite or absurd values are clamped, junk becomes 0 (see ``gigapy._numbers``);
+#: never fatal to the answer that carries it.
 Count = Annotated[int, BeforeValidator(_numbers.count)]
-OptCount = Annotated[int | None, BeforeValidator(_numbers.count)]
+OptCount = Annotated[int | None, BeforeValidator(_numbers.opt_count)]
 #: A Unix timestamp the server sent; NaN or junk becomes None.
 Stamp = Annotated[int | None, BeforeValidator(_numbers.stamp)]
 #: A duration in seconds the server sent (0 .. 1 day); NaN becomes None.
