@@ -432,7 +432,8 @@ async def _soak(cfg: SoakConfig, emu: EmulatorProcess, workdir: Path, result: So
         while True:
             await asyncio.sleep(5.0)
             ok = sum(1 for r in records if r.outcome == "ok")
-            _say(cfg, f"{time.monotonic() - t0:5.0f} s: {len(records):,}/{cfg.requests + cfg.sync_requests:,} requests ({ok:,} ok), "
+            planned = cfg.requests + cfg.sync_requests
+            _say(cfg, f"{time.monotonic() - t0:5.0f} s: {len(records):,}/{planned:,} requests ({ok:,} ok), "
                       f"batch {batch.progress_lines:,}/{cfg.batch_lines:,} lines, sockets {sampler.last.socket_count}, "
                       f"RSS {sampler.last.rss / 1048576:.0f} MiB")
 

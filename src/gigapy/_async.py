@@ -136,7 +136,7 @@ class _LoopSession:
     """One event loop's aiohttp session, its proxy cache, and how many of its requests (and open
     streams) are in flight. Touched only from its loop's thread (others schedule callbacks)."""
 
-    __slots__ = ("closing", "inflight", "loop", "proxies", "session")
+    __slots__ = ("closer", "closing", "inflight", "loop", "proxies", "session")
 
     def __init__(self, loop: asyncio.AbstractEventLoop, session: aiohttp.ClientSession) -> None:
         self.loop = loop
@@ -144,6 +144,7 @@ class _LoopSession:
         self.proxies: dict[str, tuple[Any, Any]] = {}
         self.inflight = 0
         self.closing = False
+        self.closer: asyncio.Task[None] | None = None  # held: the loop keeps only a weak reference
 
     def done(self) -> None:
         """A request or stream ended; a session asked to close goes once nothing is in flight."""
@@ -158,8 +159,8 @@ class _LoopSession:
             self._close()
 
     def _close(self) -> None:
-        if not self.session.closed:
-            self.loop.create_task(self.session.close())
+        if not self.session.closed and self.closer is None:
+            self.closer = self.loop.create_task(self.session.close())
 
 
 class _Connector(aiohttp.TCPConnector):
