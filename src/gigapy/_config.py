@@ -43,9 +43,9 @@ class Timeout:
     - ``write``: each wait to send request bytes.
     - ``read``: a plain call's whole response must arrive within ``read`` seconds once its
       connection is ready (an upload gets ``write + read``, sending the file included). On a
-      stream, ``read`` is the idle limit between events: the longest wait for the next
-      event (the first one counted from the same moment). Bytes that complete no response
-      or event (a trickle, ``: ping`` comments) do not reset it.
+      stream, the response headers get the same limit, and then ``read`` is the idle limit
+      between events: the longest wait for the next event once you ask for it. Bytes that
+      complete no response or event (a trickle, ``: ping`` comments) do not reset it.
     - ``total``: the whole call: every attempt, the waits between retries and, for a stream,
       everything until its last event. No limit by default. A retry that could not start
       before it is not made (the last error is raised).
