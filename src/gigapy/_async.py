@@ -22,7 +22,7 @@ from typing import IO, Any, Generic, Literal, TypeVar, overload
 import aiohttp
 import yarl
 from aiohttp.helpers import get_env_proxy_for_url
-from pydantic import BaseModel
+from pydantic import BaseModel, SecretStr
 from typing_extensions import Self, Unpack
 
 from . import _api as api
@@ -31,7 +31,7 @@ from . import _params as P
 from . import _threads as TH
 from ._api import ChatFields, ChatParams, ChatV2Base, ChatV2Params, ImageParams, OpenStream, RequestOptions
 from ._client import BaseClient, ClientSettings
-from ._config import Settings, Timeout, load_settings
+from ._config import Settings, Timeout, load_settings, secret_args
 from ._conversation import AsyncConversation, ConversationState
 from ._core import (
     AttemptDeadline,
@@ -394,7 +394,7 @@ class AiohttpTransport:
                 t = req.timeout
                 attempt.connected((t.connect or 0.0) + (t.pool or 0.0))
             proxy, proxy_auth = self._proxy(entry, req.url)
-            resp = await entry.session.request(req.method, req.url, data=data, headers=req.headers,
+            resp = await entry.session.request(req.method, req.url, data=data, headers=req.wire_headers(),
                                                params=req.params, timeout=self._timeout(req.timeout),
                                                allow_redirects=False, proxy=proxy, proxy_auth=proxy_auth)
             if resp.status < 400 and req.stream:
@@ -770,8 +770,10 @@ class AsyncGigaChat(BaseClient[AiohttpTransport]):
     """
 
     def __init__(self, *, session: aiohttp.ClientSession | None = None, **settings: Unpack[ClientSettings]) -> None:
+        args = secret_args(settings)
+        del settings  # the raw keyword arguments: no secret stays in a local of this frame
         setup_logging()
-        resolved = load_settings(settings)
+        resolved = load_settings(args)
         self._setup(resolved, AiohttpTransport(resolved, session), owns=session is None)
 
     def _new_transport(self, settings: Settings) -> AiohttpTransport:
@@ -802,7 +804,7 @@ class AsyncGigaChat(BaseClient[AiohttpTransport]):
         except StopIteration as stop:
             return stop.value  # type: ignore[no-any-return]
 
-    async def _token(self, stale: str | None) -> str:
+    async def _token(self, stale: SecretStr | None) -> SecretStr:
         tokens = self._core.tokens
         token = tokens.without_io(stale)
         if token is not None:
@@ -815,7 +817,9 @@ class AsyncGigaChat(BaseClient[AiohttpTransport]):
     def with_options(self, **overrides: Unpack[ClientSettings]) -> AsyncGigaChat:
         """A client with some settings changed that shares this one's connection pool and
         token cache (a new pool only when TLS settings change)."""
-        return self._copy(overrides)
+        args = secret_args(overrides)
+        del overrides  # no secret stays in a local of this frame
+        return self._copy(args)
 
     async def aclose(self) -> None:
         """Close the connection pool (copies made by ``with_options`` leave it to the owner)."""

@@ -27,7 +27,9 @@ from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import Any
 
-from . import errors
+from pydantic import SecretStr
+
+from . import _wire, errors
 from ._config import Settings
 from ._core import SYSTEM_CLOCK, Clock, Request, Response, _invalid_body, http_date
 from ._numbers import server_number
@@ -67,7 +69,7 @@ def token_lifetime(expires_at: float | None, now: float, server_now: float | Non
 
 @dataclass(frozen=True, slots=True)
 class _Fresh:
-    token: str
+    token: SecretStr  # a SecretStr everywhere inside gigapy: never a plain str in a traceback local
     expires: float  # monotonic seconds
     refresh_at: float  # monotonic seconds
 
@@ -92,9 +94,9 @@ class TokenEntry:
     def token(self) -> str | None:
         """The current token, if it has not expired."""
         cur = self._current
-        return cur.token if cur is not None and cur.expires > self.clock.monotonic() else None
+        return cur.token.get_secret_value() if cur is not None and cur.expires > self.clock.monotonic() else None
 
-    def fresh(self) -> str | None:
+    def fresh(self) -> SecretStr | None:
         """The fast path, without the lock: the current token while it is valid and not yet
         due for refresh (exactly when :meth:`_claim` would return it with nothing to do);
         None when the locked path must decide."""
@@ -104,7 +106,7 @@ class TokenEntry:
         now = self.clock.monotonic()
         return cur.token if now < self._refresh_at and cur.expires > now + 1.0 else None
 
-    def _claim(self, stale: str | None) -> tuple[str | None, Future[_Fresh] | None, bool]:
+    def _claim(self, stale: SecretStr | None) -> tuple[SecretStr | None, Future[_Fresh] | None, bool]:
         """Under the lock: return (usable token, future to wait on, am I the leader)."""
         with self._lock:
             cur = self._current
@@ -130,7 +132,7 @@ class TokenEntry:
         else:
             future.set_exception(fresh)
 
-    def get_sync(self, fetch: Callable[[], AccessToken], stale: str | None = None) -> str:
+    def get_sync(self, fetch: Callable[[], AccessToken], stale: SecretStr | None = None) -> SecretStr:
         """Return a valid token, fetching it (once, for everyone) when needed."""
         while True:
             valid, future, leader = self._claim(stale)
@@ -149,7 +151,8 @@ class TokenEntry:
                 fetched = exc
             return self._finish(future, valid, fetched)
 
-    async def get_async(self, fetch: Callable[[], Awaitable[AccessToken]], stale: str | None = None) -> str:
+    async def get_async(self, fetch: Callable[[], Awaitable[AccessToken]],
+                        stale: SecretStr | None = None) -> SecretStr:
         """Async twin of :meth:`get_sync`; waiters never block the event loop."""
         while True:
             valid, future, leader = self._claim(stale)
@@ -168,7 +171,8 @@ class TokenEntry:
                 fetched = exc
             return self._finish(future, valid, fetched)
 
-    def _finish(self, future: Future[_Fresh], valid: str | None, fetched: AccessToken | BaseException) -> str:
+    def _finish(self, future: Future[_Fresh], valid: SecretStr | None,
+                fetched: AccessToken | BaseException) -> SecretStr:
         """The leader's last step: publish the result to the waiters and return (or raise)."""
         if isinstance(fetched, AccessToken):
             fresh = self._fresh(fetched)
@@ -203,7 +207,7 @@ class TokenEntry:
         if life is None:  # not read by parse_token: its expires_at against the local clock
             life = token_lifetime(token.expires_at / 1000, time.time(), None)
         now = self.clock.monotonic()
-        return _Fresh(token.access_token.get_secret_value(), now + life, now + life - min(REFRESH_AHEAD, life / 2))
+        return _Fresh(token.access_token, now + life, now + life - min(REFRESH_AHEAD, life / 2))
 
 
 _ENTRIES: dict[tuple[str, ...], TokenEntry] = {}
@@ -228,8 +232,8 @@ def identity(settings: Settings) -> tuple[str, ...] | None:
         digest = hashlib.sha256(settings.credentials.get_secret_value().encode()).hexdigest()
         return ("oauth", settings.auth_url, digest, settings.scope)
     if settings.user is not None and settings.password is not None:
-        secret = f"{settings.user}:{settings.password.get_secret_value()}".encode()
-        return ("password", settings.base_url, hashlib.sha256(secret).hexdigest())
+        digest = hashlib.sha256(f"{settings.user}:{settings.password.get_secret_value()}".encode()).hexdigest()
+        return ("password", settings.base_url, digest)
     return None
 
 
@@ -248,7 +252,6 @@ def token_request(settings: Settings, user_agent: str) -> Request:
             "POST",
             settings.auth_url,
             {
-                "Authorization": "Basic " + settings.credentials.get_secret_value(),
                 "RqUID": str(uuid.uuid4()),
                 "Content-Type": "application/x-www-form-urlencoded",
                 "Accept": "application/json",
@@ -259,44 +262,45 @@ def token_request(settings: Settings, user_agent: str) -> Request:
             auth=False,
             timeout=timeout,
             max_retries=settings.max_retries,
+            authorization=SecretStr("Basic " + settings.credentials.get_secret_value()),
         )
     assert settings.user is not None
     assert settings.password is not None
-    basic = base64.b64encode(f"{settings.user}:{settings.password.get_secret_value()}".encode()).decode()
     return Request(
         "POST",
         settings.base_url + "/token",
-        {"Authorization": "Basic " + basic, "Accept": "application/json", "User-Agent": user_agent},
+        {"Accept": "application/json", "User-Agent": user_agent},
         idempotent=True,
         auth=False,
         timeout=timeout,
         max_retries=settings.max_retries,
+        authorization=SecretStr("Basic " + base64.b64encode(
+            f"{settings.user}:{settings.password.get_secret_value()}".encode()).decode()),
     )
 
 
 def parse_token(response: Response, now: float | None = None) -> AccessToken:
     """Read ``{access_token, expires_at(ms)}`` (OAuth) or ``{tok, exp(s)}`` (/token).
 
-    ``now`` is the local wall clock at receipt. The expiry passes the number guard: a
-    value that is no usable time (NaN, negative, absurd, text) does not fail the token,
-    it only gets the fallback lifetime (see :func:`token_lifetime`); ``expires_at`` then
-    reports that estimate.
+    The token never sits in a plain local here, and no error repeats it or keeps the body:
+    a token that cannot be sent back as a header value is rejected naming only the field.
+    ``now`` is the local wall clock at receipt. The expiry passes the number guard: a value
+    that is no usable time (NaN, negative, absurd, text, missing) does not fail the token, it
+    only gets the fallback lifetime (see :func:`token_lifetime`); ``expires_at`` then reports
+    that estimate.
     """
     now = time.time() if now is None else now
-    try:
-        data = json.loads(response.content)
-    except ValueError as exc:
-        raise _invalid_body(response, exc) from None
+    data = _json_object(response.content)
     if not isinstance(data, dict):
-        raise _invalid_body(response, TypeError("expected a JSON object"))
-    if "access_token" in data:
-        token, expires = data.get("access_token"), data.get("expires_at")
-        unit_ms = True
-    else:
-        token, expires = data.get("tok"), data.get("exp")
-        unit_ms = False
-    if not isinstance(token, str) or not token:
-        raise _invalid_body(response, TypeError("no token in the response"))
+        raise _invalid_body(response, TypeError("expected a JSON object"), keep_body=False)
+    name = "access_token" if "access_token" in data else "tok"
+    token, problem = _take_token(data, name)
+    if problem is not None:
+        raise _invalid_body(response, ValueError(f"{name} {problem}"), keep_body=False)
+    expires = data.get("expires_at") if name == "access_token" else data.get("exp")
+    unit_ms = name == "access_token"
+    if token is None:
+        raise _invalid_body(response, TypeError("no token in the response"), keep_body=False)
     server_now = http_date(response.headers.get("date"))
     expires_s = _expiry_seconds(expires, unit_ms, now if server_now is None else server_now)
     lifetime = token_lifetime(expires_s, now, server_now)
@@ -305,6 +309,27 @@ def parse_token(response: Response, now: float | None = None) -> AccessToken:
     result._meta = response.meta()
     result._lifetime = lifetime
     return result
+
+
+def _json_object(content: bytes) -> Any:
+    """The parsed body, or None when it is not JSON (decided here, so no JSON error with the
+    body in its frames is chained to the error raised by the caller)."""
+    try:
+        return json.loads(content)
+    except ValueError:
+        return None
+
+
+def _take_token(data: dict[str, Any], name: str) -> tuple[SecretStr | None, str | None]:
+    """Pop the token out of the parsed body as a SecretStr; (None, why) when it cannot be sent
+    back in the Authorization header (the reason never repeats the token)."""
+    value = data.pop(name, None)
+    if not isinstance(value, str) or not value:
+        return None, None
+    problem = _wire.header_value_problem(value)
+    if problem is None and any(ch in value for ch in " \t"):
+        problem = "contains whitespace"
+    return SecretStr(value), (None if problem is None else f"from the token endpoint {problem}")
 
 
 _YEAR_2000 = 946_684_800.0
@@ -328,8 +353,6 @@ def _expiry_seconds(value: Any, unit_ms: bool, ref: float) -> float | None:
     return seconds if _YEAR_2000 <= seconds <= _YEAR_3000 else None
 
 
-
-
 class TokenSource:
     """Where one client gets its bearer: a static token first (if given), then the cache."""
 
@@ -337,10 +360,13 @@ class TokenSource:
 
     def __init__(self, settings: Settings) -> None:
         self.entry = token_entry(settings)
-        self.static = settings.access_token.get_secret_value() if settings.access_token else None
+        self.static: SecretStr | None = settings.access_token
         self.static_rejected = False
 
-    def without_io(self, stale: str | None) -> str | None:
+    def __repr__(self) -> str:
+        return f"TokenSource(static={self.static!r}, cached={self.entry is not None})"
+
+    def without_io(self, stale: SecretStr | None) -> SecretStr | None:
         """The static token when it is still in use, else the cached token while it is fresh
         (and not the one just rejected); None when the cache must be asked."""
         if self.static is not None and not self.static_rejected:
@@ -355,5 +381,5 @@ class TokenSource:
     def current(self) -> str | None:
         """The token a request would use now, if one is known."""
         if self.static is not None and not self.static_rejected:
-            return self.static
+            return self.static.get_secret_value()
         return self.entry.token if self.entry is not None else None

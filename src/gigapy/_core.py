@@ -10,19 +10,22 @@ generator that drives one logical request through token acquisition, retries and
 
 from __future__ import annotations
 
+import contextlib
 import email.utils
 import json
 import logging
+import os
 import random
 import re
 import time
 from collections.abc import Callable, Generator, Mapping
 from dataclasses import dataclass, field
+from types import TracebackType
 from typing import Any, TypeVar
 
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, SecretStr, ValidationError
 
-from . import errors
+from . import _wire, errors
 from ._config import Timeout
 from ._numbers import MAX_WAIT, server_number
 from .types._base import APIResponse, ResponseMeta
@@ -62,10 +65,20 @@ class FilePart:
     source: Any
     size: int
 
+    def __repr__(self) -> str:
+        kind = "path" if isinstance(self.source, str) else type(self.source).__name__
+        return (f"FilePart(field={self.field!r}, filename={self.filename!r}, content_type={self.content_type!r}, "
+                f"source=<{kind}>, size={self.size})")
 
-@dataclass(slots=True)
+
+@dataclass(slots=True, repr=False)
 class Request:
-    """One HTTP request as the core describes it; drivers turn it into httpx/aiohttp calls."""
+    """One HTTP request as the core describes it; drivers turn it into httpx/aiohttp calls.
+
+    ``authorization`` (the whole ``Authorization`` value) stays a SecretStr until the
+    driver hands the headers to the HTTP library (:meth:`wire_headers`), so no repr,
+    log line or traceback local of ours shows it.
+    """
 
     method: str
     url: str
@@ -80,8 +93,24 @@ class Request:
     timeout: Timeout = field(default_factory=Timeout)
     max_retries: int = 2
     download_to: str | None = None
+    authorization: SecretStr | None = None
     #: The end of the call on the monotonic clock (``timeout.total`` after the first attempt began).
     deadline: float | None = None
+
+    def wire_headers(self) -> dict[str, str]:
+        """The headers to send, Authorization included: pass the result straight to the HTTP
+        library, never keep it in a variable (tracebacks with locals would show it)."""
+        auth = self.authorization
+        if auth is None:
+            return self.headers
+        return {**self.headers, "Authorization": auth.get_secret_value()}
+
+    def __repr__(self) -> str:
+        body = "None" if self.content is None else f"<{len(self.content)} bytes>"
+        auth = "None" if self.authorization is None else repr(_wire.MASK)
+        return (f"Request(method={self.method!r}, url={self.url!r}, headers={_wire.masked(self.headers)!r}, "
+                f"authorization={auth}, content={body}, file={self.file!r}, params={self.params!r}, "
+                f"stream={self.stream}, idempotent={self.idempotent})")
 
 
 @dataclass(slots=True)
@@ -95,6 +124,10 @@ class Response:
     url: str
     raw: Any = None
     retries_taken: int = 0
+
+    def __repr__(self) -> str:  # the body may be a token response: its size only
+        return (f"Response(status={self.status}, method={self.method!r}, url={self.url!r}, "
+                f"headers={_wire.masked(self.headers)!r}, content=<{len(self.content)} bytes>)")
 
     def meta(self) -> ResponseMeta:
         """Request metadata to attach to the parsed model."""
@@ -121,9 +154,12 @@ class TransportFailure:
 
     def __init__(self, kind: str, exc: BaseException, *, sent: bool, host: str = "") -> None:
         self.kind = kind
-        self.exc = exc
+        self.exc = scrub(exc)
         self.sent = sent
         self.host = host
+
+    def __repr__(self) -> str:
+        return f"TransportFailure(kind={self.kind!r}, sent={self.sent}, exc={type(self.exc).__name__})"
 
     def retryable(self, repeatable: bool) -> bool:
         """Whether another attempt is safe. Never after a TLS failure or once the call's total
@@ -140,7 +176,7 @@ class TransportFailure:
     def to_error(self, request: Request) -> errors.GigaChatError:
         """The public exception for this failure."""
         method, url = request.method, request.url
-        detail = str(self.exc) or type(self.exc).__name__
+        detail = redact(str(self.exc)) or type(self.exc).__name__
         if self.kind == "tls":
             host = self.host or _host_of(url)
             return errors.TLSVerificationError(
@@ -254,10 +290,10 @@ class Send:
 
 @dataclass(slots=True)
 class GetToken:
-    """Action: the driver answers with a bearer token. ``stale`` is a token the server just
-    rejected (invalidate it, compare-and-clear, before fetching a new one)."""
+    """Action: the driver answers with a bearer token (a SecretStr). ``stale`` is a token the
+    server just rejected (invalidate it, compare-and-clear, before fetching a new one)."""
 
-    stale: str | None = None
+    stale: SecretStr | None = None
 
 
 @dataclass(slots=True)
@@ -386,17 +422,17 @@ def send_flow(request: Request, *, policy: RetryPolicy, can_refresh: bool) -> Fl
     """
     attempt = 0
     refreshed = False
-    stale: str | None = None
+    stale: SecretStr | None = None
     repeatable = policy.repeatable(request)
     clock = policy.clock
     if request.timeout.total is not None and request.deadline is None:
         request.deadline = clock.monotonic() + request.timeout.total
     while True:
-        token: str | None = None
+        token: SecretStr | None = None
         if request.auth:
-            token = yield GetToken(stale)
-            stale = None
-            request.headers["Authorization"] = "Bearer " + token
+            fresh: SecretStr = yield GetToken(stale)
+            token, stale = fresh, None
+            request.authorization = bearer(fresh)
         outcome = yield Send(request)
         if isinstance(outcome, TransportFailure):
             if attempt < request.max_retries and outcome.retryable(repeatable):
@@ -434,6 +470,21 @@ def _in_time(request: Request, delay: float, clock: Clock) -> bool:
     """Whether a retry after ``delay`` seconds would still start before the call's deadline
     (when it would not, the last error is raised now rather than a timeout later)."""
     return request.deadline is None or clock.monotonic() + delay < request.deadline
+
+
+_BEARER: tuple[SecretStr | None, SecretStr | None] = (None, None)
+
+
+def bearer(token: SecretStr) -> SecretStr:
+    """``Bearer <token>`` as a SecretStr; the last one is reused (the cache hands out the same
+    token object until it is refreshed)."""
+    global _BEARER
+    cached_token, header = _BEARER
+    if cached_token is token and header is not None:
+        return header
+    header = SecretStr("Bearer " + token.get_secret_value())
+    _BEARER = (token, header)
+    return header
 
 
 def _log_retry(request: Request, attempt: int, why: str, delay: float) -> None:
@@ -570,24 +621,122 @@ def parse_model_list(model: type[M], response: Response) -> list[M]:
     return out
 
 
-def _invalid_body(response: Response, exc: BaseException) -> errors.APIResponseValidationError:
+def _invalid_body(response: Response, exc: BaseException, *,
+                  keep_body: bool = True) -> errors.APIResponseValidationError:
+    """The error for a body we cannot use; ``keep_body=False`` for bodies that hold a secret."""
     first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
     request_id = response.headers.get("x-request-id")
     return errors.APIResponseValidationError(
         f"{response.method} {response.url}: unexpected response body ({first}); request_id={request_id}",
         status_code=response.status,
-        body=response.content,
+        body=response.content if keep_body else b"",
         request_id=request_id,
         url=response.url,
     )
 
 
-_ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))  # json.dumps would build one per call
+# json.dumps would build one per call; allow_nan=False: NaN and Infinity are not JSON
+_ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False)
 
 
-def dumps(body: Any) -> bytes:
-    """Encode a JSON body: UTF-8, compact, non-ASCII kept as is."""
-    return _ENCODER.encode(body).encode("utf-8")
+def dumps(body: Any, where: str = "") -> bytes:
+    """Encode a JSON body: UTF-8, compact, non-ASCII kept as is.
+
+    What JSON or UTF-8 cannot carry (NaN, infinity, a lone surrogate, an object json does
+    not know) raises InvalidArgumentError naming its path (``messages[0].content``,
+    prefixed by ``where``), before anything is sent.
+    """
+    try:
+        return _ENCODER.encode(body).encode("utf-8")
+    except (ValueError, TypeError):  # UnicodeEncodeError is a ValueError
+        pass
+    raise _wire.json_error(body, where)  # outside the except: no chained json internals
+
+
+# --- keeping secrets out of tracebacks ----------------------------------------------------
+
+_PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__)) + os.sep
+_GENERATOR_FLAGS = 0x20 | 0x80 | 0x200  # CO_GENERATOR | CO_COROUTINE | CO_ASYNC_GENERATOR
+_CREDENTIAL_RE = re.compile(r"\b(Bearer|Basic)\s+[^\s'\"\\]+", re.IGNORECASE)
+
+
+def redact(text: str) -> str:
+    """``text`` with any ``Bearer <token>`` / ``Basic <key>`` replaced by ``[secure]``."""
+    low = text.lower()
+    if "bearer" not in low and "basic" not in low:
+        return text
+    return _CREDENTIAL_RE.sub(lambda m: f"{m.group(1)} {_wire.MASK}", text)
+
+
+def scrub(exc: BaseException) -> BaseException:
+    """Make an HTTP library's exception safe to keep as ``__cause__``, and return it.
+
+    The frames of httpx, httpcore, h11, aiohttp, ssl and asyncio in its traceback (and in
+    its ``__cause__``/``__context__`` chain) hold our request headers, Authorization
+    included, as plain locals; Sentry, ``pytest -l`` and ``rich`` tracebacks record the
+    locals of every frame. So those frames lose their locals (file and line stay); their
+    generator and coroutine frames, whose locals cannot be dropped safely, are left out
+    of the traceback. A ``Bearer``/``Basic`` value in an exception's arguments, and the
+    secret headers an aiohttp error keeps in ``request_info``, are masked.
+    gigapy's own frames keep their locals: they hold no secret in plain form.
+    """
+    seen: set[int] = set()
+    todo: list[BaseException | None] = [exc]
+    while todo:
+        current = todo.pop()
+        if current is None or id(current) in seen:
+            continue
+        seen.add(id(current))
+        current.__traceback__ = _scrub_tb(current.__traceback__)
+        if any(isinstance(a, str) and a != redact(a) for a in current.args):
+            try:
+                current.args = tuple(redact(a) if isinstance(a, str) else a for a in current.args)
+            except (AttributeError, TypeError):  # pragma: no cover - an exception type with fixed args
+                pass
+        _mask_request_info(current)
+        todo += (current.__cause__, current.__context__, *getattr(current, "exceptions", ()))
+    return exc
+
+
+def _mask_request_info(exc: BaseException) -> None:
+    """aiohttp's response errors keep the request headers (``request_info``) and show them in
+    their repr: replace them with a masked copy."""
+    info: Any = getattr(exc, "request_info", None)
+    headers = getattr(info, "headers", None)
+    if headers is None or not hasattr(info, "_replace"):
+        return
+    if any(str(name).lower() in _wire.SECRET_HEADERS for name in headers):
+        with contextlib.suppress(Exception):  # a foreign exception with a read-only request_info
+            masked = info._replace(headers=_wire.masked(headers))
+            setattr(exc, "request_info", masked)  # noqa: B010
+            exc.args = tuple(masked if arg is info else arg for arg in exc.args)  # it is in args too
+
+
+def _scrub_tb(tb: TracebackType | None) -> TracebackType | None:
+    head: TracebackType | None = None
+    last: TracebackType | None = None
+    while tb is not None:
+        frame = tb.tb_frame
+        keep = True
+        if not frame.f_code.co_filename.startswith(_PACKAGE_DIR):
+            if frame.f_code.co_flags & _GENERATOR_FLAGS:
+                keep = False
+            else:
+                try:
+                    frame.clear()
+                except RuntimeError:  # still executing (the frame that caught it, or another thread's)
+                    pass
+        nxt = tb.tb_next
+        if keep:
+            if last is None:
+                head = tb
+            else:
+                last.tb_next = tb
+            last = tb
+        tb = nxt
+    if last is not None:
+        last.tb_next = None
+    return head
 
 
 _UUID4_MASK = ~(0xF000 << 64) & ~(0xC000 << 48) & ((1 << 128) - 1)

@@ -24,7 +24,7 @@ try:  # private to httpx: the fast path below is used only where it exists
     from httpx._transports.default import map_httpcore_exceptions
 except ImportError:  # pragma: no cover - a future httpx: the public path only
     map_httpcore_exceptions = None  # type: ignore[assignment]
-from pydantic import BaseModel
+from pydantic import BaseModel, SecretStr
 from typing_extensions import Self, Unpack
 
 from . import _api as api
@@ -42,7 +42,7 @@ from ._api import (
     RequestOptions,
 )
 from ._client import BaseClient, ClientSettings
-from ._config import Settings, Timeout, load_settings
+from ._config import Settings, Timeout, load_settings, secret_args
 from ._conversation import Conversation, ConversationState
 from ._core import (
     AttemptDeadline,
@@ -145,7 +145,20 @@ async def _await(value: Awaitable[Any]) -> Any:
     return await value
 
 
-_AUTO_HEADERS = frozenset({b"host", b"content-length", b"transfer-encoding"})
+_AUTO_HEADERS = frozenset({"host", "content-length", "transfer-encoding"})
+
+
+def _hc_headers(req: Request, host: bytes) -> list[tuple[bytes, bytes]]:
+    """httpcore's header list for ``req``, as httpx would build it (the values were checked as
+    ASCII when the request was built)."""
+    headers = [(b"Host", host)]
+    headers += [(key.encode("ascii"), value.encode("ascii")) for key, value in req.wire_headers().items()]
+    content = req.content
+    if content:
+        headers.append((b"Content-Length", str(len(content)).encode()))
+    elif req.method in ("POST", "PUT", "PATCH"):
+        headers.append((b"Content-Length", b"0"))
+    return headers
 
 
 def _mapped_failure(exc: Exception, url: str) -> TransportFailure:
@@ -207,7 +220,7 @@ class HttpxTransport:
                 body = src
             files = {req.file.field: (req.file.filename, body, req.file.content_type)}
             data = req.form
-        hreq = httpx.Request(req.method, req.url, params=req.params, headers=req.headers, content=req.content,
+        hreq = httpx.Request(req.method, req.url, params=req.params, headers=req.wire_headers(), content=req.content,
                              files=files, data=data, extensions={"timeout": self._timeout(req)})
         return hreq, opened
 
@@ -243,17 +256,10 @@ class HttpxTransport:
             return None
         pool, url, host = route
         content = req.content
-        headers = [(b"Host", host)]
-        for key, value in req.headers.items():
-            name = key.encode("ascii")
-            if name.lower() in _AUTO_HEADERS:
-                return None
-            headers.append((name, value.encode("ascii")))
-        if content:
-            headers.append((b"Content-Length", str(len(content)).encode()))
-        elif req.method in ("POST", "PUT", "PATCH"):
-            headers.append((b"Content-Length", b"0"))
-        hreq = self._hc_request(req.method, url, headers=headers, content=content or b"",
+        if not _AUTO_HEADERS.isdisjoint(key.lower() for key in req.headers):
+            return None
+        # the header list (Authorization included) goes straight into httpcore: no local holds it
+        hreq = self._hc_request(req.method, url, headers=_hc_headers(req, host), content=content or b"",
                                 extensions={"timeout": self._timeout(req)})
         try:
             hresp = pool.handle_request(hreq)
@@ -539,8 +545,10 @@ class GigaChat(BaseClient[HttpxTransport]):
     """
 
     def __init__(self, *, http_client: httpx.Client | None = None, **settings: Unpack[ClientSettings]) -> None:
+        args = secret_args(settings)
+        del settings  # the raw keyword arguments: no secret stays in a local of this frame
         setup_logging()
-        resolved = load_settings(settings)
+        resolved = load_settings(args)
         self._setup(resolved, HttpxTransport(resolved, http_client), owns=http_client is None)
 
     def _new_transport(self, settings: Settings) -> HttpxTransport:
@@ -571,7 +579,7 @@ class GigaChat(BaseClient[HttpxTransport]):
         except StopIteration as stop:
             return stop.value  # type: ignore[no-any-return]
 
-    def _token(self, stale: str | None) -> str:
+    def _token(self, stale: SecretStr | None) -> SecretStr:
         tokens = self._core.tokens
         token = tokens.without_io(stale)
         if token is not None:
@@ -584,7 +592,9 @@ class GigaChat(BaseClient[HttpxTransport]):
     def with_options(self, **overrides: Unpack[ClientSettings]) -> GigaChat:
         """A client with some settings changed that shares this one's connection pool and
         token cache (a new pool only when TLS settings change)."""
-        return self._copy(overrides)
+        args = secret_args(overrides)
+        del overrides  # no secret stays in a local of this frame
+        return self._copy(args)
 
     def close(self) -> None:
         """Close the connection pool (copies made by ``with_options`` leave it to the owner)."""
