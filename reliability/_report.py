@@ -89,7 +89,7 @@ def render(result: SoakResult, *, command: str, started: float) -> str:
     out: list[str] = [
         "# Reliability: chaos soak",
         "",
-        f"Written by `{command}` on {when} (issue 7, item 1). One emulator subprocess injects faults; one "
+        f"Written by `{command}` on {when}. One emulator subprocess injects faults; one "
         "`AsyncGigaChat`, and at the same time one `GigaChat` shared by several threads, drive mixed requests "
         "through them while `gigapy batch` runs next to it, is killed with SIGKILL and rerun, and the emulator "
         "itself is killed and restarted once. Everything runs on 127.0.0.1.",

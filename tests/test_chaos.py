@@ -1,4 +1,4 @@
-"""The chaos soak at small scale (issue 7, item 1): the properties RELIABILITY.md reports, asserted.
+"""The chaos soak at small scale: the properties RELIABILITY.md reports, asserted.
 
 One emulator subprocess with the soak's fault mix (10% 5xx, 5% 429 with Retry-After, 2% dropped
 connections, 2% mid-stream drops, 20 s tokens) serves a few hundred mixed requests through one
