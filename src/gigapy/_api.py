@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import platform
 import re
-import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,6 +20,7 @@ from pydantic import BaseModel
 
 from . import _params as P
 from . import _params_v2 as P2
+from . import _wire
 from ._auth import TokenSource, identity, parse_token, token_request
 from ._config import Settings, Timeout
 from ._core import (
@@ -144,10 +144,13 @@ def same_identity(a: Settings, b: Settings) -> bool:
 
 @dataclass(slots=True)
 class OpenStream:
-    """What a streaming flow returns: the open response and the state that decodes it."""
+    """What a streaming flow returns: the open response, the state that decodes it, and the
+    limits of its waits (the idle limit between events, the call's deadline)."""
 
     response: Response
     state: StreamState[Any, Any]
+    read: float | None = None
+    deadline: float | None = None
 
 
 class ClientCore:
@@ -157,9 +160,9 @@ class ClientCore:
 
     def __init__(self, settings: Settings, tokens: TokenSource | None = None) -> None:
         self.settings = settings
-        self.policy = RetryPolicy()
+        self.policy = RetryPolicy(retry_non_idempotent=settings.retry_non_idempotent)
         self.tokens = tokens if tokens is not None else TokenSource(settings)
-        headers = {"User-Agent": USER_AGENT, "Accept": "application/json"}
+        headers = _wire.Headers({"User-Agent": USER_AGENT, "Accept": "application/json"})
         headers.update(settings.default_headers)
         self._headers = headers
 
@@ -185,32 +188,36 @@ class ClientCore:
         if bad:
             expected = ", ".join(sorted(OPTION_KEYS))
             raise InvalidArgumentError(sorted(bad)[0], f"unknown option; expected one of {expected}")
-        headers = dict(self._headers)
+        headers = _wire.Headers(self._headers)
         if accept is not None:
             headers["Accept"] = accept
         if body is not None:
-            content = dumps(P.merge_extra(body, options.get("extra_body")))
+            extra_body = options.get("extra_body")
+            if extra_body:
+                _wire.check_json(extra_body, "extra_body")
+            content = dumps(P.merge_extra(body, extra_body))
             content_type = "application/json"
         elif options.get("extra_body"):
             raise InvalidArgumentError("extra_body", "this call sends no JSON body")
         if content_type is not None:
             headers["Content-Type"] = content_type
+        # every header value a caller gives is checked here, once, for both clients
         rid = options.get("request_id")
-        headers["X-Request-ID"] = P.text(rid, "request_id") if rid is not None else new_request_id()
+        headers["X-Request-ID"] = _id_header(rid, "request_id") if rid is not None else new_request_id()
         sid = options.get("session_id")
         if sid is not None:
-            headers["X-Session-ID"] = P.text(sid, "session_id")
+            headers["X-Session-ID"] = _id_header(sid, "session_id")
         cid = options.get("client_id")
         if cid is not None:
-            headers["X-Client-ID"] = P.text(cid, "client_id")
+            headers["X-Client-ID"] = _id_header(cid, "client_id")
         extra = options.get("extra_headers")
         if extra:
             if not isinstance(extra, Mapping):
                 raise InvalidArgumentError("extra_headers", "expected a dict of header names to values")
-            for key, value in extra.items():
-                if not isinstance(key, str) or not isinstance(value, str):
-                    raise InvalidArgumentError("extra_headers", f"header names and values must be strings: {key!r}")
-                headers[key] = value
+            headers.update(_wire.headers(extra.items(), "extra_headers"))
+        if params:
+            for key, value in params.items():
+                _wire.utf8_text(value, key)
         timeout = Timeout.coerce(options["timeout"]) if "timeout" in options else self.settings.timeout
         return Request(
             method,
@@ -239,7 +246,11 @@ class ClientCore:
         """The token request for this client's identity (OAuth or user/password)."""
         request = token_request(self.settings, USER_AGENT)
         response = yield from send_flow(request, policy=self.policy, can_refresh=False)
-        return parse_token(response)
+        return parse_token(response, self.policy.clock.wall())
+
+
+def _id_header(value: Any, field: str) -> str:
+    return _wire.header_value(P.text(value, field), field)
 
 
 # --- operations ----------------------------------------------------------------------------
@@ -308,7 +319,7 @@ def open_stream(core: ClientCore, request: Request,
         if response.raw is not None:
             response.raw.close()
         raise _invalid_body(response, TypeError(f"expected text/event-stream, got {ctype or 'no content type'}"))
-    return OpenStream(response, state(response.meta()))
+    return OpenStream(response, state(response.meta()), request.timeout.read, request.deadline)
 
 
 def v2_base(base_url: str) -> str:
@@ -460,7 +471,7 @@ def batch_jsonl(requests: Any, method: str, default_model: str) -> bytes:
     lines = [_check_batch_item(item, i, method, seen, model) for i, item in enumerate(requests)]
     if not lines:
         raise InvalidArgumentError("requests", "the batch is empty")
-    return b"".join(dumps(line) + b"\n" for line in lines)
+    return b"".join(dumps(line, f"requests[{i}]") + b"\n" for i, line in enumerate(lines))
 
 
 def _jsonl_items(data: bytes) -> list[Any]:
@@ -511,10 +522,11 @@ def _batches_from(response: Response) -> list[Batch]:
         data = json.loads(response.content)
     except ValueError:
         data = None
+    # re-encoded as the server sent it (ASCII escapes: text we could not send may come back)
     if isinstance(data, list):
-        response.content = dumps({"batches": data})
+        response.content = json.dumps({"batches": data}).encode()
     elif isinstance(data, dict) and "batches" not in data and "id" in data:
-        response.content = dumps({"batches": [data]})
+        response.content = json.dumps({"batches": [data]}).encode()
     batches = parse_model(Batches, response)
     for b in batches.batches:
         b._meta = batches._meta
@@ -589,11 +601,12 @@ def wait_for_batch(core: ClientCore, batch_id: str, poll_interval: float, max_wa
     P.number(poll_interval, "poll_interval", low=0, low_open=True)
     if max_wait is not None:
         P.number(max_wait, "max_wait", low=0, low_open=True)
-    deadline = None if max_wait is None else time.monotonic() + max_wait
+    clock = core.policy.clock
+    deadline = None if max_wait is None else clock.monotonic() + max_wait
     while True:
         batch = yield from get_batch(core, batch_id, options)
         if batch.is_done:
             return batch
-        if deadline is not None and time.monotonic() + poll_interval > deadline:
+        if deadline is not None and clock.monotonic() + poll_interval > deadline:
             raise APITimeoutError(f"batch {batch_id} still {batch.status} after {max_wait} s", phase="batch")
         yield Sleep(poll_interval)

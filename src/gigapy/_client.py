@@ -34,6 +34,7 @@ class ClientSettings(TypedDict, total=False):
     flags: Sequence[str] | None
     max_connections: int | None
     default_headers: Mapping[str, str] | None
+    retry_non_idempotent: bool | None
 
 
 class Transport(Protocol):
@@ -86,6 +87,9 @@ class BaseClient(Generic[TransportT]):
         return self._core.tokens.current
 
     def __repr__(self) -> str:
-        s = self._core.settings
+        core: ClientCore | None = getattr(self, "_core", None)
+        if core is None:  # the constructor failed (a traceback with locals shows this object)
+            return f"{type(self).__name__}(<not configured>)"
+        s = core.settings
         return (f"{type(self).__name__}(base_url={s.base_url!r}, scope={s.scope!r}, model={s.model!r}, "
                 f"auth={s.auth_mode!r})")

@@ -19,7 +19,8 @@ from typing import Any, Literal
 
 from pydantic import SecretStr
 
-from .errors import ConfigurationError
+from . import _wire
+from .errors import ConfigurationError, InvalidArgumentError
 
 DEFAULT_BASE_URL = "https://api.giga.chat/v1"
 DEFAULT_AUTH_URL = "https://ngw.devices.sberbank.ru:9443/api/v2/oauth"
@@ -36,21 +37,34 @@ _FALSE = {"0", "false", "no", "off", "n", "f", ""}
 
 @dataclass(frozen=True, slots=True)
 class Timeout:
-    """Timeouts in seconds per phase; ``None`` disables one.
+    """Time limits in seconds; ``None`` disables one. GigaChat answers can take minutes, hence
+    the generous defaults.
 
-    ``read`` bounds each wait for response bytes, so on a stream it is the idle time
-    allowed between events. GigaChat answers can take minutes, hence the generous
-    defaults.
+    - ``connect``: opening a connection (TCP and TLS); ``pool``: waiting for a free one.
+    - ``write``: each wait to send request bytes.
+    - ``read``: a plain call's whole response must arrive within ``read`` seconds once its
+      connection is ready (an upload gets ``write + read``, sending the file included). On a
+      stream, the response headers get the same limit, and then ``read`` is the idle limit
+      between events: the longest wait for the next event once you ask for it. Bytes that
+      complete no response or event (a trickle, ``: ping`` comments) do not reset it.
+    - ``total``: the whole call: every attempt, the waits between retries and, for a stream,
+      everything until its last event. No limit by default. A retry that could not start
+      before it is not made (the last error is raised).
+
+    A timeout raises ``APITimeoutError`` whose ``phase`` names the limit (a stream that
+    already delivered chunks raises ``StreamTimeoutError``, both a StreamError and an
+    APITimeoutError).
     """
 
     connect: float | None = 10.0
     read: float | None = 300.0
     write: float | None = 60.0
     pool: float | None = 60.0
+    total: float | None = None
 
     @classmethod
     def coerce(cls, value: float | Timeout | None, name: str = "timeout") -> Timeout:
-        """Turn a number (every phase), a Timeout or None (no limits) into a Timeout."""
+        """Turn a number (every phase but ``total``), a Timeout or None (no limits) into a Timeout."""
         if isinstance(value, Timeout):
             for f in fields(value):
                 _check_positive(getattr(value, f.name), f"{name}.{f.name}")
@@ -62,10 +76,38 @@ class Timeout:
         _check_positive(value, name)
         return cls(float(value), float(value), float(value), float(value))
 
+    @classmethod
+    def parse(cls, raw: str, name: str = "GIGACHAT_TIMEOUT") -> Timeout:
+        """Read a variable's value: seconds for every phase (``30``), or phases by name
+        (``read=120,total=600``; the phases not named keep their defaults)."""
+        raw = raw.strip()
+        if "=" not in raw:
+            try:
+                return cls.coerce(float(raw), name)
+            except ValueError:
+                raise ConfigurationError(name, f"expected seconds as a number or phase=seconds pairs, "
+                                               f"got {raw!r}") from None
+        names = {f.name for f in fields(cls)}
+        values: dict[str, float | None] = {}
+        for part in raw.replace(";", ",").split(","):
+            key, sep, text = part.partition("=")
+            key = key.strip().lower()
+            if not sep or key not in names:
+                raise ConfigurationError(name, f"expected phase=seconds with a phase of {', '.join(sorted(names))}, "
+                                               f"got {part.strip()!r}")
+            text = text.strip().lower()
+            try:
+                values[key] = None if text in ("", "none", "off") else float(text)
+            except ValueError:
+                raise ConfigurationError(f"{name} {key}", f"expected seconds as a number, got {text!r}") from None
+        return cls.coerce(cls(**values), name)
+
 
 def _check_positive(value: float | None, name: str) -> None:
     if value is not None and not value > 0:
         raise ConfigurationError(name, f"must be > 0 seconds (or None for no limit), got {value!r}")
+    if value is not None and value == float("inf"):
+        raise ConfigurationError(name, "must be a finite number of seconds (or None for no limit)")
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,6 +133,7 @@ class Settings:
     flags: tuple[str, ...] | None = None
     max_connections: int = 100
     default_headers: tuple[tuple[str, str], ...] = ()
+    retry_non_idempotent: bool = False
 
     @property
     def auth_mode(self) -> Literal["oauth", "password", "token"]:
@@ -108,9 +151,29 @@ class Settings:
 
     def __repr__(self) -> str:
         shown = ", ".join(
-            f"{f.name}={getattr(self, f.name)!r}" for f in fields(self) if getattr(self, f.name) is not None
+            f"{f.name}={_shown(f.name, getattr(self, f.name))!r}" for f in fields(self)
+            if getattr(self, f.name) is not None
         )
         return f"Settings({shown})"
+
+
+def _shown(name: str, value: Any) -> Any:
+    return tuple(_wire.masked(value).items()) if name == "default_headers" else value
+
+
+class SecretArgs(dict[str, Any]):
+    """Keyword arguments of a client constructor: the secret ones masked in the repr, so the
+    constructor's frame shows no secret in a traceback with locals."""
+
+    def __repr__(self) -> str:
+        return repr({k: _wire.MASK if k in _SECRET_FIELDS and v is not None
+                     else _wire.masked(v) if k == "default_headers" and isinstance(v, Mapping) else v
+                     for k, v in self.items()})
+
+
+def secret_args(kwargs: Mapping[str, Any]) -> SecretArgs:
+    """Wrap a client's keyword arguments (rebind the ``**settings`` local to the result)."""
+    return SecretArgs(kwargs)
 
 
 # name -> parser of the GIGACHAT_<NAME> variable
@@ -133,6 +196,7 @@ _ENV_FIELDS = (
     "profanity_check",
     "flags",
     "max_connections",
+    "retry_non_idempotent",
 )
 _SECRET_FIELDS = frozenset({"credentials", "password", "access_token", "key_file_password"})
 
@@ -145,16 +209,21 @@ def load_settings(overrides: Mapping[str, Any], env: Mapping[str, str] | None = 
     env = os.environ if env is None else env
     values: dict[str, Any] = {}
     for name in _ENV_FIELDS:
-        given = overrides.get(name)
+        secret = name in _SECRET_FIELDS  # secrets are wrapped before any local of ours holds them
+        given = _as_secret(overrides.get(name)) if secret else overrides.get(name)
         if given is not None:
             values[name] = _normalize(name, given, name)
             continue
-        raw = env.get(f"GIGACHAT_{name.upper()}")
-        if raw is not None and raw.strip() != "":
-            values[name] = _normalize(name, _parse_env(name, raw), f"GIGACHAT_{name.upper()}")
+        var = f"GIGACHAT_{name.upper()}"
+        raw = _as_secret(env.get(var)) if secret else env.get(var)
+        if isinstance(raw, SecretStr):
+            if raw.get_secret_value().strip() != "":
+                values[name] = _normalize(name, raw, var)
+        elif raw is not None and raw.strip() != "":
+            values[name] = _normalize(name, _parse_env(name, raw), var)
     headers = overrides.get("default_headers")
     if headers:
-        values["default_headers"] = tuple((str(k), str(v)) for k, v in dict(headers).items())
+        values["default_headers"] = _default_headers(headers, {})
     settings = Settings(**values)
     _check_auth(settings)
     return settings
@@ -163,13 +232,12 @@ def load_settings(overrides: Mapping[str, Any], env: Mapping[str, str] | None = 
 def derive(settings: Settings, overrides: Mapping[str, Any]) -> Settings:
     """Return ``settings`` with some fields replaced (for ``with_options``), validated."""
     changes: dict[str, Any] = {}
-    for name, given in overrides.items():
+    for name in overrides:
+        given = _as_secret(overrides[name]) if name in _SECRET_FIELDS else overrides[name]
         if given is None:
             continue
         if name == "default_headers":
-            merged = dict(settings.default_headers)
-            merged.update({str(k): str(v) for k, v in dict(given).items()})
-            changes[name] = tuple(merged.items())
+            changes[name] = _default_headers(given, dict(settings.default_headers))
         elif name in _ENV_FIELDS:
             changes[name] = _normalize(name, given, name)
         else:
@@ -179,10 +247,26 @@ def derive(settings: Settings, overrides: Mapping[str, Any]) -> Settings:
     return updated
 
 
+def _as_secret(value: Any) -> Any:
+    """A given secret as a SecretStr (anything else unchanged, for _normalize to reject)."""
+    return SecretStr(value) if isinstance(value, str) else value
+
+
+def _default_headers(given: Any, base: dict[str, str]) -> tuple[tuple[str, str], ...]:
+    """Checked ``default_headers`` merged over ``base``."""
+    if not isinstance(given, Mapping):
+        raise ConfigurationError("default_headers", "expected a dict of header names to values")
+    try:
+        base.update(_wire.headers(given.items(), "default_headers"))
+    except InvalidArgumentError as exc:
+        raise ConfigurationError(exc.field, exc.reason) from None
+    return tuple(base.items())
+
+
 def _parse_env(name: str, raw: str) -> Any:
     var = f"GIGACHAT_{name.upper()}"
     raw = raw.strip()
-    if name in ("verify_ssl_certs", "profanity_check"):
+    if name in ("verify_ssl_certs", "profanity_check", "retry_non_idempotent"):
         low = raw.lower()
         if low in _TRUE:
             return True
@@ -195,10 +279,7 @@ def _parse_env(name: str, raw: str) -> Any:
         except ValueError:
             raise ConfigurationError(var, f"expected an integer, got {raw!r}") from None
     if name == "timeout":
-        try:
-            return float(raw)
-        except ValueError:
-            raise ConfigurationError(var, f"expected seconds as a number, got {raw!r}") from None
+        return Timeout.parse(raw, var)
     if name == "flags":
         if raw.startswith("["):
             try:
@@ -213,15 +294,12 @@ def _parse_env(name: str, raw: str) -> Any:
 def _normalize(name: str, value: Any, label: str) -> Any:
     """Validate one setting; ``label`` is what the error names (argument or variable)."""
     if name in _SECRET_FIELDS:
-        secret = value.get_secret_value() if isinstance(value, SecretStr) else value
-        if not isinstance(secret, str):
-            raise ConfigurationError(label, f"expected a string, got {type(secret).__name__}")
-        secret = secret.strip()
-        if not secret:
-            raise ConfigurationError(label, "is empty")
-        if name == "credentials":
-            secret = check_credentials(secret, label)
-        return SecretStr(secret)
+        if not isinstance(value, SecretStr):
+            raise ConfigurationError(label, f"expected a string, got {type(value).__name__}")
+        normalized, problem = _secret_problem(name, value)
+        if problem is not None:
+            raise ConfigurationError(label, problem)
+        return normalized
     if name in ("base_url", "auth_url"):
         return _check_url(value, label)
     if name == "scope":
@@ -232,8 +310,17 @@ def _normalize(name: str, value: Any, label: str) -> Any:
         if not isinstance(value, str) or not value.strip():
             raise ConfigurationError(label, f"expected a non-empty string, got {value!r}")
         value = value.strip()
-        if name in ("ca_bundle_file", "cert_file", "key_file") and not os.path.isfile(value):
-            raise ConfigurationError(label, f"file not found: {value}")
+        if name in ("ca_bundle_file", "cert_file", "key_file"):
+            if not os.path.isfile(value):
+                raise ConfigurationError(label, f"file not found: {value}")
+            return value  # a path may hold surrogate-escaped bytes: the OS takes it as is
+        index = _wire.surrogate_at(value)
+        if index is not None:
+            raise ConfigurationError(label, f"contains a lone surrogate at index {index}; it cannot be encoded as "
+                                            "UTF-8")
+        if name == "user" and ":" in value:
+            raise ConfigurationError(label, "must not contain ':' (it separates user and password in the "
+                                            "Basic authorization header)")
         return value
     if name == "timeout":
         return Timeout.coerce(value, label)
@@ -244,7 +331,7 @@ def _normalize(name: str, value: Any, label: str) -> Any:
         if value < low:
             raise ConfigurationError(label, f"must be >= {low}, got {value}")
         return value
-    if name in ("verify_ssl_certs", "profanity_check"):
+    if name in ("verify_ssl_certs", "profanity_check", "retry_non_idempotent"):
         if not isinstance(value, bool):
             raise ConfigurationError(label, f"expected True or False, got {value!r}")
         return value
@@ -258,7 +345,13 @@ def _normalize(name: str, value: Any, label: str) -> Any:
 def _check_url(value: Any, label: str) -> str:
     if not isinstance(value, str) or not re.match(r"^https?://[^/\s]+", value.strip()):
         raise ConfigurationError(label, f"expected an http:// or https:// URL, got {value!r}")
-    return value.strip().rstrip("/")
+    url = value.strip().rstrip("/")
+    if any(ch.isspace() or ord(ch) < 0x20 or ord(ch) == 0x7F for ch in url):
+        raise ConfigurationError(label, "must not contain spaces, line breaks or control characters")
+    index = _wire.surrogate_at(url)
+    if index is not None:
+        raise ConfigurationError(label, f"contains a lone surrogate at index {index}; it cannot be encoded as UTF-8")
+    return url
 
 
 def check_scope(value: Any, label: str = "scope") -> str:
@@ -284,35 +377,52 @@ def check_credentials(value: str, label: str = "credentials") -> str:
     Spots the usual mistakes (a pasted access token, a bare client id or secret) and says
     what to use instead. The value itself never appears in the error.
     """
-    key = value.strip()
+    normalized, problem = _secret_problem("credentials", SecretStr(value))
+    if problem is not None:
+        raise ConfigurationError(label, problem)
+    return normalized.get_secret_value()
+
+
+def _secret_problem(name: str, value: SecretStr) -> tuple[SecretStr, str | None]:
+    """(normalized secret, why it is unusable or None). Returns instead of raising, so the plain
+    text lives only in this frame, which is gone before the caller raises."""
+    secret = value.get_secret_value().strip()
+    if not secret:
+        return value, "is empty"
+    index = _wire.surrogate_at(secret)
+    if index is not None:
+        return value, f"contains a lone surrogate at index {index}; it cannot be encoded as UTF-8"
+    if name == "credentials":
+        return _credentials_problem(secret)
+    if name == "access_token":
+        problem = _wire.header_value_problem(secret)
+        if problem is None and any(ch in secret for ch in " \t"):
+            problem = "contains whitespace"
+        if problem is not None:
+            return value, f"cannot be sent in the Authorization header: it {problem}"
+    return SecretStr(secret), None
+
+
+def _credentials_problem(key: str) -> tuple[SecretStr, str | None]:
     if key[:6].lower() == "basic ":
         key = key[6:].strip()
     if _JWT_RE.match(key) and key.count(".") in (2, 4):
-        raise ConfigurationError(
-            label,
+        return SecretStr(key), (
             "this looks like an access token (JWT/JWE), not an authorization key; pass it as "
-            "access_token= (GIGACHAT_ACCESS_TOKEN), or use the 'Authorization key' from GigaChat Studio",
-        )
+            "access_token= (GIGACHAT_ACCESS_TOKEN), or use the 'Authorization key' from GigaChat Studio")
     if _UUID_RE.match(key):
-        raise ConfigurationError(
-            label,
+        return SecretStr(key), (
             "this looks like a bare Client ID or Client Secret; credentials is the 'Authorization key' "
-            "from GigaChat Studio: base64 of 'client_id:client_secret'",
-        )
+            "from GigaChat Studio: base64 of 'client_id:client_secret'")
     try:
         decoded = base64.b64decode(key + "=" * (-len(key) % 4), validate=True).decode("utf-8")
     except (binascii.Error, UnicodeDecodeError, ValueError):
-        raise ConfigurationError(
-            label,
-            "is not valid base64; expected the 'Authorization key' from GigaChat Studio "
-            "(base64 of 'client_id:client_secret')",
-        ) from None
+        return SecretStr(key), ("is not valid base64; expected the 'Authorization key' from GigaChat Studio "
+                                "(base64 of 'client_id:client_secret')")
     client_id, sep, secret = decoded.partition(":")
     if not sep or not client_id or not secret:
-        raise ConfigurationError(
-            label, "decodes to something other than 'client_id:client_secret'; check the authorization key"
-        )
-    return key
+        return SecretStr(key), "decodes to something other than 'client_id:client_secret'; check the authorization key"
+    return SecretStr(key), None
 
 
 def _check_auth(settings: Settings) -> None:

@@ -53,7 +53,7 @@ class ConversationState:
         """Append a function's result (any JSON-able value; sent as a JSON object)."""
         P.text(name, "name")
         self.messages.append({"role": "function", "name": name,
-                              "content": json.dumps(to_json_result(result), ensure_ascii=False)})
+                              "content": P.json_text(to_json_result(result), "result")})
 
     def request(self, params: Mapping[str, Any]) -> dict[str, Any]:
         """Keyword arguments for ``completion``: the trimmed history, session id and defaults."""

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from ._core import FilePart
+from ._wire import surrogate_at
 from .errors import InvalidArgumentError
 
 MB = 1024 * 1024
@@ -117,6 +118,7 @@ def prepare_upload(source: Any, *, filename: str | None = None, content_type: st
         raise InvalidArgumentError(field, f"expected a path, bytes or a binary file object, got {kind}")
     if size == 0:
         raise InvalidArgumentError(field, "the file is empty")
+    _check_filename(name, "filename" if filename else field)
     mime, kind, name = _classify(name, content_type, head, field)
     limit = LIMITS[kind]
     if size > limit:
@@ -124,6 +126,20 @@ def prepare_upload(source: Any, *, filename: str | None = None, content_type: st
             field, f"{name} is {size / MB:.1f} MB; the service accepts {kind} files up to {limit // MB} MB"
         )
     return FilePart(field="file", filename=name, content_type=mime, source=data, size=size)
+
+
+def _check_filename(name: str, field: str) -> None:
+    """The name goes into the multipart part's headers: one line of UTF-8 text."""
+    if not isinstance(name, str):
+        raise InvalidArgumentError(field, f"the file name must be a string, got {type(name).__name__}")
+    for i, ch in enumerate(name):
+        if ord(ch) < 0x20 or ord(ch) == 0x7F:
+            raise InvalidArgumentError(field, f"the file name contains a control character (a line break?) at index "
+                                              f"{i}; pass filename= with a plain name")
+    index = surrogate_at(name)
+    if index is not None:
+        raise InvalidArgumentError(field, f"the file name contains a lone surrogate at index {index} (a name that is "
+                                          "not UTF-8?); pass filename= with a plain name")
 
 
 def _file_object(fh: IO[Any], field: str) -> tuple[Any, int, bytes]:

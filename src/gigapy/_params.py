@@ -16,6 +16,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
+from ._wire import check_json, utf8_text
 from .errors import InvalidArgumentError
 
 MESSAGE_ROLES = ("system", "user", "assistant", "function", "search_result")
@@ -63,12 +64,12 @@ def number(value: Any, field: str, *, low: float | None = None, high: float | No
 
 
 def text(value: Any, field: str, *, allow_empty: bool = False) -> str:
-    """Check a string."""
+    """Check a string (UTF-8 must be able to encode it: ids also go into URLs and headers)."""
     if not isinstance(value, str):
         raise _fail(field, f"expected a string, got {type(value).__name__}")
     if not allow_empty and not value.strip():
         raise _fail(field, "must not be empty")
-    return value
+    return utf8_text(value, field)
 
 
 def strings(value: Any, field: str, *, min_items: int = 1) -> list[str]:
@@ -89,11 +90,11 @@ def strings(value: Any, field: str, *, min_items: int = 1) -> list[str]:
 def function_result_content(value: Any, field: str) -> str:
     """A function result must be JSON text; dicts and lists are serialized for you."""
     if isinstance(value, (dict, list)):
-        return json.dumps(value, ensure_ascii=False)
+        return json_text(value, field)
     if not isinstance(value, str):
         raise _fail(field, f"expected JSON text or a dict, got {type(value).__name__}")
     try:
-        json.loads(value)
+        json.loads(value, parse_constant=_not_json)
     except ValueError:
         raise _fail(
             field,
@@ -101,6 +102,19 @@ def function_result_content(value: Any, field: str) -> str:
             "wrap plain text, e.g. json.dumps({\"result\": text})",
         ) from None
     return value
+
+
+def json_text(value: Any, field: str) -> str:
+    """``value`` as JSON text, for a field that carries JSON inside a string (a function result).
+
+    NaN, infinity and objects json cannot write raise InvalidArgumentError naming ``field``.
+    """
+    check_json(value, field)
+    return json.dumps(value, ensure_ascii=False, allow_nan=False)
+
+
+def _not_json(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
 
 
 def function_call_value(value: Any, field: str) -> dict[str, Any]:
@@ -126,8 +140,9 @@ def function_call_value(value: Any, field: str) -> dict[str, Any]:
 def messages_v1(value: Any, field: str = "messages") -> list[dict[str, Any]]:
     """Normalize and check v1 messages: roles, system-first, function call/result pairing."""
     if isinstance(value, str):
-        text(value, field)
-        return [{"role": "user", "content": value}]
+        if not value.strip():
+            raise _fail(field, "must not be empty")
+        return [{"role": "user", "content": value}]  # the body encoder names messages[0].content if bad
     if not isinstance(value, Sequence) or isinstance(value, (bytes, bytearray)):
         raise _fail(field, f"expected a prompt string or a list of messages, got {type(value).__name__}")
     if not value:

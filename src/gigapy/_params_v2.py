@@ -70,7 +70,7 @@ def function_result(value: Any, field: str) -> dict[str, Any]:
     body = result.get("result")
     if isinstance(body, str):
         try:
-            json.loads(body)
+            json.loads(body, parse_constant=P._not_json)  # NaN and Infinity are not JSON either
         except ValueError:
             raise _fail(f"{field}.result", "must be JSON (the service rejects anything else); wrap plain text, "
                         "e.g. {\"result\": text}") from None
@@ -82,8 +82,9 @@ def function_result(value: Any, field: str) -> dict[str, Any]:
 def messages_v2(value: Any, field: str = "messages") -> list[dict[str, Any]]:
     """Normalize and check v2 messages (content as parts, roles, system first, results after calls)."""
     if isinstance(value, str):
-        P.text(value, field)
-        return [{"role": "user", "content": [{"text": value}]}]
+        if not value.strip():
+            raise _fail(field, "must not be empty")
+        return [{"role": "user", "content": [{"text": value}]}]  # the body encoder names the part if bad
     if not isinstance(value, Sequence) or isinstance(value, (bytes, bytearray)):
         raise _fail(field, f"expected a prompt string or a list of messages, got {type(value).__name__}")
     if not value:

@@ -17,6 +17,7 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
+from . import _params as P
 from ._core import Flow
 from .errors import (
     BadRequestError,
@@ -139,5 +140,5 @@ def _repair(answer: Any, method: str, v2: bool, name: str, error: str) -> list[A
         result = {"error": feedback}
         if v2:
             return [message, {"role": "function", "content": [{"function_result": {"name": name, "result": result}}]}]
-        return [message, {"role": "function", "name": name, "content": json.dumps(result, ensure_ascii=False)}]
+        return [message, {"role": "function", "name": name, "content": P.json_text(result, "result")}]
     return [message, {"role": "user", "content": feedback + " Reply with the JSON object only."}]

@@ -17,6 +17,8 @@ import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from pydantic import SecretStr
+
 if TYPE_CHECKING:
     from ._config import Settings
 
@@ -59,15 +61,17 @@ def ssl_context(
     ca_bundle_file: str | None = None,
     cert_file: str | None = None,
     key_file: str | None = None,
-    key_password: str | None = None,
+    key_password: str | SecretStr | None = None,
 ) -> ssl.SSLContext:
     """The shared SSLContext for this configuration (built on first use, then cached)."""
+    if isinstance(key_password, str):
+        key_password = SecretStr(key_password)  # kept wrapped: no plain local in a traceback
     russian = russian_ca_path()
     try:
         russian_stamp: float | None = russian.stat().st_mtime
     except OSError:
         russian_stamp = None
-    secret = hashlib.sha256(key_password.encode()).hexdigest() if key_password else None
+    secret = hashlib.sha256(key_password.get_secret_value().encode()).hexdigest() if key_password else None
     key = (verify, ca_bundle_file, cert_file, key_file, secret, russian_stamp)
     ctx = _CACHE.get(key)
     if ctx is None:
@@ -87,7 +91,7 @@ def _build(
     ca_bundle_file: str | None,
     cert_file: str | None,
     key_file: str | None,
-    key_password: str | None,
+    key_password: SecretStr | None,
     russian: Path | None,
 ) -> ssl.SSLContext:
     if verify:
@@ -110,7 +114,8 @@ def _build(
         ctx.verify_mode = ssl.CERT_NONE
     if cert_file is not None:
         try:
-            ctx.load_cert_chain(cert_file, key_file, password=key_password)
+            # a callable: the password is read from the SecretStr inside load_cert_chain only
+            ctx.load_cert_chain(cert_file, key_file, password=key_password.get_secret_value if key_password else None)
         except ssl.SSLError:
             hint = "wrong key_file_password?" if key_password else "is the key encrypted? pass key_file_password="
             raise ConfigurationError(
@@ -138,8 +143,8 @@ def _warn_insecure() -> None:
 def tls_key(settings: Settings) -> tuple[object, ...]:
     """What decides a client's SSLContext (clients with equal keys can share a pool)."""
     uses_tls = settings.base_url.startswith("https:") or settings.auth_url.startswith("https:")
-    password = settings.key_file_password.get_secret_value() if settings.key_file_password else None
-    digest = hashlib.sha256(password.encode()).hexdigest() if password else None
+    password = settings.key_file_password
+    digest = hashlib.sha256(password.get_secret_value().encode()).hexdigest() if password else None
     return (uses_tls, settings.verify_ssl_certs, settings.ca_bundle_file, settings.cert_file,
             settings.key_file, digest)
 
@@ -148,6 +153,6 @@ def client_ssl_context(settings: Settings) -> ssl.SSLContext | None:
     """The SSLContext for a client's settings, or None when it talks plain HTTP only."""
     if not tls_key(settings)[0]:
         return None
-    password = settings.key_file_password.get_secret_value() if settings.key_file_password else None
     return ssl_context(verify=settings.verify_ssl_certs, ca_bundle_file=settings.ca_bundle_file,
-                       cert_file=settings.cert_file, key_file=settings.key_file, key_password=password)
+                       cert_file=settings.cert_file, key_file=settings.key_file,
+                       key_password=settings.key_file_password)

@@ -3,14 +3,23 @@
 INPUT is JSONL in the service's own batch format, one ``{"id": "...", "request": {...}}``
 per line (``request`` is the body of ``/chat/completions`` or ``/embeddings``). OUTPUT
 gets one ``{"id": ..., "response": {...}}`` line per finished request, appended and
-flushed as each one finishes; requests that still fail after retries go to the errors
-file (``OUTPUT.errors.jsonl``) as ``{"id": ..., "error": {"class", "status", "message",
-"request_id", ...}}``.
+flushed as each one finishes; requests that still fail after retries, and input lines that
+cannot be sent (not JSON, no usable id, text that UTF-8 cannot encode, an argument the
+client rejects), go to the errors file (``OUTPUT.errors.jsonl``) as ``{"id": ..., "line": N,
+"error": {"class", "status", "message", "request_id", ...}}``; nothing is sent for a bad line.
 
-A crash, ``kill -9`` or Ctrl-C loses nothing: a rerun with the same arguments repairs a
-torn last line, skips every id already in OUTPUT or in the errors file, and runs the rest,
-so each input id ends up exactly once in one of the two files. ``retry_failed=True``
-runs the failed ids again and drops their old error lines once they succeed.
+A crash, ``kill -9`` or Ctrl-C loses nothing: a rerun with the same arguments cuts a torn
+last line, skips every id that has a whole, valid line in OUTPUT or in the errors file, and
+runs the rest, so each input id ends up exactly once in one of the two files. A line that is
+not a whole result line (glued to another, torn, garbage) does not count: it moves to
+``OUTPUT.corrupt`` with a warning and its id runs again. ``retry_failed=True`` runs the failed
+ids again and drops their old error lines once they succeed.
+
+Every write is checked: a write that fails (disk full, file too large, I/O error) stops the
+run with :class:`BatchWriteError`, the file is cut back to its last whole line, and a rerun
+after the cause is fixed resumes. OUTPUT and the errors file are locked themselves (not their
+names), so a second run on the same file through any path (a symlink, a hard link, a relative
+path) is refused.
 
 Concurrency adapts (AIMD): it halves on 429s and retried answers, grows by one per
 window of healthy answers, and never exceeds ``concurrency``::
@@ -37,14 +46,25 @@ import contextlib
 import json
 import os
 import random
-import tempfile
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any
 
+from ._bulk_files import (
+    Appender,
+    BatchWriteError,
+    Files,
+    append_file,
+    atomic_write,
+    compact_errors,
+    default_errors_path,
+    dump_line,
+    load_output,
+)
+from ._bulk_lines import Key, Kind, Line, iter_lines, kind_of, kind_problem, line_error, problem_text, scan_input
 from .errors import (
     APIConnectionError,
     APIResponseValidationError,
@@ -70,6 +90,7 @@ __all__ = [
     "BatchAborted",
     "BatchProgress",
     "BatchSummary",
+    "BatchWriteError",
     "default_errors_path",
     "detect_kind",
     "run_batch",
@@ -77,7 +98,6 @@ __all__ = [
     "write_batch_results",
 ]
 
-Kind = Literal["chat", "embeddings"]
 ProgressCallback = Callable[["BatchProgress"], None]
 
 #: Request fields ``completion()`` takes as keywords; anything else is sent via extra_body.
@@ -109,10 +129,13 @@ class BatchProgress:
     elapsed: float = 0.0
     #: CPU seconds this process spent during the run (all threads).
     cpu_seconds: float = 0.0
+    #: Requests sent in this run that finished (answered, or failed after sending).
     completed_this_run: int = 0
     retries: int = 0
     rate_limited: int = 0
     status: str = "running"
+    #: Lines of this run refused before sending (bad input); counted in ``failed``, never sent.
+    rejected: int = 0
 
     @property
     def finished(self) -> int:
@@ -144,16 +167,18 @@ class BatchSummary(BatchProgress):
     errors_path: str = ""
     interrupted: bool = False
     duplicate_ids: tuple[str, ...] = ()
+    #: What the run repaired or ignored (corrupt result lines moved aside, ...), one sentence each.
+    warnings: tuple[str, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-friendly view (with rate and counts)."""
         return {
             "total": self.total, "done": self.done, "failed": self.failed, "skipped": self.skipped,
-            "remaining": self.remaining, "tokens": self.tokens, "elapsed": round(self.elapsed, 3),
-            "cpu_seconds": round(self.cpu_seconds, 3),
+            "remaining": self.remaining, "rejected": self.rejected, "tokens": self.tokens,
+            "elapsed": round(self.elapsed, 3), "cpu_seconds": round(self.cpu_seconds, 3),
             "requests_per_second": round(self.requests_per_second, 2), "retries": self.retries,
             "rate_limited": self.rate_limited, "interrupted": self.interrupted, "output": self.output_path,
-            "errors": self.errors_path, "duplicate_ids": list(self.duplicate_ids),
+            "errors": self.errors_path, "duplicate_ids": list(self.duplicate_ids), "warnings": list(self.warnings),
         }
 
 
@@ -167,179 +192,18 @@ class BatchAborted(GigaChatError):
         self.summary = summary
 
 
-# --- files -------------------------------------------------------------------------------------
-
-def default_errors_path(output_path: str | os.PathLike[str]) -> Path:
-    """``answers.jsonl`` -> ``answers.errors.jsonl`` (other names get ``.errors.jsonl`` appended)."""
-    out = Path(output_path)
-    if out.suffix == ".jsonl":
-        return out.with_suffix(".errors.jsonl")
-    return out.with_name(out.name + ".errors.jsonl")
-
-
-def _input_error(path: Path, lineno: int, reason: str) -> InvalidArgumentError:
-    return InvalidArgumentError(f"{path}:{lineno}", reason)
-
-
-def _iter_input(path: Path) -> Iterator[tuple[int, str, dict[str, Any]]]:
-    """(line number, id, request) for each non-blank line; raises on a malformed line."""
-    try:
-        fh = open(path, "rb")  # noqa: SIM115 - closed below, also when the caller stops early
-    except FileNotFoundError:
-        raise InvalidArgumentError("input", f"file not found: {path}") from None
-    with fh:
-        for lineno, raw in enumerate(fh, start=1):
-            if not raw.strip():
-                continue
-            try:
-                item = json.loads(raw)
-            except ValueError:
-                raise _input_error(path, lineno, "not valid JSON") from None
-            if not isinstance(item, dict):
-                raise _input_error(path, lineno, 'expected {"id": "...", "request": {...}}')
-            rid, request = item.get("id"), item.get("request")
-            if not isinstance(rid, str) or not rid:
-                raise _input_error(path, lineno, '"id" must be a non-empty string')
-            if not isinstance(request, dict):
-                raise _input_error(path, lineno, '"request" must be an object: the body of /chat/completions '
-                                                 "or /embeddings")
-            yield lineno, rid, request
-
-
-def _kind_of(request: Mapping[str, Any]) -> Kind | None:
-    if "messages" in request:
-        return "chat"
-    if "input" in request:
-        return "embeddings"
-    return None
-
-
 def detect_kind(input_path: str | os.PathLike[str]) -> Kind:
     """``chat`` or ``embeddings``, from the first request of a JSONL file."""
     path = Path(input_path)
-    for lineno, _, request in _iter_input(path):
-        kind = _kind_of(request)
+    for lineno, _, request, problem in iter_lines(path):
+        if problem is not None or request is None:
+            raise InvalidArgumentError(f"{path}:{lineno}", problem_text(problem or ("line", "no request")))
+        kind = kind_of(request)
         if kind is None:
-            raise _input_error(path, lineno, 'cannot tell the kind: the request has neither "messages" nor "input"; '
-                                             "pass kind='chat' or 'embeddings'")
+            raise InvalidArgumentError(f"{path}:{lineno}", 'cannot tell the kind: the request has neither "messages" '
+                                                           "nor \"input\"; pass kind='chat' or 'embeddings'")
         return kind
     raise InvalidArgumentError("input", f"no requests in {path}")
-
-
-@dataclass
-class _Scan:
-    total: int = 0
-    kind: Kind | None = None
-    duplicates: list[str] = field(default_factory=list)
-
-
-def _scan_input(path: Path, kind: str) -> tuple[_Scan, set[str]]:
-    """Validate every line up front (a bad line 900 000 should not stop a run at 90%)."""
-    scan = _Scan()
-    ids: set[str] = set()
-    for lineno, rid, request in _iter_input(path):
-        if rid in ids:
-            scan.duplicates.append(rid)
-            continue
-        ids.add(rid)
-        scan.total += 1
-        line_kind = _kind_of(request)
-        if scan.kind is None:
-            scan.kind = line_kind
-        if kind == "chat" and "messages" not in request:
-            raise _input_error(path, lineno, 'a chat request needs "messages"')
-        if kind == "embeddings" and "input" not in request:
-            raise _input_error(path, lineno, 'an embeddings request needs "input"')
-    if scan.total == 0:
-        raise InvalidArgumentError("input", f"no requests in {path}")
-    if kind == "auto" and scan.kind is None:
-        raise InvalidArgumentError("kind", 'cannot tell chat from embeddings (no "messages" or "input" in the first '
-                                           "request); pass kind='chat' or 'embeddings'")
-    return scan, ids
-
-
-_ID_PREFIX = b'{"id":'
-_decoder = json.JSONDecoder()
-
-
-def _line_id(raw: bytes) -> str | None:
-    """The id of a result line; fast for lines this module wrote (id first), None when corrupt."""
-    line = raw.rstrip(b"\r\n")
-    if not line.endswith(b"}"):
-        return None
-    if line.startswith(_ID_PREFIX):
-        try:
-            value, _ = _decoder.raw_decode(line[len(_ID_PREFIX):].decode("utf-8").lstrip())
-        except (ValueError, UnicodeDecodeError):
-            value = None
-        if isinstance(value, str):
-            return value
-    try:
-        item = json.loads(line)
-    except ValueError:
-        return None
-    rid = item.get("id") if isinstance(item, dict) else None
-    return rid if isinstance(rid, str) else None
-
-
-def _repair_and_read(path: Path) -> Iterator[tuple[str, bytes]]:
-    """Yield (id, line) of a results file; a torn last line (kill -9 mid-write) is cut off.
-
-    A corrupt line elsewhere cannot come from this module's writer; it is reported, not guessed at.
-    """
-    if not path.exists():
-        return
-    good_end = 0
-    pending_bad: tuple[int, int] | None = None  # (line number, offset) of a corrupt line
-    with open(path, "r+b") as fh:
-        offset = 0
-        for lineno, raw in enumerate(fh, start=1):
-            end = offset + len(raw)
-            if pending_bad is not None:
-                raise InvalidArgumentError(str(path), f"line {pending_bad[0]} is corrupt (not a JSON result line); "
-                                                      "fix or remove it, then rerun")
-            if not raw.strip():
-                good_end = offset = end
-                continue
-            rid = _line_id(raw) if raw.endswith(b"\n") else None
-            if rid is None:
-                pending_bad = (lineno, offset)
-            else:
-                good_end = end
-                yield rid, raw
-            offset = end
-        if pending_bad is not None or good_end < offset:
-            fh.truncate(good_end)  # the torn tail of an interrupted write
-
-
-def _rewrite(path: Path, lines: Iterable[bytes]) -> None:
-    """Replace a file atomically (write a temporary file, fsync, rename)."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            for line in lines:
-                fh.write(line)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def _compact_errors(path: Path, done: set[str]) -> int:
-    """Drop error lines of ids that have since succeeded, and older lines of ids that failed
-    again; returns how many failed ids remain."""
-    latest: dict[str, bytes] = {}
-    count = 0
-    for rid, raw in _repair_and_read(path):
-        count += 1
-        latest.pop(rid, None)
-        if rid not in done:
-            latest[rid] = raw
-    if count != len(latest):
-        _rewrite(path, latest.values())
-    return len(latest)
 
 
 _encode_str: Callable[[str], str] = json.encoder.encode_basestring
@@ -352,15 +216,11 @@ def _retries_of(result: Any) -> int:
     return int(meta.retries_taken) if meta is not None else 0
 
 
-def _dump_line(item: Mapping[str, Any]) -> bytes:
-    return (json.dumps(item, ensure_ascii=False, separators=(",", ":")) + "\n").encode("utf-8")
-
-
 def error_record(exc: BaseException, attempts: int) -> dict[str, Any]:
-    """The errors-file form of an exception: class, status, message, code, request_id, attempts."""
+    """The errors-file form of an exception: class, status, message, code, request_id, field, attempts."""
     record: dict[str, Any] = {"class": type(exc).__name__, "status": getattr(exc, "status_code", None),
                               "message": str(exc)}
-    for name in ("server_message", "code", "request_id"):
+    for name in ("server_message", "code", "request_id", "field"):
         value = getattr(exc, name, None)
         if value is not None:
             record[name] = value
@@ -368,63 +228,12 @@ def error_record(exc: BaseException, attempts: int) -> dict[str, Any]:
     return record
 
 
-class _Lock:
-    """An exclusive lock on the output file, so two runs never write the same results."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path.with_name(f".{path.name}.lock")
-        self.name = path.name
-        self._fh: IO[bytes] | None = None
-
-    def __enter__(self) -> _Lock:
-        if not self.path.parent.is_dir():
-            raise InvalidArgumentError("output", f"directory does not exist: {self.path.parent}")
-        try:
-            import fcntl
-        except ImportError:  # pragma: no cover - Windows: no advisory locks
-            return self
-        fh = open(self.path, "ab")
-        try:
-            fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            fh.close()
-            raise InvalidArgumentError("output", f"another run is writing {self.name} "
-                                                 "(wait for it, or stop it first)") from None
-        self._fh = fh
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        if self._fh is not None:
-            self._fh.close()
-            self._fh = None
-            with contextlib.suppress(OSError):
-                self.path.unlink()
-
-
-class _Appender:
-    """Appends result lines to a file: the lines finished in one event-loop turn go out in one
-    unbuffered ``write()`` at the end of that turn (the next turn, before the loop waits again)."""
-
-    def __init__(self, path: Path) -> None:
-        self.fh: IO[bytes] = open(path, "ab", buffering=0)  # noqa: SIM115 - closed by close()
-        self._pending: list[bytes] = []
-        self.dirty = False
-
-    def add(self, line: bytes) -> None:
-        if not self._pending:
-            asyncio.get_running_loop().call_soon(self.flush)
-        self._pending.append(line)
-
-    def flush(self) -> None:
-        if self._pending:
-            data = self._pending[0] if len(self._pending) == 1 else b"".join(self._pending)
-            self._pending.clear()
-            self.fh.write(data)
-            self.dirty = True
-
-    def close(self) -> None:
-        self.flush()
-        self.fh.close()
+def _error_line(key: Key, lineno: int | None, exc: BaseException, attempts: int) -> bytes:
+    item: dict[str, Any] = {"id": key if isinstance(key, str) else None}
+    if lineno is not None:
+        item["line"] = lineno
+    item["error"] = error_record(exc, attempts)
+    return dump_line(item)
 
 
 @dataclass
@@ -432,38 +241,38 @@ class _Job:
     """Paths, the ids already accounted for, and the counters shared by a run."""
 
     input_path: Path
-    output_path: Path
-    errors_path: Path
+    files: Files
     kind: Kind
     total: int
     duplicates: tuple[str, ...]
     done: set[str]
-    failed: set[str]
-    skip: set[str]
+    failed: set[Key]
+    skip: set[Key]
     progress: BatchProgress
+    warnings: list[str]
 
 
-def _prepare(input_path: str | os.PathLike[str], output_path: str | os.PathLike[str],
-             errors_path: str | os.PathLike[str] | None, kind: str, retry_failed: bool) -> _Job:
+def _prepare(files: Files, kind: str, retry_failed: bool) -> _Job:
+    """Scan INPUT, repair OUTPUT and the errors file, and work out what is left to run."""
     if kind not in ("auto", "chat", "embeddings"):
         raise InvalidArgumentError("kind", f"expected 'chat', 'embeddings' or 'auto', got {kind!r}")
-    src, out = Path(input_path), Path(output_path)
-    errs = Path(errors_path) if errors_path is not None else default_errors_path(out)
-    if len({src.resolve(), out.resolve(), errs.resolve()}) != 3:
-        raise InvalidArgumentError("output", "input, output and errors files must be three different files")
-    if not out.parent.is_dir():
-        raise InvalidArgumentError("output", f"directory does not exist: {out.parent}")
-    scan, ids = _scan_input(src, kind)
-    chosen: Kind = scan.kind if kind == "auto" and scan.kind is not None else ("chat" if kind == "chat" else
-                                                                                 "embeddings")
-    done = {rid for rid, _ in _repair_and_read(out) if rid in ids}
-    remaining_failed = _compact_errors(errs, done) if errs.exists() else 0
-    failed = {rid for rid, _ in _repair_and_read(errs) if rid in ids} if remaining_failed else set()
-    skip = done if retry_failed else done | failed
+    assert files.input is not None
+    scan = scan_input(files.input)
+    if kind == "auto" and scan.kind is None and scan.requests:
+        raise InvalidArgumentError("kind", 'cannot tell chat from embeddings (no "messages" or "input" in any '
+                                           "request); pass kind='chat' or 'embeddings'")
+    chosen: Kind = (scan.kind or "chat") if kind == "auto" else ("chat" if kind == "chat" else "embeddings")
+    in_output, warnings = load_output(files.output)
+    done = {rid for rid in in_output if rid in scan.keys}
+    remaining, more = compact_errors(files.errors, done, scan.keys)
+    warnings += more
+    failed = {key for key in remaining if key in scan.keys}
+    skip: set[Key] = set(done) if retry_failed else {*done, *failed}
     counted_failed = 0 if retry_failed else len(failed)
-    progress = BatchProgress(total=scan.total, done=len(done), failed=counted_failed,
+    progress = BatchProgress(total=len(scan.keys), done=len(done), failed=counted_failed,
                              skipped=len(done) + counted_failed)
-    return _Job(src, out, errs, chosen, scan.total, tuple(scan.duplicates), done, failed, skip, progress)
+    return _Job(files.input, files, chosen, len(scan.keys), tuple(scan.duplicates), done, failed, skip, progress,
+                warnings)
 
 
 # --- adaptive concurrency ----------------------------------------------------------------------
@@ -541,27 +350,40 @@ class _Runner:
         self.done = job.progress.done
         self.failed = job.progress.failed
         self.completed = 0
+        self.rejected = 0
         self.tokens = 0
         self.retried = 0
         self.rate_limited = 0
         self.streak = 0  # consecutive retryable failures
         self.max_streak = max(20, 2 * concurrency)
         self.fatal: BaseException | None = None
+        self.write_failure: BatchWriteError | None = None
         self.errors_dirty = False
         self.recovered: set[str] = set()
         self.started = time.monotonic()
         self.cpu_started = time.process_time()
-        self.out: _Appender | None = None
-        self.err: _Appender | None = None
+        self.out: Appender | None = None
+        self.err: Appender | None = None
+        self.halt: asyncio.Event | None = None
 
     def snapshot(self, status: str = "running") -> BatchProgress:
-        return replace(self.job.progress, done=self.done, failed=self.failed, tokens=self.tokens,
+        lost_ok = self.out.lost if self.out is not None else 0
+        lost_bad = self.err.lost if self.err is not None else 0
+        lost_rejected = self.err.lost_rejected if self.err is not None else 0
+        return replace(self.job.progress, done=self.done - lost_ok, failed=self.failed - lost_bad, tokens=self.tokens,
                        in_flight=self.limiter.active, concurrency=self.limiter.limit,
-                       elapsed=time.monotonic() - self.started, completed_this_run=self.completed,
-                       cpu_seconds=time.process_time() - self.cpu_started,
-                       retries=self.retried, rate_limited=self.rate_limited, status=status)
+                       elapsed=time.monotonic() - self.started,
+                       completed_this_run=self.completed - lost_ok - (lost_bad - lost_rejected),
+                       cpu_seconds=time.process_time() - self.cpu_started, retries=self.retried,
+                       rate_limited=self.rate_limited, status=status, rejected=self.rejected - lost_rejected)
 
     # writing
+    def _write_failed(self, exc: BatchWriteError) -> None:
+        if self.write_failure is None:
+            self.write_failure = exc
+        if self.halt is not None:
+            self.halt.set()
+
     def _write_ok(self, rid: str, response_json: str) -> None:
         assert self.out is not None
         self.out.add(f'{{"id":{_encode_str(rid)},"response":{response_json}}}\n'.encode())
@@ -571,14 +393,17 @@ class _Runner:
             self.recovered.add(rid)  # its old error line goes when the errors file is compacted
             self.errors_dirty = True
 
-    def _write_error(self, rid: str, exc: BaseException, attempts: int) -> None:
-        if self.err is None:
-            self.err = _Appender(self.job.errors_path)
-        self.err.add(_dump_line({"id": rid, "error": error_record(exc, attempts)}))
+    def _write_error(self, key: Key, lineno: int, exc: BaseException, attempts: int) -> None:
+        assert self.err is not None
+        sent = attempts > 0
+        self.err.add(_error_line(key, lineno, exc, attempts), rejected=not sent)
         self.failed += 1
-        self.completed += 1
-        if rid in self.job.failed:
-            self.errors_dirty = True  # an older line for this id is now superseded
+        if sent:
+            self.completed += 1
+        else:
+            self.rejected += 1
+        if key in self.job.failed:
+            self.errors_dirty = True  # an older line for this key is now superseded
 
     # one request
     def _start(self, request: dict[str, Any]) -> Awaitable[Any]:
@@ -601,7 +426,7 @@ class _Runner:
             return int(usage.total_tokens) if usage is not None else 0
         return int(result.prompt_tokens)
 
-    async def process(self, rid: str, request: dict[str, Any]) -> None:
+    async def process(self, rid: str, lineno: int, request: dict[str, Any]) -> None:
         attempt = 0
         while True:
             await self.limiter.acquire()
@@ -609,6 +434,9 @@ class _Runner:
                 result = await self._start(request)
             except _FATAL as exc:
                 self.fatal = exc
+                return
+            except InvalidArgumentError as exc:  # the client refused the request before sending it
+                self._write_error(rid, lineno, exc, 0)
                 return
             except _RETRYABLE as exc:
                 if isinstance(exc, RateLimitError):
@@ -618,12 +446,12 @@ class _Runner:
                     self.streak += 1
                     if self.streak >= self.max_streak:
                         self.fatal = exc
-                    self._write_error(rid, exc, attempt + 1)
+                    self._write_error(rid, lineno, exc, attempt + 1)
                     return
                 delay = self._delay(exc, attempt)
             except GigaChatError as exc:  # the request itself is wrong: retrying cannot help
                 self.streak = 0
-                self._write_error(rid, exc, attempt + 1)
+                self._write_error(rid, lineno, exc, attempt + 1)
                 return
             else:
                 self.streak = 0
@@ -663,59 +491,67 @@ class _Runner:
     async def _fsync(self) -> None:
         """Push written lines to the disk (a worker thread: the event loop never waits for it)."""
         for appender in (self.out, self.err):
-            if appender is not None and appender.dirty:
-                appender.dirty = False
-                with contextlib.suppress(OSError, ValueError):
-                    await asyncio.to_thread(os.fsync, appender.fh.fileno())
+            if appender is not None:
+                await appender.sync()
 
     async def run(self, stop: asyncio.Event | None) -> bool:
-        """Run every pending request; returns True when stopped early."""
-        fatal_event = asyncio.Event()
+        """Run every pending line; returns True when stopped early by ``stop``."""
+        halt = self.halt = asyncio.Event()  # a fatal error or a failed write
+        job = self.job
 
-        def pending() -> Iterator[tuple[str, dict[str, Any]]]:
-            seen: set[str] = set()
-            for _, rid, request in _iter_input(self.job.input_path):
-                if rid in self.job.skip or rid in seen:
+        def pending() -> Iterator[Line]:
+            seen: set[Key] = set()
+            for line in iter_lines(job.input_path):
+                key = line[1]
+                if key in job.skip or key in seen:
                     continue
-                seen.add(rid)
-                yield rid, request
+                seen.add(key)
+                yield line
 
         items = pending()  # shared by the workers: one event loop, so next() is never re-entered
 
         async def work() -> None:
-            for rid, request in items:
-                await self.process(rid, request)
-                if self.fatal is not None:
-                    fatal_event.set()
+            for lineno, key, request, problem in items:
+                if problem is None and request is not None:
+                    problem = kind_problem(job.kind, request)
+                if problem is not None or request is None or not isinstance(key, str):
+                    self._write_error(key, lineno, line_error(lineno, problem), 0)
+                    await asyncio.sleep(0)  # nothing was awaited: let the writes and the other workers run
+                else:
+                    await self.process(key, lineno, request)
+                if self.fatal is not None or self.write_failure is not None:
+                    halt.set()
                     return
 
-        self.out = _Appender(self.job.output_path)
+        self.out = Appender(job.files.output, self._write_failed)
+        try:
+            self.err = Appender(job.files.errors, self._write_failed)
+        except BaseException:
+            os.close(self.out.fd)
+            raise
         tasks = [asyncio.ensure_future(work()) for _ in range(self.concurrency)]
         everything = asyncio.gather(*tasks)
-        waiters: set[asyncio.Future[Any]] = {everything, asyncio.ensure_future(fatal_event.wait())}
+        ticker = asyncio.ensure_future(self._ticker())
+        waiters: set[asyncio.Future[Any]] = {everything, ticker, asyncio.ensure_future(halt.wait())}
         if stop is not None:
             waiters.add(asyncio.ensure_future(stop.wait()))
-        if self.on_progress is not None:
-            self.on_progress(self.snapshot())
-        ticker = asyncio.ensure_future(self._ticker())
         stopped = False
         try:
+            if self.on_progress is not None:
+                self.on_progress(self.snapshot())
             await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
             stopped = not everything.done()
             if everything.done():
                 everything.result()  # re-raise an unexpected failure
+            if ticker.done():
+                ticker.result()  # an on_progress callback that raised
         finally:
-            for t in [*tasks, *waiters, ticker]:
+            for t in [*tasks, *waiters]:
                 t.cancel()
-            await asyncio.gather(*tasks, *waiters, ticker, return_exceptions=True)
+            await asyncio.gather(*tasks, *waiters, return_exceptions=True)
             for appender in (self.out, self.err):
-                if appender is not None:
-                    appender.flush()
-            await self._fsync()
-            for appender in (self.out, self.err):
-                if appender is not None:
-                    appender.close()
-        return stopped and self.fatal is None
+                await appender.aclose()
+        return stopped and self.fatal is None and self.write_failure is None
 
 
 async def run_batch(
@@ -733,32 +569,37 @@ async def run_batch(
     fsync_interval: float = 1.0,
     stop: asyncio.Event | None = None,
 ) -> BatchSummary:
-    """Run every request of ``input_path`` that is not done yet, appending to ``output_path``.
+    """Run every line of ``input_path`` that is not done yet, appending to ``output_path``.
 
     ``kind``: ``chat``, ``embeddings`` or ``auto`` (from the first request). ``concurrency``
     caps requests in flight (the adaptive limit stays at or below it). ``retries``: extra
     attempts per request after the client's own retries (429 waits for Retry-After).
     ``on_progress`` gets a :class:`BatchProgress` every ``progress_interval`` seconds.
-    Setting ``stop`` ends the run early (what finished is saved). Raises
+    Setting ``stop`` ends the run early (what finished is saved). A line that cannot be sent
+    goes to the errors file with its line number, and the run goes on. Raises
     :class:`BatchAborted` when every further request would fail (bad credentials, no access,
-    TLS, a service that keeps failing), and InvalidArgumentError for a malformed input line.
+    TLS, a service that keeps failing), :class:`BatchWriteError` when a file cannot be
+    written, and InvalidArgumentError for bad arguments or when another run holds the files.
     """
     if isinstance(concurrency, bool) or not isinstance(concurrency, int) or concurrency < 1:
         raise InvalidArgumentError("concurrency", f"must be an integer >= 1, got {concurrency!r}")
     if isinstance(retries, bool) or not isinstance(retries, int) or retries < 0:
         raise InvalidArgumentError("retries", f"must be an integer >= 0, got {retries!r}")
-    with _Lock(Path(output_path)):
-        job = await asyncio.to_thread(_prepare, input_path, output_path, errors_path, kind, retry_failed)
+    with Files(input_path, output_path, errors_path) as files:
+        job = await asyncio.to_thread(_prepare, files, kind, retry_failed)
         runner = _Runner(client, job, concurrency, retries, on_progress, progress_interval, fsync_interval)
-        interrupted = True
-        try:
-            interrupted = await runner.run(stop)
-        finally:
-            if runner.errors_dirty:
-                await asyncio.to_thread(_compact_errors, job.errors_path, job.done | runner.recovered)
+        interrupted = await runner.run(stop)
+        if runner.errors_dirty and runner.write_failure is None:  # else the next run compacts
+            try:
+                await asyncio.to_thread(compact_errors, files.errors, job.done | runner.recovered)
+            except BatchWriteError as failure:
+                runner.write_failure = failure
         summary = _summary(runner, job, interrupted)
     if on_progress is not None:
         on_progress(summary)
+    if runner.write_failure is not None:
+        runner.write_failure.summary = summary
+        raise runner.write_failure
     if runner.fatal is not None:
         exc = runner.fatal
         raise BatchAborted(f"batch stopped: {exc}", summary) from exc
@@ -766,10 +607,11 @@ async def run_batch(
 
 
 def _summary(runner: _Runner, job: _Job, interrupted: bool) -> BatchSummary:
-    snap = runner.snapshot("interrupted" if interrupted else ("aborted" if runner.fatal else "finished"))
+    aborted = runner.fatal is not None or runner.write_failure is not None
+    snap = runner.snapshot("interrupted" if interrupted else ("aborted" if aborted else "finished"))
     return BatchSummary(**{f: getattr(snap, f) for f in BatchProgress.__dataclass_fields__},
-                        output_path=str(job.output_path), errors_path=str(job.errors_path),
-                        interrupted=interrupted, duplicate_ids=job.duplicates)
+                        output_path=str(job.files.output.shown), errors_path=str(job.files.errors.shown),
+                        interrupted=interrupted, duplicate_ids=job.duplicates, warnings=tuple(job.warnings))
 
 
 # --- through the service's /batches API ------------------------------------------------------
@@ -777,15 +619,18 @@ def _summary(runner: _Runner, job: _Job, interrupted: bool) -> BatchSummary:
 def write_batch_results(results: Iterable[BatchResult], output_path: str | os.PathLike[str],
                         errors_path: str | os.PathLike[str] | None = None) -> tuple[int, int]:
     """Append a finished service batch's results in ``gigapy batch``'s OUTPUT format (failures
-    go to the errors file, ``OUTPUT.errors.jsonl`` by default). Returns (succeeded, failed)."""
-    out = Path(output_path)
-    errs = Path(errors_path) if errors_path is not None else default_errors_path(out)
-    ok, bad = _write_results(results, out, errs, set(), set())
-    return ok, bad
+    go to the errors file, ``OUTPUT.errors.jsonl`` by default). Ids that already have a line in
+    either file are skipped, so writing the same results twice adds nothing. Returns (written
+    answers, written failures). Raises :class:`BatchWriteError` when a file cannot be written."""
+    with Files(None, output_path, errors_path) as files:
+        done, _ = load_output(files.output)
+        failed, _ = compact_errors(files.errors, done)
+        accounted: set[Key] = {*done, *failed}
+        return _write_results(results, files, accounted, set(), {})
 
 
-def _write_results(results: Iterable[BatchResult], out: Path, errs: Path, accounted: set[str],
-                   succeeded: set[str]) -> tuple[int, int]:
+def _write_results(results: Iterable[BatchResult], files: Files, accounted: set[Key], succeeded: set[str],
+                   lines: Mapping[str, int]) -> tuple[int, int]:
     """Write results whose id is not in ``accounted`` (then add it); ok ids go to ``succeeded``."""
     ok_lines, bad_lines = [], []
     for r in results:
@@ -793,20 +638,20 @@ def _write_results(results: Iterable[BatchResult], out: Path, errs: Path, accoun
             continue
         accounted.add(r.id)
         if r.ok and r.body is not None:
-            ok_lines.append(_dump_line({"id": r.id, "response": r.body}))
+            ok_lines.append(dump_line({"id": r.id, "response": r.body}))
             succeeded.add(r.id)
         else:
             error = r.error or {}
             status = error.get("status", r.status_code)
             message = str(error.get("message") or "the service reported no result for this request")
-            bad_lines.append(_dump_line({"id": r.id, "error": {"class": "BatchRequestError", "status": status,
-                                                                "message": message, "attempts": 1}}))
-    for path, lines in ((out, ok_lines), (errs, bad_lines)):
-        if lines:
-            with open(path, "ab") as fh:
-                fh.write(b"".join(lines))
-                fh.flush()
-                os.fsync(fh.fileno())
+            item: dict[str, Any] = {"id": r.id}
+            if r.id in lines:
+                item["line"] = lines[r.id]
+            item["error"] = {"class": "BatchRequestError", "status": status, "message": message, "attempts": 1}
+            bad_lines.append(dump_line(item))
+    for file, chunk in ((files.output, ok_lines), (files.errors, bad_lines)):
+        if chunk:
+            append_file(file.path, b"".join(chunk), file.shown)
     return len(ok_lines), len(bad_lines)
 
 
@@ -827,9 +672,12 @@ def _load_state(path: Path) -> list[dict[str, Any]]:
 
 def _save_state(path: Path, batches: list[dict[str, Any]]) -> None:
     if not batches:
-        path.unlink(missing_ok=True)
+        try:
+            path.unlink(missing_ok=True)
+        except OSError as exc:
+            raise BatchWriteError(path, exc, action="remove") from exc
         return
-    _rewrite(path, [json.dumps({"batches": batches}, ensure_ascii=False).encode("utf-8")])
+    atomic_write(path, json.dumps({"batches": batches}, ensure_ascii=False).encode("utf-8"))
 
 
 async def run_via_batches_api(
@@ -850,78 +698,110 @@ async def run_via_batches_api(
 
     Pending lines are submitted in batches of ``batch_size``; their ids are saved next to
     OUTPUT (``.OUTPUT.batches.json``) before polling, so a rerun after a crash polls the same
-    batches instead of paying twice. Results are written in the same OUTPUT format.
+    batches instead of paying twice. Results are written in the same OUTPUT format; lines
+    that cannot be sent go to the errors file with their line number and are not submitted.
     """
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
         raise InvalidArgumentError("batch_size", f"must be an integer >= 1, got {batch_size!r}")
     started = time.monotonic()
     succeeded: set[str] = set()
     interrupted = False
-    with _Lock(Path(output_path)):
-        job = await asyncio.to_thread(_prepare, input_path, output_path, errors_path, kind, retry_failed)
-        method = "chat_completions" if job.kind == "chat" else "embedder"
-        state_path = _state_path(job.output_path)
-        accounted = set(job.skip)
+    rejected = 0
+    with Files(input_path, output_path, errors_path) as files:
+        job = await asyncio.to_thread(_prepare, files, kind, retry_failed)
         ok_total, bad_total = job.progress.done, job.progress.failed
+
+        def summarize(status: str) -> BatchSummary:
+            return BatchSummary(total=job.total, done=ok_total, failed=bad_total, skipped=job.progress.skipped,
+                                elapsed=time.monotonic() - started,
+                                completed_this_run=ok_total + bad_total - job.progress.finished - rejected,
+                                status=status, rejected=rejected, output_path=str(files.output.shown),
+                                errors_path=str(files.errors.shown), interrupted=status == "interrupted",
+                                duplicate_ids=job.duplicates, warnings=tuple(job.warnings))
+
+        method = "chat_completions" if job.kind == "chat" else "embedder"
+        state_path = _state_path(files.output.path)
+        accounted: set[Key] = set(job.skip)
         saved = _load_state(state_path)
-        submitted = {rid for b in saved for rid in b.get("ids", [])}
+        submitted: set[Key] = {rid for b in saved for rid in b.get("ids", [])}
         pending: list[tuple[str, dict[str, Any]]] = []
-        for _, rid, request in _iter_input(job.input_path):
-            if rid not in accounted and rid not in submitted:
-                submitted.add(rid)
-                pending.append((rid, request))
-        for start in range(0, len(pending), batch_size):
-            chunk = pending[start:start + batch_size]
-            body = b"".join(_dump_line({"id": rid, "request": req}) for rid, req in chunk)
-            batch = await client.create_batch(body, method=method)
-            saved.append({"id": batch.id, "ids": [rid for rid, _ in chunk]})
-            await asyncio.to_thread(_save_state, state_path, saved)  # before polling: a crash must not resubmit
-        deadline = None if max_wait is None else started + max_wait
-        counts: dict[str, tuple[int, int]] = {}
-        while saved:
-            for entry in list(saved):
-                batch = await client.get_batch(entry["id"])
-                c = batch.request_counts
-                counts[entry["id"]] = (c.completed or 0, c.failed or 0)
-                if not batch.is_done:
+        line_of: dict[str, int] = {}
+        refused: list[bytes] = []
+        for lineno, key, request, problem in iter_lines(job.input_path):
+            if key in accounted or key in submitted:
+                continue
+            if problem is None and request is not None:
+                problem = kind_problem(job.kind, request)
+            if problem is not None or request is None or not isinstance(key, str):
+                refused.append(_error_line(key, lineno, line_error(lineno, problem), 0))
+                accounted.add(key)
+                continue
+            submitted.add(key)
+            line_of[key] = lineno
+            pending.append((key, request))
+        try:
+            if refused:
+                await asyncio.to_thread(append_file, files.errors.path, b"".join(refused), files.errors.shown)
+                rejected = len(refused)
+                bad_total += rejected
+            for start in range(0, len(pending), batch_size):
+                chunk = pending[start:start + batch_size]
+                body = b"".join(dump_line({"id": rid, "request": req}) for rid, req in chunk)
+                batch = await client.create_batch(body, method=method)
+                saved.append({"id": batch.id, "ids": [rid for rid, _ in chunk]})
+                try:  # before polling: a crash must not resubmit
+                    await asyncio.to_thread(_save_state, state_path, saved)
+                except BatchWriteError as exc:
+                    exc.message += (f"; batch {batch.id} was submitted but not recorded: once the disk is fixed, "
+                                    f"run `gigapy batches results {batch.id} -o {files.output.shown}` before "
+                                    "rerunning, or its lines are submitted again")
+                    raise
+            deadline = None if max_wait is None else started + max_wait
+            counts: dict[str, tuple[int, int]] = {}
+            while saved:
+                for entry in list(saved):
+                    batch = await client.get_batch(entry["id"])
+                    c = batch.request_counts
+                    counts[entry["id"]] = (c.completed or 0, c.failed or 0)
+                    if not batch.is_done:
+                        continue
+                    if batch.output_file_id:
+                        results = await client.get_batch_results(batch)
+                        ok, bad = await asyncio.to_thread(_write_results, results, files, accounted, succeeded,
+                                                          line_of)
+                        ok_total += ok
+                        bad_total += bad
+                    saved.remove(entry)  # a batch that ended without output leaves its ids pending for a rerun
+                    counts.pop(entry["id"], None)
+                    await asyncio.to_thread(_save_state, state_path, saved)
+                if on_progress is not None:
+                    busy_ok = sum(v[0] for v in counts.values())
+                    busy_bad = sum(v[1] for v in counts.values())
+                    finished = ok_total + busy_ok + bad_total + busy_bad
+                    on_progress(replace(job.progress, done=ok_total + busy_ok, failed=bad_total + busy_bad,
+                                        elapsed=time.monotonic() - started, in_flight=len(saved), rejected=rejected,
+                                        completed_this_run=finished - job.progress.finished - rejected,
+                                        status="polling"))
+                if not saved:
+                    break
+                if deadline is not None and time.monotonic() >= deadline:
+                    interrupted = True
+                    break
+                if stop is None:
+                    await asyncio.sleep(poll_interval)
                     continue
-                if batch.output_file_id:
-                    results = await client.get_batch_results(batch)
-                    ok, bad = await asyncio.to_thread(_write_results, results, job.output_path, job.errors_path,
-                                                      accounted, succeeded)
-                    ok_total += ok
-                    bad_total += bad
-                saved.remove(entry)  # a batch that ended without output leaves its ids pending for a rerun
-                counts.pop(entry["id"], None)
-                await asyncio.to_thread(_save_state, state_path, saved)
-            if on_progress is not None:
-                busy_ok = sum(v[0] for v in counts.values())
-                busy_bad = sum(v[1] for v in counts.values())
-                finished = ok_total + busy_ok + bad_total + busy_bad
-                on_progress(replace(job.progress, done=ok_total + busy_ok, failed=bad_total + busy_bad,
-                                    elapsed=time.monotonic() - started, in_flight=len(saved),
-                                    completed_this_run=finished - job.progress.finished, status="polling"))
-            if not saved:
-                break
-            if deadline is not None and time.monotonic() >= deadline:
+                try:
+                    await asyncio.wait_for(stop.wait(), poll_interval)
+                except asyncio.TimeoutError:
+                    continue
                 interrupted = True
                 break
-            if stop is None:
-                await asyncio.sleep(poll_interval)
-                continue
-            try:
-                await asyncio.wait_for(stop.wait(), poll_interval)
-            except asyncio.TimeoutError:
-                continue
-            interrupted = True
-            break
-        if retry_failed and job.failed:
-            await asyncio.to_thread(_compact_errors, job.errors_path, job.done | succeeded)
-    summary = BatchSummary(total=job.total, done=ok_total, failed=bad_total, skipped=job.progress.skipped,
-                           elapsed=time.monotonic() - started, completed_this_run=ok_total + bad_total
-                           - job.progress.finished, status="interrupted" if interrupted else "finished",
-                           output_path=str(job.output_path), errors_path=str(job.errors_path),
-                           interrupted=interrupted, duplicate_ids=job.duplicates)
+            if retry_failed and job.failed:
+                await asyncio.to_thread(compact_errors, files.errors, job.done | succeeded)
+        except BatchWriteError as exc:
+            exc.summary = summarize("aborted")
+            raise
+    summary = summarize("interrupted" if interrupted else "finished")
     if on_progress is not None:
         on_progress(summary)
     return summary

@@ -19,7 +19,9 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
+from . import _params as P
 from ._core import Flow, Invoke, InvokeFailed
+from ._wire import json_error
 from .errors import InvalidArgumentError, ToolLoopError
 from .schema import FunctionSchema, arguments_model, function_schema
 
@@ -90,7 +92,13 @@ def to_json_result(value: Any) -> Any:
         value = dataclasses.asdict(value)
     if not isinstance(value, dict):
         value = {"result": value}
-    return json.loads(json.dumps(value, ensure_ascii=False, default=str))
+    try:
+        text = json.dumps(value, ensure_ascii=False, default=str, allow_nan=False)
+    except ValueError:  # NaN or infinity: not JSON
+        text = None
+    if text is None:
+        raise json_error(value, "result")
+    return json.loads(text)
 
 
 def run_tools_flow(
@@ -128,7 +136,7 @@ def run_tools_flow(
                                                                                      "result": result}}]})
             else:
                 history.append({"role": "function", "name": call.name,
-                                "content": json.dumps(result, ensure_ascii=False)})
+                                "content": P.json_text(result, f"messages[{len(history)}].content")})
     raise ToolLoopError(f"no final answer after {max_steps} steps of function calls; raise max_steps or check "
                         "the tools", messages=history, calls=calls)
 
@@ -146,4 +154,7 @@ def _execute(tool: Tool | None, record: ToolCallRecord) -> Flow[None]:
     if isinstance(outcome, InvokeFailed):
         record.error = f"{type(outcome.exc).__name__}: {outcome.exc}"
     else:
-        record.result = to_json_result(outcome)
+        try:
+            record.result = to_json_result(outcome)
+        except InvalidArgumentError as exc:  # told to the model like any failure of the tool
+            record.error = f"the function's result cannot be sent: {exc}"

@@ -52,14 +52,20 @@ def test_batch_plain_progress_when_not_a_terminal(cli: Invoke, emu: Any, tmp_pat
     assert "batch: " not in quiet.stderr
 
 
-def test_batch_bad_input_is_a_usage_error(cli: Invoke, tmp_path: Path) -> None:
+def test_batch_bad_line_goes_to_errors_and_the_run_goes_on(cli: Invoke, tmp_path: Path) -> None:
     src = tmp_path / "in.jsonl"
     src.write_text(json.dumps(chat_line(1)) + "\n" + '{"id": "x"}\n', encoding="utf-8")
-    result = cli("batch", str(src), "-o", str(tmp_path / "out.jsonl"))
-    assert result.exit_code == 2
-    assert "in.jsonl:2" in result.stderr and "request" in result.stderr
+    out = tmp_path / "out.jsonl"
+    result = cli("batch", str(src), "-o", str(out))
+    assert result.exit_code == 1, result.output
+    assert "1 lines could not be sent" in result.stdout
+    assert read_ids(out) == ["r1"]
+    (error,) = [json.loads(line) for line in (tmp_path / "out.errors.jsonl").read_text(encoding="utf-8").splitlines()]
+    assert error["id"] == "x" and error["line"] == 2 and error["error"]["field"] == "request"
     missing = cli("batch", str(tmp_path / "nope.jsonl"), "-o", str(tmp_path / "out.jsonl"))
     assert missing.exit_code == 2
+    bad_kind = cli("batch", str(src), "-o", str(out), "--kind", "images")
+    assert bad_kind.exit_code == 2
 
 
 def test_batch_bad_credentials_stop_the_run(cli: Invoke, tmp_path: Path) -> None:

@@ -20,6 +20,7 @@ from ._common import (
     EXIT_CONNECTION,
     EXIT_ERROR,
     EXIT_INTERRUPTED,
+    EXIT_IO,
     EXIT_USAGE,
     CliError,
     State,
@@ -68,7 +69,9 @@ def describe(exc: BaseException) -> tuple[str, str | None, int]:
             fix = next((advice for path, advice in _ADVICE_403 if path in url), None)
         return str(exc), fix, EXIT_ERROR
     if isinstance(exc, errors.GigaChatError):
-        return str(exc), None, EXIT_ERROR
+        from gigapy.batch import BatchWriteError
+
+        return str(exc), None, EXIT_IO if isinstance(exc, BatchWriteError) else EXIT_ERROR
     if isinstance(exc, FileNotFoundError):
         return f"file not found: {exc.filename}", None, EXIT_ERROR
     if isinstance(exc, OSError):

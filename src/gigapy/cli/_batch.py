@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import signal
 import sys
 import time
@@ -13,7 +14,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from ._common import EXIT_ERROR, EXIT_INTERRUPTED, EXIT_USAGE, CliError, fail, get_state, is_tty, print_json
+from ._common import EXIT_ERROR, EXIT_INTERRUPTED, EXIT_IO, EXIT_USAGE, CliError, fail, get_state, is_tty
 
 if TYPE_CHECKING:
     from gigapy.batch import BatchProgress, BatchSummary
@@ -24,9 +25,12 @@ BATCH_HELP = (
     'of /chat/completions or /embeddings. OUTPUT gets {"id": ..., "response": {...}} per finished request, '
     "appended as each finishes; requests that still fail after retries go to OUTPUT.errors.jsonl with the "
     "typed error.\n\n"
-    "Interrupted (Ctrl-C, crash, kill -9)? Rerun the same command: it resumes, skipping what is done, with no "
-    "duplicates. --retry-failed runs the failed ids again.\n\n"
-    "Exit code: 0 all done, 1 some requests failed, 2 bad input, 130 interrupted."
+    "A line that cannot be sent (not JSON, no usable id, text UTF-8 cannot encode) goes to the errors file with its "
+    "line number; the run goes on.\n\n"
+    "Interrupted (Ctrl-C, crash, kill -9, a full disk)? Rerun the same command: it resumes, skipping what is done, "
+    "with no duplicates. --retry-failed runs the failed ids again.\n\n"
+    "Exit code: 0 all done, 1 some lines failed, 2 bad arguments (or another run holds OUTPUT), 4 OUTPUT or the "
+    "errors file could not be written, 130 interrupted."
 )
 
 
@@ -82,8 +86,11 @@ def progress_display(enabled: bool, interval: float) -> Iterator[Callable[[Batch
         now = time.monotonic()
         if now - last[0] >= interval:
             last[0] = now
-            sys.stderr.write(progress_line(p) + "\n")
-            sys.stderr.flush()
+            try:
+                sys.stderr.write(progress_line(p) + "\n")
+                sys.stderr.flush()
+            except (OSError, ValueError):  # stderr is gone or full: progress is not worth stopping the run for
+                last[0] = float("inf")
 
     yield plain
 
@@ -97,9 +104,13 @@ def _summary_text(s: BatchSummary, via_api: bool) -> str:
     text += f"\n  output: {s.output_path}"
     if s.failed:
         text += f"\n  errors: {s.errors_path} (rerun with --retry-failed to try them again)"
+    if s.rejected:
+        text += f"\n  {s.rejected} lines could not be sent (bad input; see the errors file for the line numbers)"
     if s.duplicate_ids:
         shown = ", ".join(s.duplicate_ids[:5]) + (", ..." if len(s.duplicate_ids) > 5 else "")
         text += f"\n  warning: {len(s.duplicate_ids)} duplicate ids in the input were run once: {shown}"
+    for warning in s.warnings:
+        text += f"\n  warning: {warning}"
     if s.interrupted:
         text += "\n  rerun the same command to resume"
     return text
@@ -131,7 +142,7 @@ def batch(
     json_out: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
 ) -> None:
     """Run a JSONL file of requests: resumable, exactly once, adaptive concurrency."""
-    from gigapy.batch import BatchAborted, run_batch, run_via_batches_api
+    from gigapy.batch import BatchAborted, BatchWriteError, run_batch, run_via_batches_api
 
     if kind not in ("auto", "chat", "embeddings"):
         fail(f"--kind: expected chat, embeddings or auto, got {kind!r}", exit_code=EXIT_USAGE)
@@ -163,8 +174,16 @@ def batch(
 
         gc.collect()
         gc.freeze()  # start-up objects (typer, rich, the client's modules) leave the collector's scans
-        with progress_display(show, progress_interval) as update:
+        with _file_size_errors(), progress_display(show, progress_interval) as update:
             summary = asyncio.run(main(update))
+    except BatchWriteError as exc:
+        saved = ""
+        if exc.summary is not None:
+            s = exc.summary
+            saved = (f"the {s.done} finished answers in {s.output_path} and {s.failed} failures in {s.errors_path} "
+                     "are saved, each a whole line; ")
+        raise CliError(f"batch stopped: {exc}", f"{saved}free space (or raise the file-size limit) and rerun the "
+                                                "same command to resume", EXIT_IO) from None
     except BatchAborted as exc:
         from ._app import describe
 
@@ -174,15 +193,56 @@ def batch(
         raise CliError(f"batch stopped: {message}",
                        f"{fix + '; ' if fix else ''}the {s.done} finished answers are saved in {s.output_path}; "
                        "fix the cause and rerun the same command to resume", code) from None
-    if json_out:
-        print_json(summary.to_dict())
-    else:
-        sys.stdout.write(_summary_text(summary, via_batches_api) + "\n")
-        sys.stdout.flush()
+    _print_summary(summary, via_batches_api, json_out)
     if summary.interrupted:
         raise typer.Exit(EXIT_INTERRUPTED)
     if summary.failed:
         raise typer.Exit(EXIT_ERROR)
+
+
+def _print_summary(summary: BatchSummary, via_api: bool, json_out: bool) -> None:
+    """The summary on stdout, checked: a failed write is an I/O error, not a silent success."""
+    import errno
+    import os
+
+    from gigapy._bulk_files import write_all
+
+    text = (json.dumps(summary.to_dict(), ensure_ascii=False, indent=2) if json_out
+            else _summary_text(summary, via_api)) + "\n"
+    try:
+        try:
+            fd = sys.stdout.fileno()
+        except (OSError, ValueError, AttributeError):  # an in-memory stream (test runners)
+            sys.stdout.write(text)
+            sys.stdout.flush()
+            return
+        sys.stdout.flush()
+        # bytes straight to the descriptor: the text layer over an unbuffered stdout (PYTHONUNBUFFERED,
+        # python -u) drops the rest of a short write without a word
+        write_all(fd, text.encode(sys.stdout.encoding or "utf-8", sys.stdout.errors or "strict"))
+    except OSError as exc:
+        with contextlib.suppress(OSError, ValueError):  # drop the unwritten rest: no second failure at exit
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        code = errno.errorcode.get(exc.errno or 0, "")
+        raise CliError(f"cannot write the summary to stdout: {exc.strerror or exc}{f' ({code})' if code else ''}",
+                       f"the results are complete in {summary.output_path}; rerun the same command (it sends "
+                       "nothing more) to print the summary", EXIT_IO) from None
+
+
+@contextlib.contextmanager
+def _file_size_errors() -> Iterator[None]:
+    """Under a file-size limit (``ulimit -f``) a write past it fails with EFBIG, reported like a
+    full disk, instead of SIGXFSZ killing the process."""
+    sig = getattr(signal, "SIGXFSZ", None)
+    try:
+        previous = signal.signal(sig, signal.SIG_IGN) if sig is not None else None
+    except ValueError:  # not the main thread
+        previous = None
+    try:
+        yield
+    finally:
+        if sig is not None and previous is not None:
+            signal.signal(sig, previous)
 
 
 def _install_handlers(loop: asyncio.AbstractEventLoop, stop: asyncio.Event) -> list[int]:

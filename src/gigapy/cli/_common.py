@@ -24,6 +24,7 @@ if TYPE_CHECKING:
 EXIT_ERROR = 1  #: the API or a check failed; a batch finished with failed requests
 EXIT_USAGE = 2  #: bad arguments or settings
 EXIT_CONNECTION = 3  #: no connection, timeout, TLS verification failure
+EXIT_IO = 4  #: a file could not be written (disk full, file too large, I/O error, no permission)
 EXIT_INTERRUPTED = 130  #: Ctrl-C
 
 

@@ -365,13 +365,13 @@ def batches_results(ctx: typer.Context, batch_id: Annotated[str, typer.Argument(
     """Fetch the results of a finished batch."""
     results = get_state(ctx).client().get_batch_results(batch_id)
     if output is not None:
-        from gigapy.batch import write_batch_results
+        from gigapy.batch import default_errors_path, write_batch_results
 
         ok, failed = write_batch_results(results, output)
         if json_out:
             print_json({"output": str(output), "done": ok, "failed": failed})
         else:
-            _print(f"{ok} results written to {output}" + (f", {failed} failures to {output}.errors.jsonl"
+            _print(f"{ok} results written to {output}" + (f", {failed} failures to {default_errors_path(output)}"
                                                            if failed else ""))
         return
     if json_out:

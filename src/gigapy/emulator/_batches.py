@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from ._chat import completion_json, parse_request, run
 from ._embeddings import embeddings_result
-from ._http import ApiError, dumps, new_uuid4
+from ._http import ApiError, dumps, has_lone_surrogate, new_uuid4
 from ._misc import require_corp
 
 if TYPE_CHECKING:
@@ -84,6 +84,9 @@ class BatchStore:
         return len(self._batches)
 
 
+_BROKEN = object()
+
+
 def _parse_lines(body: bytes, limit: int) -> list[tuple[str, dict[str, Any]]]:
     lines: list[tuple[str, dict[str, Any]]] = []
     seen: set[str] = set()
@@ -93,7 +96,9 @@ def _parse_lines(body: bytes, limit: int) -> list[tuple[str, dict[str, Any]]]:
         try:
             item = json.loads(raw)
         except ValueError:
-            raise ApiError(400, f"Invalid batch file: line {number} is not valid JSON") from None
+            item = _BROKEN  # answered below, outside the except
+        if item is _BROKEN or has_lone_surrogate(raw.encode("utf-8", "surrogatepass"), item):
+            raise ApiError(400, f"Invalid batch file: line {number} is not valid JSON")
         if not (isinstance(item, dict) and isinstance(item.get("id"), str) and isinstance(item.get("request"), dict)):
             raise ApiError(400, f'Invalid batch file: line {number} must be {{"id": str, "request": object}}')
         if item["id"] in seen:

@@ -167,7 +167,7 @@ def parse_multipart(body: bytes, content_type: str) -> list[Part]:
     if not content_type.lower().startswith("multipart/form-data") or not boundary:
         raise ApiError(400, "Request must be multipart/form-data")
     parts = []
-    for chunk in body.split(b"--" + boundary.encode("latin-1"))[1:]:
+    for chunk in body.split(b"--" + boundary.encode("utf-8", "surrogateescape"))[1:]:  # the header's own bytes
         if chunk.startswith(b"--"):
             break
         head, sep, data = chunk.removeprefix(b"\r\n").partition(b"\r\n\r\n")

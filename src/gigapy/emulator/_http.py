@@ -89,12 +89,31 @@ def _finite_float(text: str) -> float:
     return value
 
 
+# A lone surrogate enters parsed JSON only through a \uD800-\uDFFF escape, or as raw
+# surrogate bytes (json.loads decodes bytes with "surrogatepass").
+_SURROGATE_HINT = re.compile(rb"\\u[dD][89a-fA-F]|\xed[\xa0-\xbf]")
+
+
+def has_lone_surrogate(raw: bytes, data: Any) -> bool:
+    """True when ``data`` (parsed from ``raw``) holds text UTF-8 cannot encode: the service
+    cannot take such text, and the emulator must not crash on it."""
+    if _SURROGATE_HINT.search(raw) is None:
+        return False
+    try:
+        _ENCODER.encode(data).encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
+
+
 def parse_json_object(body: bytes) -> dict[str, Any]:
     """Parse a request body that must be a JSON object (400 / 422 otherwise)."""
     try:
         data = json.loads(body, parse_constant=_reject_constant, parse_float=_finite_float)
     except (ValueError, UnicodeDecodeError, RecursionError):
         raise ApiError(400, INVALID_JSON) from None
+    if has_lone_surrogate(body, data):
+        raise ApiError(400, INVALID_JSON)
     if not isinstance(data, dict):
         raise invalid_params("request body must be a JSON object")
     return data

@@ -166,7 +166,7 @@ async def _inject_fault(ctx: Ctx, auth_route: bool, echo: dict[str, str], delay:
             await asyncio.sleep(ctx.state.config.stall_seconds)
         close_connection(ctx.request)
         return web.Response(status=499)
-    return status_fault_response(kind, faults.retry_after, echo)
+    return status_fault_response(kind, faults.retry_after, echo, faults.retry_after_ms)
 
 
 def close_connection(request: web.Request) -> None:

@@ -31,5 +31,6 @@ def is_russian(text: str) -> bool:
 
 def stable_seed(*parts: object) -> int:
     """A process-independent 64-bit seed from the parts' text."""
-    digest = hashlib.blake2b("\x1f".join(map(str, parts)).encode(), digest_size=8).digest()
+    text = "\x1f".join(map(str, parts))
+    digest = hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=8).digest()  # any text, never raises
     return int.from_bytes(digest, "big")
