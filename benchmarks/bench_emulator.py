@@ -221,8 +221,8 @@ def write_results(figures: dict[str, Any], notes: str) -> None:
         "## Emulator\n\n"
         f"Machine: {machine()}.\n"
         "One emulator process (`python -m gigapy.emulator --no-limits --pack-stream`), driven by a raw aiohttp "
-        "client on the same machine (`benchmarks/bench_emulator.py`); the last row runs a second process with "
-        "the default framing (each SSE event its own flushed write, as the service sends them).\n\n"
+        "client on the same machine (`benchmarks/bench_emulator.py`); the default-framing row runs a second process "
+        "with the default framing (each SSE event its own flushed write, as the service sends them).\n\n"
         "| measure | result | target |\n|---|---|---|\n"
         f"| small chat completions | {figures['chat_rps']:,.0f} req/s | ≥ 4,000 req/s |\n"
         f"| streamed chunks (`--pack-stream`) | {figures['chunk_rate']:,.0f} chunks/s | ≥ 200,000 chunks/s |\n"
@@ -234,7 +234,7 @@ def write_results(figures: dict[str, Any], notes: str) -> None:
         + (f"| small chat completions, side by side with `--baseline` ({figures['rounds']} interleaved rounds, "
            f"medians) | {figures['ours_rps']:,.0f} vs {figures['base_rps']:,.0f} req/s; server CPU "
            f"{figures['ours_cpu']:.0f} vs {figures['base_cpu']:.0f} us per request "
-           f"({figures['base_cpu'] / figures['ours_cpu']:.2f}x) | no slower than the baseline |\n"
+           f"(baseline / this tree: {figures['base_cpu'] / figures['ours_cpu']:.2f}) | no slower than the baseline |\n"
            if "ours_rps" in figures else "")
         + "\n"
         f"{notes}"
@@ -249,7 +249,11 @@ def write_results(figures: dict[str, Any], notes: str) -> None:
     print(f"updated {RESULTS}")
 
 
-NOTES = """Profiled with cProfile on the server process (`python -m cProfile -m gigapy.emulator`) under this load.
+NOTES = """Absolute rates depend on the machine and on whatever else shares its two cores; the side-by-side row
+(`--baseline SRC`: another checkout's `src/`, e.g. the main branch exported with `git archive`) compares
+this tree with it in the same run, interleaved, which is the figure to read when machines differ.
+
+Profiled with cProfile on the server process (`python -m cProfile -m gigapy.emulator`) under this load.
 What keeps the hot path short:
 - One wrapper per route instead of aiohttp middlewares; no access log.
 - A prebuilt `json.JSONEncoder` (compact, `ensure_ascii=False`) instead of `json.dumps(**kwargs)` per call.
