@@ -1,7 +1,9 @@
 """Emulator throughput: small chat completions per second, streamed chunks per second, memory growth.
 
-Runs one emulator process (``python -m gigapy.emulator --no-limits --port N``) and drives it with a
-raw aiohttp client on the same machine. Every loop is bounded in count and time.
+Runs one emulator process (``python -m gigapy.emulator --no-limits --pack-stream --port N``) and
+drives it with a raw aiohttp client on the same machine; the streamed-chunk rate is also measured
+on a second process with the default framing (each event its own flushed write). Every loop is
+bounded in count and time.
 
     .venv/bin/python benchmarks/bench_emulator.py            # print the figures
     .venv/bin/python benchmarks/bench_emulator.py --write    # also update benchmarks/RESULTS.md
@@ -21,6 +23,7 @@ import sys
 import time
 import uuid
 from pathlib import Path
+from statistics import median
 from typing import Any
 
 import aiohttp
@@ -47,9 +50,13 @@ def rss_mb(pid: int) -> float:
     return float("nan")
 
 
-def start_emulator(port: int) -> subprocess.Popen[str]:
+def start_emulator(port: int, pack: bool = True, src: str | None = None) -> subprocess.Popen[str]:
+    """``python -m gigapy.emulator --no-limits``; ``src``: run the gigapy found there instead (a baseline)."""
     cmd = [sys.executable, "-m", "gigapy.emulator", "--no-limits", "--port", str(port)]
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    if pack:
+        cmd.append("--pack-stream")
+    env = {**os.environ, "PYTHONPATH": src} if src else None
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
     deadline = time.monotonic() + 30
     assert proc.stdout is not None
     while time.monotonic() < deadline:
@@ -60,6 +67,12 @@ def start_emulator(port: int) -> subprocess.Popen[str]:
             break
     proc.kill()
     raise RuntimeError("emulator did not start")
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process so far (Linux)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 async def get_token(session: aiohttp.ClientSession, url: str) -> str:
@@ -118,6 +131,18 @@ async def stream_load(session: aiohttp.ClientSession, url: str, headers: dict[st
     return events, time.perf_counter() - start
 
 
+async def framed_chunks(args: argparse.Namespace, port: int) -> float:
+    """Streamed chunks per second with the default framing (one flushed write per event)."""
+    url = f"http://127.0.0.1:{port}"
+    async with aiohttp.ClientSession() as session:
+        headers = {"Authorization": f"Bearer {await get_token(session, url)}"}
+        events, seconds = await stream_load(session, url, headers, args.streams, 2, args.stream_tokens,
+                                            args.seconds)
+    rate = events / seconds
+    print(f"streamed chunks, one write per event: {events:,} in {seconds:.2f} s = {rate:,.0f} chunks/s")
+    return rate
+
+
 async def run_all(args: argparse.Namespace, port: int, pid: int) -> dict[str, Any]:
     url = f"http://127.0.0.1:{port}"
     connector = aiohttp.TCPConnector(limit=args.concurrency)
@@ -147,6 +172,40 @@ async def run_all(args: argparse.Namespace, port: int, pid: int) -> dict[str, An
             "memory_requests": served}
 
 
+async def chat_round(port: int, pid: int, requests: int, concurrency: int, seconds: float) -> tuple[float, float]:
+    """One timed run of small completions: (req/s, server CPU microseconds per request)."""
+    url = f"http://127.0.0.1:{port}"
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=concurrency)) as session:
+        headers = {"Authorization": f"Bearer {await get_token(session, url)}"}
+        await chat_load(session, url, headers, 1_000, concurrency, seconds)  # warm-up
+        before = cpu_seconds(pid)
+        done, elapsed = await chat_load(session, url, headers, requests, concurrency, seconds)
+        used = cpu_seconds(pid) - before
+    return done / elapsed, 1e6 * used / max(done, 1)
+
+
+def side_by_side(args: argparse.Namespace) -> dict[str, Any]:
+    """Small completions on this tree and on ``--baseline`` (another checkout's src), interleaved."""
+    ours: list[tuple[float, float]] = []
+    theirs: list[tuple[float, float]] = []
+    for _ in range(args.rounds):
+        for src, into in ((None, ours), (args.baseline, theirs)):
+            port = free_port()
+            proc = start_emulator(port, pack=False, src=src)
+            try:
+                into.append(asyncio.run(chat_round(port, proc.pid, args.requests // 4, args.concurrency,
+                                                   args.seconds)))
+            finally:
+                proc.terminate()
+                proc.wait(10)
+    result = {"ours_rps": median(r for r, _ in ours), "base_rps": median(r for r, _ in theirs),
+              "ours_cpu": median(c for _, c in ours), "base_cpu": median(c for _, c in theirs)}
+    print(f"side by side ({args.rounds} interleaved rounds, medians): this tree {result['ours_rps']:,.0f} req/s "
+          f"({result['ours_cpu']:.0f} us server CPU per request), baseline {result['base_rps']:,.0f} req/s "
+          f"({result['base_cpu']:.0f} us)")
+    return result
+
+
 def machine() -> str:
     cpu = "unknown CPU"
     cpuinfo = Path("/proc/cpuinfo")
@@ -161,14 +220,23 @@ def write_results(figures: dict[str, Any], notes: str) -> None:
     section = (
         "## Emulator\n\n"
         f"Machine: {machine()}.\n"
-        "One emulator process (`python -m gigapy.emulator --no-limits`), driven by a raw aiohttp client on the "
-        "same machine (`benchmarks/bench_emulator.py`).\n\n"
+        "One emulator process (`python -m gigapy.emulator --no-limits --pack-stream`), driven by a raw aiohttp "
+        "client on the same machine (`benchmarks/bench_emulator.py`); the default-framing row runs a second process "
+        "with the default framing (each SSE event its own flushed write, as the service sends them).\n\n"
         "| measure | result | target |\n|---|---|---|\n"
         f"| small chat completions | {figures['chat_rps']:,.0f} req/s | ≥ 4,000 req/s |\n"
-        f"| streamed chunks | {figures['chunk_rate']:,.0f} chunks/s | ≥ 200,000 chunks/s |\n"
+        f"| streamed chunks (`--pack-stream`) | {figures['chunk_rate']:,.0f} chunks/s | ≥ 200,000 chunks/s |\n"
         f"| memory growth over {figures['memory_requests']:,} requests (new X-Session-ID each) | "
         f"{figures['rss_after'] - figures['rss_before']:+.1f} MiB "
-        f"({figures['rss_before']:.1f} → {figures['rss_after']:.1f} MiB RSS) | < 20 MB |\n\n"
+        f"({figures['rss_before']:.1f} → {figures['rss_after']:.1f} MiB RSS) | < 20 MB |\n"
+        f"| streamed chunks, one write per event (default) | {figures['framed_rate']:,.0f} chunks/s | "
+        "none (faithful framing) |\n"
+        + (f"| small chat completions, side by side with `--baseline` ({figures['rounds']} interleaved rounds, "
+           f"medians) | {figures['ours_rps']:,.0f} vs {figures['base_rps']:,.0f} req/s; server CPU "
+           f"{figures['ours_cpu']:.0f} vs {figures['base_cpu']:.0f} us per request "
+           f"(baseline / this tree: {figures['base_cpu'] / figures['ours_cpu']:.2f}) | no slower than the baseline |\n"
+           if "ours_rps" in figures else "")
+        + "\n"
         f"{notes}"
     )
     text = RESULTS.read_text() if RESULTS.exists() else "# Benchmark results\n\n"
@@ -181,7 +249,11 @@ def write_results(figures: dict[str, Any], notes: str) -> None:
     print(f"updated {RESULTS}")
 
 
-NOTES = """Profiled with cProfile on the server process (`python -m cProfile -m gigapy.emulator`) under this load.
+NOTES = """Absolute rates depend on the machine and on whatever else shares its two cores; the side-by-side row
+(`--baseline SRC`: another checkout's `src/`, e.g. the main branch exported with `git archive`) compares
+this tree with it in the same run, interleaved, which is the figure to read when machines differ.
+
+Profiled with cProfile on the server process (`python -m cProfile -m gigapy.emulator`) under this load.
 What keeps the hot path short:
 - One wrapper per route instead of aiohttp middlewares; no access log.
 - A prebuilt `json.JSONEncoder` (compact, `ensure_ascii=False`) instead of `json.dumps(**kwargs)` per call.
@@ -189,7 +261,8 @@ What keeps the hot path short:
 - Answer length estimated from characters while composing; the text is tokenized once
   (the profile showed 8 regex passes per small completion before, 2 after).
 - SSE events rendered from prebuilt prefixes/suffixes with one C-level string escape per chunk,
-  written ~64 KiB at a time when no pacing is requested.
+  written ~64 KiB at a time with `--pack-stream` (benchmarks); by default each event is its own
+  flushed write, which costs a send() per event.
 """
 
 
@@ -203,6 +276,9 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=30.0, help="time cap per measurement")
     parser.add_argument("--memory-seconds", type=float, default=120.0)
     parser.add_argument("--write", action="store_true", help="update benchmarks/RESULTS.md")
+    parser.add_argument("--baseline", metavar="SRC", help="also time small completions on the gigapy in SRC "
+                                                          "(another checkout's src/), interleaved with this tree")
+    parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds for --baseline")
     args = parser.parse_args()
     port = free_port()
     proc = start_emulator(port)
@@ -211,6 +287,15 @@ def main() -> None:
     finally:
         proc.terminate()
         proc.wait(10)
+    port = free_port()
+    proc = start_emulator(port, pack=False)
+    try:
+        figures["framed_rate"] = asyncio.run(framed_chunks(args, port))
+    finally:
+        proc.terminate()
+        proc.wait(10)
+    if args.baseline:
+        figures.update(side_by_side(args), rounds=args.rounds)
     if args.write:
         write_results(figures, NOTES)
 

@@ -1,9 +1,10 @@
-"""Chaos soak for gigapy (issue 7, item 1).
+"""Chaos soak for gigapy.
 
 ``.venv/bin/python -m reliability`` starts ONE emulator subprocess with injected faults
 (10% 5xx, 5% 429 with Retry-After, 2% dropped connections, 2% mid-stream drops, 20 s tokens),
 drives 10,000 mixed requests (completions, streams, embeddings, file upload + download)
-through ONE ``AsyncGigaChat``, runs ``gigapy batch`` on a few thousand lines at the same time
+through ONE ``AsyncGigaChat`` and, at the same time, 3,000 through ONE ``GigaChat`` shared by
+8 threads, runs ``gigapy batch`` on a few thousand lines alongside
 (SIGKILLed once mid-run, then rerun), restarts the emulator once mid-run, measures the
 client's sockets and RSS, and writes RELIABILITY.md with a verdict per property.
 

@@ -89,9 +89,10 @@ def render(result: SoakResult, *, command: str, started: float) -> str:
     out: list[str] = [
         "# Reliability: chaos soak",
         "",
-        f"Written by `{command}` on {when} (issue 7, item 1). One emulator subprocess injects faults; one "
-        "`AsyncGigaChat` drives mixed requests through them while `gigapy batch` runs next to it, is killed with "
-        "SIGKILL and rerun, and the emulator itself is killed and restarted once. Everything runs on 127.0.0.1.",
+        f"Written by `{command}` on {when}. One emulator subprocess injects faults; one "
+        "`AsyncGigaChat`, and at the same time one `GigaChat` shared by several threads, drive mixed requests "
+        "through them while `gigapy batch` runs next to it, is killed with SIGKILL and rerun, and the emulator "
+        "itself is killed and restarted once. Everything runs on 127.0.0.1.",
         "",
         f"**Result: {'every property holds' if result.passed else 'SOME PROPERTIES FAIL'}.**",
         "",
@@ -127,8 +128,10 @@ def render(result: SoakResult, *, command: str, started: float) -> str:
         "", f"Plus a {cfg.token_ttl:g}-second token lifetime and one emulator restart (SIGKILL, then a new process "
         "on the same port: every issued token, file and counter is forgotten).",
         "",
-        f"Workload: {result.planned_requests:,} requests through one `AsyncGigaChat` with {cfg.concurrency} in "
-        f"flight, operations drawn as {', '.join(f'{k} {w:.0%}' for k, w in MIX)} (a file operation is an upload "
+        f"Workload: {result.planned_requests:,} requests: {cfg.requests:,} through one `AsyncGigaChat` with "
+        f"{cfg.concurrency} in flight, and at the same time {cfg.sync_requests:,} through one `GigaChat` shared by "
+        f"{cfg.sync_threads} threads (its timeout adds `total` = the hang bound, since a sync call cannot be "
+        f"cancelled); operations drawn as {', '.join(f'{k} {w:.0%}' for k, w in MIX)} (a file operation is an upload "
         "followed by a download of the same bytes, two requests). Client settings: default retry policy "
         f"(2 retries), timeouts connect {CLIENT_TIMEOUT.connect:g} s / read {CLIENT_TIMEOUT.read:g} s / write "
         f"{CLIENT_TIMEOUT.write:g} s / pool {CLIENT_TIMEOUT.pool:g} s. A request that has not ended "
@@ -152,6 +155,12 @@ def render(result: SoakResult, *, command: str, started: float) -> str:
     rows.append(["**all**", f"**{len(records):,}**", f"**{result.count('ok'):,}**",
                  f"**{result.count('typed'):,}**", f"**{result.count('failure'):,}**", ""])
     out += _table(["Request", "Sent", "Success", "Typed error", "Failure", "Latency ms p50 / p99 / max"], rows)
+    out += ["", "By client:", ""]
+    out += _table(["Client", "Sent", "Success", "Typed error", "Failure"], [
+        [name, f"{len(rs):,}", f"{sum(r.outcome == 'ok' for r in rs):,}", f"{sum(r.outcome == 'typed' for r in rs):,}",
+         f"{sum(r.outcome == 'failure' for r in rs):,}"]
+        for name, rs in ((f"`AsyncGigaChat` (one event loop, {cfg.concurrency} in flight)", result.by_client("async")),
+                         (f"`GigaChat` ({cfg.sync_threads} threads, one client)", result.by_client("sync")))])
     if result.not_sent or result.cut_by_deadline:
         out += ["", f"Not sent: {result.not_sent} downloads (their upload ended in a typed error), "
                     f"{result.cut_by_deadline} requests cut by the time bound."]
@@ -304,11 +313,11 @@ def render(result: SoakResult, *, command: str, started: float) -> str:
             "fails.",
             "- Fault draws follow a seeded sequence, but which request meets which draw depends on timing under "
             "concurrency, so two runs are alike, not identical; `--seed` gives other sequences.",
-            "- Once sent, a non-idempotent POST (completion, upload) is never repeated by the client, whatever "
-            "happened to the connection: the service may already have acted on it. Such requests end as typed "
-            "connection errors here (the emulator's `drop` closes before acting, so repeating them would have "
-            "been safe in this soak, but a client cannot know that); `gigapy batch` retries them at its own level.",
-            "- Only the async client is soaked; the sync client shares the retry core but not the transport.",
+            "- Once sent, a non-idempotent POST (completion, embedding, upload) is never repeated by the client, "
+            "whatever happened to the connection, and not after a 502 or a 504 either: the service may already "
+            "have acted on it. Such requests end as typed errors here (the emulator's `drop` and gateway faults "
+            "answer before acting, so repeating them would have been safe in this soak, but a client cannot know "
+            "that; `retry_non_idempotent=True` would repeat them); `gigapy batch` retries them at its own level.",
             "- The emulator restart is one SIGKILL; slow shutdowns, half-open connections and DNS changes are not "
             "covered.",
             "- RSS is judged with a margin, not exactly: CPython keeps freed arenas, so exact equality would be "

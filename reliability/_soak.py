@@ -1,5 +1,6 @@
-"""The chaos soak: one emulator subprocess with faults, one AsyncGigaChat, ``gigapy batch`` with a
-SIGKILL, one emulator restart; measured, then judged property by property."""
+"""The chaos soak: one emulator subprocess with faults, one AsyncGigaChat and one GigaChat shared by
+several threads, ``gigapy batch`` with a SIGKILL, one emulator restart; measured, then judged
+property by property."""
 
 from __future__ import annotations
 
@@ -9,13 +10,14 @@ import gc
 import shutil
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from gigapy import AsyncGigaChat, Timeout, clear_token_cache
+from gigapy import AsyncGigaChat, GigaChat, Timeout, clear_token_cache
 from gigapy.emulator import DEMO_CREDENTIALS
 
 from . import _workload as W
@@ -36,6 +38,9 @@ class SoakConfig:
 
     requests: int = 10_000
     concurrency: int = 32
+    #: Requests through one sync GigaChat shared by ``sync_threads`` threads, alongside the async load.
+    sync_requests: int = 3_000
+    sync_threads: int = 8
     batch_lines: int = 3_000
     batch_concurrency: int = 16
     batch_kill_fraction: float = 0.3
@@ -57,7 +62,7 @@ class SoakConfig:
     @classmethod
     def quick(cls, **overrides: Any) -> SoakConfig:
         """The ~30 s smoke run."""
-        values: dict[str, Any] = {"requests": 3_000, "batch_lines": 1_000, "minutes": 1.5}
+        values: dict[str, Any] = {"requests": 3_000, "sync_requests": 1_000, "batch_lines": 1_000, "minutes": 1.5}
         values.update(overrides)
         return cls(**values)
 
@@ -126,20 +131,30 @@ class SoakResult:
         return sum(1 for r in self.records if r.outcome == "ok" and r.retries_taken is not None
                    and r.retries_taken != r.retries)
 
+    def by_client(self, client: str) -> list[W.Record]:
+        return [r for r in self.records if r.client == client]
+
     def verdicts(self) -> list[Verdict]:
         cfg = self.config
         out: list[Verdict] = []
         sent = len(self.records)
         failures = self.count("failure")
         most = max((r.retries for r in self.records), default=0)
+        sync = self.by_client("sync")
+        split = ", ".join(
+            f"{name} {len(rs):,} ({sum(r.outcome == 'ok' for r in rs):,} ok, "
+            f"{sum(r.outcome == 'failure' for r in rs)} failures)"
+            for name, rs in ((f"async (1 loop, {cfg.concurrency} in flight)", self.by_client("async")),
+                             (f"sync ({cfg.sync_threads} threads, one client)", sync)))
         out.append(Verdict(
             "typed", "Every request ends as a success or a typed error after its retry budget",
             self.error is None and failures == 0 and sent + self.not_sent == self.planned_requests
-            and self.cut_by_deadline == 0 and sent > 0 and most <= MAX_RETRIES and self.retry_mismatches == 0,
+            and self.cut_by_deadline == 0 and sent > 0 and most <= MAX_RETRIES and self.retry_mismatches == 0
+            and (len(sync) > 0 or cfg.sync_requests == 0),
             f"{sent:,} requests sent of {self.planned_requests:,} planned: {self.count('ok'):,} succeeded, "
-            f"{self.count('typed'):,} typed errors, {failures} failures (untyped, wrong content or hung); "
-            f"at most {most} retries per request (budget {MAX_RETRIES}); {self.retry_mismatches} successes with a "
-            f"wrong `retries_taken`; {self.not_sent} downloads not sent (upload failed), {self.cut_by_deadline} "
+            f"{self.count('typed'):,} typed errors, {failures} failures (untyped, wrong content or hung); by client: "
+            f"{split}; at most {most} retries per request (budget {MAX_RETRIES}); {self.retry_mismatches} successes "
+            f"with a wrong `retries_taken`; {self.not_sent} downloads not sent (upload failed), {self.cut_by_deadline} "
             "cut by the time bound"))
         b = self.batch
         if b is None:
@@ -280,7 +295,8 @@ async def _soak(cfg: SoakConfig, emu: EmulatorProcess, workdir: Path, result: So
         reference = await W.fetch_reference(ref_client, prompts, texts)
     result.reference_requests = reference.requests
     ops = W.plan(cfg.requests, cfg.seed, len(prompts), len(texts))
-    result.planned_requests = cfg.requests
+    sync_ops = W.plan(cfg.sync_requests, cfg.seed + 1, len(prompts), len(texts)) if cfg.sync_requests else []
+    result.planned_requests = cfg.requests + cfg.sync_requests
 
     batch = BatchDriver(workdir, child_env(emu.base_url, emu.auth_url, workdir / "config"), lines=cfg.batch_lines,
                         concurrency=cfg.batch_concurrency, prompts=prompts, answers=reference.answers,
@@ -296,10 +312,15 @@ async def _soak(cfg: SoakConfig, emu: EmulatorProcess, workdir: Path, result: So
 
     log = W.ClientLog()
     client = AsyncGigaChat(**settings, max_connections=cfg.concurrency * 2)
+    # the sync client cannot be cancelled: its total deadline ends a request that would hang
+    sync_settings = {**settings, "timeout": dataclasses.replace(CLIENT_TIMEOUT, total=op_bound)}
+    sync_client = GigaChat(**sync_settings, max_connections=max(2, cfg.sync_threads * 2))
     records = result.records
-    restart_at = max(1, int(cfg.requests * cfg.restart_fraction))
+    restart_at = max(1, int((cfg.requests + cfg.sync_requests) * cfg.restart_fraction))
     restart_task: asyncio.Task[None] | None = None
     queue = list(reversed(ops))
+    sync_queue = list(reversed(sync_ops))
+    sync_lock = threading.Lock()
     load_start = time.monotonic()
 
     async def restart() -> None:
@@ -343,7 +364,7 @@ async def _soak(cfg: SoakConfig, emu: EmulatorProcess, workdir: Path, result: So
                 if down.error == "NotFoundError" and not _may_be_forgotten(result, rec.started):
                     down.outcome = "failure"  # only the restart may forget a file we uploaded
                     down.error = f"lost file: 404 for a file uploaded after the restart ({down.detail[:100]})"
-        if restart_task is None and len(records) >= restart_at:
+        if restart_task is None and (len(records) >= restart_at or not queue):
             restart_task = asyncio.ensure_future(restart())
 
     async def worker() -> None:
@@ -354,11 +375,65 @@ async def _soak(cfg: SoakConfig, emu: EmulatorProcess, workdir: Path, result: So
                 continue
             await one(queue.pop())
 
+    def sync_one(op: W.Op) -> None:
+        """The sync twin of ``one`` (run in a worker thread)."""
+        if op.kind in ("completion", "stream"):
+            rec = W.Record(op.kind, client="sync")
+            records.append(rec)
+            p = op.prompt
+            do = W.sync_completion if op.kind == "completion" else W.sync_stream
+            W.measured_sync(rec, lambda r: do(sync_client, prompts[p], reference.answers[p], r), op_bound)
+        elif op.kind == "embedding":
+            rec = W.Record("embedding", client="sync")
+            records.append(rec)
+            items = [texts[i] for i in op.inputs]
+            vectors = [reference.vectors[i] for i in op.inputs]
+            W.measured_sync(rec, lambda r: W.sync_embedding(sync_client, items, vectors, r), op_bound)
+        else:
+            body = W.file_body(10_000_000 + op.index, cfg.seed)
+            up = W.Uploaded()
+            rec = W.Record("upload", client="sync")
+            records.append(rec)
+            W.measured_sync(rec, lambda r: W.sync_upload(sync_client, body, f"chaos-sync-{op.index}.txt", up, r),
+                            op_bound)
+            if up.file_id is None:
+                with sync_lock:
+                    result.not_sent += 1
+            else:
+                fid = up.file_id
+                down = W.Record("download", client="sync", upload_started=rec.started)
+                records.append(down)
+                W.measured_sync(down, lambda r: W.sync_download(sync_client, fid, body, r), op_bound)
+                if down.error == "NotFoundError" and not _may_be_forgotten(result, rec.started):
+                    down.outcome = "failure"
+                    down.error = f"lost file: 404 for a file uploaded after the restart ({down.detail[:100]})"
+
+    def sync_worker() -> None:
+        while True:
+            with sync_lock:
+                if not sync_queue:
+                    return
+                op = sync_queue.pop()
+                if time.monotonic() >= last_start:
+                    result.cut_by_deadline += 2 if op.kind == "file" else 1
+                    continue
+            sync_one(op)
+
+    def sync_load() -> None:
+        """``sync_threads`` threads share the one sync client until the sync plan is done."""
+        threads = [threading.Thread(target=sync_worker, name=f"soak-sync-{i}", daemon=True)
+                   for i in range(cfg.sync_threads if sync_ops else 0)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(max(1.0, deadline + op_bound - time.monotonic()))
+
     async def reporter() -> None:
         while True:
             await asyncio.sleep(5.0)
             ok = sum(1 for r in records if r.outcome == "ok")
-            _say(cfg, f"{time.monotonic() - t0:5.0f} s: {len(records):,}/{cfg.requests:,} requests ({ok:,} ok), "
+            planned = cfg.requests + cfg.sync_requests
+            _say(cfg, f"{time.monotonic() - t0:5.0f} s: {len(records):,}/{planned:,} requests ({ok:,} ok), "
                       f"batch {batch.progress_lines:,}/{cfg.batch_lines:,} lines, sockets {sampler.last.socket_count}, "
                       f"RSS {sampler.last.rss / 1048576:.0f} MiB")
 
@@ -366,7 +441,7 @@ async def _soak(cfg: SoakConfig, emu: EmulatorProcess, workdir: Path, result: So
     batch_task = asyncio.ensure_future(batch.run(deadline))
     try:
         with log:
-            await asyncio.gather(*(worker() for _ in range(cfg.concurrency)))
+            await asyncio.gather(asyncio.to_thread(sync_load), *(worker() for _ in range(cfg.concurrency)))
             result.load_seconds = time.monotonic() - load_start
             _say(cfg, f"client load done in {result.load_seconds:.1f} s; waiting for the batch")
             if restart_task is not None:
@@ -381,6 +456,7 @@ async def _soak(cfg: SoakConfig, emu: EmulatorProcess, workdir: Path, result: So
         result.token_retries = log.token_retries
         # after closing: sockets must be exactly the baseline's (allow the loop a moment to close them)
         await client.aclose()
+        sync_client.close()
         await sampler.stop()
         result.peak_sockets, result.peak_rss = sampler.peak_sockets, sampler.peak_rss
         closed_at = time.monotonic()

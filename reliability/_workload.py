@@ -21,7 +21,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from gigapy import AsyncGigaChat, GigaChatError, StreamError
+from gigapy import AsyncGigaChat, GigaChat, GigaChatError, StreamError
 
 KINDS = ("completion", "stream", "embedding", "upload", "download")
 #: Share of operations per kind; a ``file`` operation is two requests (upload, then download).
@@ -146,6 +146,7 @@ class Record:
     """The outcome of one request."""
 
     kind: str
+    client: str = "async"  # async | sync
     outcome: str = "failure"  # ok | typed | failure
     error: str | None = None  # class name (typed) or what went wrong (failure)
     retries: int = 0  # retries the client logged for this request
@@ -247,6 +248,119 @@ async def measured(record: Record, body: Callable[[Record], Awaitable[Any]], bou
     return value
 
 
+def measured_sync(record: Record, body: Callable[[Record], Any], bound: float) -> Any:
+    """The sync twin of :func:`measured`: run one request in this thread and classify it. A sync
+    call cannot be cancelled, so the client's ``total`` timeout ends it; one that took longer than
+    ``bound`` counts as hung all the same."""
+    box = [0, 0]
+    token = _box.set(box)  # this thread's context: the client logs in this thread
+    record.started = time.monotonic()
+    value = None
+    try:
+        value = body(record)
+        record.outcome = "ok"
+    except Checked as exc:
+        record.outcome, record.error = "failure", f"wrong content: {exc}"
+    except GigaChatError as exc:
+        record.outcome, record.error = "typed", type(exc).__name__
+        record.detail = str(exc)[:300]
+    except Exception as exc:  # classified: any other exception is a failure
+        record.outcome, record.error = "failure", f"untyped {type(exc).__module__}.{type(exc).__name__}: {exc}"
+    finally:
+        _box.reset(token)
+        record.elapsed = time.monotonic() - record.started
+        record.retries, record.refreshes = box
+    if record.elapsed > bound:
+        record.outcome, record.error = "failure", f"no result within {bound:g} s (hang)"
+    return value
+
+
+class StreamCheck:
+    """Checks every delivered chunk of one stream against the reference answer as it arrives."""
+
+    def __init__(self, expected: str, record: Record) -> None:
+        self.expected = expected
+        self.record = record
+        self.parts: list[str] = []
+        self.text_len = 0
+
+    def chunk(self, chunk: Any) -> None:
+        record = self.record
+        record.chunks += 1
+        for choice in chunk.choices:
+            if choice.delta.role:
+                record.role_chunks += 1
+            piece = choice.delta.content or ""
+            if piece:
+                if not self.expected.startswith(piece, self.text_len):
+                    record.duplicated = True
+                self.parts.append(piece)
+                self.text_len += len(piece)
+
+    def error(self, exc: StreamError) -> None:
+        if exc.chunks_received != self.record.chunks:
+            raise Checked(f"StreamError says {exc.chunks_received} chunks, {self.record.chunks} were delivered") \
+                from exc
+
+    def finish(self) -> None:
+        record = self.record
+        if record.role_chunks > 1:
+            record.duplicated = True
+        if record.duplicated:
+            raise Checked(f"a chunk was delivered twice ({record.role_chunks} role chunks; text is not a prefix "
+                          "of the answer)")
+        text = "".join(self.parts)
+        if text != self.expected:
+            raise Checked(f"the finished stream's text differs from the reference ({len(text)} vs "
+                          f"{len(self.expected)})")
+
+
+def sync_completion(client: GigaChat, prompt: str, expected: str, record: Record) -> None:
+    answer = client.completion(prompt)
+    record.retries_taken = answer.retries_taken
+    if answer.text != expected:
+        raise Checked(f"completion text differs from the reference ({len(answer.text)} vs {len(expected)} chars)")
+
+
+def sync_stream(client: GigaChat, prompt: str, expected: str, record: Record) -> None:
+    check = StreamCheck(expected, record)
+    try:
+        with client.completion_stream(prompt) as stream:
+            record.retries_taken = stream.retries_taken
+            for chunk in stream:
+                check.chunk(chunk)
+        record.complete = True
+    except StreamError as exc:
+        check.error(exc)
+        raise
+    finally:
+        if record.role_chunks > 1:
+            record.duplicated = True
+    check.finish()
+
+
+def sync_embedding(client: GigaChat, texts: list[str], expected: list[list[float]], record: Record) -> None:
+    emb = client.embedding(texts)
+    record.retries_taken = emb.retries_taken
+    vectors = emb.vectors
+    if len(vectors) != len(expected) or any(list(a) != b for a, b in zip(vectors, expected, strict=True)):
+        raise Checked("vectors differ from the reference")
+
+
+def sync_upload(client: GigaChat, body: bytes, name: str, out: Uploaded, record: Record) -> None:
+    file = client.upload_file(body, filename=name, content_type="text/plain")
+    record.retries_taken = file.retries_taken
+    if file.bytes not in (None, len(body)):
+        raise Checked(f"upload reports {file.bytes} bytes, sent {len(body)}")
+    out.file_id = file.id
+
+
+def sync_download(client: GigaChat, file_id: str, body: bytes, record: Record) -> None:
+    data = client.download_file(file_id)
+    if data != body:
+        raise Checked(f"download returned {len(data)} bytes that differ from the {len(body)} uploaded")
+
+
 async def do_completion(client: AsyncGigaChat, prompt: str, expected: str, record: Record) -> None:
     answer = await client.completion(prompt)
     record.retries_taken = answer.retries_taken
@@ -256,36 +370,20 @@ async def do_completion(client: AsyncGigaChat, prompt: str, expected: str, recor
 
 async def do_stream(client: AsyncGigaChat, prompt: str, expected: str, record: Record) -> None:
     """Stream one answer; every delivered chunk is checked against the reference as it arrives."""
-    parts: list[str] = []
-    text_len = 0
+    check = StreamCheck(expected, record)
     try:
         async with client.completion_stream(prompt) as stream:
             record.retries_taken = stream.retries_taken
             async for chunk in stream:
-                record.chunks += 1
-                for choice in chunk.choices:
-                    if choice.delta.role:
-                        record.role_chunks += 1
-                    piece = choice.delta.content or ""
-                    if piece:
-                        if not expected.startswith(piece, text_len):
-                            record.duplicated = True
-                        parts.append(piece)
-                        text_len += len(piece)
+                check.chunk(chunk)
         record.complete = True
     except StreamError as exc:
-        if exc.chunks_received != record.chunks:
-            raise Checked(f"StreamError says {exc.chunks_received} chunks, {record.chunks} were delivered") from exc
+        check.error(exc)
         raise
     finally:
         if record.role_chunks > 1:
             record.duplicated = True
-    text = "".join(parts)
-    if record.duplicated:
-        raise Checked(f"a chunk was delivered twice ({record.role_chunks} role chunks; text is not a prefix "
-                      "of the answer)")
-    if text != expected:
-        raise Checked(f"the finished stream's text differs from the reference ({len(text)} vs {len(expected)})")
+    check.finish()
 
 
 async def do_embedding(client: AsyncGigaChat, texts: list[str], expected: list[list[float]], record: Record) -> None:

@@ -105,3 +105,14 @@ def test_secrets_never_show_in_repr() -> None:
         for secret in (KEY, "hunter2-pass", "tok-123-secret"):
             assert secret not in text
     client.close()
+
+
+def test_timeout_from_the_environment_by_phase() -> None:
+    env = {"GIGACHAT_ACCESS_TOKEN": "t"}
+    assert load_settings({}, {**env, "GIGACHAT_TIMEOUT": "30"}).timeout == Timeout(30, 30, 30, 30, None)
+    got = load_settings({}, {**env, "GIGACHAT_TIMEOUT": "read=120, total=600"}).timeout
+    assert got == Timeout(connect=10, read=120, write=60, pool=60, total=600)
+    assert load_settings({}, {**env, "GIGACHAT_TIMEOUT": "total=none;read=5"}).timeout.total is None
+    for bad in ("read=abc", "bogus=1", "total=0", "total=inf", "read", "=5", "5s"):
+        with pytest.raises(ConfigurationError, match="GIGACHAT_TIMEOUT"):
+            load_settings({}, {**env, "GIGACHAT_TIMEOUT": bad})

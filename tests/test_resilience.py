@@ -57,10 +57,10 @@ def test_5xx_is_retried_with_backoff(emu: Any, make_client: Any) -> None:
 
 
 def test_retries_are_bounded(emu: Any, make_client: Any) -> None:
-    emu.faults.enqueue("502", "502", "502", routes=["chat"])
+    emu.faults.enqueue("503", "503", "503", routes=["chat"])
     with pytest.raises(InternalServerError) as info:
         make_client(max_retries=1).completion("Привет")
-    assert info.value.status_code == 502
+    assert info.value.status_code == 503
     assert chat_requests(emu) == 2
 
 

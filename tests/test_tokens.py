@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import dataclasses
 import threading
 import time
 from typing import Any
@@ -11,8 +12,11 @@ from typing import Any
 import pytest
 
 from gigapy import APIStatusError, AsyncGigaChat, AuthenticationError, ConfigurationError, GigaChat, clear_token_cache
-from gigapy.emulator import DEMO_PASSWORD, DEMO_USER, Account, Emulator
+from gigapy._core import Clock
+from gigapy.emulator import DEMO_CREDENTIALS, DEMO_PASSWORD, DEMO_USER, Account, Emulator
 from gigapy.testing import client_settings
+
+from .rawserver import RawRequest, answer, raw_server
 
 
 def test_50_threads_starting_together_make_one_oauth_request(emu: Any) -> None:
@@ -180,3 +184,89 @@ def test_create_token_without_credentials_is_a_clear_error(make_client: Any) -> 
     client = make_client(credentials=None, access_token="abc")
     with pytest.raises(ConfigurationError, match="credentials"):
         client.create_token()
+
+
+# --- clock skew: expiry is a lifetime measured from receipt on the monotonic clock ---------------
+
+SKEW = 31 * 60.0  # a local clock 31 minutes off (the token lives 30 minutes)
+CASES = ["clock_ahead", "clock_behind", "expired_expires_at"]
+
+
+def _skew(client: Any, case: str) -> None:
+    """Skew the client's wall clock (the one it reads expiry times against): the core takes its
+    clock as an argument, so the test passes a skewed one instead of the system's."""
+    offset = {"clock_ahead": SKEW, "clock_behind": -SKEW}.get(case)
+    if offset is not None:
+        core = client._core
+        core.policy = dataclasses.replace(core.policy, clock=Clock(wall=lambda: time.time() + offset))
+
+
+def _auth(mode: str) -> dict[str, Any]:
+    return {} if mode == "oauth" else {"credentials": None, "user": DEMO_USER, "password": DEMO_PASSWORD}
+
+
+def _fetches(emu: Any) -> int:
+    stats = emu.stats()
+    return int(stats["oauth_requests"]) + int(stats["token_requests"])
+
+
+@pytest.mark.parametrize("mode", ["oauth", "password"])  # expires_at in ms from OAuth, exp in s from /token
+@pytest.mark.parametrize("case", CASES)
+def test_sync_clock_skew_or_an_expired_expiry_costs_at_most_one_extra_fetch(emu: Any, make_client: Any, case: str,
+                                                                           mode: str) -> None:
+    if case == "expired_expires_at":
+        emu.faults.set("expires_at_shift:-3600")  # the server says the token expired an hour ago; it works
+    client = make_client(**_auth(mode))
+    _skew(client, case)
+    for i in range(20):
+        client.count_tokens(f"вызов {i}")
+    assert _fetches(emu) <= 2
+    assert "401" not in emu.stats()["responses"]
+
+
+@pytest.mark.parametrize("mode", ["oauth", "password"])
+@pytest.mark.parametrize("case", CASES)
+def test_async_clock_skew_or_an_expired_expiry_costs_at_most_one_extra_fetch(emu: Any, case: str, mode: str) -> None:
+    if case == "expired_expires_at":
+        emu.faults.set("expires_at_shift:-3600")
+
+    async def main() -> None:
+        async with AsyncGigaChat(**client_settings(emu, **_auth(mode))) as client:
+            _skew(client, case)
+            for i in range(10):
+                await client.count_tokens(f"вызов {i}")
+            await asyncio.gather(*(client.count_tokens(f"параллельно {i}") for i in range(10)))
+
+    asyncio.run(main())
+    assert _fetches(emu) <= 2
+    assert "401" not in emu.stats()["responses"]
+
+
+@pytest.mark.parametrize("offset", [SKEW, -SKEW])
+def test_skew_without_a_date_header_costs_at_most_one_extra_fetch(offset: float) -> None:
+    """A server whose OAuth answer has no Date header (nothing to correct the local clock with)."""
+
+    async def handler(request: RawRequest, writer: asyncio.StreamWriter) -> bool:
+        if request.path.endswith("/oauth"):
+            expires = int((time.time() + 1800) * 1000)  # 30 minutes, by the server's (true) clock
+            writer.write(answer(200, {"access_token": "raw-token", "expires_at": expires}))
+        else:
+            writer.write(answer(200, [{"object": "tokens", "tokens": 2, "characters": 5}]))
+        return True
+
+    with raw_server(handler) as server, GigaChat(credentials=DEMO_CREDENTIALS, base_url=server.base_url,
+                                                 auth_url=server.auth_url) as client:
+        core = client._core
+        core.policy = dataclasses.replace(core.policy, clock=Clock(wall=lambda: time.time() + offset))
+        for i in range(20):
+            client.count_tokens(f"вызов {i}")
+        assert server.count("/oauth") <= 2
+
+
+def test_a_token_that_only_looks_expired_is_still_replaced_on_a_401(emu: Any, make_client: Any) -> None:
+    emu.faults.set("expires_at_shift:-3600")
+    client = make_client()
+    client.count_tokens("a")
+    emu.expire_tokens()  # now it really is expired
+    assert client.count_tokens("b")[0].tokens > 0  # 401 -> refresh -> repeat, as always
+    assert emu.stats()["oauth_requests"] == 2

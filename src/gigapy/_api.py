@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import platform
 import re
-import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -145,10 +144,13 @@ def same_identity(a: Settings, b: Settings) -> bool:
 
 @dataclass(slots=True)
 class OpenStream:
-    """What a streaming flow returns: the open response and the state that decodes it."""
+    """What a streaming flow returns: the open response, the state that decodes it, and the
+    limits of its waits (the idle limit between events, the call's deadline)."""
 
     response: Response
     state: StreamState[Any, Any]
+    read: float | None = None
+    deadline: float | None = None
 
 
 class ClientCore:
@@ -158,7 +160,7 @@ class ClientCore:
 
     def __init__(self, settings: Settings, tokens: TokenSource | None = None) -> None:
         self.settings = settings
-        self.policy = RetryPolicy()
+        self.policy = RetryPolicy(retry_non_idempotent=settings.retry_non_idempotent)
         self.tokens = tokens if tokens is not None else TokenSource(settings)
         headers = _wire.Headers({"User-Agent": USER_AGENT, "Accept": "application/json"})
         headers.update(settings.default_headers)
@@ -244,7 +246,7 @@ class ClientCore:
         """The token request for this client's identity (OAuth or user/password)."""
         request = token_request(self.settings, USER_AGENT)
         response = yield from send_flow(request, policy=self.policy, can_refresh=False)
-        return parse_token(response)
+        return parse_token(response, self.policy.clock.wall())
 
 
 def _id_header(value: Any, field: str) -> str:
@@ -317,7 +319,7 @@ def open_stream(core: ClientCore, request: Request,
         if response.raw is not None:
             response.raw.close()
         raise _invalid_body(response, TypeError(f"expected text/event-stream, got {ctype or 'no content type'}"))
-    return OpenStream(response, state(response.meta()))
+    return OpenStream(response, state(response.meta()), request.timeout.read, request.deadline)
 
 
 def v2_base(base_url: str) -> str:
@@ -599,11 +601,12 @@ def wait_for_batch(core: ClientCore, batch_id: str, poll_interval: float, max_wa
     P.number(poll_interval, "poll_interval", low=0, low_open=True)
     if max_wait is not None:
         P.number(max_wait, "max_wait", low=0, low_open=True)
-    deadline = None if max_wait is None else time.monotonic() + max_wait
+    clock = core.policy.clock
+    deadline = None if max_wait is None else clock.monotonic() + max_wait
     while True:
         batch = yield from get_batch(core, batch_id, options)
         if batch.is_done:
             return batch
-        if deadline is not None and time.monotonic() + poll_interval > deadline:
+        if deadline is not None and clock.monotonic() + poll_interval > deadline:
             raise APITimeoutError(f"batch {batch_id} still {batch.status} after {max_wait} s", phase="batch")
         yield Sleep(poll_interval)

@@ -7,6 +7,10 @@ everyone else (other threads, other tasks, other event loops) waits on the same
 ``concurrent.futures.Future``, so N concurrent first calls make exactly one token
 request and nobody waits longer than one token round trip. A token is refreshed ahead
 of its expiry; during that early window the others keep using the still-valid token.
+
+Expiry is a *lifetime measured from receipt on the monotonic clock*, so neither a local
+clock that is off (ahead or behind, by minutes or years) nor a server whose ``expires_at``
+is already past makes every call fetch a new token. See :func:`token_lifetime`.
 """
 
 from __future__ import annotations
@@ -15,7 +19,6 @@ import asyncio
 import base64
 import hashlib
 import json
-import math
 import threading
 import time
 import uuid
@@ -28,16 +31,47 @@ from pydantic import SecretStr
 
 from . import _wire, errors
 from ._config import Settings
-from ._core import Request, Response, _invalid_body
+from ._core import SYSTEM_CLOCK, Clock, Request, Response, _invalid_body, http_date
+from ._numbers import server_number
 from .types.auth import AccessToken
 
 REFRESH_AHEAD = 60.0  # seconds before expiry when a refresh starts (at most half the lifetime)
+#: An expiry that leaves less than MIN_LIFETIME after receipt (already past, or a clock far off with
+#: no Date header to correct it) is not believed: the token is used for FALLBACK_LIFETIME seconds
+#: (refreshed after half of it), and replaced at once if the server rejects it with a 401.
+MIN_LIFETIME = 1.0
+FALLBACK_LIFETIME = 60.0
+#: The longest lifetime believed (an absurd expiry, year 2100, a unit mix-up): one day.
+MAX_LIFETIME = 86_400.0
+#: When the local clock and the OAuth response's Date header differ by more than this, the local
+#: clock is off and the lifetime is measured against the server's Date instead.
+CLOCK_TOLERANCE = 5.0
+
+
+def token_lifetime(expires_at: float | None, now: float, server_now: float | None) -> float:
+    """Seconds a token received at ``now`` (local wall clock) may be used.
+
+    ``expires_at`` is the server's expiry in Unix seconds (None when it sent none that is
+    usable), ``server_now`` the response's ``Date`` header (None without one). The lifetime
+    is ``expires_at`` minus the time at receipt: the local clock when it agrees with the
+    server's Date within ``CLOCK_TOLERANCE`` (Date has whole seconds only), else the server's
+    Date (the end of its second). It passes the number guard into
+    [FALLBACK_LIFETIME if below MIN_LIFETIME, MAX_LIFETIME].
+    """
+    ref = now
+    if server_now is not None and abs(now - server_now) > CLOCK_TOLERANCE:
+        ref = server_now + 1.0
+    life = None if expires_at is None else server_number(expires_at - ref, low=0.0, high=MAX_LIFETIME)
+    if life is None or life < MIN_LIFETIME:
+        return FALLBACK_LIFETIME
+    return life
 
 
 @dataclass(frozen=True, slots=True)
 class _Fresh:
     token: SecretStr  # a SecretStr everywhere inside gigapy: never a plain str in a traceback local
-    expires_at: float  # Unix seconds
+    expires: float  # monotonic seconds
+    refresh_at: float  # monotonic seconds
 
 
 class _LeaderGone(Exception):
@@ -47,19 +81,20 @@ class _LeaderGone(Exception):
 class TokenEntry:
     """The shared token state for one identity. All fields are guarded by ``_lock``."""
 
-    __slots__ = ("_current", "_inflight", "_lock", "_refresh_at")
+    __slots__ = ("_current", "_inflight", "_lock", "_refresh_at", "clock")
 
-    def __init__(self) -> None:
+    def __init__(self, clock: Clock = SYSTEM_CLOCK) -> None:
         self._lock = threading.Lock()
         self._current: _Fresh | None = None
         self._refresh_at = 0.0
         self._inflight: Future[_Fresh] | None = None
+        self.clock = clock  # only its monotonic clock: expiry is a lifetime measured from receipt
 
     @property
     def token(self) -> str | None:
         """The current token, if it has not expired."""
         cur = self._current
-        return cur.token.get_secret_value() if cur is not None and cur.expires_at > time.time() else None
+        return cur.token.get_secret_value() if cur is not None and cur.expires > self.clock.monotonic() else None
 
     def fresh(self) -> SecretStr | None:
         """The fast path, without the lock: the current token while it is valid and not yet
@@ -68,8 +103,8 @@ class TokenEntry:
         cur = self._current
         if cur is None:
             return None
-        now = time.time()
-        return cur.token if now < self._refresh_at and cur.expires_at > now + 1.0 else None
+        now = self.clock.monotonic()
+        return cur.token if now < self._refresh_at and cur.expires > now + 1.0 else None
 
     def _claim(self, stale: SecretStr | None) -> tuple[SecretStr | None, Future[_Fresh] | None, bool]:
         """Under the lock: return (usable token, future to wait on, am I the leader)."""
@@ -77,8 +112,8 @@ class TokenEntry:
             cur = self._current
             if stale is not None and cur is not None and cur.token == stale:
                 self._current = cur = None
-            now = time.time()
-            valid = cur.token if cur is not None and cur.expires_at > now + 1.0 else None
+            now = self.clock.monotonic()
+            valid = cur.token if cur is not None and cur.expires > now + 1.0 else None
             if valid is not None and now < self._refresh_at:
                 return valid, None, False
             if self._inflight is not None:
@@ -90,8 +125,7 @@ class TokenEntry:
         with self._lock:
             if isinstance(fresh, _Fresh):
                 self._current = fresh
-                lifetime = max(fresh.expires_at - time.time(), 0.0)
-                self._refresh_at = fresh.expires_at - min(REFRESH_AHEAD, lifetime / 2)
+                self._refresh_at = fresh.refresh_at
             self._inflight = None
         if isinstance(fresh, _Fresh):
             future.set_result(fresh)
@@ -141,7 +175,7 @@ class TokenEntry:
                 fetched: AccessToken | BaseException) -> SecretStr:
         """The leader's last step: publish the result to the waiters and return (or raise)."""
         if isinstance(fetched, AccessToken):
-            fresh = _fresh(fetched)
+            fresh = self._fresh(fetched)
             self._publish(future, fresh)
             return fresh.token
         if not isinstance(fetched, Exception):  # cancelled or interrupted: let a waiter lead
@@ -150,17 +184,16 @@ class TokenEntry:
         self._publish(future, fetched)
         if valid is not None:  # an early refresh failed; the current token still works
             with self._lock:
-                self._refresh_at = time.time() + 5.0
+                self._refresh_at = self.clock.monotonic() + 5.0
             return valid
         raise fetched
 
     def store(self, token: AccessToken) -> None:
         """Put a token obtained outside the cache (``create_token``) into it."""
+        fresh = self._fresh(token)
         with self._lock:
-            fresh = _fresh(token)
             self._current = fresh
-            lifetime = max(fresh.expires_at - time.time(), 0.0)
-            self._refresh_at = fresh.expires_at - min(REFRESH_AHEAD, lifetime / 2)
+            self._refresh_at = fresh.refresh_at
 
     def clear(self) -> None:
         """Forget the token (tests, logout)."""
@@ -168,9 +201,13 @@ class TokenEntry:
             self._current = None
             self._refresh_at = 0.0
 
-
-def _fresh(token: AccessToken) -> _Fresh:
-    return _Fresh(token.access_token, token.expires_at / 1000)
+    def _fresh(self, token: AccessToken) -> _Fresh:
+        """The token with its expiry and refresh moment on the monotonic clock, from now."""
+        life = token._lifetime
+        if life is None:  # not read by parse_token: its expires_at against the local clock
+            life = token_lifetime(token.expires_at / 1000, time.time(), None)
+        now = self.clock.monotonic()
+        return _Fresh(token.access_token, now + life, now + life - min(REFRESH_AHEAD, life / 2))
 
 
 _ENTRIES: dict[tuple[str, ...], TokenEntry] = {}
@@ -242,12 +279,17 @@ def token_request(settings: Settings, user_agent: str) -> Request:
     )
 
 
-def parse_token(response: Response) -> AccessToken:
+def parse_token(response: Response, now: float | None = None) -> AccessToken:
     """Read ``{access_token, expires_at(ms)}`` (OAuth) or ``{tok, exp(s)}`` (/token).
 
     The token never sits in a plain local here, and no error repeats it or keeps the body:
     a token that cannot be sent back as a header value is rejected naming only the field.
+    ``now`` is the local wall clock at receipt. The expiry passes the number guard: a value
+    that is no usable time (NaN, negative, absurd, text, missing) does not fail the token, it
+    only gets the fallback lifetime (see :func:`token_lifetime`); ``expires_at`` then reports
+    that estimate.
     """
+    now = time.time() if now is None else now
     data = _json_object(response.content)
     if not isinstance(data, dict):
         raise _invalid_body(response, TypeError("expected a JSON object"), keep_body=False)
@@ -257,13 +299,15 @@ def parse_token(response: Response) -> AccessToken:
         raise _invalid_body(response, ValueError(f"{name} {problem}"), keep_body=False)
     expires = data.get("expires_at") if name == "access_token" else data.get("exp")
     unit_ms = name == "access_token"
-    if token is None or isinstance(expires, bool) or not isinstance(expires, (int, float)):
+    if token is None:
         raise _invalid_body(response, TypeError("no token in the response"), keep_body=False)
-    expires_ms = _to_ms(float(expires), unit_ms) if math.isfinite(expires) else 0
-    if not _YEAR_2000_MS <= expires_ms <= _YEAR_3000_MS:
-        raise _invalid_body(response, ValueError(f"implausible token expiry {expires!r}"), keep_body=False)
+    server_now = http_date(response.headers.get("date"))
+    expires_s = _expiry_seconds(expires, unit_ms, now if server_now is None else server_now)
+    lifetime = token_lifetime(expires_s, now, server_now)
+    expires_ms = int((expires_s if expires_s is not None else now + lifetime) * 1000)
     result = AccessToken.model_validate({"access_token": token, "expires_at": expires_ms})
     result._meta = response.meta()
+    result._lifetime = lifetime
     return result
 
 
@@ -288,23 +332,25 @@ def _take_token(data: dict[str, Any], name: str) -> tuple[SecretStr | None, str 
     return SecretStr(value), (None if problem is None else f"from the token endpoint {problem}")
 
 
-_YEAR_2000_MS = 946_684_800_000
-_YEAR_3000_MS = 32_503_680_000_000
+_YEAR_2000 = 946_684_800.0
+_YEAR_3000 = 32_503_680_000.0
 
 
-def _to_ms(value: float, unit_ms: bool) -> int:
-    """Expiry as Unix ms. OAuth sends ms and /token seconds; a value that is clearly in the
-    other unit (more than ~30 years off) is converted, so a unit mix-up cannot make every
-    call fetch a new token."""
-    ms = value if unit_ms else value * 1000
-    now_ms = time.time() * 1000
-    if ms > now_ms * 100:  # milliseconds sent where seconds were expected
+def _expiry_seconds(value: Any, unit_ms: bool, ref: float) -> float | None:
+    """The server's expiry as Unix seconds, or None when it is no plausible time. OAuth sends
+    ms and /token seconds; a value that is clearly in the other unit (more than ~30 years
+    off) is converted, so a unit mix-up cannot make every call fetch a new token."""
+    number = server_number(value, low=0.0, high=1e18)
+    if not number:
+        return None
+    ms = number if unit_ms else number * 1000
+    ref_ms = ref * 1000
+    if ms > ref_ms * 100:  # milliseconds sent where seconds were expected
         ms /= 1000
-    elif ms < now_ms / 100:  # seconds sent where milliseconds were expected
+    elif ms < ref_ms / 100:  # seconds sent where milliseconds were expected
         ms *= 1000
-    return int(ms) if math.isfinite(ms) else 0
-
-
+    seconds = ms / 1000
+    return seconds if _YEAR_2000 <= seconds <= _YEAR_3000 else None
 
 
 class TokenSource:

@@ -34,6 +34,7 @@ class ClientSettings(TypedDict, total=False):
     flags: Sequence[str] | None
     max_connections: int | None
     default_headers: Mapping[str, str] | None
+    retry_non_idempotent: bool | None
 
 
 class Transport(Protocol):

@@ -37,21 +37,34 @@ _FALSE = {"0", "false", "no", "off", "n", "f", ""}
 
 @dataclass(frozen=True, slots=True)
 class Timeout:
-    """Timeouts in seconds per phase; ``None`` disables one.
+    """Time limits in seconds; ``None`` disables one. GigaChat answers can take minutes, hence
+    the generous defaults.
 
-    ``read`` bounds each wait for response bytes, so on a stream it is the idle time
-    allowed between events. GigaChat answers can take minutes, hence the generous
-    defaults.
+    - ``connect``: opening a connection (TCP and TLS); ``pool``: waiting for a free one.
+    - ``write``: each wait to send request bytes.
+    - ``read``: a plain call's whole response must arrive within ``read`` seconds once its
+      connection is ready (an upload gets ``write + read``, sending the file included). On a
+      stream, the response headers get the same limit, and then ``read`` is the idle limit
+      between events: the longest wait for the next event once you ask for it. Bytes that
+      complete no response or event (a trickle, ``: ping`` comments) do not reset it.
+    - ``total``: the whole call: every attempt, the waits between retries and, for a stream,
+      everything until its last event. No limit by default. A retry that could not start
+      before it is not made (the last error is raised).
+
+    A timeout raises ``APITimeoutError`` whose ``phase`` names the limit (a stream that
+    already delivered chunks raises ``StreamTimeoutError``, both a StreamError and an
+    APITimeoutError).
     """
 
     connect: float | None = 10.0
     read: float | None = 300.0
     write: float | None = 60.0
     pool: float | None = 60.0
+    total: float | None = None
 
     @classmethod
     def coerce(cls, value: float | Timeout | None, name: str = "timeout") -> Timeout:
-        """Turn a number (every phase), a Timeout or None (no limits) into a Timeout."""
+        """Turn a number (every phase but ``total``), a Timeout or None (no limits) into a Timeout."""
         if isinstance(value, Timeout):
             for f in fields(value):
                 _check_positive(getattr(value, f.name), f"{name}.{f.name}")
@@ -63,10 +76,38 @@ class Timeout:
         _check_positive(value, name)
         return cls(float(value), float(value), float(value), float(value))
 
+    @classmethod
+    def parse(cls, raw: str, name: str = "GIGACHAT_TIMEOUT") -> Timeout:
+        """Read a variable's value: seconds for every phase (``30``), or phases by name
+        (``read=120,total=600``; the phases not named keep their defaults)."""
+        raw = raw.strip()
+        if "=" not in raw:
+            try:
+                return cls.coerce(float(raw), name)
+            except ValueError:
+                raise ConfigurationError(name, f"expected seconds as a number or phase=seconds pairs, "
+                                               f"got {raw!r}") from None
+        names = {f.name for f in fields(cls)}
+        values: dict[str, float | None] = {}
+        for part in raw.replace(";", ",").split(","):
+            key, sep, text = part.partition("=")
+            key = key.strip().lower()
+            if not sep or key not in names:
+                raise ConfigurationError(name, f"expected phase=seconds with a phase of {', '.join(sorted(names))}, "
+                                               f"got {part.strip()!r}")
+            text = text.strip().lower()
+            try:
+                values[key] = None if text in ("", "none", "off") else float(text)
+            except ValueError:
+                raise ConfigurationError(f"{name} {key}", f"expected seconds as a number, got {text!r}") from None
+        return cls.coerce(cls(**values), name)
+
 
 def _check_positive(value: float | None, name: str) -> None:
     if value is not None and not value > 0:
         raise ConfigurationError(name, f"must be > 0 seconds (or None for no limit), got {value!r}")
+    if value is not None and value == float("inf"):
+        raise ConfigurationError(name, "must be a finite number of seconds (or None for no limit)")
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,6 +133,7 @@ class Settings:
     flags: tuple[str, ...] | None = None
     max_connections: int = 100
     default_headers: tuple[tuple[str, str], ...] = ()
+    retry_non_idempotent: bool = False
 
     @property
     def auth_mode(self) -> Literal["oauth", "password", "token"]:
@@ -154,6 +196,7 @@ _ENV_FIELDS = (
     "profanity_check",
     "flags",
     "max_connections",
+    "retry_non_idempotent",
 )
 _SECRET_FIELDS = frozenset({"credentials", "password", "access_token", "key_file_password"})
 
@@ -223,7 +266,7 @@ def _default_headers(given: Any, base: dict[str, str]) -> tuple[tuple[str, str],
 def _parse_env(name: str, raw: str) -> Any:
     var = f"GIGACHAT_{name.upper()}"
     raw = raw.strip()
-    if name in ("verify_ssl_certs", "profanity_check"):
+    if name in ("verify_ssl_certs", "profanity_check", "retry_non_idempotent"):
         low = raw.lower()
         if low in _TRUE:
             return True
@@ -236,10 +279,7 @@ def _parse_env(name: str, raw: str) -> Any:
         except ValueError:
             raise ConfigurationError(var, f"expected an integer, got {raw!r}") from None
     if name == "timeout":
-        try:
-            return float(raw)
-        except ValueError:
-            raise ConfigurationError(var, f"expected seconds as a number, got {raw!r}") from None
+        return Timeout.parse(raw, var)
     if name == "flags":
         if raw.startswith("["):
             try:
@@ -291,7 +331,7 @@ def _normalize(name: str, value: Any, label: str) -> Any:
         if value < low:
             raise ConfigurationError(label, f"must be >= {low}, got {value}")
         return value
-    if name in ("verify_ssl_certs", "profanity_check"):
+    if name in ("verify_ssl_certs", "profanity_check", "retry_non_idempotent"):
         if not isinstance(value, bool):
             raise ConfigurationError(label, f"expected True or False, got {value!r}")
         return value

@@ -27,6 +27,7 @@ from pydantic import BaseModel, SecretStr, ValidationError
 
 from . import _wire, errors
 from ._config import Timeout
+from ._numbers import MAX_WAIT, server_number
 from .types._base import APIResponse, ResponseMeta
 
 log = logging.getLogger("gigapy")
@@ -35,7 +36,23 @@ T = TypeVar("T")
 M = TypeVar("M", bound=BaseModel)
 
 RETRY_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
+#: The gateway gave up waiting for the model, which may still be generating (and billing) the answer:
+#: repeated only for requests that are safe to repeat, unless the caller opts in.
+GATEWAY_STATUSES = frozenset({502, 504})
 JSON_CONTENT_TYPE = "application/json"
+
+
+@dataclass(frozen=True, slots=True)
+class Clock:
+    """The clocks the core reads, passed in (sans-IO) so that tests can skew them: ``wall`` is
+    Unix time in seconds (only to read what servers say in wall-clock terms), ``monotonic``
+    measures every duration, deadline and expiry."""
+
+    wall: Callable[[], float] = time.time
+    monotonic: Callable[[], float] = time.monotonic
+
+
+SYSTEM_CLOCK = Clock()
 
 
 @dataclass(slots=True)
@@ -77,6 +94,8 @@ class Request:
     max_retries: int = 2
     download_to: str | None = None
     authorization: SecretStr | None = None
+    #: The end of the call on the monotonic clock (``timeout.total`` after the first attempt began).
+    deadline: float | None = None
 
     def wire_headers(self) -> dict[str, str]:
         """The headers to send, Authorization included: pass the result straight to the HTTP
@@ -127,8 +146,8 @@ class TransportFailure:
     """A normalized transport exception, so retry decisions live in one place.
 
     ``kind`` is one of: connect, connect_timeout, pool_timeout, disconnect, read_timeout,
-    write_timeout, network, tls. ``sent`` tells whether the server may have received the
-    request.
+    write_timeout, total_timeout, network, tls. ``sent`` tells whether the server may have
+    received the request.
     """
 
     __slots__ = ("exc", "host", "kind", "sent")
@@ -142,16 +161,17 @@ class TransportFailure:
     def __repr__(self) -> str:
         return f"TransportFailure(kind={self.kind!r}, sent={self.sent}, exc={type(self.exc).__name__})"
 
-    def retryable(self, idempotent: bool) -> bool:
-        """Whether another attempt is safe. Never after a TLS failure. Always when the request
-        never left (no connection). Once it was sent (a read or write timeout, a connection
-        closed or reset before the answer), only for idempotent requests: the service may be
+    def retryable(self, repeatable: bool) -> bool:
+        """Whether another attempt is safe. Never after a TLS failure or once the call's total
+        deadline passed. Always when the request never left (no connection). Once it was sent
+        (a read or write timeout, a connection closed or reset before the answer), only when
+        the request is ``repeatable`` (idempotent, or the caller opted in): the service may be
         generating, and billing, the answer already."""
-        if self.kind == "tls":
+        if self.kind == "tls" or self.kind == "total_timeout":
             return False
         if not self.sent:
             return True
-        return idempotent
+        return repeatable
 
     def to_error(self, request: Request) -> errors.GigaChatError:
         """The public exception for this failure."""
@@ -169,13 +189,96 @@ class TransportFailure:
             )
         if self.kind.endswith("timeout"):
             phase = self.kind.removesuffix("_timeout")
-            limit = getattr(request.timeout, phase, None)
+            limit = getattr(request.timeout, phase, None)  # connect, read, write, pool or total
             return errors.APITimeoutError(
                 f"{method} {url}: {phase} timeout after {limit} s", method=method, url=url, phase=phase
             )
         if self.kind == "connect":
             return errors.APIConnectionError(f"{method} {url}: cannot connect: {detail}", method=method, url=url)
         return errors.APIConnectionError(f"{method} {url}: connection failed: {detail}", method=method, url=url)
+
+
+class AttemptDeadline:
+    """The limits of one attempt of a plain call (monotonic seconds), sans-IO.
+
+    The whole response must arrive within ``read`` seconds of the connection being ready
+    (``write + read`` for a request with a file: sending it counts), and before the call's
+    deadline. The driver calls :meth:`ready` once the connection is ready (and may call it
+    again: only the first counts) and bounds every wait by the time it returns.
+    """
+
+    __slots__ = ("allowance", "monotonic", "read_at", "total_at")
+
+    def __init__(self, request: Request, monotonic: Callable[[], float]) -> None:
+        t = request.timeout
+        allowance = t.read
+        if allowance is not None and request.file is not None and t.write is not None:
+            allowance += t.write
+        self.allowance = allowance
+        self.total_at = request.deadline
+        self.monotonic = monotonic
+        self.read_at: float | None = None
+
+    def ready(self, extra: float = 0.0) -> float | None:
+        """The connection is ready (``extra`` seconds are added to the read allowance, for a
+        driver that cannot tell when it was); returns :meth:`until`."""
+        if self.read_at is None and self.allowance is not None:
+            self.read_at = self.monotonic() + extra + self.allowance
+        return self.until()
+
+    def until(self) -> float | None:
+        """The end of the attempt; None: no limit."""
+        read_at, total_at = self.read_at, self.total_at
+        if read_at is None:
+            return total_at
+        return read_at if total_at is None or read_at < total_at else total_at
+
+    def phase(self) -> str:
+        """Which limit ended the attempt: ``total`` once the call's deadline passed, else ``read``."""
+        total_at = self.total_at
+        return "total" if total_at is not None and self.monotonic() >= total_at - 1e-3 else "read"
+
+
+class StreamDeadline:
+    """When the current wait of an open stream must end (monotonic seconds), sans-IO.
+
+    A wait starts when the consumer asks for more and lasts until an *event* completes:
+    bytes that complete none (a trickle, ``: ping`` comments, half an event) do not reset
+    it. ``read`` is the idle limit per wait, ``total_at`` the call's deadline. The driver
+    bounds every socket wait by :meth:`until`; the stream calls :meth:`event`.
+    """
+
+    __slots__ = ("monotonic", "read", "total_at", "wait_from")
+
+    def __init__(self, read: float | None, total_at: float | None, monotonic: Callable[[], float]) -> None:
+        self.read = read
+        self.total_at = total_at
+        self.monotonic = monotonic
+        self.wait_from: float | None = None
+
+    def until(self) -> float | None:
+        """The end of the current wait (started now if none is under way); None: no limit."""
+        total_at = self.total_at
+        if self.read is None:
+            return total_at
+        start = self.wait_from
+        if start is None:
+            start = self.wait_from = self.monotonic()
+        read_at = start + self.read
+        return read_at if total_at is None or read_at < total_at else total_at
+
+    def event(self) -> None:
+        """An event completed: the next wait starts afresh."""
+        self.wait_from = None
+
+    def ready(self, extra: float = 0.0) -> float | None:
+        """The same as :meth:`until` (the interface of :class:`AttemptDeadline`)."""
+        return self.until()
+
+    def phase(self) -> str:
+        """Which limit ended the wait: ``total`` once the call's deadline passed, else ``read``."""
+        total_at = self.total_at
+        return "total" if total_at is not None and self.monotonic() >= total_at - 1e-3 else "read"
 
 
 @dataclass(slots=True)
@@ -195,9 +298,14 @@ class GetToken:
 
 @dataclass(slots=True)
 class Sleep:
-    """Action: wait ``seconds`` (time.sleep or asyncio.sleep)."""
+    """Action: wait ``seconds`` (time.sleep or asyncio.sleep), always a finite number within
+    0 .. 1 day: a NaN or infinite wait would make ``time.sleep`` raise and poison an event
+    loop's timers, so every Sleep passes the number guard."""
 
     seconds: float
+
+    def __post_init__(self) -> None:
+        self.seconds = server_number(self.seconds, low=0.0, high=MAX_WAIT, default=0.0)
 
 
 @dataclass(slots=True)
@@ -234,51 +342,75 @@ Flow = Generator[Any, Any, T]
 class RetryPolicy:
     """When and how long to wait before another attempt.
 
-    Backoff is ``initial * 2**n`` capped at ``max_delay``, times a random factor in
-    (0.75, 1]. A Retry-After header (seconds or an HTTP date) replaces it when it is at
-    most ``max_retry_after``; a longer one is not waited for.
+    Statuses 408, 429, 500, 502, 503 and 504 are retried, except that 502 and 504 (the
+    gateway gave up while the model may still be generating) are retried only for
+    requests that are safe to repeat, unless ``retry_non_idempotent`` is set. Backoff is
+    ``initial * 2**n`` capped at ``max_delay``, times a random factor in (0.75, 1]. A
+    Retry-After header (seconds or an HTTP date) replaces it when it is at most
+    ``max_retry_after``; a longer one is not waited for (the error is raised at once).
     """
 
     initial_delay: float = 0.5
     max_delay: float = 8.0
     max_retry_after: float = 60.0
     statuses: frozenset[int] = RETRY_STATUSES
+    retry_non_idempotent: bool = False
+    clock: Clock = SYSTEM_CLOCK
 
     def backoff(self, attempt: int) -> float:
         """Delay before retry number ``attempt + 1``."""
         return min(self.initial_delay * 2.0 ** min(attempt, 30), self.max_delay) * (1 - 0.25 * random.random())
 
-    def delay_for_status(self, response: Response, attempt: int) -> float | None:
+    def repeatable(self, request: Request) -> bool:
+        """Whether ``request`` may be sent again after it may have reached the service."""
+        return request.idempotent or self.retry_non_idempotent
+
+    def delay_for_status(self, response: Response, attempt: int, repeatable: bool = True) -> float | None:
         """Seconds to wait before retrying this response, or None when it must not be retried."""
-        if response.status not in self.statuses:
+        status = response.status
+        if status not in self.statuses or (status in GATEWAY_STATUSES and not repeatable):
             return None
-        hint = retry_after(response.headers)
+        hint = retry_after(response.headers, self.clock.wall())
         if hint is not None:
-            if hint > self.max_retry_after:
-                return None
-            return max(hint, 0.0)
+            return None if hint > self.max_retry_after else hint
         return self.backoff(attempt)
 
 
-def retry_after(headers: Mapping[str, str]) -> float | None:
-    """Parse Retry-After (or retry-after-ms): seconds as a number, or an HTTP date."""
+def retry_after(headers: Mapping[str, str], now: float | None = None) -> float | None:
+    """The server's wait hint in seconds, through the number guard: ``Retry-After-Ms`` first,
+    then ``Retry-After`` as seconds or as an HTTP date. A date is measured against the
+    response's own ``Date`` header when it has one (so a skewed local clock does not
+    matter), else against ``now``. Negative becomes 0, beyond a day a day; NaN, junk or no
+    header gives None (then the backoff applies)."""
     raw_ms = headers.get("retry-after-ms")
-    if raw_ms:
-        try:
-            return float(raw_ms) / 1000
-        except ValueError:
-            pass
+    if raw_ms is not None:
+        ms = server_number(raw_ms, low=0.0, high=MAX_WAIT * 1000)
+        if ms is not None:
+            return ms / 1000
     raw = headers.get("retry-after")
-    if not raw:
+    if raw is None:
+        return None
+    value = server_number(raw, low=0.0, high=MAX_WAIT)
+    if value is not None:
+        return value
+    when = http_date(raw)
+    if when is None:
+        return None
+    ref = http_date(headers.get("date"))
+    if ref is None:
+        ref = time.time() if now is None else now
+    return server_number(when - ref, low=0.0, high=MAX_WAIT)
+
+
+def http_date(raw: str | None) -> float | None:
+    """An HTTP date (``Wed, 21 Oct 2015 07:28:00 GMT``) as Unix seconds; None if it is not one."""
+    if not raw or len(raw) > 64:
         return None
     try:
-        value = float(raw)
-    except ValueError:
         parsed = email.utils.parsedate_tz(raw)
-        if parsed is None:
-            return None
-        return float(email.utils.mktime_tz(parsed)) - time.time()
-    return value if value == value and value < 1e9 else None  # NaN and absurd values ignored
+        return None if parsed is None else float(email.utils.mktime_tz(parsed))
+    except (ValueError, TypeError, IndexError, OverflowError):
+        return None
 
 
 def send_flow(request: Request, *, policy: RetryPolicy, can_refresh: bool) -> Flow[Response]:
@@ -291,6 +423,10 @@ def send_flow(request: Request, *, policy: RetryPolicy, can_refresh: bool) -> Fl
     attempt = 0
     refreshed = False
     stale: SecretStr | None = None
+    repeatable = policy.repeatable(request)
+    clock = policy.clock
+    if request.timeout.total is not None and request.deadline is None:
+        request.deadline = clock.monotonic() + request.timeout.total
     while True:
         token: SecretStr | None = None
         if request.auth:
@@ -299,12 +435,13 @@ def send_flow(request: Request, *, policy: RetryPolicy, can_refresh: bool) -> Fl
             request.authorization = bearer(fresh)
         outcome = yield Send(request)
         if isinstance(outcome, TransportFailure):
-            if attempt < request.max_retries and outcome.retryable(request.idempotent):
+            if attempt < request.max_retries and outcome.retryable(repeatable):
                 delay = policy.backoff(attempt)
-                _log_retry(request, attempt, f"{outcome.kind} ({type(outcome.exc).__name__})", delay)
-                yield Sleep(delay)
-                attempt += 1
-                continue
+                if _in_time(request, delay, clock):
+                    _log_retry(request, attempt, f"{outcome.kind} ({type(outcome.exc).__name__})", delay)
+                    yield Sleep(delay)
+                    attempt += 1
+                    continue
             raise outcome.to_error(request) from outcome.exc
         response: Response = outcome
         response.retries_taken = attempt
@@ -320,13 +457,19 @@ def send_flow(request: Request, *, policy: RetryPolicy, can_refresh: bool) -> Fl
             log.debug("%s %s -> 401; refreshing the access token once", request.method, request.url)
             continue
         if attempt < request.max_retries:
-            wait = policy.delay_for_status(response, attempt)
-            if wait is not None:
+            wait = policy.delay_for_status(response, attempt, repeatable)
+            if wait is not None and _in_time(request, wait, clock):
                 _log_retry(request, attempt, f"HTTP {status}", wait)
                 yield Sleep(wait)
                 attempt += 1
                 continue
         raise status_error(response, can_refresh=can_refresh)
+
+
+def _in_time(request: Request, delay: float, clock: Clock) -> bool:
+    """Whether a retry after ``delay`` seconds would still start before the call's deadline
+    (when it would not, the last error is raised now rather than a timeout later)."""
+    return request.deadline is None or clock.monotonic() + delay < request.deadline
 
 
 _BEARER: tuple[SecretStr | None, SecretStr | None] = (None, None)

@@ -14,6 +14,8 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
+from ._numbers import MAX_WAIT, server_number
+
 DEFAULT_MAX_EVENT_SIZE = 16 * 1024 * 1024
 
 
@@ -121,8 +123,8 @@ class SSEDecoder:
         elif name == b"id":
             if b"\0" not in value:
                 self._id = value.decode("utf-8", "replace")
-        elif name == b"retry" and value.isdigit():
-            self._retry = int(value)
+        elif name == b"retry" and value.isdigit():  # int() would refuse 5,000 digits: the number guard
+            self._retry = int(server_number(value, low=0.0, high=MAX_WAIT * 1000, default=0.0))
 
     def _dispatch(self) -> SSEEvent:
         data = self._data[0] if len(self._data) == 1 else b"\n".join(self._data)

@@ -16,9 +16,9 @@ from typing import Any, Generic, TypeVar
 
 from pydantic import ValidationError
 
-from ._core import TransportFailure
+from ._core import StreamDeadline, TransportFailure
 from ._sse import SSEDecodeError, SSEDecoder, SSEEvent
-from .errors import StreamError
+from .errors import StreamError, StreamTimeoutError
 from .types._base import ResponseMeta
 from .types.chat import ChatCompletion, ChatCompletionChunk, Choice, FunctionCall, Message, Usage
 from .types.chat_v2 import ChatCompletionV2, ChatCompletionV2Chunk, UsageV2
@@ -43,6 +43,7 @@ class StreamState(Generic[T, F]):
         self.decoder = SSEDecoder() if max_event_size is None else SSEDecoder(max_event_size)
         self.done = False
         self.count = 0
+        self.events = 0  # SSE events decoded (comments and partial events are none)
 
     def iter_feed(self, data: bytes) -> Iterator[T]:
         """Decode a network chunk; each typed chunk is built when the consumer asks for it.
@@ -55,6 +56,8 @@ class StreamState(Generic[T, F]):
             events = self.decoder.feed(data)
         except SSEDecodeError as exc:
             raise self.error(str(exc)) from None
+        if events:
+            self.events += len(events)
         return self._deliver(events)
 
     def feed(self, data: bytes) -> list[T]:
@@ -97,6 +100,12 @@ class StreamState(Generic[T, F]):
         text = f"{message} (after {self.count} chunks, request_id={rid})"
         return StreamError(text, chunks_received=self.count, request_id=rid, status_code=status,
                            server_message=server_message, body=body)
+
+    def timeout_error(self, message: str, phase: str) -> StreamTimeoutError:
+        """A StreamTimeoutError (a StreamError and an APITimeoutError) with this stream's progress."""
+        rid = self.meta.request_id
+        return StreamTimeoutError(f"{message} (after {self.count} chunks, request_id={rid})",
+                                  chunks_received=self.count, request_id=rid, phase=phase)
 
     def raise_error_payload(self, data: bytes) -> None:
         """An error object sent inside the stream becomes a StreamError."""
@@ -334,8 +343,9 @@ class ChatV2StreamState(StreamState[ChatCompletionV2Chunk, ChatCompletionV2]):
 class _StreamBase(Generic[T, F]):
     """What sync and async streams share: ids, state, and the end-of-stream verdict."""
 
-    def __init__(self, state: StreamState[T, F]) -> None:
+    def __init__(self, state: StreamState[T, F], deadline: StreamDeadline | None = None) -> None:
         self._state = state
+        self._deadline = deadline
         self.closed = False
 
     @property
@@ -365,9 +375,17 @@ class _StreamBase(Generic[T, F]):
 
     def _broken(self, exc: TransportBroken) -> StreamError:
         failure = exc.failure
-        what = "timed out waiting for data" if failure.kind.endswith("timeout") else "connection lost"
+        if failure.kind.endswith("timeout"):
+            deadline = self._deadline
+            phase = "total" if failure.kind == "total_timeout" else "read"
+            if deadline is not None and phase == "read":
+                phase = deadline.phase()
+            if phase == "total":
+                return self._state.timeout_error("stream timed out: the call's total timeout passed", "total")
+            idle = f" within {deadline.read} s" if deadline is not None and deadline.read is not None else ""
+            return self._state.timeout_error(f"stream timed out waiting for data: no event{idle}", "read")
         detail = str(failure.exc) or type(failure.exc).__name__
-        return self._state.error(f"stream {what}: {detail}")
+        return self._state.error(f"stream connection lost: {detail}")
 
     def _check_end(self) -> None:
         if not self._state.complete():
@@ -382,8 +400,9 @@ class Stream(_StreamBase[T, F]):
     returns the whole answer (content, function_call, usage, finish_reason).
     """
 
-    def __init__(self, state: StreamState[T, F], chunks: Iterator[bytes], close: Callable[[], None]) -> None:
-        super().__init__(state)
+    def __init__(self, state: StreamState[T, F], chunks: Iterator[bytes], close: Callable[[], None],
+                 deadline: StreamDeadline | None = None) -> None:
+        super().__init__(state, deadline)
         self._chunks = chunks
         self._close = close
         self._iterator = self._iterate()
@@ -391,9 +410,15 @@ class Stream(_StreamBase[T, F]):
     def _iterate(self) -> Generator[T, None, None]:
         state = self._state
         feed = state.iter_feed
+        deadline = self._deadline
+        seen = 0
         try:
             for data in self._chunks:
-                yield from feed(data)
+                items = feed(data)
+                if deadline is not None and state.events != seen:
+                    seen = state.events
+                    deadline.event()
+                yield from items
                 if state.done:
                     break
             else:
@@ -450,8 +475,8 @@ class AsyncStream(_StreamBase[T, F]):
     """The async twin of :class:`Stream`: ``async for``, ``async with``, ``aclose()``."""
 
     def __init__(self, state: StreamState[T, F], chunks: AsyncIterator[bytes],
-                 close: Callable[[], Awaitable[None]]) -> None:
-        super().__init__(state)
+                 close: Callable[[], Awaitable[None]], deadline: StreamDeadline | None = None) -> None:
+        super().__init__(state, deadline)
         self._chunks = chunks
         self._close = close
         self._iterator = self._iterate()
@@ -459,9 +484,15 @@ class AsyncStream(_StreamBase[T, F]):
     async def _iterate(self) -> AsyncIterator[T]:
         state = self._state
         feed = state.iter_feed
+        deadline = self._deadline
+        seen = 0
         try:
             async for data in self._chunks:
-                for item in feed(data):
+                items = feed(data)
+                if deadline is not None and state.events != seen:
+                    seen = state.events
+                    deadline.event()
+                for item in items:
                     yield item
                 if state.done:
                     break

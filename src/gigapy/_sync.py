@@ -29,6 +29,7 @@ from typing_extensions import Self, Unpack
 
 from . import _api as api
 from . import _embed
+from . import _httpx_deadlines as HD
 from . import _params as P
 from . import _threads as TH
 from ._api import (
@@ -43,7 +44,20 @@ from ._api import (
 from ._client import BaseClient, ClientSettings
 from ._config import Settings, Timeout, load_settings, secret_args
 from ._conversation import Conversation, ConversationState
-from ._core import Blocking, Flow, GetToken, Invoke, InvokeFailed, Request, Response, Send, Sleep, TransportFailure
+from ._core import (
+    AttemptDeadline,
+    Blocking,
+    Flow,
+    GetToken,
+    Invoke,
+    InvokeFailed,
+    Request,
+    Response,
+    Send,
+    Sleep,
+    StreamDeadline,
+    TransportFailure,
+)
 from ._files import _Seekable
 from ._logs import setup_logging
 from ._media import attach_flow, generate_image_flow
@@ -171,6 +185,7 @@ class HttpxTransport:
                                   max_keepalive_connections=settings.max_connections)
             self.client = httpx.Client(verify=ctx if ctx is not None else False, limits=limits,
                                        follow_redirects=False, trust_env=True)
+            HD.install(self.client)  # deadlines a trickle cannot defeat (see _httpx_deadlines)
         self._timeouts: dict[Timeout, dict[str, float | None]] = {}
         # Plain requests on our own client go straight to the httpcore pool httpx would use.
         # (httpx imports httpcore when it builds its transport; importing it at module level
@@ -182,10 +197,14 @@ class HttpxTransport:
             self._hc_url, self._hc_request = httpcore.URL, httpcore.Request
         self._routes: dict[str, tuple[Any, httpcore.URL, bytes] | None] = {}
 
-    def _timeout(self, t: Timeout) -> dict[str, float | None]:
+    def _timeout(self, req: Request) -> dict[str, float | None]:
+        t = req.timeout
         ext = self._timeouts.get(t)
         if ext is None:
             ext = self._timeouts[t] = {"connect": t.connect, "read": t.read, "write": t.write, "pool": t.pool}
+        if req.deadline is not None:  # waiting for a pooled connection counts against the call's deadline
+            left = max(req.deadline - time.monotonic(), 1e-3)
+            ext = {**ext, "pool": left if t.pool is None else min(t.pool, left)}
         return ext
 
     def _build(self, req: Request) -> tuple[httpx.Request, IO[bytes] | None]:
@@ -202,7 +221,7 @@ class HttpxTransport:
             files = {req.file.field: (req.file.filename, body, req.file.content_type)}
             data = req.form
         hreq = httpx.Request(req.method, req.url, params=req.params, headers=req.wire_headers(), content=req.content,
-                             files=files, data=data, extensions={"timeout": self._timeout(req.timeout)})
+                             files=files, data=data, extensions={"timeout": self._timeout(req)})
         return hreq, opened
 
     def _route(self, url: str) -> tuple[Any, httpcore.URL, bytes] | None:
@@ -241,7 +260,7 @@ class HttpxTransport:
             return None
         # the header list (Authorization included) goes straight into httpcore: no local holds it
         hreq = self._hc_request(req.method, url, headers=_hc_headers(req, host), content=content or b"",
-                                extensions={"timeout": self._timeout(req.timeout)})
+                                extensions={"timeout": self._timeout(req)})
         try:
             hresp = pool.handle_request(hreq)
             try:
@@ -258,7 +277,20 @@ class HttpxTransport:
         return Response(hresp.status, resp_headers, body, req.method, req.url)
 
     def send(self, req: Request) -> Response | TransportFailure:
-        """Send one request; the body is read unless it is a stream or a download."""
+        """Send one request; the body is read unless it is a stream or a download. The whole
+        attempt is bounded by its deadline (the response within ``read`` seconds of the
+        connection being ready, and the call's total deadline)."""
+        limit = AttemptDeadline(req, time.monotonic)
+        previous = HD.enter(limit)
+        try:
+            outcome = self._send(req)
+        finally:
+            HD.leave(previous)
+        if type(outcome) is TransportFailure and outcome.kind.endswith("timeout") and limit.phase() == "total":
+            outcome.kind = "total_timeout"
+        return outcome
+
+    def _send(self, req: Request) -> Response | TransportFailure:
         if (self._direct and not req.stream and req.file is None and req.download_to is None
                 and req.params is None and req.form is None):
             direct = self._send_direct(req)
@@ -304,17 +336,36 @@ class HttpxTransport:
             raise
 
     def stream(self, opened: OpenStream) -> Stream[Any, Any]:
-        """Wrap an open streaming response into a typed Stream."""
+        """Wrap an open streaming response into a typed Stream. Every read waits at most until
+        the stream's deadline: ``read`` seconds for the next *event* (bytes that complete none
+        do not reset it), and the call's total deadline."""
         resp: httpx.Response = opened.response.raw
         url = opened.response.url
+        deadline = StreamDeadline(opened.read, opened.deadline, time.monotonic)
+
+        def broken(failure: TransportFailure) -> TransportBroken:
+            if failure.kind.endswith("timeout") and deadline.phase() == "total":
+                failure.kind = "total_timeout"
+            return TransportBroken(failure)
 
         def chunks() -> Iterator[bytes]:
-            try:
-                yield from resp.iter_bytes()
-            except httpx.TransportError as exc:
-                raise TransportBroken(_failure(exc, url)) from exc
+            raw = resp.iter_bytes()
+            while True:
+                until = deadline.until()
+                if until is not None and time.monotonic() >= until:  # also where the bounded backend is missing
+                    raise broken(TransportFailure("read_timeout", httpx.ReadTimeout("no event in time"), sent=True))
+                previous = HD.enter(deadline)
+                try:
+                    data = next(raw, None)
+                except httpx.TransportError as exc:
+                    raise broken(_failure(exc, url)) from exc
+                finally:
+                    HD.leave(previous)
+                if data is None:
+                    return
+                yield data
 
-        return Stream(opened.state, chunks(), resp.close)
+        return Stream(opened.state, chunks(), resp.close, deadline)
 
     def close(self) -> None:
         """Close every pooled connection."""

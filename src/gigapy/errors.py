@@ -16,6 +16,7 @@ pydantic exception escapes raw (the original is kept as ``__cause__``)::
     │   └── RateLimitError 429, InternalServerError 5xx
     ├── APIResponseValidationError                 a 2xx body we could not understand
     ├── StreamError                                a stream failed after it started
+    │   └── StreamTimeoutError                     ... waiting too long for an event (also an APITimeoutError)
     ├── StructuredOutputError                      parse() got no valid object (raw text kept)
     │   └── LengthFinishReasonError                ... because the answer was cut at max_tokens
     ├── ToolLoopError                              run_tools() reached its step limit
@@ -48,6 +49,7 @@ __all__ = [
     "RateLimitError",
     "RequestTimeoutError",
     "StreamError",
+    "StreamTimeoutError",
     "StructuredOutputError",
     "TLSVerificationError",
     "ToolLoopError",
@@ -236,6 +238,20 @@ class StreamError(GigaChatError):
         self.status_code = status_code
         self.server_message = server_message
         self.body = body
+
+
+class StreamTimeoutError(StreamError, APITimeoutError):
+    """A started stream waited longer than a limit: ``phase`` is ``read`` (no event within the
+    idle limit; comments and partial events do not count) or ``total`` (the call's deadline).
+
+    Both a :class:`StreamError` (``chunks_received``: what was delivered stays delivered) and
+    an :class:`APITimeoutError`.
+    """
+
+    def __init__(self, message: str, *, chunks_received: int = 0, request_id: str | None = None,
+                 phase: str = "read") -> None:
+        super().__init__(message, chunks_received=chunks_received, request_id=request_id)
+        self.phase = phase
 
 
 class StructuredOutputError(GigaChatError):

@@ -54,7 +54,7 @@ def gigachat_emulator() -> Iterator[Emulator]:
     """A running GigaChat emulator (no concurrency or OAuth rate limits) for the whole test session."""
     from gigapy.emulator import Emulator
 
-    with Emulator(limits=None, oauth_rps_limit=1_000_000) as emulator:
+    with Emulator(limits=None, oauth_rps_limit=None) as emulator:
         yield emulator
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import ssl
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -30,9 +31,10 @@ def oauth(client: httpx.Client, scope: str = SCOPE_B2B, key: str = DEMO_CREDENTI
 class Api:
     """A raw httpx client holding a bearer token for one scope; paths are relative to /api/v1."""
 
-    def __init__(self, emu: Emulator, scope: str = SCOPE_B2B, key: str = DEMO_CREDENTIALS) -> None:
+    def __init__(self, emu: Emulator, scope: str = SCOPE_B2B, key: str = DEMO_CREDENTIALS,
+                 verify: ssl.SSLContext | bool = True) -> None:
         self.emu = emu
-        self.http = httpx.Client(base_url=emu.url, timeout=30)
+        self.http = httpx.Client(base_url=emu.url, timeout=30, verify=verify)
         response = oauth(self.http, scope, key)
         assert response.status_code == 200, response.text
         self.token = response.json()["access_token"]

@@ -114,7 +114,7 @@ def _header(recorded: dict[str, Any], name: str) -> str | None:
 
 @pytest.fixture(scope="module")
 def replayer() -> Any:
-    with Emulator(limits=None, oauth_rps_limit=1000) as emu:
+    with Emulator(limits=None, oauth_rps_limit=None) as emu:
         replay = Replayer(emu)
         yield replay
         replay.http.close()

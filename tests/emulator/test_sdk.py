@@ -153,3 +153,43 @@ def test_async_methods(sdk_emu: Emulator) -> None:
             assert parsed.answer == "ok"
 
     asyncio.run(scenario())
+
+
+def test_sdk_assistant_and_thread_storage_examples(sdk_emu: Emulator) -> None:
+    """The SDK's own examples (assistants/basic.py, chat_completions/thread_storage.py), sync and async."""
+    from gigachat.models import ChatCompletionRequest, ChatMessage, ChatStorage
+
+    def text(response: object) -> str:
+        message = response.messages[0]  # type: ignore[attr-defined]
+        return "".join(part.text for part in message.content if part.text)
+
+    with gigachat.GigaChat(base_url=sdk_emu.base_url, auth_url=sdk_emu.auth_url, credentials=DEMO_CREDENTIALS,
+                           scope=SCOPE_PERS, timeout=30) as giga:  # no model configured: the examples send none
+        created = giga.assistants.create(model="GigaChat-2", name="SDK Example Assistant",
+                                         instructions="Answer as a concise Python SDK maintainer.")
+        response = giga.chat.create(ChatCompletionRequest(
+            assistant_id=created.assistant_id,
+            messages=[ChatMessage(role="user", content="How should I test a new SDK example?")]))
+        assert text(response) and response.model.startswith("GigaChat-2:")
+        giga.assistants.delete(created.assistant_id)
+        first = giga.chat.create(ChatCompletionRequest(
+            model="GigaChat-2-Max", storage=ChatStorage(),
+            messages=[ChatMessage(role="user", content="My name is Alex. Remember it for the next question.")]))
+        assert first.thread_id
+        second = giga.chat.create(ChatCompletionRequest(
+            messages=[ChatMessage(role="user", content="What is my name?")],
+            storage=ChatStorage(thread_id=first.thread_id)))
+        assert second.thread_id == first.thread_id and "Alex" in text(second)
+        assert second.messages[0].message_id
+
+    async def scenario() -> None:
+        async with gigachat.GigaChat(base_url=sdk_emu.base_url, auth_url=sdk_emu.auth_url,
+                                     credentials=DEMO_CREDENTIALS, scope=SCOPE_PERS, timeout=30) as giga:
+            first = await giga.achat.create(ChatCompletionRequest(
+                model="GigaChat", storage=True, messages=[ChatMessage(role="user", content="Меня зовут Ольга.")]))
+            second = await giga.achat.create(ChatCompletionRequest(
+                storage=ChatStorage(thread_id=first.thread_id),
+                messages=[ChatMessage(role="user", content="Как меня зовут?")]))
+            assert "Ольга" in text(second)
+
+    asyncio.run(scenario())

@@ -13,11 +13,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
+from gigapy.emulator._compose import Writer
 from gigapy.emulator._embeddings import embed
 from gigapy.emulator._jpeg import encode, mosaic
 from gigapy.emulator._relevance import best_function, stem, stems
 from gigapy.emulator._structured import fill_schema, regex_sample
-from gigapy.emulator._textgen import Writer, count_tokens, is_russian, keywords, tokenize
+from gigapy.emulator._textgen import count_tokens, is_russian, tokenize
+from gigapy.emulator._topics import topics
 
 
 @settings(max_examples=200)
@@ -34,7 +36,7 @@ def test_token_counts_match_the_recorded_service() -> None:
 
 def test_language_and_keywords() -> None:
     assert is_russian("Привет, как дела?") and not is_russian("Hello there")
-    assert keywords("Tell me about the history of Rome and Roman roads") == ["history", "rome", "roman", "roads"]
+    assert topics("Tell me about the history of Rome and Roman roads") == ["history of Rome", "Roman roads"]
 
 
 def test_writer_is_deterministic_and_exact() -> None:

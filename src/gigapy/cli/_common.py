@@ -118,7 +118,7 @@ class State:
         if self._emu is None:
             from gigapy.emulator import Emulator
 
-            self._emu = Emulator(limits=None).start()
+            self._emu = Emulator(limits=None, timing="realistic").start()
         return self._emu
 
     def client_kwargs(self, **overrides: Any) -> dict[str, Any]:

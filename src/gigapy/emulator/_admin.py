@@ -60,8 +60,7 @@ async def get_stats(request: web.Request) -> web.Response:
 async def reset(request: web.Request) -> web.Response:
     """``POST /__emulator__/reset``: zero the counters and clear the request log."""
     state = _state(request)
-    state.stats.reset()
-    state.log.clear()
+    state.reset_stats()
     return json_response(state.snapshot())
 
 

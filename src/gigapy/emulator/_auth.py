@@ -156,7 +156,8 @@ async def oauth(ctx: Ctx) -> web.StreamResponse:
     """``POST /api/v2/oauth``: authorization key + scope → ``{access_token, expires_at}`` (ms)."""
     state, headers = ctx.state, ctx.request.headers
     auth = headers.get("Authorization", "")
-    if not state.oauth_rate.allow(auth, state.config.oauth_rps_limit):
+    limit = state.config.oauth_rps_limit
+    if limit is not None and not state.oauth_rate.allow(auth, limit):
         raise OAuthError(429, 429, "Too many requests", {"Retry-After": "1"})
     if not is_uuid4(headers.get("RqUID", "")):
         raise OAuthError(400, 400, "RqUID header must be a UUID4")
@@ -168,7 +169,7 @@ async def oauth(ctx: Ctx) -> web.StreamResponse:
     if scope not in account.scopes:
         raise OAuthError(400, 7, "scope from db not fully includes consumed scope")
     token, expires_at = state.tokens.issue(account, scope, state.config.token_ttl)
-    body = {"access_token": token, "expires_at": int(expires_at * 1000)}
+    body = {"access_token": token, "expires_at": int((expires_at + state.faults.expires_at_shift) * 1000)}
     return json_response(body, headers={"Content-Type": _OAUTH_CT})
 
 
@@ -195,4 +196,5 @@ async def user_token(ctx: Ctx) -> web.StreamResponse:
         raise ApiError(401, "Unauthorized")
     scope = scopes[0]
     token, expires_at = state.tokens.issue(account, scope, state.config.token_ttl)
-    return json_response({"tok": token, "exp": int(expires_at)}, headers=ctx.id_headers)
+    return json_response({"tok": token, "exp": int(expires_at + state.faults.expires_at_shift)},
+                         headers=ctx.id_headers)

@@ -24,6 +24,7 @@ from ._thread_store import (
     owned_thread,
     stored_message,
 )
+from ._timing import generate_for
 from ._validate import (
     check_call_pairs,
     function_result,
@@ -311,18 +312,37 @@ def _stateful(ctx: Ctx, body: dict[str, Any], storage: Storage) -> tuple[ChatReq
     return request, outcomes, (thread.id, answer.id)
 
 
+def _with_assistant(ctx: Ctx, body: dict[str, Any], assistant_id: str) -> tuple[ChatRequest, list[Outcome]]:
+    """``assistant_id`` without ``storage``: the assistant's model, instructions, files and functions."""
+    assistant = owned_assistant(ctx, assistant_id)
+    request = parse_request(ctx, with_functions(body, assistant.functions), assistant.model)
+    msgs = conversation([], request.msgs, assistant, None, ctx)
+    return request, engine.complete(ctx, msgs, request.tools, request.params, request.n)
+
+
 async def chat_completions(ctx: Ctx) -> web.StreamResponse | dict[str, Any]:
-    """``POST /chat/completions`` (with ``storage``: history kept in a thread, ids in the answer)."""
+    """``POST /chat/completions`` (with ``storage``: history kept in a thread, ids in the answer).
+
+    A top-level ``assistant_id`` (the official SDK sends it "instead of a model") picks the
+    assistant; inside ``storage``, ``storage.assistant_id`` wins.
+    """
     body = parse_json_object(ctx.body)
     storage = parse_storage(body.get("storage"))
+    assistant_id = optional_str(body, "assistant_id") or None
     ids = None
-    if storage is None:
+    if storage is None and assistant_id is not None:
+        request, outcomes = _with_assistant(ctx, body, assistant_id)
+    elif storage is None:
         request = parse_request(ctx, body)
         outcomes = run(ctx, request)
     else:
+        if storage.assistant_id is None:
+            storage.assistant_id = assistant_id
         request, outcomes, ids = _stateful(ctx, body, storage)
     if not request.stream:
+        await generate_for(engine.answer_seconds(ctx, outcomes))
         return completion_json(request, outcomes, ids)
     frames = _Frames(request.model, ids)
-    events = stream_events(outcomes[0], frames, engine.chunk_size(ctx, request.update_interval))
-    return await send_events(ctx, events, request.update_interval)
+    size = engine.chunk_size(ctx, request.update_interval)
+    events = stream_events(outcomes[0], frames, size)
+    return await send_events(ctx, events, engine.stream_pace(ctx, outcomes[0], size, request.update_interval))

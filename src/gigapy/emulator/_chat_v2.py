@@ -9,10 +9,13 @@ from typing import TYPE_CHECKING, Any
 from aiohttp import web
 
 from . import _engine as engine
+from ._assistants import owned_assistant
 from ._engine import CODE, IMAGE, MODEL3D, URL_EXTRACT, WEB_SEARCH, Msg, Outcome, Params, Tools
 from ._http import INVALID_JSON, ApiError, dumps, encode_str, invalid_params, new_uuid4, parse_json_object
 from ._models import resolve, versioned
 from ._sse import send_events
+from ._thread_store import Run, Thread, answer_message, conversation, owned_thread, stored_message
+from ._timing import generate_for
 from ._validate import (
     check_call_pairs,
     function_result,
@@ -171,11 +174,19 @@ def _check_optional(body: dict[str, Any]) -> None:
         raise _bad()
 
 
-def parse_request(ctx: Ctx, body: dict[str, Any]) -> V2Request:
-    """Validate a v2 chat body."""
-    if "model" not in body:
+def parse_request(ctx: Ctx, body: dict[str, Any], default_model: str | None = None,
+                  functions: list[dict[str, Any]] | None = None) -> V2Request:
+    """Validate a v2 chat body.
+
+    ``default_model`` serves when the body has none (an assistant or a stored thread decides);
+    ``functions`` (an assistant's) join the body's own, which win on a name clash.
+    """
+    if body.get("model") is None and default_model is not None:
+        model = default_model
+    elif "model" not in body:
         raise _bad()
-    model = resolve(body.get("model"), "chat")
+    else:
+        model = resolve(body.get("model"), "chat")
     _check_optional(body)
     msgs = parse_messages(body.get("messages"))
     options = body.get("model_options") or {}
@@ -184,7 +195,49 @@ def parse_request(ctx: Ctx, body: dict[str, Any]) -> V2Request:
     max_tokens, interval = sampling(options, shape_400)
     fmt = response_format(options.get("response_format", body.get("response_format")), shape_400)
     params = Params(model, max_tokens, fmt, engine.answer_tokens_hook(ctx))
-    return V2Request(model, msgs, parse_tools(body), params, bool(body.get("stream")), interval)
+    tools = parse_tools(body)
+    if functions:
+        tools.functions = {spec["name"]: spec for spec in functions} | tools.functions
+        if tools.mode == "none" and body.get("tool_config") is None:
+            tools.mode = "auto"
+    return V2Request(model, msgs, tools, params, bool(body.get("stream")), interval)
+
+
+@dataclass(slots=True)
+class V2Storage:
+    """v2 ``storage``: ``true`` / ``{}`` (a new thread) or ``{thread_id?, limit?, metadata?}``."""
+
+    thread_id: str | None = None
+    limit: int | None = None
+    metadata: dict[str, Any] | None = None
+
+
+def parse_storage(raw: object) -> V2Storage | None:
+    """``storage`` as the official SDK sends it (``false`` / null: none); wrong shapes are 400."""
+    if raw is None or raw is False:
+        return None
+    if raw is True:
+        return V2Storage()
+    if not isinstance(raw, dict):
+        raise _bad()
+    thread_id, limit, metadata = raw.get("thread_id"), raw.get("limit"), raw.get("metadata")
+    if thread_id is not None and not isinstance(thread_id, str):
+        raise _bad()
+    if limit is not None and (not isinstance(limit, int) or isinstance(limit, bool)):
+        raise _bad()
+    if limit is not None and limit < 1:
+        raise invalid_params("storage.limit must be in range [1, +inf)")
+    if metadata is not None and not isinstance(metadata, dict):
+        raise _bad()
+    return V2Storage(thread_id or None, limit, metadata)
+
+
+@dataclass(slots=True)
+class Stored:
+    """Where a v2 answer is kept: the thread and the answer's message id."""
+
+    thread: Thread
+    message_id: str
 
 
 def content_parts(outcome: Outcome) -> list[dict[str, Any]]:
@@ -204,9 +257,10 @@ def _text_part(outcome: Outcome, text: str) -> dict[str, Any]:
     return {"text": text, "inline_data": {"images": [], "sources": outcome.sources}}
 
 
-def assistant_message(outcome: Outcome, content: list[dict[str, Any]]) -> dict[str, Any]:
-    """``{role, [tool_state_id], content}``."""
-    message: dict[str, Any] = {"role": "assistant"}
+def assistant_message(outcome: Outcome, content: list[dict[str, Any]], stored: Stored | None = None) -> dict[str, Any]:
+    """``{[message_id], role, [tool_state_id], content}`` (``message_id`` for a stored answer)."""
+    message: dict[str, Any] = {"message_id": stored.message_id} if stored is not None else {}
+    message["role"] = "assistant"
     if outcome.state_id:
         message["tool_state_id"] = outcome.state_id
     message["content"] = content
@@ -224,46 +278,53 @@ def usage_json(outcome: Outcome) -> dict[str, Any]:
     }
 
 
-def response_json(request: V2Request, outcome: Outcome) -> dict[str, Any]:
-    """The non-streaming v2 response body."""
-    return {
-        "model": versioned(request.model),
-        "created_at": int(time.time()),
-        "messages": [assistant_message(outcome, content_parts(outcome))],
-        "finish_reason": outcome.finish_reason,
-        "usage": usage_json(outcome),
-    }
+def response_json(request: V2Request, outcome: Outcome, stored: Stored | None = None) -> dict[str, Any]:
+    """The non-streaming v2 response body (``thread_id`` and ``message_id`` when stored)."""
+    body: dict[str, Any] = {"model": versioned(request.model)}
+    if stored is not None:
+        body["thread_id"] = stored.thread.id
+    body["created_at"] = int(time.time())
+    body["messages"] = [assistant_message(outcome, content_parts(outcome), stored)]
+    body["finish_reason"] = outcome.finish_reason
+    body["usage"] = usage_json(outcome)
+    return body
 
 
 class _Frames:
-    """Named v2 SSE events."""
+    """Named v2 SSE events (with storage, each carries ``thread_id`` and the answer's ``message_id``)."""
 
-    def __init__(self, model: str) -> None:
-        self.head = f'{{"model":"{versioned(model)}","created_at":{int(time.time())}'
+    def __init__(self, model: str, stored: Stored | None = None) -> None:
+        self.stored = stored
+        thread = f',"thread_id":{encode_str(stored.thread.id)}' if stored is not None else ""
+        self.head = f'{{"model":"{versioned(model)}"{thread},"created_at":{int(time.time())}'
+        self.message = f'{{"message_id":{encode_str(stored.message_id)},' if stored is not None else "{"
 
     def event(self, name: str, fields: dict[str, Any]) -> str:
         body = dumps(fields)[1:]
         return f"event: {name}\ndata: {self.head},{body}\n\n"
 
     def text(self, text: str) -> str:
-        return (f'event: response.message.delta\ndata: {self.head},"messages":[{{"role":"assistant",'
+        return (f'event: response.message.delta\ndata: {self.head},"messages":[{self.message}"role":"assistant",'
                 f'"content":[{{"text":{encode_str(text)}}}]}}]}}\n\n')
 
     def part(self, outcome: Outcome, part: dict[str, Any]) -> str:
-        return self.event("response.message.delta", {"messages": [assistant_message(outcome, [part])]})
+        return self.event("response.message.delta", {"messages": [assistant_message(outcome, [part], self.stored)]})
 
 
 def stream_events(outcome: Outcome, frames: _Frames, size: int) -> list[str]:
     """Tool progress, message deltas, then ``response.message.done`` (no ``[DONE]``)."""
     events = []
+    stored = frames.stored
     if outcome.tool:
         progress = {"tool_execution": {"name": outcome.tool, "seconds_left": 1}}
-        events.append(frames.event("response.tool.in_progress", {"messages": [assistant_message(outcome, [progress])]}))
+        events.append(frames.event("response.tool.in_progress",
+                                   {"messages": [assistant_message(outcome, [progress], stored)]}))
         done = {"tool_execution": {"name": outcome.tool, "status": "success", "censored": False}}
-        events.append(frames.event("response.tool.completed", {"messages": [assistant_message(outcome, [done])]}))
+        events.append(frames.event("response.tool.completed",
+                                   {"messages": [assistant_message(outcome, [done], stored)]}))
     if outcome.files:
         files = content_parts(outcome)[:1]
-        events.append(frames.event("response.message.delta", {"messages": [assistant_message(outcome, files)]}))
+        events.append(frames.event("response.message.delta", {"messages": [assistant_message(outcome, files, stored)]}))
     if not outcome.call:
         texts = ["".join(outcome.pieces[i : i + size]) for i in range(0, len(outcome.pieces), size)]
         events.extend(frames.text(text) for text in texts[:-1])
@@ -272,16 +333,62 @@ def stream_events(outcome: Outcome, frames: _Frames, size: int) -> list[str]:
                           frames.text(texts[-1]))
     done_fields: dict[str, Any] = {"finish_reason": outcome.finish_reason, "usage": usage_json(outcome)}
     if outcome.call:
-        done_fields["messages"] = [assistant_message(outcome, content_parts(outcome))]
+        done_fields["messages"] = [assistant_message(outcome, content_parts(outcome), stored)]
     events.append(frames.event("response.message.done", done_fields))
     return events
 
 
+def _assistant_id(body: dict[str, Any]) -> str | None:
+    value = body.get("assistant_id")
+    if value is not None and not isinstance(value, str):
+        raise _bad()
+    return value or None
+
+
+def _answer(ctx: Ctx, body: dict[str, Any]) -> tuple[V2Request, Outcome, Stored | None]:
+    """Answer with the assistant's settings and the stored thread's history; store the new turn.
+
+    ``assistant_id`` alone: its model, instructions, files and functions answer, nothing is kept.
+    ``storage``: the thread (a new one, or ``thread_id``) keeps the request's messages and the answer.
+    """
+    storage = parse_storage(body.get("storage"))
+    assistant_id = _assistant_id(body)
+    if storage is None and assistant_id is None:
+        request = parse_request(ctx, body)
+        (outcome,) = engine.complete(ctx, request.msgs, request.tools, request.params)
+        return request, outcome, None
+    owner, threads = ctx.auth.account.client_id, ctx.state.threads
+    thread = owned_thread(ctx, storage.thread_id, idle=True) if storage is not None and storage.thread_id else None
+    assistant = owned_assistant(ctx, assistant_id) if assistant_id is not None else None
+    if assistant is None and thread is not None and thread.assistant_id is not None:
+        assistant = ctx.state.assistants.get(thread.assistant_id, owner)
+    default_model = thread.model if thread is not None else assistant.model if assistant is not None else None
+    request = parse_request(ctx, body, default_model, assistant.functions if assistant is not None else None)
+    history = [m.msg for m in thread.messages] if thread is not None else []
+    msgs = conversation(history, request.msgs, assistant, storage.limit if storage else None, ctx)
+    check_call_pairs([(m.call is not None, m.result is not None) for m in msgs], results_need_calls=False)
+    if storage is not None and thread is None:  # made now, kept once answered: its id keys the prompt cache
+        thread = threads.new(owner, request.model, assistant.id if assistant is not None else None, storage.metadata)
+    cache_key = thread.id if thread is not None else None
+    (outcome,) = engine.complete(ctx, msgs, request.tools, request.params, cache_key=cache_key)
+    if storage is None or thread is None:
+        return request, outcome, None
+    inputs = [stored_message(ctx, m, request.model) for m in request.msgs]
+    answer = answer_message(outcome, request.model)
+    threads.register(thread)
+    if storage.metadata is not None:
+        thread.metadata = storage.metadata
+    threads.append(thread, [*inputs, answer])
+    thread.run = Run(inputs, answer, request.model)
+    return request, outcome, Stored(thread, answer.id)
+
+
 async def chat_completions_v2(ctx: Ctx) -> web.StreamResponse | dict[str, Any]:
-    """``POST /v2/chat/completions``."""
-    request = parse_request(ctx, parse_json_object(ctx.body))
-    (outcome,) = engine.complete(ctx, request.msgs, request.tools, request.params)
+    """``POST /v2/chat/completions`` (``assistant_id`` and ``storage`` as the official SDK sends them)."""
+    request, outcome, stored = _answer(ctx, parse_json_object(ctx.body))
     if not request.stream:
-        return response_json(request, outcome)
+        await generate_for(engine.answer_seconds(ctx, [outcome]))
+        return response_json(request, outcome, stored)
     size = engine.chunk_size(ctx, request.update_interval)
-    return await send_events(ctx, stream_events(outcome, _Frames(request.model), size), request.update_interval)
+    pace = engine.stream_pace(ctx, outcome, size, request.update_interval)
+    return await send_events(ctx, stream_events(outcome, _Frames(request.model, stored), size), pace)

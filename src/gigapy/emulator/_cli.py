@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import math
 from collections.abc import Sequence
 
 from ._config import EmulatorConfig
 from ._faults import FaultSpec
+from ._timing import PRESETS
 
 
 def _fault_spec(value: str) -> str:
@@ -17,6 +19,26 @@ def _fault_spec(value: str) -> str:
     return value
 
 
+def _non_negative_int(value: str) -> int:
+    try:
+        number = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{value!r} is not an integer") from None
+    if number < 0:
+        raise argparse.ArgumentTypeError(f"{value!r} must be >= 0")
+    return number
+
+
+def _non_negative_float(value: str) -> float:
+    try:
+        number = float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a number") from None
+    if not math.isfinite(number) or number < 0:
+        raise argparse.ArgumentTypeError(f"{value!r} must be a finite number >= 0")
+    return number
+
+
 def build_parser(prog: str = "python -m gigapy.emulator") -> argparse.ArgumentParser:
     """The emulator's argument parser."""
     parser = argparse.ArgumentParser(prog=prog, description="Offline GigaChat API emulator (loopback only).")
@@ -25,7 +47,19 @@ def build_parser(prog: str = "python -m gigapy.emulator") -> argparse.ArgumentPa
     parser.add_argument("--port", type=int, default=defaults.port, help="port (default %(default)s; 0 = any free)")
     parser.add_argument("--token-ttl", type=float, default=defaults.token_ttl, metavar="SECONDS",
                         help="access token lifetime (default %(default)s)")
-    parser.add_argument("--no-limits", action="store_true", help="lift the per-scope concurrency limits")
+    parser.add_argument("--no-limits", action="store_true",
+                        help="lift every limit: per-scope concurrency and the OAuth requests per second")
+    parser.add_argument("--oauth-rps", type=_non_negative_int, metavar="N",
+                        help=f"OAuth requests per second per key before 429 (default {defaults.oauth_rps_limit}; "
+                             "0 = no limit); with --no-limits, keeps just this limit")
+    parser.add_argument("--timing", choices=sorted(PRESETS), default=defaults.timing,
+                        help="generation time: fast (none) or realistic (about the live pace) (default %(default)s)")
+    parser.add_argument("--ttft", type=_non_negative_float, metavar="SECONDS",
+                        help="seconds before the first token (overrides --timing)")
+    parser.add_argument("--tokens-per-second", type=_non_negative_float, metavar="N",
+                        help="generation speed, 0 = instant (overrides --timing)")
+    parser.add_argument("--pack-stream", action="store_true",
+                        help="pack many SSE events per write (benchmarks); by default each event is its own write")
     parser.add_argument("--faults", type=_fault_spec, default="", metavar="SPEC",
                         help='fault injection, e.g. "500:0.1,429:0.05,drop:0.02,latency_ms:50"')
     parser.add_argument("--seed", type=int, default=0, help="changes every generated answer")
@@ -44,7 +78,12 @@ def config_from_args(argv: Sequence[str] | None = None, prog: str = "python -m g
     if args.client_ca and not args.tls_cert:
         parser.error("--client-ca needs --tls-cert and --tls-key")
     config = EmulatorConfig(host=args.host, port=args.port, token_ttl=args.token_ttl, faults=args.faults,
-                            seed=args.seed, tls_cert=args.tls_cert, tls_key=args.tls_key, client_ca=args.client_ca)
+                            seed=args.seed, tls_cert=args.tls_cert, tls_key=args.tls_key, client_ca=args.client_ca,
+                            timing=args.timing, ttft=args.ttft, tokens_per_second=args.tokens_per_second,
+                            pack_stream=args.pack_stream)
     if args.no_limits:
         config.limits = None
+        config.oauth_rps_limit = None
+    if args.oauth_rps is not None:
+        config.oauth_rps_limit = args.oauth_rps or None
     return config

@@ -5,6 +5,9 @@ from __future__ import annotations
 import base64
 from dataclasses import dataclass, field
 
+from ._timing import Timing
+from ._timing import resolve as resolve_timing
+
 SCOPE_PERS = "GIGACHAT_API_PERS"
 SCOPE_B2B = "GIGACHAT_API_B2B"
 SCOPE_CORP = "GIGACHAT_API_CORP"
@@ -76,15 +79,24 @@ class EmulatorConfig:
     tls_key: str | None = None
     #: CA bundle for client certificates: when set, clients without a valid certificate are rejected.
     client_ca: str | None = None
-    #: OAuth requests per second per authorization key before 429.
-    oauth_rps_limit: int = 10
+    #: OAuth requests per second per authorization key before 429; ``None`` lifts the limit.
+    oauth_rps_limit: int | None = 10
     #: Prompt-cache lifetime per X-Session-ID, seconds (about 30 s was measured live).
     session_cache_ttl: float = 30.0
     embedding_dims: dict[str, int] = field(default_factory=default_embedding_dims)
     #: Context window per chat model, tokens; a longer prompt gets 413.
     context_tokens: int = 128_000
-    #: Emulated generation speed, used to size chunks when ``update_interval`` is set.
-    tokens_per_second: float = 100.0
+    #: Generation time profile: ``"fast"`` (none, the default for tests and benchmarks) or
+    #: ``"realistic"`` (about the live service's pace); ``ttft`` / ``tokens_per_second`` override it.
+    timing: str = "fast"
+    #: Seconds before the first token (``None``: the profile's).
+    ttft: float | None = None
+    #: Generation speed (``None``: the profile's; 0: every token at once). Also sizes ``update_interval``
+    #: chunks (100 tokens/s when generation is instant).
+    tokens_per_second: float | None = None
+    #: Many SSE events per socket write (fast, for benchmarks); by default each event is its own
+    #: flushed write, as the service sends them.
+    pack_stream: bool = False
     #: Upper bound for a ``stall`` / ``stream_stall`` fault before the connection is closed.
     stall_seconds: float = 300.0
     #: Seconds a batch stays ``created`` before it is processed.
@@ -110,6 +122,10 @@ class EmulatorConfig:
     max_body_bytes: int = 48 * 1024 * 1024
     #: Seconds to wait for open connections when the server stops.
     shutdown_timeout: float = 1.0
+
+    def generation(self) -> Timing:
+        """The resolved generation timing (``ValueError`` for an unknown profile or a bad number)."""
+        return resolve_timing(self.timing, self.ttft, self.tokens_per_second)
 
     def all_accounts(self) -> tuple[Account, ...]:
         """Configured accounts, demo account first when enabled."""

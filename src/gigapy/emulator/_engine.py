@@ -6,17 +6,18 @@ Shared by v1 chat, v2 chat and batches; the wire modules only translate shapes.
 from __future__ import annotations
 
 import json
-import math
 import random
 import re
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from ._compose import Writer
 from ._files import generate_image, generate_model3d
 from ._http import ApiError, dumps, new_uuid4
 from ._relevance import best_function
 from ._structured import fill_schema, regex_sample
-from ._textgen import Writer, count_tokens, is_russian, stable_seed, tokenize
+from ._textgen import count_tokens, is_russian, stable_seed, tokenize
+from ._timing import Pace
 
 if TYPE_CHECKING:
     from ._pipeline import Ctx
@@ -88,8 +89,10 @@ class Prompt:
     tokens: int
     cached: int
     text: str
-    #: Earlier user turns (the topic of a keyword-less follow-up).
+    #: Earlier user turns (the topic of a keyword-less follow-up, facts to recall).
     history: str = ""
+    #: The system prompt (its format instructions count).
+    system: str = ""
 
 
 @dataclass(slots=True)
@@ -160,7 +163,8 @@ def measure_prompt(ctx: Ctx, msgs: list[Msg], tools: Tools, cache_key: str | Non
         cached = ctx.state.sessions.cached_tokens((ctx.auth.account.client_id, key), prefix)
     text = _last_user_text(msgs)
     history = " ".join(m.text for m in msgs if m.role == "user" and m.text and m.text is not text)
-    return Prompt(total, min(cached, total), text, history[-_HISTORY_CHARS:])
+    system = next((m.text for m in msgs if m.role == "system"), "")
+    return Prompt(total, min(cached, total), text, history[-_HISTORY_CHARS:], system[-_HISTORY_CHARS:])
 
 
 def _last_user_text(msgs: list[Msg]) -> str:
@@ -209,7 +213,7 @@ def _arguments(spec: dict[str, Any], prompt: str, writer: Writer) -> dict[str, A
     required = params.get("required")
     if isinstance(props, dict) and isinstance(required, list) and required:
         params = {**params, "properties": {k: v for k, v in props.items() if k in required}}
-    value = fill_schema(params, prompt, writer.rng, writer.phrase())
+    value = fill_schema(params, prompt, writer.rng, writer.phrase(), writer.sentence)
     return value if isinstance(value, dict) else {}
 
 
@@ -255,7 +259,7 @@ def _structured_text(fmt: dict[str, Any] | None, prompt: str, writer: Writer) ->
     if not fmt:
         return None
     if fmt.get("type") == "json_schema" and isinstance(fmt.get("schema"), dict):
-        value = fill_schema(fmt["schema"], prompt, writer.rng, writer.phrase())
+        value = fill_schema(fmt["schema"], prompt, writer.rng, writer.phrase(), writer.sentence)
         return json.dumps(value, ensure_ascii=False, indent=4)
     if fmt.get("type") == "regex" and isinstance(fmt.get("regex"), str):
         return regex_sample(fmt["regex"], writer.rng)
@@ -265,7 +269,7 @@ def _structured_text(fmt: dict[str, Any] | None, prompt: str, writer: Writer) ->
 def generate(ctx: Ctx, msgs: list[Msg], tools: Tools, params: Params, prompt: Prompt, index: int = 0) -> Outcome:
     """One choice of the model's answer."""
     seed = stable_seed(ctx.state.config.seed, params.model, index, *(m.role + m.text for m in msgs))
-    writer = Writer(prompt.text, random.Random(seed), prompt.history)
+    writer = Writer(prompt.text, random.Random(seed), prompt.history, prompt.system)
     last = msgs[-1]
     if BLACKLIST_TRIGGER in prompt.text.lower():
         return Outcome(tokenize(_BLACKLIST_ANSWER[writer.russian]), "blacklist", prompt)
@@ -341,8 +345,24 @@ def chunk_size(ctx: Ctx, update_interval: float) -> int:
     """Tokens per stream chunk: the hook or a few words; more when ``update_interval`` spaces chunks."""
     size = chunk_tokens_hook(ctx) or DEFAULT_CHUNK_TOKENS
     if update_interval > 0:
-        size = max(size, math.ceil(ctx.state.config.tokens_per_second * update_interval))
+        size = max(size, ctx.state.timing.chunk_tokens(update_interval))
     return size
+
+
+def answer_seconds(ctx: Ctx, outcomes: list[Outcome]) -> float:
+    """Generation time of a whole (non-streamed) answer: choices are generated side by side."""
+    return ctx.state.timing.answer_seconds(max((o.completion_tokens for o in outcomes), default=0))
+
+
+def stream_pace(ctx: Ctx, outcome: Outcome, size: int, update_interval: float) -> Pace:
+    """When the events of a streamed answer go out.
+
+    The first after the time to first token (a function call is sent whole, once generated), the
+    others ``size`` tokens of generation apart, and never closer than ``update_interval``.
+    """
+    timing = ctx.state.timing
+    first = timing.ttft + (timing.tokens_seconds(outcome.completion_tokens) if outcome.call else 0.0)
+    return Pace(first, max(update_interval, timing.tokens_seconds(size)))
 
 
 def _int_header(ctx: Ctx, name: str, low: int, high: int) -> int | None:

@@ -16,7 +16,7 @@ from ._http import error_response
 PRE_KINDS = frozenset({"402", "413", "422", "429", "500", "500html", "502", "503", "504", "drop", "stall"})
 #: Faults that hit a stream after some events.
 STREAM_KINDS = frozenset({"stream_drop", "stream_stall"})
-PARAMS = frozenset({"latency_ms", "chunk_delay_ms", "retry_after"})
+PARAMS = frozenset({"latency_ms", "chunk_delay_ms", "retry_after", "retry_after_ms", "expires_at_shift"})
 
 _MESSAGES = {
     402: "Payment Required",
@@ -38,12 +38,21 @@ def _is_kind(kind: str) -> bool:
 
 @dataclass
 class FaultSpec:
-    """A parsed fault spec: rates per kind plus latency, chunk delay and Retry-After."""
+    """A parsed fault spec: rates per kind plus latency, chunk delay and Retry-After.
+
+    Two parameters make the server's numbers hostile, for client tests: ``retry_after_ms``
+    adds a ``Retry-After-Ms`` header with that value to injected 429s (``nan`` and ``inf``
+    included); ``expires_at_shift`` moves the expiry that OAuth and ``/token`` report by
+    that many seconds (negative: an already-expired ``expires_at``) without changing how
+    long the token really works.
+    """
 
     rates: dict[str, float] = field(default_factory=dict)
     latency_ms: float = 0.0
     chunk_delay_ms: float = 0.0
     retry_after: int = 1
+    retry_after_ms: float | None = None
+    expires_at_shift: float = 0.0
 
     @classmethod
     def parse(cls, spec: str) -> FaultSpec:
@@ -64,6 +73,12 @@ class FaultSpec:
         return result
 
     def _set(self, name: str, number: float) -> None:
+        if name == "expires_at_shift":  # may be negative
+            self.expires_at_shift = number
+            return
+        if name == "retry_after_ms":  # sent as is, NaN and inf included
+            self.retry_after_ms = number
+            return
         if number < 0:
             raise ValueError(f"fault {name!r}: value must be >= 0")
         if name == "latency_ms":
@@ -91,6 +106,8 @@ class FaultSpec:
             "latency_ms": self.latency_ms,
             "chunk_delay_ms": self.chunk_delay_ms,
             "retry_after": self.retry_after,
+            "retry_after_ms": self.retry_after_ms,
+            "expires_at_shift": self.expires_at_shift,
         }
 
 
@@ -166,6 +183,16 @@ class FaultController:
         """Retry-After seconds sent with injected 429s."""
         return self._spec.retry_after
 
+    @property
+    def retry_after_ms(self) -> float | None:
+        """Retry-After-Ms sent with injected 429s, if set."""
+        return self._spec.retry_after_ms
+
+    @property
+    def expires_at_shift(self) -> float:
+        """Seconds added to the token expiry that OAuth and /token report."""
+        return self._spec.expires_at_shift
+
     def latency(self, path: str, auth_route: bool = False) -> float:
         """Seconds to wait before answering."""
         spec = self._spec
@@ -202,7 +229,8 @@ class FaultController:
         return None
 
 
-def status_fault_response(kind: str, retry_after: int, headers: dict[str, str]) -> web.Response:
+def status_fault_response(kind: str, retry_after: int, headers: dict[str, str],
+                          retry_after_ms: float | None = None) -> web.Response:
     """The response for a status fault (JSON, or nginx HTML for ``500html``)."""
     if kind == "500html":
         return web.Response(text=_NGINX_500, status=500, content_type="text/html", headers=headers)
@@ -210,6 +238,8 @@ def status_fault_response(kind: str, retry_after: int, headers: dict[str, str]) 
     extra = dict(headers)
     if status == 429:
         extra["Retry-After"] = str(retry_after)
+        if retry_after_ms is not None:
+            extra["Retry-After-Ms"] = str(retry_after_ms)
     return error_response(status, _MESSAGES.get(status) or _phrase(status), extra)
 
 

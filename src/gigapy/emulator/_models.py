@@ -27,6 +27,7 @@ _CHAT = (
     "GigaChat-preview",
 )
 _OTHERS = (
+    # Listed live with type "filter" (recorded GET /models), though neither spec's enum has the type.
     ("GigaFilter", "filter"),
     ("GigaCheckClassification", "aicheck"),
     ("GigaCheckDetection", "aicheck"),

@@ -17,6 +17,7 @@ from ._auth import TokenRecord, authenticate
 from ._faults import PRE_KINDS, status_fault_response
 from ._http import ApiError, OAuthError, error_response, json_response, new_uuid4
 from ._state import State
+from ._timing import generate_for
 
 log = logging.getLogger("gigapy.emulator")
 
@@ -107,16 +108,19 @@ async def _respond(ctx: Ctx, handler: Handler, kind: str, too_large: bool) -> we
     state = ctx.state
     echo = ctx.id_headers if kind == API else {}
     try:
+        delay = 0.0
         if state.faults.active:
-            injected = await _inject_fault(ctx, kind != API, echo)
+            delay = state.faults.latency(ctx.request.path, kind != API)
+            injected = await _inject_fault(ctx, kind != API, echo, delay)
             if injected is not None:
                 return injected
         if too_large:
             raise ApiError(413, "Payload too large")
         if kind != API:
+            await generate_for(delay)
             result = await handler(ctx)
         else:
-            result = await _authorized(ctx, handler)
+            result = await _authorized(ctx, handler, delay)
     except ApiError as exc:
         return error_response(exc.status, exc.message, {**echo, **exc.headers})
     except OAuthError as exc:
@@ -132,33 +136,37 @@ async def _respond(ctx: Ctx, handler: Handler, kind: str, too_large: bool) -> we
     return json_response(result, headers=echo)
 
 
-async def _authorized(ctx: Ctx, handler: Handler) -> Any:
+async def _authorized(ctx: Ctx, handler: Handler, latency: float) -> Any:
+    """Bearer check, then the handler inside the caller's concurrency slot.
+
+    The slot is held for the whole answer, ``latency_ms`` and generation time included, so a
+    scope's limit binds as on the service.
+    """
     state = ctx.state
     token = ctx.token = authenticate(state, ctx.request.headers.get("Authorization"))
     client_id, scope = token.account.client_id, token.scope
     if not state.limits.acquire(client_id, scope):
         raise ApiError(429, "Too many requests", {"Retry-After": str(state.faults.retry_after)})
     try:
+        await generate_for(latency)
         return await handler(ctx)
     finally:
         state.limits.release(client_id, scope)
 
 
-async def _inject_fault(ctx: Ctx, auth_route: bool, echo: dict[str, str]) -> web.StreamResponse | None:
-    """Apply latency and a pre-response fault, if one is due."""
+async def _inject_fault(ctx: Ctx, auth_route: bool, echo: dict[str, str], delay: float) -> web.StreamResponse | None:
+    """A pre-response fault, if one is due (after ``delay``, the ``latency_ms`` it would have taken)."""
     faults, path = ctx.state.faults, ctx.request.path
-    delay = faults.latency(path, auth_route)
-    if delay:
-        await asyncio.sleep(delay)
     kind = faults.take(path, PRE_KINDS, auth_route)
     if kind is None:
         return None
+    await generate_for(delay)
     if kind in ("drop", "stall"):
         if kind == "stall":
             await asyncio.sleep(ctx.state.config.stall_seconds)
         close_connection(ctx.request)
         return web.Response(status=499)
-    return status_fault_response(kind, faults.retry_after, echo)
+    return status_fault_response(kind, faults.retry_after, echo, faults.retry_after_ms)
 
 
 def close_connection(request: web.Request) -> None:

@@ -214,13 +214,8 @@ class Emulator:
         return self._in_loop(lambda: deque(self._state.log, maxlen=self._state.log.maxlen))
 
     def reset_stats(self) -> None:
-        """Zero the counters and clear the request log."""
-
-        def reset() -> None:
-            self._state.stats.reset()
-            self._state.log.clear()
-
-        self._in_loop(reset)
+        """Zero the counters, restart the slot peak and clear the request log."""
+        self._in_loop(self._state.reset_stats)
 
     def expire_tokens(self) -> None:
         """Mark every issued token as expired now."""
@@ -231,6 +226,10 @@ def banner(config: EmulatorConfig, port: int) -> str:
     """What ``python -m gigapy.emulator`` prints on start."""
     url = f"{config.scheme}://{config.host}:{port}"
     limits = "off" if config.limits is None else ", ".join(f"{k.split('_')[-1]} {v}" for k, v in config.limits.items())
+    oauth = "off" if config.oauth_rps_limit is None else f"{config.oauth_rps_limit} per second per key"
+    timing = config.generation()
+    pace = "instant" if timing.instant else (
+        f"first token after {timing.ttft:g} s, {timing.tokens_per_second:g} tokens/s")
     return (
         f"GigaChat emulator listening on {url}\n"
         f"  base URL:          {url}/api/v1\n"
@@ -239,6 +238,8 @@ def banner(config: EmulatorConfig, port: int) -> str:
         f"  scopes:            GIGACHAT_API_PERS, GIGACHAT_API_B2B, GIGACHAT_API_CORP\n"
         f"  user / password:   {DEMO_USER} / {DEMO_PASSWORD}\n"
         f"  concurrency:       {limits}\n"
+        f"  OAuth rate:        {oauth}\n"
+        f"  generation:        {config.timing} ({pace})\n"
         f"  faults:            {config.faults or 'none'}\n"
         "Press Ctrl-C to stop.\n"
     )

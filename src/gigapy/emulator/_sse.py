@@ -1,8 +1,16 @@
-"""Writing Server-Sent Events: batched when no pacing is asked, paced otherwise; stream faults."""
+"""Writing Server-Sent Events as the service does: each event its own flushed write; stream faults.
+
+By default every event (``data: [DONE]`` included) goes out in a write of its own, flushed before
+the next one: TCP_NODELAY is on and the transport's write buffer limit is zero while the stream
+runs, so ``drain()`` waits until the kernel has taken the event. Clients that split events on
+network reads (gigachat-node) rely on this. ``pack_stream`` (benchmarks) packs ~64 KiB of events
+per write instead, when no pacing is asked.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import socket
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
@@ -11,31 +19,37 @@ from aiohttp import web
 from ._faults import STREAM_KINDS
 from ._http import SSE_CT
 from ._pipeline import close_connection
+from ._timing import Pace
 
 if TYPE_CHECKING:
     from ._pipeline import Ctx
 
-_BATCH_CHARS = 64 * 1024
+_PACK_CHARS = 64 * 1024
 
 
-async def send_events(ctx: Ctx, events: Sequence[str], interval: float = 0.0) -> web.StreamResponse:
-    """Stream pre-framed events; ``interval`` seconds apart when positive.
+async def send_events(ctx: Ctx, events: Sequence[str], pace: Pace | None = None) -> web.StreamResponse:
+    """Stream pre-framed events: ``pace.first`` seconds before the first, ``pace.between`` apart.
 
     A ``stream_drop`` / ``stream_stall`` fault cuts the stream after about half of the events.
     """
+    pace = pace or Pace()
     faults, path = ctx.state.faults, ctx.request.path
     fault = None
+    between = pace.between
     if faults.active:
         fault = faults.take(path, STREAM_KINDS)
-        interval += faults.chunk_delay(path)
+        between += faults.chunk_delay(path)
     limit = max(1, len(events) // 2) if fault else len(events)
     response = web.StreamResponse(headers={**ctx.id_headers, "Content-Type": SSE_CT})
     await response.prepare(ctx.request)
+    packed = ctx.state.config.pack_stream and between <= 0 and pace.first <= 0
+    transport = ctx.request.transport
+    limited = not packed and transport is not None and _flush_each_write(transport)
     try:
-        if interval > 0:
-            await _paced(response, events[:limit], interval)
+        if packed:
+            await _packed(response, events[:limit])
         else:
-            await _batched(response, events[:limit])
+            await _one_per_write(ctx, response, events[:limit], pace.first, between)
         if fault == "stream_stall":
             await asyncio.sleep(ctx.state.config.stall_seconds)
         if fault:
@@ -44,24 +58,50 @@ async def send_events(ctx: Ctx, events: Sequence[str], interval: float = 0.0) ->
         await response.write_eof()
     except ConnectionError:
         close_connection(ctx.request)
+    finally:
+        if limited and isinstance(transport, asyncio.WriteTransport) and not transport.is_closing():
+            transport.set_write_buffer_limits()  # back to the defaults for the next request
     return response
 
 
-async def _paced(response: web.StreamResponse, events: Sequence[str], interval: float) -> None:
+def _flush_each_write(transport: asyncio.BaseTransport) -> bool:
+    """No Nagle delay; on plain TCP a zero write-buffer limit, so ``drain()`` waits for every event.
+
+    Returns whether the limit was changed. TLS transports keep theirs: asyncio's SSL protocol
+    pauses at ``size >= high`` and resumes only on its own schedule, so a zero limit would stall
+    the stream; each event still goes out as its own write, hence its own TLS record.
+    """
+    sock = transport.get_extra_info("socket")
+    if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
+        try:
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        except OSError:  # pragma: no cover - a socket that is closing
+            pass
+    if transport.get_extra_info("sslcontext") is None and isinstance(transport, asyncio.WriteTransport):
+        transport.set_write_buffer_limits(high=0)
+        return True
+    return False
+
+
+async def _one_per_write(ctx: Ctx, response: web.StreamResponse, events: Sequence[str], first: float,
+                         between: float) -> None:
+    writer = ctx.request.writer
     for index, event in enumerate(events):
-        if index:
-            await asyncio.sleep(interval)
+        delay = first if index == 0 else between
+        if delay > 0:
+            await asyncio.sleep(delay)
         await response.write(event.encode())
+        await writer.drain()
 
 
-async def _batched(response: web.StreamResponse, events: Sequence[str]) -> None:
-    """Many events per transport write: the fast path when no pacing is asked."""
+async def _packed(response: web.StreamResponse, events: Sequence[str]) -> None:
+    """Many events per transport write: the benchmarks' fast path."""
     buffer: list[str] = []
     size = 0
     for event in events:
         buffer.append(event)
         size += len(event)
-        if size >= _BATCH_CHARS:
+        if size >= _PACK_CHARS:
             await response.write("".join(buffer).encode())
             buffer.clear()
             size = 0

@@ -92,11 +92,18 @@ class SessionCache:
 
 
 class Limits:
-    """Concurrent requests per account and scope."""
+    """Concurrent requests per account and scope (a request holds its slot while it is generated)."""
 
     def __init__(self, limits: dict[str, int] | None) -> None:
         self.limits = limits
         self._active: dict[tuple[str, str], int] = {}
+        #: The most slots one account+scope held at once since the last reset.
+        self.peak = 0
+
+    @property
+    def held(self) -> int:
+        """Slots held now, over every account and scope."""
+        return sum(self._active.values())
 
     def acquire(self, client_id: str, scope: str) -> bool:
         """Take a slot; False when the scope's limit is reached."""
@@ -107,7 +114,13 @@ class Limits:
         if count >= self.limits.get(scope, 10):
             return False
         self._active[key] = count + 1
+        if count + 1 > self.peak:
+            self.peak = count + 1
         return True
+
+    def reset_peak(self) -> None:
+        """Start measuring the peak again from what is held now."""
+        self.peak = max(self._active.values(), default=0)
 
     def release(self, client_id: str, scope: str) -> None:
         """Give a slot back."""
@@ -132,6 +145,8 @@ class State:
         from ._thread_store import ThreadStore
 
         self.config = config
+        #: Generation time of every answer (resolved once; a bad profile fails here, at start).
+        self.timing = config.generation()
         self.accounts = config.all_accounts()
         self.by_client_id = {a.client_id: a for a in self.accounts}
         self.by_user = {a.user: a for a in self.accounts if a.user is not None}
@@ -158,6 +173,12 @@ class State:
         """Append a request to the bounded log."""
         self.log.append(RecordedRequest(method, path, query, headers, body[:MAX_LOGGED_BODY], time.time()))
 
+    def reset_stats(self) -> None:
+        """Zero the counters (the live gauges stay), forget the slot peak and clear the request log."""
+        self.stats.reset()
+        self.limits.reset_peak()
+        self.log.clear()
+
     def spend(self, client_id: str, usage: str, tokens: int) -> None:
         """Charge tokens to an account's balance line."""
         self.spent.setdefault(client_id, Counter())[usage] += tokens
@@ -172,6 +193,8 @@ class State:
             "responses": {str(k): v for k, v in stats.responses.items()},
             "open_connections": self.connections(),
             "inflight": stats.inflight,
+            "slots_held": self.limits.held,
+            "slots_peak": self.limits.peak,
             "faults_injected": self.faults.injected,
             "tokens": len(self.tokens),
             "sessions": len(self.sessions),

@@ -6,6 +6,8 @@ import json
 import random
 import re
 import sys
+import uuid
+from collections.abc import Callable, Sequence
 from typing import Any
 
 if sys.version_info >= (3, 11):
@@ -22,8 +24,23 @@ _IDENT_RE = re.compile(r"\b[A-Za-zА-Яа-я]{0,6}-?\d[\w-]*\b")
 _QUOTED_RE = re.compile(r"[\"'«“]([^\"'»”]{1,120})[\"'»”]")
 _CAPITALIZED_RE = re.compile(r"(?<![.!?]\s)(?<!^)\b([A-ZА-ЯЁ][a-zа-яё]{2,})")
 _JSON_OBJECT_RE = re.compile(r"\{.*\}", re.DOTALL)
-_LOCATION_HINTS = ("city", "location", "place", "town", "country", "город", "мест", "стран")
-_ID_HINTS = ("id", "code", "number", "номер", "код")
+_LOCATION_HINTS = frozenset({"city", "location", "place", "town", "country", "region", "address"})
+_ID_HINTS = frozenset({"id", "code", "number", "номер", "код", "sku", "ref"})
+_TEXT_HINTS = frozenset({"description", "summary", "answer", "text", "content", "explanation", "reason", "reasoning",
+                         "details", "comment", "message", "response", "note", "notes", "body", "bio", "review",
+                         "описание", "ответ", "текст", "пояснение", "комментарий", "причина", "итог"})
+_NAMED = (
+    ("email", frozenset({"email", "mail", "почта"})),
+    ("url", frozenset({"url", "link", "website", "site", "href", "uri", "ссылка", "сайт"})),
+    ("phone", frozenset({"phone", "tel", "telephone", "телефон"})),
+    ("date", frozenset({"date", "birthday", "дата"})),
+    ("language", frozenset({"language", "lang", "locale", "язык"})),
+    ("title", frozenset({"title", "headline", "subject", "topic", "heading", "название", "заголовок", "тема"})),
+    ("street", frozenset({"street", "улица"})),
+    ("name", frozenset({"name", "author", "person", "user", "username", "имя", "автор"})),
+)
+_PLACE_RE = re.compile(r"\b(?:in|at|from|to|near|live in|lives in|в|во|из|на|около)\s+([A-ZА-ЯЁ][\w-]{2,})")
+_PERSON_RE = re.compile(r"\b(?:named|called|name is|зовут|по имени|имя|имени)\s+([A-ZА-ЯЁ][\w-]{1,30})")
 _PY_TYPES: dict[str, tuple[type, ...]] = {
     "string": (str,),
     "integer": (int,),
@@ -35,13 +52,23 @@ _PY_TYPES: dict[str, tuple[type, ...]] = {
 
 
 class SchemaFiller:
-    """Builds a value that satisfies a (reasonable) JSON Schema, using facts found in the prompt."""
+    """Builds a value that satisfies a (reasonable) JSON Schema, using facts found in the prompt.
 
-    def __init__(self, root: dict[str, Any], prompt: str, rng: random.Random, phrase: str) -> None:
+    ``sentence`` gives a sentence on the prompt's topic for text-like fields (description,
+    summary, answer, ...); names, titles, places, ids, dates, e-mails and URLs get values of
+    their kind.
+    """
+
+    def __init__(self, root: dict[str, Any], prompt: str, rng: random.Random, phrase: str,
+                 sentence: Callable[[], str] | None = None, phrases: Sequence[str] = ()) -> None:
         self.root = root
         self.prompt = prompt
         self.rng = rng
         self.phrase = phrase or "ok"
+        self.sentence = sentence
+        #: Topic phrases that array items of plain strings take in turn.
+        self.phrases = [p for p in phrases if p] or [self.phrase]
+        self.item = 0
         self.hints = _json_in_prompt(prompt)
 
     def build(self) -> Any:
@@ -67,10 +94,13 @@ class SchemaFiller:
         enum = schema.get("enum")
         if isinstance(enum, list) and enum:
             return self._pick_enum(enum)
-        for key in ("anyOf", "oneOf", "allOf"):
+        merged = _merge_all_of(schema, self._resolve)
+        if merged is not schema:
+            return self.value(merged, name, depth + 1)
+        for key in ("anyOf", "oneOf"):
             options = schema.get(key)
             if isinstance(options, list) and options:
-                return self.value(options[0], name, depth + 1)
+                return self.value(_not_null(options, self._resolve), name, depth + 1)
         kind = schema.get("type", "object" if "properties" in schema else "string")
         if isinstance(kind, list):
             kind = next((k for k in kind if k != "null"), "null")
@@ -83,9 +113,16 @@ class SchemaFiller:
         if kind == "object":
             return self._object(schema, depth)
         if kind == "array":
-            count = min(max(int(schema.get("minItems", 1) or 0), 1), _MAX_REPEAT)
+            count = min(max(int(schema.get("minItems", 0) or 0), 2), _MAX_REPEAT)
             count = min(count, int(schema.get("maxItems", count)))
-            return [self.value(schema.get("items", {}), name, depth + 1) for _ in range(count)]
+            items = []
+            for index in range(count):
+                self.item = index
+                items.append(self.value(schema.get("items", {}), name, depth + 1))
+            self.item = 0
+            if schema.get("uniqueItems") or all(isinstance(i, str) for i in items):
+                items = _distinct(items)
+            return items
         if kind in ("integer", "number"):
             return self._number(schema, kind == "integer")
         if kind == "boolean":
@@ -124,6 +161,9 @@ class SchemaFiller:
             generated = regex_sample(pattern, self.rng)
             if generated is not None:
                 return generated
+        fmt = schema.get("format")
+        if isinstance(fmt, str) and fmt in _FORMATS:
+            return _FORMATS[fmt](self)
         text = self._string_from_prompt(name.lower())
         low = schema.get("minLength")
         if isinstance(low, int) and len(text) < low:
@@ -134,18 +174,123 @@ class SchemaFiller:
         return text
 
     def _string_from_prompt(self, name: str) -> str:
-        if any(h in name for h in _ID_HINTS):
+        words = set(re.split(r"[_\W]+|(?<=[a-z])(?=[A-Z])", name.lower()))
+        if words & _ID_HINTS or name.endswith("id"):
             ident = _IDENT_RE.search(self.prompt)
             if ident:
                 return ident.group()
-        if any(h in name for h in _LOCATION_HINTS):
-            place = _CAPITALIZED_RE.search(self.prompt)
+        if words & _LOCATION_HINTS or any(name.startswith(h) for h in ("город", "мест", "стран")):
+            place = _PLACE_RE.search(self.prompt)
             if place:
                 return place.group(1)
+            proper = _proper_nouns(self.prompt)
+            if proper:
+                return proper[0]
+        for kind, hints in _NAMED:
+            if words & hints:
+                return _BY_KIND[kind](self)
         quoted = _QUOTED_RE.search(self.prompt)
         if quoted:
             return quoted.group(1)
-        return self.phrase
+        if words & _TEXT_HINTS and self.sentence is not None:
+            return self.sentence()
+        return self.phrases[self.item % len(self.phrases)]
+
+
+def _merge_all_of(schema: dict[str, Any], resolve: Callable[[dict[str, Any]], dict[str, Any]]) -> dict[str, Any]:
+    """``schema`` with its ``allOf`` parts merged in (properties and required united); else itself."""
+    parts = schema.get("allOf")
+    if not isinstance(parts, list) or not parts:
+        return schema
+    merged: dict[str, Any] = {k: v for k, v in schema.items() if k != "allOf"}
+    for part in parts:
+        if not isinstance(part, dict):
+            continue
+        part = _merge_all_of(resolve(part), resolve)
+        for key, value in part.items():
+            if key == "properties" and isinstance(value, dict):
+                merged["properties"] = {**merged.get("properties", {}), **value}
+            elif key == "required" and isinstance(value, list):
+                merged["required"] = list(dict.fromkeys([*merged.get("required", []), *value]))
+            else:
+                merged.setdefault(key, value)
+    return merged
+
+
+def _not_null(options: list[Any], resolve: Callable[[dict[str, Any]], dict[str, Any]]) -> Any:
+    """The first option that is not ``{"type": "null"}`` (``Optional[X]`` means X)."""
+    for option in options:
+        if isinstance(option, dict) and resolve(option).get("type") != "null":
+            return option
+    return options[0]
+
+
+def _distinct(items: list[Any]) -> list[Any]:
+    """Strings made distinct (``x``, ``x 2``, ...), so arrays of text do not repeat one value."""
+    seen: dict[str, int] = {}
+    out = []
+    for item in items:
+        if isinstance(item, str):
+            seen[item] = seen.get(item, 0) + 1
+            if seen[item] > 1:
+                item = f"{item} {seen[item]}"
+        out.append(item)
+    return out
+
+
+def _name(filler: SchemaFiller) -> str:
+    person = _PERSON_RE.search(filler.prompt)
+    if person:
+        return person.group(1)
+    proper = _proper_nouns(filler.prompt)
+    return proper[0] if proper else filler.phrase[:1].upper() + filler.phrase[1:]
+
+
+def _proper_nouns(text: str) -> list[str]:
+    """Capitalized words that do not start a sentence."""
+    found: list[str] = []
+    for sentence in re.split(r"(?<=[.!?\n])\s*", text):
+        words = re.findall(r"[^\W\d_][\w-]*", sentence)
+        found.extend(w for w in words[1:] if w[:1].isupper() and w[1:2].islower() and len(w) > 2)
+    return found
+
+
+def _street(filler: SchemaFiller) -> str:
+    return "ул. Центральная, 1" if re.search(r"[А-Яа-яЁё]", filler.prompt) else "1 Main Street"
+
+
+def _title(filler: SchemaFiller) -> str:
+    return filler.phrase[:1].upper() + filler.phrase[1:]
+
+
+def _slug(filler: SchemaFiller) -> str:
+    return re.sub(r"[^a-z0-9]+", "-", filler.phrase.lower()).strip("-") or "page"
+
+
+_BY_KIND: dict[str, Callable[[SchemaFiller], str]] = {
+    "name": _name,
+    "title": _title,
+    "street": _street,
+    "email": lambda f: "user@example.com",
+    "url": lambda f: f"https://example.com/{_slug(f)}",
+    "phone": lambda f: "+7 900 000-00-00",
+    "date": lambda f: "2025-01-15",
+    "language": lambda f: "ru" if re.search(r"[А-Яа-яЁё]", f.prompt) else "en",
+}
+_FORMATS: dict[str, Callable[[SchemaFiller], str]] = {
+    "date": lambda f: "2025-01-15",
+    "date-time": lambda f: "2025-01-15T12:00:00Z",
+    "time": lambda f: "12:00:00",
+    "email": _BY_KIND["email"],
+    "idn-email": _BY_KIND["email"],
+    "uri": _BY_KIND["url"],
+    "url": _BY_KIND["url"],
+    "iri": _BY_KIND["url"],
+    "uuid": lambda f: str(uuid.UUID(int=f.rng.getrandbits(128), version=4)),
+    "ipv4": lambda f: "192.0.2.1",
+    "ipv6": lambda f: "2001:db8::1",
+    "hostname": lambda f: "example.com",
+}
 
 
 def _json_in_prompt(prompt: str) -> dict[str, Any]:
@@ -160,10 +305,15 @@ def _json_in_prompt(prompt: str) -> dict[str, Any]:
     return value if isinstance(value, dict) else {}
 
 
-def fill_schema(schema: dict[str, Any], prompt: str, rng: random.Random, phrase: str) -> Any:
-    """A JSON value valid for ``schema`` built from ``prompt`` (``{}`` for schemas it cannot read)."""
+def fill_schema(schema: dict[str, Any], prompt: str, rng: random.Random, phrase: str,
+                sentence: Callable[[], str] | None = None, name: str = "", phrases: Sequence[str] = ()) -> Any:
+    """A JSON value valid for ``schema`` built from ``prompt`` (``{}`` for schemas it cannot read).
+
+    ``sentence`` fills text-like fields, ``phrases`` (the prompt's topics) plain strings in arrays;
+    ``name`` is the field the value is for (hints its kind).
+    """
     try:
-        return SchemaFiller(schema, prompt, rng, phrase).build()
+        return SchemaFiller(schema, prompt, rng, phrase, sentence, phrases).value(schema, name, 0)
     except (TypeError, ValueError, KeyError, AttributeError, RecursionError, OverflowError):
         return {}
 

@@ -30,6 +30,7 @@ from ._thread_store import (
     owned_thread,
     stored_message,
 )
+from ._timing import generate_for
 from ._validate import (
     check_call_pairs,
     optional_int,
@@ -179,10 +180,12 @@ def stream_events(outcome: Outcome, frames: _Frames, size: int) -> list[str]:
 async def _reply(ctx: Ctx, thread: Thread, answer: ThreadMessage, outcome: Outcome, options: RunOptions,
                  model: str, stream: bool) -> web.StreamResponse | dict[str, Any]:
     if not stream:
+        await generate_for(engine.answer_seconds(ctx, [outcome]))
         return completion_json(thread, answer, outcome, model)
     frames = _Frames(model, thread.id, answer.id)
-    events = stream_events(outcome, frames, engine.chunk_size(ctx, options.update_interval))
-    return await send_events(ctx, events, options.update_interval)
+    size = engine.chunk_size(ctx, options.update_interval)
+    events = stream_events(outcome, frames, size)
+    return await send_events(ctx, events, engine.stream_pace(ctx, outcome, size, options.update_interval))
 
 
 def _query_int(ctx: Ctx, key: str) -> int | None:

@@ -4,9 +4,21 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, PrivateAttr
+from pydantic import BaseModel, BeforeValidator, ConfigDict, PrivateAttr
+
+from .. import _numbers
+
+#: A count or size the server sent (tokens, bytes, batch counters), through the one number guard:
+#: NaN, negative, infinite or absurd values are clamped, junk becomes 0 (see ``gigapy._numbers``);
+#: never fatal to the answer that carries it.
+Count = Annotated[int, BeforeValidator(_numbers.count)]
+OptCount = Annotated[int | None, BeforeValidator(_numbers.opt_count)]
+#: A Unix timestamp the server sent; NaN or junk becomes None.
+Stamp = Annotated[int | None, BeforeValidator(_numbers.stamp)]
+#: A duration in seconds the server sent (0 .. 1 day); NaN becomes None.
+Seconds = Annotated[float | None, BeforeValidator(_numbers.seconds)]
 
 
 @dataclass(frozen=True, slots=True)

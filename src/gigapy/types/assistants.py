@@ -6,7 +6,7 @@ from typing import Any
 
 from pydantic import Field
 
-from ._base import APIResponse
+from ._base import APIResponse, Stamp
 
 
 class Assistant(APIResponse):
@@ -20,8 +20,8 @@ class Assistant(APIResponse):
     file_ids: list[str] | None = None
     functions: list[dict[str, Any]] | None = None
     metadata: dict[str, Any] | None = None
-    created_at: int | None = None
-    updated_at: int | None = None
+    created_at: Stamp = None
+    updated_at: Stamp = None
 
 
 class Assistants(APIResponse):
@@ -34,7 +34,7 @@ class CreatedAssistant(APIResponse):
     """The answer to creating an assistant."""
 
     assistant_id: str
-    created_at: int | None = None
+    created_at: Stamp = None
 
 
 class DeletedAssistant(APIResponse):

@@ -6,15 +6,15 @@ from typing import Any
 
 from pydantic import Field
 
-from ._base import APIModel, APIResponse
+from ._base import APIModel, APIResponse, Count, OptCount, Stamp
 
 
 class BatchRequestCounts(APIModel):
     """How many requests a batch holds and how far it got."""
 
-    total: int = 0
-    completed: int | None = None
-    failed: int | None = None
+    total: Count = 0
+    completed: OptCount = None
+    failed: OptCount = None
 
 
 class Batch(APIResponse):
@@ -25,8 +25,8 @@ class Batch(APIResponse):
     request_counts: BatchRequestCounts = Field(default_factory=BatchRequestCounts)
     status: str | None = None
     output_file_id: str | None = None
-    created_at: int | None = None
-    updated_at: int | None = None
+    created_at: Stamp = None
+    updated_at: Stamp = None
 
     @property
     def is_done(self) -> bool:

@@ -8,7 +8,7 @@ from typing import Any, Literal
 
 from pydantic import Field
 
-from ._base import APIModel, APIResponse
+from ._base import APIModel, APIResponse, Count, OptCount, Stamp
 
 Role = Literal["system", "user", "assistant", "function", "search_result", "function_in_progress"]
 FinishReason = Literal["stop", "length", "function_call", "blacklist", "error"]
@@ -52,7 +52,7 @@ class Message(APIModel):
     functions_state_id: str | None = None
     attachments: list[str] | None = None
     reasoning_content: str | None = None
-    created: int | None = None
+    created: Stamp = None
 
 
 class FunctionParameters(APIModel):
@@ -83,10 +83,10 @@ class Function(APIModel):
 class Usage(APIModel):
     """Token usage of a completion; ``precached_prompt_tokens`` came from the prompt cache."""
 
-    prompt_tokens: int = 0
-    completion_tokens: int = 0
-    total_tokens: int = 0
-    precached_prompt_tokens: int | None = None
+    prompt_tokens: Count = 0
+    completion_tokens: Count = 0
+    total_tokens: Count = 0
+    precached_prompt_tokens: OptCount = None
 
 
 class Choice(APIModel):
@@ -101,7 +101,7 @@ class ChatCompletion(APIResponse):
     """The answer to ``completion()``: ``text`` is the first choice's content."""
 
     choices: list[Choice] = Field(default_factory=list)
-    created: int | None = None
+    created: Stamp = None
     model: str | None = None
     object: str | None = None
     usage: Usage | None = None
@@ -143,7 +143,7 @@ class ChoiceDelta(APIModel):
     functions_state_id: str | None = None
     reasoning_content: str | None = None
     name: str | None = None
-    created: int | None = None
+    created: Stamp = None
 
 
 class ChunkChoice(APIModel):
@@ -158,7 +158,7 @@ class ChatCompletionChunk(APIModel):
     """One event of ``completion_stream()``; the next-to-last one carries usage."""
 
     choices: list[ChunkChoice] = Field(default_factory=list)
-    created: int | None = None
+    created: Stamp = None
     model: str | None = None
     object: str | None = None
     usage: Usage | None = None

@@ -7,7 +7,7 @@ from typing import Any
 
 from pydantic import Field
 
-from ._base import APIModel, APIResponse
+from ._base import APIModel, APIResponse, Count, OptCount, Seconds, Stamp
 
 
 class FileRef(APIModel):
@@ -50,7 +50,7 @@ class ToolExecution(APIModel):
 
     name: str | None = None
     status: str | None = None
-    seconds_left: float | None = None
+    seconds_left: Seconds = None
     censored: bool | None = None
 
 
@@ -123,24 +123,24 @@ class MessageV2(APIModel):
 class InputTokensDetails(APIModel):
     """Where the input tokens went; ``cached_tokens`` came from the prompt cache."""
 
-    prompt_tokens: int | None = None
-    cached_tokens: int | None = None
+    prompt_tokens: OptCount = None
+    cached_tokens: OptCount = None
 
 
 class UsageV2(APIModel):
     """Token usage of a v2 answer."""
 
-    input_tokens: int = 0
+    input_tokens: Count = 0
     input_tokens_details: InputTokensDetails | None = None
-    output_tokens: int = 0
-    total_tokens: int = 0
+    output_tokens: Count = 0
+    total_tokens: Count = 0
 
 
 class ChatCompletionV2(APIResponse):
     """The answer of ``client.v2.completion()``."""
 
     model: str | None = None
-    created_at: int | None = None
+    created_at: Stamp = None
     messages: list[MessageV2] = Field(default_factory=list)
     finish_reason: str | None = None
     usage: UsageV2 | None = None
@@ -177,7 +177,7 @@ class ChatCompletionV2Chunk(APIModel):
 
     event: str | None = None
     model: str | None = None
-    created_at: int | None = None
+    created_at: Stamp = None
     messages: list[MessageV2] = Field(default_factory=list)
     finish_reason: str | None = None
     usage: UsageV2 | None = None

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from pydantic import Field
 
-from ._base import APIModel, APIResponse
+from ._base import APIModel, APIResponse, Count
 
 
 class EmbeddingUsage(APIModel):
     """Tokens used by one input text."""
 
-    prompt_tokens: int = 0
+    prompt_tokens: Count = 0
 
 
 class Embedding(APIModel):

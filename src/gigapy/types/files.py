@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pydantic import Field
 
-from ._base import APIResponse
+from ._base import APIResponse, Count, Stamp
 
 
 class File(APIResponse):
@@ -12,8 +12,8 @@ class File(APIResponse):
 
     id: str
     object: str = "file"
-    bytes: int = 0
-    created_at: int | None = None
+    bytes: Count = 0
+    created_at: Stamp = None
     filename: str | None = None
     purpose: str | None = None
     access_policy: str | None = None

@@ -4,15 +4,15 @@ from __future__ import annotations
 
 from pydantic import Field
 
-from ._base import APIModel, APIResponse
+from ._base import APIModel, APIResponse, Count
 
 
 class TokensCount(APIResponse):
     """Tokens and characters of one input text (``POST /tokens/count``)."""
 
     object: str = "tokens"
-    tokens: int = 0
-    characters: int = 0
+    tokens: Count = 0
+    characters: Count = 0
 
 
 class BalanceItem(APIModel):
@@ -36,8 +36,8 @@ class AICheckResult(APIResponse):
     """Whether a text was written by AI (``POST /ai/check``)."""
 
     category: str | None = None
-    characters: int = 0
-    tokens: int = 0
+    characters: Count = 0
+    tokens: Count = 0
     ai_intervals: list[list[int]] = Field(default_factory=list)
 
 

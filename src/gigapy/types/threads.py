@@ -6,7 +6,7 @@ from typing import Any
 
 from pydantic import Field
 
-from ._base import APIModel, APIResponse
+from ._base import APIModel, APIResponse, Stamp
 from .chat import ChatCompletionChunk, Message, Usage
 
 
@@ -16,8 +16,8 @@ class Thread(APIResponse):
     id: str
     assistant_id: str | None = None
     model: str | None = None
-    created_at: int | None = None
-    updated_at: int | None = None
+    created_at: Stamp = None
+    updated_at: Stamp = None
     run_lock: bool | None = None
     status: str | None = None
 
@@ -42,7 +42,7 @@ class ThreadMessage(APIModel):
     role: str | None = None
     content: str | None = None
     attachments: list[ThreadAttachment] | None = None
-    created_at: int | None = None
+    created_at: Stamp = None
     model: str | None = None
     function_call: dict[str, Any] | None = None
     functions_state_id: str | None = None
@@ -60,7 +60,7 @@ class ThreadRunResponse(APIResponse):
 
     status: str | None = None
     thread_id: str | None = None
-    created_at: int | None = None
+    created_at: Stamp = None
 
 
 class ThreadRunResult(APIResponse):
@@ -68,7 +68,7 @@ class ThreadRunResult(APIResponse):
 
     status: str | None = None
     thread_id: str | None = None
-    updated_at: int | None = None
+    updated_at: Stamp = None
     model: str | None = None
     messages: list[ThreadMessage] = Field(default_factory=list)
 
@@ -80,7 +80,7 @@ class ThreadCompletion(APIResponse):
     model: str | None = None
     thread_id: str | None = None
     message_id: str | None = None
-    created: int | None = None
+    created: Stamp = None
     usage: Usage | None = None
     message: Message = Field(default_factory=Message)
     finish_reason: str | None = None
