@@ -332,3 +332,31 @@ def test_session_header_is_always_a_valid_header_value() -> None:
 def test_legacy_functions_go_to_v1() -> None:
     out = chat_request(body(functions=[WEATHER["function"]], function_call="auto")).finish()
     assert out.api == "v1" and out.body["function_call"] == "auto"
+
+
+@pytest.mark.parametrize(("where", "kw"), [
+    ("temperature", {"temperature": float("nan")}),
+    ("tools[0].function.parameters.properties.x.maximum",
+     {"tools": [{"type": "function", "function": {"name": "f", "parameters": {
+         "type": "object", "properties": {"x": {"type": "number", "maximum": float("inf")}}}}}]}),
+    ("messages[0].content[0].text", {"messages": [{"role": "user", "content": [{"type": "text",
+                                                                               "text": float("-inf")}]}]}),
+])
+def test_non_finite_numbers_anywhere_are_refused_by_path(where: str, kw: dict[str, Any]) -> None:
+    """Python's json reads NaN and Infinity; a server parsing bodies with it must not pass them on."""
+    with pytest.raises(InvalidArgumentError) as err:
+        chat_request(body(**kw))
+    assert err.value.field == where
+
+
+def test_nan_in_tool_text_is_text() -> None:
+    msgs = [*USER, {"role": "assistant", "tool_calls": [{"id": "c", "type": "function",
+                                                         "function": {"name": "get_time", "arguments": "{}"}}]},
+            {"role": "tool", "tool_call_id": "c", "content": "NaN"}]
+    out = chat_request({"model": "m", "messages": msgs, "tools": [TIME]}).finish()
+    assert out.body["messages"][-1]["content"][0]["function_result"]["result"] == '{"result":"NaN"}'
+    bad = [*USER, {"role": "assistant", "tool_calls": [{"id": "c", "type": "function",
+                                                        "function": {"name": "get_time", "arguments": '{"a": NaN}'}}]}]
+    with pytest.raises(InvalidArgumentError) as err:
+        chat_request({"model": "m", "messages": bad, "tools": [TIME]})
+    assert err.value.field == "messages[1].tool_calls[0].function.arguments"

@@ -15,12 +15,11 @@ and the call's position, so the stream and the whole-body translation agree.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from ._common import TranslateContext
+from ._common import TranslateContext, loads
 from ._request import Api, Call
 
 FILTERED = frozenset({"blacklist", "request_blacklist", "response_blacklist", "request_whitelist", "request_filter"})
@@ -117,7 +116,7 @@ def call_arguments(raw: Any) -> dict[str, Any]:
         return dict(raw)
     if isinstance(raw, str) and raw.strip():
         try:
-            value = json.loads(raw)
+            value = loads(raw)
         except ValueError:
             return {"_raw": raw}
         return value if isinstance(value, dict) else {"_raw": value}

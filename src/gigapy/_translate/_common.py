@@ -78,6 +78,19 @@ def fail(name: str, why: str) -> InvalidArgumentError:
     return InvalidArgumentError(name, why)
 
 
+def finite(value: Any, where: str) -> None:
+    """Refuse NaN and Infinity anywhere in a request (Python's json reads them; JSON has no such numbers)."""
+    stack = [(value, where)]
+    while stack:
+        node, at = stack.pop()
+        if isinstance(node, float) and not math.isfinite(node):
+            raise fail(at, f"must be a finite number, got {node!r} (NaN and Infinity are not JSON)")
+        if isinstance(node, Mapping):
+            stack.extend((v, f"{at}.{k}" if at else str(k)) for k, v in node.items())
+        elif isinstance(node, (list, tuple)):
+            stack.extend((v, f"{at}[{i}]") for i, v in enumerate(node))
+
+
 def mapping(value: Any, where: str) -> Mapping[str, Any]:
     """``value`` if it is a JSON object, else an error naming ``where``."""
     if not isinstance(value, Mapping):
@@ -128,6 +141,15 @@ def _kind(value: Any) -> str:
             int: "a number", float: "a number"}.get(type(value), type(value).__name__)
 
 
+def _no_constants(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
+def loads(text: str) -> Any:
+    """Strict JSON: ``NaN`` and ``Infinity`` (which Python's json accepts) are not JSON."""
+    return json.loads(text, parse_constant=_no_constants)
+
+
 def json_text(value: Any) -> str:
     """Compact JSON text, non-ASCII kept, as OpenAI sends tool-call arguments."""
     return json.dumps(value, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
@@ -142,7 +164,7 @@ def parse_arguments(text: Any, where: str) -> dict[str, Any]:
     if not isinstance(text, str):
         raise fail(where, f"expected a JSON object in a string, got {_kind(text)}")
     try:
-        value = json.loads(text)
+        value = loads(text)
     except ValueError:
         raise fail(where, "is not valid JSON (GigaChat takes function arguments as a JSON object)") from None
     if not isinstance(value, dict):
@@ -160,7 +182,7 @@ def result_json(content: Any) -> str:
         return json_text(dict(content))
     text = content if isinstance(content, str) else json_text(content)
     try:
-        value = json.loads(text)
+        value = loads(text)
     except ValueError:
         return json_text({"result": text})
     if isinstance(value, dict):

@@ -36,6 +36,7 @@ from ._common import (
     bad_value,
     boolean,
     fail,
+    finite,
     items,
     json_text,
     mapping,
@@ -92,6 +93,7 @@ def _budget_effort(thinking: Mapping[str, Any]) -> str | None:
 def messages_request(body: Mapping[str, Any], options: TranslateOptions = DEFAULT_OPTIONS) -> Plan:
     """A Messages request body as a GigaChat plan; errors name the Anthropic parameter."""
     body = mapping(body, "body")
+    finite(body, "")
     unknown = [k for k in body if k not in MESSAGES_PARAMETERS]
     if unknown:
         raise unsupported(unknown[0], "unknown parameter")

@@ -31,6 +31,7 @@ from ._common import (
     bad_value,
     boolean,
     fail,
+    finite,
     items,
     json_text,
     mapping,
@@ -106,6 +107,7 @@ def _zero(value: Any) -> bool:
 def chat_request(body: Mapping[str, Any], options: TranslateOptions = DEFAULT_OPTIONS) -> Plan:
     """A Chat Completions request body as a GigaChat plan; errors name the OpenAI parameter."""
     body = mapping(body, "body")
+    finite(body, "")
     unknown = [key for key in body if key not in PARAMETERS]
     if unknown:
         raise unsupported(unknown[0], "unknown parameter (GigaChat extensions are "

@@ -18,7 +18,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from ._common import bad_value, items, mapping, string, unsupported
+from ._common import bad_value, finite, items, mapping, string, unsupported
 from ._options import DEFAULT_OPTIONS, TranslateOptions
 
 EMBEDDING_PARAMETERS: dict[str, tuple[str, str]] = {
@@ -42,6 +42,7 @@ class EmbeddingsCall:
 def embeddings_request(body: Mapping[str, Any], options: TranslateOptions = DEFAULT_OPTIONS) -> EmbeddingsCall:
     """An OpenAI embeddings request as a GigaChat ``/embeddings`` body."""
     body = mapping(body, "body")
+    finite(body, "")
     unknown = [k for k in body if k not in EMBEDDING_PARAMETERS]
     if unknown:
         raise unsupported(unknown[0], "unknown parameter")

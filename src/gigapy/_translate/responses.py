@@ -42,6 +42,7 @@ from ._common import (
     bad_value,
     boolean,
     fail,
+    finite,
     items,
     json_text,
     mapping,
@@ -193,6 +194,7 @@ def _zero(value: Any) -> bool:
 def responses_request(body: Mapping[str, Any], options: TranslateOptions = DEFAULT_OPTIONS) -> ResponsesPlan:
     """A Responses request body as a plan (see the module docstring)."""
     body = mapping(body, "body")
+    finite(body, "")
     unknown = [k for k in body if k not in RESPONSES_PARAMETERS and k != "stream"]
     if unknown:
         raise unsupported(unknown[0], "unknown parameter")
