@@ -77,7 +77,7 @@ PARAMETERS: dict[str, tuple[str, str]] = {
     "web_search_options": ("mapped", "GigaChat v2 built-in web_search (its sub-options refused)"),
     "prompt_cache_key": ("mapped", "X-Session-ID header (GigaChat's prompt cache is per session; "
                          "hashed unless a plain ASCII token)"),
-    "user": ("mapped", "X-Session-ID header when prompt_cache_key is not given"),
+    "user": ("mapped", "X-Session-ID header when prompt_cache_key is not given (hashed likewise)"),
     "seed": ("no effect", "GigaChat has no seeded sampling; OpenAI promises only best effort"),
     "metadata": ("no effect", "nothing is stored (store: true is refused)"),
     "safety_identifier": ("no effect", "GigaChat has no abuse-monitoring id"),

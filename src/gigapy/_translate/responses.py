@@ -73,7 +73,7 @@ RESPONSES_PARAMETERS: dict[str, tuple[str, str]] = {
     "previous_response_id": ("mapped", "the caller's response store; refused without one"),
     "store": ("mapped", "true: the caller stores the conversation when it has a store"),
     "metadata": ("mapped", "echoed on the response"),
-    "user": ("mapped", "X-Session-ID header when prompt_cache_key is not given"),
+    "user": ("mapped", "X-Session-ID header when prompt_cache_key is not given (hashed likewise)"),
     "prompt_cache_key": ("mapped", "X-Session-ID header (hashed unless a plain ASCII token)"),
     "include": ("no effect", "no extra output fields are produced (no encrypted reasoning)"),
     "stream_options": ("no effect", "include_obfuscation: no padding is sent"),
