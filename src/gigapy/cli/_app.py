@@ -199,14 +199,13 @@ _profiles.register(app)
 @app.command("emulator", context_settings={"allow_extra_args": True, "ignore_unknown_options": True},
              add_help_option=False, rich_help_panel="Setup")
 def emulator_cmd(ctx: typer.Context) -> None:
-    """Run the offline GigaChat emulator in the foreground (options: gigapy emulator --help)."""
-    from gigapy.emulator import config_from_args, run
+    """Run the offline GigaChat emulator; prints export GIGACHAT_... lines (--env: only those)."""
+    from gigapy.emulator import main
 
     try:
-        config = config_from_args(list(ctx.args), prog="gigapy emulator")
+        main(list(ctx.args), prog="gigapy emulator")
     except SystemExit as exc:  # argparse printed the help, or the usage and the problem
         raise typer.Exit(EXIT_USAGE if exc.code else 0) from None
-    run(config)
 
 
 def run(args: Sequence[str]) -> None:

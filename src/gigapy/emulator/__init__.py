@@ -11,7 +11,7 @@ or from a shell: ``python -m gigapy.emulator --port 8443``. See docs/emulator.md
 """
 
 from ._app import create_app
-from ._cli import build_parser, config_from_args
+from ._cli import build_parser, config_from_args, main
 from ._config import (
     DEMO_CREDENTIALS,
     DEMO_PASSWORD,
@@ -24,7 +24,7 @@ from ._config import (
 )
 from ._engine import BLACKLIST_TRIGGER
 from ._faults import FaultController
-from ._runner import Emulator, run
+from ._runner import Emulator, env_lines, run
 from ._state import RecordedRequest
 from ._textgen import count_tokens
 
@@ -45,5 +45,7 @@ __all__ = [
     "config_from_args",
     "count_tokens",
     "create_app",
+    "env_lines",
+    "main",
     "run",
 ]

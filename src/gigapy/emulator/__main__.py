@@ -2,14 +2,7 @@
 
 from __future__ import annotations
 
-from ._cli import config_from_args
-from ._runner import run
-
-
-def main() -> None:
-    """Entry point."""
-    run(config_from_args())
-
+from ._cli import main
 
 if __name__ == "__main__":
     main()

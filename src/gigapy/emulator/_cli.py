@@ -66,11 +66,18 @@ def build_parser(prog: str = "python -m gigapy.emulator") -> argparse.ArgumentPa
     parser.add_argument("--tls-cert", metavar="FILE", help="serve HTTPS with this certificate (PEM)")
     parser.add_argument("--tls-key", metavar="FILE", help="private key of --tls-cert (PEM)")
     parser.add_argument("--client-ca", metavar="FILE", help="require client certificates signed by this CA (mTLS)")
+    parser.add_argument("--env", action="store_true",
+                        help='print only the "export GIGACHAT_..." lines once listening, then close stdout and '
+                             'keep serving: eval "$(%(prog)s --env --port 0 &)"')
     return parser
 
 
 def config_from_args(argv: Sequence[str] | None = None, prog: str = "python -m gigapy.emulator") -> EmulatorConfig:
     """Parse command-line arguments into an ``EmulatorConfig`` (argparse exits on bad input)."""
+    return _parse(argv, prog)[0]
+
+
+def _parse(argv: Sequence[str] | None, prog: str) -> tuple[EmulatorConfig, argparse.Namespace]:
     parser = build_parser(prog)
     args = parser.parse_args(argv)
     if bool(args.tls_cert) != bool(args.tls_key):
@@ -86,4 +93,12 @@ def config_from_args(argv: Sequence[str] | None = None, prog: str = "python -m g
         config.oauth_rps_limit = None
     if args.oauth_rps is not None:
         config.oauth_rps_limit = args.oauth_rps or None
-    return config
+    return config, args
+
+
+def main(argv: Sequence[str] | None = None, prog: str = "python -m gigapy.emulator") -> None:
+    """Parse ``argv`` and serve in the foreground (``--env``: print only the export lines)."""
+    from ._runner import run
+
+    config, args = _parse(argv, prog)
+    run(config, env_only=args.env)

@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
+import os
+import shlex
 import signal
 import ssl
 import sys
@@ -222,6 +224,19 @@ class Emulator:
         self._in_loop(self._state.tokens.expire_all)
 
 
+def env_lines(config: EmulatorConfig, port: int) -> str:
+    """Ready-to-paste shell lines that point GigaChat clients (``GIGACHAT_*``) at this emulator."""
+    url = f"{config.scheme}://{config.host}:{port}"
+    values = {
+        "GIGACHAT_BASE_URL": f"{url}/api/v1",
+        "GIGACHAT_AUTH_URL": f"{url}/api/v2/oauth",
+        "GIGACHAT_CREDENTIALS": DEMO_CREDENTIALS,
+        "GIGACHAT_SCOPE": "GIGACHAT_API_PERS",
+        "GIGAPY_EMULATOR_PID": str(os.getpid()),
+    }
+    return "".join(f"export {name}={shlex.quote(value)}\n" for name, value in values.items())
+
+
 def banner(config: EmulatorConfig, port: int) -> str:
     """What ``python -m gigapy.emulator`` prints on start."""
     url = f"{config.scheme}://{config.host}:{port}"
@@ -253,7 +268,10 @@ async def serve(config: EmulatorConfig, ready: Callable[[int], None] | None = No
     loop = asyncio.get_running_loop()
     try:
         for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, stop.set)
+            # a background job (``gigapy emulator &`` in a script) starts with SIGINT ignored: keep it so,
+            # or a Ctrl-C meant for the foreground would stop the emulator too
+            if signal.getsignal(sig) is not signal.SIG_IGN:
+                loop.add_signal_handler(sig, stop.set)
     except (NotImplementedError, RuntimeError):  # not on the main thread, or Windows: Ctrl-C still works
         pass
     try:
@@ -264,13 +282,21 @@ async def serve(config: EmulatorConfig, ready: Callable[[int], None] | None = No
         await server.stop()
 
 
-def run(config: EmulatorConfig | None = None) -> None:
-    """Serve in the foreground until Ctrl-C, printing the URLs and the demo key first."""
+def run(config: EmulatorConfig | None = None, *, env_only: bool = False) -> None:
+    """Serve until Ctrl-C or SIGTERM; once listening, print the ``export GIGACHAT_...`` lines, then the banner.
+
+    With ``env_only`` only the export lines are printed, and stdout is closed after them, so that
+    ``eval "$(gigapy emulator --env &)"`` returns at once and leaves the emulator serving.
+    """
     config = config or EmulatorConfig()
 
     def ready(port: int) -> None:
-        sys.stdout.write(banner(config, port))
+        sys.stdout.write(env_lines(config, port) + ("" if env_only else "\n" + banner(config, port)))
         sys.stdout.flush()
+        if env_only:  # the reader sees end-of-file now; nothing else is ever printed to stdout
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
+            os.close(devnull)
 
     try:
         asyncio.run(serve(config, ready))
