@@ -16,7 +16,7 @@ def run(*cmd: str) -> subprocess.CompletedProcess[str]:
 
 
 def test_ruff_is_clean() -> None:
-    proc = run(str(BIN / "ruff"), "check", "src", "tests", "benchmarks")
+    proc = run(str(BIN / "ruff"), "check", "src", "tests", "benchmarks", "examples")
     assert proc.returncode == 0, proc.stdout + proc.stderr
 
 
