@@ -67,6 +67,8 @@ def test_the_api_reference_documents_the_public_names(site: tuple[Path, str], pa
     for name in names:
         assert f'id="{name}"' in html, name
     assert 'id="gigapy._' not in html, "the reference shows public paths only"
+    assert not re.search(r":(meth|class|func|attr|exc|data):(<code>|`)", html), "Sphinx roles are rendered"
+    assert "Bases:" not in html, "no private base classes"
 
 
 def test_the_reference_and_guides_name_no_private_module() -> None:

@@ -66,8 +66,8 @@ def test_the_sdist_holds_the_sources_and_nothing_else(sdist: Path) -> None:
                    "tests/conftest.py", "docs/index.md", "docs/cli.md", "examples/chat_bot.py"):
         assert needed in contents, needed
     tops = {name.split("/", 1)[0] for name in contents}
-    assert tops <= {"src", "tests", "docs", "examples", "mkdocs.yml", "README.md", "CHANGELOG.md", "LICENSE",
-                    "pyproject.toml", "PKG-INFO", ".gitignore"}, tops
+    assert tops <= {"src", "tests", "docs", "examples", "mkdocs.yml", "docs_hooks.py", "README.md", "CHANGELOG.md",
+                    "LICENSE", "pyproject.toml", "PKG-INFO", ".gitignore"}, tops
     for name in contents:
         parts = set(name.split("/"))
         assert not parts & {".venv", ".git", "__pycache__", "site", "node_modules", ".hypothesis", ".mypy_cache"}, name
