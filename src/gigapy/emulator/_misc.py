@@ -245,7 +245,7 @@ def _json_schema(content: Any) -> dict[str, Any] | None:
 def _function_name(op: dict[str, Any], method: str, path: str, taken: set[str]) -> str:
     raw = op.get("operationId")
     name = raw if isinstance(raw, str) and raw.strip() else f"{method}_{path}"
-    name = re.sub(r"[^A-Za-z0-9_.-]+", "_", name.strip()).strip("_") or method
+    name = re.sub(r"[^A-Za-z0-9.-]+", "_", name.strip()).strip("_") or method
     if not name[0].isalpha():
         name = "f_" + name
     base, n = name, 2
@@ -299,7 +299,7 @@ def _operation_function(resolve_ref: _Resolver, path: str, method: str, op: dict
     examples = op.get("x-few-shot-examples", op.get("x-few_shot_examples"))
     if isinstance(examples, list):
         function["few_shot_examples"] = [
-            {"request": e["request"], "params": e.get("params") or {}}
+            {"request": e["request"], "params": _sorted(e.get("params") or {})}
             for e in examples if isinstance(e, dict) and isinstance(e.get("request"), str)
         ]
     return function
