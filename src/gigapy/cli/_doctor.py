@@ -123,6 +123,9 @@ class Doctor:
         self.add("settings", OK, f"from {source}: API {settings.base_url}, auth {settings.auth_url}, "
                                  f"model {settings.model}")
         self._credentials(settings)
+        if settings.auth_mode == "mtls":  # no token is fetched: the auth host plays no part
+            self.add("scope", SKIP, "not used: the client certificate decides the account and its scope")
+            return settings, {"base_url": settings.base_url}
         self.add("scope", OK, settings.scope)
         return settings, {"base_url": settings.base_url, "auth_url": settings.auth_url}
 
