@@ -84,7 +84,7 @@ def test_convert_sync_typed_and_usable_as_functions(emu: Emulator, tmp_path: Pat
     path = tmp_path / "openapi.json"
     path.write_text(json.dumps(spec), encoding="utf-8")
     with GigaChat(**client_settings(emu)) as client:
-        for source in (json.dumps(spec), json.dumps(spec).encode(), path):
+        for source in (json.dumps(spec), json.dumps(spec).encode(), path, spec):
             result = client.convert_functions(source)
             assert isinstance(result, ConvertedFunctions) and result.request_id
             by_name = {f.name: f for f in result.functions}

@@ -465,7 +465,10 @@ def validate_function(core: ClientCore, function: Any, options: RequestOptions) 
 
 def openapi_text(spec: Any) -> bytes:
     """An OpenAPI document for ``/functions/convert`` as UTF-8 bytes: the text itself (JSON or
-    YAML, ``str`` or ``bytes``) or a path to it (``pathlib.Path`` / ``os.PathLike``)."""
+    YAML, ``str`` or ``bytes``), a path to it (``pathlib.Path`` / ``os.PathLike``), or the parsed
+    document (a dict, sent as JSON)."""
+    if isinstance(spec, Mapping):
+        return dumps(spec, "openapi")
     if isinstance(spec, PathLike):
         path = Path(spec)
         if not path.is_file():

@@ -944,9 +944,10 @@ class AsyncGigaChat(BaseClient[AiohttpTransport]):
         """Ask the service whether a function definition is valid."""
         return await self._run(api.validate_function(self._core, function, options))
 
-    async def convert_functions(self, openapi: str | bytes | os.PathLike[str],
+    async def convert_functions(self, openapi: str | bytes | os.PathLike[str] | Mapping[str, Any],
                          **options: Unpack[RequestOptions]) -> ConvertedFunctions:
-        """Function definitions from an OpenAPI document (its text, or a path to it), one per operation."""
+        """Function definitions from an OpenAPI document (its text, a path to it, or the parsed dict), one
+        per operation."""
         return await self._run(api.convert_functions(self._core, openapi, options))
 
     async def check_filter(self, messages: str | Sequence[Message | Mapping[str, Any]], *, model: str = "GigaFilter",

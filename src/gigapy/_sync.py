@@ -711,9 +711,10 @@ class GigaChat(BaseClient[HttpxTransport]):
         """Ask the service whether a function definition is valid."""
         return self._run(api.validate_function(self._core, function, options))
 
-    def convert_functions(self, openapi: str | bytes | os.PathLike[str],
+    def convert_functions(self, openapi: str | bytes | os.PathLike[str] | Mapping[str, Any],
                          **options: Unpack[RequestOptions]) -> ConvertedFunctions:
-        """Function definitions from an OpenAPI document (its text, or a path to it), one per operation."""
+        """Function definitions from an OpenAPI document (its text, a path to it, or the parsed dict), one
+        per operation."""
         return self._run(api.convert_functions(self._core, openapi, options))
 
     def check_filter(self, messages: str | Sequence[Message | Mapping[str, Any]], *, model: str = "GigaFilter",
