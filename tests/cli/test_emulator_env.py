@@ -145,3 +145,16 @@ def test_python_m_gigapy_emulator_has_env_too(clean_env: dict[str, str]) -> None
         proc.terminate()
         proc.communicate(timeout=15)
     assert proc.returncode == 0
+
+
+def test_the_lines_for_https_and_mtls_only_say_what_else_to_set() -> None:
+    from gigapy.emulator import EmulatorConfig, env_lines
+
+    https = env_lines(EmulatorConfig(tls_cert="server.pem", tls_key="server.key"), 8443)
+    assert "export GIGACHAT_BASE_URL=https://127.0.0.1:8443/api/v1\n" in https
+    assert "GIGACHAT_CREDENTIALS" in https and "# HTTPS: trust the CA that signed server.pem" in https
+    mtls = env_lines(EmulatorConfig(tls_cert="server.pem", tls_key="server.key", client_ca="ca.pem",
+                                    mtls_only=True), 8443)
+    exported = [line.split("=", 1)[0] for line in mtls.splitlines() if line.startswith("export ")]
+    assert exported == ["export GIGACHAT_BASE_URL", "export GIGAPY_EMULATOR_PID"]
+    assert "GIGACHAT_CERT_FILE and GIGACHAT_KEY_FILE" in mtls and "signed by ca.pem" in mtls
