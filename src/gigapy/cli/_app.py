@@ -31,7 +31,7 @@ from ._common import (
 try:  # typer >= 0.20 vendors click
     from typer._click.exceptions import ClickException
 except ImportError:  # pragma: no cover - older typer with click installed
-    from click.exceptions import ClickException  # type: ignore[import-not-found,no-redef]
+    from click.exceptions import ClickException  # type: ignore[import-not-found,no-redef,assignment,unused-ignore]
 
 _ADVICE_403 = (
     ("/balance", "the balance exists only for prepaid scopes (GIGACHAT_API_PERS, GIGACHAT_API_B2B); "
