@@ -24,11 +24,20 @@ BIN = Path(sys.executable).parent
 GUIDE_PAGES = sorted(
     [DOCS / "index.md", *(p for d in ("guide", "help", "migration", "ru") for p in (DOCS / d).glob("*.md"))]
 )
-BLOCKS = [
-    pytest.param(code, id=f"{page.relative_to(DOCS)}:{n}")
-    for page in GUIDE_PAGES
-    for n, code in enumerate(re.findall(r"^ *```python\n(.*?)^ *```", page.read_text(encoding="utf-8"), re.M | re.S))
-]
+def _blocks() -> list[tuple[str, str]]:
+    found = []
+    for page in GUIDE_PAGES:
+        text = page.read_text(encoding="utf-8")
+        for n, code in enumerate(re.findall(r"^ *```python\n(.*?)^ *```", text, re.M | re.S)):
+            indent = len(code) - len(code.lstrip(" "))
+            found.append((f"{page.relative_to(DOCS)}:{n}", "\n".join(line[indent:] for line in code.splitlines())))
+    return found
+
+
+ALL_BLOCKS = _blocks()
+# scripts run one by one; blocks that define tests run together in one pytest session (one start-up)
+SCRIPTS = [pytest.param(code, id=name) for name, code in ALL_BLOCKS if "def test_" not in code]
+TEST_BLOCKS = [(name, code) for name, code in ALL_BLOCKS if "def test_" in code]
 
 
 @pytest.fixture(scope="module")
@@ -94,18 +103,27 @@ def env(emu: Any, tmp_path: Path) -> dict[str, str]:
     return values
 
 
-@pytest.mark.parametrize("code", BLOCKS)
+@pytest.mark.parametrize("code", SCRIPTS)
 def test_every_python_block_of_the_guides_runs(code: str, env: dict[str, str], tmp_path: Path) -> None:
-    indent = len(code) - len(code.lstrip(" "))
-    source = "\n".join(line[indent:] for line in code.splitlines())
-    script = tmp_path / ("test_block.py" if "def test_" in source else "block.py")
-    script.write_text(source, encoding="utf-8")
-    cmd = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(script)] if "def test_" in source \
-        else [sys.executable, str(script)]
-    proc = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120, check=False)
-    assert proc.returncode == 0, f"{source}\n--- stderr ---\n{proc.stderr}\n{proc.stdout}"
+    script = tmp_path / "block.py"
+    script.write_text(code, encoding="utf-8")
+    proc = subprocess.run([sys.executable, str(script)], cwd=tmp_path, env=env, capture_output=True, text=True,
+                          timeout=120, check=False)
+    assert proc.returncode == 0, f"{code}\n--- stderr ---\n{proc.stderr}\n{proc.stdout}"
     assert "Traceback" not in proc.stderr
 
 
+def test_every_test_block_of_the_guides_passes(env: dict[str, str], tmp_path: Path) -> None:
+    for name, code in TEST_BLOCKS:  # one file per block, so a failure names its page
+        slug = re.sub(r"\W+", "_", name)
+        (tmp_path / f"test_{slug}.py").write_text(code, encoding="utf-8")
+    proc = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-rA", str(tmp_path)],
+                          cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300, check=False)
+    assert proc.returncode == 0, f"{proc.stdout}\n{proc.stderr}"
+    for name, code in TEST_BLOCKS:
+        for test in re.findall(r"^def (test_\w+)", code, re.M):
+            assert re.search(rf"PASSED \S*{re.escape(test)}\b", proc.stdout), (name, test, proc.stdout)
+
+
 def test_the_guides_have_runnable_blocks() -> None:
-    assert len(BLOCKS) >= 20
+    assert len(SCRIPTS) >= 20 and len(TEST_BLOCKS) >= 4
