@@ -21,6 +21,7 @@ from .errors import (
     BadRequestError,
     ConfigurationError,
     GigaChatError,
+    GigapyWarning,
     ImageGenerationError,
     InternalServerError,
     InvalidArgumentError,
@@ -37,6 +38,7 @@ from .errors import (
     StructuredOutputError,
     TLSVerificationError,
     ToolLoopError,
+    UnknownFieldWarning,
     UnprocessableEntityError,
 )
 
@@ -86,6 +88,7 @@ __all__ = [
     "ConfigurationError",
     "GigaChat",
     "GigaChatError",
+    "GigapyWarning",
     "ImageGenerationError",
     "InternalServerError",
     "InvalidArgumentError",
@@ -104,6 +107,7 @@ __all__ = [
     "TLSVerificationError",
     "Timeout",
     "ToolLoopError",
+    "UnknownFieldWarning",
     "UnprocessableEntityError",
     "clear_token_cache",
 ]
