@@ -10,8 +10,9 @@ Forward compatibility (the service adds fields and values faster than clients sh
 - a field gigapy knows is checked strictly: its type and range, and for a closed set (roles,
   upload purposes) its value;
 - a field name gigapy does not know is sent as given, with an :class:`UnknownFieldWarning`
-  (once per name per process), unless it is close to a known name (``temprature``,
-  ``Max_Tokens``, ``function_names_any``): then it is a typo, refused with "did you mean";
+  (once per name per process), unless it is a typo of a known name (``temprature``,
+  ``Max_Tokens``, ``function_names_any``; see ``_typo_cost``): then it is refused with "did you
+  mean";
 - a string value gigapy does not know for an open set (``reasoning_effort``, ``tool_config.mode``,
   built-in tool names, ``response_format.type``) is sent the same way, with the same typo rule;
   values the live service is known to refuse (``response_format`` ``json_object``) are refused;
@@ -22,7 +23,6 @@ Forward compatibility (the service adds fields and values faster than clients sh
 
 from __future__ import annotations
 
-import difflib
 import json
 import math
 import os
@@ -96,14 +96,40 @@ def _simple(text: str) -> str:
     return text.lower().replace("-", "_").replace(" ", "_")
 
 
+def _typo_cost(value: str, name: str) -> int | None:
+    """How far ``value`` is from ``name`` as a typo, or None when it is not one.
+
+    A typo differs only in case or ``-``/``_``, has one or two letters changed, two neighbours
+    swapped, or one or two letters left out. A longer word (``xhigh``, ``max_tokens_v2``) is not a
+    typo: new names often extend old ones.
+    """
+    if _simple(value) == _simple(name):
+        return 0
+    if len(name) < 4 or len(value) > len(name):
+        return None
+    if len(value) == len(name):
+        diffs = [i for i, (a, b) in enumerate(zip(value, name, strict=True)) if a != b]
+        if len(diffs) == 2 and diffs[1] == diffs[0] + 1 and value[diffs[0]] == name[diffs[1]] \
+                and value[diffs[1]] == name[diffs[0]]:
+            return 1
+        return len(diffs) if len(diffs) <= 2 else None
+    missing = len(name) - len(value)
+    if missing > 2 or len(value) < 3:
+        return None
+    letters = iter(name)
+    return missing if all(ch in letters for ch in value) else None  # value is name with letters left out
+
+
 def close_to(value: str, known: Iterable[str]) -> str | None:
-    """The known name ``value`` is most likely a typo of (case, a swap, one or two letters), or None."""
-    choices = [k for k in known if k != value]
-    for name in choices:
-        if _simple(name) == _simple(value) or (len(name) == len(value) >= 3 and sorted(name) == sorted(value)):
-            return name
-    found = difflib.get_close_matches(value, choices, n=1, cutoff=0.8)
-    return found[0] if found else None
+    """The known name ``value`` is most likely a typo of, or None (see ``_typo_cost``)."""
+    best: tuple[int, str] | None = None
+    for name in known:
+        if name == value:
+            continue
+        cost = _typo_cost(value, name)
+        if cost is not None and (best is None or (cost, name) < best):
+            best = (cost, name)
+    return best[1] if best else None
 
 
 def open_value(value: Any, field: str, known: Sequence[str]) -> str:

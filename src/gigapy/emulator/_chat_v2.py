@@ -186,9 +186,12 @@ def _tool_entries(raw: object) -> tuple[dict[str, dict[str, Any]], set[str]]:
     return functions, builtins
 
 
-def parse_tools(body: dict[str, Any]) -> Tools:
-    """``tools`` + ``tool_config`` → what the model may call."""
+def parse_tools(body: dict[str, Any], inherited: list[dict[str, Any]] | None = None) -> Tools:
+    """``tools`` + ``tool_config`` → what the model may call (``inherited``: an assistant's functions,
+    which the body's own override on a name clash)."""
     functions, builtins = _tool_entries(body.get("tools"))
+    if inherited:
+        functions = {spec["name"]: spec for spec in inherited} | functions
     config = body.get("tool_config")
     if config is None:
         return Tools(functions, frozenset(builtins), "auto" if functions or builtins else "none")
@@ -252,11 +255,7 @@ def parse_request(ctx: Ctx, body: dict[str, Any], default_model: str | None = No
     params = Params(model, max_tokens, fmt, engine.answer_tokens_hook(ctx))
     params.reasoning, params.reasoning_tokens = _reasoning(options.get("reasoning"))
     params.top_logprobs = _top_logprobs(options.get("top_logprobs"))
-    tools = parse_tools(body)
-    if functions:
-        tools.functions = {spec["name"]: spec for spec in functions} | tools.functions
-        if tools.mode == "none" and body.get("tool_config") is None:
-            tools.mode = "auto"
+    tools = parse_tools(body, functions)
     _check_any(tools)
     parallel = options.get("parallel_tool_calls")
     if parallel is not None and not isinstance(parallel, bool):
