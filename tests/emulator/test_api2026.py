@@ -153,7 +153,8 @@ def test_v1_call_ids(api: Api) -> None:
     assert second.status_code == 200 and "5" in second.json()["choices"][0]["message"]["content"]
     bad = [{**history[1], "function_call": {**call, "id": 5}}]
     response = api.post("chat/completions", json={"model": "GigaChat", "messages": [history[0], *bad, history[2]]})
-    assert response.json() == {"status": 422, "message": "Invalid params: messages[1].function_call.id must be a string"}
+    assert response.json() == {"status": 422,
+                               "message": "Invalid params: messages[1].function_call.id must be a string"}
 
 
 # --- reasoning ----------------------------------------------------------------------------------
@@ -259,13 +260,15 @@ def test_error_details(api: Api) -> None:
     prompt = "Погода? [emulator:function_call_error]"
     v1 = api.chat(prompt, functions=[WEATHER]).json()
     assert v1["choices"][0]["finish_reason"] == "error" and v1["choices"][0]["message"]["content"] == ""
-    assert v1["error_details"]["code"] == "function_call_error" and v1["error_details"]["function_name"] == "get_weather"
+    details = v1["error_details"]
+    assert details["code"] == "function_call_error" and details["function_name"] == "get_weather"
     last = v1_chunks(api.chat(prompt, functions=[WEATHER], stream=True).text)[-1]
     assert last["choices"][0]["finish_reason"] == "error" and last["error_details"] == v1["error_details"]
     v2 = v2_text(api, prompt, tools=[{"functions": {"specifications": [WEATHER]}}])
     assert v2["finish_reason"] == "function_call_error" and v2["error_details"] == v1["error_details"]
     assert v2["messages"][0]["content"] == []
     name, done = v2_stream(api, prompt, tools=[{"functions": {"specifications": [WEATHER]}}])[-1]
+    assert name == "response.message.done"
     assert done["finish_reason"] == "function_call_error" and done["error_details"] == v1["error_details"]
 
 
