@@ -38,6 +38,7 @@ from gigapy import (
     APITimeoutError,
     AsyncGigaChat,
     AuthenticationError,
+    BadRequestError,
     ConfigurationError,
     GigaChat,
     GigaChatError,
@@ -47,7 +48,7 @@ from gigapy import (
     Timeout,
     TLSVerificationError,
 )
-from gigapy.emulator import DEMO_CREDENTIALS, DEMO_PASSWORD, DEMO_USER, Emulator
+from gigapy.emulator import DEMO_CREDENTIALS, DEMO_PASSWORD, DEMO_USER, CertAccount, Emulator
 from gigapy.emulator._config import DEMO_CLIENT_ID, DEMO_CLIENT_SECRET
 
 WRONG_SECRET = "wrong-client-secret-1f2e3d"
@@ -97,6 +98,7 @@ class World:
     emu: Emulator
     https: Emulator
     mtls: Emulator
+    mtls_only: Emulator
     pki: dict[str, Path]
     dead_auth: str
     dead_base: str
@@ -122,12 +124,20 @@ def world(gigachat_emulator: Emulator, tmp_path_factory: pytest.TempPathFactory)
     key = serialization.load_pem_private_key(client.private_key_pem.bytes(), password=None)
     write("client.key", key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
                                           serialization.BestAvailableEncryption(KEY_PASSWORD.encode())))
+    foreign = trustme.CA().issue_cert("foreign@gigapy.test")
+    write("foreign.pem", foreign.cert_chain_pems[0].bytes())
+    fkey = serialization.load_pem_private_key(foreign.private_key_pem.bytes(), password=None)
+    write("foreign.key", fkey.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                            serialization.BestAvailableEncryption(KEY_PASSWORD.encode())))
     evil = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _EvilTokenHandler)
     thread = threading.Thread(target=evil.serve_forever, daemon=True)
     thread.start()
     tls = {"tls_cert": str(pki["server.pem"]), "tls_key": str(pki["server.key"])}
-    with Emulator(limits=None, **tls) as https, Emulator(limits=None, client_ca=str(pki["ca.pem"]), **tls) as mtls:
-        yield World(gigachat_emulator, https, mtls, pki, f"http://127.0.0.1:{free_port()}/api/v2/oauth",
+    # mTLS-only: the certificate names the account; client.pem is signed by the CA but names none
+    only = {"client_ca": str(pki["ca.pem"]), "mtls_only": True, "cert_accounts": (CertAccount("CN=nobody", "x"),)}
+    with Emulator(limits=None, **tls) as https, Emulator(limits=None, client_ca=str(pki["ca.pem"]), **tls) as mtls, \
+            Emulator(limits=None, **only, **tls) as mtls_only:
+        yield World(gigachat_emulator, https, mtls, mtls_only, pki, f"http://127.0.0.1:{free_port()}/api/v2/oauth",
                     f"http://127.0.0.1:{free_port()}/api/v1", f"http://127.0.0.1:{evil.server_port}/api/v2/oauth")
     evil.shutdown()
     evil.server_close()
@@ -208,7 +218,22 @@ CASES = [
     Case("mTLS: server rejects, with the key password in the settings",
          lambda w: _base(w.mtls, ca_bundle_file=str(w.pki["ca.pem"]), key_file_password=KEY_PASSWORD), _chat,
          APIConnectionError),
+    Case("mTLS-only: wrong key file password", lambda w: _cert_only(w, "client", WRONG_KEY_PASSWORD), _chat,
+         ConfigurationError),
+    Case("mTLS-only: a certificate the server maps to no account (401)", lambda w: _cert_only(w, "client"), _chat,
+         AuthenticationError),
+    Case("mTLS-only: a certificate from another CA", lambda w: _cert_only(w, "foreign"), _stream, APIConnectionError),
+    Case("mTLS-only: no certificate at all, the key password in the settings",
+         lambda w: _base(w.mtls_only, ca_bundle_file=str(w.pki["ca.pem"]), key_file_password=KEY_PASSWORD), _chat,
+         BadRequestError),
 ]
+
+
+def _cert_only(w: World, who: str, password: str = KEY_PASSWORD) -> dict[str, Any]:
+    """Certificate-only settings (no credentials: mTLS-only mode) for the mTLS-only emulator."""
+    return {"base_url": w.mtls_only.base_url, "ca_bundle_file": str(w.pki["ca.pem"]),
+            "cert_file": str(w.pki[f"{who}.pem"]), "key_file": str(w.pki[f"{who}.key"]),
+            "key_file_password": password, "max_retries": 0}
 
 
 def _raise_sync(settings: Callable[[], dict[str, Any]], call: Callable[[Any], Any] | None) -> BaseException:
@@ -285,7 +310,7 @@ def _sent_secrets(emulators: list[Emulator]) -> dict[str, str]:
 @pytest.mark.parametrize("kind", ["sync", "async"])
 @pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
 def test_no_secret_in_the_traceback_locals(world: World, kind: str, case: Case) -> None:
-    emulators = [world.emu, world.https, world.mtls]
+    emulators = [world.emu, world.https, world.mtls, world.mtls_only]
     for emu in emulators:
         emu.faults.clear()
         emu.reset_stats()

@@ -12,6 +12,7 @@ import platform
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from os import PathLike
 from pathlib import Path
 from typing import Any, Literal, TypedDict, TypeVar
 from urllib.parse import quote
@@ -49,7 +50,14 @@ from .types.chat import ChatCompletion, Function, Message
 from .types.chat_v2 import ChatCompletionV2, MessageV2
 from .types.embeddings import Embeddings
 from .types.files import DeletedFile, File, FileList
-from .types.misc import AICheckResult, Balance, FunctionValidationResult, TokensCount
+from .types.misc import (
+    AICheckResult,
+    Balance,
+    ConvertedFunctions,
+    FilterCheckResult,
+    FunctionValidationResult,
+    TokensCount,
+)
 from .types.models import Model, Models
 
 T = TypeVar("T")
@@ -174,12 +182,16 @@ class OpenStream:
 class ClientCore:
     """Settings, retry policy and token source of one client, plus request building."""
 
-    __slots__ = ("_headers", "policy", "settings", "tokens")
+    __slots__ = ("_auth_hint", "_bearer", "_headers", "policy", "settings", "tokens")
 
     def __init__(self, settings: Settings, tokens: TokenSource | None = None) -> None:
         self.settings = settings
         self.policy = RetryPolicy(retry_non_idempotent=settings.retry_non_idempotent)
         self.tokens = tokens if tokens is not None else TokenSource(settings)
+        mtls = settings.auth_mode == "mtls"
+        self._bearer = not mtls  # mTLS-only: the client certificate identifies the account, no token is sent
+        self._auth_hint = (f"the server did not accept the client certificate {settings.cert_file} as an account: "
+                           "is it the one issued for this API (and this base_url)?") if mtls else None
         headers = _wire.Headers({"User-Agent": USER_AGENT, "Accept": "application/json"})
         headers.update(settings.default_headers)
         self._headers = headers
@@ -249,6 +261,7 @@ class ClientCore:
             params=params,
             stream=stream,
             idempotent=idempotent,
+            auth=self._bearer,
             timeout=timeout,
             max_retries=self.settings.max_retries,
             file=file,
@@ -257,7 +270,8 @@ class ClientCore:
 
     def send(self, request: Request) -> Flow[Response]:
         """The retrying, token-refreshing flow of one request."""
-        return send_flow(request, policy=self.policy, can_refresh=self.settings.can_refresh)
+        return send_flow(request, policy=self.policy, can_refresh=self.settings.can_refresh,
+                         auth_hint=self._auth_hint)
 
     def call(self, request: Request, parse: Callable[[Response], T]) -> Flow[T]:
         """One request, one parsed result."""
@@ -281,6 +295,10 @@ def _id_header(value: Any, field: str) -> str:
 def create_token(core: ClientCore) -> Flow[AccessToken]:
     """Fetch a new token now and put it in the shared cache."""
     if core.tokens.entry is None:
+        if core.settings.auth_mode == "mtls":
+            raise ConfigurationError("credentials", "create_token() needs credentials= or user=/password=; this "
+                                                    "client authenticates with its client certificate (mTLS-only) "
+                                                    "and uses no token")
         raise ConfigurationError("credentials", "create_token() needs credentials= or user=/password=")
     token = yield from core.fetch_token()
     core.tokens.entry.store(token)
@@ -472,6 +490,57 @@ def validate_function(core: ClientCore, function: Any, options: RequestOptions) 
         raise InvalidArgumentError("function.name", "required: the function's name as a string")
     req = core.request("POST", "/functions/validate", options, body=body, idempotent=True)
     return core.call(req, lambda r: parse_model(FunctionValidationResult, r))
+
+
+def openapi_text(spec: Any) -> bytes:
+    """An OpenAPI document for ``/functions/convert`` as UTF-8 bytes: the text itself (JSON or
+    YAML, ``str`` or ``bytes``), a path to it (``pathlib.Path`` / ``os.PathLike``), or the parsed
+    document (a dict, sent as JSON)."""
+    if isinstance(spec, Mapping):
+        return dumps(spec, "openapi")
+    if isinstance(spec, PathLike):
+        path = Path(spec)
+        if not path.is_file():
+            raise InvalidArgumentError("openapi", f"file not found: {path}")
+        spec = path.read_bytes()
+    if isinstance(spec, (bytes, bytearray)):
+        try:
+            spec = bytes(spec).decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise InvalidArgumentError("openapi", f"is not UTF-8 text (bad byte at offset {exc.start})") from None
+    if not isinstance(spec, str):
+        raise InvalidArgumentError("openapi", f"expected the OpenAPI document as text, bytes or a path, got "
+                                              f"{type(spec).__name__}")
+    if not spec.strip():
+        raise InvalidArgumentError("openapi", "is empty: expected an OpenAPI 3 document (JSON or YAML)")
+    return _wire.utf8_text(spec, "openapi").encode("utf-8")
+
+
+def convert_functions(core: ClientCore, spec: Any, options: RequestOptions) -> Flow[ConvertedFunctions]:
+    """``POST /functions/convert``: function definitions from an OpenAPI document (raw text body,
+    as the official SDK sends it)."""
+    body: bytes = yield Blocking(lambda: openapi_text(spec))
+    req = core.request("POST", "/functions/convert", options, content=body, idempotent=True)
+    return (yield from core.call(req, lambda r: parse_model(ConvertedFunctions, r)))
+
+
+FILTER_SETTINGS = ("neuro", "blacklist", "whitelist")
+
+
+def check_filter(core: ClientCore, messages: Any, model: str, settings: Mapping[str, Any] | None,
+                 options: RequestOptions) -> Flow[FilterCheckResult]:
+    """``POST /filter/check``: whether messages break the account's topic restrictions."""
+    body: dict[str, Any] = {"model": P.text(model, "model"), "messages": P.messages_v1(messages)}
+    if settings is not None:
+        if not isinstance(settings, Mapping):
+            raise InvalidArgumentError("settings", f"expected a dict of {', '.join(FILTER_SETTINGS)} switches, got "
+                                                   f"{type(settings).__name__}")
+        for key, value in settings.items():
+            if key in FILTER_SETTINGS and not isinstance(value, bool):
+                raise InvalidArgumentError(f"settings.{key}", f"expected True or False, got {value!r}")
+        body["settings"] = dict(settings)
+    req = core.request("POST", "/filter/check", options, body=body, idempotent=True)
+    return core.call(req, lambda r: parse_model(FilterCheckResult, r))
 
 
 # --- batches -------------------------------------------------------------------------------

@@ -46,6 +46,7 @@ from ._core import (
     Sleep,
     StreamDeadline,
     TransportFailure,
+    client_cert_alert,
 )
 from ._files import _Seekable
 from ._logs import setup_logging
@@ -67,13 +68,16 @@ from .types import (
     ChatCompletionChunk,
     ChatCompletionV2,
     ChatCompletionV2Chunk,
+    ConvertedFunctions,
     CreatedAssistant,
     DeletedAssistant,
     DeletedAssistantFile,
     DeletedFile,
     Embeddings,
     File,
+    FilterCheckResult,
     FunctionValidationResult,
+    Message,
     Model,
     Models,
     Thread,
@@ -97,6 +101,11 @@ AsyncThreadStream = AsyncStream[ThreadCompletionChunk, ChatCompletion]
 
 def _failure(exc: BaseException) -> TransportFailure:
     """Map an aiohttp (or asyncio timeout) exception to the core's transport failure."""
+    refused = client_cert_alert(exc)
+    if refused is not None:  # arrives on connect (TLS 1.2) or on the first read (TLS 1.3)
+        host = getattr(exc, "host", "") or ""
+        return TransportFailure("client_cert", refused, sent=not isinstance(exc, aiohttp.ClientConnectorError),
+                                host=host)
     if isinstance(exc, aiohttp.ClientConnectorCertificateError):
         return TransportFailure("tls", exc, sent=False, host=exc.host)
     if isinstance(exc, aiohttp.ConnectionTimeoutError):
@@ -936,6 +945,19 @@ class AsyncGigaChat(BaseClient[AiohttpTransport]):
                                 **options: Unpack[RequestOptions]) -> FunctionValidationResult:
         """Ask the service whether a function definition is valid."""
         return await self._run(api.validate_function(self._core, function, options))
+
+    async def convert_functions(self, openapi: str | bytes | os.PathLike[str] | Mapping[str, Any],
+                         **options: Unpack[RequestOptions]) -> ConvertedFunctions:
+        """Function definitions from an OpenAPI document (its text, a path to it, or the parsed dict), one
+        per operation."""
+        return await self._run(api.convert_functions(self._core, openapi, options))
+
+    async def check_filter(self, messages: str | Sequence[Message | Mapping[str, Any]], *, model: str = "GigaFilter",
+                     settings: Mapping[str, bool] | None = None,
+                     **options: Unpack[RequestOptions]) -> FilterCheckResult:
+        """Check messages against the account's topic restrictions (``settings``: neuro, blacklist,
+        whitelist switches, all on by default)."""
+        return await self._run(api.check_filter(self._core, messages, model, settings, options))
 
     async def create_batch(self, requests: Any, *, method: str = "chat_completions",
                            **options: Unpack[RequestOptions]) -> Batch:

@@ -93,5 +93,6 @@ class BaseClient(Generic[TransportT]):
         if core is None:  # the constructor failed (a traceback with locals shows this object)
             return f"{type(self).__name__}(<not configured>)"
         s = core.settings
-        return (f"{type(self).__name__}(base_url={s.base_url!r}, scope={s.scope!r}, model={s.model!r}, "
-                f"auth={s.auth_mode!r})")
+        mode = s.auth_mode
+        who = f"cert_file={s.cert_file!r}" if mode == "mtls" else f"scope={s.scope!r}"
+        return f"{type(self).__name__}(base_url={s.base_url!r}, {who}, model={s.model!r}, auth={mode!r})"

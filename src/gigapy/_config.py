@@ -140,13 +140,22 @@ class Settings:
     schema_dialect: Literal["reduced", "full"] = "reduced"
 
     @property
-    def auth_mode(self) -> Literal["oauth", "password", "token"]:
-        """How this client obtains tokens: OAuth key, user/password, or a given access token."""
+    def auth_mode(self) -> Literal["oauth", "password", "token", "mtls"]:
+        """How this client authenticates, by the first rule that applies:
+
+        1. ``credentials`` given: ``"oauth"`` (with a client certificate too, OAuth over mTLS);
+        2. ``user`` and ``password``: ``"password"`` (the ``/token`` endpoint);
+        3. ``access_token``: ``"token"`` (a fixed bearer token);
+        4. only ``cert_file`` (+ ``key_file``): ``"mtls"``, the certificate alone identifies the
+           account and no Authorization header is sent (the GigaChat API for banks).
+        """
         if self.credentials is not None:
             return "oauth"
         if self.user is not None and self.password is not None:
             return "password"
-        return "token"
+        if self.access_token is not None or self.cert_file is None:
+            return "token"
+        return "mtls"
 
     @property
     def can_refresh(self) -> bool:
@@ -446,11 +455,18 @@ def _check_auth(settings: Settings) -> None:
     if (settings.user is None) != (settings.password is None) and settings.credentials is None:
         missing = "password" if settings.password is None else "user"
         raise ConfigurationError(missing, "user and password must be given together (or GIGACHAT_USER/PASSWORD)")
-    if settings.credentials is None and settings.access_token is None and settings.password is None:
+    if (settings.cert_file is None) != (settings.key_file is None) and settings.cert_file is None:
+        raise ConfigurationError("cert_file", "key_file was given without cert_file")
+    if (settings.credentials is None and settings.access_token is None and settings.password is None
+            and settings.cert_file is None):
         raise ConfigurationError(
             "credentials",
             "no way to authenticate: pass credentials= (the authorization key from GigaChat Studio), "
-            "user= and password=, or access_token= (or set GIGACHAT_CREDENTIALS)",
+            "user= and password=, access_token=, or cert_file= and key_file= for mTLS-only access "
+            "(or set GIGACHAT_CREDENTIALS)",
         )
-    if (settings.cert_file is None) != (settings.key_file is None) and settings.cert_file is None:
-        raise ConfigurationError("cert_file", "key_file was given without cert_file")
+    if settings.auth_mode == "mtls" and not settings.base_url.startswith("https:"):
+        raise ConfigurationError(
+            "base_url",
+            f"mTLS-only authentication (cert_file without credentials) needs an https:// base_url, got "
+            f"{settings.base_url}: over plain HTTP no certificate is sent, so nothing identifies the account")

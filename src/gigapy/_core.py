@@ -146,8 +146,8 @@ class TransportFailure:
     """A normalized transport exception, so retry decisions live in one place.
 
     ``kind`` is one of: connect, connect_timeout, pool_timeout, disconnect, read_timeout,
-    write_timeout, total_timeout, network, tls. ``sent`` tells whether the server may have
-    received the request.
+    write_timeout, total_timeout, network, tls, client_cert. ``sent`` tells whether the server
+    may have received the request.
     """
 
     __slots__ = ("exc", "host", "kind", "sent")
@@ -167,7 +167,7 @@ class TransportFailure:
         (a read or write timeout, a connection closed or reset before the answer), only when
         the request is ``repeatable`` (idempotent, or the caller opted in): the service may be
         generating, and billing, the answer already."""
-        if self.kind == "tls" or self.kind == "total_timeout":
+        if self.kind in ("tls", "client_cert", "total_timeout"):
             return False
         if not self.sent:
             return True
@@ -187,6 +187,18 @@ class TransportFailure:
                 url=url,
                 host=host,
             )
+        if self.kind == "client_cert":
+            host = self.host or _host_of(url)
+            reason = str(getattr(self.exc, "reason", "") or "")
+            return errors.ClientCertificateError(
+                f"{host} refused the client certificate during the TLS handshake: {detail}. Check cert_file "
+                "and key_file (GIGACHAT_CERT_FILE, GIGACHAT_KEY_FILE): the server wants the certificate issued "
+                "for this service, signed by a CA it trusts and not expired; `gigapy doctor` checks the pair.",
+                method=method,
+                url=url,
+                host=host,
+                reason=reason,
+            )
         if self.kind.endswith("timeout"):
             phase = self.kind.removesuffix("_timeout")
             limit = getattr(request.timeout, phase, None)  # connect, read, write, pool or total
@@ -196,6 +208,26 @@ class TransportFailure:
         if self.kind == "connect":
             return errors.APIConnectionError(f"{method} {url}: cannot connect: {detail}", method=method, url=url)
         return errors.APIConnectionError(f"{method} {url}: connection failed: {detail}", method=method, url=url)
+
+
+#: TLS alerts a server sends when it refuses the client certificate (OpenSSL's reason names).
+CLIENT_CERT_ALERTS = frozenset({
+    "TLSV13_ALERT_CERTIFICATE_REQUIRED", "TLSV1_ALERT_UNKNOWN_CA", "SSLV3_ALERT_BAD_CERTIFICATE",
+    "SSLV3_ALERT_CERTIFICATE_UNKNOWN", "SSLV3_ALERT_CERTIFICATE_EXPIRED", "SSLV3_ALERT_CERTIFICATE_REVOKED",
+    "SSLV3_ALERT_UNSUPPORTED_CERTIFICATE", "TLSV1_ALERT_ACCESS_DENIED", "PEER_DID_NOT_RETURN_A_CERTIFICATE",
+})
+
+
+def client_cert_alert(exc: BaseException | None) -> BaseException | None:
+    """The TLS error in ``exc``'s cause chain by which the server refused our client certificate
+    (an alert such as ``certificate required`` or ``unknown ca``), or None."""
+    seen = 0
+    while exc is not None and seen < 16:
+        if getattr(exc, "reason", None) in CLIENT_CERT_ALERTS:
+            return exc
+        exc = exc.__cause__ or exc.__context__
+        seen += 1
+    return None
 
 
 class AttemptDeadline:
@@ -413,12 +445,14 @@ def http_date(raw: str | None) -> float | None:
         return None
 
 
-def send_flow(request: Request, *, policy: RetryPolicy, can_refresh: bool) -> Flow[Response]:
+def send_flow(request: Request, *, policy: RetryPolicy, can_refresh: bool,
+              auth_hint: str | None = None) -> Flow[Response]:
     """Drive one logical request: bearer token, attempts, backoff, one refresh on 401.
 
     Returns the successful (2xx/3xx) Response; raises the typed error otherwise. Streams
     are retried only until their response headers arrive: once the caller holds the
-    stream, nothing is replayed.
+    stream, nothing is replayed. ``auth_hint`` replaces the advice of a 401 (mTLS-only
+    clients have no token to blame).
     """
     attempt = 0
     refreshed = False
@@ -463,7 +497,7 @@ def send_flow(request: Request, *, policy: RetryPolicy, can_refresh: bool) -> Fl
                 yield Sleep(wait)
                 attempt += 1
                 continue
-        raise status_error(response, can_refresh=can_refresh)
+        raise status_error(response, can_refresh=can_refresh, auth_hint=auth_hint)
 
 
 def _in_time(request: Request, delay: float, clock: Clock) -> bool:
@@ -506,8 +540,10 @@ _OAUTH_HINTS = {
 }
 
 
-def status_error(response: Response, *, can_refresh: bool = True) -> errors.APIStatusError:
-    """Build the typed exception for an error response, keeping everything the server said."""
+def status_error(response: Response, *, can_refresh: bool = True,
+                 auth_hint: str | None = None) -> errors.APIStatusError:
+    """Build the typed exception for an error response, keeping everything the server said
+    (``auth_hint``, when given, is the advice for a 401)."""
     status = response.status
     body = response.content
     parsed: Any = None
@@ -535,7 +571,8 @@ def status_error(response: Response, *, can_refresh: bool = True) -> errors.APIS
     text = f"{status} {_REASONS.get(status, 'Error')}"
     if server_message:
         text += f": {server_message}"
-    hint = _hint(status, code, server_message, can_refresh)
+    hint = auth_hint if status == 401 and auth_hint and code is None else _hint(status, code, server_message,
+                                                                                 can_refresh)
     if hint:
         text += f" ({hint})"
     text += f" [{response.method} {response.url}"
@@ -562,6 +599,13 @@ def status_error(response: Response, *, can_refresh: bool = True) -> errors.APIS
 def _hint(status: int, code: int | None, message: str | None, can_refresh: bool) -> str | None:
     if code in _OAUTH_HINTS:
         return _OAUTH_HINTS[code]
+    if status == 400 and message:  # nginx (the service's gateway) checks client certificates this way
+        low = message.lower()
+        if "no required ssl certificate" in low:
+            return ("this host wants a client certificate (mTLS): set cert_file= and key_file= "
+                    "(GIGACHAT_CERT_FILE, GIGACHAT_KEY_FILE)")
+        if "ssl certificate error" in low:
+            return "the server did not accept the client certificate (cert_file): wrong CA, expired or revoked?"
     if status == 401:
         if message and "expired" in message.lower() and not can_refresh:
             return "the access token expired; pass credentials= so gigapy can refresh it"

@@ -57,6 +57,7 @@ from ._core import (
     Sleep,
     StreamDeadline,
     TransportFailure,
+    client_cert_alert,
 )
 from ._files import _Seekable
 from ._logs import setup_logging
@@ -78,13 +79,16 @@ from .types import (
     ChatCompletionChunk,
     ChatCompletionV2,
     ChatCompletionV2Chunk,
+    ConvertedFunctions,
     CreatedAssistant,
     DeletedAssistant,
     DeletedAssistantFile,
     DeletedFile,
     Embeddings,
     File,
+    FilterCheckResult,
     FunctionValidationResult,
+    Message,
     Model,
     Models,
     Thread,
@@ -110,6 +114,10 @@ ThreadStream = Stream[ThreadCompletionChunk, ChatCompletion]
 
 def _failure(exc: Exception, url: str) -> TransportFailure:
     """Map an httpx exception to the core's transport failure."""
+    refused = client_cert_alert(exc)
+    if refused is not None:  # arrives on connect (TLS 1.2) or on the first read (TLS 1.3)
+        return TransportFailure("client_cert", refused, sent=not isinstance(exc, httpx.ConnectError),
+                                host=httpx.URL(url).host)
     if isinstance(exc, httpx.ConnectTimeout):
         return TransportFailure("connect_timeout", exc, sent=False)
     if isinstance(exc, httpx.PoolTimeout):
@@ -704,6 +712,19 @@ class GigaChat(BaseClient[HttpxTransport]):
                           **options: Unpack[RequestOptions]) -> FunctionValidationResult:
         """Ask the service whether a function definition is valid."""
         return self._run(api.validate_function(self._core, function, options))
+
+    def convert_functions(self, openapi: str | bytes | os.PathLike[str] | Mapping[str, Any],
+                         **options: Unpack[RequestOptions]) -> ConvertedFunctions:
+        """Function definitions from an OpenAPI document (its text, a path to it, or the parsed dict), one
+        per operation."""
+        return self._run(api.convert_functions(self._core, openapi, options))
+
+    def check_filter(self, messages: str | Sequence[Message | Mapping[str, Any]], *, model: str = "GigaFilter",
+                     settings: Mapping[str, bool] | None = None,
+                     **options: Unpack[RequestOptions]) -> FilterCheckResult:
+        """Check messages against the account's topic restrictions (``settings``: neuro, blacklist,
+        whitelist switches, all on by default)."""
+        return self._run(api.check_filter(self._core, messages, model, settings, options))
 
     def create_batch(self, requests: Any, *, method: str = "chat_completions",
                      **options: Unpack[RequestOptions]) -> Batch:

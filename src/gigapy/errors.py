@@ -8,7 +8,8 @@ pydantic exception escapes raw (the original is kept as ``__cause__``)::
     │   └── ConfigurationError                     bad or missing settings
     ├── APIConnectionError                         the request got no HTTP response
     │   ├── APITimeoutError                        ... because a timeout expired
-    │   └── TLSVerificationError                   ... because the server certificate failed
+    │   ├── TLSVerificationError                   ... because the server certificate failed
+    │   └── ClientCertificateError                 ... because the server refused our client certificate
     ├── APIStatusError                             the server answered 4xx/5xx
     │   ├── BadRequestError 400, AuthenticationError 401, PaymentRequiredError 402,
     │   ├── PermissionDeniedError 403, NotFoundError 404, RequestTimeoutError 408,
@@ -41,6 +42,7 @@ __all__ = [
     "APITimeoutError",
     "AuthenticationError",
     "BadRequestError",
+    "ClientCertificateError",
     "ConfigurationError",
     "GigaChatError",
     "GigapyWarning",
@@ -130,6 +132,16 @@ class TLSVerificationError(APIConnectionError):
     def __init__(self, message: str, *, method: str = "", url: str = "", host: str = "") -> None:
         super().__init__(message, method=method, url=url)
         self.host = host
+
+
+class ClientCertificateError(APIConnectionError):
+    """The server refused the client certificate during the TLS handshake (mTLS): none was sent,
+    its CA is not trusted there, or it expired. ``host`` names the server, ``reason`` the TLS alert."""
+
+    def __init__(self, message: str, *, method: str = "", url: str = "", host: str = "", reason: str = "") -> None:
+        super().__init__(message, method=method, url=url)
+        self.host = host
+        self.reason = reason
 
 
 class APIStatusError(GigaChatError):

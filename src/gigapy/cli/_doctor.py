@@ -1,12 +1,14 @@
 """``gigapy doctor``: check a setup step by step, with a verdict and a fix for each failure.
 
-Steps: settings, credentials format, scope, then per host (auth, API) DNS, TCP and the TLS
-chain (and whether the Russian Trusted Root CA is installed), then a token fetch, the model
-list and the balance. A failed step skips the steps that depend on it.
+Steps: settings, the authentication mode, credentials format, scope, the client certificate
+and key (mTLS), then per host (auth, API) DNS, TCP and the TLS chain (and whether the Russian
+Trusted Root CA is installed), then a token fetch, the model list and the balance. A failed
+step skips the steps that depend on it.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import socket
 import ssl
@@ -36,6 +38,14 @@ OAUTH_ADVICE = {
     7: "this key is not enabled for that scope: individuals use GIGACHAT_API_PERS; companies "
        "GIGACHAT_API_B2B (prepaid) or GIGACHAT_API_CORP (pay-as-you-go). Check the project's scope in GigaChat "
        "Studio and pass it with --scope / GIGACHAT_SCOPE",
+}
+
+
+_MODES = {
+    "oauth": "OAuth: the authorization key buys access tokens",
+    "password": "user and password buy access tokens (/token)",
+    "token": "a fixed access token",
+    "mtls": "mTLS only: the client certificate identifies the account, no OAuth and no token",
 }
 
 
@@ -113,6 +123,9 @@ class Doctor:
         self.add("settings", OK, f"from {source}: API {settings.base_url}, auth {settings.auth_url}, "
                                  f"model {settings.model}")
         self._credentials(settings)
+        if settings.auth_mode == "mtls":  # no token is fetched: the auth host plays no part
+            self.add("scope", SKIP, "not used: the client certificate decides the account and its scope")
+            return settings, {"base_url": settings.base_url}
         self.add("scope", OK, settings.scope)
         return settings, {"base_url": settings.base_url, "auth_url": settings.auth_url}
 
@@ -120,7 +133,8 @@ class Doctor:
     def _config_fix(exc: Any) -> str | None:
         if exc.field == "credentials" and "no way to authenticate" in exc.reason:
             return ("set GIGACHAT_CREDENTIALS to the authorization key from GigaChat Studio, or store it: "
-                    "gigapy profile set default credentials")
+                    "gigapy profile set default credentials; for mTLS-only access set GIGACHAT_CERT_FILE and "
+                    "GIGACHAT_KEY_FILE (or gigapy profile set default cert_file PATH)")
         if exc.field.removeprefix("GIGACHAT_").lower() == "scope":
             return "use GIGACHAT_API_PERS (individuals), GIGACHAT_API_B2B or GIGACHAT_API_CORP (companies)"
         return None
@@ -136,7 +150,11 @@ class Doctor:
         import base64
 
         mode = settings.auth_mode
-        if mode == "oauth" and settings.credentials is not None:
+        self.add("auth mode", OK, _MODES[mode] + (" over mTLS (client certificate)" if settings.cert_file and
+                                                  mode != "mtls" else ""))
+        if mode == "mtls":
+            self.add("credentials", SKIP, "none needed: the client certificate identifies the account (no OAuth)")
+        elif mode == "oauth" and settings.credentials is not None:
             key = settings.credentials.get_secret_value()
             client_id = base64.b64decode(key + "=" * (-len(key) % 4)).decode("utf-8", "replace").partition(":")[0]
             shown = client_id[:8] + "…" if len(client_id) > 8 else client_id
@@ -146,6 +164,49 @@ class Doctor:
         else:
             self.add("credentials", WARN, "a fixed access token: it expires after 30 minutes and cannot be refreshed",
                      "prefer GIGACHAT_CREDENTIALS (the authorization key) so gigapy can refresh tokens")
+
+    def client_certificate(self, settings: Settings) -> bool:
+        """The mTLS certificate and key: readable, a matching pair, the password right, in date."""
+        from gigapy._tls import cert_info, load_client_cert
+
+        cert = settings.cert_file
+        if cert is None:
+            return True
+        key = settings.key_file or cert
+        name = "client certificate"
+        fix = "fix GIGACHAT_CERT_FILE / GIGACHAT_KEY_FILE / GIGACHAT_KEY_FILE_PASSWORD (or the profile's keys)"
+        try:
+            info = cert_info(cert)
+        except OSError as exc:
+            self.add(name, FAIL, f"cannot read cert_file {cert}: {exc.strerror or exc}", fix)
+            return False
+        except ValueError as exc:
+            self.add(name, FAIL, f"cert_file {exc}", "cert_file must hold the PEM certificate (-----BEGIN "
+                                                   "CERTIFICATE-----) issued for this service")
+            return False
+        problem = load_client_cert(ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT), cert, settings.key_file,
+                                   settings.key_file_password)
+        if problem is not None:
+            self.add(name, FAIL, problem, fix)
+            return False
+        now = time.time()
+        until = time.strftime("%Y-%m-%d", time.gmtime(info.not_after))
+        who = f"{cert}: CN={info.subject or '-'}, issued by {info.issuer or '-'}"
+        if info.not_after <= now:
+            self.add(name, FAIL, f"{who}: expired on {until}", "ask for a new certificate; the server refuses an "
+                                                             "expired one")
+            return False
+        if info.not_before > now:
+            since = time.strftime("%Y-%m-%d %H:%M", time.gmtime(info.not_before))
+            self.add(name, FAIL, f"{who}: not valid before {since} UTC", "check the clock, or wait")
+            return False
+        days = int((info.not_after - now) // 86400)
+        detail = f"{who}; key {key} matches; valid until {until} ({days} days); SHA-256 {info.sha256[:23]}…"
+        if days < 30:
+            self.add(name, WARN, detail, "renew it soon: it expires in less than 30 days")
+        else:
+            self.add(name, OK, detail)
+        return True
 
     # --- network -----------------------------------------------------------------------------
 
@@ -202,7 +263,11 @@ class Doctor:
                      "turn it on and run `gigapy certs install` instead")
             return True
         try:
-            context = ssl_context(verify=True, ca_bundle_file=bundle)
+            # with the client certificate, as the client will connect (a cert-only server may want it)
+            context = ssl_context(verify=True, ca_bundle_file=bundle,
+                                  cert_file=settings.cert_file if settings is not None else None,
+                                  key_file=settings.key_file if settings is not None else None,
+                                  key_password=settings.key_file_password if settings is not None else None)
             sock.settimeout(self.timeout)
             with context.wrap_socket(sock, server_hostname=host) as tls_sock:
                 cert: dict[str, Any] = dict(tls_sock.getpeercert() or {})
@@ -247,8 +312,11 @@ class Doctor:
     def api(self, client: GigaChat, settings: Settings) -> None:
         from gigapy import errors
 
+        mtls = settings.auth_mode == "mtls"
         if settings.auth_mode == "token":
             self.add("token", SKIP, "a fixed access token is used")
+        elif mtls:
+            self.add("token", SKIP, "mTLS-only: no token, the client certificate identifies the account")
         else:
             try:
                 token = client.create_token()
@@ -262,7 +330,9 @@ class Doctor:
         try:
             models = client.all_models()
         except errors.GigaChatError as exc:
-            self.add("models", FAIL, str(exc), "the token works for OAuth but not for the API: check --base-url")
+            fix = ("the service did not accept the client certificate for the API: check cert_file and --base-url"
+                   if mtls else "the token works for OAuth but not for the API: check --base-url")
+            self.add("models", FAIL, str(exc), fix)
             return
         names = models.names
         if settings.model in names:
@@ -299,13 +369,19 @@ class Doctor:
 
     def run(self) -> list[Step]:
         settings, urls = self.settings()
+        cert_ok = settings is None or self.client_certificate(settings)
         if urls:
             self.russian_ca(urls)
-            reachable = self.network(urls, settings)
+            # the handshake presents the client certificate only when it loads (its step said why not)
+            checked = settings if cert_ok or settings is None else dataclasses.replace(
+                settings, cert_file=None, key_file=None, key_file_password=None)
+            reachable = self.network(urls, checked)
         else:
             reachable = False
         if settings is None:
             self.add("token", SKIP, "needs valid settings")
+        elif not cert_ok:
+            self.add("token", SKIP, "needs a usable client certificate")
         elif not reachable:
             self.add("token", SKIP, "needs a reachable host")
         else:
@@ -322,7 +398,8 @@ class Doctor:
 def doctor(ctx: typer.Context,
            timeout: Annotated[float, typer.Option(min=0.1, help="Seconds per network check.")] = 5.0,
            json_out: Annotated[bool, typer.Option("--json", help="Print the steps as JSON.")] = False) -> None:
-    """Check DNS, TCP, TLS, credentials, scope, token, models and balance; print a fix for each failure."""
+    """Check DNS, TCP, TLS, the auth mode, credentials or client certificate, scope, token, models and balance;
+    print a fix for each failure."""
     from rich.markup import escape
 
     steps = Doctor(get_state(ctx), timeout).run()

@@ -301,6 +301,64 @@ def validate_function(ctx: typer.Context,
         raise typer.Exit(EXIT_ERROR)
 
 
+functions_app = typer.Typer(help="Function definitions: make them from OpenAPI.", no_args_is_help=True)
+
+
+@functions_app.command("convert")
+def functions_convert(ctx: typer.Context,
+                      spec: Annotated[str, typer.Argument(help="OpenAPI 3 document (JSON or YAML): a file, or '-' "
+                                                               "for stdin.")],
+                      json_out: JsonOpt = False) -> None:
+    """Turn an OpenAPI document into function definitions (one per operation), via /functions/convert."""
+    if spec == "-":
+        text = read_text_arg("-", "OpenAPI document")
+    else:
+        try:
+            text = Path(spec).read_text(encoding="utf-8")
+        except FileNotFoundError:
+            fail(f"{spec}: no such file", "pass the path of an OpenAPI document, or '-' to read stdin", EXIT_USAGE)
+        except (OSError, UnicodeDecodeError) as exc:
+            fail(f"cannot read {spec}: {getattr(exc, 'strerror', None) or exc}", exit_code=EXIT_USAGE)
+    result = get_state(ctx).client().convert_functions(text)
+    if json_out:
+        print_json(result.to_dict())
+        return
+    table = _table("function", "description", "parameters")
+    for function in result.functions:
+        params = (function.parameters or {}).get("properties") or {}
+        required = set((function.parameters or {}).get("required") or [])
+        names = ", ".join(f"{k}*" if k in required else k for k in params)
+        table.add_row(function.name, _short(function.description or "", 60), names)
+    _print(table)
+    _print(f"{len(result.functions)} function(s); * = required. --json prints them for functions=")
+
+
+filter_app = typer.Typer(help="The service's topic filter (/filter/check).", no_args_is_help=True)
+
+
+@filter_app.command("check")
+def filter_check(ctx: typer.Context,
+                 text: Annotated[str | None, typer.Argument(help="Text to check (@FILE, '-' or stdin).",
+                                                            show_default=False)] = None,
+                 model_name: Annotated[str, typer.Option("--model", "-m", help="Filter model.")] = "GigaFilter",
+                 neuro: Annotated[bool, typer.Option(help="The neural censor.")] = True,
+                 blacklist: Annotated[bool, typer.Option(help="Stop words.")] = True,
+                 whitelist: Annotated[bool, typer.Option(help="Words that get a canned answer.")] = True,
+                 json_out: JsonOpt = False) -> None:
+    """Check a text against the account's topic restrictions (exit 1 when it breaks them)."""
+    body = read_text_arg(text, "text")
+    settings = {"neuro": neuro, "blacklist": blacklist, "whitelist": whitelist}
+    result = get_state(ctx).client().check_filter(body, model=model_name,
+                                                  settings=None if all(settings.values()) else settings)
+    if json_out:
+        print_json(result.to_dict())
+    else:
+        verdict = "restricted: the text breaks the topic restrictions" if result.is_profane else "clean"
+        _print(f"{verdict} ({result.usage.filter_tokens} filter tokens)")
+    if result.is_profane:
+        raise typer.Exit(EXIT_ERROR)
+
+
 # --- batches API -----------------------------------------------------------------------------
 
 batches_app = typer.Typer(help="The service's own batches API (/batches).", no_args_is_help=True)
@@ -403,4 +461,6 @@ def register(app: typer.Typer) -> None:
     app.command("image", rich_help_panel=panel)(image)
     app.command("ai-check", rich_help_panel=panel)(ai_check)
     app.command("validate-function", rich_help_panel=panel)(validate_function)
+    app.add_typer(functions_app, name="functions", rich_help_panel=panel)
+    app.add_typer(filter_app, name="filter", rich_help_panel=panel)
     app.add_typer(batches_app, name="batches", rich_help_panel="Bulk runs")

@@ -10,6 +10,11 @@ client's setting names (``credentials``, ``scope``, ``model``, ``base_url``, ...
     credentials = <authorization key>
     scope = GIGACHAT_API_CORP
 
+    [profile bank]                   # mTLS only: the certificate identifies the account
+    base_url = https://gigachat.example.bank/v1
+    cert_file = /etc/gigachat/client.crt
+    key_file = /etc/gigachat/client.key
+
 Precedence: command-line options > ``--profile NAME`` > ``GIGACHAT_*`` variables >
 ``[default]``. Secrets are never printed: ``gigapy profile show`` masks them, and
 ``gigapy profile set NAME credentials`` asks for the value without echoing it.
@@ -36,6 +41,7 @@ KEYS = (
 SECRET_KEYS = frozenset({"credentials", "password", "access_token", "key_file_password"})
 _INT_KEYS = frozenset({"max_retries", "max_connections"})
 _BOOL_KEYS = frozenset({"verify_ssl_certs", "profanity_check"})
+_PATH_KEYS = frozenset({"ca_bundle_file", "cert_file", "key_file"})
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off"}
 
@@ -201,6 +207,11 @@ def set_cmd(name: Annotated[str, typer.Argument(help="Profile name ('default' fo
             value = check_credentials(value, "credentials")
         except ConfigurationError as exc:
             raise CliError(str(exc)) from None
+    if key in _PATH_KEYS:  # stored absolute, so the profile works from any directory
+        file = Path(value).expanduser()
+        if not file.is_file():
+            raise CliError(f"{key}: file not found: {value}", f"give the path of the PEM file for {key}", EXIT_USAGE)
+        value = str(file.resolve())
     _convert(key, value)
     path = config_path()
     parser = _read(path)

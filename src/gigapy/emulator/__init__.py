@@ -20,6 +20,7 @@ from ._config import (
     SCOPE_CORP,
     SCOPE_PERS,
     Account,
+    CertAccount,
     EmulatorConfig,
 )
 from ._engine import BLACKLIST_TRIGGER
@@ -37,6 +38,7 @@ __all__ = [
     "SCOPE_CORP",
     "SCOPE_PERS",
     "Account",
+    "CertAccount",
     "Emulator",
     "EmulatorConfig",
     "FaultController",

@@ -14,7 +14,7 @@ from ._config import EmulatorConfig
 from ._embeddings import embeddings, tokens_count
 from ._files import delete_file, file_content, get_file, list_files, upload
 from ._http import error_response
-from ._misc import ai_check, balance, convert_functions, validate_function
+from ._misc import ai_check, balance, convert_functions, filter_check, validate_function
 from ._models import get_model, list_models
 from ._pipeline import OAUTH, STATE_KEY, TOKEN, Handler, endpoint
 from ._state import State
@@ -47,6 +47,7 @@ V1_ROUTES: tuple[tuple[str, str, Handler, str], ...] = (
     ("POST", "/ai/check", ai_check, "ai_check"),
     ("POST", "/functions/validate", validate_function, "functions_validate"),
     ("POST", "/functions/convert", convert_functions, "functions_convert"),
+    ("POST", "/filter/check", filter_check, "filter_check"),
     ("POST", "/batches", create_batch, "batches_create"),
     ("GET", "/batches", get_batches, "batches"),
     ("GET", "/assistants", list_assistants, "assistants"),

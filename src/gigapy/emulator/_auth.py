@@ -1,9 +1,12 @@
-"""OAuth (``POST /api/v2/oauth``), user/password tokens (``POST /api/v1/token``) and bearer checks."""
+"""OAuth (``POST /api/v2/oauth``), user/password tokens (``POST /api/v1/token``), bearer checks and,
+in mTLS-only mode, the account a client certificate names."""
 
 from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
+import math
 import time
 from itertools import islice
 from typing import TYPE_CHECKING
@@ -11,10 +14,12 @@ from urllib.parse import parse_qs
 
 from aiohttp import web
 
-from ._config import ALL_SCOPES, SCOPE_B2B, SCOPE_CORP, SCOPE_PERS, Account
+from ._config import ALL_SCOPES, SCOPE_B2B, SCOPE_CORP, SCOPE_PERS, Account, CertAccount
 from ._http import ApiError, OAuthError, is_uuid4, json_response, secure_bytes
 
 if TYPE_CHECKING:
+    from aiohttp.web import Request
+
     from ._pipeline import Ctx
     from ._state import State
 
@@ -114,6 +119,59 @@ def authenticate(state: State, header: str | None) -> TokenRecord:
         raise ApiError(401, "Unauthorized")
     if record.expires_at <= time.time():
         raise ApiError(401, "Token has expired")
+    return record
+
+
+class GatewayError(Exception):
+    """An error the service's gateway (nginx) answers itself, as an HTML page."""
+
+    def __init__(self, status: int, reason: str, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.html = (f"<html>\r\n<head><title>{status} {message}</title></head>\r\n<body>\r\n"
+                     f"<center><h1>{status} {reason}</h1></center>\r\n<center>{message}</center>\r\n"
+                     "<hr><center>nginx</center>\r\n</body>\r\n</html>\r\n")
+
+
+def peer_certificate(request: Request) -> tuple[bytes, str | None] | None:
+    """The verified client certificate of a request's TLS connection: (DER, subject CN), or None."""
+    transport = request.transport
+    ssl_object = transport.get_extra_info("ssl_object") if transport is not None else None
+    if ssl_object is None:
+        return None
+    der = ssl_object.getpeercert(binary_form=True)
+    if not der:
+        return None
+    common_name = None
+    for rdn in (ssl_object.getpeercert() or {}).get("subject", ()):
+        for key, value in rdn:
+            if key == "commonName":
+                common_name = value
+    return der, common_name
+
+
+def certificate_record(state: State, request: Request) -> TokenRecord:
+    """mTLS-only: the account the client certificate names. No certificate: nginx's 400 page; one that
+    client_ca signed but no ``cert_accounts`` entry names: 401 Unauthorized."""
+    peer = peer_certificate(request)
+    if peer is None:
+        raise GatewayError(400, "Bad Request", "No required SSL certificate was sent")
+    der, common_name = peer
+    fingerprint = "sha256:" + hashlib.sha256(der).hexdigest()
+    record = state.cert_records.get(fingerprint)
+    if record is not None:
+        return record
+    mapping = state.cert_accounts
+    if mapping:
+        entry = mapping.get(fingerprint) or (mapping.get("cn:" + common_name) if common_name else None)
+        if entry is None:
+            raise ApiError(401, "Unauthorized")
+    else:
+        entry = CertAccount("", common_name or fingerprint[:23], SCOPE_CORP)
+    account = state.account(entry.client_id) or Account(entry.client_id, "", frozenset({entry.scope}))
+    record = TokenRecord(account, entry.scope, math.inf)
+    if len(state.cert_records) < 10_000:
+        state.cert_records[fingerprint] = record
     return record
 
 

@@ -6,7 +6,7 @@ import argparse
 import math
 from collections.abc import Sequence
 
-from ._config import EmulatorConfig
+from ._config import ALL_SCOPES, SCOPE_CORP, CertAccount, EmulatorConfig
 from ._faults import FaultSpec
 from ._timing import PRESETS
 
@@ -39,6 +39,21 @@ def _non_negative_float(value: str) -> float:
     return number
 
 
+def _cert_account(value: str) -> CertAccount:
+    match, sep, target = value.rpartition("=")
+    client_id, _, scope = target.partition(":")
+    entry = CertAccount(match, client_id.strip(), scope.strip() or SCOPE_CORP)
+    if not sep or not entry.client_id:
+        raise argparse.ArgumentTypeError(f"{value!r}: expected MATCH=CLIENT_ID[:SCOPE], e.g. CN=bank-client=bank-1")
+    try:
+        entry.key  # noqa: B018 (raises for a bad match)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    if entry.scope not in ALL_SCOPES:
+        raise argparse.ArgumentTypeError(f"{value!r}: unknown scope {entry.scope!r}")
+    return entry
+
+
 def build_parser(prog: str = "python -m gigapy.emulator") -> argparse.ArgumentParser:
     """The emulator's argument parser."""
     parser = argparse.ArgumentParser(prog=prog, description="Offline GigaChat API emulator (loopback only).")
@@ -66,6 +81,14 @@ def build_parser(prog: str = "python -m gigapy.emulator") -> argparse.ArgumentPa
     parser.add_argument("--tls-cert", metavar="FILE", help="serve HTTPS with this certificate (PEM)")
     parser.add_argument("--tls-key", metavar="FILE", help="private key of --tls-cert (PEM)")
     parser.add_argument("--client-ca", metavar="FILE", help="require client certificates signed by this CA (mTLS)")
+    parser.add_argument("--mtls-only", action="store_true",
+                        help="the client certificate identifies the account, no OAuth token is needed "
+                             "(the GigaChat API for banks); needs --client-ca")
+    parser.add_argument("--cert-account", type=_cert_account, action="append", default=[],
+                        metavar="MATCH=CLIENT_ID[:SCOPE]",
+                        help="with --mtls-only: the certificate whose CN=NAME or SHA-256 fingerprint is MATCH is "
+                             "account CLIENT_ID (scope default GIGACHAT_API_CORP); repeatable. Without it every "
+                             "certificate the CA signed is the account named by its CN")
     return parser
 
 
@@ -77,10 +100,15 @@ def config_from_args(argv: Sequence[str] | None = None, prog: str = "python -m g
         parser.error("--tls-cert and --tls-key go together")
     if args.client_ca and not args.tls_cert:
         parser.error("--client-ca needs --tls-cert and --tls-key")
+    if args.mtls_only and not args.client_ca:
+        parser.error("--mtls-only needs --client-ca (and --tls-cert, --tls-key)")
+    if args.cert_account and not args.mtls_only:
+        parser.error("--cert-account needs --mtls-only")
     config = EmulatorConfig(host=args.host, port=args.port, token_ttl=args.token_ttl, faults=args.faults,
                             seed=args.seed, tls_cert=args.tls_cert, tls_key=args.tls_key, client_ca=args.client_ca,
                             timing=args.timing, ttft=args.ttft, tokens_per_second=args.tokens_per_second,
-                            pack_stream=args.pack_stream)
+                            pack_stream=args.pack_stream, mtls_only=args.mtls_only,
+                            cert_accounts=tuple(args.cert_account))
     if args.no_limits:
         config.limits = None
         config.oauth_rps_limit = None

@@ -45,6 +45,36 @@ class Account:
         return encode_credentials(self.client_id, self.client_secret)
 
 
+@dataclass(frozen=True)
+class CertAccount:
+    """In mTLS-only mode: the client certificate that identifies an account.
+
+    ``match`` is ``CN=<subject common name>`` or the certificate's SHA-256 fingerprint (hex; colons,
+    case and a ``sha256:`` prefix are ignored). ``client_id`` names the account (a configured
+    :class:`Account` with that id shares its files and limits); ``scope`` is what it may use.
+    """
+
+    match: str
+    client_id: str
+    scope: str = SCOPE_CORP
+
+    @property
+    def key(self) -> str:
+        """``cn:<name>`` or ``sha256:<hex>`` (``ValueError`` when ``match`` is neither)."""
+        return cert_key(self.match)
+
+
+def cert_key(match: str) -> str:
+    """The lookup key of a certificate ``match`` (see :class:`CertAccount`)."""
+    text = match.strip()
+    if text[:3].upper() == "CN=" and text[3:].strip():
+        return "cn:" + text[3:].strip()
+    digest = text.lower().removeprefix("sha256:").replace(":", "")
+    if len(digest) == 64 and all(ch in "0123456789abcdef" for ch in digest):
+        return "sha256:" + digest
+    raise ValueError(f"certificate match {match!r}: expected CN=<common name> or a SHA-256 fingerprint (64 hex digits)")
+
+
 DEMO_ACCOUNT = Account(DEMO_CLIENT_ID, DEMO_CLIENT_SECRET, ALL_SCOPES, DEMO_USER, DEMO_PASSWORD)
 
 
@@ -79,6 +109,14 @@ class EmulatorConfig:
     tls_key: str | None = None
     #: CA bundle for client certificates: when set, clients without a valid certificate are rejected.
     client_ca: str | None = None
+    #: mTLS-only access (the GigaChat API for banks): the client certificate identifies the account, no
+    #: bearer token is needed (an Authorization header is ignored). Needs tls_cert/tls_key and client_ca.
+    mtls_only: bool = False
+    #: Which certificate is which account in mTLS-only mode. Empty: every certificate client_ca signed is
+    #: accepted, as the account named by its subject CN with the CORP scope.
+    cert_accounts: tuple[CertAccount, ...] = ()
+    #: ``/filter/check`` stop words (the ``blacklist`` check), besides the ``[emulator:blacklist]`` trigger.
+    filter_stop_words: tuple[str, ...] = ()
     #: OAuth requests per second per authorization key before 429; ``None`` lifts the limit.
     oauth_rps_limit: int | None = 10
     #: Prompt-cache lifetime per X-Session-ID, seconds (about 30 s was measured live).
@@ -126,6 +164,17 @@ class EmulatorConfig:
     def generation(self) -> Timing:
         """The resolved generation timing (``ValueError`` for an unknown profile or a bad number)."""
         return resolve_timing(self.timing, self.ttft, self.tokens_per_second)
+
+    def check(self) -> None:
+        """``ValueError`` for settings that cannot work together (checked when the emulator is built)."""
+        if self.mtls_only and not (self.tls_cert and self.tls_key and self.client_ca):
+            raise ValueError("mtls_only needs tls_cert, tls_key and client_ca (the CA that signs client certificates)")
+        if self.client_ca and not self.tls_cert:
+            raise ValueError("client_ca needs tls_cert and tls_key")
+        for entry in self.cert_accounts:
+            entry.key  # noqa: B018 (raises for a bad match)
+            if entry.scope not in ALL_SCOPES:
+                raise ValueError(f"cert account {entry.match!r}: unknown scope {entry.scope!r}")
 
     def all_accounts(self) -> tuple[Account, ...]:
         """Configured accounts, demo account first when enabled."""

@@ -1,4 +1,5 @@
-"""Smaller endpoints: ``/balance``, ``/ai/check``, ``/functions/validate``, ``/functions/convert``."""
+"""Smaller endpoints: ``/balance``, ``/ai/check``, ``/functions/validate``, ``/functions/convert``,
+``/filter/check``."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from ._config import PREPAID_SCOPES, SCOPE_CORP
+from ._engine import BLACKLIST_TRIGGER
 from ._http import ApiError, invalid_params, parse_json_object
 from ._models import resolve
 from ._textgen import count_tokens, stable_seed
@@ -150,69 +152,156 @@ async def validate_function(ctx: Ctx) -> dict[str, Any]:
     return result
 
 
+_OPENAPI_ERROR = "Invalid OpenAPI specification"
+_REF_DEPTH = 32
+
+
+def _openapi_error(why: str) -> ApiError:
+    return ApiError(400, f"{_OPENAPI_ERROR}: {why}")
+
+
 def _load_openapi(body: bytes) -> dict[str, Any]:
-    text = body.decode("utf-8", "replace")
+    """The OpenAPI document of a ``/functions/convert`` body (JSON, or YAML when PyYAML is installed)."""
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError:
+        raise _openapi_error("the body is not UTF-8 text") from None
+    if not text.strip():
+        raise _openapi_error("the body is empty")
     try:
         doc = json.loads(text)
     except ValueError:
         try:
             import yaml
 
-            doc = yaml.safe_load(text.replace("\t", " "))
-        except Exception:  # yaml missing or the text is not YAML either
+            doc = yaml.safe_load(text)
+        except Exception:  # PyYAML missing, or the text is not YAML either
             doc = None
-    if not isinstance(doc, dict) or not isinstance(doc.get("paths"), dict):
-        raise ApiError(400, "Invalid OpenAPI specification")
+    if not isinstance(doc, dict):
+        raise _openapi_error("expected an OpenAPI 3 document (a JSON or YAML object)")
+    version = doc.get("openapi", doc.get("swagger"))
+    if not isinstance(version, str) or not version[:1].isdigit():
+        raise _openapi_error("the document has no openapi version field")
+    if not isinstance(doc.get("paths"), dict) or not doc["paths"]:
+        raise _openapi_error("the document has no paths")
     return doc
 
 
 class _Resolver:
+    """Inlines local ``$ref`` pointers (``#/components/...``); a cycle or a dangling pointer becomes ``{}``."""
+
     def __init__(self, doc: dict[str, Any]) -> None:
         self.doc = doc
 
     def __call__(self, node: Any, depth: int = 0) -> Any:
-        if depth > 10:
+        if depth > _REF_DEPTH:
             return {}
         if isinstance(node, dict):
             ref = node.get("$ref")
-            if isinstance(ref, str) and ref.startswith("#/"):
-                target: Any = self.doc
-                for part in ref[2:].split("/"):
-                    target = target.get(part, {}) if isinstance(target, dict) else {}
-                return self(target, depth + 1)
-            return {k: self(v, depth + 1) for k, v in node.items() if k not in ("example", "xml")}
+            if isinstance(ref, str):
+                return self(self._target(ref), depth + 1)
+            return {k: self(v, depth + 1) for k, v in node.items() if k not in ("example", "examples", "xml")}
         if isinstance(node, list):
             return [self(v, depth + 1) for v in node]
         return node
 
+    def _target(self, ref: str) -> Any:
+        if not ref.startswith("#/"):
+            return {}
+        target: Any = self.doc
+        for part in ref[2:].split("/"):
+            part = part.replace("~1", "/").replace("~0", "~")
+            target = target.get(part) if isinstance(target, dict) else None
+            if target is None:
+                return {}
+        return target
 
-def _operation_function(resolve_ref: _Resolver, path: str, method: str, op: dict[str, Any]) -> dict[str, Any]:
+
+def _sorted(node: Any) -> Any:
+    """A schema with its keys sorted at every level, as the service returns them."""
+    if isinstance(node, dict):
+        return {k: _sorted(node[k]) for k in sorted(node)}
+    if isinstance(node, list):
+        return [_sorted(v) for v in node]
+    return node
+
+
+def _object(properties: dict[str, Any], required: list[str]) -> dict[str, Any]:
+    schema: dict[str, Any] = {"type": "object", "properties": _sorted(properties)}
+    if required:
+        schema["required"] = list(dict.fromkeys(required))
+    return schema
+
+
+def _json_schema(content: Any) -> dict[str, Any] | None:
+    """The schema of a requestBody / response ``content`` map (JSON media types first)."""
+    if not isinstance(content, dict) or not content:
+        return None
+    media = next((v for k, v in content.items() if "json" in k), next(iter(content.values())))
+    schema = media.get("schema") if isinstance(media, dict) else None
+    return schema if isinstance(schema, dict) else None
+
+
+def _function_name(op: dict[str, Any], method: str, path: str, taken: set[str]) -> str:
+    raw = op.get("operationId")
+    name = raw if isinstance(raw, str) and raw.strip() else f"{method}_{path}"
+    name = re.sub(r"[^A-Za-z0-9.-]+", "_", name.strip()).strip("_") or method
+    if not name[0].isalpha():
+        name = "f_" + name
+    base, n = name, 2
+    while name in taken:
+        name, n = f"{base}_{n}", n + 1
+    taken.add(name)
+    return name
+
+
+def _operation_function(resolve_ref: _Resolver, path: str, method: str, op: dict[str, Any],
+                        shared: list[Any], taken: set[str]) -> dict[str, Any]:
+    """One function per operation: operationId -> name, description (or summary), path/query/header
+    parameters and the requestBody schema -> parameters, the 2xx JSON schema -> return_parameters,
+    ``x-few-shot-examples`` -> few_shot_examples."""
     properties: dict[str, Any] = {}
     required: list[str] = []
-    for param in resolve_ref(op.get("parameters", [])):
-        if isinstance(param, dict) and isinstance(param.get("name"), str):
-            prop = dict(param.get("schema") or {"type": "string"})
-            if param.get("description"):
-                prop["description"] = param["description"]
-            properties[param["name"]] = prop
-            if param.get("required"):
-                required.append(param["name"])
-    content = (resolve_ref(op.get("requestBody", {})).get("content") or {}).values()
-    for media in content:
-        schema = (media or {}).get("schema") or {}
-        properties.update(schema.get("properties") or {})
-        required.extend(schema.get("required") or [])
-        break
-    name = op.get("operationId") or re.sub(r"\W+", "_", f"{method}_{path}").strip("_")
-    function: dict[str, Any] = {
-        "name": name,
-        "description": op.get("description") or op.get("summary") or name,
-        "parameters": {"type": "object", "properties": properties, "required": required},
-    }
-    ok = resolve_ref((op.get("responses") or {}).get("200") or {})
-    for media in (ok.get("content") or {}).values():
-        function["return_parameters"] = (media or {}).get("schema") or {}
-        break
+    params: dict[tuple[str, str], dict[str, Any]] = {
+        (str(p.get("in")), p["name"]): p for p in resolve_ref([*shared, *(op.get("parameters") or [])])
+        if isinstance(p, dict) and isinstance(p.get("name"), str)}
+    body_schema = _json_schema(resolve_ref(op.get("requestBody") or {}).get("content"))
+    for (place, name), param in params.items():
+        if place == "body":  # Swagger 2.0
+            body_schema = param.get("schema") if isinstance(param.get("schema"), dict) else body_schema
+            continue
+        prop = dict(param.get("schema") or {"type": "string"})
+        if param.get("description"):
+            prop["description"] = param["description"]
+        properties[name] = prop
+        if param.get("required") or place == "path":
+            required.append(name)
+    if body_schema is not None:
+        if isinstance(body_schema.get("properties"), dict):
+            properties.update(body_schema["properties"])
+            required.extend(r for r in body_schema.get("required") or [] if isinstance(r, str))
+        else:  # an array or a scalar body is one argument
+            properties["body"] = body_schema
+            required.append("body")
+    function: dict[str, Any] = {"name": _function_name(op, method, path, taken)}
+    description = op.get("description") or op.get("summary")
+    if isinstance(description, str) and description.strip():
+        function["description"] = description.strip()
+    function["parameters"] = _object(properties, required)
+    responses: dict[Any, Any] = op["responses"] if isinstance(op.get("responses"), dict) else {}
+    ok = next((responses[c] for c in sorted(responses, key=str) if str(c).startswith("2")), None)
+    returned = _json_schema(resolve_ref(ok).get("content")) if isinstance(ok, dict) else None
+    if returned is not None:
+        if isinstance(returned.get("properties"), dict):
+            function["return_parameters"] = _object(returned["properties"], returned.get("required") or [])
+        else:
+            function["return_parameters"] = _sorted(returned)
+    examples = op.get("x-few-shot-examples", op.get("x-few_shot_examples"))
+    if isinstance(examples, list):
+        function["few_shot_examples"] = [
+            {"request": e["request"], "params": _sorted(e.get("params") or {})}
+            for e in examples if isinstance(e, dict) and isinstance(e.get("request"), str)
+        ]
     return function
 
 
@@ -220,11 +309,60 @@ async def convert_functions(ctx: Ctx) -> dict[str, Any]:
     """``POST /functions/convert`` (used by the official SDK): OpenAPI text → function definitions."""
     doc = _load_openapi(ctx.body)
     resolve_ref = _Resolver(doc)
-    functions = [
-        _operation_function(resolve_ref, path, method, op)
-        for path, ops in doc["paths"].items()
-        if isinstance(ops, dict)
-        for method, op in ops.items()
-        if method in _HTTP_METHODS and isinstance(op, dict)
-    ]
+    taken: set[str] = set()
+    functions = []
+    for path, item in doc["paths"].items():
+        if not isinstance(item, dict):
+            continue
+        item = resolve_ref(item, _REF_DEPTH - 8) if "$ref" in item else item
+        shared: list[Any] = item["parameters"] if isinstance(item.get("parameters"), list) else []
+        functions += [_operation_function(resolve_ref, str(path), method, op, shared, taken)
+                      for method, op in item.items() if method in _HTTP_METHODS and isinstance(op, dict)]
+    if not functions:
+        raise _openapi_error("the document has no operations (get, post, put, patch, delete) under paths")
     return {"functions": functions}
+
+
+#: Put this in a message to make ``/filter/check``'s canned-answer check (``whitelist``) fire.
+CANNED_TRIGGER = "[emulator:whitelist]"
+#: The neural censor's stand-in: topics the service restricts (weapons, explosives, drugs).
+_RESTRICTED_TOPICS = re.compile(r"взрывчат|взрывн\w* устройств|наркотик|explosive|narcotic|\bbomb", re.IGNORECASE)
+FILTER_CHECKS = ("neuro", "blacklist", "whitelist")
+
+
+def _filter_texts(messages: Any) -> list[str]:
+    if not isinstance(messages, list) or not messages:
+        raise invalid_params("messages must be a non-empty array")
+    texts = []
+    for i, message in enumerate(messages):
+        if not isinstance(message, dict):
+            raise invalid_params(f"messages[{i}] must be an object")
+        content = message.get("content", "")
+        if not isinstance(content, str):
+            raise invalid_params(f"messages[{i}].content must be a string")
+        texts.append(content)
+    return texts
+
+
+async def filter_check(ctx: Ctx) -> dict[str, Any]:
+    """``POST /filter/check``: do the messages break the topic restrictions? Each check of ``settings``
+    (``neuro``, ``blacklist``, ``whitelist``) is on unless set to false."""
+    body = parse_json_object(ctx.body)
+    resolve(body.get("model", "GigaFilter"), "filter")
+    texts = _filter_texts(body.get("messages"))
+    settings = body.get("settings", {})
+    if not isinstance(settings, dict):
+        raise invalid_params("settings must be an object")
+    for key in FILTER_CHECKS:
+        if key in settings and not isinstance(settings[key], bool):
+            raise invalid_params(f"settings.{key} must be a boolean")
+    text = "\n".join(texts)
+    low = text.lower()
+    stop_words = (BLACKLIST_TRIGGER, *(w.lower() for w in ctx.state.config.filter_stop_words))
+    hits = {
+        "neuro": _RESTRICTED_TOPICS.search(text) is not None,
+        "blacklist": any(word in low for word in stop_words),
+        "whitelist": CANNED_TRIGGER in low,
+    }
+    profane = any(hit and settings.get(key, True) for key, hit in hits.items())
+    return {"is_profane": profane, "usage": {"filter_tokens": sum(count_tokens(t) + 3 for t in texts)}}

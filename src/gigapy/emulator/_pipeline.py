@@ -13,7 +13,7 @@ from typing import Any
 from aiohttp import web
 from multidict import CIMultiDict
 
-from ._auth import TokenRecord, authenticate
+from ._auth import GatewayError, TokenRecord, authenticate, certificate_record
 from ._faults import PRE_KINDS, status_fault_response
 from ._http import ApiError, OAuthError, error_response, json_response, new_uuid4
 from ._state import State
@@ -123,6 +123,8 @@ async def _respond(ctx: Ctx, handler: Handler, kind: str, too_large: bool) -> we
             result = await _authorized(ctx, handler, delay)
     except ApiError as exc:
         return error_response(exc.status, exc.message, {**echo, **exc.headers})
+    except GatewayError as exc:
+        return web.Response(text=exc.html, status=exc.status, content_type="text/html")
     except OAuthError as exc:
         body = {"code": exc.code, "message": exc.message}
         return json_response(body, exc.status, {"Content-Type": "application/json", **exc.headers})
@@ -137,13 +139,17 @@ async def _respond(ctx: Ctx, handler: Handler, kind: str, too_large: bool) -> we
 
 
 async def _authorized(ctx: Ctx, handler: Handler, latency: float) -> Any:
-    """Bearer check, then the handler inside the caller's concurrency slot.
+    """Bearer check (client certificate in mTLS-only mode), then the handler inside the caller's
+    concurrency slot.
 
     The slot is held for the whole answer, ``latency_ms`` and generation time included, so a
     scope's limit binds as on the service.
     """
     state = ctx.state
-    token = ctx.token = authenticate(state, ctx.request.headers.get("Authorization"))
+    if state.config.mtls_only:  # the client certificate names the account; a bearer token is not needed
+        token = ctx.token = certificate_record(state, ctx.request)
+    else:
+        token = ctx.token = authenticate(state, ctx.request.headers.get("Authorization"))
     client_id, scope = token.account.client_id, token.scope
     if not state.limits.acquire(client_id, scope):
         raise ApiError(429, "Too many requests", {"Retry-After": str(state.faults.retry_after)})

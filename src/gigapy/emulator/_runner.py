@@ -16,7 +16,7 @@ from typing import Any, TypeVar
 from aiohttp import web
 
 from ._app import create_app
-from ._config import DEMO_CREDENTIALS, DEMO_PASSWORD, DEMO_USER, EmulatorConfig
+from ._config import DEMO_CREDENTIALS, DEMO_PASSWORD, DEMO_USER, SCOPE_CORP, EmulatorConfig
 from ._faults import FaultController
 from ._state import RecordedRequest, State
 
@@ -27,14 +27,17 @@ _DRAIN_TIMEOUT = 5.0
 
 
 def ssl_context(config: EmulatorConfig) -> ssl.SSLContext | None:
-    """Server TLS context from the config; with ``client_ca``, clients must present a valid certificate."""
+    """Server TLS context from the config. With ``client_ca`` clients must present a certificate it
+    signed (else the handshake fails); in mTLS-only mode a client without one completes the handshake
+    and gets the gateway's 400 page, as nginx answers (a certificate another CA signed still fails the
+    handshake: Python's ssl cannot defer that check)."""
     if not config.tls_cert:
         return None
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     context.load_cert_chain(config.tls_cert, config.tls_key)
     if config.client_ca:
         context.load_verify_locations(config.client_ca)
-        context.verify_mode = ssl.CERT_REQUIRED
+        context.verify_mode = ssl.CERT_OPTIONAL if config.mtls_only else ssl.CERT_REQUIRED
     return context
 
 
@@ -230,13 +233,21 @@ def banner(config: EmulatorConfig, port: int) -> str:
     timing = config.generation()
     pace = "instant" if timing.instant else (
         f"first token after {timing.ttft:g} s, {timing.tokens_per_second:g} tokens/s")
+    if config.mtls_only:
+        accounts = ", ".join(f"{e.match} -> {e.client_id} ({e.scope})" for e in config.cert_accounts) or (
+            f"any certificate it signed, as the account named by its CN ({SCOPE_CORP})")
+        auth = (f"  authentication:    client certificate only (mTLS), no token needed\n"
+                f"  client CA:         {config.client_ca}\n"
+                f"  accounts:          {accounts}\n")
+    else:
+        auth = (f"  auth URL:          {url}/api/v2/oauth\n"
+                f"  credentials:       {DEMO_CREDENTIALS}\n"
+                f"  scopes:            GIGACHAT_API_PERS, GIGACHAT_API_B2B, GIGACHAT_API_CORP\n"
+                f"  user / password:   {DEMO_USER} / {DEMO_PASSWORD}\n")
     return (
         f"GigaChat emulator listening on {url}\n"
         f"  base URL:          {url}/api/v1\n"
-        f"  auth URL:          {url}/api/v2/oauth\n"
-        f"  credentials:       {DEMO_CREDENTIALS}\n"
-        f"  scopes:            GIGACHAT_API_PERS, GIGACHAT_API_B2B, GIGACHAT_API_CORP\n"
-        f"  user / password:   {DEMO_USER} / {DEMO_PASSWORD}\n"
+        f"{auth}"
         f"  concurrency:       {limits}\n"
         f"  OAuth rate:        {oauth}\n"
         f"  generation:        {config.timing} ({pace})\n"

@@ -19,7 +19,7 @@ from ._faults import FaultController
 
 if TYPE_CHECKING:
     from ._assistants import AssistantStore
-    from ._auth import TokenStore
+    from ._auth import TokenRecord, TokenStore
     from ._batches import BatchStore
     from ._files import FileStore
     from ._thread_store import ThreadStore
@@ -144,12 +144,16 @@ class State:
         from ._files import FileStore
         from ._thread_store import ThreadStore
 
+        config.check()
         self.config = config
         #: Generation time of every answer (resolved once; a bad profile fails here, at start).
         self.timing = config.generation()
         self.accounts = config.all_accounts()
         self.by_client_id = {a.client_id: a for a in self.accounts}
         self.by_user = {a.user: a for a in self.accounts if a.user is not None}
+        #: mTLS-only: certificate key (``cn:...`` / ``sha256:...``) -> account, and the records made for them.
+        self.cert_accounts = {entry.key: entry for entry in config.cert_accounts}
+        self.cert_records: dict[str, TokenRecord] = {}
         self.faults = FaultController(config.faults, config.seed)
         self.stats = Stats()
         self.log: deque[RecordedRequest] = deque(maxlen=config.request_log_size)

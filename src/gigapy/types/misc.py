@@ -1,10 +1,11 @@
-"""Token counting, balance, AI-text check and function validation."""
+"""Token counting, balance, AI-text check, function validation and conversion, the topic filter."""
 
 from __future__ import annotations
 
 from pydantic import Field
 
 from ._base import APIModel, APIResponse, Count
+from .chat import Function
 
 
 class TokensCount(APIResponse):
@@ -61,3 +62,24 @@ class FunctionValidationResult(APIResponse):
     def is_valid(self) -> bool:
         """True when the service found no errors."""
         return not self.errors
+
+
+class ConvertedFunctions(APIResponse):
+    """Function definitions made from an OpenAPI document (``POST /functions/convert``): one per
+    operation, ready for ``functions=``."""
+
+    functions: list[Function] = Field(default_factory=list)
+
+
+class FilterUsage(APIModel):
+    """What a filter check cost."""
+
+    filter_tokens: Count = 0
+
+
+class FilterCheckResult(APIResponse):
+    """The verdict of ``POST /filter/check``: ``is_profane`` is True when the messages break the
+    account's topic restrictions (neural censor, stop words, canned-answer words)."""
+
+    is_profane: bool = False
+    usage: FilterUsage = Field(default_factory=FilterUsage)
