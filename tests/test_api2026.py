@@ -416,3 +416,29 @@ def test_run_tools_with_full_schemas(call: Call, api_version: str) -> None:
     assert run.calls and run.calls[0].error is None, run.calls
     assert booked and booked[0].address.city
     assert "booked" in run.text
+
+
+# --- response models ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("raw", "code", "message"), [
+    ({"code": 7, "message": "bad args", "function_name": "f"}, 7, "bad args"),
+    ("generation failed", None, "generation failed"),
+    ({"code": {"kind": "x"}, "message": ["a", "b"]}, '{"kind": "x"}', '["a", "b"]'),
+    ([1, 2], None, "[1, 2]"),
+])
+def test_error_details_keep_any_shape(raw: Any, code: Any, message: str) -> None:
+    for model in (ChatCompletion, ChatCompletionV2):
+        details = model.model_validate({"error_details": raw}).error_details
+        assert details is not None and (details.code, details.message) == (code, message)
+    kept = ChatCompletionV2.model_validate({"error_details": {"message": "m", "trace": [1]}}).error_details
+    assert kept is not None and kept.model_extra == {"trace": [1]}  # unknown fields kept
+
+
+def test_reasoning_in_either_shape() -> None:
+    as_field = ChatCompletionV2.model_validate({"messages": [
+        {"role": "assistant", "reasoning_content": "think", "content": [{"text": "answer"}]}]})
+    as_role = ChatCompletionV2.model_validate({"messages": [
+        {"role": "reasoning", "content": [{"text": "think"}]}, {"role": "assistant", "content": [{"text": "answer"}]}]})
+    for completion in (as_field, as_role):
+        assert (completion.reasoning, completion.text) == ("think", "answer")
