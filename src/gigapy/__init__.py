@@ -22,6 +22,7 @@ from .errors import (
     ClientCertificateError,
     ConfigurationError,
     GigaChatError,
+    GigapyWarning,
     ImageGenerationError,
     InternalServerError,
     InvalidArgumentError,
@@ -38,6 +39,7 @@ from .errors import (
     StructuredOutputError,
     TLSVerificationError,
     ToolLoopError,
+    UnknownFieldWarning,
     UnprocessableEntityError,
 )
 
@@ -88,6 +90,7 @@ __all__ = [
     "ConfigurationError",
     "GigaChat",
     "GigaChatError",
+    "GigapyWarning",
     "ImageGenerationError",
     "InternalServerError",
     "InvalidArgumentError",
@@ -106,6 +109,7 @@ __all__ = [
     "TLSVerificationError",
     "Timeout",
     "ToolLoopError",
+    "UnknownFieldWarning",
     "UnprocessableEntityError",
     "clear_token_cache",
 ]

@@ -92,13 +92,22 @@ class ChatFields(RequestOptions, total=False):
     repetition_penalty: float
     update_interval: float
     profanity_check: bool
-    functions: Sequence[Function | Mapping[str, Any]]
+    functions: Sequence[Function | Mapping[str, Any] | Callable[..., Any] | type[BaseModel]]
     function_call: str | Mapping[str, Any]
     flags: Sequence[str]
-    reasoning_effort: Literal["low", "medium", "high"]
+    #: "low", "medium", "high" or a value the service added since (sent with a warning).
+    reasoning_effort: Literal["low", "medium", "high"] | str
+    #: The most tokens the model may spend reasoning before it answers.
+    reasoning_max_tokens: int
+    #: 1..5: the log probabilities of that many most likely tokens per position (``message.logprobs``).
+    top_logprobs: int
     storage: Mapping[str, Any]
     function_ranker: Mapping[str, Any]
     attachments: Sequence[str]
+    #: An assistant answers (its model, instructions, files, functions); ``model`` may then be left out.
+    assistant_id: str
+    #: How Python functions and pydantic models in ``functions`` become schemas: "reduced" or "full".
+    schema_dialect: Literal["reduced", "full"]
 
 
 class ChatParams(ChatFields, total=False):
@@ -124,9 +133,15 @@ class ChatV2Base(RequestOptions, total=False):
     max_tokens: int
     repetition_penalty: float
     update_interval: float
-    reasoning: Literal["low", "medium", "high"] | Mapping[str, Any]
+    #: An effort ("low", "medium", "high", or newer) or ``{"effort": ..., "max_tokens": N}``.
+    reasoning: Literal["low", "medium", "high"] | str | Mapping[str, Any]
+    #: Shorthands of ``reasoning`` (``reasoning={"effort": ..., "max_tokens": ...}``).
+    reasoning_effort: Literal["low", "medium", "high"] | str
+    reasoning_max_tokens: int
     top_logprobs: int
     unnormalized_history: bool
+    #: Let the model ask for several function calls in one answer (v2).
+    parallel_tool_calls: bool
     storage: bool | Mapping[str, Any]
     ranker_options: Mapping[str, Any]
     filter_config: Mapping[str, Any]
@@ -134,14 +149,17 @@ class ChatV2Base(RequestOptions, total=False):
     disable_filter: bool
     flags: Sequence[str]
     assistant_id: str
+    schema_dialect: Literal["reduced", "full"]
 
 
 class ChatV2Params(ChatV2Base, total=False):
     """Keyword arguments of ``client.v2.completion`` / ``completion_stream``."""
 
     tools: Sequence[str | Mapping[str, Any]]
-    functions: Sequence[Function | Mapping[str, Any]]
-    tool_config: str | Mapping[str, Any]
+    functions: Sequence[Function | Mapping[str, Any] | Callable[..., Any] | type[BaseModel]]
+    #: "auto", "none", "any", a tool or function name (forced), a list of function names (any of
+    #: them), or ``{"mode": ..., "tool_name"/"function_name"/"functions_names_any": ...}``.
+    tool_config: str | Sequence[str] | Mapping[str, Any]
     response_format: Mapping[str, Any] | type[BaseModel]
 
 
@@ -198,8 +216,10 @@ class ClientCore:
         """Build a request to ``base_url + path`` with the per-call options applied."""
         bad = options.keys() - OPTION_KEYS if options else None
         if bad:
-            expected = ", ".join(sorted(OPTION_KEYS))
-            raise InvalidArgumentError(sorted(bad)[0], f"unknown option; expected one of {expected}")
+            name = sorted(bad)[0]
+            typo = P.close_to(name, OPTION_KEYS)
+            expected = f"did you mean {typo!r}?" if typo else f"expected one of {', '.join(sorted(OPTION_KEYS))}"
+            raise InvalidArgumentError(name, f"unknown option; {expected}")
         headers = _wire.Headers(self._headers)
         if accept is not None:
             headers["Accept"] = accept
@@ -219,6 +239,8 @@ class ClientCore:
         sid = options.get("session_id")
         if sid is not None:
             headers["X-Session-ID"] = _id_header(sid, "session_id")
+        elif self.settings.session_id is not None:
+            headers["X-Session-ID"] = self.settings.session_id
         cid = options.get("client_id")
         if cid is not None:
             headers["X-Client-ID"] = _id_header(cid, "client_id")
@@ -306,11 +328,17 @@ def split_call(messages: Any, params: Mapping[str, Any]) -> tuple[dict[str, Any]
     return fields, options
 
 
+def schema_dialect_of(core: ClientCore, params: Mapping[str, Any]) -> str:
+    """The schema dialect of a call: its ``schema_dialect``, else the client's setting."""
+    return str(params.get("schema_dialect") or core.settings.schema_dialect)
+
+
 def chat_request(core: ClientCore, messages: Any, params: Mapping[str, Any], *, stream: bool) -> Request:
     """The ``/chat/completions`` request for ``completion`` / ``completion_stream``."""
     fields, options = split_call(messages, params)
     s = core.settings
-    body = P.chat_body(fields, default_model=s.model, profanity_check=s.profanity_check, flags=s.flags)
+    body = P.chat_body(fields, default_model=s.model, profanity_check=s.profanity_check, flags=s.flags,
+                       schema_dialect_default=s.schema_dialect, options=OPTION_KEYS)
     if stream:
         body["stream"] = True
         return core.request("POST", "/chat/completions", options, body=body, stream=True,
@@ -350,7 +378,8 @@ def v2_request(core: ClientCore, messages: Any, params: Mapping[str, Any], *, st
     """The ``/v2/chat/completions`` request."""
     fields, options = split_call(messages, params)
     s = core.settings
-    body = P2.chat_body_v2(fields, default_model=s.model, profanity_check=s.profanity_check, flags=s.flags)
+    body = P2.chat_body_v2(fields, default_model=s.model, profanity_check=s.profanity_check, flags=s.flags,
+                           schema_dialect_default=s.schema_dialect, options=OPTION_KEYS)
     base = v2_base(s.base_url)
     if stream:
         body["stream"] = True

@@ -621,7 +621,8 @@ class AsyncChatV2:
         def ask(history: list[Any], specs: list[dict[str, Any]]) -> Flow[Any]:
             return api.v2_completion(core, history, {**params, "functions": specs})
 
-        return await self._client._run(run_tools_flow(ask, messages, tools, max_steps=max_steps, v2=True))
+        return await self._client._run(run_tools_flow(ask, messages, tools, max_steps=max_steps, v2=True,
+                                                   dialect=api.schema_dialect_of(core, params)))
 
     async def parse(self, messages: str | Sequence[Any], /, *, response_format: type[M], method: str = "auto",
                     **params: Unpack[ChatV2Base]) -> M:
@@ -631,7 +632,8 @@ class AsyncChatV2:
         def ask(history: list[Any], extra: dict[str, Any]) -> Flow[Any]:
             return api.v2_completion(core, history, {**params, **extra})
 
-        return await self._client._run(parse_flow(ask, messages, response_format, method=method, v2=True))
+        return await self._client._run(parse_flow(ask, messages, response_format, method=method, v2=True,
+                                                   dialect=api.schema_dialect_of(core, params)))
 
 
 class AssistantsAPI:
@@ -991,7 +993,8 @@ class AsyncGigaChat(BaseClient[AiohttpTransport]):
             call = {**params, "functions": specs, "function_call": params.get("function_call", "auto")}
             return api.completion(core, history, call)
 
-        return await self._run(run_tools_flow(ask, messages, tools, max_steps=max_steps, v2=False))
+        return await self._run(run_tools_flow(ask, messages, tools, max_steps=max_steps, v2=False,
+                                             dialect=api.schema_dialect_of(core, params)))
 
     async def parse(self, messages: str | Sequence[Any], /, *, response_format: type[M], method: str = "auto",
                     **params: Unpack[ChatFields]) -> M:
@@ -1001,7 +1004,8 @@ class AsyncGigaChat(BaseClient[AiohttpTransport]):
         def ask(history: list[Any], extra: dict[str, Any]) -> Flow[Any]:
             return api.completion(core, history, {**params, **extra})
 
-        return await self._run(parse_flow(ask, messages, response_format, method=method, v2=False))
+        return await self._run(parse_flow(ask, messages, response_format, method=method, v2=False,
+                                             dialect=api.schema_dialect_of(core, params)))
 
     @overload
     async def generate_image(self, prompt: str, path: None = None, *, style: str | None = None,

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any, Generic, Protocol, TypedDict, TypeVar
+from typing import Any, Generic, Literal, Protocol, TypedDict, TypeVar
 
 from typing_extensions import Self
 
@@ -35,6 +35,8 @@ class ClientSettings(TypedDict, total=False):
     max_connections: int | None
     default_headers: Mapping[str, str] | None
     retry_non_idempotent: bool | None
+    session_id: str | None
+    schema_dialect: Literal["reduced", "full"] | None
 
 
 class Transport(Protocol):

@@ -134,6 +134,10 @@ class Settings:
     max_connections: int = 100
     default_headers: tuple[tuple[str, str], ...] = ()
     retry_non_idempotent: bool = False
+    #: X-Session-ID of every API request (a per-call ``session_id`` overrides it).
+    session_id: str | None = None
+    #: How function schemas built from Python types are sent: "reduced" or "full" (see gigapy.schema).
+    schema_dialect: Literal["reduced", "full"] = "reduced"
 
     @property
     def auth_mode(self) -> Literal["oauth", "password", "token", "mtls"]:
@@ -206,6 +210,8 @@ _ENV_FIELDS = (
     "flags",
     "max_connections",
     "retry_non_idempotent",
+    "session_id",
+    "schema_dialect",
 )
 _SECRET_FIELDS = frozenset({"credentials", "password", "access_token", "key_file_password"})
 
@@ -348,6 +354,17 @@ def _normalize(name: str, value: Any, label: str) -> Any:
         if isinstance(value, str) or not all(isinstance(item, str) for item in value):
             raise ConfigurationError(label, "expected a list of strings")
         return tuple(value)
+    if name == "session_id":
+        if not isinstance(value, str) or not value.strip():
+            raise ConfigurationError(label, f"expected a non-empty string, got {value!r}")
+        try:
+            return _wire.header_value(value.strip(), label)
+        except InvalidArgumentError as exc:
+            raise ConfigurationError(label, exc.reason) from None
+    if name == "schema_dialect":
+        if value not in ("reduced", "full"):
+            raise ConfigurationError(label, f"expected 'reduced' or 'full', got {value!r}")
+        return value
     return value
 
 

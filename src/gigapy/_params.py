@@ -4,32 +4,180 @@ Every check raises :class:`~gigapy.errors.InvalidArgumentError` naming the field
 example ``messages[2].role``) and what is allowed, before anything is sent. The rules
 are the service's own (its 422 texts are in reference/api-contract.md §5), so a request
 that passes here is not rejected for these reasons there.
+
+Forward compatibility (the service adds fields and values faster than clients ship):
+
+- a field gigapy knows is checked strictly: its type and range, and for a closed set (roles,
+  upload purposes) its value;
+- a field name gigapy does not know is sent as given, with an :class:`UnknownFieldWarning`
+  (once per name per process), unless it is a typo of a known name (``temprature``,
+  ``Max_Tokens``, ``function_names_any``; see ``_typo_cost``): then it is refused with "did you
+  mean";
+- a string value gigapy does not know for an open set (``reasoning_effort``, ``tool_config.mode``,
+  built-in tool names, ``response_format.type``) is sent the same way, with the same typo rule;
+  values the live service is known to refuse (``response_format`` ``json_object``) are refused;
+- a field of the other API version (``tools`` on v1, ``function_call`` on v2) is refused with
+  the way to send it;
+- ``extra_body`` is sent as given, unchecked, always.
 """
 
 from __future__ import annotations
 
 import json
 import math
+import os
 import re
-from collections.abc import Mapping, Sequence
+import sys
+import threading
+import warnings
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from pydantic import BaseModel
 
 from ._wire import check_json, utf8_text
-from .errors import InvalidArgumentError
+from .errors import InvalidArgumentError, UnknownFieldWarning
 
 MESSAGE_ROLES = ("system", "user", "assistant", "function", "search_result")
 BUILTIN_FUNCTIONS = ("text2image", "text2model3d")
 FUNCTION_NAME_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_.-]*$")
 REASONING_EFFORTS = ("low", "medium", "high")
+#: ``response_format`` types: known, and known to be refused (live 400 ``Unknown type``).
+FORMAT_TYPES = ("text", "json_schema", "regex")
+REFUSED_FORMAT_TYPES = ("json", "json_object", "xml")
+SCHEMA_DIALECTS = ("reduced", "full")
 
-# v1 chat fields gigapy knows; anything else goes through extra_body.
+# v1 chat fields gigapy knows; anything else is sent as given (with a warning, see above).
 CHAT_FIELDS = frozenset({
     "model", "messages", "temperature", "top_p", "n", "max_tokens", "repetition_penalty",
     "update_interval", "profanity_check", "functions", "function_call", "flags", "response_format",
-    "reasoning_effort", "storage", "function_ranker", "attachments",
+    "reasoning_effort", "reasoning_max_tokens", "top_logprobs", "storage", "function_ranker", "attachments",
+    "assistant_id",
 })
+#: Keyword arguments that shape the request but are not sent.
+LOCAL_FIELDS = frozenset({"schema_dialect"})
+#: Names that are not request fields of the method they were given to, and what to do instead.
+MISPLACED_V1 = {
+    "stream": "completion_stream() streams",
+    **dict.fromkeys(("tools", "tool_config", "model_options", "reasoning", "parallel_tool_calls", "ranker_options",
+                     "user_info", "disable_filter", "filter_config"),
+                    "a v2 field: use client.v2.completion() (or extra_body= to send it to v1 as is)"),
+}
+
+
+# --- forward compatibility -----------------------------------------------------------------
+
+_warned: set[str] = set()
+_warned_lock = threading.Lock()
+_PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__)) + os.sep
+
+
+def warn_unknown(field: str, what: str) -> None:
+    """Warn once per field name per process that ``field`` goes to the service unchecked."""
+    with _warned_lock:
+        if field in _warned:
+            return
+        _warned.add(field)
+    warnings.warn(f"{field}: {what}; sent as given (the service may know it)", UnknownFieldWarning,
+                  stacklevel=_caller_level())
+
+
+def _caller_level() -> int:
+    """The ``stacklevel`` of the first frame outside gigapy (the caller's line)."""
+    frame = sys._getframe(2)  # the caller of warn_unknown
+    level = 2
+    while frame is not None and os.path.abspath(frame.f_code.co_filename).startswith(_PACKAGE_DIR):
+        frame = frame.f_back  # type: ignore[assignment]
+        level += 1
+    return level
+
+
+def _simple(text: str) -> str:
+    return text.lower().replace("-", "_").replace(" ", "_")
+
+
+def _typo_cost(value: str, name: str) -> int | None:
+    """How far ``value`` is from ``name`` as a typo, or None when it is not one.
+
+    A typo differs only in case or ``-``/``_``, has one or two letters changed, two neighbours
+    swapped, or one or two letters left out. A longer word (``xhigh``, ``max_tokens_v2``) is not a
+    typo: new names often extend old ones.
+    """
+    if _simple(value) == _simple(name):
+        return 0
+    if len(name) < 4 or len(value) > len(name):
+        return None
+    if len(value) == len(name):
+        diffs = [i for i, (a, b) in enumerate(zip(value, name, strict=True)) if a != b]
+        if len(diffs) == 2 and diffs[1] == diffs[0] + 1 and value[diffs[0]] == name[diffs[1]] \
+                and value[diffs[1]] == name[diffs[0]]:
+            return 1
+        return len(diffs) if len(diffs) <= 2 else None
+    missing = len(name) - len(value)
+    if missing > 2 or len(value) < 3:
+        return None
+    letters = iter(name)
+    return missing if all(ch in letters for ch in value) else None  # value is name with letters left out
+
+
+def close_to(value: str, known: Iterable[str]) -> str | None:
+    """The known name ``value`` is most likely a typo of, or None (see ``_typo_cost``)."""
+    best: tuple[int, str] | None = None
+    for name in known:
+        if name == value:
+            continue
+        cost = _typo_cost(value, name)
+        if cost is not None and (best is None or (cost, name) < best):
+            best = (cost, name)
+    return best[1] if best else None
+
+
+def open_value(value: Any, field: str, known: Sequence[str]) -> str:
+    """A value of an open set: a known one, or an unknown string sent with a warning (typos refused)."""
+    if not isinstance(value, str) or not value.strip():
+        raise _fail(field, f"expected a non-empty string such as {', '.join(map(repr, known))}, got {value!r}")
+    checked = utf8_text(value, field)
+    if checked in known:
+        return checked
+    typo = close_to(checked, known)
+    if typo is not None:
+        raise _fail(field, f"unknown value {checked!r}; did you mean {typo!r}?")
+    warn_unknown(field, f"{checked!r} is not a value gigapy knows ({', '.join(known)})")
+    return checked
+
+
+def unknown_fields(given: Iterable[str], known: Iterable[str], where: str = "",
+                   misplaced: Mapping[str, str] | None = None, hint: str = "", near: Iterable[str] = ()) -> list[str]:
+    """The names of ``given`` that are not ``known``: typos and misplaced names raise, the rest warn.
+
+    ``where`` prefixes the field in messages (``model_options.``); ``hint`` follows "did you mean";
+    ``near`` are more names a typo may be of (the per-call options next to request fields).
+    """
+    known = frozenset(known)
+    candidates = known | frozenset(near)
+    out = []
+    for name in given:
+        if name in known:
+            continue
+        field = f"{where}{name}"
+        if not isinstance(name, str):
+            raise _fail(where.rstrip(".") or "body", f"field names must be strings, got {name!r}")
+        if misplaced and name in misplaced:
+            raise _fail(field, f"not a field of this request: {misplaced[name]}")
+        typo = close_to(name, candidates)
+        if typo is not None:
+            escape = hint or f"to send {name!r} as is, pass extra_body={{{name!r}: ...}}"
+            raise _fail(field, f"unknown parameter; did you mean {typo!r}? ({escape})")
+        warn_unknown(field, "not a field gigapy knows")
+        out.append(name)
+    return out
+
+
+def schema_dialect(value: Any, field: str = "schema_dialect") -> str:
+    """``reduced`` (the older dialect, see gigapy.schema) or ``full`` (JSON Schema unchanged)."""
+    if value not in SCHEMA_DIALECTS:
+        raise _fail(field, f"expected 'reduced' or 'full', got {value!r}")
+    return str(value)
 
 
 def _fail(field: str, reason: str) -> InvalidArgumentError:
@@ -123,6 +271,9 @@ def function_call_value(value: Any, field: str) -> dict[str, Any]:
     name = call.get("name")
     if not isinstance(name, str) or not name:
         raise _fail(f"{field}.name", "a function call needs the function's name")
+    call_id = call.get("id")
+    if call_id is not None:
+        call["id"] = text(call_id, f"{field}.id")
     args = call.get("arguments")
     if isinstance(args, str):
         try:
@@ -190,8 +341,20 @@ def messages_v1(value: Any, field: str = "messages") -> list[dict[str, Any]]:
     return out
 
 
-def function_def(value: Any, field: str) -> dict[str, Any]:
-    """Check one custom function definition (name pattern, parameters object)."""
+def function_def(value: Any, field: str, dialect: str = "reduced") -> dict[str, Any]:
+    """Check one custom function definition (name pattern, parameters object).
+
+    A Python function or a pydantic model class becomes a definition through
+    :func:`gigapy.schema.function_schema` in ``dialect``; a dict is sent as given.
+    """
+    if (isinstance(value, type) and issubclass(value, BaseModel)) or (
+            callable(value) and not isinstance(value, (Mapping, BaseModel, type))):
+        from .schema import function_schema
+
+        try:
+            return function_schema(value, dialect=dialect).to_dict()
+        except InvalidArgumentError as exc:
+            raise _fail(f"{field}.{exc.field}", exc.reason) from None
     fn = _plain(value, field)
     name = fn.get("name")
     if not isinstance(name, str) or not FUNCTION_NAME_RE.match(name):
@@ -200,17 +363,26 @@ def function_def(value: Any, field: str) -> dict[str, Any]:
     params = fn.get("parameters")
     if params is None:
         fn["parameters"] = {"type": "object", "properties": {}}
-    elif not isinstance(params, Mapping) or params.get("type", "object") != "object":
+    elif not isinstance(params, Mapping) or not _object_type(params.get("type", "object")):
         raise _fail(f"{field}.parameters", "must be a JSON Schema object ({'type': 'object', 'properties': {...}})")
     return fn
 
 
+def _object_type(kind: Any) -> bool:
+    """``object``, or a type list of full JSON Schema that holds it (``["object", "null"]``)."""
+    return kind == "object" or (isinstance(kind, list) and "object" in kind)
+
+
 def response_format(value: Any, field: str = "response_format") -> dict[str, Any]:
-    """``{"type": "text"}``, ``{"type": "json_schema", "schema": {...}}``, or a pydantic model class."""
+    """``{"type": "text"}``, ``{"type": "json_schema", "schema": {...}}``, ``{"type": "regex", "regex": ...}``,
+    or a pydantic model class. A type gigapy does not know yet is sent with a warning."""
     if isinstance(value, type) and issubclass(value, BaseModel):
         return {"type": "json_schema", "schema": value.model_json_schema(), "strict": True}
     fmt = _plain(value, field)
     kind = fmt.get("type")
+    if kind in REFUSED_FORMAT_TYPES:
+        raise _fail(f"{field}.type", f"unknown type {kind!r}; the service accepts 'text', 'json_schema' and "
+                    "'regex' (it answers 400 to this one)")
     if kind == "text":
         return fmt
     if kind == "json_schema":
@@ -219,22 +391,43 @@ def response_format(value: Any, field: str = "response_format") -> dict[str, Any
             fmt["schema"] = schema.model_json_schema()
         elif not isinstance(schema, Mapping) or not schema:
             raise _fail(f"{field}.schema", "json_schema needs a non-empty JSON Schema (or a pydantic model class)")
+        if fmt.get("strict") is not None and not isinstance(fmt["strict"], bool):
+            raise _fail(f"{field}.strict", f"expected True or False, got {fmt['strict']!r}")
         return fmt
-    raise _fail(f"{field}.type", f"unknown type {kind!r}; the service accepts 'text' and 'json_schema'")
+    if kind == "regex":
+        pattern = fmt.get("regex")
+        if not isinstance(pattern, str) or not pattern:
+            raise _fail(f"{field}.regex", "the regex type needs a non-empty regular expression")
+        try:
+            re.compile(pattern)
+        except re.error as exc:
+            raise _fail(f"{field}.regex", f"is not a valid regular expression: {exc}") from None
+        return fmt
+    open_value(kind, f"{field}.type", FORMAT_TYPES)
+    return fmt
 
 
 def chat_body(params: Mapping[str, Any], *, default_model: str, profanity_check: bool | None,
-              flags: Sequence[str] | None) -> dict[str, Any]:
-    """The v1 ``/chat/completions`` body from keyword arguments (see ``GigaChat.completion``)."""
-    unknown = set(params) - CHAT_FIELDS
-    if unknown:
-        name = sorted(unknown)[0]
-        raise _fail(name, "unknown parameter; pass fields gigapy does not know with extra_body={...}")
+              flags: Sequence[str] | None, schema_dialect_default: str = "reduced",
+              options: Iterable[str] = ()) -> dict[str, Any]:
+    """The v1 ``/chat/completions`` body from keyword arguments (see ``GigaChat.completion``).
+
+    ``options``: the per-call option names (a typo of one is refused too)."""
+    passed = unknown_fields(params, CHAT_FIELDS | LOCAL_FIELDS, misplaced=MISPLACED_V1, near=options)
     if "messages" not in params or params["messages"] is None:
         raise _fail("messages", "required: a prompt string or a list of messages")
+    dialect = schema_dialect(params.get("schema_dialect") or schema_dialect_default)
     body: dict[str, Any] = {}
     model = params.get("model")
-    body["model"] = text(default_model if model is None else model, "model")
+    assistant_id = params.get("assistant_id")
+    storage = params.get("storage")
+    if storage is not None:
+        storage = _plain(storage, "storage")
+    stateful = assistant_id is not None or bool(storage and (storage.get("thread_id") or storage.get("assistant_id")))
+    if model is not None or not stateful:  # an assistant or a stored thread decides the model (as the SDK does)
+        body["model"] = text(default_model if model is None else model, "model")
+    if assistant_id is not None:
+        body["assistant_id"] = text(assistant_id, "assistant_id")
     body["messages"] = messages_v1(params["messages"])
     attachments = params.get("attachments")
     if attachments is not None:
@@ -252,16 +445,14 @@ def chat_body(params: Mapping[str, Any], *, default_model: str, profanity_check:
     if functions is not None:
         if not isinstance(functions, Sequence) or isinstance(functions, (str, bytes)):
             raise _fail("functions", "expected a list of function definitions")
-        body["functions"] = [function_def(fn, f"functions[{i}]") for i, fn in enumerate(functions)]
+        body["functions"] = [function_def(fn, f"functions[{i}]", dialect) for i, fn in enumerate(functions)]
         names = {fn["name"] for fn in body["functions"]}
     call = params.get("function_call")
     if call is not None:
         body["function_call"] = _function_call_mode(call, names)
     effort = params.get("reasoning_effort")
     if effort is not None:
-        if effort not in REASONING_EFFORTS:
-            raise _fail("reasoning_effort", f"expected one of {', '.join(REASONING_EFFORTS)}, got {effort!r}")
-        body["reasoning_effort"] = effort
+        body["reasoning_effort"] = open_value(effort, "reasoning_effort", REASONING_EFFORTS)
     fmt = params.get("response_format")
     if fmt is not None:
         body["response_format"] = response_format(fmt)
@@ -273,10 +464,12 @@ def chat_body(params: Mapping[str, Any], *, default_model: str, profanity_check:
     chosen_flags = params.get("flags", flags)
     if chosen_flags is not None:
         body["flags"] = strings(chosen_flags, "flags", min_items=0)
-    for name in ("storage", "function_ranker"):
-        value = params.get(name)
-        if value is not None:
-            body[name] = _plain(value, name)
+    if storage is not None:
+        body["storage"] = storage
+    if params.get("function_ranker") is not None:
+        body["function_ranker"] = _plain(params["function_ranker"], "function_ranker")
+    for name in passed:
+        body[name] = params[name]
     return body
 
 
@@ -287,6 +480,8 @@ _NUMERIC: dict[str, dict[str, Any]] = {
     "max_tokens": {"low": 0, "low_open": True, "integer": True},
     "repetition_penalty": {"low": 0, "low_open": True},
     "update_interval": {"low": 0},
+    "reasoning_max_tokens": {"low": 0, "low_open": True, "integer": True},
+    "top_logprobs": {"low": 1, "high": 5, "integer": True},
 }
 
 

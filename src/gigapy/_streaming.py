@@ -20,7 +20,7 @@ from ._core import StreamDeadline, TransportFailure
 from ._sse import SSEDecodeError, SSEDecoder, SSEEvent
 from .errors import StreamError, StreamTimeoutError
 from .types._base import ResponseMeta
-from .types.chat import ChatCompletion, ChatCompletionChunk, Choice, FunctionCall, Message, Usage
+from .types.chat import ChatCompletion, ChatCompletionChunk, Choice, FunctionCall, Logprob, Message, Usage
 from .types.chat_v2 import ChatCompletionV2, ChatCompletionV2Chunk, UsageV2
 
 T = TypeVar("T")
@@ -126,17 +126,20 @@ class StreamState(Generic[T, F]):
 
 
 class _ChoiceAcc:
-    __slots__ = ("args", "args_text", "content", "finish", "fn_name", "reasoning", "role", "state_id")
+    __slots__ = ("args", "args_text", "call_id", "content", "finish", "fn_name", "logprobs", "reasoning", "role",
+                 "state_id")
 
     def __init__(self) -> None:
         self.content: list[str] = []
         self.reasoning: list[str] = []
         self.role: str | None = None
         self.fn_name: str | None = None
+        self.call_id: str | None = None
         self.args: dict[str, Any] | None = None
         self.args_text: list[str] = []
         self.state_id: str | None = None
         self.finish: str | None = None
+        self.logprobs: list[Logprob] = []
 
 
 class ChatStreamState(StreamState[ChatCompletionChunk, ChatCompletion]):
@@ -187,9 +190,12 @@ class ChatStreamState(StreamState[ChatCompletionChunk, ChatCompletion]):
                 acc.role = delta.role
             if delta.reasoning_content:
                 acc.reasoning.append(delta.reasoning_content)
+            if delta.logprobs:
+                acc.logprobs.extend(delta.logprobs)
             call = delta.function_call
             if call is not None:
                 acc.fn_name = call.name or acc.fn_name
+                acc.call_id = call.id or acc.call_id
                 if isinstance(call.arguments, dict):
                     acc.args = {**(acc.args or {}), **call.arguments}
                 elif isinstance(call.arguments, str):
@@ -216,9 +222,9 @@ class ChatStreamState(StreamState[ChatCompletionChunk, ChatCompletion]):
         # name would go through pydantic's __getattr__ and raise (microseconds per chunk).
         fields = chunk.__dict__
         extra = chunk.__pydantic_extra__
-        if extra or "thread_id" in fields:
+        if extra or fields.get("thread_id") or fields.get("error_details") is not None:
             extra = extra or {}
-            for key in ("thread_id", "message_id"):
+            for key in ("thread_id", "message_id", "error_details"):
                 value = fields.get(key) or extra.get(key)
                 if value:
                     self._extra[key] = value
@@ -239,13 +245,14 @@ class ChatStreamState(StreamState[ChatCompletionChunk, ChatCompletion]):
                 args: dict[str, Any] | str | None = acc.args
                 if acc.args_text:
                     args = "".join(acc.args_text)
-                call = FunctionCall(name=acc.fn_name, arguments=args)
+                call = FunctionCall(name=acc.fn_name, arguments=args, id=acc.call_id)
             message = Message(
                 role=acc.role or "assistant",
                 content="".join(acc.content),
                 function_call=call,
                 functions_state_id=acc.state_id,
                 reasoning_content="".join(acc.reasoning) or None,
+                logprobs=acc.logprobs or None,
             )
             choices.append(Choice(message=message, index=index, finish_reason=acc.finish))
         completion = ChatCompletion(choices=choices, created=self._created, model=self._model,
@@ -255,13 +262,18 @@ class ChatStreamState(StreamState[ChatCompletionChunk, ChatCompletion]):
 
 
 class _MessageAcc:
-    __slots__ = ("other", "role", "state_id", "text")
+    __slots__ = ("logprobs", "message_id", "other", "reasoning", "role", "state_id", "text", "text_extra")
 
     def __init__(self) -> None:
         self.role: str | None = None
         self.text: list[str] = []
+        #: What text parts carry besides the text (``inline_data``: the last one wins).
+        self.text_extra: dict[str, Any] = {}
+        self.logprobs: list[dict[str, Any]] = []
+        self.reasoning: list[str] = []
         self.other: list[dict[str, Any]] = []
         self.state_id: str | None = None
+        self.message_id: str | None = None
 
 
 class ChatV2StreamState(StreamState[ChatCompletionV2Chunk, ChatCompletionV2]):
@@ -275,6 +287,7 @@ class ChatV2StreamState(StreamState[ChatCompletionV2Chunk, ChatCompletionV2]):
         self._created: int | None = None
         self._finish: str | None = None
         self._usage: UsageV2 | None = None
+        self._extra: dict[str, Any] = {}
 
     def on_event(self, event: SSEEvent) -> ChatCompletionV2Chunk | None:
         data = event.data
@@ -306,16 +319,31 @@ class ChatV2StreamState(StreamState[ChatCompletionV2Chunk, ChatCompletionV2]):
             self._finish = chunk.finish_reason
         if chunk.usage is not None:
             self._usage = chunk.usage
+        for key in ("thread_id", "message_id", "error_details", "additional_data"):
+            value = getattr(chunk, key, None) if key in chunk.__dict__ else (chunk.model_extra or {}).get(key)
+            if value:
+                self._extra[key] = value.model_dump(mode="json", by_alias=True) if hasattr(value, "model_dump") \
+                    else value
+        if chunk.logprobs:
+            self._extra.setdefault("logprobs", []).extend(lp.to_dict() for lp in chunk.logprobs)
         for i, msg in enumerate(chunk.messages):
             while len(self._messages) <= i:
                 self._messages.append(_MessageAcc())
             acc = self._messages[i]
             acc.role = acc.role or msg.role
             acc.state_id = msg.state_id or acc.state_id
+            acc.message_id = msg.message_id or acc.message_id
+            if msg.reasoning_content:
+                acc.reasoning.append(msg.reasoning_content)
             for part in msg.content:
-                if part.text:
+                rest = part.model_dump(mode="json", by_alias=True, exclude_none=True, exclude={"text", "logprobs"})
+                if part.text is not None and not part.function_call and not part.function_result:
                     acc.text.append(part.text)
-                rest = part.model_dump(mode="json", by_alias=True, exclude_none=True, exclude={"text"})
+                    acc.logprobs.extend(lp.to_dict() for lp in part.logprobs or ())
+                    acc.text_extra.update(rest)
+                    continue
+                if part.logprobs:
+                    acc.logprobs.extend(lp.to_dict() for lp in part.logprobs)
                 if rest and rest not in acc.other:
                     acc.other.append(rest)
 
@@ -325,16 +353,28 @@ class ChatV2StreamState(StreamState[ChatCompletionV2Chunk, ChatCompletionV2]):
     def final(self) -> ChatCompletionV2:
         messages = []
         for acc in self._messages:
-            content: list[dict[str, Any]] = [{"text": "".join(acc.text)}] if acc.text else []
+            content: list[dict[str, Any]] = []
+            if acc.text:
+                text_part: dict[str, Any] = {"text": "".join(acc.text), **acc.text_extra}
+                if acc.logprobs:
+                    text_part["logprobs"] = acc.logprobs
+                content.append(text_part)
+            elif acc.logprobs:
+                content.append({"logprobs": acc.logprobs})
             content += acc.other
             msg: dict[str, Any] = {"role": acc.role or "assistant", "content": content}
+            if acc.message_id:
+                msg = {"message_id": acc.message_id, **msg}
             if acc.state_id:
                 msg["tool_state_id"] = acc.state_id
+            if acc.reasoning:
+                msg["reasoning_content"] = "".join(acc.reasoning)
             messages.append(msg)
         completion = ChatCompletionV2.model_validate({
             "model": self._model, "created_at": self._created, "messages": messages,
             "finish_reason": self._finish,
             "usage": self._usage.model_dump(mode="json", exclude_none=True) if self._usage else None,
+            **self._extra,
         })
         completion._meta = self.meta
         return completion

@@ -57,14 +57,17 @@ def inline_refs(schema: dict[str, Any]) -> dict[str, Any]:
     return result
 
 
-def parse_flow(ask: Ask, messages: Any, model: type[M], *, method: str, v2: bool) -> Flow[M]:
-    """Ask for ``model`` as structured output; see the module docstring for the strategy."""
+def parse_flow(ask: Ask, messages: Any, model: type[M], *, method: str, v2: bool,
+               dialect: str = "reduced") -> Flow[M]:
+    """Ask for ``model`` as structured output; see the module docstring for the strategy.
+
+    ``dialect``: the schema dialect of the forced function (``method="function"``)."""
     if not (isinstance(model, type) and issubclass(model, BaseModel)):
         raise InvalidArgumentError("response_format", f"expected a pydantic model class, got {model!r}")
     if method not in METHODS:
         raise InvalidArgumentError("method", f"expected one of {', '.join(METHODS)}, got {method!r}")
     history: list[Any] = [{"role": "user", "content": messages}] if isinstance(messages, str) else list(messages)
-    fn = function_schema(model)
+    fn = function_schema(model, dialect=dialect)
     requests: dict[str, dict[str, Any]] = {
         "json_schema": {"response_format": {"type": "json_schema", "schema": inline_refs(model.model_json_schema()),
                                             "strict": True}},

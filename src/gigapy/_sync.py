@@ -408,7 +408,8 @@ class ChatV2:
         def ask(history: list[Any], specs: list[dict[str, Any]]) -> Flow[Any]:
             return api.v2_completion(core, history, {**params, "functions": specs})
 
-        return self._client._run(run_tools_flow(ask, messages, tools, max_steps=max_steps, v2=True))
+        return self._client._run(run_tools_flow(ask, messages, tools, max_steps=max_steps, v2=True,
+                                                   dialect=api.schema_dialect_of(core, params)))
 
     def parse(self, messages: str | Sequence[Any], /, *, response_format: type[M], method: str = "auto",
               **params: Unpack[ChatV2Base]) -> M:
@@ -418,7 +419,8 @@ class ChatV2:
         def ask(history: list[Any], extra: dict[str, Any]) -> Flow[Any]:
             return api.v2_completion(core, history, {**params, **extra})
 
-        return self._client._run(parse_flow(ask, messages, response_format, method=method, v2=True))
+        return self._client._run(parse_flow(ask, messages, response_format, method=method, v2=True,
+                                                   dialect=api.schema_dialect_of(core, params)))
 
 
 class AssistantsAPI:
@@ -761,7 +763,8 @@ class GigaChat(BaseClient[HttpxTransport]):
             call = {**params, "functions": specs, "function_call": params.get("function_call", "auto")}
             return api.completion(core, history, call)
 
-        return self._run(run_tools_flow(ask, messages, tools, max_steps=max_steps, v2=False))
+        return self._run(run_tools_flow(ask, messages, tools, max_steps=max_steps, v2=False,
+                                             dialect=api.schema_dialect_of(core, params)))
 
     def parse(self, messages: str | Sequence[Any], /, *, response_format: type[M], method: str = "auto",
               **params: Unpack[ChatFields]) -> M:
@@ -776,7 +779,8 @@ class GigaChat(BaseClient[HttpxTransport]):
         def ask(history: list[Any], extra: dict[str, Any]) -> Flow[Any]:
             return api.completion(core, history, {**params, **extra})
 
-        return self._run(parse_flow(ask, messages, response_format, method=method, v2=False))
+        return self._run(parse_flow(ask, messages, response_format, method=method, v2=False,
+                                             dialect=api.schema_dialect_of(core, params)))
 
     @overload
     def generate_image(self, prompt: str, path: None = None, *, style: str | None = None,

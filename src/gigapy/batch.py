@@ -53,6 +53,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from . import _params as P
 from ._bulk_files import (
     Appender,
     BatchWriteError,
@@ -100,12 +101,9 @@ __all__ = [
 
 ProgressCallback = Callable[["BatchProgress"], None]
 
-#: Request fields ``completion()`` takes as keywords; anything else is sent via extra_body.
-_CHAT_FIELDS = frozenset({
-    "model", "messages", "temperature", "top_p", "n", "max_tokens", "repetition_penalty", "update_interval",
-    "profanity_check", "functions", "function_call", "flags", "response_format", "reasoning_effort", "storage",
-    "function_ranker", "attachments",
-})
+#: Request fields ``completion()`` takes as keywords (checked); anything else is sent via extra_body, as
+#: given (an input line is the service's request body: fields gigapy does not know pass silently).
+_CHAT_FIELDS = P.CHAT_FIELDS
 #: Errors every following request would hit too: the run stops instead of filling the errors file.
 _FATAL = (AuthenticationError, PermissionDeniedError, PaymentRequiredError, TLSVerificationError, ConfigurationError)
 #: Errors worth another attempt (after the client's own retries).

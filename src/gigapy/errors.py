@@ -22,6 +22,12 @@ pydantic exception escapes raw (the original is kept as ``__cause__``)::
     │   └── LengthFinishReasonError                ... because the answer was cut at max_tokens
     ├── ToolLoopError                              run_tools() reached its step limit
     └── ImageGenerationError                       generate_image() got no image
+
+Warnings (``warnings.warn``, never raised unless you ask for it with a warnings filter)::
+
+    GigapyWarning (a UserWarning)
+    └── UnknownFieldWarning                        a request field or value gigapy does not know
+                                                   yet was sent as given
 """
 
 from __future__ import annotations
@@ -39,6 +45,7 @@ __all__ = [
     "ClientCertificateError",
     "ConfigurationError",
     "GigaChatError",
+    "GigapyWarning",
     "ImageGenerationError",
     "InternalServerError",
     "InvalidArgumentError",
@@ -55,8 +62,22 @@ __all__ = [
     "StructuredOutputError",
     "TLSVerificationError",
     "ToolLoopError",
+    "UnknownFieldWarning",
     "UnprocessableEntityError",
 ]
+
+
+class GigapyWarning(UserWarning):
+    """Base class of every warning gigapy issues."""
+
+
+class UnknownFieldWarning(GigapyWarning):
+    """A request field, or a value of a known field, that gigapy does not know yet was sent as given.
+
+    The service adds fields and values faster than clients ship, so these are passed through
+    instead of refused; the warning comes once per field name per process. Turn it into an
+    error with ``warnings.simplefilter("error", gigapy.UnknownFieldWarning)``.
+    """
 
 
 class GigaChatError(Exception):

@@ -1,8 +1,11 @@
 """Function schemas: Python functions and pydantic models as GigaChat function definitions.
 
-GigaChat accepts a narrow JSON-Schema dialect for function parameters. :func:`function_schema`
-builds the schema from type hints (and a docstring), then reduces it to that dialect and
-reports every construct it had to change or drop, so nothing is lost silently:
+:func:`function_schema` builds the parameters schema from type hints (and a docstring) in one
+of two dialects:
+
+``"reduced"`` (the default): the older, narrow dialect every version of the service accepts.
+Every construct it had to change or drop is reported in ``FunctionSchema.dropped``, so nothing
+is lost silently:
 
 - ``$ref``/``$defs`` are inlined; ``allOf`` is merged; ``Optional[X]`` becomes ``X``;
 - a union of several types keeps the first one (reported);
@@ -11,6 +14,23 @@ reports every construct it had to change or drop, so nothing is lost silently:
 - defaults and validation keywords (``minLength``, ``maximum``, ...) move into the field's
   description, so the model still sees them; other keywords are dropped (reported; titles
   silently, they carry no meaning for the model).
+
+``"full"``: the JSON Schema pydantic produces, sent unchanged (``$defs``/``$ref``, ``anyOf``
+unions, type lists, every keyword), as the official SDK 0.2.4a1 sends the ``parameters`` it is
+given (v1 ``FunctionParameters`` takes type lists and keeps every keyword; v2
+``ChatFunctionSpecification.parameters`` is a plain dict, and its flattening of a pydantic schema
+keeps ``$defs``).
+
+Why ``reduced`` stays the default: no source shows the service accepting the full dialect. The
+2026 spec only says ``parameters`` is "a valid JSON object" of key-value pairs; the live
+observations of 2026 probed flat schemas only; the SDK passes on what the caller gives but does
+not say the service takes ``$ref``. Meanwhile the service's own integrations still reduce
+(langchain-gigachat 0.5.2a1 inlines ``$ref`` and refuses unions, "GigaChat currently do not
+support these typings: Union"; gpt2giga 0.3.0 normalizes every schema, a "$ref resolution" fix in
+its changelog), and a 422 for a schema outside the dialect is on record (langchain-gigachat#41,
+"Field 'properties.schema.properties' is missing"). A reduced schema is also valid full JSON
+Schema, so it works with either service; ``full`` is one setting away
+(``GigaChat(schema_dialect="full")``, ``GIGACHAT_SCHEMA_DIALECT=full``, or per call).
 """
 
 from __future__ import annotations
@@ -57,8 +77,14 @@ class FunctionSchema:
 
 
 def function_schema(obj: Callable[..., Any] | type[BaseModel] | dict[str, Any], *, name: str | None = None,
-                    description: str | None = None) -> FunctionSchema:
-    """Build a GigaChat function definition from a function, a pydantic model or a dict."""
+                    description: str | None = None, dialect: str = "reduced") -> FunctionSchema:
+    """Build a GigaChat function definition from a function, a pydantic model or a dict.
+
+    ``dialect``: ``"reduced"`` (the older dialect, changes reported in ``dropped``) or ``"full"``
+    (the JSON Schema unchanged); see the module's docstring for which to choose.
+    """
+    if dialect not in ("reduced", "full"):
+        raise InvalidArgumentError("dialect", f"expected 'reduced' or 'full', got {dialect!r}")
     if isinstance(obj, dict):
         raw_name = name or obj.get("name")
         desc = description or obj.get("description")
@@ -82,10 +108,23 @@ def function_schema(obj: Callable[..., Any] | type[BaseModel] | dict[str, Any], 
         raise InvalidArgumentError("name", f"{raw_name!r} is not a valid function name: Latin letters, digits "
                                    "(not leading), '_', '-' and '.' only; pass name=")
     dropped: list[str] = []
+    if dialect == "full":
+        return FunctionSchema(raw_name, desc, _object_root(schema), dropped)
     params = reduce_schema(schema, dropped)
     if params.get("type") != "object":
         params = {"type": "object", "properties": {"value": params}, "required": ["value"]}
     return FunctionSchema(raw_name, desc, params, dropped)
+
+
+def _object_root(schema: dict[str, Any]) -> dict[str, Any]:
+    """A full schema whose root is an object (other roots become its ``value``; ``$defs`` stay at the root)."""
+    kind = schema.get("type", "object" if "properties" in schema or "$ref" not in schema else None)
+    if kind == "object" or (isinstance(kind, list) and "object" in kind):
+        return schema
+    inner = {k: v for k, v in schema.items() if k not in ("$defs", "definitions")}
+    root: dict[str, Any] = {"type": "object", "properties": {"value": inner}, "required": ["value"]}
+    root.update({k: schema[k] for k in ("$defs", "definitions") if k in schema})
+    return root
 
 
 def arguments_model(fn: Callable[..., Any]) -> type[BaseModel]:

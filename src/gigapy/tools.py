@@ -6,7 +6,9 @@ function call, or raises :class:`~gigapy.errors.ToolLoopError` after ``max_steps
 Arguments the model produced are validated against the function's signature first; a
 validation error or an exception in the function is reported back to the model as
 ``{"error": ...}`` so it can correct itself (and is recorded in ``ToolRun.calls``).
-It works on v1 (``client.run_tools``) and v2 (``client.v2.run_tools``).
+It works on v1 (``client.run_tools``) and v2 (``client.v2.run_tools``); on v2 the model may ask
+for several calls at once (``parallel_tool_calls``), and each result carries its call's ``id``.
+The functions' schemas follow the client's ``schema_dialect`` (or ``schema_dialect=`` per call).
 """
 
 from __future__ import annotations
@@ -27,19 +29,42 @@ from .schema import FunctionSchema, arguments_model, function_schema
 
 
 class Tool:
-    """A Python function the model may call, with its GigaChat schema."""
+    """A Python function the model may call, with its GigaChat schema.
 
-    def __init__(self, fn: Callable[..., Any], *, name: str | None = None, description: str | None = None) -> None:
+    ``dialect`` fixes its schema's dialect ("reduced" or "full"); by default the run's applies.
+    """
+
+    def __init__(self, fn: Callable[..., Any], *, name: str | None = None, description: str | None = None,
+                 dialect: str | None = None) -> None:
         if not callable(fn):
             raise InvalidArgumentError("tools", f"expected a function, got {fn!r}")
+        if dialect is not None:
+            P.schema_dialect(dialect, "dialect")
         self.fn = fn
-        self.schema: FunctionSchema = function_schema(fn, name=name, description=description)
+        self.dialect = dialect
+        self._naming = {"name": name, "description": description}
+        self.schema: FunctionSchema = function_schema(fn, name=name, description=description,
+                                                      dialect=dialect or "reduced")
+        self._schemas = {self.schema_dialect: self.schema}
         self.arguments = arguments_model(fn)
+
+    @property
+    def schema_dialect(self) -> str:
+        """The dialect of ``schema``."""
+        return self.dialect or "reduced"
 
     @property
     def name(self) -> str:
         """The function's name as the model sees it."""
         return self.schema.name
+
+    def spec(self, dialect: str = "reduced") -> dict[str, Any]:
+        """The definition sent to the model, in the tool's own dialect or else ``dialect``."""
+        chosen = self.dialect or dialect
+        schema = self._schemas.get(chosen)
+        if schema is None:
+            schema = self._schemas[chosen] = function_schema(self.fn, dialect=chosen, **self._naming)
+        return schema.to_dict()
 
     def validate(self, arguments: Mapping[str, Any]) -> dict[str, Any]:
         """Check the model's arguments against the signature; returns keyword arguments."""
@@ -49,12 +74,13 @@ class Tool:
 
 @dataclass
 class ToolCallRecord:
-    """One function call made during a run."""
+    """One function call made during a run (``id``: the call's, when the service gave one)."""
 
     name: str
     arguments: dict[str, Any]
     result: Any = None
     error: str | None = None
+    id: str | None = None
 
 
 @dataclass
@@ -108,12 +134,15 @@ def run_tools_flow(
     *,
     max_steps: int,
     v2: bool,
+    dialect: str = "reduced",
 ) -> Flow[ToolRun]:
-    """The tool loop. ``ask(history, specs)`` is the completion flow for one step."""
+    """The tool loop. ``ask(history, specs)`` is the completion flow for one step; ``dialect`` is
+    the schema dialect of tools that do not fix their own."""
     registry = as_tools(tools)
     if isinstance(max_steps, bool) or not isinstance(max_steps, int) or max_steps < 1:
         raise InvalidArgumentError("max_steps", f"expected an integer >= 1, got {max_steps!r}")
-    specs = [tool.schema.to_dict() for tool in registry.values()]
+    dialect = P.schema_dialect(dialect)
+    specs = [tool.spec(dialect) for tool in registry.values()]
     if isinstance(messages, str):
         history: list[Any] = [{"role": "user", "content": messages}]
     else:
@@ -127,13 +156,15 @@ def run_tools_flow(
         if not requested:
             return ToolRun(answer, history, calls)
         for call in requested:
-            record = ToolCallRecord(call.name, call.parsed_arguments)
+            record = ToolCallRecord(call.name, call.parsed_arguments, id=call.id)
             calls.append(record)
             yield from _execute(registry.get(call.name), record)
             result = record.result if record.error is None else {"error": record.error}
             if v2:
-                history.append({"role": "function", "content": [{"function_result": {"name": call.name,
-                                                                                     "result": result}}]})
+                reply: dict[str, Any] = {"name": call.name, "result": result}
+                if call.id is not None:
+                    reply = {"id": call.id, **reply}  # the result names the call it answers
+                history.append({"role": "function", "content": [{"function_result": reply}]})
             else:
                 history.append({"role": "function", "name": call.name,
                                 "content": P.json_text(result, f"messages[{len(history)}].content")})

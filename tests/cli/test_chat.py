@@ -102,3 +102,35 @@ def test_interactive_error_does_not_end_the_chat(cli: Invoke) -> None:
 def test_interactive_json_is_refused(cli: Invoke) -> None:
     result = cli("chat", "-i", "--json", input="")
     assert result.exit_code == 2
+
+
+def test_reasoning_and_session_flags(cli: Invoke, emu: Any) -> None:
+    result = cli("chat", "Почему небо голубое?", "--reasoning-effort", "high", "--reasoning-max-tokens", "20",
+                 "--session-id", "cli-session", "--json")
+    assert result.exit_code == 0, result.output
+    payload = json.loads(result.stdout)
+    assert payload["choices"][0]["message"]["reasoning_content"]
+    request = [r for r in emu.requests if r.path.endswith("/chat/completions")][-1]
+    body = json.loads(request.body)
+    assert (body["reasoning_effort"], body["reasoning_max_tokens"]) == ("high", 20)
+    assert request.headers["X-Session-ID"] == "cli-session"
+    streamed = cli("chat", "Привет", "--reasoning-effort", "low", "--session-id", "cli-session")
+    assert streamed.exit_code == 0, streamed.output
+    request = [r for r in emu.requests if r.path.endswith("/chat/completions")][-1]
+    assert request.headers["X-Session-ID"] == "cli-session" and json.loads(request.body)["stream"] is True
+
+
+def test_session_id_is_kept_across_reset(cli: Invoke, emu: Any) -> None:
+    result = cli("chat", "-i", "--session-id", "fixed-1", input="Привет\n/reset\nЕщё раз\n/exit\n")
+    assert result.exit_code == 0, result.output
+    sessions = [r.headers.get("X-Session-ID") for r in emu.requests if r.path.endswith("/chat/completions")][-2:]
+    assert sessions == ["fixed-1", "fixed-1"]
+    env_run = cli("chat", "Привет", extra_env={"GIGACHAT_SESSION_ID": "from-env"})
+    assert env_run.exit_code == 0, env_run.output
+    assert [r for r in emu.requests if r.path.endswith("/chat/completions")][-1].headers["X-Session-ID"] == "from-env"
+
+
+def test_bad_reasoning_budget_is_named(cli: Invoke) -> None:
+    result = cli("chat", "hi", "--reasoning-max-tokens", "0")
+    assert result.exit_code == 2
+    assert "reasoning_max_tokens" in result.stderr

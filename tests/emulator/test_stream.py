@@ -85,7 +85,9 @@ def test_function_call_stream(api: Api) -> None:
     chunks = v1_chunks(api.chat("Weather in Paris for 2 days?", stream=True, functions=[WEATHER]).text)
     head = chunks[0]["choices"][0]["delta"]
     assert head["role"] == "assistant" and head["content"] == ""
-    assert head["function_call"] == {"name": "get_weather", "arguments": {"city": "Paris", "days": 2}}
+    call = dict(head["function_call"])
+    assert uuid.UUID(call.pop("id"))
+    assert call == {"name": "get_weather", "arguments": {"city": "Paris", "days": 2}}
     assert uuid.UUID(head["functions_state_id"])
     assert chunks[-1]["choices"][0]["finish_reason"] == "function_call"
 

@@ -50,12 +50,14 @@ class ChatSession:
     """The state of a chat: model, system prompt, history and the session id (prompt cache)."""
 
     def __init__(self, client: GigaChat, model: str | None, system: str | None, params: dict[str, Any],
-                 markdown: bool) -> None:
+                 markdown: bool, session_id: str | None = None) -> None:
         self.client = client
         self.model = model or client.settings.model
         self.params = params
         self.markdown = markdown
-        self.session_id = str(uuid.uuid4())
+        #: A session id given (--session-id, GIGACHAT_SESSION_ID) is kept; else one per conversation.
+        self.fixed_session = session_id or client.settings.session_id
+        self.session_id = self.fixed_session or str(uuid.uuid4())
         self.history: list[dict[str, Any]] = []
         if system:
             self.history.append({"role": "system", "content": system})
@@ -78,7 +80,7 @@ class ChatSession:
         """Forget the conversation, keep the system prompt."""
         system = self.system
         self.history = [{"role": "system", "content": system}] if system is not None else []
-        self.session_id = str(uuid.uuid4())
+        self.session_id = self.fixed_session or str(uuid.uuid4())
 
     def ask(self, text: str) -> str:
         """Send a user message, stream the answer to stdout, keep both in the history."""
@@ -227,6 +229,14 @@ def chat(
                                               show_default=False)] = None,
     temperature: Annotated[float | None, typer.Option(help="Sampling temperature (> 0).", show_default=False)] = None,
     max_tokens: Annotated[int | None, typer.Option(help="Longest answer, tokens.", show_default=False)] = None,
+    reasoning_effort: Annotated[str | None, typer.Option(
+        help="Let the model reason first: low, medium, high (or a newer effort the service knows).",
+        show_default=False)] = None,
+    reasoning_max_tokens: Annotated[int | None, typer.Option(
+        help="Most tokens the model may reason before it answers.", show_default=False)] = None,
+    session_id: Annotated[str | None, typer.Option(
+        help="X-Session-ID of the requests (reuses the prompt cache; default: GIGACHAT_SESSION_ID, or one per "
+             "chat).", show_default=False)] = None,
     json_out: Annotated[bool, typer.Option("--json", help="Print the final completion as JSON.")] = False,
     markdown: Annotated[bool | None, typer.Option(
         "--markdown/--plain", help="Render markdown (default: on a terminal only).", show_default=False)] = None,
@@ -240,12 +250,16 @@ def chat(
         params["temperature"] = temperature
     if max_tokens is not None:
         params["max_tokens"] = max_tokens
+    if reasoning_effort is not None:
+        params["reasoning_effort"] = reasoning_effort
+    if reasoning_max_tokens is not None:
+        params["reasoning_max_tokens"] = reasoning_max_tokens
     render = is_tty(sys.stdout) if markdown is None else markdown
     if interactive_mode or (prompt is None and is_tty(sys.stdin)):
         if json_out:
             fail("--json needs a prompt (it prints one completion)", exit_code=EXIT_USAGE)
         client = state.client()
-        session = ChatSession(client, model or state.model, system, params, render)
+        session = ChatSession(client, model or state.model, system, params, render, session_id)
         if prompt:
             session.ask(prompt)
         interactive(session)
@@ -264,9 +278,11 @@ def chat(
     client = state.client()
     chosen = model or state.model or client.settings.model
     if json_out:
+        if session_id:
+            params["session_id"] = session_id
         print_json(client.completion(messages, model=chosen, **params).to_dict())
         return
-    stream_answer(client, messages, chosen, params, render)
+    stream_answer(client, messages, chosen, params, render, session_id=session_id)
 
 
 def register(app: typer.Typer) -> None:

@@ -72,6 +72,8 @@ def _call(raw: dict[str, Any], index: int) -> tuple[str, dict[str, Any]] | None:
         return None
     if not isinstance(call, dict) or not isinstance(call.get("name"), str):
         raise invalid_params(f"messages[{index}].function_call must have a name")
+    if call.get("id") is not None and not isinstance(call["id"], str):
+        raise invalid_params(f"messages[{index}].function_call.id must be a string")
     args = call.get("arguments", {})
     if isinstance(args, str):
         try:
@@ -98,7 +100,9 @@ def parse_message(raw: object, index: int) -> Msg:
     if role == "function":
         name = raw.get("name") if isinstance(raw.get("name"), str) else "function"
         result = (str(name), function_result(str(name), text))
-    return Msg(role, text, _call(raw, index), result, tuple(files))
+    call = _call(raw, index)
+    calls = ((raw["function_call"].get("id"), *call),) if call is not None else ()
+    return Msg(role, text, call, result, tuple(files), calls)
 
 
 def parse_messages(raw: object) -> list[Msg]:
@@ -164,16 +168,43 @@ def parse_request(ctx: Ctx, body: dict[str, Any], default_model: str | None = No
         raise invalid_params("stream must be a boolean")
     fmt = response_format(body.get("response_format"), shape_422)
     params = Params(model, max_tokens, fmt, engine.answer_tokens_hook(ctx))
+    params.reasoning, params.reasoning_tokens = _reasoning(body)
+    params.top_logprobs = optional_int(body, "top_logprobs")
+    if params.top_logprobs is not None and params.top_logprobs > engine.MAX_TOP_LOGPROBS:
+        raise invalid_params(f"top_logprobs must be in range [1, {engine.MAX_TOP_LOGPROBS}]")
     return ChatRequest(model, msgs, parse_tools(body), params, stream, interval, n)
 
 
+def _reasoning(body: dict[str, Any]) -> tuple[str | None, int | None]:
+    """``reasoning_effort`` (any non-empty string: the service adds efforts) and ``reasoning_max_tokens``."""
+    effort = optional_str(body, "reasoning_effort") or None
+    limit = body.get("reasoning_max_tokens")
+    if limit is not None and (not isinstance(limit, int) or isinstance(limit, bool)):
+        raise invalid_params("reasoning_max_tokens must be an integer")
+    if limit is not None and limit <= 0:
+        raise invalid_params("reasoning_max_tokens must be in range (0, +inf)")
+    if limit is not None and effort is None:
+        effort = "medium"  # a budget alone asks for reasoning (inferred)
+    return effort, limit
+
+
+def finish_reason(outcome: Outcome) -> str:
+    """v1 names a failed function call ``error`` (its enum has no ``function_call_error``)."""
+    return "error" if outcome.finish_reason == "function_call_error" else outcome.finish_reason
+
+
 def message_json(outcome: Outcome) -> dict[str, Any]:
-    """The assistant message of a v1 response."""
+    """The assistant message of a v1 response (``reasoning_content`` and ``logprobs`` when asked)."""
     message: dict[str, Any] = {"content": answer_content(outcome), "role": "assistant"}
     if outcome.state_id:
         message["functions_state_id"] = outcome.state_id
-    if outcome.call:
-        message["function_call"] = {"name": outcome.call[0], "arguments": outcome.call[1]}
+    if outcome.calls:
+        call_id, name, args = outcome.calls[0]
+        message["function_call"] = {"id": call_id, "name": name, "arguments": args}
+    if outcome.reasoning:
+        message["reasoning_content"] = outcome.reasoning_text
+    if outcome.logprobs is not None:
+        message["logprobs"] = outcome.logprobs
     return message
 
 
@@ -197,9 +228,9 @@ def completion_json(
 ) -> dict[str, Any]:
     """The non-streaming v1 response body; ``ids`` (thread_id, message_id) with ``storage``."""
     choices = [
-        {"message": message_json(o), "index": i, "finish_reason": o.finish_reason} for i, o in enumerate(outcomes)
+        {"message": message_json(o), "index": i, "finish_reason": finish_reason(o)} for i, o in enumerate(outcomes)
     ]
-    body = {
+    body: dict[str, Any] = {
         "choices": choices,
         "created": int(time.time()),
         "model": versioned(request.model),
@@ -208,6 +239,8 @@ def completion_json(
     }
     if ids is not None:
         body["thread_id"], body["message_id"] = ids
+    if outcomes[0].error is not None:
+        body["error_details"] = outcomes[0].error
     return body
 
 
@@ -223,32 +256,50 @@ class _Frames:
     def delta(self, delta: dict[str, Any]) -> str:
         return f'data: {{"choices":[{{"delta":{dumps(delta)}{self.tail}}}\n\n'
 
-    def content(self, text: str, first: bool) -> str:
+    def content(self, text: str, first: bool, logprobs: list[dict[str, Any]] | None = None) -> str:
         role = ',"role":"assistant"' if first else ""
-        return f'data: {{"choices":[{{"delta":{{"content":{encode_str(text)}{role}}}{self.tail}}}\n\n'
+        extra = f',"logprobs":{dumps(logprobs)}' if logprobs is not None else ""
+        return f'data: {{"choices":[{{"delta":{{"content":{encode_str(text)}{role}{extra}}}{self.tail}}}\n\n'
 
-    def finish(self, reason: str, usage: dict[str, int]) -> str:
+    def finish(self, reason: str, usage: dict[str, int], error: dict[str, Any] | None = None) -> str:
         tail = self.tail.replace(',"index":0}]', f',"index":0,"finish_reason":"{reason}"}}]', 1)
-        return f'data: {{"choices":[{{"delta":{{"content":""}}{tail},"usage":{dumps(usage)}}}\n\n'
+        details = f',"error_details":{dumps(error)}' if error is not None else ""
+        return f'data: {{"choices":[{{"delta":{{"content":""}}{tail},"usage":{dumps(usage)}{details}}}\n\n'
 
 
 def stream_events(outcome: Outcome, frames: _Frames, size: int) -> list[str]:
-    """Every v1 event: role first, content chunks, the finish+usage chunk, then [DONE]."""
+    """Every v1 event: role first, reasoning chunks, content chunks, the finish+usage chunk, then [DONE]."""
     events = []
     if outcome.tool in (IMAGE, MODEL3D):
         name = "text2image" if outcome.tool == IMAGE else "text2model3d"
         events.append(frames.delta({"content": "", "role": "function_in_progress", "name": name,
                                     "created": frames.created}))
+    first = True
+    for start in range(0, len(outcome.reasoning), size):  # reasoning streams before the answer
+        delta: dict[str, Any] = {"content": "", "reasoning_content": "".join(outcome.reasoning[start : start + size])}
+        if first:
+            delta["role"] = "assistant"
+        events.append(frames.delta(delta))
+        first = False
     if outcome.call:
-        events.append(frames.delta(message_json(outcome)))
+        message = message_json(outcome)
+        message.pop("reasoning_content", None)
+        events.append(frames.delta(message))
+        first = False
     elif outcome.state_id:
         events.append(frames.delta({"content": "", "role": "assistant", "functions_state_id": outcome.state_id}))
-    first = not (outcome.call or outcome.state_id)
-    pieces = [image_tags(outcome), *outcome.pieces] if outcome.files else outcome.pieces
-    for start in range(0, len(pieces), size):
-        events.append(frames.content("".join(pieces[start : start + size]), first))
         first = False
-    events.append(frames.finish(outcome.finish_reason, usage_json(outcome.prompt, outcome.completion_tokens)))
+    offset = 1 if outcome.files else 0
+    pieces = [image_tags(outcome), *outcome.pieces] if outcome.files else outcome.pieces
+    logprobs = outcome.logprobs
+    for start in range(0, len(pieces), size):
+        chunk_logprobs = None
+        if logprobs is not None:
+            chunk_logprobs = logprobs[max(0, start - offset) : max(0, start + size - offset)]
+        events.append(frames.content("".join(pieces[start : start + size]), first, chunk_logprobs))
+        first = False
+    events.append(frames.finish(finish_reason(outcome), usage_json(outcome.prompt, outcome.completion_tokens),
+                                outcome.error))
     events.append("data: [DONE]\n\n")
     return events
 

@@ -11,15 +11,15 @@ from aiohttp import web
 from . import _engine as engine
 from ._assistants import owned_assistant
 from ._engine import CODE, IMAGE, MODEL3D, URL_EXTRACT, WEB_SEARCH, Msg, Outcome, Params, Tools
-from ._http import INVALID_JSON, ApiError, dumps, encode_str, invalid_params, new_uuid4, parse_json_object
+from ._http import INVALID_JSON, ApiError, dumps, encode_str, invalid_params, parse_json_object
 from ._models import resolve, versioned
 from ._sse import send_events
 from ._thread_store import Run, Thread, answer_message, conversation, owned_thread, stored_message
 from ._timing import generate_for
 from ._validate import (
-    check_call_pairs,
     function_result,
     function_specs,
+    is_number,
     response_format,
     sampling,
     shape_400,
@@ -30,7 +30,7 @@ if TYPE_CHECKING:
 
 ROLES = {"user": "user", "system": "system", "assistant": "assistant", "function": "function", "tool": "function"}
 BUILTIN_TOOLS = frozenset({IMAGE, MODEL3D, WEB_SEARCH, URL_EXTRACT, CODE})
-TOOL_MODES = frozenset({"auto", "none", "forced"})
+TOOL_MODES = frozenset({"auto", "none", "forced", "any"})
 _OPTIONAL_OBJECTS = ("ranker_options", "filter_config", "user_info")
 
 
@@ -50,8 +50,14 @@ class V2Request:
     update_interval: float
 
 
-def _part(part: object, texts: list[str], files: list[str], msg: dict[str, Any]) -> None:
-    """Read one content part into the collected texts/files and the call/result slots."""
+def _optional_id(value: object) -> str | None:
+    if value is not None and not isinstance(value, str):
+        raise _bad()
+    return value or None
+
+
+def _part(part: object, texts: list[str], files: list[str], slots: dict[str, list[Any]]) -> None:
+    """Read one content part into the collected texts/files and the calls/results (with their ids)."""
     if not isinstance(part, dict):
         raise _bad()
     text = part.get("text")
@@ -73,12 +79,13 @@ def _part(part: object, texts: list[str], files: list[str], msg: dict[str, Any])
             raise _bad()
         if not isinstance(call.get("arguments", {}), dict):
             raise _bad()
-        msg.setdefault("call", (call["name"], call.get("arguments", {})))
+        slots["calls"].append((_optional_id(call.get("id")), call["name"], call.get("arguments", {})))
     result = part.get("function_result")
     if result is not None:
         if not isinstance(result, dict) or not isinstance(result.get("name"), str):
             raise _bad()
-        msg.setdefault("result", (result["name"], function_result(result["name"], result.get("result"))))
+        value = function_result(result["name"], result.get("result"))
+        slots["results"].append((_optional_id(result.get("id")), result["name"], value))
 
 
 def _message(raw: object) -> Msg:
@@ -89,11 +96,54 @@ def _message(raw: object) -> Msg:
         raise _bad()
     texts: list[str] = []
     files: list[str] = []
-    slots: dict[str, Any] = {}
+    slots: dict[str, list[Any]] = {"calls": [], "results": []}
     for part in content:
         _part(part, texts, files, slots)
     role = ROLES[raw["role"]]
-    return Msg(role, "\n".join(texts), slots.get("call"), slots.get("result"), tuple(files))
+    calls, results = tuple(slots["calls"]), tuple(slots["results"])
+    first_call = (calls[0][1], calls[0][2]) if calls else None
+    first_result = (results[0][1], results[0][2]) if results else None
+    return Msg(role, "\n".join(texts), first_call, first_result, tuple(files), calls, results)
+
+
+def check_pairs(msgs: list[Msg], results_need_calls: bool) -> None:
+    """Every function call is answered by the function messages that follow it; a result answers a call.
+
+    A result with an ``id`` answers the call with that id (an id no call has is 422); one without
+    answers the first open call of its name (else the first open call). Parallel calls of one
+    assistant message may be answered by one function message or by several.
+    """
+    pending: list[tuple[str | None, str]] = []
+    call_ids: set[str] = set()
+    seen_call = False
+    no_call = "every assistant function result must have an assistant function call in history"
+    no_result = "every assistant function call must have a result in history"
+    for msg in msgs:
+        calls = msg.calls or ([(None, *msg.call)] if msg.call else [])
+        results = msg.results or ([(None, *msg.result)] if msg.result else [])
+        if results:
+            if not seen_call and results_need_calls:
+                raise invalid_params(no_call)
+            for result_id, name, _ in results:
+                if result_id is not None and result_id not in call_ids and call_ids:
+                    raise invalid_params(no_call)
+                match = next((i for i, (cid, _) in enumerate(pending) if result_id is not None and cid == result_id),
+                             None)
+                if match is None:
+                    match = next((i for i, (cid, cname) in enumerate(pending) if cname == name), None)
+                if match is None and pending:
+                    match = 0
+                if match is not None:
+                    pending.pop(match)
+            continue
+        if pending:
+            raise invalid_params(no_result)
+        if calls:
+            seen_call = True
+            pending = [(cid, name) for cid, name, _ in calls]
+            call_ids.update(cid for cid, _, _ in calls if cid)
+    if pending:
+        raise invalid_params(no_result)
 
 
 def parse_messages(raw: object) -> list[Msg]:
@@ -103,7 +153,7 @@ def parse_messages(raw: object) -> list[Msg]:
     msgs = [_message(item) for item in raw]
     if any(m.role == "system" for m in msgs[1:]):
         raise invalid_params("system message must be the first message")
-    check_call_pairs([(m.call is not None, m.result is not None) for m in msgs], results_need_calls=True)
+    check_pairs(msgs, results_need_calls=True)
     return msgs
 
 
@@ -136,15 +186,23 @@ def _tool_entries(raw: object) -> tuple[dict[str, dict[str, Any]], set[str]]:
     return functions, builtins
 
 
-def parse_tools(body: dict[str, Any]) -> Tools:
-    """``tools`` + ``tool_config`` → what the model may call."""
+def parse_tools(body: dict[str, Any], inherited: list[dict[str, Any]] | None = None) -> Tools:
+    """``tools`` + ``tool_config`` → what the model may call (``inherited``: an assistant's functions,
+    which the body's own override on a name clash)."""
     functions, builtins = _tool_entries(body.get("tools"))
+    if inherited:
+        functions = {spec["name"]: spec for spec in inherited} | functions
     config = body.get("tool_config")
     if config is None:
         return Tools(functions, frozenset(builtins), "auto" if functions or builtins else "none")
     if not isinstance(config, dict) or not isinstance(config.get("mode"), str) or config["mode"] not in TOOL_MODES:
         raise _bad()
     mode = config["mode"]
+    allowed = config.get("functions_names_any")
+    if allowed is not None and (not isinstance(allowed, list) or not all(isinstance(n, str) for n in allowed)):
+        raise _bad()
+    if mode == "any":
+        return Tools(functions, frozenset(builtins), mode, allowed=tuple(allowed) if allowed else None)
     if mode != "forced":
         return Tools(functions, frozenset(builtins), mode)
     tool, function = config.get("tool_name"), config.get("function_name")
@@ -195,12 +253,56 @@ def parse_request(ctx: Ctx, body: dict[str, Any], default_model: str | None = No
     max_tokens, interval = sampling(options, shape_400)
     fmt = response_format(options.get("response_format", body.get("response_format")), shape_400)
     params = Params(model, max_tokens, fmt, engine.answer_tokens_hook(ctx))
-    tools = parse_tools(body)
-    if functions:
-        tools.functions = {spec["name"]: spec for spec in functions} | tools.functions
-        if tools.mode == "none" and body.get("tool_config") is None:
-            tools.mode = "auto"
+    params.reasoning, params.reasoning_tokens = _reasoning(options.get("reasoning"))
+    params.top_logprobs = _top_logprobs(options.get("top_logprobs"))
+    tools = parse_tools(body, functions)
+    _check_any(tools)
+    parallel = options.get("parallel_tool_calls")
+    if parallel is not None and not isinstance(parallel, bool):
+        raise _bad()
+    tools.parallel = parallel is not False  # v2 calls several functions unless told not to (inferred)
     return V2Request(model, msgs, tools, params, bool(body.get("stream")), interval)
+
+
+def _check_any(tools: Tools) -> None:
+    """Mode ``any`` calls one of the request's functions: each name in ``functions_names_any`` is one."""
+    if tools.mode != "any":
+        return
+    if not tools.functions:
+        raise invalid_params("tool_config.mode any requires functions in tools")
+    for name in tools.allowed or ():
+        if name not in tools.functions:
+            raise invalid_params(f"function {name} is not described in tools")
+
+
+def _reasoning(raw: object) -> tuple[str | None, int | None]:
+    """``model_options.reasoning`` ``{effort?, max_tokens?}``: any effort string (the service adds
+    efforts), a positive token budget; a budget alone reasons at ``medium`` (inferred)."""
+    if raw is None:
+        return None, None
+    if not isinstance(raw, dict):
+        raise _bad()
+    effort, limit = raw.get("effort"), raw.get("max_tokens")
+    if effort is not None and not isinstance(effort, str):
+        raise _bad()
+    if limit is not None:
+        if not is_number(limit) or int(limit) != limit:
+            raise _bad()
+        if limit <= 0:
+            raise invalid_params("reasoning.max_tokens must be in range (0, +inf)")
+    if effort is None and limit is None:
+        return None, None
+    return effort or "medium", int(limit) if limit is not None else None
+
+
+def _top_logprobs(raw: object) -> int | None:
+    if raw is None:
+        return None
+    if not isinstance(raw, (int, float)) or isinstance(raw, bool) or int(raw) != raw:
+        raise _bad()
+    if not 1 <= int(raw) <= engine.MAX_TOP_LOGPROBS:
+        raise invalid_params(f"top_logprobs must be in range [1, {engine.MAX_TOP_LOGPROBS}]")
+    return int(raw)
 
 
 @dataclass(slots=True)
@@ -241,28 +343,38 @@ class Stored:
 
 
 def content_parts(outcome: Outcome) -> list[dict[str, Any]]:
-    """The assistant message content of a v2 answer."""
-    if outcome.call:
-        return [{"function_call": {"id": new_uuid4(), "name": outcome.call[0], "arguments": outcome.call[1]}}]
+    """The assistant message content of a v2 answer (one part per function call, each with its id)."""
+    if outcome.calls:
+        return [{"function_call": {"id": call_id, "name": name, "arguments": args}}
+                for call_id, name, args in outcome.calls]
     parts: list[dict[str, Any]] = []
     if outcome.files:
         parts.append({"files": [{"id": f.id, "mime": f.mime, "target": f.target} for f in outcome.files]})
-    parts.append(_text_part(outcome, outcome.text))
+    if outcome.pieces or outcome.error is None:
+        parts.append(_text_part(outcome, outcome.text, outcome.logprobs))
     return parts
 
 
-def _text_part(outcome: Outcome, text: str) -> dict[str, Any]:
-    if outcome.sources is None:
-        return {"text": text}
-    return {"text": text, "inline_data": {"images": [], "sources": outcome.sources}}
+def _text_part(outcome: Outcome, text: str, logprobs: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+    part: dict[str, Any] = {"text": text}
+    if outcome.sources is not None:
+        part["inline_data"] = {"images": [], "sources": outcome.sources}
+    if logprobs is not None:
+        part["logprobs"] = logprobs
+    return part
 
 
-def assistant_message(outcome: Outcome, content: list[dict[str, Any]], stored: Stored | None = None) -> dict[str, Any]:
-    """``{[message_id], role, [tool_state_id], content}`` (``message_id`` for a stored answer)."""
+def assistant_message(outcome: Outcome, content: list[dict[str, Any]], stored: Stored | None = None,
+                      reasoning: str | None = None) -> dict[str, Any]:
+    """``{[message_id], role, [tool_state_id], [reasoning_content], content}`` (``message_id`` for a
+    stored answer; ``reasoning`` defaults to the outcome's whole reasoning)."""
     message: dict[str, Any] = {"message_id": stored.message_id} if stored is not None else {}
     message["role"] = "assistant"
     if outcome.state_id:
         message["tool_state_id"] = outcome.state_id
+    text = outcome.reasoning_text if reasoning is None else reasoning
+    if text:
+        message["reasoning_content"] = text
     message["content"] = content
     return message
 
@@ -287,6 +399,8 @@ def response_json(request: V2Request, outcome: Outcome, stored: Stored | None = 
     body["messages"] = [assistant_message(outcome, content_parts(outcome), stored)]
     body["finish_reason"] = outcome.finish_reason
     body["usage"] = usage_json(outcome)
+    if outcome.error is not None:
+        body["error_details"] = outcome.error
     return body
 
 
@@ -307,33 +421,46 @@ class _Frames:
         return (f'event: response.message.delta\ndata: {self.head},"messages":[{self.message}"role":"assistant",'
                 f'"content":[{{"text":{encode_str(text)}}}]}}]}}\n\n')
 
-    def part(self, outcome: Outcome, part: dict[str, Any]) -> str:
-        return self.event("response.message.delta", {"messages": [assistant_message(outcome, [part], self.stored)]})
+    def part(self, outcome: Outcome, part: dict[str, Any], reasoning: str = "") -> str:
+        message = assistant_message(outcome, [part] if part else [], self.stored, reasoning)
+        return self.event("response.message.delta", {"messages": [message]})
 
 
 def stream_events(outcome: Outcome, frames: _Frames, size: int) -> list[str]:
-    """Tool progress, message deltas, then ``response.message.done`` (no ``[DONE]``)."""
+    """Tool progress, reasoning deltas, message deltas, then ``response.message.done`` (no ``[DONE]``)."""
     events = []
     stored = frames.stored
     if outcome.tool:
         progress = {"tool_execution": {"name": outcome.tool, "seconds_left": 1}}
         events.append(frames.event("response.tool.in_progress",
-                                   {"messages": [assistant_message(outcome, [progress], stored)]}))
+                                   {"messages": [assistant_message(outcome, [progress], stored, "")]}))
         done = {"tool_execution": {"name": outcome.tool, "status": "success", "censored": False}}
         events.append(frames.event("response.tool.completed",
-                                   {"messages": [assistant_message(outcome, [done], stored)]}))
+                                   {"messages": [assistant_message(outcome, [done], stored, "")]}))
+    reasoning = outcome.reasoning  # streams before the answer
+    events.extend(frames.part(outcome, {}, "".join(reasoning[i : i + size])) for i in range(0, len(reasoning), size))
     if outcome.files:
         files = content_parts(outcome)[:1]
-        events.append(frames.event("response.message.delta", {"messages": [assistant_message(outcome, files, stored)]}))
-    if not outcome.call:
-        texts = ["".join(outcome.pieces[i : i + size]) for i in range(0, len(outcome.pieces), size)]
-        events.extend(frames.text(text) for text in texts[:-1])
-        if texts:
-            events.append(frames.part(outcome, _text_part(outcome, texts[-1])) if outcome.sources else
-                          frames.text(texts[-1]))
+        events.append(frames.event("response.message.delta",
+                                   {"messages": [assistant_message(outcome, files, stored, "")]}))
+    if not outcome.calls:
+        logprobs = outcome.logprobs
+        for start in range(0, len(outcome.pieces), size):
+            text = "".join(outcome.pieces[start : start + size])
+            last = start + size >= len(outcome.pieces)
+            chunk_logprobs = logprobs[start : start + size] if logprobs is not None else None
+            if chunk_logprobs is not None or (last and outcome.sources):
+                part = _text_part(outcome, text, chunk_logprobs)
+                if not last:
+                    part.pop("inline_data", None)
+                events.append(frames.part(outcome, part))
+            else:
+                events.append(frames.text(text))
     done_fields: dict[str, Any] = {"finish_reason": outcome.finish_reason, "usage": usage_json(outcome)}
-    if outcome.call:
-        done_fields["messages"] = [assistant_message(outcome, content_parts(outcome), stored)]
+    if outcome.calls:
+        done_fields["messages"] = [assistant_message(outcome, content_parts(outcome), stored, "")]
+    if outcome.error is not None:
+        done_fields["error_details"] = outcome.error
     events.append(frames.event("response.message.done", done_fields))
     return events
 
@@ -366,7 +493,7 @@ def _answer(ctx: Ctx, body: dict[str, Any]) -> tuple[V2Request, Outcome, Stored 
     request = parse_request(ctx, body, default_model, assistant.functions if assistant is not None else None)
     history = [m.msg for m in thread.messages] if thread is not None else []
     msgs = conversation(history, request.msgs, assistant, storage.limit if storage else None, ctx)
-    check_call_pairs([(m.call is not None, m.result is not None) for m in msgs], results_need_calls=False)
+    check_pairs(msgs, results_need_calls=False)
     if storage is not None and thread is None:  # made now, kept once answered: its id keys the prompt cache
         thread = threads.new(owner, request.model, assistant.id if assistant is not None else None, storage.metadata)
     cache_key = thread.id if thread is not None else None

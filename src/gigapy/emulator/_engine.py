@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 from ._compose import Writer
 from ._files import generate_image, generate_model3d
 from ._http import ApiError, dumps, new_uuid4
-from ._relevance import best_function
+from ._relevance import THRESHOLD, best_function, score
 from ._structured import fill_schema, regex_sample
 from ._textgen import count_tokens, is_russian, stable_seed, tokenize
 from ._timing import Pace
@@ -24,6 +24,13 @@ if TYPE_CHECKING:
 
 #: Put this in a user message to get ``finish_reason: "blacklist"`` (documented test trigger).
 BLACKLIST_TRIGGER = "[emulator:blacklist]"
+#: Put this in a user message to get a failed function call: ``finish_reason`` ``function_call_error``
+#: (v1: ``error``) with ``error_details`` (documented test trigger).
+CALL_ERROR_TRIGGER = "[emulator:function_call_error]"
+#: Reasoning length (tokens) per effort; an effort the emulator does not know reasons like ``medium``.
+REASONING_TOKENS = {"low": 24, "medium": 64, "high": 160}
+#: Most alternatives ``top_logprobs`` may ask for (the spec's range is 1..5).
+MAX_TOP_LOGPROBS = 5
 IMAGE, MODEL3D, WEB_SEARCH, URL_EXTRACT, CODE = (
     "image_generate",
     "model_3d_generate",
@@ -53,33 +60,52 @@ _BLACKLIST_ANSWER = (
 
 @dataclass(slots=True)
 class Msg:
-    """A normalized message (v1 and v2 both map to this)."""
+    """A normalized message (v1 and v2 both map to this).
+
+    ``call``/``result`` are the first function call/result; ``calls``/``results`` hold every one as
+    (id, name, arguments or value) — a v2 message may carry several, each with its call id.
+    """
 
     role: str
     text: str = ""
     call: tuple[str, dict[str, Any]] | None = None
     result: tuple[str, Any] | None = None
     files: tuple[str, ...] = ()
+    calls: tuple[tuple[str | None, str, dict[str, Any]], ...] = ()
+    results: tuple[tuple[str | None, str, Any], ...] = ()
 
 
 @dataclass(slots=True)
 class Tools:
-    """What the model may call: custom functions, built-in tools and the calling mode."""
+    """What the model may call: custom functions, built-in tools and the calling mode.
+
+    ``allowed``: the functions mode ``any`` may call (None: every one); ``parallel``: several
+    calls in one answer when the prompt is about several functions.
+    """
 
     functions: dict[str, dict[str, Any]] = field(default_factory=dict)
     builtins: frozenset[str] = frozenset()
     mode: str = "none"
     forced: str | None = None
+    allowed: tuple[str, ...] | None = None
+    parallel: bool = False
 
 
 @dataclass(slots=True)
 class Params:
-    """Generation knobs taken from the request and the test-hook headers."""
+    """Generation knobs taken from the request and the test-hook headers.
+
+    ``reasoning``: the effort asked for (None: no reasoning), ``reasoning_tokens`` its cap;
+    ``top_logprobs``: alternatives per answer token (None: no logprobs).
+    """
 
     model: str
     max_tokens: int | None = None
     response_format: dict[str, Any] | None = None
     answer_tokens: int | None = None
+    reasoning: str | None = None
+    reasoning_tokens: int | None = None
+    top_logprobs: int | None = None
 
 
 @dataclass(slots=True)
@@ -111,13 +137,25 @@ class Outcome:
     pieces: list[str]
     finish_reason: str
     prompt: Prompt
-    call: tuple[str, dict[str, Any]] | None = None
+    #: Function calls as (call id, name, arguments); several only with parallel calls (v2).
+    calls: list[tuple[str, str, dict[str, Any]]] = field(default_factory=list)
     state_id: str | None = None
     files: list[GeneratedFile] = field(default_factory=list)
     tool: str | None = None
     extra_tokens: int = 0
     #: Web search citations (v2 ``inline_data.sources``).
     sources: dict[str, dict[str, str]] | None = None
+    #: Reasoning text before the answer, as token pieces (empty: none asked).
+    reasoning: list[str] = field(default_factory=list)
+    #: One ``{chosen, top}`` per answer piece when ``top_logprobs`` was asked.
+    logprobs: list[dict[str, Any]] | None = None
+    #: ``error_details`` of a failed generation.
+    error: dict[str, Any] | None = None
+
+    @property
+    def call(self) -> tuple[str, dict[str, Any]] | None:
+        """The first function call as (name, arguments)."""
+        return (self.calls[0][1], self.calls[0][2]) if self.calls else None
 
     @property
     def text(self) -> str:
@@ -125,17 +163,22 @@ class Outcome:
         return "".join(self.pieces)
 
     @property
+    def reasoning_text(self) -> str:
+        """The reasoning text ("" when none was asked)."""
+        return "".join(self.reasoning)
+
+    @property
     def completion_tokens(self) -> int:
-        """Output tokens, counted with the one token counter."""
-        return len(self.pieces) + self.extra_tokens
+        """Output tokens, counted with the one token counter (reasoning tokens included)."""
+        return len(self.pieces) + len(self.reasoning) + self.extra_tokens
 
 
 def _message_tokens(ctx: Ctx, msg: Msg) -> int:
     tokens = _MESSAGE_OVERHEAD + count_tokens(msg.text)
-    if msg.call is not None:
-        tokens += count_tokens(dumps(msg.call[1])) + 2
-    if msg.result is not None:
-        tokens += count_tokens(dumps(msg.result[1])) + 2
+    calls = [args for _, _, args in msg.calls] or ([msg.call[1]] if msg.call is not None else [])
+    results = [value for _, _, value in msg.results] or ([msg.result[1]] if msg.result is not None else [])
+    for payload in (*calls, *results):
+        tokens += count_tokens(dumps(payload)) + 2
     for file_id in msg.files:
         record = ctx.state.files.owned(file_id, ctx.auth.account.client_id)
         if record is None:
@@ -154,7 +197,8 @@ def measure_prompt(ctx: Ctx, msgs: list[Msg], tools: Tools, cache_key: str | Non
     prefix = [(hash(spec), total)]
     for msg in msgs:
         total += _message_tokens(ctx, msg)
-        prefix.append((hash((msg.role, msg.text, repr(msg.call), repr(msg.result), msg.files)), total))
+        prefix.append((hash((msg.role, msg.text, repr(msg.call), repr(msg.result), msg.files, repr(msg.calls[1:]),
+                             repr(msg.results[1:]))), total))
     if total > ctx.state.config.context_tokens:
         raise ApiError(413, "Payload too large")
     cached = 0
@@ -191,18 +235,44 @@ def _auto_builtin(tools: Tools, prompt: str) -> str | None:
 
 def choose_action(tools: Tools, prompt: str) -> str | None:
     """The tool or function to call (``None``: answer in text)."""
+    chosen = choose_actions(tools, prompt)
+    return chosen[0] if chosen else None
+
+
+def choose_actions(tools: Tools, prompt: str) -> list[str]:
+    """The tool or the functions to call (empty: answer in text).
+
+    ``any`` always calls one of its allowed functions (the one the prompt is most about, else the
+    first); with ``parallel``, ``auto`` and ``any`` call every function the prompt is about.
+    """
     if tools.mode == "forced":
-        return tools.forced
+        return [tools.forced] if tools.forced else []
+    if tools.mode == "any":
+        names = tools.allowed or tuple(tools.functions)
+        allowed = {name: tools.functions[name] for name in names if name in tools.functions}
+        if not allowed:
+            return []
+        relevant = _relevant(allowed, prompt, tools.parallel)
+        return relevant or [next(iter(allowed))]
     if tools.mode != "auto":
-        return None
+        return []
     builtin = _auto_builtin(tools, prompt)
     if builtin in (IMAGE, MODEL3D, URL_EXTRACT, CODE):
-        return builtin
+        return [builtin]
     if tools.functions:
-        chosen = best_function(tools.functions, prompt)
-        if chosen is not None:
-            return chosen
-    return builtin
+        relevant = _relevant(tools.functions, prompt, tools.parallel)
+        if relevant:
+            return relevant
+    return [builtin] if builtin else []
+
+
+def _relevant(functions: dict[str, dict[str, Any]], prompt: str, parallel: bool) -> list[str]:
+    """The best function the prompt is about, or (parallel) every one, best first."""
+    if not parallel:
+        best = best_function(functions, prompt)
+        return [best] if best is not None else []
+    scored = [(score(prompt, spec), index, name) for index, (name, spec) in enumerate(functions.items())]
+    return [name for value, _, name in sorted(scored, key=lambda item: (-item[0], item[1])) if value >= THRESHOLD]
 
 
 def _arguments(spec: dict[str, Any], prompt: str, writer: Writer) -> dict[str, Any]:
@@ -217,15 +287,26 @@ def _arguments(spec: dict[str, Any], prompt: str, writer: Writer) -> dict[str, A
     return value if isinstance(value, dict) else {}
 
 
-def _summary(result: tuple[str, Any], russian: bool) -> str:
-    name, value = result
-    if isinstance(value, dict) and value:
-        facts = ", ".join(f"{k} — {v if not isinstance(v, (dict, list)) else dumps(v)}" for k, v in value.items())
-    else:
-        facts = value if isinstance(value, str) else dumps(value)
-    if russian:
-        return f"По данным функции {name}: {facts}. Если нужно, могу уточнить детали."
-    return f"According to {name}: {facts}. Let me know if you need anything else."
+def _summary(results: list[tuple[str, Any]], russian: bool) -> str:
+    parts = []
+    for name, value in results:
+        if isinstance(value, dict) and value:
+            facts = ", ".join(f"{k} — {v if not isinstance(v, (dict, list)) else dumps(v)}" for k, v in value.items())
+        else:
+            facts = value if isinstance(value, str) else dumps(value)
+        parts.append(f"По данным функции {name}: {facts}." if russian else f"According to {name}: {facts}.")
+    closing = "Если нужно, могу уточнить детали." if russian else "Let me know if you need anything else."
+    return " ".join([*parts, closing])
+
+
+def _last_results(msgs: list[Msg]) -> list[tuple[str, Any]]:
+    """The function results the conversation ends with (every one of the last run of results)."""
+    found: list[tuple[str, Any]] = []
+    for msg in reversed(msgs):
+        if msg.result is None:
+            break
+        found[:0] = [(name, value) for _, name, value in msg.results] or [msg.result]
+    return found
 
 
 def _builtin_text(tool: str, writer: Writer, prompt: str) -> str:
@@ -267,17 +348,30 @@ def _structured_text(fmt: dict[str, Any] | None, prompt: str, writer: Writer) ->
 
 
 def generate(ctx: Ctx, msgs: list[Msg], tools: Tools, params: Params, prompt: Prompt, index: int = 0) -> Outcome:
-    """One choice of the model's answer."""
+    """One choice of the model's answer (reasoning first when asked; logprobs of the answer's tokens)."""
     seed = stable_seed(ctx.state.config.seed, params.model, index, *(m.role + m.text for m in msgs))
+    outcome = _generate(ctx, msgs, tools, params, prompt, seed)
+    if params.reasoning is not None:
+        outcome.reasoning = _reasoning(prompt, params, seed)
+    if params.top_logprobs is not None and outcome.pieces:
+        outcome.logprobs = _logprobs(outcome.pieces, params.top_logprobs, seed)
+    return outcome
+
+
+def _generate(ctx: Ctx, msgs: list[Msg], tools: Tools, params: Params, prompt: Prompt, seed: int) -> Outcome:
     writer = Writer(prompt.text, random.Random(seed), prompt.history, prompt.system)
     last = msgs[-1]
     if BLACKLIST_TRIGGER in prompt.text.lower():
         return Outcome(tokenize(_BLACKLIST_ANSWER[writer.russian]), "blacklist", prompt)
-    action = None if last.result is not None else choose_action(tools, prompt.text)
-    if action is not None and action in tools.functions:
-        args = _arguments(tools.functions[action], prompt.text, writer)
-        extra = count_tokens(dumps(args)) + 5
-        return Outcome([], "function_call", prompt, (action, args), new_uuid4(), extra_tokens=extra)
+    if CALL_ERROR_TRIGGER in prompt.text.lower():
+        return _call_error(tools, prompt)
+    actions = [] if last.result is not None else choose_actions(tools, prompt.text)
+    called = [name for name in actions if name in tools.functions]
+    if called:
+        calls = [(new_uuid4(), name, _arguments(tools.functions[name], prompt.text, writer)) for name in called]
+        extra = sum(count_tokens(dumps(args)) + 5 for _, _, args in calls)
+        return Outcome([], "function_call", prompt, calls, new_uuid4(), extra_tokens=extra)
+    action = actions[0] if actions else None
     outcome = Outcome([], "stop", prompt)
     if action is not None:
         outcome.tool, outcome.state_id = action, new_uuid4()
@@ -287,7 +381,7 @@ def generate(ctx: Ctx, msgs: list[Msg], tools: Tools, params: Params, prompt: Pr
         outcome.extra_tokens = _FILE_TOKENS * len(outcome.files)
     elif last.result is not None:
         outcome.state_id = new_uuid4()
-        text = _summary(last.result, is_russian(prompt.text))
+        text = _summary(_last_results(msgs), is_russian(prompt.text))
     else:
         text = _structured_text(params.response_format, prompt.text, writer) or ""
     if params.answer_tokens is not None:
@@ -298,6 +392,59 @@ def generate(ctx: Ctx, msgs: list[Msg], tools: Tools, params: Params, prompt: Pr
         del outcome.pieces[params.max_tokens :]
         outcome.finish_reason = "length"
     return outcome
+
+
+def _call_error(tools: Tools, prompt: Prompt) -> Outcome:
+    """The documented trigger's failed call: no call, ``error_details`` naming the function."""
+    name = tools.forced if tools.forced in tools.functions else next(iter(tools.functions), None)
+    what = f"function {name}" if name else "a function"
+    error = {"code": "function_call_error",
+             "message": f"the model generated invalid arguments for {what}: they do not match its parameters schema"}
+    if name:
+        error["function_name"] = name
+    return Outcome([], "function_call_error", prompt, error=error, extra_tokens=5)
+
+
+def _reasoning(prompt: Prompt, params: Params, seed: int) -> list[str]:
+    """Reasoning on the prompt's topic: as long as the effort asks, cut at ``reasoning_tokens``.
+
+    Written with its own generator, so asking for reasoning never changes the answer.
+    """
+    writer = Writer(prompt.text, random.Random(seed ^ 0x5EA5), prompt.history, prompt.system)
+    budget = REASONING_TOKENS.get(str(params.reasoning), REASONING_TOKENS["medium"])
+    if params.reasoning_tokens is not None:
+        budget = min(budget, params.reasoning_tokens)
+    lead = (f"Пользователь спрашивает: {writer.phrase()}. Сначала разберусь в теме. " if writer.russian
+            else f"The user asks about {writer.phrase()}. Let me think it through first. ")
+    pieces = tokenize(lead + writer.paragraphs(budget, closing=False))
+    while len(pieces) < budget:
+        pieces.extend(tokenize(" " + writer.paragraphs(budget - len(pieces), closing=False)))
+    return pieces[:budget]
+
+
+_ALTERNATIVES = (" the", " a", " and", ",", ".", " of", " в", " и", " на", " это", " is", " to")
+
+
+def _logprobs(pieces: list[str], top: int, seed: int) -> list[dict[str, Any]]:
+    """``{chosen: {token, token_id, logprob}, top: [...]}`` per answer token (the chosen one first in ``top``)."""
+    rng = random.Random(seed ^ 0x106)
+    out = []
+    for piece in pieces:
+        chosen = round(-rng.random() * 1.5, 4)
+        entries = [{"token": piece, "token_id": _token_id(piece), "logprob": chosen}]
+        others = [alt for alt in _ALTERNATIVES if alt != piece]
+        rng.shuffle(others)
+        value = chosen
+        for alt in others[: max(0, top - 1)]:
+            value = round(value - 0.5 - rng.random() * 2, 4)
+            entries.append({"token": alt, "token_id": _token_id(alt), "logprob": value})
+        out.append({"chosen": dict(entries[0]), "top": entries})
+    return out
+
+
+def _token_id(token: str) -> int:
+    """A stable id for a token (the same token always gets the same id)."""
+    return stable_seed("token", token) % 150_000
 
 
 def complete(

@@ -70,6 +70,8 @@ class SchemaFiller:
         self.phrases = [p for p in phrases if p] or [self.phrase]
         self.item = 0
         self.hints = _json_in_prompt(prompt)
+        #: The ``$ref``s being expanded (a recursive schema stops at its optional self-references).
+        self.active: list[str] = []
 
     def build(self) -> Any:
         """A value for the root schema."""
@@ -86,8 +88,20 @@ class SchemaFiller:
 
     def value(self, schema: Any, name: str, depth: int) -> Any:
         """A value for one (sub)schema; ``name`` is the property name, used for hints."""
-        if not isinstance(schema, dict) or depth > _MAX_DEPTH:
+        if not isinstance(schema, dict):
             return self._string(name, {})
+        if depth > _MAX_DEPTH:
+            return _minimal(self._resolve(schema))
+        ref = schema.get("$ref")
+        if not isinstance(ref, str):
+            return self._value(schema, name, depth)
+        self.active.append(ref)
+        try:
+            return self._value(schema, name, depth)
+        finally:
+            self.active.pop()
+
+    def _value(self, schema: dict[str, Any], name: str, depth: int) -> Any:
         schema = self._resolve(schema)
         if "const" in schema:
             return schema["const"]
@@ -135,7 +149,16 @@ class SchemaFiller:
         props = schema.get("properties")
         if not isinstance(props, dict):
             return {}
-        return {key: self.value(sub, key, depth + 1) for key, sub in props.items()}
+        required = schema.get("required")
+        needed = set(required) if isinstance(required, list) else set()
+        return {key: self.value(sub, key, depth + 1) for key, sub in props.items()
+                if key in needed or not self._recursive(sub)}
+
+    def _recursive(self, schema: Any) -> bool:
+        """Whether ``schema`` (or its items) refers to a ``$ref`` being expanded: a self-reference."""
+        if isinstance(schema, dict) and isinstance(schema.get("items"), dict):
+            schema = schema["items"]
+        return isinstance(schema, dict) and schema.get("$ref") in self.active
 
     def _pick_enum(self, enum: list[Any]) -> Any:
         low = self.prompt.lower()
@@ -195,6 +218,14 @@ class SchemaFiller:
         if words & _TEXT_HINTS and self.sentence is not None:
             return self.sentence()
         return self.phrases[self.item % len(self.phrases)]
+
+
+def _minimal(schema: dict[str, Any]) -> Any:
+    """The smallest value of a schema's type (where a recursive or very deep schema stops)."""
+    kind = schema.get("type", "object" if "properties" in schema else "string")
+    if isinstance(kind, list):
+        kind = next((k for k in kind if k != "null"), "null")
+    return {"object": {}, "array": [], "integer": 0, "number": 0, "boolean": False, "null": None}.get(str(kind), "")
 
 
 def _merge_all_of(schema: dict[str, Any], resolve: Callable[[dict[str, Any]], dict[str, Any]]) -> dict[str, Any]:

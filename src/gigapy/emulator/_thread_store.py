@@ -52,7 +52,9 @@ class ThreadMessage:
         if msg.role == "function" and msg.result is not None:
             body["name"] = msg.result[0]
         if msg.call is not None:
-            body["function_call"] = {"name": msg.call[0], "arguments": msg.call[1]}
+            call_id = msg.calls[0][0] if msg.calls else None
+            body["function_call"] = {**({"id": call_id} if call_id else {}), "name": msg.call[0],
+                                     "arguments": msg.call[1]}
         if self.state_id is not None:
             body["functions_state_id"] = self.state_id
         if self.finish_reason is not None:
@@ -268,7 +270,7 @@ def answer_content(outcome: Outcome) -> str:
 
 def answer_message(outcome: Outcome, model: str) -> ThreadMessage:
     """The model's answer as a thread message."""
-    msg = Msg("assistant", answer_content(outcome), outcome.call)
+    msg = Msg("assistant", answer_content(outcome), outcome.call, calls=tuple(outcome.calls))
     return ThreadMessage(new_uuid4(), msg, int(time.time()), model, finish_reason=outcome.finish_reason,
                          state_id=outcome.state_id)
 

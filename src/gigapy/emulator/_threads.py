@@ -15,7 +15,7 @@ from aiohttp import web
 
 from . import _engine as engine
 from ._assistants import Assistant, owned_assistant
-from ._chat import message_json, parse_message, parse_tools, with_functions
+from ._chat import finish_reason, message_json, parse_message, parse_tools, with_functions
 from ._engine import IMAGE, MODEL3D, Msg, Outcome, Params, Tools
 from ._http import ApiError, dumps, encode_str, invalid_params, parse_json_object
 from ._models import resolve, versioned
@@ -130,7 +130,7 @@ def completion_json(thread: Thread, answer: ThreadMessage, outcome: Outcome, mod
         "created": int(time.time()),
         "usage": _usage(outcome.prompt.tokens, outcome.completion_tokens),
         "message": message_json(outcome),
-        "finish_reason": outcome.finish_reason,
+        "finish_reason": finish_reason(outcome),
     }
 
 
@@ -159,7 +159,7 @@ def stream_events(outcome: Outcome, frames: _Frames, size: int) -> list[str]:
         prompt = 0
     if outcome.call:
         events.append(frames.chunk(dumps(message_json(outcome)), _usage(prompt, outcome.completion_tokens),
-                                   outcome.finish_reason))
+                                   finish_reason(outcome)))
         return [*events, "data: [DONE]\n\n"]
     tags = image_tags(outcome)
     groups = [outcome.pieces[i : i + size] for i in range(0, len(outcome.pieces), size)] or [[]]
@@ -172,7 +172,7 @@ def stream_events(outcome: Outcome, frames: _Frames, size: int) -> list[str]:
                 delta["functions_state_id"] = outcome.state_id
         last = index == len(groups) - 1
         events.append(frames.chunk(dumps(delta), _usage(prompt, len(group) + extra),
-                                   outcome.finish_reason if last else None))
+                                   finish_reason(outcome) if last else None))
         prompt = extra = 0
     return [*events, "data: [DONE]\n\n"]
 

@@ -8,6 +8,13 @@ from typing import Any
 from pydantic import Field
 
 from ._base import APIModel, APIResponse, Count, OptCount, Seconds, Stamp
+from .chat import ErrorDetails, InlineData, Logprob, LogprobToken
+
+__all__ = [
+    "ChatCompletionV2", "ChatCompletionV2Chunk", "ContentPart", "ErrorDetails", "FileRef", "FunctionResult",
+    "InlineData", "InputTokensDetails", "Logprob", "LogprobToken", "MessageV2", "ToolCall", "ToolExecution",
+    "UsageV2",
+]
 
 
 class FileRef(APIModel):
@@ -25,6 +32,15 @@ class ToolCall(APIModel):
     name: str
     arguments: dict[str, Any] | str | None = None
 
+    def result_message(self, result: Any) -> dict[str, Any]:
+        """The ``function`` message that answers this call: ``function_result`` with the call's ``id``."""
+        if hasattr(result, "model_dump"):
+            result = result.model_dump(mode="json")
+        answer: dict[str, Any] = {"name": self.name, "result": result}
+        if self.id is not None:
+            answer = {"id": self.id, **answer}
+        return {"role": "function", "content": [{"function_result": answer}]}
+
     @property
     def parsed_arguments(self) -> dict[str, Any]:
         """The arguments as a dict (parsed when the server sent a JSON string)."""
@@ -39,10 +55,11 @@ class ToolCall(APIModel):
 
 
 class FunctionResult(APIModel):
-    """The result of a function, sent back to the model."""
+    """The result of a function, sent back to the model; ``id`` is the call's it answers."""
 
     name: str
     result: Any = None
+    id: str | None = None
 
 
 class ToolExecution(APIModel):
@@ -52,29 +69,6 @@ class ToolExecution(APIModel):
     status: str | None = None
     seconds_left: Seconds = None
     censored: bool | None = None
-
-
-class LogprobToken(APIModel):
-    """A token with its log probability."""
-
-    token: str | None = None
-    token_id: int | None = None
-    logprob: float | None = None
-
-
-class Logprob(APIModel):
-    """The chosen token and its top alternatives."""
-
-    chosen: LogprobToken | None = None
-    top: list[LogprobToken] = Field(default_factory=list)
-
-
-class InlineData(APIModel):
-    """Sources and images a built-in tool attached to an answer."""
-
-    sources: dict[str, Any] | list[Any] | None = None
-    images: list[Any] | None = None
-    widgets: list[Any] | None = None
 
 
 class ContentPart(APIModel):
@@ -98,11 +92,27 @@ class MessageV2(APIModel):
     tool_state_id: str | None = None
     tools_state_id: str | None = None
     finish_reason: str | None = None
+    reasoning_content: str | None = None
+    inline_data: InlineData | None = None
+    logprobs: list[Logprob] | None = None
+    tool_execution: ToolExecution | None = None
 
     @property
     def text(self) -> str:
         """All text parts joined."""
         return "".join(part.text for part in self.content if part.text)
+
+    @property
+    def reasoning(self) -> str:
+        """The reasoning in this message: ``reasoning_content``, or the text of a ``reasoning`` message."""
+        if self.reasoning_content:
+            return self.reasoning_content
+        return self.text if self.role == "reasoning" else ""
+
+    @property
+    def all_logprobs(self) -> list[Logprob]:
+        """Log probabilities of this message's tokens, in order (its own, then each part's)."""
+        return [*(self.logprobs or ()), *(lp for part in self.content for lp in (part.logprobs or ()))]
 
     @property
     def function_calls(self) -> list[ToolCall]:
@@ -147,6 +157,9 @@ class ChatCompletionV2(APIResponse):
     thread_id: str | None = None
     message_id: str | None = None
     additional_data: dict[str, Any] | list[Any] | None = None
+    error_details: ErrorDetails | None = None
+    logprobs: list[Logprob] | None = None
+    tool_execution: ToolExecution | None = None
 
     @property
     def message(self) -> MessageV2:
@@ -171,6 +184,16 @@ class ChatCompletionV2(APIResponse):
         """Files the model produced (generated images, ...)."""
         return [f for msg in self.messages for f in msg.files]
 
+    @property
+    def reasoning(self) -> str:
+        """The model's reasoning before the answer ("" when it did not reason)."""
+        return "".join(msg.reasoning for msg in self.messages)
+
+    @property
+    def all_logprobs(self) -> list[Logprob]:
+        """Log probabilities of the answer's tokens (asked with ``top_logprobs``), in order."""
+        return [*(self.logprobs or ()), *(lp for msg in self.messages for lp in msg.all_logprobs)]
+
 
 class ChatCompletionV2Chunk(APIModel):
     """One named event of a v2 stream (``event`` is e.g. ``response.message.delta``)."""
@@ -181,8 +204,12 @@ class ChatCompletionV2Chunk(APIModel):
     messages: list[MessageV2] = Field(default_factory=list)
     finish_reason: str | None = None
     usage: UsageV2 | None = None
+    thread_id: str | None = None
+    message_id: str | None = None
+    error_details: ErrorDetails | None = None
+    logprobs: list[Logprob] | None = None
 
     @property
     def text(self) -> str:
         """The text this event adds."""
-        return "".join(msg.text for msg in self.messages)
+        return "".join(msg.text for msg in self.messages if msg.role != "reasoning")
