@@ -1,0 +1,143 @@
+"""One pair of gigapy clients per settings identity, shared by every integration model.
+
+Built on the public client API only: the settings of a given client are read back through
+``client.settings`` to build its other half (sync or async), and clients are keyed by what
+they were built from (the explicit settings plus the ``GIGACHAT_*`` environment, secrets only
+as SHA-256 digests), so two models with the same settings get the very same clients.
+"""
+
+from __future__ import annotations
+
+import atexit
+import hashlib
+import os
+import threading
+import weakref
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+from pydantic import SecretStr
+
+if TYPE_CHECKING:
+    from gigapy import AsyncGigaChat, GigaChat
+
+#: The constructor settings a framework model may carry (the client's names).
+SETTING_NAMES = (
+    "credentials", "scope", "model", "base_url", "auth_url", "user", "password", "access_token", "timeout",
+    "max_retries", "verify_ssl_certs", "ca_bundle_file", "cert_file", "key_file", "key_file_password",
+    "profanity_check", "flags", "max_connections", "default_headers", "retry_non_idempotent", "session_id",
+    "schema_dialect",
+)
+SECRET_NAMES = frozenset({"credentials", "password", "access_token", "key_file_password"})
+
+_LOCK = threading.Lock()
+_PAIRS: dict[str, ClientPair] = {}
+#: Pairs completed around a client the user gave (so a model per request reuses one twin).
+_GIVEN: weakref.WeakKeyDictionary[Any, ClientPair] = weakref.WeakKeyDictionary()
+
+
+class ClientPair:
+    """A sync client and its async twin with the same settings (the async one made on first use)."""
+
+    __slots__ = ("_async", "_lock", "sync")
+
+    def __init__(self, sync: GigaChat, async_client: AsyncGigaChat | None = None) -> None:
+        self.sync = sync
+        self._async = async_client
+        self._lock = threading.Lock()
+
+    @property
+    def async_(self) -> AsyncGigaChat:
+        """The async client (built from the sync client's settings when not given)."""
+        if self._async is None:
+            with self._lock:
+                if self._async is None:
+                    from gigapy import AsyncGigaChat
+
+                    self._async = AsyncGigaChat(**settings_of(self.sync))
+        return self._async
+
+
+def _plain(value: Any) -> Any:
+    return value.get_secret_value() if isinstance(value, SecretStr) else value
+
+
+def settings_of(client: GigaChat | AsyncGigaChat) -> dict[str, Any]:
+    """Constructor arguments that rebuild ``client`` (read from its public ``settings``)."""
+    s = client.settings
+    out: dict[str, Any] = {}
+    for name in SETTING_NAMES:
+        value = _plain(getattr(s, name, None))
+        if value is None:
+            continue
+        if name == "flags":
+            value = list(value)
+        elif name == "default_headers":
+            value = dict(value)
+        out[name] = value
+    return out
+
+
+def _key(settings: Mapping[str, Any]) -> str:
+    """A digest of the explicit settings and the GIGACHAT_* environment (secrets never kept)."""
+    items = sorted((k, repr(_plain(v))) for k, v in settings.items() if v is not None)
+    env = sorted((k, v) for k, v in os.environ.items() if k.startswith("GIGACHAT_"))
+    return hashlib.sha256(repr((items, env)).encode()).hexdigest()
+
+
+def shared_pair(settings: Mapping[str, Any]) -> ClientPair:
+    """The process-wide clients for these settings (made on first use, reused afterwards)."""
+    key = _key(settings)
+    pair = _PAIRS.get(key)
+    if pair is not None:
+        return pair
+    with _LOCK:
+        pair = _PAIRS.get(key)
+        if pair is None:
+            from gigapy import GigaChat
+
+            pair = _PAIRS[key] = ClientPair(GigaChat(**{k: v for k, v in settings.items() if v is not None}))
+    return pair
+
+
+def pair_for(client: GigaChat | AsyncGigaChat | None, async_client: AsyncGigaChat | None,
+             settings: Mapping[str, Any]) -> ClientPair:
+    """The clients a model uses: the ones it was given (completed with a twin), or shared ones."""
+    from gigapy import AsyncGigaChat, GigaChat
+
+    if isinstance(client, AsyncGigaChat) and async_client is None:
+        client, async_client = None, client
+    if client is None and async_client is None:
+        return shared_pair(settings)
+    if client is not None and not isinstance(client, GigaChat):
+        from gigapy import InvalidArgumentError
+
+        raise InvalidArgumentError("client", f"expected a gigapy GigaChat or AsyncGigaChat, got {type(client).__name__}")
+    if async_client is not None and not isinstance(async_client, AsyncGigaChat):
+        from gigapy import InvalidArgumentError
+
+        raise InvalidArgumentError("async_client", f"expected a gigapy AsyncGigaChat, got {type(async_client).__name__}")
+    if client is not None and async_client is not None:
+        return ClientPair(client, async_client)
+    given: Any = client if client is not None else async_client
+    with _LOCK:
+        pair = _GIVEN.get(given)
+        if pair is None:
+            if client is None:
+                assert async_client is not None
+                pair = ClientPair(GigaChat(**settings_of(async_client)), async_client)
+            else:
+                pair = ClientPair(client)
+            _GIVEN[given] = pair
+    return pair
+
+
+def _close_all() -> None:  # pragma: no cover - runs at interpreter exit
+    for pair in list(_PAIRS.values()):
+        try:
+            pair.sync.close()
+        except Exception:  # noqa: S110 - nothing to report at exit
+            pass
+
+
+atexit.register(_close_all)
