@@ -100,23 +100,20 @@ def shared_pair(settings: Mapping[str, Any]) -> ClientPair:
     return pair
 
 
-def pair_for(client: GigaChat | AsyncGigaChat | None, async_client: AsyncGigaChat | None,
-             settings: Mapping[str, Any]) -> ClientPair:
+def pair_for(client: Any, async_client: Any, settings: Mapping[str, Any]) -> ClientPair:
     """The clients a model uses: the ones it was given (completed with a twin), or shared ones."""
-    from gigapy import AsyncGigaChat, GigaChat
+    from gigapy import AsyncGigaChat, GigaChat, InvalidArgumentError
 
     if isinstance(client, AsyncGigaChat) and async_client is None:
         client, async_client = None, client
     if client is None and async_client is None:
         return shared_pair(settings)
     if client is not None and not isinstance(client, GigaChat):
-        from gigapy import InvalidArgumentError
-
-        raise InvalidArgumentError("client", f"expected a gigapy GigaChat or AsyncGigaChat, got {type(client).__name__}")
+        raise InvalidArgumentError("client", "expected a gigapy GigaChat or AsyncGigaChat, "
+                                             f"got {type(client).__name__}")
     if async_client is not None and not isinstance(async_client, AsyncGigaChat):
-        from gigapy import InvalidArgumentError
-
-        raise InvalidArgumentError("async_client", f"expected a gigapy AsyncGigaChat, got {type(async_client).__name__}")
+        raise InvalidArgumentError("async_client", "expected a gigapy AsyncGigaChat, "
+                                                   f"got {type(async_client).__name__}")
     if client is not None and async_client is not None:
         return ClientPair(client, async_client)
     given: Any = client if client is not None else async_client

@@ -19,7 +19,7 @@ import re
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
 from operator import itemgetter
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar, Literal, cast
 
 from langchain_core.callbacks import AsyncCallbackManagerForLLMRun, CallbackManagerForLLMRun
 from langchain_core.embeddings import Embeddings
@@ -32,10 +32,10 @@ from langchain_core.messages import (
     HumanMessage,
     SystemMessage,
     ToolCall,
-    ToolCallChunk,
     ToolMessage,
 )
 from langchain_core.messages.ai import InputTokenDetails, OutputTokenDetails, UsageMetadata
+from langchain_core.messages.tool import tool_call_chunk
 from langchain_core.output_parsers import JsonOutputParser, PydanticOutputParser
 from langchain_core.output_parsers.openai_tools import JsonOutputKeyToolsParser, PydanticToolsParser
 from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResult
@@ -47,7 +47,8 @@ from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, SecretStr, model
 
 from gigapy import AsyncGigaChat, GigaChat, InvalidArgumentError
 from gigapy.schema import function_schema
-from gigapy.types import ChatCompletionV2, ChatCompletionV2Chunk, ToolCall as GigaToolCall, UsageV2
+from gigapy.types import ChatCompletionV2, ChatCompletionV2Chunk, UsageV2
+from gigapy.types import ToolCall as GigaToolCall
 
 from ._shared import SETTING_NAMES, ClientPair, pair_for
 
@@ -163,7 +164,7 @@ def _block_file(block: Mapping[str, Any], field: str) -> str | _Blob | None:
     """A file id or inline bytes from an image/file/audio content block (None: not a file block)."""
     kind = block.get("type")
     if kind in ("image", "file", "audio", "video"):
-        if block.get("file_id") or block.get("id") and block.get("source_type") == "id":
+        if block.get("file_id") or (block.get("id") and block.get("source_type") == "id"):
             return str(block.get("file_id") or block.get("id"))
         if block.get("base64") or block.get("data"):
             return _Blob(_decode(block.get("base64") or block["data"], field), block.get("mime_type"))
@@ -308,15 +309,15 @@ def _upload_args(blob: _Blob) -> dict[str, Any]:
 def _usage(usage: UsageV2 | None) -> UsageMetadata | None:
     if usage is None:
         return None
-    out = UsageMetadata(input_tokens=usage.input_tokens, output_tokens=usage.output_tokens,
-                        total_tokens=usage.total_tokens)
+    out: dict[str, Any] = {"input_tokens": usage.input_tokens, "output_tokens": usage.output_tokens,
+                           "total_tokens": usage.total_tokens}
     details = usage.input_tokens_details
     if details is not None and details.cached_tokens is not None:
         out["input_token_details"] = InputTokenDetails(cache_read=details.cached_tokens)
     reasoning = (usage.model_extra or {}).get("output_tokens_details")
     if isinstance(reasoning, Mapping) and isinstance(reasoning.get("reasoning_tokens"), int):
         out["output_token_details"] = OutputTokenDetails(reasoning=reasoning["reasoning_tokens"])
-    return out
+    return cast("UsageMetadata", out)
 
 
 def _tool_call(call: GigaToolCall) -> ToolCall:
@@ -512,13 +513,23 @@ class ChatGigaChat(_Connection, BaseChatModel):
     def _wire(self, messages: list[BaseMessage]) -> list[dict[str, Any]]:
         wire, blobs = self._prepare(messages)
         client = self.sync_client
-        ids = {id(b): client.upload_file(b.data, **_upload_args(b)).id for b in blobs}
+        ids: dict[int, str] = {}
+        for blob in blobs:
+            try:  # the same content is uploaded once per account; the type is read from the bytes
+                ids[id(blob)] = client.attach(blob.data)[0]
+            except InvalidArgumentError:  # a type the bytes do not tell: say it with the block's mime type
+                ids[id(blob)] = client.upload_file(blob.data, **_upload_args(blob)).id
         return _with_ids(wire, ids)
 
     async def _awire(self, messages: list[BaseMessage]) -> list[dict[str, Any]]:
         wire, blobs = self._prepare(messages)
         client = self.aclient
-        ids = {id(b): (await client.upload_file(b.data, **_upload_args(b))).id for b in blobs}
+        ids: dict[int, str] = {}
+        for blob in blobs:
+            try:
+                ids[id(blob)] = (await client.attach(blob.data))[0]
+            except InvalidArgumentError:
+                ids[id(blob)] = (await client.upload_file(blob.data, **_upload_args(blob))).id
         return _with_ids(wire, ids)
 
     def _result(self, answer: ChatCompletionV2, stop: list[str] | None) -> ChatResult:
@@ -558,8 +569,8 @@ class ChatGigaChat(_Connection, BaseChatModel):
             calls.append(index)
             args = call.arguments if isinstance(call.arguments, str) else json.dumps(call.arguments or {},
                                                                                       ensure_ascii=False)
-            tool_chunks.append(ToolCallChunk(name=call.name, args=args, id=call.id or f"call_{uuid.uuid4().hex}",
-                                             index=index))
+            tool_chunks.append(tool_call_chunk(name=call.name, args=args, id=call.id or f"call_{uuid.uuid4().hex}",
+                                               index=index))
         final = event.usage is not None or event.finish_reason is not None
         if final:
             text += "" if stops.done else stops.flush()
@@ -577,7 +588,7 @@ class ChatGigaChat(_Connection, BaseChatModel):
     def _stream(self, messages: list[BaseMessage], stop: list[str] | None = None,
                 run_manager: CallbackManagerForLLMRun | None = None, **kwargs: Any) -> Iterator[ChatGenerationChunk]:
         params, stops = self._params(stop, kwargs)
-        cutter, calls = _StopFilter(stops), []
+        cutter, calls = _StopFilter(stops), cast("list[int]", [])
         with self.sync_client.v2.completion_stream(self._wire(messages), **params) as stream:
             for event in stream:
                 chunk = self._chunk(event, cutter, calls)
@@ -591,7 +602,7 @@ class ChatGigaChat(_Connection, BaseChatModel):
                        run_manager: AsyncCallbackManagerForLLMRun | None = None,
                        **kwargs: Any) -> AsyncIterator[ChatGenerationChunk]:
         params, stops = self._params(stop, kwargs)
-        cutter, calls = _StopFilter(stops), []
+        cutter, calls = _StopFilter(stops), cast("list[int]", [])
         async with self.aclient.v2.completion_stream(await self._awire(messages), **params) as stream:
             async for event in stream:
                 chunk = self._chunk(event, cutter, calls)
@@ -659,13 +670,13 @@ class ChatGigaChat(_Connection, BaseChatModel):
             name = convert_to_openai_tool(schema)["function"]["name"]
             llm = self.bind_tools([schema], tool_choice=name, ls_structured_output_format=fmt)
             if pydantic_class:
-                parser = PydanticToolsParser(tools=[schema], first_tool_only=True)  # type: ignore[list-item]
+                parser = PydanticToolsParser(tools=[schema], first_tool_only=True)
             else:
                 parser = JsonOutputKeyToolsParser(key_name=name, first_tool_only=True)
         elif method in ("json_schema", "json_mode"):
             response_format = {"type": "json_schema", "schema": _plain_schema(json_schema)}
             llm = self.bind(response_format=response_format, ls_structured_output_format=fmt)
-            parser = (PydanticOutputParser(pydantic_object=schema) if pydantic_class  # type: ignore[arg-type]
+            parser = (PydanticOutputParser(pydantic_object=schema) if pydantic_class
                       else JsonOutputParser())
         else:
             raise InvalidArgumentError("method", f"expected 'json_schema', 'function_calling' or 'json_mode', "
@@ -715,7 +726,8 @@ def _from_chunks(chunks: list[ChatGenerationChunk]) -> ChatResult:
         total += chunk
     message = total.message
     full = AIMessage(content=message.content, additional_kwargs=message.additional_kwargs,
-                     response_metadata=message.response_metadata, usage_metadata=message.usage_metadata,
+                     response_metadata=message.response_metadata,
+                     usage_metadata=getattr(message, "usage_metadata", None),
                      tool_calls=message.tool_calls if isinstance(message, AIMessageChunk) else [], id=message.id)
     return ChatResult(generations=[ChatGeneration(message=full, generation_info=total.generation_info)])
 
