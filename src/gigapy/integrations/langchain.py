@@ -57,11 +57,18 @@ __all__ = ["BUILTIN_TOOLS", "ChatGigaChat", "GigaChatEmbeddings"]
 #: Server-side tools of the v2 contract, passed to ``bind_tools`` by name.
 BUILTIN_TOOLS = frozenset({"web_search", "image_generate", "url_content_extraction", "code_interpreter",
                            "model_3d_generate"})
+#: What ``temperature=0`` (LangChain's "deterministic") is sent as: the service refuses 0 and
+#: decodes greedily for any value in (0, 0.001].
+GREEDY_TEMPERATURE = 0.001
 _DATA_URL = re.compile(r"^data:(?P<mime>[\w.+-]+/[\w.+-]+)?(?:;[^,]*)?;base64,(?P<data>.*)$", re.S)
 _EXTENSIONS = {"image/png": "png", "image/jpeg": "jpg", "image/jpg": "jpg", "image/tiff": "tiff",
                "image/bmp": "bmp", "image/gif": "gif", "image/webp": "webp", "application/pdf": "pdf",
                "text/plain": "txt", "audio/wav": "wav", "audio/x-wav": "wav", "audio/mpeg": "mp3",
                "audio/mp3": "mp3", "audio/ogg": "ogg", "audio/mp4": "m4a", "audio/webm": "weba"}
+
+
+#: Settings sent with each call instead of shaping the shared client.
+_PER_CALL = frozenset({"model", "session_id", "profanity_check", "flags", "schema_dialect"})
 
 
 class _Connection(BaseModel):
@@ -116,8 +123,12 @@ class _Connection(BaseModel):
         return data
 
     def _settings(self) -> dict[str, Any]:
+        """The client settings (the model, session id and request defaults go with each call, so
+        models that differ only in them share one client)."""
         out: dict[str, Any] = {}
         for name in SETTING_NAMES:
+            if name in _PER_CALL:
+                continue
             value = getattr(self, name, None)
             if isinstance(value, SecretStr):
                 value = value.get_secret_value()
@@ -412,6 +423,7 @@ class ChatGigaChat(_Connection, BaseChatModel):
     model: str | None = Field(default=None, alias="model_name")
     """The model (``GIGACHAT_MODEL`` or gigapy's default when not set)."""
     temperature: float | None = None
+    """Sampling temperature; 0 is sent as 0.001 (the service refuses 0 and decodes greedily at 0.001)."""
     top_p: float | None = None
     max_tokens: int | None = None
     repetition_penalty: float | None = None
@@ -490,8 +502,12 @@ class ChatGigaChat(_Connection, BaseChatModel):
                 params[name] = value
         if self.profanity_check is not None:
             params["disable_filter"] = not self.profanity_check
+        if self.session_id is not None:
+            params["session_id"] = self.session_id
         params.update(self.model_kwargs)
         extra = dict(kwargs)
+        if extra.get("temperature", params.get("temperature")) == 0:
+            extra["temperature"] = GREEDY_TEMPERATURE
         stops = stop if stop is not None else extra.pop("stop", None)
         extra.pop("stop", None)
         for name, value in extra.items():
