@@ -14,9 +14,9 @@ import os
 import threading
 import weakref
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
-from pydantic import SecretStr
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, SecretStr, model_validator
 
 if TYPE_CHECKING:
     from gigapy import AsyncGigaChat, GigaChat
@@ -127,6 +127,91 @@ def pair_for(client: Any, async_client: Any, settings: Mapping[str, Any]) -> Cli
                 pair = ClientPair(client)
             _GIVEN[given] = pair
     return pair
+
+
+#: Settings sent with each call instead of shaping the shared client.
+_PER_CALL = frozenset({"model", "session_id", "profanity_check", "flags", "schema_dialect"})
+
+
+class Connection(BaseModel):
+    """The gigapy client settings a model accepts (each also from its ``GIGACHAT_*`` variable)."""
+
+    model_config = ConfigDict(populate_by_name=True, arbitrary_types_allowed=True, protected_namespaces=())
+
+    client: Any = Field(default=None, exclude=True)
+    """A ``GigaChat`` (or ``AsyncGigaChat``) to use; its settings win over the fields below."""
+    async_client: Any = Field(default=None, exclude=True)
+    """The ``AsyncGigaChat`` for async calls (built from ``client``'s settings when not given)."""
+    credentials: SecretStr | None = Field(default=None, alias="api_key")
+    """The authorization key (``GIGACHAT_CREDENTIALS``); ``api_key`` is accepted too."""
+    scope: str | None = None
+    base_url: str | None = None
+    auth_url: str | None = None
+    user: str | None = None
+    password: SecretStr | None = None
+    access_token: SecretStr | None = None
+    timeout: float | None = None
+    """Seconds for one request (read timeout); ``None`` keeps gigapy's defaults."""
+    max_retries: int | None = None
+    verify_ssl_certs: bool | None = None
+    ca_bundle_file: str | None = None
+    cert_file: str | None = None
+    key_file: str | None = None
+    key_file_password: SecretStr | None = None
+    max_connections: int | None = None
+    session_id: str | None = None
+    """``X-Session-ID`` for every request: the service reuses its prompt cache (cached tokens)."""
+
+    _pair: ClientPair | None = PrivateAttr(default=None)
+
+    #: Fields read from their ``GIGACHAT_*`` variable at construction when not given.
+    _ENV_FIELDS: ClassVar[tuple[str, ...]] = (
+        "credentials", "scope", "base_url", "auth_url", "user", "password", "access_token", "ca_bundle_file",
+        "cert_file", "key_file", "key_file_password", "session_id")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _from_env(cls, data: Any) -> Any:
+        """Fill the plain settings from the environment, as the client would (a given client wins)."""
+        if not isinstance(data, dict) or data.get("client") is not None or data.get("async_client") is not None:
+            return data
+        data = dict(data)
+        aliases = {"credentials": "api_key", "model": "model_name"}
+        for name in cls._ENV_FIELDS:
+            if data.get(name) is None and data.get(aliases.get(name, "")) is None:
+                value = os.environ.get(f"GIGACHAT_{name.upper()}")
+                if value:
+                    data[name] = value
+        return data
+
+    def _settings(self) -> dict[str, Any]:
+        """The client settings (the model, session id and request defaults go with each call, so
+        models that differ only in them share one client)."""
+        out: dict[str, Any] = {}
+        for name in SETTING_NAMES:
+            if name in _PER_CALL:
+                continue
+            value = getattr(self, name, None)
+            if isinstance(value, SecretStr):
+                value = value.get_secret_value()
+            if value is not None:
+                out[name] = value
+        return out
+
+    def _clients(self) -> ClientPair:
+        if self._pair is None:
+            self._pair = pair_for(self.client, self.async_client, self._settings())
+        return self._pair
+
+    @property
+    def sync_client(self) -> GigaChat:
+        """The gigapy sync client this model uses (shared per settings)."""
+        return self._clients().sync
+
+    @property
+    def aclient(self) -> AsyncGigaChat:
+        """The gigapy async client this model uses (shared per settings)."""
+        return self._clients().async_
 
 
 def _close_all() -> None:  # pragma: no cover - runs at interpreter exit
