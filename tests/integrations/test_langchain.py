@@ -265,3 +265,28 @@ def test_embeddings_batch_and_keep_order(emu: Any) -> None:
     assert embeddings.embed_documents([]) == []
     prefixed = GigaChatEmbeddings(**client_settings(emu), use_prefix_query=True)
     assert prefixed.embed_query("кот") != embeddings.embed_query("кот")
+
+
+@pytest.mark.parametrize("cls", [ChatGigaChat, GigaChatEmbeddings])
+def test_unknown_and_refused_settings_are_named_and_hide_the_secret(cls: type) -> None:
+    with pytest.raises(ValueError, match="temprature: unknown setting") as info:
+        cls(credentials="c2VjcmV0LWtleQ==", temprature=0.5)
+    assert "c2VjcmV0LWtleQ==" not in str(info.value)
+    with pytest.raises(ValueError, match="ssl_context: gigapy builds its own TLS context"):
+        cls(ssl_context=object())
+    with pytest.raises(ValueError, match="retry_on_status_codes"):
+        cls(retry_on_status_codes=(500,))
+    with pytest.raises(ValueError, match="use_api_v2"):
+        cls(use_api_v2=False)
+    assert cls(use_api_v2=True, allow_any_tool_choice_fallback=True) is not None   # accepted, nothing to do
+
+
+def test_settings_from_the_environment(emu: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    settings = client_settings(emu)
+    for name in ("credentials", "scope", "base_url", "auth_url"):
+        monkeypatch.setenv(f"GIGACHAT_{name.upper()}", settings[name])
+    monkeypatch.setenv("GIGACHAT_MODEL", "GigaChat-2-Pro")
+    llm = ChatGigaChat()
+    assert llm.model == "GigaChat-2-Pro" and llm.credentials.get_secret_value() == settings["credentials"]
+    assert llm.invoke("Привет").response_metadata["model_name"].startswith("GigaChat-2-Pro")
+    assert len(GigaChatEmbeddings().embed_query("кот")) > 0

@@ -129,6 +129,41 @@ def pair_for(client: Any, async_client: Any, settings: Mapping[str, Any]) -> Cli
     return pair
 
 
+#: langchain-gigachat's settings gigapy has no use for, and why.
+REFUSED = {
+    "ssl_context": "gigapy builds its own TLS context: give ca_bundle_file= (or `gigapy certs install`), "
+                   "cert_file= and key_file=",
+    "retry_backoff_factor": "gigapy's backoff is fixed (exponential with jitter); set max_retries=",
+    "retry_on_status_codes": "gigapy retries 429, 500, 502, 503 and 504 by its safety rule; set max_retries=",
+    "function_ranker": "not a v2 field: pass model_kwargs={'ranker_options': {...}} (ChatGigaChat)",
+}
+#: langchain-gigachat's settings accepted and not needed (what they switched on is always on).
+ACCEPTED = frozenset({"allow_any_tool_choice_fallback", "use_api_v2"})
+
+
+def _known(cls: type[BaseModel], data: dict[str, Any]) -> dict[str, Any]:
+    """``data`` without the accepted no-op names; an unknown or refused name raises, naming it."""
+    import difflib
+
+    from gigapy import InvalidArgumentError
+
+    names = set(cls.model_fields) | {f.alias for f in cls.model_fields.values() if f.alias}
+    out = {}
+    for key, value in data.items():
+        if key in names:
+            out[key] = value
+        elif key in ACCEPTED:
+            if key == "use_api_v2" and value is False:
+                raise InvalidArgumentError(key, "gigapy's integrations speak the v2 chat contract only")
+        elif key in REFUSED:
+            raise InvalidArgumentError(key, REFUSED[key])
+        else:
+            close = difflib.get_close_matches(key, sorted(names), n=1)
+            hint = f"; did you mean {close[0]!r}?" if close else ""
+            raise InvalidArgumentError(key, f"unknown setting of {cls.__name__}{hint}")
+    return out
+
+
 #: Settings sent with each call instead of shaping the shared client.
 _PER_CALL = frozenset({"model", "session_id", "profanity_check", "flags", "schema_dialect"})
 
@@ -136,7 +171,9 @@ _PER_CALL = frozenset({"model", "session_id", "profanity_check", "flags", "schem
 class Connection(BaseModel):
     """The gigapy client settings a model accepts (each also from its ``GIGACHAT_*`` variable)."""
 
-    model_config = ConfigDict(populate_by_name=True, arbitrary_types_allowed=True, protected_namespaces=())
+    # hide_input_in_errors: a validation error must not print the credentials it was given
+    model_config = ConfigDict(populate_by_name=True, arbitrary_types_allowed=True, protected_namespaces=(),
+                              hide_input_in_errors=True)
 
     client: Any = Field(default=None, exclude=True)
     """A ``GigaChat`` (or ``AsyncGigaChat``) to use; its settings win over the fields below."""
@@ -172,10 +209,13 @@ class Connection(BaseModel):
     @model_validator(mode="before")
     @classmethod
     def _from_env(cls, data: Any) -> Any:
-        """Fill the plain settings from the environment, as the client would (a given client wins)."""
-        if not isinstance(data, dict) or data.get("client") is not None or data.get("async_client") is not None:
+        """Refuse unknown settings by name, then fill the plain settings from the environment, as
+        the client would (a given client wins)."""
+        if not isinstance(data, dict):
             return data
-        data = dict(data)
+        data = _known(cls, data)
+        if data.get("client") is not None or data.get("async_client") is not None:
+            return data
         aliases = {"credentials": "api_key", "model": "model_name"}
         for name in cls._ENV_FIELDS:
             if data.get(name) is None and data.get(aliases.get(name, "")) is None:
