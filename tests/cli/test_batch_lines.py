@@ -78,8 +78,9 @@ def test_every_kind_of_bad_line_goes_to_the_errors_file_and_nothing_is_sent(emu:
 
     before = errs.read_bytes()
     emu.reset_stats()
-    again = asyncio.run(run(emu, src, out))
-    assert (again.done, again.failed, again.rejected, again.completed_this_run) == (2, len(BAD_LINES), 0, 0)
+    again = asyncio.run(run(emu, src, out))  # bad input is checked again (not skipped as a failure), one line each
+    assert (again.done, again.failed, again.rejected, again.completed_this_run) == (2, len(BAD_LINES),
+                                                                                    len(BAD_LINES), 0)
     assert errs.read_bytes() == before and not emu.stats()["api_requests"].get("chat")
 
     retried = asyncio.run(run(emu, src, out, retry_failed=True))  # still bad: refused again, one line each
@@ -288,5 +289,6 @@ def test_via_batches_api_submits_no_bad_line(emu: Any, tmp_path: Path) -> None:
     assert (summary.done, summary.failed, summary.rejected, summary.completed_this_run) == (2, 3, 3, 2)
     records = [json.loads(line) for line in default_errors_path(out).read_bytes().splitlines()]
     assert [(r["id"], r["line"]) for r in records] == [(None, 2), ("s", 3), ("e", 5)]
-    again = asyncio.run(go())
-    assert again[1] == 0 and again[0].skipped == 5
+    again = asyncio.run(go())  # the bad lines are checked again (bad input is no failure to skip), none sent
+    assert again[1] == 0 and again[0].skipped == 2 and again[0].rejected == 3
+    assert [json.loads(line) for line in default_errors_path(out).read_bytes().splitlines()] == records
