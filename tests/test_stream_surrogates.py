@@ -18,6 +18,8 @@ from gigapy.types._base import ResponseMeta
 
 from .rawserver import SSE_HEAD, RawRequest, RawServer, sse_event
 
+pytestmark = pytest.mark.hostile("unencodable")
+
 SPLIT = ["Смайл a\ud83d", "\ude00 b, ещё \ud83d", "\ude03 конец"]
 WHOLE = "Смайл a😀 b, ещё 😃 конец"
 

@@ -23,6 +23,8 @@ import pytest
 from tests.cli.conftest import GIGAPY
 from tests.cli.test_batch_runner import chat_line, read_ids, write_jsonl
 
+pytestmark = pytest.mark.hostile("bulk_writes")
+
 EXIT_IO = 4
 
 
@@ -193,6 +195,7 @@ def _lines(path: Path) -> int:
         return 0
 
 
+@pytest.mark.hostile("one_lock")
 def test_second_run_on_the_same_file_is_refused_through_any_path(
         emu: Any, tmp_path: Path, subprocess_env: dict[str, str]) -> None:
     """Two real processes per case: the same name, a symlink, a relative vs an absolute path, a

@@ -38,6 +38,7 @@ def _cli(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[st
 
 # --- may have reached the model ------------------------------------------------------------------
 
+@pytest.mark.hostile("no_double")
 @pytest.mark.parametrize("fault", ["502", "504", "drop"])
 def test_a_line_that_may_have_reached_the_model_is_not_sent_twice(emu: Any, tmp_path: Path, fault: str) -> None:
     src = write_jsonl(tmp_path / "in.jsonl", [chat_line(0)])
@@ -51,6 +52,7 @@ def test_a_line_that_may_have_reached_the_model_is_not_sent_twice(emu: Any, tmp_
     assert record["id"] == "r0" and record["error"]["attempts"] == 1
 
 
+@pytest.mark.hostile("no_double")
 @pytest.mark.parametrize("fault", ["502", "504", "drop"])
 def test_opted_in_a_line_is_sent_again(emu: Any, tmp_path: Path, fault: str) -> None:
     src = write_jsonl(tmp_path / "in.jsonl", [chat_line(0)])
@@ -62,6 +64,7 @@ def test_opted_in_a_line_is_sent_again(emu: Any, tmp_path: Path, fault: str) -> 
     assert read_ids(out) == ["r0"]
 
 
+@pytest.mark.hostile("no_double")
 def test_the_client_setting_is_the_default_of_a_run(emu: Any, tmp_path: Path) -> None:
     src = write_jsonl(tmp_path / "in.jsonl", [chat_line(0)])
     out = tmp_path / "out.jsonl"
@@ -71,6 +74,7 @@ def test_the_client_setting_is_the_default_of_a_run(emu: Any, tmp_path: Path) ->
     assert summary.done == 1 and _chat_requests(emu) == 2
 
 
+@pytest.mark.hostile("no_double")
 def test_cli_504_is_not_resent_by_default_and_is_with_the_flag(
         emu: Any, tmp_path: Path, subprocess_env: dict[str, str]) -> None:
     src = write_jsonl(tmp_path / "in.jsonl", [chat_line(0)])
@@ -89,6 +93,7 @@ def test_cli_504_is_not_resent_by_default_and_is_with_the_flag(
     assert _chat_requests(emu) == 3 and read_ids(out) == ["r0"] and read_ids(default_errors_path(out)) == []
 
 
+@pytest.mark.hostile("no_double")
 @pytest.mark.parametrize("opt_in", [False, True])
 def test_embed_many_does_not_resend_a_batch_after_a_504(emu: Any, make_client: Any, opt_in: bool) -> None:
     from gigapy import InternalServerError
@@ -106,6 +111,7 @@ def test_embed_many_does_not_resend_a_batch_after_a_504(emu: Any, make_client: A
         assert info.value.status_code == 504 and emu.stats()["api_requests"]["embeddings"] == 1
 
 
+@pytest.mark.hostile("no_double")
 @pytest.mark.parametrize("opt_in", [False, True])
 def test_async_embed_many_does_not_resend_a_batch_after_a_504(emu: Any, opt_in: bool) -> None:
     from gigapy import InternalServerError
@@ -153,6 +159,7 @@ def test_may_have_reached_model() -> None:
     assert not errors.may_have_reached_model(errors.InvalidArgumentError("f", "bad"))
 
 
+@pytest.mark.hostile("no_double")
 def test_the_core_marks_what_was_sent(emu: Any, make_client: Any) -> None:
     from gigapy import APIConnectionError, errors
 

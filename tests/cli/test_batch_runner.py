@@ -260,6 +260,7 @@ def test_stop_event_saves_what_finished(emu: Any, tmp_path: Path) -> None:
     assert len(ids) == len(set(ids)) == 200
 
 
+@pytest.mark.hostile("one_lock")
 def test_two_runs_on_one_output_are_refused(emu: Any, tmp_path: Path) -> None:
     src = write_jsonl(tmp_path / "in.jsonl", (chat_line(i) for i in range(30)))
     out = tmp_path / "out.jsonl"
