@@ -71,6 +71,7 @@ def test_the_site_builds_strictly_without_a_warning(site: tuple[Path, str]) -> N
     ("tools", ["gigapy.tools.ToolRun"]),
     ("batch", ["gigapy.batch.run_batch", "gigapy.batch.BatchSummary"]),
     ("testing", ["gigapy.testing.gigachat_emulator"]),
+    ("integrations", ["gigapy.integrations.langchain.ChatGigaChat", "gigapy.integrations.llama_index.GigaChatLLM"]),
     ("emulator", ["gigapy.emulator.Emulator"]),
 ])
 def test_the_api_reference_documents_the_public_names(site: tuple[Path, str], page: str, names: list[str]) -> None:

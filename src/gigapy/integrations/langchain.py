@@ -44,7 +44,7 @@ from langchain_core.utils.function_calling import convert_to_json_schema, conver
 from langchain_core.utils.pydantic import is_basemodel_subclass
 from pydantic import Field
 
-from gigapy import InvalidArgumentError
+from gigapy import GigaChatError, InvalidArgumentError
 from gigapy.schema import function_schema
 from gigapy.types import ChatCompletionV2, ChatCompletionV2Chunk, UsageV2
 from gigapy.types import ToolCall as GigaToolCall
@@ -399,9 +399,10 @@ class ChatGigaChat(_Connection, BaseChatModel):
         return params
 
     def _default_model(self) -> str:
-        if self.client is not None or self.async_client is not None:
+        try:
             return self.model_name
-        return "GigaChat"
+        except GigaChatError:  # not configured yet (no credentials): name the client's default
+            return "GigaChat-2"
 
     # --- requests ---
 
