@@ -15,7 +15,15 @@ import pytest
 from llama_index.core import Document, VectorStoreIndex
 from llama_index.core.base.embeddings.base import BaseEmbedding
 from llama_index.core.base.llms.base import BaseLLM
-from llama_index.core.base.llms.types import ChatMessage, ImageBlock, MessageRole, TextBlock, ToolCallBlock
+from llama_index.core.base.llms.types import (
+    AudioBlock,
+    ChatMessage,
+    DocumentBlock,
+    ImageBlock,
+    MessageRole,
+    TextBlock,
+    ToolCallBlock,
+)
 from llama_index.core.llms.function_calling import FunctionCallingLLM
 from llama_index.core.tools import FunctionTool
 from pydantic import BaseModel
@@ -25,7 +33,7 @@ from gigapy.integrations.langchain import ChatGigaChat
 from gigapy.integrations.llama_index import GigaChatEmbedding, GigaChatLLM
 from gigapy.testing import client_settings
 
-from .test_langchain_standard import _png
+from .test_langchain_standard import _pdf, _png, _wav
 
 
 def get_weather(city: str) -> str:
@@ -115,10 +123,13 @@ def test_structured_predict(llm: GigaChatLLM) -> None:
 
 
 def test_images_are_attached_and_builtin_tools(emu: Any, llm: GigaChatLLM) -> None:
-    message = ChatMessage(role=MessageRole.USER, blocks=[TextBlock(text="Что на картинке?"), ImageBlock(image=_png())])
+    message = ChatMessage(role=MessageRole.USER, blocks=[
+        TextBlock(text="Что на картинке, в документе и в записи?"), ImageBlock(image=_png()),
+        DocumentBlock(data=_pdf()), AudioBlock(audio=_wav(), format="wav")])
     assert llm.chat([message]).message.content
     files = _chat_bodies(emu)[-1]["messages"][0]["content"][1]["files"]
-    assert len(files) == 1 and files[0]["id"]
+    uploaded = {f.id: f for f in llm.sync_client.get_all_files()}
+    assert [uploaded[f["id"]].modalities for f in files] == [["image"], ["text"], ["audio"]]
     drawn = llm.chat_with_tools(["image_generate"], user_msg="Нарисуй кота", tool_choice="image_generate")
     assert drawn.message.additional_kwargs["files"][0]["target"] == "image"
 
