@@ -136,13 +136,14 @@ def test_images_are_attached_and_builtin_tools(emu: Any, llm: GigaChatLLM) -> No
 
 def test_one_shared_client_no_client_per_call(emu: Any) -> None:
     settings = client_settings(emu)
-    llms = [GigaChatLLM(**settings, temperature=0.5) for _ in range(3)]
+    llms = [GigaChatLLM(**settings, temperature=0.5 * i) for i in range(3)]
     embed = GigaChatEmbedding(**settings)
     assert len({id(x.sync_client) for x in [*llms, embed]} | {id(ChatGigaChat(**settings).sync_client)}) == 1
     for model in llms:
         model.complete("Привет")
     embed.get_text_embedding("кошка")
     assert emu.stats()["oauth_requests"] == 1
+    assert _chat_bodies(emu)[0]["model_options"]["temperature"] == 0.001      # 0 is sent as greedy
 
 
 def test_embeddings_batch_keep_order(emu: Any, embed: GigaChatEmbedding) -> None:

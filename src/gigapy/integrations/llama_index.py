@@ -172,6 +172,7 @@ class GigaChatLLM(Connection, FunctionCallingLLM):
     model: str | None = None
     """The model (``GIGACHAT_MODEL`` or gigapy's default when not set)."""
     temperature: float | None = None
+    """Sampling temperature; 0 is sent as 0.001 (the service refuses 0 and decodes greedily at 0.001)."""
     top_p: float | None = None
     max_tokens: int | None = None
     repetition_penalty: float | None = None
@@ -215,6 +216,8 @@ class GigaChatLLM(Connection, FunctionCallingLLM):
                                                  "additional_kwargs= or extra_body=")
             if value is not None:
                 params[name] = value
+        if params.get("temperature") == 0:  # the service refuses 0; (0, 0.001] decodes greedily
+            params["temperature"] = 0.001
         return params
 
     def _wire(self, messages: Sequence[ChatMessage]) -> list[dict[str, Any]]:
