@@ -290,3 +290,25 @@ def test_settings_from_the_environment(emu: Any, monkeypatch: pytest.MonkeyPatch
     assert llm.model == "GigaChat-2-Pro" and llm.credentials.get_secret_value() == settings["credentials"]
     assert llm.invoke("Привет").response_metadata["model_name"].startswith("GigaChat-2-Pro")
     assert len(GigaChatEmbeddings().embed_query("кот")) > 0
+
+
+@pytest.mark.parametrize(("module", "missing", "extra"), [("langchain", "langchain_core", "gigapy[langchain]"),
+                                                          ("llama_index", "llama_index.core", "gigapy[llama-index]")])
+def test_a_missing_framework_names_the_extra(module: str, missing: str, extra: str) -> None:
+    import subprocess
+    import sys
+
+    code = (f"import sys; sys.modules[{missing!r}] = None\n"
+            f"try:\n    import gigapy.integrations.{module}\nexcept ImportError as e:\n    print(e)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True)
+    assert extra in out.stdout
+
+
+def test_import_gigapy_loads_no_framework() -> None:
+    import subprocess
+    import sys
+
+    code = ("import sys, gigapy, gigapy.integrations; print(sorted(m for m in sys.modules "
+            "if m.startswith(('langchain', 'llama_index', 'gigapy.integrations.'))))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True)
+    assert out.stdout.strip() == "[]"

@@ -17,6 +17,12 @@ import uuid
 from collections.abc import AsyncGenerator, Generator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar
 
+try:
+    import llama_index.core  # noqa: F401
+except ImportError as exc:  # pragma: no cover - exercised in a subprocess by the tests
+    raise ImportError("gigapy.integrations.llama_index needs llama-index-core: "
+                      "pip install 'gigapy[llama-index]'") from exc
+
 from llama_index.core.base.embeddings.base import BaseEmbedding
 from llama_index.core.base.llms.generic_utils import (
     achat_to_completion_decorator,
