@@ -312,3 +312,16 @@ def test_import_gigapy_loads_no_framework() -> None:
             "if m.startswith(('langchain', 'llama_index', 'gigapy.integrations.'))))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_shared_clients_are_closed_at_exit(emu: Any) -> None:
+    import subprocess
+    import sys
+
+    code = ("import asyncio, json, sys\n"
+            "from gigapy.integrations.langchain import ChatGigaChat\n"
+            "llm = ChatGigaChat(**json.loads(sys.argv[1]))\n"
+            "print(asyncio.run(llm.ainvoke('Привет')).content[:5], llm.invoke('Привет').content[:5])\n")
+    out = subprocess.run([sys.executable, "-c", code, json.dumps(client_settings(emu))], capture_output=True,
+                         text=True, timeout=120, check=True)
+    assert out.stdout.strip() and "Unclosed" not in out.stderr, out.stderr

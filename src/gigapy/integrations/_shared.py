@@ -39,12 +39,23 @@ _GIVEN: weakref.WeakKeyDictionary[Any, ClientPair] = weakref.WeakKeyDictionary()
 class ClientPair:
     """A sync client and its async twin with the same settings (the async one made on first use)."""
 
-    __slots__ = ("_async", "_lock", "sync")
+    __slots__ = ("_async", "_lock", "_owns_async", "_owns_sync", "sync")
 
-    def __init__(self, sync: GigaChat, async_client: AsyncGigaChat | None = None) -> None:
+    def __init__(self, sync: GigaChat, async_client: AsyncGigaChat | None = None, *, owns_sync: bool = True) -> None:
         self.sync = sync
         self._async = async_client
+        self._owns_sync = owns_sync
+        self._owns_async = async_client is None  # a twin made here is closed here; a given client is not
         self._lock = threading.Lock()
+
+    def close_owned(self) -> None:
+        """Close the clients made here (at exit): the sync pool, the async sessions of every loop."""
+        import asyncio
+
+        if self._owns_sync:
+            self.sync.close()
+        if self._owns_async and self._async is not None:
+            asyncio.run(self._async.aclose())
 
     @property
     def async_(self) -> AsyncGigaChat:
@@ -115,7 +126,7 @@ def pair_for(client: Any, async_client: Any, settings: Mapping[str, Any]) -> Cli
         raise InvalidArgumentError("async_client", "expected a gigapy AsyncGigaChat, "
                                                    f"got {type(async_client).__name__}")
     if client is not None and async_client is not None:
-        return ClientPair(client, async_client)
+        return ClientPair(client, async_client, owns_sync=False)
     given: Any = client if client is not None else async_client
     with _LOCK:
         pair = _GIVEN.get(given)
@@ -124,7 +135,7 @@ def pair_for(client: Any, async_client: Any, settings: Mapping[str, Any]) -> Cli
                 assert async_client is not None
                 pair = ClientPair(GigaChat(**settings_of(async_client)), async_client)
             else:
-                pair = ClientPair(client)
+                pair = ClientPair(client, owns_sync=False)
             _GIVEN[given] = pair
     return pair
 
@@ -255,9 +266,9 @@ class Connection(BaseModel):
 
 
 def _close_all() -> None:  # pragma: no cover - runs at interpreter exit
-    for pair in list(_PAIRS.values()):
+    for pair in [*_PAIRS.values(), *_GIVEN.values()]:
         try:
-            pair.sync.close()
+            pair.close_owned()
         except Exception:  # noqa: S110 - nothing to report at exit
             pass
 
