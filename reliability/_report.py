@@ -121,8 +121,8 @@ def render(result: SoakResult, *, command: str, started: float, hostile: Hostile
     out += [
         "", "## Setup", "",
         f"- Command: `.venv/bin/{command}` (options: `--quick` ~30 s smoke run, `--minutes`, `--seed`, "
-        "`--requests`, `--batch-lines`, `--output`); the same soak at small scale runs in CI as "
-        "`tests/test_chaos.py`.",
+        "`--requests`, `--batch-lines`, `--output`, `--no-hostile`, `--hostile-only`); the same soak at small "
+        "scale runs in CI as `tests/test_chaos.py`.",
         f"- Machine: {platform.system()} {platform.release()}, {_cpu()}, {cores} cores, {_memory()}.",
         f"- Versions: Python {platform.python_version()}, gigapy {_version('gigapy')} (commit {_commit()}), "
         f"aiohttp {_version('aiohttp')}, httpx {_version('httpx')}, pydantic {_version('pydantic')}.",
