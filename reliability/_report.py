@@ -265,7 +265,9 @@ def render(result: SoakResult, *, command: str, started: float, hostile: Hostile
             f"- Torn tail after the kill: {tear}; the rerun cut it off.",
             f"- OUTPUT: {len(b.output.ids):,} answers, errors file: {len(b.errors.ids):,} "
             f"({', '.join(f'{k} {v}' for k, v in sorted(b.error_classes.items())) or 'none'}); "
-            f"{b.bad_in_errors} of the {b.expected_bad} bad requests are there with status 404.",
+            f"{b.bad_in_errors} of the {b.expected_bad} bad requests are there, {b.bad_with_404} with status 404 (the "
+            "others met a 502, a 504 or a dropped connection on their one attempt: a line that may have reached "
+            "the model is not sent twice).",
             f"- Missing ids {b.missing}, duplicate ids {b.duplicates}, ids in both files {b.in_both}, unknown ids "
             f"{b.unknown}, torn or non-JSON lines {b.output.torn + b.errors.torn}, answers that are not the "
             f"reference answer to their own request {b.output.wrong}.",
