@@ -150,6 +150,26 @@ def loads(text: str) -> Any:
     return json.loads(text, parse_constant=_no_constants)
 
 
+def request_json(raw: bytes | str) -> dict[str, Any]:
+    """An HTTP request body as a JSON object, strictly: invalid UTF-8, bad JSON, ``NaN``/``Infinity``
+    and a non-object top level are refused (InvalidArgumentError naming ``body``, an OpenAI 400)."""
+    try:
+        text = raw.decode("utf-8") if isinstance(raw, (bytes, bytearray)) else raw
+    except UnicodeDecodeError:
+        raise fail("body", "is not UTF-8 text") from None
+    if not text.strip():
+        raise fail("body", "is empty; expected a JSON object")
+    try:
+        value = loads(text)
+    except RecursionError:
+        raise fail("body", "is nested too deeply") from None
+    except ValueError as exc:
+        raise fail("body", f"is not valid JSON ({exc})") from None
+    if not isinstance(value, dict):
+        raise fail("body", f"expected a JSON object, got {_kind(value)}")
+    return value
+
+
 def json_text(value: Any) -> str:
     """Compact JSON text, non-ASCII kept, as OpenAI sends tool-call arguments."""
     return json.dumps(value, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
