@@ -18,9 +18,9 @@ from __future__ import annotations
 
 import json
 import logging
+import random
 import re
 import time
-import uuid
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -91,8 +91,11 @@ def route(method: str, path: str) -> tuple[Kind, str] | None:
     return None
 
 
+_ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
+
+
 def _dumps(obj: Any) -> bytes:
-    return json.dumps(obj, ensure_ascii=False, separators=(",", ":")).encode()
+    return _ENCODER.encode(obj).encode()
 
 
 @dataclass
@@ -159,7 +162,7 @@ def _request_id(headers: Mapping[str, str]) -> str:
     given = headers.get("x-request-id") or headers.get("X-Request-ID")
     if isinstance(given, str) and _REQUEST_ID.match(given):
         return given
-    return uuid.uuid4().hex
+    return f"{random.getrandbits(128):032x}"  # an id, not a secret: no need for uuid4's os.urandom
 
 
 def _gigachat_kwargs(call: GigaChatCall, request_id: str) -> tuple[Any, dict[str, Any]]:
