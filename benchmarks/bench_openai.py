@@ -33,7 +33,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from benchmarks._common import MESSAGES, MODEL, ROOT, EmulatorProcess, free_port, machine, versions
+from benchmarks._common import MESSAGES, MODEL, ROOT, WORK, EmulatorProcess, free_port, machine, versions
 
 RESULTS = ROOT / "benchmarks" / "RESULTS.md"
 SECTION = "## OpenAI-compatible bridge"
@@ -174,15 +174,15 @@ def run_worker(spec: dict[str, Any]) -> dict[str, Any]:
 class Proxy:
     """A proxy process on loopback (gigapy serve or gpt2giga), waited for until /health answers."""
 
-    def __init__(self, name: str, cmd: list[str], env: dict[str, str], port: int) -> None:
-        self.name, self.cmd, self.env, self.port = name, cmd, env, port
+    def __init__(self, name: str, cmd: list[str], env: dict[str, str], port: int, cwd: Path = ROOT) -> None:
+        self.name, self.cmd, self.env, self.port, self.cwd = name, cmd, env, port, cwd
         self.url = f"http://127.0.0.1:{port}"
         self.proc: subprocess.Popen[bytes] | None = None
 
     def __enter__(self) -> Proxy:
         import urllib.request
 
-        self.proc = subprocess.Popen(self.cmd, env=self.env, cwd=ROOT, stdout=subprocess.DEVNULL,
+        self.proc = subprocess.Popen(self.cmd, env=self.env, cwd=self.cwd, stdout=subprocess.DEVNULL,
                                      stderr=subprocess.DEVNULL)
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
@@ -221,7 +221,8 @@ def gpt2giga_proxy(exe: str, emu_url: str) -> Proxy:
            "--gigachat.credentials", s["credentials"], "--gigachat.scope", s["scope"],
            "--gigachat.verify-ssl-certs", "false"]
     env = {k: v for k, v in os.environ.items() if not k.startswith("GIGACHAT_")}
-    return Proxy("gpt2giga", cmd, env, port)
+    WORK.mkdir(parents=True, exist_ok=True)
+    return Proxy("gpt2giga", cmd, env, port, cwd=WORK)  # it writes gpt2giga.log into its working directory
 
 
 def gpt2giga_version(exe: str) -> str:
@@ -243,7 +244,9 @@ def section(cpu: dict[str, Any], rps: dict[str, float], spreads: dict[str, tuple
         SECTION, "",
         f"Machine: {meta['machine']['os']}, {meta['machine']['cpu']}, {meta['machine']['cores']} cores; "
         f"{meta['machine']['python']}; gigapy {meta['versions']['gigapy']}, httpx {meta['versions']['httpx']}, "
-        f"aiohttp {meta['versions']['aiohttp']}; gpt2giga {meta['gpt2giga']}.",
+        f"aiohttp {meta['versions']['aiohttp']}; gpt2giga {meta['gpt2giga']}. Load average (1 min) at the "
+        f"start and the end of the run: {meta['load'][0]:.1f}, {meta['load'][1]:.1f} (other work shared the "
+        "machine: absolute figures are inflated, the side-by-side ratios are the ones to read).",
         "One run of `python -m benchmarks.bench_openai`: one emulator process (`--no-limits`) behind every "
         "contender; small non-streamed chat completions; medians of interleaved rounds.",
         "",
@@ -309,6 +312,7 @@ def main(argv: list[str] | None = None) -> None:
     total = 400 if args.quick else args.requests
     limit = 120.0
     have_g2g = Path(args.gpt2giga).exists()
+    load_start = os.getloadavg()[0]
     with EmulatorProcess() as emu:
         print("cpu overhead ...", flush=True)
         cpu = cpu_overhead(emu.url, 100 if args.quick else 1000, 2 if args.quick else 5)
@@ -336,7 +340,7 @@ def main(argv: list[str] | None = None) -> None:
                     g2g_ctx.__exit__()
     rps = {name: statistics.median(values) for name, values in samples.items() if values}
     spreads = {name: (min(values), max(values)) for name, values in samples.items() if values}
-    meta = {"machine": machine(), "versions": versions(),
+    meta = {"machine": machine(), "versions": versions(), "load": (load_start, os.getloadavg()[0]),
             "gpt2giga": gpt2giga_version(args.gpt2giga) if have_g2g else "not installed"}
     text = section(cpu, rps, spreads, meta)
     print(text)
