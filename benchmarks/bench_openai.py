@@ -146,10 +146,18 @@ async def _drive(one: Any, total: int, limit: float) -> dict[str, Any]:
                 failed += 1
 
     start = time.perf_counter()
+    cpu = time.process_time()
     shares = [total // CONCURRENCY + (1 if i < total % CONCURRENCY else 0) for i in range(CONCURRENCY)]
     await asyncio.gather(*(lane(s) for s in shares))
     wall = time.perf_counter() - start
-    return {"done": done, "failed": failed, "wall": wall, "rps": done / wall if wall else 0.0}
+    return {"done": done, "failed": failed, "wall": wall, "rps": done / wall if wall else 0.0,
+            "cpu_us": (time.process_time() - cpu) / max(done, 1) * 1e6}
+
+
+def process_cpu(pid: int) -> float:
+    """CPU seconds (user + system) a process has used so far (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def worker(spec: dict[str, Any]) -> dict[str, Any]:
@@ -269,6 +277,10 @@ def section(cpu: dict[str, Any], rps: dict[str, float], spreads: dict[str, tuple
     elif serve:
         lines.append(f"| throughput at concurrency {CONCURRENCY}: gigapy serve / gpt2giga | not measured "
                      "(no gpt2giga venv given) | ≥ 3× |")
+    per = meta.get("cpu_per_request") or {}
+    if per:
+        lines.append("| CPU per request at concurrency 64 (process CPU / requests) | " + "; ".join(
+            f"{name}: {value:.0f} us" for name, value in per.items()) + " | none (where the time goes) |")
     lines += ["", "Throughput rounds (req/s, min–max): " + "; ".join(
         f"{name} {lo:,.0f}–{hi:,.0f}" for name, (lo, hi) in spreads.items()) + ".",
         f"CPU rounds: {cpu['rounds']} × {cpu['count']} sequential requests per contender (min–max us: " + "; ".join(
@@ -318,6 +330,8 @@ def main(argv: list[str] | None = None) -> None:
         cpu = cpu_overhead(emu.url, 100 if args.quick else 1000, 2 if args.quick else 5)
         print(json.dumps(cpu["us"]), flush=True)
         samples: dict[str, list[float]] = {"plain async gigapy": [], "gigapy serve": []}
+        cpu_samples: dict[str, list[float]] = {"plain async gigapy (client CPU)": [], "gigapy serve (proxy CPU)": [],
+                                               "gpt2giga (proxy CPU)": []}
         if have_g2g:
             samples["gpt2giga"] = []
         with serve_proxy(emu.url) as serve:
@@ -332,9 +346,19 @@ def main(argv: list[str] | None = None) -> None:
                 for r in range(rounds):
                     for name in names[r % len(names):] + names[:r % len(names)]:
                         spec = {**specs[name], "total": total, "limit": limit}
+                        proxy = {"gigapy serve": serve, "gpt2giga": g2g}.get(name)
+                        before = process_cpu(proxy.proc.pid) if proxy is not None and proxy.proc else 0.0
                         result = run_worker(spec)
+                        if proxy is not None and proxy.proc is not None:
+                            # the proxy's CPU per request (warm-up included: 64 more requests)
+                            result["proxy_cpu_us"] = ((process_cpu(proxy.proc.pid) - before)
+                                                      / (result["done"] + CONCURRENCY) * 1e6)
                         print(f"round {r + 1} {name}: {result}", flush=True)
                         samples[name].append(result["rps"])
+                        if name == "plain async gigapy":
+                            cpu_samples["plain async gigapy (client CPU)"].append(result["cpu_us"])
+                        elif "proxy_cpu_us" in result:
+                            cpu_samples[f"{name} (proxy CPU)"].append(result["proxy_cpu_us"])
             finally:
                 if g2g_ctx is not None:
                     g2g_ctx.__exit__()
@@ -342,6 +366,7 @@ def main(argv: list[str] | None = None) -> None:
     spreads = {name: (min(values), max(values)) for name, values in samples.items() if values}
     meta = {"machine": machine(), "versions": versions(), "load": (load_start, os.getloadavg()[0]),
             "gpt2giga": gpt2giga_version(args.gpt2giga) if have_g2g else "not installed"}
+    meta["cpu_per_request"] = {name: statistics.median(v) for name, v in cpu_samples.items() if v}
     text = section(cpu, rps, spreads, meta)
     print(text)
     if not args.quick:

@@ -72,7 +72,7 @@ def test_keys_logs_and_request_ids(live_server: Any, emu: Any, captured: Any) ->
     with pytest.raises(anthropic.AuthenticationError):
         anthropic.Anthropic(base_url=server.url, api_key="sk-wrong-0000000", max_retries=0).messages.create(
             model="GigaChat-2", max_tokens=100, messages=[{"role": "user", "content": "x"}])
-    records = [json.loads(line) for line in captured.lines if line.startswith('{"request_id"')]
+    records = [json.loads(line) for line in captured.lines if line.startswith('{"ts"')]
     ours = next(r for r in records if r["request_id"] == "rq-serve-1")
     assert ours["key"] == "team" and ours["status"] == 200 and ours["model"] == "GigaChat-2"
     assert any(r["status"] == 401 and r["key"] == "?" for r in records)

@@ -5,7 +5,6 @@ Imports aiohttp and the server only when the command runs, so ``gigapy --help`` 
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import sys
@@ -21,9 +20,8 @@ class _JsonLines(logging.Formatter):
     """Access records as one JSON object a line; other records as text."""
 
     def format(self, record: logging.LogRecord) -> str:
-        access = getattr(record, "access", None)
-        if isinstance(access, dict):
-            return json.dumps({"ts": round(record.created, 3), **access}, ensure_ascii=False)
+        if isinstance(getattr(record, "access", None), dict):
+            return record.getMessage()  # already one JSON object
         return f"{self.formatTime(record)} {record.levelname} {record.name}: {record.getMessage()}"
 
 

@@ -120,8 +120,8 @@ class Server:
         ex = self.bridge.begin(request.method, request.path, request.headers, body)
         rid = ex.request_id if isinstance(ex, Exchange) else ex.headers.get("x-request-id", "-")
         who = self._who(request)
-        record: dict[str, Any] = {"request_id": rid, "key": who or "?", "method": request.method,
-                                  "path": request.path, "remote": request.remote}
+        record: dict[str, Any] = {"ts": round(time.time(), 3), "request_id": rid, "key": who or "?",
+                                  "method": request.method, "path": request.path, "remote": request.remote}
         if isinstance(ex, Exchange):
             record.update(model=ex.model, stream=ex.stream)
         status = 500
@@ -140,7 +140,8 @@ class Server:
             return web.Response(status=reply.status, body=reply.body, headers=reply.headers)
         finally:
             record.update(status=status, ms=round((time.perf_counter() - started) * 1000, 1))
-            access_log.info(json.dumps(record, ensure_ascii=False), extra={"access": record})
+            if access_log.isEnabledFor(logging.INFO):
+                access_log.info(json.dumps(record, ensure_ascii=False), extra={"access": record})
 
     def _refusal(self, ex: Exchange | Reply, status: int, code: str, kind: str, message: str,
                  headers: Mapping[str, str] | None = None) -> Reply:
