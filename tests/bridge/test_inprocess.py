@@ -246,3 +246,13 @@ def test_model_aliases(giga: GigaChat, emu: Any) -> None:
 
 def test_base64_png_helper_is_a_png() -> None:
     assert base64.b64decode(data_url(SHARED_PNG).split(",", 1)[1])[:4] == b"\x89PNG"
+
+
+def test_gigapy_openai_imports_lightly() -> None:
+    import subprocess
+    import sys
+
+    code = ("import sys, gigapy.openai; heavy = {'aiohttp', 'openai', 'anthropic', 'httpx', 'httpx2'}"
+            " & set(sys.modules); assert not heavy, heavy")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=False)
+    assert proc.returncode == 0, proc.stderr

@@ -245,6 +245,9 @@ async def serve(client_settings: Mapping[str, Any], config: ServeConfig, *,
         except (NotImplementedError, RuntimeError, ValueError):  # not the main thread, or Windows
             pass
     server = Server(client, config)
+    if not config.keys and config.host not in ("127.0.0.1", "localhost", "::1"):
+        log.warning("listening on %s without API keys: anyone who reaches the port uses your GigaChat account "
+                    "(give --api-key)", config.host)
     try:
         port = await server.start()
         log.info("listening on http://%s:%d/v1", config.host, port)
