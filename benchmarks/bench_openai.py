@@ -90,11 +90,36 @@ def cpu_overhead(emu_url: str, count: int, rounds: int) -> dict[str, Any]:
             samples[name].append((time.process_time() - start) / count * 1e6)
         if time.monotonic() > deadline:
             break
+    answer = client.completion(MESSAGES, model=MODEL)
     http.close()
     client.close()
     med = {name: statistics.median(values) for name, values in samples.items()}
+    med["translation alone"] = translation_alone(answer, 5000 if count >= 1000 else 500, rounds)
     return {"us": med, "spread": {n: (min(v), max(v)) for n, v in samples.items()},
             "count": count, "rounds": len(samples["bridge"])}
+
+
+def translation_alone(answer: Any, count: int, rounds: int) -> float:
+    """CPU microseconds of the bridge's own work on one request, no I/O: JSON in, plan, the
+    answer's ``to_dict()``, the rendered completion, JSON out (the median of ``rounds``)."""
+    from gigapy._translate import TranslateContext, chat_completion, chat_request, request_json
+    from gigapy.openai._bridge import _dumps, _gigachat_kwargs, _request_id
+
+    def one() -> None:
+        rid = _request_id({})
+        call = chat_request(request_json(BODY)).finish({})
+        _gigachat_kwargs(call, rid)
+        _dumps(chat_completion(call, answer.to_dict(), TranslateContext(request_id=rid, now=time.time)))
+
+    for _ in range(200):
+        one()
+    values = []
+    for _ in range(rounds):
+        start = time.process_time()
+        for _ in range(count):
+            one()
+        values.append((time.process_time() - start) / count * 1e6)
+    return statistics.median(values)
 
 
 # ---------------------------------------------------------------------- 2. throughput workers
@@ -263,6 +288,9 @@ def section(cpu: dict[str, Any], rps: dict[str, float], spreads: dict[str, tuple
         f"| in-process CPU per request: plain `GigaChat.completion()` | {us['plain gigapy']:.0f} us | |",
         f"| in-process CPU per request: through the bridge (`Bridge.handle`) | {us['bridge']:.0f} us "
         f"(+{extra:.0f} us = {extra / 1000:.3f} ms) | ≤ +0.1 ms |",
+        f"| in-process CPU per request: the bridge's own work alone, no I/O (JSON in, plan, `to_dict()`, "
+        f"render, JSON out) | {us['translation alone']:.0f} us = {us['translation alone'] / 1000:.3f} ms | "
+        "≤ 0.1 ms |",
         f"| in-process CPU per request: through `http_client()` (httpx's client included) | "
         f"{us['httpx transport']:.0f} us (+{transport_extra:.0f} us) | none (httpx's own cost) |",
     ]
