@@ -108,25 +108,23 @@ def stream_answer(client: GigaChat, messages: list[dict[str, Any]], model: str, 
     parts: list[str] = []
     with client.completion_stream(messages, model=model, **options) as stream:
         if markdown:
-            from rich.live import Live
-            from rich.markdown import Markdown
+            from ._live import MarkdownStream
 
-            console = out_console()
-            with Live(Markdown(""), console=console, refresh_per_second=12, vertical_overflow="visible",
-                      transient=False) as live:
+            with MarkdownStream(out_console()) as live:
                 for piece in stream.text_stream:
                     parts.append(piece)
-                    live.update(Markdown("".join(parts)))
+                    live.update("".join(parts))
         else:
             write, flush = sys.stdout.write, sys.stdout.flush
-            for piece in stream.text_stream:
-                parts.append(piece)
-                write(piece)
-                flush()
-            text = "".join(parts)
-            if not text.endswith("\n"):
-                write("\n")
-                flush()
+            try:
+                for piece in stream.text_stream:
+                    parts.append(piece)
+                    write(piece)
+                    flush()
+            finally:  # the answer, even an interrupted one, ends its line
+                if parts and not parts[-1].endswith("\n"):
+                    write("\n")
+                    flush()
     return "".join(parts)
 
 
@@ -164,8 +162,7 @@ def interactive(session: ChatSession) -> None:
             continue
         try:
             session.ask(text)
-        except KeyboardInterrupt:
-            sys.stdout.write("\n")
+        except KeyboardInterrupt:  # the partial answer has ended its line: nothing printed twice
             console.print("(answer interrupted; not added to the history)", highlight=False, style="dim")
         except GigaChatError as exc:
             message, fix, _ = describe(exc)
