@@ -67,6 +67,8 @@ def describe(exc: BaseException) -> tuple[str, str | None, int]:
         if exc.status_code == 403:
             url = getattr(exc, "url", "") or ""
             fix = next((advice for path, advice in _ADVICE_403 if path in url), None)
+        elif exc.status_code == 404 and "model" in str(exc).lower():
+            fix = "`gigapy models` lists the models your account can use (names are case-sensitive: GigaChat-2-Max)"
         return str(exc), fix, EXIT_ERROR
     if isinstance(exc, errors.GigaChatError):
         from gigapy.batch import BatchWriteError

@@ -154,6 +154,9 @@ def files_upload(ctx: typer.Context, path: Annotated[Path, typer.Argument(help="
                  purpose: Annotated[str, typer.Option(help="general or assistant.")] = "general",
                  json_out: JsonOpt = False) -> None:
     """Upload a file (checked against the service's type and size limits first)."""
+    if path.is_dir():
+        fail(f"{path} is a directory: files upload takes one file",
+             f"upload its files one by one: for f in {path}/*; do gigapy files upload \"$f\"; done", EXIT_USAGE)
     if not path.is_file():
         fail(f"file not found: {path}", exit_code=EXIT_USAGE)
     result = get_state(ctx).client().upload_file(str(path), purpose=purpose)
