@@ -23,6 +23,7 @@ from ._common import (
     EXIT_INTERRUPTED,
     EXIT_IO,
     EXIT_USAGE,
+    WRITE_ERRNOS,
     CliError,
     State,
     err_console,
@@ -93,6 +94,11 @@ def describe(exc: BaseException) -> tuple[str, str | None, int]:
         return str(exc), None, EXIT_IO if isinstance(exc, BatchWriteError) else EXIT_ERROR
     if isinstance(exc, FileNotFoundError):
         return f"file not found: {exc.filename}", None, EXIT_ERROR
+    if isinstance(exc, OSError) and exc.errno in WRITE_ERRNOS:
+        what = exc.filename or "the output"
+        return (f"cannot write {what}: {exc.strerror or exc}",
+                "free disk space (or raise the file size limit, or pick another place) and run the command again",
+                EXIT_IO)
     if isinstance(exc, OSError):
         where = f" ({exc.filename})" if exc.filename else ""
         return f"{exc.strerror or exc}{where}", None, EXIT_ERROR
@@ -117,6 +123,16 @@ def report(exc: BaseException, debug: bool) -> int:
     return code
 
 
+def _drop_unwritable_stdout() -> None:
+    """After a failed write to stdout (a full disk, /dev/full), send what is still buffered to
+    /dev/null: else Python's own flush at exit fails again and prints a second error."""
+    try:
+        sys.stdout.flush()
+    except (OSError, ValueError):
+        with contextlib.suppress(OSError, ValueError):
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+
+
 class GigapyGroup(TyperGroup):
     """The root command: turns every exception into one error line and an exit code."""
 
@@ -135,7 +151,9 @@ class GigapyGroup(TyperGroup):
             raise typer.Exit(EXIT_ERROR) from None
         except Exception as exc:
             state = ctx.obj if isinstance(ctx.obj, State) else State()
-            raise typer.Exit(report(exc, state.debug)) from None
+            code = report(exc, state.debug)
+            _drop_unwritable_stdout()
+            raise typer.Exit(code) from None
 
 
 HELP = (

@@ -6,8 +6,10 @@ aiohttp, pydantic or the emulator.
 
 from __future__ import annotations
 
+import errno
 import json
 import os
+import select
 import sys
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, NoReturn
@@ -26,6 +28,10 @@ EXIT_USAGE = 2  #: bad arguments or settings
 EXIT_CONNECTION = 3  #: no connection, timeout, TLS verification failure
 EXIT_IO = 4  #: a file could not be written (disk full, file too large, I/O error, no permission)
 EXIT_INTERRUPTED = 130  #: Ctrl-C
+
+#: OSError numbers that mean "the output could not be written" (exit EXIT_IO).
+WRITE_ERRNOS = frozenset(getattr(errno, name) for name in ("ENOSPC", "EFBIG", "EDQUOT", "EIO", "EROFS", "EACCES",
+                                                            "EPERM") if hasattr(errno, name))
 
 
 class CliError(Exception):
@@ -66,8 +72,34 @@ def err_console() -> Console:
 
 def print_json(data: Any) -> None:
     """Print ``data`` as indented JSON on stdout (UTF-8 kept readable)."""
-    sys.stdout.write(json.dumps(data, ensure_ascii=False, indent=2, default=_json_default) + "\n")
-    sys.stdout.flush()
+    write_stdout(json.dumps(data, ensure_ascii=False, indent=2, default=_json_default) + "\n")
+
+
+def write_stdout(text: str) -> None:
+    """Write ``text`` to stdout whole: a short write (a non-blocking pipe that is full) is
+    continued where it stopped, never dropped or repeated; OSError (a full disk) propagates."""
+    stream = sys.stdout
+    buffer = getattr(stream, "buffer", None)
+    if buffer is None:  # an in-memory stream (test runners)
+        stream.write(text)
+        stream.flush()
+        return
+    stream.flush()
+    data = memoryview(text.encode(stream.encoding or "utf-8", "replace"))
+    while data:
+        try:
+            written = buffer.write(data)  # a raw stream may take only part of it (or None: would block)
+        except BlockingIOError as exc:  # a non-blocking pipe is full: what it took is kept
+            written = exc.characters_written
+        if not written:
+            select.select([], [buffer], [], 5.0)  # wait until the reader drains it
+        data = data[written or 0:]
+    while True:
+        try:
+            buffer.flush()
+            return
+        except BlockingIOError:
+            select.select([], [buffer], [], 5.0)
 
 
 def _json_default(value: Any) -> Any:
