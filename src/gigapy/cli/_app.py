@@ -47,6 +47,29 @@ def _no_range(self: Any) -> None:
     return None
 
 
+def _help_table_class() -> type:
+    """typer's help tables, with the name and type columns never wrapped or cut: only the help
+    text column wraps, so ``--retry-non-idempotent`` stays whole at 80 columns."""
+    from rich.table import Table
+
+    class HelpTable(Table):
+        def add_row(self, *renderables: Any, **kwargs: Any) -> None:
+            if not self.columns:
+                for _ in renderables[:-1]:
+                    self.add_column(no_wrap=True)
+                self.add_column(ratio=1)
+            super().add_row(*renderables, **kwargs)
+
+    return HelpTable
+
+
+def _patch_help_tables() -> None:
+    import typer.rich_utils
+
+    setattr(typer.rich_utils, "Table", _help_table_class())  # noqa: B010 - the module reads its global
+
+
+_patch_help_tables()
 _display_type_rich = TyperOption.display_type_rich
 TyperOption.display_type_rich = _flag_type  # type: ignore[method-assign]
 TyperOption._get_number_range_help_str = _no_range  # type: ignore[method-assign]
