@@ -64,12 +64,14 @@ def _help_table_class() -> type:
 
 
 def _patch_help_tables() -> None:
+    """Install HelpTable in typer's help rendering (once; only when help is shown: the module is heavy)."""
     import typer.rich_utils
 
-    setattr(typer.rich_utils, "Table", _help_table_class())  # noqa: B010 - the module reads its global
+    if getattr(getattr(typer.rich_utils, "Table", None), "__name__", "") != "HelpTable":
+        setattr(typer.rich_utils, "Table", _help_table_class())  # noqa: B010 - the module reads its global
 
 
-_patch_help_tables()
+_HELP_WORDS = frozenset({"-h", "--help"})
 _display_type_rich = TyperOption.display_type_rich
 TyperOption.display_type_rich = _flag_type  # type: ignore[method-assign]
 TyperOption._get_number_range_help_str = _no_range  # type: ignore[method-assign]
@@ -158,6 +160,12 @@ def _drop_unwritable_stdout() -> None:
 
 class GigapyGroup(TyperGroup):
     """The root command: turns every exception into one error line and an exit code."""
+
+    def make_context(self, info_name: str | None, args: list[str], parent: Any = None, **extra: Any) -> Any:
+        """Parse the root's arguments (help tables are prepared first when help will be shown)."""
+        if not args or _HELP_WORDS.intersection(args):
+            _patch_help_tables()
+        return super().make_context(info_name, args, parent, **extra)
 
     def invoke(self, ctx: Any) -> Any:
         """Run the command; report failures without a traceback (unless --debug)."""
