@@ -6,6 +6,7 @@ aiohttp, pydantic or the emulator.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import json
 import os
@@ -29,9 +30,6 @@ EXIT_CONNECTION = 3  #: no connection, timeout, TLS verification failure
 EXIT_IO = 4  #: a file could not be written (disk full, file too large, I/O error, no permission)
 EXIT_INTERRUPTED = 130  #: Ctrl-C
 
-#: OSError numbers that mean "the output could not be written" (exit EXIT_IO).
-WRITE_ERRNOS = frozenset(getattr(errno, name) for name in ("ENOSPC", "EFBIG", "EDQUOT", "EIO", "EROFS", "EACCES",
-                                                            "EPERM") if hasattr(errno, name))
 
 
 class CliError(Exception):
@@ -71,35 +69,46 @@ def err_console() -> Console:
 
 
 def print_json(data: Any) -> None:
-    """Print ``data`` as indented JSON on stdout (UTF-8 kept readable)."""
+    """Print ``data`` as indented JSON on stdout (UTF-8 kept readable), every byte checked."""
     write_stdout(json.dumps(data, ensure_ascii=False, indent=2, default=_json_default) + "\n")
 
 
 def write_stdout(text: str) -> None:
-    """Write ``text`` to stdout whole: a short write (a non-blocking pipe that is full) is
-    continued where it stopped, never dropped or repeated; OSError (a full disk) propagates."""
-    stream = sys.stdout
-    buffer = getattr(stream, "buffer", None)
-    if buffer is None:  # an in-memory stream (test runners)
-        stream.write(text)
-        stream.flush()
-        return
-    stream.flush()
-    data = memoryview(text.encode(stream.encoding or "utf-8", "replace"))
-    while data:
+    """Write ``text`` to stdout whole: bytes straight to the descriptor, a short write continued (the
+    text layer over an unbuffered stdout, ``python -u`` or PYTHONUNBUFFERED, drops the rest without a
+    word), also on a non-blocking stdout whose pipe is full (the write waits for the reader). A write
+    the disk refuses is a CliError with the disk-error exit code."""
+    try:
         try:
-            written = buffer.write(data)  # a raw stream may take only part of it (or None: would block)
-        except BlockingIOError as exc:  # a non-blocking pipe is full: what it took is kept
-            written = exc.characters_written
-        if not written:
-            select.select([], [buffer], [], 5.0)  # wait until the reader drains it
-        data = data[written or 0:]
-    while True:
-        try:
-            buffer.flush()
+            fd = sys.stdout.fileno()
+        except (OSError, ValueError, AttributeError):  # an in-memory stream (test runners)
+            sys.stdout.write(text)
+            sys.stdout.flush()
             return
-        except BlockingIOError:
-            select.select([], [buffer], [], 5.0)
+        sys.stdout.flush()
+        _write_all(fd, text.encode(sys.stdout.encoding or "utf-8", sys.stdout.errors or "strict"))
+    except BrokenPipeError:
+        raise  # the reader went away: the command stops quietly
+    except OSError as exc:
+        with contextlib.suppress(OSError, ValueError):  # drop the unwritten rest: no second failure at exit
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        code = errno.errorcode.get(exc.errno or 0, "")
+        raise CliError(f"cannot write to stdout: {exc.strerror or exc}{f' ({code})' if code else ''}",
+                       "free space (or raise the file-size limit) and run the command again", EXIT_IO) from None
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    """Every byte of ``data`` to ``fd``: a short write is continued, a full non-blocking pipe waited on."""
+    view = memoryview(data)
+    while view:
+        try:
+            written = os.write(fd, view)
+        except BlockingIOError:  # O_NONBLOCK and the pipe is full: wait until the reader drains it
+            select.select([], [fd], [], 5.0)
+            continue
+        if written <= 0:  # pragma: no cover - a regular file reports an error instead
+            raise OSError(errno.EIO, "the write made no progress")
+        view = view[written:]
 
 
 def _json_default(value: Any) -> Any:

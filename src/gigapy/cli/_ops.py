@@ -234,8 +234,11 @@ def _download(client: Any, file_id: str, target: Path, options: dict[str, Any]) 
     try:
         return Path(client.download_file(file_id, target, **options))
     except OSError as exc:
-        fail(f"cannot write {target}: {exc.strerror or exc}",
-             "free disk space (or raise the file size limit, or pick another place with -o) and run it again",
+        import errno
+
+        code = errno.errorcode.get(exc.errno or 0, "")
+        fail(f"cannot write {target}: {exc.strerror or exc}{f' ({code})' if code else ''}",
+             "free space (or raise the file-size limit, or save elsewhere with -o) and run the command again",
              EXIT_IO)
 
 
