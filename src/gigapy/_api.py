@@ -78,6 +78,8 @@ class RequestOptions(TypedDict, total=False):
 
 
 OPTION_KEYS = frozenset(RequestOptions.__annotations__)
+#: Keyword arguments of the client's methods, suggested for a typo that is no per-call option
+_CALL_ARGUMENTS = ("model", "purpose", "filename", "content_type", "texts", "input", "messages", "timeout")
 
 
 class ChatFields(RequestOptions, total=False):
@@ -217,7 +219,7 @@ class ClientCore:
         bad = options.keys() - OPTION_KEYS if options else None
         if bad:
             name = sorted(bad)[0]
-            typo = P.close_to(name, OPTION_KEYS)
+            typo = P.close_to(name, OPTION_KEYS) or P.close_to(name, _CALL_ARGUMENTS)
             expected = f"did you mean {typo!r}?" if typo else f"expected one of {', '.join(sorted(OPTION_KEYS))}"
             raise InvalidArgumentError(name, f"unknown option; {expected}")
         headers = _wire.Headers(self._headers)

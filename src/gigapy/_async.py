@@ -54,7 +54,7 @@ from ._media import attach_flow, generate_image_flow
 from ._streaming import AsyncStream, TransportBroken
 from ._structured import parse_flow
 from ._tls import client_ssl_context, tls_key
-from .errors import ConfigurationError, GigaChatError
+from .errors import ClientClosedError, ConfigurationError, GigaChatError
 from .tools import Tool, ToolRun, run_tools_flow
 from .types import (
     AccessToken,
@@ -286,9 +286,12 @@ class AiohttpTransport:
         self._sessions: dict[asyncio.AbstractEventLoop, _LoopSession] = {}
         self._last: _LoopSession | None = None  # the fast path: one read of one attribute
         self._timeouts: dict[Timeout, aiohttp.ClientTimeout] = {}
+        self.closed = False  #: set by close(): no new session is made after it
 
     def _entry(self) -> _LoopSession:
         """The running loop's session (created on first use in that loop)."""
+        if self.closed:
+            raise ClientClosedError()
         loop = asyncio.get_running_loop()
         last = self._last
         if last is not None and last.loop is loop and not last.closing:
@@ -492,6 +495,7 @@ class AiohttpTransport:
         from that loop, once its requests in flight have ended."""
         if self._given is not None:
             return
+        self.closed = True
         with self._lock:
             entries = list(self._sessions.values())
             self._sessions.clear()
@@ -509,6 +513,8 @@ class AiohttpTransport:
         """Close from outside any event loop (fixture teardown): best effort, never raises."""
         if self._given is not None:
             return
+        self.closed = True
+        self.closed = True
         with self._lock:
             entries = list(self._sessions.values())
             self._sessions.clear()

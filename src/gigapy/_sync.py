@@ -65,7 +65,7 @@ from ._media import attach_flow, generate_image_flow
 from ._streaming import Stream, TransportBroken
 from ._structured import parse_flow
 from ._tls import client_ssl_context, tls_key
-from .errors import GigaChatError
+from .errors import ClientClosedError, GigaChatError
 from .tools import Tool, ToolRun, run_tools_flow
 from .types import (
     AccessToken,
@@ -288,6 +288,8 @@ class HttpxTransport:
         """Send one request; the body is read unless it is a stream or a download. The whole
         attempt is bounded by its deadline (the response within ``read`` seconds of the
         connection being ready, and the call's total deadline)."""
+        if self.client.is_closed:
+            raise ClientClosedError()
         limit = AttemptDeadline(req, time.monotonic)
         previous = HD.enter(limit)
         try:

@@ -21,7 +21,8 @@ pydantic exception escapes raw (the original is kept as ``__cause__``)::
     ├── StructuredOutputError                      parse() got no valid object (raw text kept)
     │   └── LengthFinishReasonError                ... because the answer was cut at max_tokens
     ├── ToolLoopError                              run_tools() reached its step limit
-    └── ImageGenerationError                       generate_image() got no image
+    ├── ImageGenerationError                       generate_image() got no image
+    └── ClientClosedError (also a RuntimeError)    the client was used after close()
 
 Warnings (``warnings.warn``, never raised unless you ask for it with a warnings filter)::
 
@@ -43,6 +44,7 @@ __all__ = [
     "AuthenticationError",
     "BadRequestError",
     "ClientCertificateError",
+    "ClientClosedError",
     "ConfigurationError",
     "GigaChatError",
     "GigapyWarning",
@@ -374,3 +376,11 @@ def may_have_reached_model(exc: BaseException) -> bool:
     if isinstance(exc, APIConnectionError):
         return exc.sent
     return False
+
+
+class ClientClosedError(GigaChatError, RuntimeError):
+    """The client was used after ``close()`` / ``aclose()`` (or after its ``with`` block)."""
+
+    def __init__(self, message: str = "the client is closed: it was used after close(), aclose() or its "
+                                      "`with` block; create a new GigaChat (or keep this one open)") -> None:
+        super().__init__(message)

@@ -76,7 +76,7 @@ def build_parser(prog: str = "python -m gigapy.emulator") -> argparse.ArgumentPa
     parser.add_argument("--pack-stream", action="store_true",
                         help="pack many SSE events per write (benchmarks); by default each event is its own write")
     parser.add_argument("--faults", type=_fault_spec, default="", metavar="SPEC",
-                        help='fault injection, e.g. "500:0.1,429:0.05,drop:0.02,latency_ms:50"')
+                        help='fault injection, e.g. "500:0.1,429:0.05" (every kind and delay: docs/emulator.md)')
     parser.add_argument("--seed", type=int, default=0, help="changes every generated answer")
     parser.add_argument("--tls-cert", metavar="FILE", help="serve HTTPS with this certificate (PEM)")
     parser.add_argument("--tls-key", metavar="FILE", help="private key of --tls-cert (PEM)")
