@@ -30,3 +30,20 @@ def test_import_gigapy_is_light() -> None:
             "'typer', 'rich'} & set(sys.modules); print(sorted(heavy))")
     proc = run(sys.executable, "-c", code)
     assert proc.stdout.strip() == "[]", proc.stdout + proc.stderr
+
+
+def test_the_version_is_written_once() -> None:
+    import re
+
+    import gigapy
+
+    literal = re.compile(r"""["']\d+\.\d+\.\d+(?:[.\-+]?\w+)*["']""")
+    found = []
+    for path in sorted((ROOT / "src" / "gigapy").rglob("*.py")):
+        text = path.read_text(encoding="utf-8")
+        found += [(path.name, m) for m in literal.findall(text) if m.strip("'\"") == gigapy.__version__]
+    assert found == [("_version.py", f'"{gigapy.__version__}"')], found
+    assert 'path = "src/gigapy/_version.py"' in (ROOT / "pyproject.toml").read_text(encoding="utf-8")
+    from gigapy._api import USER_AGENT
+
+    assert USER_AGENT.startswith(f"gigapy/{gigapy.__version__} ")

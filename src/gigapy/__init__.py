@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from ._version import __version__ as __version__
 from .errors import (
     APIConnectionError,
     APIResponseValidationError,
@@ -42,8 +43,6 @@ from .errors import (
     UnknownFieldWarning,
     UnprocessableEntityError,
 )
-
-__version__ = "0.1.0"
 
 if TYPE_CHECKING:
     from ._async import AsyncGigaChat

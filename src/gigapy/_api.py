@@ -42,6 +42,7 @@ from ._core import (
 )
 from ._files import forget_upload, prepare_upload
 from ._streaming import ChatStreamState, ChatV2StreamState, StreamState
+from ._version import __version__
 from .errors import APITimeoutError, ConfigurationError, InvalidArgumentError
 from .types._base import ResponseMeta
 from .types.auth import AccessToken
@@ -62,7 +63,7 @@ from .types.models import Model, Models
 
 T = TypeVar("T")
 
-VERSION = "0.1.0"
+VERSION = __version__
 USER_AGENT = f"gigapy/{VERSION} (Python {platform.python_version()})"
 
 
