@@ -7,6 +7,7 @@ transports live in ``_sync`` and ``_async``.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import platform
 import re
@@ -34,11 +35,11 @@ from ._core import (
     Sleep,
     _invalid_body,
     dumps,
+    missing_error,
     new_request_id,
     parse_model,
     parse_model_list,
     send_flow,
-    status_error,
 )
 from ._files import forget_upload, prepare_upload
 from ._streaming import ChatStreamState, ChatV2StreamState, StreamState
@@ -621,11 +622,12 @@ def _batches_from(response: Response) -> list[Batch]:
         data = json.loads(response.content)
     except ValueError:
         data = None
-    # re-encoded as the server sent it (ASCII escapes: text we could not send may come back)
+    # the other shapes parsed as the usual one (ASCII escapes: text we could not send may come
+    # back); the response itself keeps the body the server sent
     if isinstance(data, list):
-        response.content = json.dumps({"batches": data}).encode()
+        response = dataclasses.replace(response, content=json.dumps({"batches": data}).encode())
     elif isinstance(data, dict) and "batches" not in data and "id" in data:
-        response.content = json.dumps({"batches": [data]}).encode()
+        response = dataclasses.replace(response, content=json.dumps({"batches": [data]}).encode())
     batches = parse_model(Batches, response)
     for b in batches.batches:
         b._meta = batches._meta
@@ -645,9 +647,7 @@ def get_batch(core: ClientCore, batch_id: str, options: RequestOptions) -> Flow[
     response = yield from core.send(req)
     found = [b for b in _batches_from(response) if b.id == batch_id]
     if not found:
-        response.status = 404
-        response.content = dumps({"status": 404, "message": "Batch task not found"})
-        raise status_error(response)
+        raise missing_error(response, f"Batch task not found: no batch {batch_id!r} in the answer")
     return found[0]
 
 

@@ -23,7 +23,8 @@ from pathlib import Path
 from typing import Any
 
 from ._tls import russian_ca_path
-from .errors import APIConnectionError, GigaChatError, InvalidArgumentError
+from .errors import APIConnectionError, InvalidArgumentError
+from .errors import CertificateMismatchError as CertificateMismatchError  # its old home
 
 OFFICIAL_URL = "https://gu-st.ru/content/lending/russian_trusted_root_ca_pem.crt"
 #: SHA-256 of the DER certificate (valid 2022-03-01 .. 2032-02-27), checked against two public sources.
@@ -31,10 +32,6 @@ PINNED_SHA256 = "D2:6D:2D:02:31:B7:C3:9F:92:CC:73:85:12:BA:54:10:35:19:E4:40:5D:
 
 _PEM_RE = re.compile(rb"-----BEGIN CERTIFICATE-----\s+(.+?)\s+-----END CERTIFICATE-----", re.S)
 _MAX_SIZE = 64 * 1024
-
-
-class CertificateMismatchError(GigaChatError):
-    """The downloaded certificate is not the pinned Russian Trusted Root CA; nothing was stored."""
 
 
 def download_url() -> str:

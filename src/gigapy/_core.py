@@ -105,6 +105,10 @@ class Request:
             return self.headers
         return {**self.headers, "Authorization": auth.get_secret_value()}
 
+    def info(self) -> errors.RequestInfo:
+        """What an error keeps of this request: method, url and the headers, secrets masked."""
+        return errors.RequestInfo(self.method, self.url, self.headers)
+
     def __repr__(self) -> str:
         body = "None" if self.content is None else f"<{len(self.content)} bytes>"
         auth = "None" if self.authorization is None else repr(_wire.MASK)
@@ -124,6 +128,8 @@ class Response:
     url: str
     raw: Any = None
     retries_taken: int = 0
+    #: The request this answers (set by the core's send flow), so errors keep what was sent.
+    request: Request | None = None
 
     def __repr__(self) -> str:  # the body may be a token response: its size only
         return (f"Response(status={self.status}, method={self.method!r}, url={self.url!r}, "
@@ -176,6 +182,7 @@ class TransportFailure:
     def to_error(self, request: Request) -> errors.GigaChatError:
         """The public exception for this failure."""
         method, url = request.method, request.url
+        sent = request.info()
         detail = redact(str(self.exc)) or type(self.exc).__name__
         if self.kind == "tls":
             host = self.host or _host_of(url)
@@ -186,6 +193,7 @@ class TransportFailure:
                 method=method,
                 url=url,
                 host=host,
+                request=sent,
             )
         if self.kind == "client_cert":
             host = self.host or _host_of(url)
@@ -198,16 +206,20 @@ class TransportFailure:
                 url=url,
                 host=host,
                 reason=reason,
+                request=sent,
             )
         if self.kind.endswith("timeout"):
             phase = self.kind.removesuffix("_timeout")
             limit = getattr(request.timeout, phase, None)  # connect, read, write, pool or total
             return errors.APITimeoutError(
-                f"{method} {url}: {phase} timeout after {limit} s", method=method, url=url, phase=phase
+                f"{method} {url}: {phase} timeout after {limit} s", method=method, url=url, phase=phase,
+                request=sent,
             )
         if self.kind == "connect":
-            return errors.APIConnectionError(f"{method} {url}: cannot connect: {detail}", method=method, url=url)
-        return errors.APIConnectionError(f"{method} {url}: connection failed: {detail}", method=method, url=url)
+            return errors.APIConnectionError(f"{method} {url}: cannot connect: {detail}", method=method, url=url,
+                                             request=sent)
+        return errors.APIConnectionError(f"{method} {url}: connection failed: {detail}", method=method, url=url,
+                                         request=sent)
 
 
 #: TLS alerts a server sends when it refuses the client certificate (OpenSSL's reason names).
@@ -479,6 +491,7 @@ def send_flow(request: Request, *, policy: RetryPolicy, can_refresh: bool,
             raise outcome.to_error(request) from outcome.exc
         response: Response = outcome
         response.retries_taken = attempt
+        response.request = request
         status = response.status
         if status < 400:
             if log.isEnabledFor(logging.DEBUG):
@@ -567,7 +580,8 @@ def status_error(response: Response, *, can_refresh: bool = True,
         if isinstance(raw_code, int) and not isinstance(raw_code, bool):
             code = raw_code
     headers = response.headers
-    request_id = headers.get("x-request-id")
+    sent = response.request.info() if response.request is not None else None
+    request_id = headers.get("x-request-id") or (sent.header("X-Request-ID") if sent is not None else None)
     text = f"{status} {_REASONS.get(status, 'Error')}"
     if server_message:
         text += f": {server_message}"
@@ -589,11 +603,38 @@ def status_error(response: Response, *, can_refresh: bool = True,
         server_message=server_message,
         code=code,
         request_id=request_id,
-        session_id=headers.get("x-session-id"),
+        session_id=headers.get("x-session-id") or (sent.header("X-Session-ID") if sent is not None else None),
+        request=sent,
     )
     if isinstance(err, errors.RateLimitError):
         err.retry_after = retry_after(headers)
     return err
+
+
+def missing_error(response: Response, message: str) -> errors.NotFoundError:
+    """A NotFoundError for an answer that lacks the item asked for (a lookup served by a list
+    endpoint): it keeps the status, body and headers the server really sent; nothing is made up."""
+    sent = response.request.info() if response.request is not None else None
+    headers = response.headers
+    request_id = headers.get("x-request-id") or (sent.header("X-Request-ID") if sent is not None else None)
+    try:
+        parsed: Any = json.loads(response.content) if response.content else None
+    except ValueError:
+        parsed = None
+    text = f"{message} (the server answered {response.status} without it) [{response.method} {response.url}"
+    text += f", request_id={request_id}]" if request_id else "]"
+    return errors.NotFoundError(
+        text,
+        status_code=response.status,
+        method=response.method,
+        url=response.url,
+        body=response.content,
+        json_body=parsed,
+        headers=headers,
+        request_id=request_id,
+        session_id=headers.get("x-session-id") or (sent.header("X-Session-ID") if sent is not None else None),
+        request=sent,
+    )
 
 
 def _hint(status: int, code: int | None, message: str | None, can_refresh: bool) -> str | None:

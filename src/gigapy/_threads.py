@@ -13,9 +13,9 @@ from typing import Any
 
 from . import _params as P
 from ._api import ClientCore, OpenStream, RequestOptions, open_stream
-from ._core import Flow, Response, dumps, parse_model, status_error
+from ._core import Flow, missing_error, parse_model
 from ._streaming import ChatStreamState
-from .errors import InvalidArgumentError, NotFoundError
+from .errors import InvalidArgumentError
 from .types._base import ResponseMeta
 from .types.assistants import Assistant, Assistants, CreatedAssistant, DeletedAssistant, DeletedAssistantFile
 from .types.threads import (
@@ -94,17 +94,9 @@ def get_assistant(core: ClientCore, assistant_id: str, options: RequestOptions) 
     response = yield from core.send(req)
     found = [a for a in parse_model(Assistants, response).data if a.assistant_id == assistant_id]
     if not found:
-        raise _not_found(response, "No such assistant")
+        raise missing_error(response, f"No such assistant: {assistant_id!r} is not in the answer")
     found[0]._meta = response.meta()
     return found[0]
-
-
-def _not_found(response: Response, message: str) -> NotFoundError:
-    response.status = 404
-    response.content = dumps({"status": 404, "message": message})
-    error = status_error(response)
-    assert isinstance(error, NotFoundError)
-    return error
 
 
 def create_assistant(core: ClientCore, model: str | None, name: str, fields: Mapping[str, Any],

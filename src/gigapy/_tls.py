@@ -27,14 +27,11 @@ if TYPE_CHECKING:
     from ._config import Settings
 
 from .errors import ConfigurationError
+from .errors import InsecureTLSWarning as InsecureTLSWarning  # its old home
 
 log = logging.getLogger("gigapy")
 
 RUSSIAN_CA_FILENAME = "russian_trusted_root_ca.pem"
-
-
-class InsecureTLSWarning(UserWarning):
-    """TLS certificate verification is turned off."""
 
 
 def config_dir() -> Path:

@@ -70,6 +70,7 @@ from .errors import (
     APIConnectionError,
     APIResponseValidationError,
     AuthenticationError,
+    BatchAborted,
     ConfigurationError,
     GigaChatError,
     InternalServerError,
@@ -178,16 +179,6 @@ class BatchSummary(BatchProgress):
             "rate_limited": self.rate_limited, "interrupted": self.interrupted, "output": self.output_path,
             "errors": self.errors_path, "duplicate_ids": list(self.duplicate_ids), "warnings": list(self.warnings),
         }
-
-
-class BatchAborted(GigaChatError):
-    """The run stopped because every further request would fail too (bad credentials, no access,
-    TLS failure, a service that keeps failing). Everything finished is saved; ``summary`` tells
-    how far it got and ``__cause__`` is the error that stopped it."""
-
-    def __init__(self, message: str, summary: BatchSummary) -> None:
-        super().__init__(message)
-        self.summary = summary
 
 
 def detect_kind(input_path: str | os.PathLike[str]) -> Kind:

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..errors import InvalidArgumentError
+from ..errors import UnsupportedParameterError as UnsupportedParameterError  # its old home
 
 #: ``ids(prefix, seed) -> id``: makes every id the translation emits (completion ids, tool call
 #: ids, item ids). It must be a pure function of its arguments for stream and non-stream
@@ -49,18 +50,6 @@ class TranslateContext:
         if self.request_id:
             return self.request_id
         return json.dumps(parts, sort_keys=True, default=str, ensure_ascii=False)
-
-
-class UnsupportedParameterError(InvalidArgumentError):
-    """A parameter (or a value of it) that GigaChat cannot honour; refused, never dropped.
-
-    ``code`` is the OpenAI error code to report: ``unsupported_parameter`` for a parameter
-    that cannot be used at all, ``unsupported_value`` for a value that cannot.
-    """
-
-    def __init__(self, field: str, reason: str, *, code: str = "unsupported_parameter") -> None:
-        super().__init__(field, reason)
-        self.code = code
 
 
 def unsupported(name: str, why: str) -> UnsupportedParameterError:
