@@ -28,7 +28,7 @@ from gigapy import (
     NotFoundError,
     UnknownFieldWarning,
 )
-from gigapy import _params as P
+from gigapy._core import params as P
 from gigapy.emulator import count_tokens
 from gigapy.testing import client_settings
 from gigapy.types import ChatCompletion, ChatCompletionV2, ErrorDetails, Logprob
@@ -45,9 +45,9 @@ Call = Callable[..., Any]
 @pytest.fixture(autouse=True)
 def _fresh_warnings() -> Iterator[None]:
     """Each test sees the once-per-process warnings anew (they are keyed by field name)."""
-    P._warned.clear()
+    P.warned.clear()
     yield
-    P._warned.clear()
+    P.warned.clear()
 
 
 def _method(client: Any, name: str) -> Any:

@@ -44,6 +44,6 @@ def test_the_version_is_written_once() -> None:
         found += [(path.name, m) for m in literal.findall(text) if m.strip("'\"") == gigapy.__version__]
     assert found == [("_version.py", f'"{gigapy.__version__}"')], found
     assert 'path = "src/gigapy/_version.py"' in (ROOT / "pyproject.toml").read_text(encoding="utf-8")
-    from gigapy._api import USER_AGENT
+    from gigapy._ops.base import USER_AGENT
 
     assert USER_AGENT.startswith(f"gigapy/{gigapy.__version__} ")

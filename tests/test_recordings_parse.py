@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from pydantic import BaseModel
 
-from gigapy._sse import SSEDecoder
+from gigapy._core.sse import SSEDecoder
 from gigapy.types import (
     AICheckResult,
     Assistant,
@@ -180,7 +180,7 @@ def test_recordings_are_where_we_expect() -> None:
 
 
 def test_recorded_thread_stream_accumulates_usage_increments() -> None:
-    from gigapy._threads import _thread_state
+    from gigapy._ops.threads import _thread_state
     from gigapy.types import ResponseMeta
 
     state = _thread_state(ResponseMeta())

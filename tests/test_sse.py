@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from gigapy._sse import SSEDecodeError, SSEDecoder, SSEEvent
+from gigapy._core.sse import SSEDecodeError, SSEDecoder, SSEEvent
 
 
 def decode(*chunks: bytes, max_event_size: int | None = None) -> list[SSEEvent]:

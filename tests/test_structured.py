@@ -16,7 +16,7 @@ from gigapy import (
     StructuredOutputError,
     UnprocessableEntityError,
 )
-from gigapy._structured import inline_refs, parse_flow
+from gigapy._ops.structured import inline_refs, parse_flow
 from gigapy.testing import client_settings
 from gigapy.types import ChatCompletion
 

@@ -13,7 +13,7 @@ import pytest
 import trustme
 from cryptography.hazmat.primitives import serialization
 
-import gigapy._tls as tls
+import gigapy._transports.tls as tls
 from gigapy import APIConnectionError, AsyncGigaChat, ConfigurationError, GigaChat, TLSVerificationError
 from gigapy.emulator import Emulator
 from gigapy.testing import client_settings

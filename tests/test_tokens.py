@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from gigapy import APIStatusError, AsyncGigaChat, AuthenticationError, ConfigurationError, GigaChat, clear_token_cache
-from gigapy._core import Clock
+from gigapy._core.flow import Clock
 from gigapy.emulator import DEMO_CREDENTIALS, DEMO_PASSWORD, DEMO_USER, Account, Emulator
 from gigapy.testing import client_settings
 

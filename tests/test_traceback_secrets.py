@@ -356,12 +356,12 @@ def test_a_scan_would_have_caught_the_key_in_a_plain_local() -> None:
 
 def test_no_object_of_ours_shows_a_secret_in_its_repr(world: World) -> None:
     """Every internal object that holds a secret masks it in repr (and str), as httpx masks headers."""
-    from gigapy._api import ClientCore
-    from gigapy._async import AiohttpTransport
-    from gigapy._auth import TokenEntry, TokenSource, parse_token, token_request
+    from gigapy._clients.async_client import AiohttpTransport
+    from gigapy._clients.sync_client import HttpxTransport
+    from gigapy._clients.tokens import TokenEntry, TokenSource, parse_token, token_request
     from gigapy._config import load_settings, secret_args
-    from gigapy._core import FilePart, GetToken, Response, Send, TransportFailure, send_flow
-    from gigapy._sync import HttpxTransport
+    from gigapy._core.flow import FilePart, GetToken, Response, Send, TransportFailure, send_flow
+    from gigapy._ops.base import ClientCore
 
     oauth = load_settings({"credentials": DEMO_CREDENTIALS, "key_file_password": KEY_PASSWORD,
                            "default_headers": {"Authorization": "Bearer " + STATIC_TOKEN, "X-App": "a"}}, env={})
@@ -423,7 +423,7 @@ def _library_call() -> None:
 def test_scrub_masks_what_http_library_exceptions_keep(monkeypatch: pytest.MonkeyPatch) -> None:
     """The three places an HTTP library's exception keeps a header value: a frame local, the
     message, aiohttp's ``request_info``. The stand-in above counts as a library frame."""
-    import gigapy._core as core
+    import gigapy._core.flow as core
 
     monkeypatch.setattr(core, "_PACKAGE_DIR", "/nowhere/")  # so this test file is "not gigapy"
     with pytest.raises(OSError) as info:

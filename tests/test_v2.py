@@ -8,8 +8,8 @@ from typing import Any
 import pytest
 
 from gigapy import AsyncGigaChat, InvalidArgumentError, StreamError
-from gigapy._api import v2_base
-from gigapy._streaming import ChatV2StreamState
+from gigapy._clients.streams import ChatV2StreamState
+from gigapy._ops.base import v2_base
 from gigapy.testing import client_settings
 from gigapy.types import ChatCompletionV2, ResponseMeta
 

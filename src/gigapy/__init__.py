@@ -45,19 +45,19 @@ from .errors import (
 )
 
 if TYPE_CHECKING:
-    from ._async import AsyncGigaChat
-    from ._auth import clear_token_cache
+    from ._clients.async_client import AsyncGigaChat
+    from ._clients.streams import AsyncStream, Stream
+    from ._clients.sync_client import GigaChat
+    from ._clients.tokens import clear_token_cache
     from ._config import Timeout
-    from ._streaming import AsyncStream, Stream
-    from ._sync import GigaChat
 
 _LAZY = {
-    "GigaChat": "._sync",
-    "AsyncGigaChat": "._async",
+    "GigaChat": "._clients.sync_client",
+    "AsyncGigaChat": "._clients.async_client",
     "Timeout": "._config",
-    "Stream": "._streaming",
-    "AsyncStream": "._streaming",
-    "clear_token_cache": "._auth",
+    "Stream": "._clients.streams",
+    "AsyncStream": "._clients.streams",
+    "clear_token_cache": "._clients.tokens",
 }
 
 

@@ -19,7 +19,7 @@ from typing import Any, Literal
 
 from pydantic import SecretStr
 
-from . import _wire
+from ._core import wire as _wire
 from .errors import ConfigurationError, InvalidArgumentError
 
 DEFAULT_BASE_URL = "https://api.giga.chat/v1"

@@ -53,7 +53,6 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from . import _params as P
 from ._bulk_files import (
     Appender,
     BatchWriteError,
@@ -66,6 +65,7 @@ from ._bulk_files import (
     load_output,
 )
 from ._bulk_lines import Key, Kind, Line, iter_lines, kind_of, kind_problem, line_error, problem_text, scan_input
+from ._core import params as P
 from .errors import (
     APIConnectionError,
     APIResponseValidationError,
@@ -85,7 +85,7 @@ from .errors import (
 )
 
 if TYPE_CHECKING:
-    from ._async import AsyncGigaChat
+    from ._clients.async_client import AsyncGigaChat
     from .types.batches import BatchResult
 
 __all__ = [

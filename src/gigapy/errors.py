@@ -135,7 +135,7 @@ class RequestInfo:
     __slots__ = ("headers", "method", "url")
 
     def __init__(self, method: str, url: str, headers: Mapping[str, str] | None = None) -> None:
-        from ._wire import masked
+        from ._core.wire import masked
 
         self.method = method
         self.url = url

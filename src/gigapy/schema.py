@@ -44,7 +44,7 @@ from typing import Any, get_type_hints
 
 from pydantic import BaseModel, ConfigDict, create_model
 
-from ._params import FUNCTION_NAME_RE
+from ._core.params import FUNCTION_NAME_RE
 from .errors import InvalidArgumentError
 
 SILENT = frozenset({"title"})

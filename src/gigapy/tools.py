@@ -21,9 +21,9 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
-from . import _params as P
-from ._core import Flow, Invoke, InvokeFailed
-from ._wire import json_error
+from ._core import params as P
+from ._core.flow import Flow, Invoke, InvokeFailed
+from ._core.wire import json_error
 from .errors import InvalidArgumentError, ToolLoopError
 from .schema import FunctionSchema, arguments_model, function_schema
 

@@ -29,9 +29,9 @@ def _closed_port() -> str:
 
 
 def test_a_connection_error_keeps_the_ids_that_were_sent() -> None:
-    with GigaChat(base_url=_closed_port(), access_token="tok-secret-123", max_retries=0) as client:
-        with pytest.raises(APIConnectionError) as info:
-            client.completion("Привет", request_id="req-1", session_id="sess-1")
+    with GigaChat(base_url=_closed_port(), access_token="tok-secret-123", max_retries=0) as client, \
+            pytest.raises(APIConnectionError) as info:
+        client.completion("Привет", request_id="req-1", session_id="sess-1")
     err = info.value
     assert isinstance(err, APIError)
     assert (err.request_id, err.session_id) == ("req-1", "sess-1")
@@ -98,12 +98,12 @@ def test_a_missing_item_keeps_what_the_server_really_sent(case: str) -> None:
         writer.write(answer(200, body, {"X-Request-ID": request.headers.get("x-request-id", "")}))
         return True
 
-    with raw_server(handler) as server, GigaChat(base_url=server.base_url, access_token="t") as client:
-        with pytest.raises(NotFoundError) as info:
-            if case == "batch":
-                client.get_batch("wanted")
-            else:
-                client.assistants.get("wanted")
+    with raw_server(handler) as server, GigaChat(base_url=server.base_url, access_token="t") as client, \
+            pytest.raises(NotFoundError) as info:
+        if case == "batch":
+            client.get_batch("wanted")
+        else:
+            client.assistants.get("wanted")
     err = info.value
     assert err.status_code == 200  # the real status: no fabricated 404
     assert json.loads(err.body) == body and err.json_body == body

@@ -13,7 +13,7 @@ from typing import Any
 
 import httpx
 
-from gigapy._sse import SSEDecoder
+from gigapy._core.sse import SSEDecoder
 from gigapy._translate.framing import DONE, data_frame, named_frame
 
 from ..conftest import RECORDINGS

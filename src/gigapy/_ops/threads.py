@@ -11,14 +11,13 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from . import _params as P
-from ._api import ClientCore, OpenStream, RequestOptions, open_stream
-from ._core import Flow, missing_error, parse_model
-from ._streaming import ChatStreamState
-from .errors import InvalidArgumentError
-from .types._base import ResponseMeta
-from .types.assistants import Assistant, Assistants, CreatedAssistant, DeletedAssistant, DeletedAssistantFile
-from .types.threads import (
+from .._clients.streams import ChatStreamState
+from .._core import params as P
+from .._core.flow import Flow, missing_error, parse_model
+from ..errors import InvalidArgumentError
+from ..types._base import ResponseMeta
+from ..types.assistants import Assistant, Assistants, CreatedAssistant, DeletedAssistant, DeletedAssistantFile
+from ..types.threads import (
     Thread,
     ThreadCompletion,
     ThreadCompletionChunk,
@@ -27,6 +26,7 @@ from .types.threads import (
     ThreadRunResult,
     Threads,
 )
+from .base import ClientCore, OpenStream, RequestOptions, open_stream
 
 
 class RunOptions(RequestOptions, total=False):

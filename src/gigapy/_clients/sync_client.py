@@ -27,24 +27,9 @@ except ImportError:  # pragma: no cover - a future httpx: the public path only
 from pydantic import BaseModel, SecretStr
 from typing_extensions import Self, Unpack
 
-from . import _api as api
-from . import _embed
-from . import _httpx_deadlines as HD
-from . import _params as P
-from . import _threads as TH
-from ._api import (
-    ChatFields,
-    ChatParams,
-    ChatV2Base,
-    ChatV2Params,
-    ImageParams,
-    OpenStream,
-    RequestOptions,
-)
-from ._client import BaseClient, ClientSettings
-from ._config import Settings, Timeout, load_settings, secret_args
-from ._conversation import Conversation, ConversationState
-from ._core import (
+from .._config import Settings, Timeout, load_settings, secret_args
+from .._core import params as P
+from .._core.flow import (
     AttemptDeadline,
     Blocking,
     Flow,
@@ -59,15 +44,27 @@ from ._core import (
     TransportFailure,
     client_cert_alert,
 )
-from ._files import _Seekable
-from ._logs import setup_logging
-from ._media import attach_flow, generate_image_flow
-from ._streaming import Stream, TransportBroken
-from ._structured import parse_flow
-from ._tls import client_ssl_context, tls_key
-from .errors import GigaChatError
-from .tools import Tool, ToolRun, run_tools_flow
-from .types import (
+from .._logs import setup_logging
+from .._ops import base as api
+from .._ops import embeddings as _embed
+from .._ops import threads as TH
+from .._ops.base import (
+    ChatFields,
+    ChatParams,
+    ChatV2Base,
+    ChatV2Params,
+    ImageParams,
+    OpenStream,
+    RequestOptions,
+)
+from .._ops.files import _Seekable
+from .._ops.images import attach_flow, generate_image_flow
+from .._ops.structured import parse_flow
+from .._transports import fastpath_httpx as HD
+from .._transports.tls import client_ssl_context, tls_key
+from ..errors import GigaChatError
+from ..tools import Tool, ToolRun, run_tools_flow
+from ..types import (
     AccessToken,
     AICheckResult,
     Assistant,
@@ -100,6 +97,9 @@ from .types import (
     Threads,
     TokensCount,
 )
+from .base import BaseClient, ClientSettings
+from .conversation import Conversation, ConversationState
+from .streams import Stream, TransportBroken
 
 if TYPE_CHECKING:
     import httpcore

@@ -28,15 +28,14 @@ import math
 import os
 import re
 import sys
-import threading
 import warnings
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from pydantic import BaseModel
 
-from ._wire import check_json, utf8_text
-from .errors import InvalidArgumentError, UnknownFieldWarning
+from ..errors import InvalidArgumentError, UnknownFieldWarning
+from .wire import check_json, utf8_text
 
 MESSAGE_ROLES = ("system", "user", "assistant", "function", "search_result")
 BUILTIN_FUNCTIONS = ("text2image", "text2model3d")
@@ -67,17 +66,16 @@ MISPLACED_V1 = {
 
 # --- forward compatibility -----------------------------------------------------------------
 
-_warned: set[str] = set()
-_warned_lock = threading.Lock()
-_PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__)) + os.sep
+#: Field names warned about so far (a dict: ``setdefault`` claims a name atomically, no lock).
+warned: dict[str, object] = {}
+_PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__))) + os.sep  # gigapy/
 
 
 def warn_unknown(field: str, what: str) -> None:
     """Warn once per field name per process that ``field`` goes to the service unchecked."""
-    with _warned_lock:
-        if field in _warned:
-            return
-        _warned.add(field)
+    claim = object()
+    if warned.setdefault(field, claim) is not claim:
+        return
     warnings.warn(f"{field}: {what}; sent as given (the service may know it)", UnknownFieldWarning,
                   stacklevel=_caller_level())
 
@@ -349,7 +347,7 @@ def function_def(value: Any, field: str, dialect: str = "reduced") -> dict[str, 
     """
     if (isinstance(value, type) and issubclass(value, BaseModel)) or (
             callable(value) and not isinstance(value, (Mapping, BaseModel, type))):
-        from .schema import function_schema
+        from ..schema import function_schema
 
         try:
             return function_schema(value, dialect=dialect).to_dict()

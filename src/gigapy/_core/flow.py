@@ -25,10 +25,11 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel, SecretStr, ValidationError
 
-from . import _wire, errors
-from ._config import Timeout
-from ._numbers import MAX_WAIT, server_number
-from .types._base import APIResponse, ResponseMeta
+from .. import errors
+from .._config import Timeout
+from ..types._base import APIResponse, ResponseMeta
+from . import wire as _wire
+from .numbers import MAX_WAIT, server_number
 
 log = logging.getLogger("gigapy")
 
@@ -740,7 +741,7 @@ def dumps(body: Any, where: str = "") -> bytes:
 
 # --- keeping secrets out of tracebacks ----------------------------------------------------
 
-_PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__)) + os.sep
+_PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__))) + os.sep  # gigapy/
 _GENERATOR_FLAGS = 0x20 | 0x80 | 0x200  # CO_GENERATOR | CO_COROUTINE | CO_ASYNC_GENERATOR
 _CREDENTIAL_RE = re.compile(r"\b(Bearer|Basic)\s+[^\s'\"\\]+", re.IGNORECASE)
 

@@ -7,9 +7,9 @@ from typing import Any, Generic, Literal, Protocol, TypedDict, TypeVar
 
 from typing_extensions import Self
 
-from ._api import ClientCore, same_identity
-from ._config import Settings, Timeout, derive
-from ._tls import tls_key
+from .._config import Settings, Timeout, derive
+from .._ops.base import ClientCore, same_identity
+from .._transports.tls import tls_key
 
 
 class ClientSettings(TypedDict, total=False):

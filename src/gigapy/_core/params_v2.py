@@ -6,7 +6,7 @@ fields at the top level, ``functions=`` for a functions tool, built-in tool name
 strings, a tool or function name as ``tool_config`` and a pydantic model as
 ``response_format``; it turns them into the wire form. Role ``tool`` becomes ``function``
 (the live service rejects ``tool``). Fields and values gigapy does not know yet are sent
-with a warning, typos are refused (the rules are in ``gigapy._params``).
+with a warning, typos are refused (the rules are in ``gigapy._core.params``).
 """
 
 from __future__ import annotations
@@ -15,8 +15,8 @@ import json
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from . import _params as P
-from .errors import InvalidArgumentError
+from ..errors import InvalidArgumentError
+from . import params as P
 
 ROLES = ("system", "user", "assistant", "function")
 BUILTIN_TOOLS = ("web_search", "image_generate", "url_content_extraction", "code_interpreter", "model_3d_generate")

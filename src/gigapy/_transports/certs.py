@@ -3,7 +3,7 @@
 Every GigaChat host is signed by the Russian Trusted Root CA, which certifi does not ship.
 ``install()`` downloads it from the official Gosuslugi address, checks its SHA-256
 fingerprint against the pinned value, and only then stores it at
-``gigapy._tls.russian_ca_path()``, where every gigapy client picks it up (together with
+``gigapy._transports.tls.russian_ca_path()``, where every gigapy client picks it up (together with
 certifi). The pin is what makes the file trustworthy, so a download whose TLS chain cannot
 be verified is still accepted when — and only when — the fingerprint matches.
 
@@ -22,9 +22,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ._tls import russian_ca_path
-from .errors import APIConnectionError, InvalidArgumentError
-from .errors import CertificateMismatchError as CertificateMismatchError  # its old home
+from ..errors import APIConnectionError, InvalidArgumentError
+from ..errors import CertificateMismatchError as CertificateMismatchError  # its old home
+from .tls import russian_ca_path
 
 OFFICIAL_URL = "https://gu-st.ru/content/lending/russian_trusted_root_ca_pem.crt"
 #: SHA-256 of the DER certificate (valid 2022-03-01 .. 2032-02-27), checked against two public sources.

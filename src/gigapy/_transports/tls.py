@@ -24,10 +24,10 @@ from typing import TYPE_CHECKING
 from pydantic import SecretStr
 
 if TYPE_CHECKING:
-    from ._config import Settings
+    from .._config import Settings
 
-from .errors import ConfigurationError
-from .errors import InsecureTLSWarning as InsecureTLSWarning  # its old home
+from ..errors import ConfigurationError
+from ..errors import InsecureTLSWarning as InsecureTLSWarning  # its old home
 
 log = logging.getLogger("gigapy")
 

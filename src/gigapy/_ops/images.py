@@ -16,12 +16,12 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from . import _api as api
-from ._api import ClientCore, RequestOptions
-from ._auth import identity
-from ._core import Blocking, FilePart, Flow
-from ._files import _Seekable, prepare_upload, recall_upload, remember_upload
-from .errors import ImageGenerationError, InvalidArgumentError
+from .._clients.tokens import identity
+from .._core.flow import Blocking, FilePart, Flow
+from ..errors import ImageGenerationError, InvalidArgumentError
+from . import base as api
+from .base import ClientCore, RequestOptions
+from .files import _Seekable, prepare_upload, recall_upload, remember_upload
 
 
 def generate_image_flow(core: ClientCore, prompt: str, path: str | Path | None, style: str | None,

@@ -16,12 +16,12 @@ from typing import Any, Generic, TypeVar
 
 from pydantic import ValidationError
 
-from ._core import StreamDeadline, TransportFailure
-from ._sse import SSEDecodeError, SSEDecoder, SSEEvent
-from .errors import StreamError, StreamTimeoutError
-from .types._base import ResponseMeta
-from .types.chat import ChatCompletion, ChatCompletionChunk, Choice, FunctionCall, Logprob, Message, Usage
-from .types.chat_v2 import ChatCompletionV2, ChatCompletionV2Chunk, UsageV2
+from .._core.flow import StreamDeadline, TransportFailure
+from .._core.sse import SSEDecodeError, SSEDecoder, SSEEvent
+from ..errors import StreamError, StreamTimeoutError
+from ..types._base import ResponseMeta
+from ..types.chat import ChatCompletion, ChatCompletionChunk, Choice, FunctionCall, Logprob, Message, Usage
+from ..types.chat_v2 import ChatCompletionV2, ChatCompletionV2Chunk, UsageV2
 
 T = TypeVar("T")
 F = TypeVar("F")

@@ -13,9 +13,9 @@ import threading
 from pathlib import Path
 from typing import IO, Any
 
-from ._core import FilePart
-from ._wire import surrogate_at
-from .errors import InvalidArgumentError
+from .._core.flow import FilePart
+from .._core.wire import surrogate_at
+from ..errors import InvalidArgumentError
 
 MB = 1024 * 1024
 LIMITS = {"text": 40 * MB, "image": 15 * MB, "audio": 35 * MB}
@@ -204,7 +204,7 @@ def _classify(name: str, content_type: str | None, head: bytes, field: str) -> t
     return mime, kind, name
 
 
-# content hash -> file id of what attach() uploaded, per identity (see gigapy._media)
+# content hash -> file id of what attach() uploaded, per identity (see gigapy._ops.images)
 _UPLOADS: dict[tuple[object, str], str] = {}
 _UPLOADS_LOCK = threading.Lock()
 

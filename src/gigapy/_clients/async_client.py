@@ -25,15 +25,9 @@ from aiohttp.helpers import get_env_proxy_for_url
 from pydantic import BaseModel, SecretStr
 from typing_extensions import Self, Unpack
 
-from . import _api as api
-from . import _embed
-from . import _params as P
-from . import _threads as TH
-from ._api import ChatFields, ChatParams, ChatV2Base, ChatV2Params, ImageParams, OpenStream, RequestOptions
-from ._client import BaseClient, ClientSettings
-from ._config import Settings, Timeout, load_settings, secret_args
-from ._conversation import AsyncConversation, ConversationState
-from ._core import (
+from .._config import Settings, Timeout, load_settings, secret_args
+from .._core import params as P
+from .._core.flow import (
     AttemptDeadline,
     Blocking,
     Flow,
@@ -48,15 +42,26 @@ from ._core import (
     TransportFailure,
     client_cert_alert,
 )
-from ._files import _Seekable
-from ._logs import setup_logging
-from ._media import attach_flow, generate_image_flow
-from ._streaming import AsyncStream, TransportBroken
-from ._structured import parse_flow
-from ._tls import client_ssl_context, tls_key
-from .errors import ConfigurationError, GigaChatError
-from .tools import Tool, ToolRun, run_tools_flow
-from .types import (
+from .._logs import setup_logging
+from .._ops import base as api
+from .._ops import embeddings as _embed
+from .._ops import threads as TH
+from .._ops.base import (
+    ChatFields,
+    ChatParams,
+    ChatV2Base,
+    ChatV2Params,
+    ImageParams,
+    OpenStream,
+    RequestOptions,
+)
+from .._ops.files import _Seekable
+from .._ops.images import attach_flow, generate_image_flow
+from .._ops.structured import parse_flow
+from .._transports.tls import client_ssl_context, tls_key
+from ..errors import ConfigurationError, GigaChatError
+from ..tools import Tool, ToolRun, run_tools_flow
+from ..types import (
     AccessToken,
     AICheckResult,
     Assistant,
@@ -89,6 +94,9 @@ from .types import (
     Threads,
     TokensCount,
 )
+from .base import BaseClient, ClientSettings
+from .conversation import AsyncConversation, ConversationState
+from .streams import AsyncStream, TransportBroken
 
 T = TypeVar("T")
 M = TypeVar("M", bound=BaseModel)

@@ -20,12 +20,13 @@ from urllib.parse import quote
 
 from pydantic import BaseModel
 
-from . import _params as P
-from . import _params_v2 as P2
-from . import _wire
-from ._auth import TokenSource, identity, parse_token, token_request
-from ._config import Settings, Timeout
-from ._core import (
+from .._clients.streams import ChatStreamState, ChatV2StreamState, StreamState
+from .._clients.tokens import TokenSource, identity, parse_token, token_request
+from .._config import Settings, Timeout
+from .._core import params as P
+from .._core import params_v2 as P2
+from .._core import wire as _wire
+from .._core.flow import (
     Blocking,
     FilePart,
     Flow,
@@ -41,18 +42,16 @@ from ._core import (
     parse_model_list,
     send_flow,
 )
-from ._files import forget_upload, prepare_upload
-from ._streaming import ChatStreamState, ChatV2StreamState, StreamState
-from ._version import __version__
-from .errors import APITimeoutError, ConfigurationError, InvalidArgumentError
-from .types._base import ResponseMeta
-from .types.auth import AccessToken
-from .types.batches import Batch, Batches, BatchResult
-from .types.chat import ChatCompletion, Function, Message
-from .types.chat_v2 import ChatCompletionV2, MessageV2
-from .types.embeddings import Embeddings
-from .types.files import DeletedFile, File, FileList
-from .types.misc import (
+from .._version import __version__
+from ..errors import APITimeoutError, ConfigurationError, InvalidArgumentError
+from ..types._base import ResponseMeta
+from ..types.auth import AccessToken
+from ..types.batches import Batch, Batches, BatchResult
+from ..types.chat import ChatCompletion, Function, Message
+from ..types.chat_v2 import ChatCompletionV2, MessageV2
+from ..types.embeddings import Embeddings
+from ..types.files import DeletedFile, File, FileList
+from ..types.misc import (
     AICheckResult,
     Balance,
     ConvertedFunctions,
@@ -60,7 +59,8 @@ from .types.misc import (
     FunctionValidationResult,
     TokensCount,
 )
-from .types.models import Model, Models
+from ..types.models import Model, Models
+from .files import forget_upload, prepare_upload
 
 T = TypeVar("T")
 

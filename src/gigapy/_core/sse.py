@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
-from ._numbers import MAX_WAIT, server_number
+from .numbers import MAX_WAIT, server_number
 
 DEFAULT_MAX_EVENT_SIZE = 16 * 1024 * 1024
 

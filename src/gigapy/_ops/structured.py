@@ -17,16 +17,16 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
-from . import _params as P
-from ._core import Flow
-from .errors import (
+from .._core import params as P
+from .._core.flow import Flow
+from ..errors import (
     BadRequestError,
     InvalidArgumentError,
     LengthFinishReasonError,
     StructuredOutputError,
     UnprocessableEntityError,
 )
-from .schema import function_schema
+from ..schema import function_schema
 
 M = TypeVar("M", bound=BaseModel)
 METHODS = ("auto", "json_schema", "function")

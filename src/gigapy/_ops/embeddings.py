@@ -9,8 +9,14 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from . import _params as P
-from .errors import APIConnectionError, ConfigurationError, GigaChatError, InternalServerError, RateLimitError
+from .._core import params as P
+from ..errors import (
+    APIConnectionError,
+    ConfigurationError,
+    GigaChatError,
+    InternalServerError,
+    RateLimitError,
+)
 
 
 def estimate_tokens(text: str) -> int:

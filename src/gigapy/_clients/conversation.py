@@ -14,14 +14,14 @@ import uuid
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from . import _params as P
-from ._embed import estimate_tokens
-from .tools import to_json_result
-from .types.chat import ChatCompletion
+from .._core import params as P
+from .._ops.embeddings import estimate_tokens
+from ..tools import to_json_result
+from ..types.chat import ChatCompletion
 
 if TYPE_CHECKING:
-    from ._async import AsyncGigaChat
-    from ._sync import GigaChat
+    from .async_client import AsyncGigaChat
+    from .sync_client import GigaChat
 
 DEFAULT_CONTEXT = 128_000
 DEFAULT_RESERVE = 4_096

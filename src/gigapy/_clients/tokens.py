@@ -29,11 +29,12 @@ from typing import Any
 
 from pydantic import SecretStr
 
-from . import _wire, errors
-from ._config import Settings
-from ._core import SYSTEM_CLOCK, Clock, Request, Response, _invalid_body, http_date
-from ._numbers import server_number
-from .types.auth import AccessToken
+from .. import errors
+from .._config import Settings
+from .._core import wire as _wire
+from .._core.flow import SYSTEM_CLOCK, Clock, Request, Response, _invalid_body, http_date
+from .._core.numbers import server_number
+from ..types.auth import AccessToken
 
 REFRESH_AHEAD = 60.0  # seconds before expiry when a refresh starts (at most half the lifetime)
 #: An expiry that leaves less than MIN_LIFETIME after receipt (already past, or a clock far off with
