@@ -94,12 +94,17 @@ def _describe(obj: Any) -> dict[str, Any]:
         kind = "exception" if issubclass(obj, BaseException) else "class"
         if issubclass(obj, Warning):
             kind = "warning"
-        return {
+        out = {
             "kind": kind,
             "bases": sorted(b.__name__ for b in obj.__mro__[1:] if b.__module__.startswith("gigapy")),
-            "signature": _signature(obj),
             "members": _members(obj),
         }
+        fields = getattr(obj, "model_fields", None)
+        if isinstance(fields, dict):  # a pydantic model: its signature depends on when it was built
+            out["fields"] = {name: {"kind": "field"} for name in fields}
+        else:
+            out["signature"] = _signature(obj)
+        return out
     if inspect.isfunction(obj) or inspect.isbuiltin(obj):
         kind = "async function" if inspect.iscoroutinefunction(obj) else "function"
         return {"kind": kind, "signature": _signature(obj)}

@@ -9,7 +9,7 @@ import pytest
 
 from gigapy import AsyncGigaChat, InvalidArgumentError, StreamError
 from gigapy._clients.streams import ChatV2StreamState
-from gigapy._ops.base import v2_base
+from gigapy._ops.chat_v2 import v2_base
 from gigapy.testing import client_settings
 from gigapy.types import ChatCompletionV2, ResponseMeta
 

@@ -43,20 +43,20 @@ from .._core.flow import (
     client_cert_alert,
 )
 from .._logs import setup_logging
-from .._ops import base as api
-from .._ops import embeddings as _embed
+from .._ops import auth as auth_ops
+from .._ops import batches as batches_ops
+from .._ops import chat as chat_ops
+from .._ops import chat_v2 as chat_v2_ops
+from .._ops import embeddings as embeddings_ops
+from .._ops import files as files_ops
+from .._ops import misc as misc_ops
+from .._ops import models as models_ops
 from .._ops import threads as TH
-from .._ops.base import (
-    ChatFields,
-    ChatParams,
-    ChatV2Base,
-    ChatV2Params,
-    ImageParams,
-    OpenStream,
-    RequestOptions,
-)
+from .._ops.base import OpenStream, RequestOptions
+from .._ops.chat import ChatFields, ChatParams
+from .._ops.chat_v2 import ChatV2Base, ChatV2Params
 from .._ops.files import _Seekable
-from .._ops.images import attach_flow, generate_image_flow
+from .._ops.images import ImageParams, attach_flow, generate_image_flow
 from .._ops.structured import parse_flow
 from .._transports.tls import client_ssl_context, tls_key
 from ..errors import ConfigurationError, GigaChatError
@@ -608,13 +608,13 @@ class AsyncChatV2:
                          **params: Unpack[ChatV2Params]) -> ChatCompletionV2:
         """``POST /v2/chat/completions``."""
         client = self._client
-        return await client._run(api.v2_completion(client._core, messages, params))
+        return await client._run(chat_v2_ops.v2_completion(client._core, messages, params))
 
     def completion_stream(self, messages: str | Sequence[Any] | None = None, /,
                           **params: Unpack[ChatV2Params]) -> StreamRequest[AsyncChatV2Stream]:
         """The v2 answer as a stream of named events (``async with`` / ``async for`` / ``await``)."""
         client = self._client
-        flow = api.v2_completion_stream(client._core, messages, params)  # arguments are checked here
+        flow = chat_v2_ops.v2_completion_stream(client._core, messages, params)  # arguments are checked here
 
         async def open_stream() -> AsyncChatV2Stream:
             return client._transport.stream(await client._run(flow))
@@ -627,10 +627,10 @@ class AsyncChatV2:
         core = self._client._core
 
         def ask(history: list[Any], specs: list[dict[str, Any]]) -> Flow[Any]:
-            return api.v2_completion(core, history, {**params, "functions": specs})
+            return chat_v2_ops.v2_completion(core, history, {**params, "functions": specs})
 
         return await self._client._run(run_tools_flow(ask, messages, tools, max_steps=max_steps, v2=True,
-                                                   dialect=api.schema_dialect_of(core, params)))
+                                                   dialect=chat_ops.schema_dialect_of(core, params)))
 
     async def parse(self, messages: str | Sequence[Any], /, *, response_format: type[M], method: str = "auto",
                     **params: Unpack[ChatV2Base]) -> M:
@@ -638,10 +638,10 @@ class AsyncChatV2:
         core = self._client._core
 
         def ask(history: list[Any], extra: dict[str, Any]) -> Flow[Any]:
-            return api.v2_completion(core, history, {**params, **extra})
+            return chat_v2_ops.v2_completion(core, history, {**params, **extra})
 
         return await self._client._run(parse_flow(ask, messages, response_format, method=method, v2=True,
-                                                   dialect=api.schema_dialect_of(core, params)))
+                                                   dialect=chat_ops.schema_dialect_of(core, params)))
 
 
 class AssistantsAPI:
@@ -871,28 +871,28 @@ class AsyncGigaChat(BaseClient[AiohttpTransport]):
 
     async def create_token(self) -> AccessToken:
         """Fetch a new access token now (it also goes into the shared cache)."""
-        return await self._run(api.create_token(self._core))
+        return await self._run(auth_ops.create_token(self._core))
 
     # --- API -----------------------------------------------------------------------------
 
     async def all_models(self, **options: Unpack[RequestOptions]) -> Models:
         """List the models available to the account."""
-        return await self._run(api.all_models(self._core, options))
+        return await self._run(models_ops.all_models(self._core, options))
 
     async def get_model(self, name: str, **options: Unpack[RequestOptions]) -> Model:
         """Describe one model (NotFoundError for an unknown name)."""
-        return await self._run(api.get_model(self._core, name, options))
+        return await self._run(models_ops.get_model(self._core, name, options))
 
     async def completion(self, messages: str | Sequence[Any] | None = None, /,
                          **params: Unpack[ChatParams]) -> ChatCompletion:
         """Generate an answer: ``await completion("Hi")`` or with messages and options."""
-        return await self._run(api.completion(self._core, messages, params))
+        return await self._run(chat_ops.completion(self._core, messages, params))
 
     def completion_stream(self, messages: str | Sequence[Any] | None = None, /,
                           **params: Unpack[ChatParams]) -> StreamRequest[AsyncChatStream]:
         """Generate an answer as a stream: ``async with client.completion_stream(...) as s``,
         ``async for chunk in client.completion_stream(...)`` or ``await`` it."""
-        flow = api.completion_stream(self._core, messages, params)  # arguments are checked here
+        flow = chat_ops.completion_stream(self._core, messages, params)  # arguments are checked here
 
         async def open_stream() -> AsyncChatStream:
             return self._transport.stream(await self._run(flow))
@@ -902,30 +902,30 @@ class AsyncGigaChat(BaseClient[AiohttpTransport]):
     async def embedding(self, input: str | Sequence[str], *, model: str = "Embeddings",
                         **options: Unpack[RequestOptions]) -> Embeddings:
         """Embed one text or a list of texts."""
-        return await self._run(api.embedding(self._core, input, model, options))
+        return await self._run(embeddings_ops.embedding(self._core, input, model, options))
 
     async def count_tokens(self, input: str | Sequence[str], *, model: str | None = None,
                            **options: Unpack[RequestOptions]) -> list[TokensCount]:
         """Count the tokens of each text for a model (default: the client's model)."""
-        return await self._run(api.count_tokens(self._core, input, model, options))
+        return await self._run(embeddings_ops.count_tokens(self._core, input, model, options))
 
     async def upload_file(self, file: str | os.PathLike[str] | bytes | IO[bytes], *, purpose: str = "general",
                           filename: str | None = None, content_type: str | None = None,
                           **options: Unpack[RequestOptions]) -> File:
         """Upload a file (path, bytes or binary file object); file I/O runs off the event loop."""
-        return await self._run(api.upload_file(self._core, file, purpose, filename, content_type, options))
+        return await self._run(files_ops.upload_file(self._core, file, purpose, filename, content_type, options))
 
     async def get_all_files(self, **options: Unpack[RequestOptions]) -> list[File]:
         """List the account's files."""
-        return await self._run(api.get_all_files(self._core, options))
+        return await self._run(files_ops.get_all_files(self._core, options))
 
     async def get_file_info(self, file_id: str, **options: Unpack[RequestOptions]) -> File:
         """Describe one file."""
-        return await self._run(api.get_file_info(self._core, file_id, options))
+        return await self._run(files_ops.get_file_info(self._core, file_id, options))
 
     async def delete_file(self, file_id: str, **options: Unpack[RequestOptions]) -> DeletedFile:
         """Delete a file."""
-        return await self._run(api.delete_file(self._core, file_id, options))
+        return await self._run(files_ops.delete_file(self._core, file_id, options))
 
     @overload
     async def download_file(self, file_id: str, path: None = None, **options: Unpack[RequestOptions]) -> bytes: ...
@@ -938,56 +938,56 @@ class AsyncGigaChat(BaseClient[AiohttpTransport]):
                             **options: Unpack[RequestOptions]) -> bytes | Path:
         """A file's content as bytes, or streamed into ``path`` (written atomically)."""
         target = None if path is None else os.fspath(path)
-        return await self._run(api.download_file(self._core, file_id, target, options))
+        return await self._run(files_ops.download_file(self._core, file_id, target, options))
 
     async def get_balance(self, **options: Unpack[RequestOptions]) -> Balance:
         """Remaining prepaid tokens (PermissionDeniedError on pay-as-you-go)."""
-        return await self._run(api.get_balance(self._core, options))
+        return await self._run(misc_ops.get_balance(self._core, options))
 
     async def check_ai(self, text: str, *, model: str = "GigaCheckClassification",
                        **options: Unpack[RequestOptions]) -> AICheckResult:
         """Tell whether a text was written by AI."""
-        return await self._run(api.check_ai(self._core, text, model, options))
+        return await self._run(misc_ops.check_ai(self._core, text, model, options))
 
     async def validate_function(self, function: Mapping[str, Any] | Any,
                                 **options: Unpack[RequestOptions]) -> FunctionValidationResult:
         """Ask the service whether a function definition is valid."""
-        return await self._run(api.validate_function(self._core, function, options))
+        return await self._run(misc_ops.validate_function(self._core, function, options))
 
     async def convert_functions(self, openapi: str | bytes | os.PathLike[str] | Mapping[str, Any],
                          **options: Unpack[RequestOptions]) -> ConvertedFunctions:
         """Function definitions from an OpenAPI document (its text, a path to it, or the parsed dict), one
         per operation."""
-        return await self._run(api.convert_functions(self._core, openapi, options))
+        return await self._run(misc_ops.convert_functions(self._core, openapi, options))
 
     async def check_filter(self, messages: str | Sequence[Message | Mapping[str, Any]], *, model: str = "GigaFilter",
                      settings: Mapping[str, bool] | None = None,
                      **options: Unpack[RequestOptions]) -> FilterCheckResult:
         """Check messages against the account's topic restrictions (``settings``: neuro, blacklist,
         whitelist switches, all on by default)."""
-        return await self._run(api.check_filter(self._core, messages, model, settings, options))
+        return await self._run(misc_ops.check_filter(self._core, messages, model, settings, options))
 
     async def create_batch(self, requests: Any, *, method: str = "chat_completions",
                            **options: Unpack[RequestOptions]) -> Batch:
         """Submit a batch: a JSONL path or bytes, or a list of ``{"id", "request"}`` dicts."""
-        return await self._run(api.create_batch(self._core, requests, method, options))
+        return await self._run(batches_ops.create_batch(self._core, requests, method, options))
 
     async def get_batches(self, **options: Unpack[RequestOptions]) -> list[Batch]:
         """List the account's batches."""
-        return await self._run(api.get_batches(self._core, options))
+        return await self._run(batches_ops.get_batches(self._core, options))
 
     async def get_batch(self, batch_id: str, **options: Unpack[RequestOptions]) -> Batch:
         """Describe one batch."""
-        return await self._run(api.get_batch(self._core, batch_id, options))
+        return await self._run(batches_ops.get_batch(self._core, batch_id, options))
 
     async def wait_for_batch(self, batch_id: str, *, poll_interval: float = 5.0, max_wait: float | None = None,
                              **options: Unpack[RequestOptions]) -> Batch:
         """Poll a batch until it is done (APITimeoutError after ``max_wait`` seconds)."""
-        return await self._run(api.wait_for_batch(self._core, batch_id, poll_interval, max_wait, options))
+        return await self._run(batches_ops.wait_for_batch(self._core, batch_id, poll_interval, max_wait, options))
 
     async def get_batch_results(self, batch: str | Batch, **options: Unpack[RequestOptions]) -> list[BatchResult]:
         """The per-request results of a finished batch."""
-        return await self._run(api.get_batch_results(self._core, batch, options))
+        return await self._run(batches_ops.get_batch_results(self._core, batch, options))
 
     # --- helpers -------------------------------------------------------------------------
 
@@ -999,10 +999,10 @@ class AsyncGigaChat(BaseClient[AiohttpTransport]):
 
         def ask(history: list[Any], specs: list[dict[str, Any]]) -> Flow[Any]:
             call = {**params, "functions": specs, "function_call": params.get("function_call", "auto")}
-            return api.completion(core, history, call)
+            return chat_ops.completion(core, history, call)
 
         return await self._run(run_tools_flow(ask, messages, tools, max_steps=max_steps, v2=False,
-                                             dialect=api.schema_dialect_of(core, params)))
+                                             dialect=chat_ops.schema_dialect_of(core, params)))
 
     async def parse(self, messages: str | Sequence[Any], /, *, response_format: type[M], method: str = "auto",
                     **params: Unpack[ChatFields]) -> M:
@@ -1010,10 +1010,10 @@ class AsyncGigaChat(BaseClient[AiohttpTransport]):
         core = self._core
 
         def ask(history: list[Any], extra: dict[str, Any]) -> Flow[Any]:
-            return api.completion(core, history, {**params, **extra})
+            return chat_ops.completion(core, history, {**params, **extra})
 
         return await self._run(parse_flow(ask, messages, response_format, method=method, v2=False,
-                                             dialect=api.schema_dialect_of(core, params)))
+                                             dialect=chat_ops.schema_dialect_of(core, params)))
 
     @overload
     async def generate_image(self, prompt: str, path: None = None, *, style: str | None = None,
@@ -1048,7 +1048,7 @@ class AsyncGigaChat(BaseClient[AiohttpTransport]):
                          max_batch_tokens: int = 16_000, concurrency: int = 4, batch_retries: int = 2,
                          as_numpy: bool = False, **options: Unpack[RequestOptions]) -> Any:
         """Embed any number of texts concurrently (see GigaChat.embed_many)."""
-        items, spans = _embed.plan(texts, batch_size, max_batch_tokens)
+        items, spans = embeddings_ops.plan(texts, batch_size, max_batch_tokens)
         gate = asyncio.Semaphore(int(P.number(concurrency, "concurrency", low=1, integer=True)))
         P.number(batch_retries, "batch_retries", low=0, integer=True)
 
@@ -1058,7 +1058,7 @@ class AsyncGigaChat(BaseClient[AiohttpTransport]):
                     try:
                         return await self.embedding(items[span[0]:span[1]], model=model, **options)
                     except GigaChatError as exc:
-                        if attempt == batch_retries or not _embed.retryable(exc):
+                        if attempt == batch_retries or not embeddings_ops.retryable(exc):
                             raise
                         await asyncio.sleep(self._core.policy.backoff(attempt))
             raise AssertionError("unreachable")
@@ -1067,7 +1067,7 @@ class AsyncGigaChat(BaseClient[AiohttpTransport]):
         for result in results:
             if isinstance(result, BaseException):
                 raise result
-        return _embed.assemble(results, as_numpy)
+        return embeddings_ops.assemble(results, as_numpy)
 
     def conversation(self, system: str | None = None, *, max_context_tokens: int | None = None,
                      **defaults: Unpack[ChatParams]) -> AsyncConversation:

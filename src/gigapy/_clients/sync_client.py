@@ -45,20 +45,20 @@ from .._core.flow import (
     client_cert_alert,
 )
 from .._logs import setup_logging
-from .._ops import base as api
-from .._ops import embeddings as _embed
+from .._ops import auth as auth_ops
+from .._ops import batches as batches_ops
+from .._ops import chat as chat_ops
+from .._ops import chat_v2 as chat_v2_ops
+from .._ops import embeddings as embeddings_ops
+from .._ops import files as files_ops
+from .._ops import misc as misc_ops
+from .._ops import models as models_ops
 from .._ops import threads as TH
-from .._ops.base import (
-    ChatFields,
-    ChatParams,
-    ChatV2Base,
-    ChatV2Params,
-    ImageParams,
-    OpenStream,
-    RequestOptions,
-)
+from .._ops.base import OpenStream, RequestOptions
+from .._ops.chat import ChatFields, ChatParams
+from .._ops.chat_v2 import ChatV2Base, ChatV2Params
 from .._ops.files import _Seekable
-from .._ops.images import attach_flow, generate_image_flow
+from .._ops.images import ImageParams, attach_flow, generate_image_flow
 from .._ops.structured import parse_flow
 from .._transports import fastpath_httpx as HD
 from .._transports.tls import client_ssl_context, tls_key
@@ -392,13 +392,13 @@ class ChatV2:
                    **params: Unpack[ChatV2Params]) -> ChatCompletionV2:
         """``POST /v2/chat/completions``: ``client.v2.completion("Hi", tools=["web_search"])``."""
         client = self._client
-        return client._run(api.v2_completion(client._core, messages, params))
+        return client._run(chat_v2_ops.v2_completion(client._core, messages, params))
 
     def completion_stream(self, messages: str | Sequence[Any] | None = None, /,
                           **params: Unpack[ChatV2Params]) -> ChatV2Stream:
         """The v2 answer as a stream of named events (use it in a ``with`` block)."""
         client = self._client
-        return client._transport.stream(client._run(api.v2_completion_stream(client._core, messages, params)))
+        return client._transport.stream(client._run(chat_v2_ops.v2_completion_stream(client._core, messages, params)))
 
     def run_tools(self, messages: str | Sequence[Any], /, *, tools: Sequence[Callable[..., Any] | Tool],
                   max_steps: int = 5, **params: Unpack[ChatV2Base]) -> ToolRun:
@@ -406,10 +406,10 @@ class ChatV2:
         core = self._client._core
 
         def ask(history: list[Any], specs: list[dict[str, Any]]) -> Flow[Any]:
-            return api.v2_completion(core, history, {**params, "functions": specs})
+            return chat_v2_ops.v2_completion(core, history, {**params, "functions": specs})
 
         return self._client._run(run_tools_flow(ask, messages, tools, max_steps=max_steps, v2=True,
-                                                   dialect=api.schema_dialect_of(core, params)))
+                                                   dialect=chat_ops.schema_dialect_of(core, params)))
 
     def parse(self, messages: str | Sequence[Any], /, *, response_format: type[M], method: str = "auto",
               **params: Unpack[ChatV2Base]) -> M:
@@ -417,10 +417,10 @@ class ChatV2:
         core = self._client._core
 
         def ask(history: list[Any], extra: dict[str, Any]) -> Flow[Any]:
-            return api.v2_completion(core, history, {**params, **extra})
+            return chat_v2_ops.v2_completion(core, history, {**params, **extra})
 
         return self._client._run(parse_flow(ask, messages, response_format, method=method, v2=True,
-                                                   dialect=api.schema_dialect_of(core, params)))
+                                                   dialect=chat_ops.schema_dialect_of(core, params)))
 
 
 class AssistantsAPI:
@@ -637,55 +637,55 @@ class GigaChat(BaseClient[HttpxTransport]):
 
     def create_token(self) -> AccessToken:
         """Fetch a new access token now (it also goes into the shared cache)."""
-        return self._run(api.create_token(self._core))
+        return self._run(auth_ops.create_token(self._core))
 
     # --- API -----------------------------------------------------------------------------
 
     def all_models(self, **options: Unpack[RequestOptions]) -> Models:
         """List the models available to the account."""
-        return self._run(api.all_models(self._core, options))
+        return self._run(models_ops.all_models(self._core, options))
 
     def get_model(self, name: str, **options: Unpack[RequestOptions]) -> Model:
         """Describe one model (NotFoundError for an unknown name)."""
-        return self._run(api.get_model(self._core, name, options))
+        return self._run(models_ops.get_model(self._core, name, options))
 
     def completion(self, messages: str | Sequence[Any] | None = None, /,
                    **params: Unpack[ChatParams]) -> ChatCompletion:
         """Generate an answer: ``completion("Hi")`` or ``completion([{...}, ...], temperature=0.5)``."""
-        return self._run(api.completion(self._core, messages, params))
+        return self._run(chat_ops.completion(self._core, messages, params))
 
     def completion_stream(self, messages: str | Sequence[Any] | None = None, /,
                           **params: Unpack[ChatParams]) -> ChatStream:
         """Generate an answer as a stream of chunks (use it in a ``with`` block)."""
-        return self._transport.stream(self._run(api.completion_stream(self._core, messages, params)))
+        return self._transport.stream(self._run(chat_ops.completion_stream(self._core, messages, params)))
 
     def embedding(self, input: str | Sequence[str], *, model: str = "Embeddings",
                   **options: Unpack[RequestOptions]) -> Embeddings:
         """Embed one text or a list of texts."""
-        return self._run(api.embedding(self._core, input, model, options))
+        return self._run(embeddings_ops.embedding(self._core, input, model, options))
 
     def count_tokens(self, input: str | Sequence[str], *, model: str | None = None,
                      **options: Unpack[RequestOptions]) -> list[TokensCount]:
         """Count the tokens of each text for a model (default: the client's model)."""
-        return self._run(api.count_tokens(self._core, input, model, options))
+        return self._run(embeddings_ops.count_tokens(self._core, input, model, options))
 
     def upload_file(self, file: str | os.PathLike[str] | bytes | IO[bytes], *, purpose: str = "general",
                     filename: str | None = None, content_type: str | None = None,
                     **options: Unpack[RequestOptions]) -> File:
         """Upload a file (path, bytes or binary file object), checked against the limits first."""
-        return self._run(api.upload_file(self._core, file, purpose, filename, content_type, options))
+        return self._run(files_ops.upload_file(self._core, file, purpose, filename, content_type, options))
 
     def get_all_files(self, **options: Unpack[RequestOptions]) -> list[File]:
         """List the account's files."""
-        return self._run(api.get_all_files(self._core, options))
+        return self._run(files_ops.get_all_files(self._core, options))
 
     def get_file_info(self, file_id: str, **options: Unpack[RequestOptions]) -> File:
         """Describe one file."""
-        return self._run(api.get_file_info(self._core, file_id, options))
+        return self._run(files_ops.get_file_info(self._core, file_id, options))
 
     def delete_file(self, file_id: str, **options: Unpack[RequestOptions]) -> DeletedFile:
         """Delete a file."""
-        return self._run(api.delete_file(self._core, file_id, options))
+        return self._run(files_ops.delete_file(self._core, file_id, options))
 
     @overload
     def download_file(self, file_id: str, path: None = None, **options: Unpack[RequestOptions]) -> bytes: ...
@@ -697,56 +697,56 @@ class GigaChat(BaseClient[HttpxTransport]):
                       **options: Unpack[RequestOptions]) -> bytes | Path:
         """A file's content as bytes, or streamed into ``path`` (written atomically)."""
         target = None if path is None else os.fspath(path)
-        return self._run(api.download_file(self._core, file_id, target, options))
+        return self._run(files_ops.download_file(self._core, file_id, target, options))
 
     def get_balance(self, **options: Unpack[RequestOptions]) -> Balance:
         """Remaining prepaid tokens (PermissionDeniedError on pay-as-you-go)."""
-        return self._run(api.get_balance(self._core, options))
+        return self._run(misc_ops.get_balance(self._core, options))
 
     def check_ai(self, text: str, *, model: str = "GigaCheckClassification",
                  **options: Unpack[RequestOptions]) -> AICheckResult:
         """Tell whether a text was written by AI."""
-        return self._run(api.check_ai(self._core, text, model, options))
+        return self._run(misc_ops.check_ai(self._core, text, model, options))
 
     def validate_function(self, function: Mapping[str, Any] | Any,
                           **options: Unpack[RequestOptions]) -> FunctionValidationResult:
         """Ask the service whether a function definition is valid."""
-        return self._run(api.validate_function(self._core, function, options))
+        return self._run(misc_ops.validate_function(self._core, function, options))
 
     def convert_functions(self, openapi: str | bytes | os.PathLike[str] | Mapping[str, Any],
                          **options: Unpack[RequestOptions]) -> ConvertedFunctions:
         """Function definitions from an OpenAPI document (its text, a path to it, or the parsed dict), one
         per operation."""
-        return self._run(api.convert_functions(self._core, openapi, options))
+        return self._run(misc_ops.convert_functions(self._core, openapi, options))
 
     def check_filter(self, messages: str | Sequence[Message | Mapping[str, Any]], *, model: str = "GigaFilter",
                      settings: Mapping[str, bool] | None = None,
                      **options: Unpack[RequestOptions]) -> FilterCheckResult:
         """Check messages against the account's topic restrictions (``settings``: neuro, blacklist,
         whitelist switches, all on by default)."""
-        return self._run(api.check_filter(self._core, messages, model, settings, options))
+        return self._run(misc_ops.check_filter(self._core, messages, model, settings, options))
 
     def create_batch(self, requests: Any, *, method: str = "chat_completions",
                      **options: Unpack[RequestOptions]) -> Batch:
         """Submit a batch: a JSONL path or bytes, or a list of ``{"id", "request"}`` dicts."""
-        return self._run(api.create_batch(self._core, requests, method, options))
+        return self._run(batches_ops.create_batch(self._core, requests, method, options))
 
     def get_batches(self, **options: Unpack[RequestOptions]) -> list[Batch]:
         """List the account's batches."""
-        return self._run(api.get_batches(self._core, options))
+        return self._run(batches_ops.get_batches(self._core, options))
 
     def get_batch(self, batch_id: str, **options: Unpack[RequestOptions]) -> Batch:
         """Describe one batch."""
-        return self._run(api.get_batch(self._core, batch_id, options))
+        return self._run(batches_ops.get_batch(self._core, batch_id, options))
 
     def wait_for_batch(self, batch_id: str, *, poll_interval: float = 5.0, max_wait: float | None = None,
                        **options: Unpack[RequestOptions]) -> Batch:
         """Poll a batch until it is done (APITimeoutError after ``max_wait`` seconds)."""
-        return self._run(api.wait_for_batch(self._core, batch_id, poll_interval, max_wait, options))
+        return self._run(batches_ops.wait_for_batch(self._core, batch_id, poll_interval, max_wait, options))
 
     def get_batch_results(self, batch: str | Batch, **options: Unpack[RequestOptions]) -> list[BatchResult]:
         """The per-request results of a finished batch."""
-        return self._run(api.get_batch_results(self._core, batch, options))
+        return self._run(batches_ops.get_batch_results(self._core, batch, options))
 
     # --- helpers -------------------------------------------------------------------------
 
@@ -761,10 +761,10 @@ class GigaChat(BaseClient[HttpxTransport]):
 
         def ask(history: list[Any], specs: list[dict[str, Any]]) -> Flow[Any]:
             call = {**params, "functions": specs, "function_call": params.get("function_call", "auto")}
-            return api.completion(core, history, call)
+            return chat_ops.completion(core, history, call)
 
         return self._run(run_tools_flow(ask, messages, tools, max_steps=max_steps, v2=False,
-                                             dialect=api.schema_dialect_of(core, params)))
+                                             dialect=chat_ops.schema_dialect_of(core, params)))
 
     def parse(self, messages: str | Sequence[Any], /, *, response_format: type[M], method: str = "auto",
               **params: Unpack[ChatFields]) -> M:
@@ -777,10 +777,10 @@ class GigaChat(BaseClient[HttpxTransport]):
         core = self._core
 
         def ask(history: list[Any], extra: dict[str, Any]) -> Flow[Any]:
-            return api.completion(core, history, {**params, **extra})
+            return chat_ops.completion(core, history, {**params, **extra})
 
         return self._run(parse_flow(ask, messages, response_format, method=method, v2=False,
-                                             dialect=api.schema_dialect_of(core, params)))
+                                             dialect=chat_ops.schema_dialect_of(core, params)))
 
     @overload
     def generate_image(self, prompt: str, path: None = None, *, style: str | None = None,
@@ -818,7 +818,7 @@ class GigaChat(BaseClient[HttpxTransport]):
                    as_numpy: bool = False, **options: Unpack[RequestOptions]) -> Any:
         """Embed any number of texts: batches by count and token budget, run concurrently, input
         order kept, only failed batches retried. Lists of floats, or a numpy array."""
-        items, spans = _embed.plan(texts, batch_size, max_batch_tokens)
+        items, spans = embeddings_ops.plan(texts, batch_size, max_batch_tokens)
         workers = int(P.number(concurrency, "concurrency", low=1, integer=True))
         P.number(batch_retries, "batch_retries", low=0, integer=True)
 
@@ -827,14 +827,14 @@ class GigaChat(BaseClient[HttpxTransport]):
                 try:
                     return self.embedding(items[span[0]:span[1]], model=model, **options)
                 except GigaChatError as exc:
-                    if attempt == batch_retries or not _embed.retryable(exc):
+                    if attempt == batch_retries or not embeddings_ops.retryable(exc):
                         raise
                     time.sleep(self._core.policy.backoff(attempt))
             raise AssertionError("unreachable")
 
         with ThreadPoolExecutor(max_workers=min(workers, len(spans))) as pool:
             batches = list(pool.map(one, spans))
-        return _embed.assemble(batches, as_numpy)
+        return embeddings_ops.assemble(batches, as_numpy)
 
     def conversation(self, system: str | None = None, *, max_context_tokens: int | None = None,
                      **defaults: Unpack[ChatParams]) -> Conversation:

@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from .._core import params as P
+from .._core.flow import Flow, parse_model, parse_model_list
 from ..errors import (
     APIConnectionError,
     ConfigurationError,
@@ -17,6 +18,11 @@ from ..errors import (
     InternalServerError,
     RateLimitError,
 )
+from ..types.embeddings import Embeddings
+from ..types.misc import (
+    TokensCount,
+)
+from .base import ClientCore, RequestOptions
 
 
 def estimate_tokens(text: str) -> int:
@@ -56,3 +62,16 @@ def assemble(batches: Sequence[Any], as_numpy: bool) -> Any:
     except ImportError:
         raise ConfigurationError("as_numpy", "numpy is not installed: pip install 'gigapy[numpy]'") from None
     return numpy.asarray(vectors, dtype=numpy.float32)
+
+
+def embedding(core: ClientCore, texts: Any, model: str, options: RequestOptions) -> Flow[Embeddings]:
+    """``POST /embeddings``."""
+    body = {"model": P.text(model, "model"), "input": P.strings(texts, "input")}
+    return core.call(core.request("POST", "/embeddings", options, body=body), lambda r: parse_model(Embeddings, r))
+
+
+def count_tokens(core: ClientCore, texts: Any, model: str | None, options: RequestOptions) -> Flow[list[TokensCount]]:
+    """``POST /tokens/count`` (one result per input text)."""
+    body = {"model": P.text(model or core.settings.model, "model"), "input": P.strings(texts, "input")}
+    req = core.request("POST", "/tokens/count", options, body=body, idempotent=True)
+    return core.call(req, lambda r: parse_model_list(TokensCount, r))

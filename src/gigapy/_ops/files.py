@@ -12,10 +12,19 @@ import os
 import threading
 from pathlib import Path
 from typing import IO, Any
+from urllib.parse import quote
 
-from .._core.flow import FilePart
+from .._core import params as P
+from .._core.flow import (
+    Blocking,
+    FilePart,
+    Flow,
+    parse_model,
+)
 from .._core.wire import surrogate_at
 from ..errors import InvalidArgumentError
+from ..types.files import DeletedFile, File, FileList
+from .base import ClientCore, RequestOptions
 
 MB = 1024 * 1024
 LIMITS = {"text": 40 * MB, "image": 15 * MB, "audio": 35 * MB}
@@ -225,3 +234,63 @@ def forget_upload(file_id: str) -> None:
     with _UPLOADS_LOCK:
         for key in [k for k, v in _UPLOADS.items() if v == file_id]:
             del _UPLOADS[key]
+
+
+def upload_file(core: ClientCore, source: Any, purpose: str, filename: str | None, content_type: str | None,
+                options: RequestOptions) -> Flow[File]:
+    """``POST /files`` (multipart). The file is checked (type, size limit) before sending."""
+    if purpose not in ("general", "assistant"):
+        raise InvalidArgumentError("purpose", f"expected 'general' or 'assistant', got {purpose!r}")
+    part: FilePart = yield Blocking(lambda: prepare_upload(source, filename=filename, content_type=content_type))
+    return (yield from upload_part(core, part, purpose, options))
+
+
+def upload_part(core: ClientCore, part: FilePart, purpose: str, options: RequestOptions) -> Flow[File]:
+    """``POST /files`` for a checked file."""
+    req = core.request("POST", "/files", options, file=part, form={"purpose": purpose})
+    return core.call(req, lambda r: parse_model(File, r))
+
+
+def get_all_files(core: ClientCore, options: RequestOptions) -> Flow[list[File]]:
+    """``GET /files``."""
+    response = yield from core.send(core.request("GET", "/files", options, idempotent=True))
+    files = parse_model(FileList, response).data
+    meta = response.meta()
+    for f in files:
+        f._meta = meta
+    return files
+
+
+def _file_path(file_id: str) -> str:
+    return "/files/" + quote(P.text(file_id, "file_id"), safe="")
+
+
+def get_file_info(core: ClientCore, file_id: str, options: RequestOptions) -> Flow[File]:
+    """``GET /files/{id}``."""
+    req = core.request("GET", _file_path(file_id), options, idempotent=True)
+    return core.call(req, lambda r: parse_model(File, r))
+
+
+def delete_file(core: ClientCore, file_id: str, options: RequestOptions) -> Flow[DeletedFile]:
+    """``POST /files/{id}/delete``."""
+    req = core.request("POST", _file_path(file_id) + "/delete", options, idempotent=True)
+    deleted = yield from core.call(req, lambda r: parse_model(DeletedFile, r))
+    forget_upload(file_id)
+    return deleted
+
+
+def download_file(core: ClientCore, file_id: str, path: str | Path | None,
+                  options: RequestOptions) -> Flow[bytes | Path]:
+    """``GET /files/{id}/content``: the bytes, or streamed into ``path`` (written atomically)."""
+    req = core.request("GET", _file_path(file_id) + "/content", options, idempotent=True, accept="*/*")
+    if path is not None:
+        target = Path(path)
+        if target.is_dir():
+            raise InvalidArgumentError("path", f"is a directory: {target}")
+        if not target.parent.exists():
+            raise InvalidArgumentError("path", f"directory does not exist: {target.parent}")
+        req.download_to = str(target)
+        yield from core.send(req)
+        return target
+    response = yield from core.send(req)
+    return response.content

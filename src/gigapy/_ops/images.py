@@ -17,9 +17,14 @@ from pathlib import Path
 from typing import Any
 
 from .._clients.tokens import identity
-from .._core.flow import Blocking, FilePart, Flow
+from .._core.flow import (
+    Blocking,
+    FilePart,
+    Flow,
+)
 from ..errors import ImageGenerationError, InvalidArgumentError
-from . import base as api
+from . import chat as chat_ops
+from . import files as files_ops
 from .base import ClientCore, RequestOptions
 from .files import _Seekable, prepare_upload, recall_upload, remember_upload
 
@@ -33,7 +38,7 @@ def generate_image_flow(core: ClientCore, prompt: str, path: str | Path | None, 
     if style is not None:
         messages.insert(0, {"role": "system", "content": style})
     call = {**options, "function_call": "auto", "client_id": client_id}
-    answer = yield from api.completion(core, messages, call)
+    answer = yield from chat_ops.completion(core, messages, call)
     ids = answer.images
     if not ids:
         raise ImageGenerationError(f"the model answered without an image: {answer.text[:200]!r}", text=answer.text,
@@ -42,7 +47,7 @@ def generate_image_flow(core: ClientCore, prompt: str, path: str | Path | None, 
     for key in ("timeout", "extra_headers", "session_id"):
         if key in options:
             download[key] = options[key]
-    return (yield from api.download_file(core, ids[0], None if path is None else str(path), download))
+    return (yield from files_ops.download_file(core, ids[0], None if path is None else str(path), download))
 
 
 def _digest(part: FilePart) -> str:
@@ -75,7 +80,13 @@ def attach_flow(core: ClientCore, sources: Sequence[Any], purpose: str,
         if cached is not None:
             ids.append(cached)
             continue
-        uploaded = yield from api.upload_part(core, part, purpose, options)
+        uploaded = yield from files_ops.upload_part(core, part, purpose, options)
         remember_upload(key, uploaded.id)
         ids.append(uploaded.id)
     return ids
+
+
+class ImageParams(RequestOptions, total=False):
+    """Keyword arguments of ``generate_image``."""
+
+    model: str
