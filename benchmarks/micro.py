@@ -116,7 +116,8 @@ def bench_completion_async(number: int, repeat: int) -> tuple[float, float, floa
 
 
 def bench_stream(chunks: int, repeat: int) -> tuple[float, float, float]:
-    from gigapy._clients.streams import ChatStreamState, Stream
+    from gigapy._clients.streams import Stream
+    from gigapy._core.stream_state import ChatStreamState
     from gigapy.types._base import ResponseMeta
 
     data = sse_bytes(chunks)

@@ -10,9 +10,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from gigapy import GigaChatError
-from gigapy._clients.streams import ChatStreamState, ChatV2StreamState
-from gigapy._clients.tokens import parse_token
 from gigapy._core.flow import Response, parse_model, parse_model_list, status_error
+from gigapy._core.stream_state import ChatStreamState, ChatV2StreamState
+from gigapy._core.tokens import parse_token
 from gigapy.types import (
     AICheckResult,
     Balance,

@@ -31,9 +31,9 @@ from gigapy import (
     Timeout,
     clear_token_cache,
 )
-from gigapy._clients.tokens import FALLBACK_LIFETIME, MAX_LIFETIME, token_lifetime
 from gigapy._core.flow import Response, Sleep, retry_after
 from gigapy._core.numbers import MAX_COUNT, MAX_WAIT, server_number
+from gigapy._core.tokens import FALLBACK_LIFETIME, MAX_LIFETIME, token_lifetime
 from gigapy.emulator import DEMO_CREDENTIALS
 from gigapy.testing import client_settings
 
@@ -290,7 +290,7 @@ def test_token_lifetime_is_clamped_to_a_day(expires: float) -> None:
     '{"access_token": "t"}', '{"tok": "t", "exp": Infinity}', '{"tok": "t", "exp": 99999999999999999999999}',
 ])
 def test_a_token_with_an_unusable_expiry_is_still_a_token(body: str) -> None:
-    from gigapy._clients.tokens import parse_token
+    from gigapy._core.tokens import parse_token
 
     token = parse_token(Response(200, {}, body.encode(), "POST", "http://127.0.0.1/oauth"), now=1_800_000_000.0)
     assert token._lifetime == FALLBACK_LIFETIME

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from gigapy import AsyncGigaChat, InvalidArgumentError, StreamError
-from gigapy._clients.streams import ChatV2StreamState
+from gigapy._core.stream_state import ChatV2StreamState
 from gigapy._ops.chat_v2 import v2_base
 from gigapy.testing import client_settings
 from gigapy.types import ChatCompletionV2, ResponseMeta

@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 from openai.lib.streaming.chat import ChatCompletionStreamState
 from openai.types.chat import ChatCompletion, ChatCompletionChunk
 
-from gigapy._clients.streams import ChatStreamState
+from gigapy._core.stream_state import ChatStreamState
 from gigapy._translate._answer import StreamPayloadError
 from gigapy._translate._common import TranslateContext
 from gigapy._translate.chat import ChatCompletionStream, chat_completion, chat_request

@@ -45,6 +45,7 @@ from .._core.flow import (
     client_cert_alert,
 )
 from .._logs import setup_logging
+from .._ops import assistants as assistants_ops
 from .._ops import auth as auth_ops
 from .._ops import batches as batches_ops
 from .._ops import chat as chat_ops
@@ -53,7 +54,7 @@ from .._ops import embeddings as embeddings_ops
 from .._ops import files as files_ops
 from .._ops import misc as misc_ops
 from .._ops import models as models_ops
-from .._ops import threads as TH
+from .._ops import threads as threads_ops
 from .._ops.base import OpenStream, RequestOptions
 from .._ops.chat import ChatFields, ChatParams
 from .._ops.chat_v2 import ChatV2Base, ChatV2Params
@@ -433,11 +434,11 @@ class AssistantsAPI:
 
     def list(self, **options: Unpack[RequestOptions]) -> Assistants:
         """Every assistant of the account."""
-        return self._client._run(TH.list_assistants(self._client._core, options))
+        return self._client._run(assistants_ops.list_assistants(self._client._core, options))
 
     def get(self, assistant_id: str, **options: Unpack[RequestOptions]) -> Assistant:
         """One assistant (NotFoundError if there is no such assistant)."""
-        return self._client._run(TH.get_assistant(self._client._core, assistant_id, options))
+        return self._client._run(assistants_ops.get_assistant(self._client._core, assistant_id, options))
 
     def create(self, *, name: str, model: str | None = None, instructions: str | None = None,
                description: str | None = None, file_ids: Sequence[str] | None = None,
@@ -446,7 +447,7 @@ class AssistantsAPI:
         """Create an assistant (model defaults to the client's)."""
         fields = {"instructions": instructions, "description": description, "file_ids": file_ids,
                   "functions": functions, "metadata": metadata}
-        return self._client._run(TH.create_assistant(self._client._core, model, name, fields, options))
+        return self._client._run(assistants_ops.create_assistant(self._client._core, model, name, fields, options))
 
     def update(self, assistant_id: str, *, name: str | None = None, instructions: str | None = None,
                description: str | None = None, file_ids: Sequence[str] | None = None,
@@ -455,17 +456,17 @@ class AssistantsAPI:
         """Change the given fields of an assistant."""
         fields = {"name": name, "instructions": instructions, "description": description,
                   "file_ids": file_ids, "functions": functions, "metadata": metadata}
-        return self._client._run(TH.update_assistant(self._client._core, assistant_id, fields, options))
+        return self._client._run(assistants_ops.update_assistant(self._client._core, assistant_id, fields, options))
 
     def delete(self, assistant_id: str, **options: Unpack[RequestOptions]) -> DeletedAssistant:
         """Delete an assistant."""
-        return self._client._run(TH.delete_assistant(self._client._core, assistant_id, options))
+        return self._client._run(assistants_ops.delete_assistant(self._client._core, assistant_id, options))
 
     def delete_file(self, assistant_id: str, file_id: str,
                     **options: Unpack[RequestOptions]) -> DeletedAssistantFile:
         """Detach a file from an assistant."""
         core = self._client._core
-        return self._client._run(TH.delete_assistant_file(core, assistant_id, file_id, options))
+        return self._client._run(assistants_ops.delete_assistant_file(core, assistant_id, file_id, options))
 
 
 class ThreadsAPI:
@@ -480,70 +481,71 @@ class ThreadsAPI:
              before: int | None = None, **options: Unpack[RequestOptions]) -> Threads:
         """The account's threads (optionally of some assistants)."""
         core = self._client._core
-        return self._client._run(TH.list_threads(core, assistants_ids, limit, before, options))
+        return self._client._run(threads_ops.list_threads(core, assistants_ids, limit, before, options))
 
     def create(self, **options: Unpack[RequestOptions]) -> Thread:
         """An empty thread."""
-        return self._client._run(TH.create_thread(self._client._core, options))
+        return self._client._run(threads_ops.create_thread(self._client._core, options))
 
     def retrieve(self, threads_ids: Sequence[str], **options: Unpack[RequestOptions]) -> Threads:
         """Several threads by id."""
-        return self._client._run(TH.retrieve_threads(self._client._core, threads_ids, options))
+        return self._client._run(threads_ops.retrieve_threads(self._client._core, threads_ids, options))
 
     def delete(self, thread_id: str, **options: Unpack[RequestOptions]) -> bool:
         """Delete a thread."""
-        return self._client._run(TH.delete_thread(self._client._core, thread_id, options))
+        return self._client._run(threads_ops.delete_thread(self._client._core, thread_id, options))
 
     def get_messages(self, thread_id: str, *, limit: int | None = None, before: int | None = None,
                      **options: Unpack[RequestOptions]) -> ThreadMessages:
         """A thread's messages."""
-        return self._client._run(TH.get_messages(self._client._core, thread_id, limit, before, options))
+        return self._client._run(threads_ops.get_messages(self._client._core, thread_id, limit, before, options))
 
     def add_messages(self, messages: str | Sequence[Any], *, thread_id: str | None = None,
                      assistant_id: str | None = None, model: str | None = None,
                      **options: Unpack[RequestOptions]) -> ThreadMessages:
         """Append messages to a thread (a new one when ``thread_id`` is not given)."""
         core = self._client._core
-        return self._client._run(TH.add_messages(core, messages, thread_id, assistant_id, model, options))
+        return self._client._run(threads_ops.add_messages(core, messages, thread_id, assistant_id, model, options))
 
     def run(self, thread_id: str, *, assistant_id: str | None = None,
-            **params: Unpack[TH.RunOptions]) -> ThreadRunResponse:
+            **params: Unpack[threads_ops.RunOptions]) -> ThreadRunResponse:
         """Start a run over the thread in the background (see ``get_run``)."""
-        return self._client._run(TH.run_thread(self._client._core, thread_id, assistant_id, params))
+        return self._client._run(threads_ops.run_thread(self._client._core, thread_id, assistant_id, params))
 
     def get_run(self, thread_id: str, **options: Unpack[RequestOptions]) -> ThreadRunResult:
         """The state of a thread's run and the messages it produced."""
-        return self._client._run(TH.get_run(self._client._core, thread_id, options))
+        return self._client._run(threads_ops.get_run(self._client._core, thread_id, options))
 
     def run_stream(self, thread_id: str, *, assistant_id: str | None = None,
-                         **params: Unpack[TH.RunOptions]) -> ThreadStream:
+                         **params: Unpack[threads_ops.RunOptions]) -> ThreadStream:
         """Run the thread and stream the answer."""
         client = self._client
-        return client._transport.stream(client._run(TH.run_stream(client._core, thread_id, assistant_id, params)))
+        flow = threads_ops.run_stream(client._core, thread_id, assistant_id, params)
+        return client._transport.stream(client._run(flow))
 
     def run_messages(self, messages: str | Sequence[Any], *, thread_id: str | None = None,
                      assistant_id: str | None = None, model: str | None = None,
-                     **params: Unpack[TH.RunOptions]) -> ThreadCompletion:
+                     **params: Unpack[threads_ops.RunOptions]) -> ThreadCompletion:
         """Add messages and answer them in one call (a new thread when ``thread_id`` is not given)."""
         core = self._client._core
-        return self._client._run(TH.run_messages(core, messages, thread_id, assistant_id, model, params))
+        return self._client._run(threads_ops.run_messages(core, messages, thread_id, assistant_id, model, params))
 
     def run_messages_stream(self, messages: str | Sequence[Any], *, thread_id: str | None = None,
                                   assistant_id: str | None = None, model: str | None = None,
-                                  **params: Unpack[TH.RunOptions]) -> ThreadStream:
+                                  **params: Unpack[threads_ops.RunOptions]) -> ThreadStream:
         """Add messages and stream the answer."""
         client = self._client
-        flow = TH.run_messages_stream(client._core, messages, thread_id, assistant_id, model, params)
+        flow = threads_ops.run_messages_stream(client._core, messages, thread_id, assistant_id, model, params)
         return client._transport.stream(client._run(flow))
 
-    def rerun_messages(self, thread_id: str, **params: Unpack[TH.RunOptions]) -> ThreadCompletion:
+    def rerun_messages(self, thread_id: str, **params: Unpack[threads_ops.RunOptions]) -> ThreadCompletion:
         """Regenerate the thread's last answer."""
-        return self._client._run(TH.rerun_messages(self._client._core, thread_id, params))
+        return self._client._run(threads_ops.rerun_messages(self._client._core, thread_id, params))
 
-    def rerun_messages_stream(self, thread_id: str, **params: Unpack[TH.RunOptions]) -> ThreadStream:
+    def rerun_messages_stream(self, thread_id: str, **params: Unpack[threads_ops.RunOptions]) -> ThreadStream:
         """Regenerate the thread's last answer as a stream."""
         client = self._client
-        return client._transport.stream(client._run(TH.rerun_messages_stream(client._core, thread_id, params)))
+        return client._transport.stream(client._run(threads_ops.rerun_messages_stream(client._core, thread_id, params)))
 
 
 class GigaChat(BaseClient[HttpxTransport]):

@@ -12,8 +12,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, TypedDict, TypeVar
 
-from .._clients.streams import StreamState
-from .._clients.tokens import TokenSource, identity, parse_token, token_request
+from .._clients.tokens import TokenSource
 from .._config import Settings, Timeout
 from .._core import params as P
 from .._core import wire as _wire
@@ -28,6 +27,8 @@ from .._core.flow import (
     new_request_id,
     send_flow,
 )
+from .._core.stream_state import StreamState
+from .._core.tokens import identity, parse_token, token_request
 from .._version import __version__
 from ..errors import InvalidArgumentError
 from ..types._base import ResponseMeta

@@ -8,13 +8,13 @@ from typing import Any, Literal
 
 from pydantic import BaseModel
 
-from .._clients.streams import ChatStreamState
 from .._core import params as P
 from .._core.flow import (
     Flow,
     Request,
     parse_model,
 )
+from .._core.stream_state import ChatStreamState
 from ..errors import InvalidArgumentError
 from ..types.chat import ChatCompletion, Function, Message
 from .base import OPTION_KEYS, ClientCore, OpenStream, RequestOptions, open_stream

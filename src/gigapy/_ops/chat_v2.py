@@ -8,13 +8,13 @@ from typing import Any, Literal
 
 from pydantic import BaseModel
 
-from .._clients.streams import ChatV2StreamState
 from .._core import params_v2 as P2
 from .._core.flow import (
     Flow,
     Request,
     parse_model,
 )
+from .._core.stream_state import ChatV2StreamState
 from ..types.chat import Function
 from ..types.chat_v2 import ChatCompletionV2, MessageV2
 from .base import OPTION_KEYS, ClientCore, OpenStream, RequestOptions, open_stream

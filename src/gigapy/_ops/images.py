@@ -16,12 +16,12 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from .._clients.tokens import identity
 from .._core.flow import (
     Blocking,
     FilePart,
     Flow,
 )
+from .._core.tokens import identity
 from ..errors import ImageGenerationError, InvalidArgumentError
 from . import chat as chat_ops
 from . import files as files_ops
