@@ -356,13 +356,13 @@ def test_a_scan_would_have_caught_the_key_in_a_plain_local() -> None:
 
 def test_no_object_of_ours_shows_a_secret_in_its_repr(world: World) -> None:
     """Every internal object that holds a secret masks it in repr (and str), as httpx masks headers."""
-    from gigapy._clients.async_client import AiohttpTransport
-    from gigapy._clients.sync_client import HttpxTransport
     from gigapy._clients.tokens import TokenEntry, TokenSource
     from gigapy._config import load_settings, secret_args
     from gigapy._core.flow import FilePart, GetToken, Response, Send, TransportFailure, send_flow
     from gigapy._core.tokens import parse_token, token_request
     from gigapy._ops.base import ClientCore
+    from gigapy._transports.aiohttp_driver import AiohttpTransport
+    from gigapy._transports.httpx_driver import HttpxTransport
 
     oauth = load_settings({"credentials": DEMO_CREDENTIALS, "key_file_password": KEY_PASSWORD,
                            "default_headers": {"Authorization": "Bearer " + STATIC_TOKEN, "X-App": "a"}}, env={})

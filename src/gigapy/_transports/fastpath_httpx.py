@@ -13,6 +13,7 @@ the checks between stream chunks remain.
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from collections.abc import Iterable
@@ -104,10 +105,25 @@ class _Backend(httpcore.NetworkBackend):
         self._inner.sleep(seconds)
 
 
+#: The httpx and httpcore versions these fast paths were written and tested against (the suite
+#: checks they are active there); elsewhere they still switch themselves off when an internal
+#: they use is missing.
+KNOWN_VERSIONS = {"httpx": ("0.27", "0.28"), "httpcore": ("1.0",)}
+
+
+def enabled() -> bool:
+    """Whether the fast paths that use httpx/httpcore internals may be used: not when the
+    environment sets ``GIGAPY_FASTPATH=0`` (then only public httpx APIs are used; the direct
+    send path and the bounded backend are off, deadlines hold between stream chunks)."""
+    return os.environ.get("GIGAPY_FASTPATH", "1").strip().lower() not in ("0", "false", "no", "off")
+
+
 def install(client: httpx.Client) -> bool:
     """Give every connection pool of ``client`` (its own, and one per proxy) the bounded
     backend. False when some pool could not get it (the deadlines then hold only between
-    stream chunks)."""
+    stream chunks), or when the fast paths are switched off (:func:`enabled`)."""
+    if not enabled():
+        return False
     transports = [getattr(client, "_transport", None), *getattr(client, "_mounts", {}).values()]
     ok = True
     for transport in transports:
