@@ -39,7 +39,7 @@ M = TypeVar("M", bound=BaseModel)
 RETRY_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
 #: The gateway gave up waiting for the model, which may still be generating (and billing) the answer:
 #: repeated only for requests that are safe to repeat, unless the caller opts in.
-GATEWAY_STATUSES = frozenset({502, 504})
+GATEWAY_STATUSES = errors.GATEWAY_STATUSES
 JSON_CONTENT_TYPE = "application/json"
 
 
@@ -183,7 +183,7 @@ class TransportFailure:
     def to_error(self, request: Request) -> errors.GigaChatError:
         """The public exception for this failure."""
         method, url = request.method, request.url
-        sent = request.info()
+        info = request.info()
         detail = redact(str(self.exc)) or type(self.exc).__name__
         if self.kind == "tls":
             host = self.host or _host_of(url)
@@ -194,7 +194,7 @@ class TransportFailure:
                 method=method,
                 url=url,
                 host=host,
-                request=sent,
+                request=info,
             )
         if self.kind == "client_cert":
             host = self.host or _host_of(url)
@@ -207,20 +207,21 @@ class TransportFailure:
                 url=url,
                 host=host,
                 reason=reason,
-                request=sent,
+                request=info,
             )
         if self.kind.endswith("timeout"):
             phase = self.kind.removesuffix("_timeout")
             limit = getattr(request.timeout, phase, None)  # connect, read, write, pool or total
             return errors.APITimeoutError(
                 f"{method} {url}: {phase} timeout after {limit} s", method=method, url=url, phase=phase,
-                request=sent,
+                sent=self.sent,
+                request=info,
             )
         if self.kind == "connect":
             return errors.APIConnectionError(f"{method} {url}: cannot connect: {detail}", method=method, url=url,
-                                             request=sent)
+                                             sent=self.sent, request=info)
         return errors.APIConnectionError(f"{method} {url}: connection failed: {detail}", method=method, url=url,
-                                         request=sent)
+                                         sent=self.sent, request=info)
 
 
 #: TLS alerts a server sends when it refuses the client certificate (OpenSSL's reason names).
