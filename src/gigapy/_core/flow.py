@@ -55,6 +55,11 @@ class Clock:
 
 SYSTEM_CLOCK = Clock()
 
+#: The core's own random source (jitter and request ids), passed in where it is used; reseeded in
+#: a forked child so that two processes never draw the same request ids.
+RNG = random.Random()
+os.register_at_fork(after_in_child=RNG.seed)
+
 
 @dataclass(slots=True)
 class FilePart:
@@ -402,10 +407,12 @@ class RetryPolicy:
     statuses: frozenset[int] = RETRY_STATUSES
     retry_non_idempotent: bool = False
     clock: Clock = SYSTEM_CLOCK
+    #: A random number in [0, 1) for the backoff's jitter (tests pass a fixed one).
+    jitter: Callable[[], float] = RNG.random
 
     def backoff(self, attempt: int) -> float:
         """Delay before retry number ``attempt + 1``."""
-        return min(self.initial_delay * 2.0 ** min(attempt, 30), self.max_delay) * (1 - 0.25 * random.random())
+        return min(self.initial_delay * 2.0 ** min(attempt, 30), self.max_delay) * (1 - 0.25 * self.jitter())
 
     def repeatable(self, request: Request) -> bool:
         """Whether ``request`` may be sent again after it may have reached the service."""
@@ -677,7 +684,7 @@ def parse_model(model: type[M], response: Response) -> M:
     try:
         obj: M = model.__pydantic_validator__.validate_json(response.content)  # = model_validate_json
     except ValidationError as exc:
-        raise _invalid_body(response, exc) from None
+        raise invalid_body(response, exc) from None
     if isinstance(obj, APIResponse):
         private = obj.__pydantic_private__
         if private is not None:  # what obj._meta = ... stores, without pydantic's __setattr__
@@ -692,23 +699,23 @@ def parse_model_list(model: type[M], response: Response) -> list[M]:
     try:
         data = json.loads(response.content)
     except ValueError as exc:
-        raise _invalid_body(response, exc) from None
+        raise invalid_body(response, exc) from None
     if not isinstance(data, list):
-        raise _invalid_body(response, TypeError(f"expected a JSON array, got {type(data).__name__}"))
+        raise invalid_body(response, TypeError(f"expected a JSON array, got {type(data).__name__}"))
     meta = response.meta()
     out: list[M] = []
     for item in data:
         try:
             obj = model.model_validate(item)
         except ValidationError as exc:
-            raise _invalid_body(response, exc) from None
+            raise invalid_body(response, exc) from None
         if isinstance(obj, APIResponse):
             obj._meta = meta
         out.append(obj)
     return out
 
 
-def _invalid_body(response: Response, exc: BaseException, *,
+def invalid_body(response: Response, exc: BaseException, *,
                   keep_body: bool = True) -> errors.APIResponseValidationError:
     """The error for a body we cannot use; ``keep_body=False`` for bodies that hold a secret."""
     first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
@@ -828,7 +835,7 @@ def _scrub_tb(tb: TracebackType | None) -> TracebackType | None:
 
 _UUID4_MASK = ~(0xF000 << 64) & ~(0xC000 << 48) & ((1 << 128) - 1)
 _UUID4_BITS = (0x4000 << 64) | (0x8000 << 48)
-_getrandbits = random.getrandbits
+_getrandbits = RNG.getrandbits
 
 
 def new_request_id() -> str:

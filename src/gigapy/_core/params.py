@@ -182,7 +182,7 @@ def _fail(field: str, reason: str) -> InvalidArgumentError:
     return InvalidArgumentError(field, reason)
 
 
-def _plain(value: Any, field: str) -> dict[str, Any]:
+def plain(value: Any, field: str) -> dict[str, Any]:
     """A pydantic model as its wire dict; a mapping as a plain dict copy."""
     if isinstance(value, BaseModel):
         return value.model_dump(mode="json", by_alias=True, exclude_none=True)
@@ -240,7 +240,7 @@ def function_result_content(value: Any, field: str) -> str:
     if not isinstance(value, str):
         raise _fail(field, f"expected JSON text or a dict, got {type(value).__name__}")
     try:
-        json.loads(value, parse_constant=_not_json)
+        json.loads(value, parse_constant=not_json)
     except ValueError:
         raise _fail(
             field,
@@ -259,13 +259,13 @@ def json_text(value: Any, field: str) -> str:
     return json.dumps(value, ensure_ascii=False, allow_nan=False)
 
 
-def _not_json(name: str) -> Any:
+def not_json(name: str) -> Any:
     raise ValueError(f"{name} is not JSON")
 
 
 def function_call_value(value: Any, field: str) -> dict[str, Any]:
     """An assistant's function call as the wire wants it: arguments as a JSON object."""
-    call = _plain(value, field)
+    call = plain(value, field)
     name = call.get("name")
     if not isinstance(name, str) or not name:
         raise _fail(f"{field}.name", "a function call needs the function's name")
@@ -300,7 +300,7 @@ def messages_v1(value: Any, field: str = "messages") -> list[dict[str, Any]]:
     pending_call: int | None = None
     for i, raw in enumerate(value):
         where = f"{field}[{i}]"
-        msg = _plain(raw, where)
+        msg = plain(raw, where)
         role = msg.get("role")
         if role not in MESSAGE_ROLES:
             hint = "; function results use role 'function'" if role == "tool" else ""
@@ -353,7 +353,7 @@ def function_def(value: Any, field: str, dialect: str = "reduced") -> dict[str, 
             return function_schema(value, dialect=dialect).to_dict()
         except InvalidArgumentError as exc:
             raise _fail(f"{field}.{exc.field}", exc.reason) from None
-    fn = _plain(value, field)
+    fn = plain(value, field)
     name = fn.get("name")
     if not isinstance(name, str) or not FUNCTION_NAME_RE.match(name):
         raise _fail(f"{field}.name", f"{name!r} is not a valid function name: Latin letters, digits (not "
@@ -376,7 +376,7 @@ def response_format(value: Any, field: str = "response_format") -> dict[str, Any
     or a pydantic model class. A type gigapy does not know yet is sent with a warning."""
     if isinstance(value, type) and issubclass(value, BaseModel):
         return {"type": "json_schema", "schema": value.model_json_schema(), "strict": True}
-    fmt = _plain(value, field)
+    fmt = plain(value, field)
     kind = fmt.get("type")
     if kind in REFUSED_FORMAT_TYPES:
         raise _fail(f"{field}.type", f"unknown type {kind!r}; the service accepts 'text', 'json_schema' and "
@@ -420,7 +420,7 @@ def chat_body(params: Mapping[str, Any], *, default_model: str, profanity_check:
     assistant_id = params.get("assistant_id")
     storage = params.get("storage")
     if storage is not None:
-        storage = _plain(storage, "storage")
+        storage = plain(storage, "storage")
     stateful = assistant_id is not None or bool(storage and (storage.get("thread_id") or storage.get("assistant_id")))
     if model is not None or not stateful:  # an assistant or a stored thread decides the model (as the SDK does)
         body["model"] = text(default_model if model is None else model, "model")
@@ -434,7 +434,7 @@ def chat_body(params: Mapping[str, Any], *, default_model: str, profanity_check:
         if last is None:
             raise _fail("attachments", "needs a user message to attach the files to")
         last["attachments"] = [*(last.get("attachments") or []), *ids]
-    for name, kwargs in _NUMERIC.items():
+    for name, kwargs in NUMERIC.items():
         value = params.get(name)
         if value is not None:
             body[name] = number(value, name, **kwargs)
@@ -465,13 +465,13 @@ def chat_body(params: Mapping[str, Any], *, default_model: str, profanity_check:
     if storage is not None:
         body["storage"] = storage
     if params.get("function_ranker") is not None:
-        body["function_ranker"] = _plain(params["function_ranker"], "function_ranker")
+        body["function_ranker"] = plain(params["function_ranker"], "function_ranker")
     for name in passed:
         body[name] = params[name]
     return body
 
 
-_NUMERIC: dict[str, dict[str, Any]] = {
+NUMERIC: dict[str, dict[str, Any]] = {
     "temperature": {"low": 0, "low_open": True},
     "top_p": {"low": 0, "high": 1},
     "n": {"low": 1, "high": 4, "integer": True},
@@ -488,7 +488,7 @@ def _function_call_mode(call: Any, names: set[str]) -> Any:
         return call
     if isinstance(call, str):
         call = {"name": call}
-    spec = _plain(call, "function_call")
+    spec = plain(call, "function_call")
     name = spec.get("name")
     if not isinstance(name, str) or not name:
         raise _fail("function_call", "expected 'auto', 'none', a function name or {'name': ...}")

@@ -53,7 +53,7 @@ def part(value: Any, field: str) -> dict[str, Any]:
     """One content part: a string is text; dicts are checked key by key."""
     if isinstance(value, str):
         return {"text": value}
-    raw = P._plain(value, field)
+    raw = P.plain(value, field)
     P.unknown_fields(raw, PART_KEYS, f"{field}.")
     if "text" in raw and not isinstance(raw["text"], str):
         raise _fail(f"{field}.text", f"expected a string, got {type(raw['text']).__name__}")
@@ -77,7 +77,7 @@ def part(value: Any, field: str) -> dict[str, Any]:
 
 def function_result(value: Any, field: str) -> dict[str, Any]:
     """``{name, result}``: the result is a JSON object (or JSON text)."""
-    result = P._plain(value, field)
+    result = P.plain(value, field)
     if not isinstance(result.get("name"), str) or not result["name"]:
         raise _fail(f"{field}.name", "required: the name of the function that produced the result")
     if result.get("id") is not None:
@@ -85,7 +85,7 @@ def function_result(value: Any, field: str) -> dict[str, Any]:
     body = result.get("result")
     if isinstance(body, str):
         try:
-            json.loads(body, parse_constant=P._not_json)  # NaN and Infinity are not JSON either
+            json.loads(body, parse_constant=P.not_json)  # NaN and Infinity are not JSON either
         except ValueError:
             raise _fail(f"{field}.result", "must be JSON (the service rejects anything else); wrap plain text, "
                         "e.g. {\"result\": text}") from None
@@ -109,7 +109,7 @@ def messages_v2(value: Any, field: str = "messages") -> list[dict[str, Any]]:
     call_ids: set[str] = set()
     for i, raw in enumerate(value):
         where = f"{field}[{i}]"
-        msg = P._plain(raw, where)
+        msg = P.plain(raw, where)
         role = msg.get("role")
         if role == "tool":
             role = msg["role"] = "function"
@@ -165,12 +165,12 @@ def tools(value: Any, functions: Any, dialect: str = "reduced") -> tuple[list[di
             where = f"tools[{i}]"
             if isinstance(entry, str):
                 entry = {entry: {}}
-            tool = P._plain(entry, where)
+            tool = P.plain(entry, where)
             if len(tool) != 1:
                 raise _fail(where, "a tool is one key: a built-in name or 'functions'")
             (name, spec), = tool.items()
             if name == "functions":
-                specs = P._plain(spec, f"{where}.functions").get("specifications")
+                specs = P.plain(spec, f"{where}.functions").get("specifications")
                 checked = _function_list(specs, f"{where}.functions.specifications", dialect)
                 names |= {fn["name"] for fn in checked}
                 out.append({"functions": {"specifications": checked}})
@@ -186,7 +186,7 @@ def tools(value: Any, functions: Any, dialect: str = "reduced") -> tuple[list[di
                 P.warn_unknown(f"{where}.{name}", f"{name!r} is not a built-in tool gigapy knows "
                                f"({', '.join(BUILTIN_TOOLS)})")
             builtins.add(name)
-            out.append({name: P._plain(spec, f"{where}.{name}") if spec else {}})
+            out.append({name: P.plain(spec, f"{where}.{name}") if spec else {}})
     if functions is not None:
         checked = _function_list(functions, "functions", dialect)
         names |= {fn["name"] for fn in checked}
@@ -217,7 +217,7 @@ def tool_config(value: Any, builtins: set[str], names: set[str], *, assistant: b
                     f"name{hint}")
     if isinstance(value, Sequence) and not isinstance(value, (bytes, bytearray, Mapping)):
         value = {"mode": "any", "functions_names_any": list(value)}
-    config = P._plain(value, "tool_config")
+    config = P.plain(value, "tool_config")
     P.unknown_fields(config, TOOL_CONFIG_KEYS, "tool_config.")
     mode = config["mode"] = P.open_value(config.get("mode"), "tool_config.mode", TOOL_MODES)
     if mode == "forced":
@@ -244,7 +244,7 @@ def _reasoning(value: Any) -> dict[str, Any]:
     """``"high"`` (an effort) or ``{"effort"?, "max_tokens"?}``; efforts gigapy does not know are sent."""
     if isinstance(value, str):
         return {"effort": P.open_value(value, "reasoning.effort", P.REASONING_EFFORTS)}
-    config = P._plain(value, "reasoning")
+    config = P.plain(value, "reasoning")
     P.unknown_fields(config, REASONING_KEYS, "reasoning.")
     if config.get("effort") is not None:
         config["effort"] = P.open_value(config["effort"], "reasoning.effort", P.REASONING_EFFORTS)
@@ -268,13 +268,13 @@ def chat_body_v2(params: Mapping[str, Any], *, default_model: str, profanity_che
     assistant_id = params.get("assistant_id")
     storage = params.get("storage")
     if storage is not None and storage is not False:
-        storage = {} if storage is True else P._plain(storage, "storage")
+        storage = {} if storage is True else P.plain(storage, "storage")
     thread_id = storage.get("thread_id") if isinstance(storage, dict) else None
     body: dict[str, Any] = {}
     if model is not None or (assistant_id is None and not thread_id):  # as the SDK: the assistant/thread decides
         body["model"] = P.text(default_model if model is None else model, "model")
     body["messages"] = messages_v2(params["messages"])
-    options = dict(P._plain(params["model_options"], "model_options")) if params.get("model_options") else {}
+    options = dict(P.plain(params["model_options"], "model_options")) if params.get("model_options") else {}
     P.unknown_fields(options, MODEL_OPTIONS, "model_options.")
     for name in MODEL_OPTIONS:
         if params.get(name) is not None:
@@ -282,9 +282,9 @@ def chat_body_v2(params: Mapping[str, Any], *, default_model: str, profanity_che
     aliased = {key: params[alias] for alias, key in REASONING_ALIASES.items() if params.get(alias) is not None}
     if aliased:
         current = options.get("reasoning")
-        base = {"effort": current} if isinstance(current, str) else P._plain(current, "reasoning") if current else {}
+        base = {"effort": current} if isinstance(current, str) else P.plain(current, "reasoning") if current else {}
         options["reasoning"] = {**base, **aliased}
-    for name, limits in P._NUMERIC.items():
+    for name, limits in P.NUMERIC.items():
         if name in options and options[name] is not None and name in MODEL_OPTIONS:
             options[name] = P.number(options[name], name, **limits)
     if options.get("response_format") is not None:
@@ -306,7 +306,7 @@ def chat_body_v2(params: Mapping[str, Any], *, default_model: str, profanity_che
     for name in ("ranker_options", "filter_config", "user_info"):
         value = params.get(name)
         if value is not None:
-            body[name] = P._plain(value, name)
+            body[name] = P.plain(value, name)
     disable = params.get("disable_filter")
     if disable is None and profanity_check is not None:
         disable = not profanity_check

@@ -15,7 +15,7 @@ from pydantic import SecretStr
 from .._config import Settings
 from ..types.auth import AccessToken
 from . import wire as _wire
-from .flow import Request, Response, _invalid_body, http_date
+from .flow import Request, Response, http_date, invalid_body
 from .numbers import server_number
 
 REFRESH_AHEAD = 60.0  # seconds before expiry when a refresh starts (at most half the lifetime)
@@ -117,15 +117,15 @@ def parse_token(response: Response, now: float | None = None) -> AccessToken:
     now = time.time() if now is None else now
     data = _json_object(response.content)
     if not isinstance(data, dict):
-        raise _invalid_body(response, TypeError("expected a JSON object"), keep_body=False)
+        raise invalid_body(response, TypeError("expected a JSON object"), keep_body=False)
     name = "access_token" if "access_token" in data else "tok"
     token, problem = _take_token(data, name)
     if problem is not None:
-        raise _invalid_body(response, ValueError(f"{name} {problem}"), keep_body=False)
+        raise invalid_body(response, ValueError(f"{name} {problem}"), keep_body=False)
     expires = data.get("expires_at") if name == "access_token" else data.get("exp")
     unit_ms = name == "access_token"
     if token is None:
-        raise _invalid_body(response, TypeError("no token in the response"), keep_body=False)
+        raise invalid_body(response, TypeError("no token in the response"), keep_body=False)
     server_now = http_date(response.headers.get("date"))
     expires_s = _expiry_seconds(expires, unit_ms, now if server_now is None else server_now)
     lifetime = token_lifetime(expires_s, now, server_now)

@@ -10,7 +10,7 @@ from .._core.flow import Flow, missing_error, parse_model
 from ..errors import InvalidArgumentError
 from ..types.assistants import Assistant, Assistants, CreatedAssistant, DeletedAssistant, DeletedAssistantFile
 from .base import ClientCore, RequestOptions
-from .threads import _compact, _id
+from .threads import check_id, compact
 
 
 def list_assistants(core: ClientCore, options: RequestOptions) -> Flow[Assistants]:
@@ -22,7 +22,7 @@ def list_assistants(core: ClientCore, options: RequestOptions) -> Flow[Assistant
 def get_assistant(core: ClientCore, assistant_id: str, options: RequestOptions) -> Flow[Assistant]:
     """``GET /assistants?assistant_id=...``: one assistant (NotFoundError if unknown)."""
     req = core.request("GET", "/assistants", options, idempotent=True,
-                       params={"assistant_id": _id(assistant_id, "assistant_id")})
+                       params={"assistant_id": check_id(assistant_id, "assistant_id")})
     response = yield from core.send(req)
     found = [a for a in parse_model(Assistants, response).data if a.assistant_id == assistant_id]
     if not found:
@@ -34,7 +34,7 @@ def get_assistant(core: ClientCore, assistant_id: str, options: RequestOptions) 
 def create_assistant(core: ClientCore, model: str | None, name: str, fields: Mapping[str, Any],
                      options: RequestOptions) -> Flow[CreatedAssistant]:
     """``POST /assistants``."""
-    body = _compact(model=P.text(model or core.settings.model, "model"), name=P.text(name, "name"),
+    body = compact(model=P.text(model or core.settings.model, "model"), name=P.text(name, "name"),
                     **_assistant_fields(fields))
     return core.call(core.request("POST", "/assistants", options, body=body),
                      lambda r: parse_model(CreatedAssistant, r))
@@ -43,7 +43,7 @@ def create_assistant(core: ClientCore, model: str | None, name: str, fields: Map
 def update_assistant(core: ClientCore, assistant_id: str, fields: Mapping[str, Any],
                      options: RequestOptions) -> Flow[Assistant]:
     """``POST /assistants/modify`` (only the given fields change)."""
-    body = _compact(assistant_id=_id(assistant_id, "assistant_id"), **_assistant_fields(fields))
+    body = compact(assistant_id=check_id(assistant_id, "assistant_id"), **_assistant_fields(fields))
     return core.call(core.request("POST", "/assistants/modify", options, body=body),
                      lambda r: parse_model(Assistant, r))
 
@@ -60,7 +60,7 @@ def _assistant_fields(fields: Mapping[str, Any]) -> dict[str, Any]:
         elif key == "functions":
             out[key] = [P.function_def(fn, f"functions[{i}]") for i, fn in enumerate(value)]
         elif key == "metadata":
-            out[key] = P._plain(value, key)
+            out[key] = P.plain(value, key)
         else:
             raise InvalidArgumentError(key, "unknown assistant field")
     return out
@@ -68,7 +68,7 @@ def _assistant_fields(fields: Mapping[str, Any]) -> dict[str, Any]:
 
 def delete_assistant(core: ClientCore, assistant_id: str, options: RequestOptions) -> Flow[DeletedAssistant]:
     """``POST /assistants/delete``."""
-    body = {"assistant_id": _id(assistant_id, "assistant_id")}
+    body = {"assistant_id": check_id(assistant_id, "assistant_id")}
     return core.call(core.request("POST", "/assistants/delete", options, body=body),
                      lambda r: parse_model(DeletedAssistant, r))
 
@@ -76,6 +76,6 @@ def delete_assistant(core: ClientCore, assistant_id: str, options: RequestOption
 def delete_assistant_file(core: ClientCore, assistant_id: str, file_id: str,
                           options: RequestOptions) -> Flow[DeletedAssistantFile]:
     """``POST /assistants/files/delete``: detach a file from an assistant."""
-    body = {"assistant_id": _id(assistant_id, "assistant_id"), "file_id": _id(file_id, "file_id")}
+    body = {"assistant_id": check_id(assistant_id, "assistant_id"), "file_id": check_id(file_id, "file_id")}
     return core.call(core.request("POST", "/assistants/files/delete", options, body=body),
                      lambda r: parse_model(DeletedAssistantFile, r))

@@ -22,8 +22,8 @@ from .._core.flow import (
     Request,
     Response,
     RetryPolicy,
-    _invalid_body,
     dumps,
+    invalid_body,
     new_request_id,
     send_flow,
 )
@@ -191,7 +191,7 @@ def open_stream(core: ClientCore, request: Request,
     if not ctype.startswith("text/event-stream"):
         if response.raw is not None:
             response.raw.close()
-        raise _invalid_body(response, TypeError(f"expected text/event-stream, got {ctype or 'no content type'}"))
+        raise invalid_body(response, TypeError(f"expected text/event-stream, got {ctype or 'no content type'}"))
     return OpenStream(response, state(response.meta()), request.timeout.read, request.deadline)
 
 

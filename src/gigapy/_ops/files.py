@@ -163,7 +163,7 @@ def _file_object(fh: IO[Any], field: str) -> tuple[Any, int, bytes]:
             fh.seek(start)
             if not isinstance(head, bytes):
                 raise InvalidArgumentError(field, "the file object must be opened in binary mode ('rb')")
-            return _Seekable(fh, start), size, head
+            return Seekable(fh, start), size, head
         data = fh.read(max(LIMITS.values()) + 1)
     except (OSError, ValueError) as exc:
         raise InvalidArgumentError(field, f"cannot read the file object: {exc}") from None
@@ -172,7 +172,7 @@ def _file_object(fh: IO[Any], field: str) -> tuple[Any, int, bytes]:
     return data, len(data), data[:64]
 
 
-class _Seekable:
+class Seekable:
     """A caller's seekable file object plus where its content starts (rewound per attempt)."""
 
     __slots__ = ("fh", "start")

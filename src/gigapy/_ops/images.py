@@ -26,7 +26,7 @@ from ..errors import ImageGenerationError, InvalidArgumentError
 from . import chat as chat_ops
 from . import files as files_ops
 from .base import ClientCore, RequestOptions
-from .files import _Seekable, prepare_upload, recall_upload, remember_upload
+from .files import Seekable, prepare_upload, recall_upload, remember_upload
 
 
 def generate_image_flow(core: ClientCore, prompt: str, path: str | Path | None, style: str | None,
@@ -55,7 +55,7 @@ def _digest(part: FilePart) -> str:
     src = part.source
     if isinstance(src, bytes):
         sha.update(src)
-    elif isinstance(src, _Seekable):
+    elif isinstance(src, Seekable):
         sha.update(src.read_all())
         src.rewind()
     else:

@@ -34,7 +34,7 @@ def check_ai(core: ClientCore, text: str, model: str, options: RequestOptions) -
 
 def validate_function(core: ClientCore, function: Any, options: RequestOptions) -> Flow[FunctionValidationResult]:
     """``POST /functions/validate``: the service's verdict on a function definition."""
-    body = P._plain(function, "function")
+    body = P.plain(function, "function")
     if not isinstance(body.get("name"), str):
         raise InvalidArgumentError("function.name", "required: the function's name as a string")
     req = core.request("POST", "/functions/validate", options, body=body, idempotent=True)

@@ -44,7 +44,7 @@ class RunOptions(RequestOptions, total=False):
 
 _RUN_FIELDS = ("temperature", "top_p", "limit", "max_tokens", "repetition_penalty", "profanity_check", "flags",
                "function_call", "update_interval")
-_RUN_LIMITS: dict[str, dict[str, Any]] = {**P._NUMERIC, "limit": {"low": 1, "integer": True}}
+_RUN_LIMITS: dict[str, dict[str, Any]] = {**P.NUMERIC, "limit": {"low": 1, "integer": True}}
 
 
 def _split(params: Mapping[str, Any]) -> tuple[dict[str, Any], RequestOptions]:
@@ -68,12 +68,12 @@ def _split(params: Mapping[str, Any]) -> tuple[dict[str, Any], RequestOptions]:
     return body, options  # type: ignore[return-value]
 
 
-def _compact(**fields: Any) -> dict[str, Any]:
+def compact(**fields: Any) -> dict[str, Any]:
     """The given fields without the ones left out (None): no explicit nulls on the wire."""
     return {key: value for key, value in fields.items() if value is not None}
 
 
-def _id(value: Any, field: str) -> str:
+def check_id(value: Any, field: str) -> str:
     return P.text(value, field)
 
 
@@ -111,7 +111,7 @@ def retrieve_threads(core: ClientCore, threads_ids: Sequence[str], options: Requ
 
 def delete_thread(core: ClientCore, thread_id: str, options: RequestOptions) -> Flow[bool]:
     """``POST /threads/delete``: True once deleted."""
-    body = {"thread_id": _id(thread_id, "thread_id")}
+    body = {"thread_id": check_id(thread_id, "thread_id")}
     response = yield from core.send(core.request("POST", "/threads/delete", options, body=body))
     return response.content.strip().lower() in (b"true", b"") or response.status == 200
 
@@ -119,7 +119,7 @@ def delete_thread(core: ClientCore, thread_id: str, options: RequestOptions) -> 
 def get_messages(core: ClientCore, thread_id: str, limit: int | None, before: int | None,
                  options: RequestOptions) -> Flow[ThreadMessages]:
     """``GET /threads/messages``."""
-    params = {"thread_id": _id(thread_id, "thread_id")}
+    params = {"thread_id": check_id(thread_id, "thread_id")}
     if limit is not None:
         params["limit"] = str(P.number(limit, "limit", low=1, integer=True))
     if before is not None:
@@ -132,8 +132,8 @@ def _thread_target(core: ClientCore, thread_id: str | None, assistant_id: str | 
                    model: str | None) -> dict[str, Any]:
     """Where new messages go: an existing thread, an assistant, or a model for a new thread."""
     if thread_id is not None or assistant_id is not None:
-        return _compact(thread_id=None if thread_id is None else _id(thread_id, "thread_id"),
-                        assistant_id=None if assistant_id is None else _id(assistant_id, "assistant_id"))
+        return compact(thread_id=None if thread_id is None else check_id(thread_id, "thread_id"),
+                        assistant_id=None if assistant_id is None else check_id(assistant_id, "assistant_id"))
     return {"model": P.text(model or core.settings.model, "model")}
 
 
@@ -149,8 +149,8 @@ def run_request(core: ClientCore, thread_id: str, assistant_id: str | None, para
                 stream: bool) -> Any:
     """The ``POST /threads/run`` request."""
     settings, options = _split(params)
-    body = {**settings, "thread_id": _id(thread_id, "thread_id"),
-            **_compact(assistant_id=None if assistant_id is None else _id(assistant_id, "assistant_id"))}
+    body = {**settings, "thread_id": check_id(thread_id, "thread_id"),
+            **compact(assistant_id=None if assistant_id is None else check_id(assistant_id, "assistant_id"))}
     if stream:
         body["stream"] = True
         return core.request("POST", "/threads/run", options, body=body, stream=True, accept="text/event-stream")
@@ -167,7 +167,7 @@ def run_thread(core: ClientCore, thread_id: str, assistant_id: str | None,
 def get_run(core: ClientCore, thread_id: str, options: RequestOptions) -> Flow[ThreadRunResult]:
     """``GET /threads/run?thread_id=...``: the run's status and the messages it produced."""
     req = core.request("GET", "/threads/run", options, idempotent=True,
-                       params={"thread_id": _id(thread_id, "thread_id")})
+                       params={"thread_id": check_id(thread_id, "thread_id")})
     return core.call(req, lambda r: parse_model(ThreadRunResult, r))
 
 
@@ -218,13 +218,13 @@ def run_messages_stream(core: ClientCore, messages: Any, thread_id: str | None, 
 
 def rerun_messages(core: ClientCore, thread_id: str, params: Mapping[str, Any]) -> Flow[ThreadCompletion]:
     """``POST /threads/messages/rerun``: regenerate the last answer."""
-    body = {"thread_id": _id(thread_id, "thread_id")}
+    body = {"thread_id": check_id(thread_id, "thread_id")}
     return _completion(core, messages_run_request(core, "/threads/messages/rerun", body, params, stream=False))
 
 
 def rerun_messages_stream(core: ClientCore, thread_id: str, params: Mapping[str, Any]) -> Flow[OpenStream]:
     """``POST /threads/messages/rerun`` streamed."""
-    body = {"thread_id": _id(thread_id, "thread_id")}
+    body = {"thread_id": check_id(thread_id, "thread_id")}
     return _stream(core, messages_run_request(core, "/threads/messages/rerun", body, params, stream=True))
 
 

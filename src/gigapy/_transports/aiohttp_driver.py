@@ -28,7 +28,7 @@ from .._core.flow import (
     client_cert_alert,
 )
 from .._ops.base import OpenStream
-from .._ops.files import _Seekable
+from .._ops.files import Seekable
 from ..errors import ConfigurationError
 from .tls import client_ssl_context, tls_key
 
@@ -278,7 +278,7 @@ class AiohttpTransport:
         if req.file is None:
             return req.content
         src = req.file.source
-        if isinstance(src, _Seekable):
+        if isinstance(src, Seekable):
             value: Any = await asyncio.to_thread(src.read_all)
         elif isinstance(src, str):
             value = await asyncio.to_thread(open, src, "rb")  # aiohttp reads it in a thread, then closes it

@@ -28,7 +28,7 @@ from .._core.flow import (
     client_cert_alert,
 )
 from .._ops.base import OpenStream
-from .._ops.files import _Seekable
+from .._ops.files import Seekable
 from . import fastpath_httpx as HD
 from .tls import client_ssl_context, tls_key
 
@@ -131,7 +131,7 @@ class HttpxTransport:
         opened: IO[bytes] | None = None
         if req.file is not None:
             src = req.file.source
-            if isinstance(src, _Seekable):
+            if isinstance(src, Seekable):
                 body: Any = src.rewind()
             elif isinstance(src, str):
                 body = opened = open(src, "rb")  # noqa: SIM115 - closed in send()
