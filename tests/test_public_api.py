@@ -27,6 +27,7 @@ MODULES = [
     "gigapy.errors",
     "gigapy.types",
     "gigapy.batch",
+    "gigapy.bulk",
     "gigapy.schema",
     "gigapy.tools",
     "gigapy.testing",

@@ -45,15 +45,24 @@ from .errors import (
 )
 
 if TYPE_CHECKING:
-    from ._clients.async_client import AsyncGigaChat
+    from ._clients.async_client import AsyncAssistantsAPI, AsyncChatV2, AsyncGigaChat, AsyncThreadsAPI
+    from ._clients.conversation import AsyncConversation, Conversation
     from ._clients.streams import AsyncStream, Stream
-    from ._clients.sync_client import GigaChat
+    from ._clients.sync_client import AssistantsAPI, ChatV2, GigaChat, ThreadsAPI
     from ._clients.tokens import clear_token_cache
     from ._config import Timeout
 
 _LAZY = {
     "GigaChat": "._clients.sync_client",
     "AsyncGigaChat": "._clients.async_client",
+    "ChatV2": "._clients.sync_client",
+    "AsyncChatV2": "._clients.async_client",
+    "AssistantsAPI": "._clients.sync_client",
+    "AsyncAssistantsAPI": "._clients.async_client",
+    "ThreadsAPI": "._clients.sync_client",
+    "AsyncThreadsAPI": "._clients.async_client",
+    "Conversation": "._clients.conversation",
+    "AsyncConversation": "._clients.conversation",
     "Timeout": "._config",
     "Stream": "._clients.streams",
     "AsyncStream": "._clients.streams",
@@ -81,12 +90,19 @@ __all__ = [
     "APIResponseValidationError",
     "APIStatusError",
     "APITimeoutError",
+    "AssistantsAPI",
+    "AsyncAssistantsAPI",
+    "AsyncChatV2",
+    "AsyncConversation",
     "AsyncGigaChat",
     "AsyncStream",
+    "AsyncThreadsAPI",
     "AuthenticationError",
     "BadRequestError",
+    "ChatV2",
     "ClientCertificateError",
     "ConfigurationError",
+    "Conversation",
     "GigaChat",
     "GigaChatError",
     "GigapyWarning",
@@ -106,6 +122,7 @@ __all__ = [
     "StreamTimeoutError",
     "StructuredOutputError",
     "TLSVerificationError",
+    "ThreadsAPI",
     "Timeout",
     "ToolLoopError",
     "UnknownFieldWarning",

@@ -191,7 +191,7 @@ class AsyncChatV2:
                                                    dialect=chat_ops.schema_dialect_of(core, params)))
 
 
-class AssistantsAPI:
+class AsyncAssistantsAPI:
     """``client.assistants``: a saved model, instructions, files and functions to run threads with."""
 
     __slots__ = ("_client",)
@@ -238,7 +238,7 @@ class AssistantsAPI:
         return await self._client._run(assistants_ops.delete_assistant_file(core, assistant_id, file_id, options))
 
 
-class ThreadsAPI:
+class AsyncThreadsAPI:
     """``client.threads``: conversations stored by the service, and runs over them."""
 
     __slots__ = ("_client",)
@@ -403,14 +403,14 @@ class AsyncGigaChat(BaseClient[AiohttpTransport]):
         await self.aclose()
 
     @property
-    def assistants(self) -> AssistantsAPI:
+    def assistants(self) -> AsyncAssistantsAPI:
         """Assistants: ``client.assistants.create(...)``, ``.list()``, ``.update(...)``, ..."""
-        return AssistantsAPI(self)
+        return AsyncAssistantsAPI(self)
 
     @property
-    def threads(self) -> ThreadsAPI:
+    def threads(self) -> AsyncThreadsAPI:
         """Threads: ``client.threads.run_messages(...)``, ``.get_messages(...)``, ..."""
-        return ThreadsAPI(self)
+        return AsyncThreadsAPI(self)
 
     @property
     def v2(self) -> AsyncChatV2:
@@ -624,3 +624,8 @@ class AsyncGigaChat(BaseClient[AiohttpTransport]):
                      **defaults: Unpack[ChatParams]) -> AsyncConversation:
         """A chat that keeps its history and one X-Session-ID (``await conv.say("...")``)."""
         return AsyncConversation(self, ConversationState(system, max_context_tokens, defaults))
+
+
+#: The names these classes had before the sync/async pairs were made consistent.
+AssistantsAPI = AsyncAssistantsAPI
+ThreadsAPI = AsyncThreadsAPI
