@@ -47,3 +47,23 @@ def test_the_version_is_written_once() -> None:
     from gigapy._ops.base import USER_AGENT
 
     assert USER_AGENT.startswith(f"gigapy/{gigapy.__version__} ")
+
+
+def test_no_issue_number_references() -> None:
+    """A reader cannot look up an issue by its number: code, docs, tests and reports say what they mean."""
+    import re
+
+    pattern = re.compile(r"\b[Ii]ssue #?\d+\b")
+    roots = ["src", "tests", "benchmarks", "reliability", "docs", "examples"]
+    files = [ROOT / "README.md", ROOT / "CHANGELOG.md"]
+    for root in roots:
+        files += [p for p in (ROOT / root).rglob("*") if p.suffix in (".py", ".md", ".yml", ".toml", ".txt")]
+    found = [f"{p.relative_to(ROOT)}:{n}" for p in files if p.is_file()
+             for n, line in enumerate(p.read_text(encoding="utf-8", errors="replace").splitlines(), 1)
+             if pattern.search(line)]
+    assert found == []
+
+
+def test_reports_live_together() -> None:
+    assert (ROOT / "benchmarks" / "RESULTS.md").is_file() and (ROOT / "benchmarks" / "RELIABILITY.md").is_file()
+    assert not (ROOT / "RELIABILITY.md").exists()

@@ -7,7 +7,6 @@ import logging
 import ssl
 import uuid
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -15,11 +14,10 @@ import pytest
 
 from gigapy.emulator import DEMO_CREDENTIALS, SCOPE_B2B, SCOPE_CORP, SCOPE_PERS, Emulator
 
-ROOT = Path(__file__).resolve().parents[2]
-REFERENCE = ROOT.parent / "shared" / "reference"
+from ..conftest import SHARED as REFERENCE
+
 CASSETTES = REFERENCE / "recordings" / "cassettes"
 PAYLOADS = REFERENCE / "recordings" / "payloads"
-needs_reference = pytest.mark.skipif(not CASSETTES.is_dir(), reason="../shared/reference is not present")
 
 
 def oauth(client: httpx.Client, scope: str = SCOPE_B2B, key: str = DEMO_CREDENTIALS, **headers: str) -> httpx.Response:

@@ -10,7 +10,8 @@ import pytest
 
 from gigapy.emulator import Account, Emulator
 
-from .conftest import PAYLOADS, Api, needs_reference
+from ..conftest import needs_shared
+from .conftest import PAYLOADS, Api
 
 OTHER = Account("aaaaaaaa-bbbb-4ccc-8ddd-ffffffffffff", "other-secret")
 WEATHER = {"name": "get_weather", "description": "Weather forecast for a city",
@@ -89,7 +90,7 @@ def test_create_get_modify_delete(mine: Api) -> None:
     assert assistant_id not in [a["assistant_id"] for a in mine.get("assistants").json()["data"]]
 
 
-@needs_reference
+@needs_shared
 def test_shapes_match_the_recordings(mine: Api) -> None:
     def recorded(name: str) -> dict:
         return dict(json.loads((PAYLOADS / "assistants" / name).read_text()))

@@ -20,9 +20,10 @@ import yaml
 
 from gigapy.emulator import DEMO_CREDENTIALS, DEMO_PASSWORD, DEMO_USER, SCOPE_CORP, Emulator
 
-from .conftest import CASSETTES, needs_reference, sse_events
+from ..conftest import needs_shared
+from .conftest import CASSETTES, sse_events
 
-pytestmark = needs_reference
+pytestmark = needs_shared
 
 #: Keys the emulator adds where the live service also sends them but a recording lacks them.
 ALLOWED_EXTRA_KEYS = {

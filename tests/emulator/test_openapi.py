@@ -23,9 +23,10 @@ import yaml
 
 from gigapy.emulator import SCOPE_CORP, SCOPE_PERS, Emulator
 
-from .conftest import CASSETTES, PAYLOADS, REFERENCE, Api, needs_reference, oauth, sse_events, v1_chunks
+from ..conftest import needs_shared
+from .conftest import CASSETTES, PAYLOADS, REFERENCE, Api, oauth, sse_events, v1_chunks
 
-pytestmark = needs_reference
+pytestmark = needs_shared
 SPECS = ("gigachat-api-2025.yml", "gigachat-api-2026.yml")
 S25, S26 = SPECS
 FUNCTION = {"name": "get_weather", "description": "Weather", "parameters": {

@@ -14,7 +14,8 @@ import pytest
 
 from gigapy.emulator import Account, Emulator
 
-from .conftest import PAYLOADS, Api, needs_reference, v1_chunks
+from ..conftest import needs_shared
+from .conftest import PAYLOADS, Api, v1_chunks
 
 OTHER = Account("aaaaaaaa-bbbb-4ccc-8ddd-000000000001", "other-secret")
 RUN_DELAY = 0.05
@@ -131,7 +132,7 @@ def test_background_run(api: Api) -> None:
     assert (listed["status"], listed["run_lock"]) == ("ready", False)
 
 
-@needs_reference
+@needs_shared
 def test_shapes_match_the_recordings(api: Api) -> None:
     file_id = ok(api.post("files", files={"file": ("c.jpeg", b"\xff\xd8\xff", "image/jpeg")}))["id"]
     added = ok(api.post("threads/messages", json={"messages": [user("Какой окрас кота?", attachments=[file_id])]}))
