@@ -26,7 +26,7 @@ from gigapy import (
     Timeout,
 )
 
-from .rawserver import SSE_HEAD, RawRequest, RawServer, answer, completion_body, head, sse_event, trickle
+from ..rawserver import SSE_HEAD, RawRequest, RawServer, answer, completion_body, head, sse_event, trickle
 
 pytestmark = pytest.mark.hostile("trickle")
 

@@ -33,7 +33,7 @@ from gigapy._config import load_settings
 from gigapy.emulator import DEMO_CREDENTIALS, CertAccount, Emulator, config_from_args
 from gigapy.emulator._runner import banner
 
-from .conftest import run
+from ..conftest import run
 
 KEY_PASSWORD = "bank-key-pass-7f1e"
 

@@ -37,7 +37,7 @@ from gigapy._core.tokens import FALLBACK_LIFETIME, MAX_LIFETIME, token_lifetime
 from gigapy.emulator import DEMO_CREDENTIALS
 from gigapy.testing import client_settings
 
-from .rawserver import SSE_HEAD, RawRequest, RawServer, answer, completion_body, head, sse_event
+from ..rawserver import SSE_HEAD, RawRequest, RawServer, answer, completion_body, head, sse_event
 
 pytestmark = pytest.mark.hostile("server_numbers")
 

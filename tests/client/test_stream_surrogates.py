@@ -16,7 +16,7 @@ from gigapy import AsyncGigaChat, GigaChat
 from gigapy._core.stream_state import ChatStreamState, ChatV2StreamState
 from gigapy.types._base import ResponseMeta
 
-from .rawserver import SSE_HEAD, RawRequest, RawServer, sse_event
+from ..rawserver import SSE_HEAD, RawRequest, RawServer, sse_event
 
 pytestmark = pytest.mark.hostile("unencodable")
 

@@ -16,7 +16,7 @@ from gigapy._core.flow import Clock
 from gigapy.emulator import DEMO_CREDENTIALS, DEMO_PASSWORD, DEMO_USER, Account, Emulator
 from gigapy.testing import client_settings
 
-from .rawserver import RawRequest, answer, raw_server
+from ..rawserver import RawRequest, answer, raw_server
 
 
 def test_50_threads_starting_together_make_one_oauth_request(emu: Any) -> None:

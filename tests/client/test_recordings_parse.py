@@ -42,7 +42,7 @@ from gigapy.types import (
     TokensCount,
 )
 
-from .conftest import RECORDINGS, needs_shared
+from ..conftest import RECORDINGS, needs_shared
 
 pytestmark = needs_shared
 

@@ -17,7 +17,7 @@ from gigapy.emulator._misc import CANNED_TRIGGER
 from gigapy.testing import client_settings
 from gigapy.types import ConvertedFunctions, FilterCheckResult, Function
 
-from .conftest import RECORDINGS, needs_shared, run
+from ..conftest import RECORDINGS, needs_shared, run
 
 RECORDED = RECORDINGS / "payloads" / "convert_functions.json"
 

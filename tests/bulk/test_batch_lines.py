@@ -18,7 +18,8 @@ from gigapy import InvalidArgumentError
 from gigapy._bulk_files import Files, dump_line
 from gigapy.batch import _prepare, default_errors_path, run_batch, write_batch_results
 from gigapy.types import BatchResult
-from tests.cli.test_batch_runner import chat_line, client_for, read_ids, run, write_jsonl
+
+from .test_batch_runner import chat_line, client_for, read_ids, run, write_jsonl
 
 
 def _msg(text: str) -> dict[str, Any]:

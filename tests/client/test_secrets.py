@@ -16,7 +16,7 @@ from gigapy import AsyncGigaChat, GigaChat, GigaChatError, Timeout, clear_token_
 from gigapy.emulator import DEMO_CREDENTIALS, DEMO_PASSWORD, DEMO_USER, CertAccount, Emulator
 from gigapy.testing import client_settings
 
-from .conftest import LogCapture
+from ..conftest import LogCapture
 
 pytestmark = pytest.mark.hostile("secrets")
 
