@@ -81,8 +81,14 @@ class ClientCore:
         self.tokens = tokens if tokens is not None else TokenSource(settings)
         mtls = settings.auth_mode == "mtls"
         self._bearer = not mtls  # mTLS-only: the client certificate identifies the account, no token is sent
-        self._auth_hint = (f"the server did not accept the client certificate {settings.cert_file} as an account: "
-                           "is it the one issued for this API (and this base_url)?") if mtls else None
+        self._auth_hint = (
+            (
+                f"the server did not accept the client certificate {settings.cert_file} as an account: "
+                "is it the one issued for this API (and this base_url)?"
+            )
+            if mtls
+            else None
+        )
         headers = _wire.Headers({"User-Agent": USER_AGENT, "Accept": "application/json"})
         headers.update(settings.default_headers)
         self._headers = headers
@@ -161,8 +167,7 @@ class ClientCore:
 
     def send(self, request: Request) -> Flow[Response]:
         """The retrying, token-refreshing flow of one request."""
-        return send_flow(request, policy=self.policy, can_refresh=self.settings.can_refresh,
-                         auth_hint=self._auth_hint)
+        return send_flow(request, policy=self.policy, can_refresh=self.settings.can_refresh, auth_hint=self._auth_hint)
 
     def call(self, request: Request, parse: Callable[[Response], T]) -> Flow[T]:
         """One request, one parsed result."""
@@ -183,8 +188,9 @@ def _id_header(value: Any, field: str) -> str:
 # --- operations ----------------------------------------------------------------------------
 
 
-def open_stream(core: ClientCore, request: Request,
-                state: Callable[[ResponseMeta], StreamState[Any, Any]]) -> Flow[OpenStream]:
+def open_stream(
+    core: ClientCore, request: Request, state: Callable[[ResponseMeta], StreamState[Any, Any]]
+) -> Flow[OpenStream]:
     """Send a streaming request; once the response headers arrive, hand over the open stream."""
     response = yield from core.send(request)
     ctype = response.headers.get("content-type", "")
@@ -196,5 +202,3 @@ def open_stream(core: ClientCore, request: Request,
 
 
 # --- batches -------------------------------------------------------------------------------
-
-
