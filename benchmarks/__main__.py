@@ -1,4 +1,4 @@
-"""Client benchmarks (issue 5): gigapy vs the official ``gigachat`` SDK vs the raw transport.
+"""Client benchmarks: gigapy vs the official ``gigachat`` SDK vs the raw transport.
 
     .venv/bin/python -m benchmarks                      # every scenario, 5 interleaved runs, writes RESULTS.md
     .venv/bin/python -m benchmarks --quick              # smoke run: small counts, 1 run, no RESULTS.md
@@ -404,7 +404,7 @@ def section(selected: list[Scenario], results: dict[str, dict[str, list[dict[str
         + (f"- Note: {note}\n" if note else "")
         + "\n"
         f"{main}\n\n"
-        f"### Targets (issue 5): {met} of {total} met\n\n{tgt}\n\n"
+        f"### Targets: {met} of {total} met\n\n{tgt}\n\n"
         "Ratios compare medians; \"runs\" is the range over every pairing of runs. Targets on gigapy alone "
         "must hold in every run (the worst run is shown).\n\n"
         f"### What each contender runs\n\n{details(selected, results)}\n\n"

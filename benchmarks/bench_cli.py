@@ -1,6 +1,6 @@
 """CLI benchmarks: ``gigapy batch`` throughput vs the async client's own, and ``gigapy --help`` start-up.
 
-Targets (issue 4): ``gigapy batch`` reaches >= 80% of the async client's throughput at the same
+Targets: ``gigapy batch`` reaches >= 80% of the async client's throughput at the same
 concurrency against the emulator; ``gigapy --help`` starts in under 300 ms.
 
 One emulator process (``python -m gigapy.emulator --no-limits``) serves every run. Each contender

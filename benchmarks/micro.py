@@ -71,7 +71,7 @@ def bench_completion_sync(number: int, repeat: int) -> tuple[float, float, float
     import httpx
 
     from gigapy import GigaChat
-    from gigapy._core import Response
+    from gigapy._core.flow import Response
 
     headers = httpx.Headers(RESPONSE_HEADERS)
 
@@ -90,7 +90,7 @@ def bench_completion_async(number: int, repeat: int) -> tuple[float, float, floa
     from multidict import CIMultiDict, CIMultiDictProxy
 
     from gigapy import AsyncGigaChat
-    from gigapy._core import Response
+    from gigapy._core.flow import Response
 
     headers = CIMultiDictProxy(CIMultiDict(RESPONSE_HEADERS))
 
@@ -116,7 +116,8 @@ def bench_completion_async(number: int, repeat: int) -> tuple[float, float, floa
 
 
 def bench_stream(chunks: int, repeat: int) -> tuple[float, float, float]:
-    from gigapy._streaming import ChatStreamState, Stream
+    from gigapy._clients.streams import Stream
+    from gigapy._core.stream_state import ChatStreamState
     from gigapy.types._base import ResponseMeta
 
     data = sse_bytes(chunks)

@@ -28,7 +28,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--requests", type=int, default=None, help="client requests (default 10,000)")
     parser.add_argument("--batch-lines", type=int, default=None, help="gigapy batch input lines (default 3,000)")
     parser.add_argument("--output", type=Path, default=None,
-                        help="report path (default RELIABILITY.md at the repo root; with --quick, "
+                        help="report path (default benchmarks/RELIABILITY.md, next to RESULTS.md; with --quick, "
                              "RELIABILITY.quick.md in the run's work directory)")
     parser.add_argument("--keep", action="store_true", help="keep the work directory (logs, batch files)")
     parser.add_argument("--no-hostile", action="store_true",
@@ -69,7 +69,7 @@ def main(argv: list[str] | None = None) -> int:
         hostile = run_hostile(_progress)
     output = args.output
     if output is None:
-        output = Path(result.workdir) / "RELIABILITY.quick.md" if args.quick else ROOT / "RELIABILITY.md"
+        output = Path(result.workdir) / "RELIABILITY.quick.md" if args.quick else ROOT / "benchmarks" / "RELIABILITY.md"
     output.write_text(render(result, command=command, started=started, hostile=hostile), encoding="utf-8")
     for verdict in result.verdicts():
         _progress(f"{'PASS' if verdict.passed else 'FAIL'}  {verdict.name}: {verdict.evidence}")

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from ._version import __version__ as __version__
 from .errors import (
     APIConnectionError,
     APIResponseValidationError,
@@ -44,22 +45,29 @@ from .errors import (
     UnprocessableEntityError,
 )
 
-__version__ = "0.1.0"
-
 if TYPE_CHECKING:
-    from ._async import AsyncGigaChat
-    from ._auth import clear_token_cache
+    from ._clients.async_client import AsyncAssistantsAPI, AsyncChatV2, AsyncGigaChat, AsyncThreadsAPI
+    from ._clients.conversation import AsyncConversation, Conversation
+    from ._clients.streams import AsyncStream, Stream
+    from ._clients.sync_client import AssistantsAPI, ChatV2, GigaChat, ThreadsAPI
+    from ._clients.tokens import clear_token_cache
     from ._config import Timeout
-    from ._streaming import AsyncStream, Stream
-    from ._sync import GigaChat
 
 _LAZY = {
-    "GigaChat": "._sync",
-    "AsyncGigaChat": "._async",
+    "GigaChat": "._clients.sync_client",
+    "AsyncGigaChat": "._clients.async_client",
+    "ChatV2": "._clients.sync_client",
+    "AsyncChatV2": "._clients.async_client",
+    "AssistantsAPI": "._clients.sync_client",
+    "AsyncAssistantsAPI": "._clients.async_client",
+    "ThreadsAPI": "._clients.sync_client",
+    "AsyncThreadsAPI": "._clients.async_client",
+    "Conversation": "._clients.conversation",
+    "AsyncConversation": "._clients.conversation",
     "Timeout": "._config",
-    "Stream": "._streaming",
-    "AsyncStream": "._streaming",
-    "clear_token_cache": "._auth",
+    "Stream": "._clients.streams",
+    "AsyncStream": "._clients.streams",
+    "clear_token_cache": "._clients.tokens",
 }
 
 
@@ -83,13 +91,20 @@ __all__ = [
     "APIResponseValidationError",
     "APIStatusError",
     "APITimeoutError",
+    "AssistantsAPI",
+    "AsyncAssistantsAPI",
+    "AsyncChatV2",
+    "AsyncConversation",
     "AsyncGigaChat",
     "AsyncStream",
+    "AsyncThreadsAPI",
     "AuthenticationError",
     "BadRequestError",
+    "ChatV2",
     "ClientCertificateError",
     "ClientClosedError",
     "ConfigurationError",
+    "Conversation",
     "GigaChat",
     "GigaChatError",
     "GigapyWarning",
@@ -109,6 +124,7 @@ __all__ = [
     "StreamTimeoutError",
     "StructuredOutputError",
     "TLSVerificationError",
+    "ThreadsAPI",
     "Timeout",
     "ToolLoopError",
     "UnknownFieldWarning",

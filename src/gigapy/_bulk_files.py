@@ -21,31 +21,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ._bulk_lines import Key, lone_surrogate
-from .errors import GigaChatError, InvalidArgumentError
+from .errors import BatchWriteError as BatchWriteError  # its old home
+from .errors import InvalidArgumentError
 
 if TYPE_CHECKING:
-    from .batch import BatchSummary
+    pass
 
 log = logging.getLogger("gigapy.batch")
-
-
-class BatchWriteError(GigaChatError):
-    """OUTPUT, the errors file or a state file of the run could not be written (disk full, file too
-    large, I/O error, no permission). The run stopped at once; every line before the failure is
-    whole and kept, so a rerun after the cause is fixed resumes exactly once.
-
-    ``path`` is the file, ``os_error`` (also ``__cause__``) the OSError, and ``summary`` the
-    counts of the run (None when it failed before the first request)."""
-
-    def __init__(self, path: str | os.PathLike[str], os_error: OSError, *, action: str = "write",
-                 note: str = "") -> None:
-        code = errno.errorcode.get(os_error.errno or 0)
-        what = os_error.strerror or str(os_error)
-        super().__init__(f"cannot {action} {path}: {what}{f' ({code})' if code else ''}{note}")
-        self.path = str(path)
-        self.os_error = os_error
-        self.summary: BatchSummary | None = None
-        self.__cause__ = os_error
 
 
 def default_errors_path(output_path: str | os.PathLike[str]) -> Path:

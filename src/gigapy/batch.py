@@ -61,7 +61,6 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from . import _params as P
 from ._bulk_files import (
     Appender,
     BatchWriteError,
@@ -74,10 +73,12 @@ from ._bulk_files import (
     load_output,
 )
 from ._bulk_lines import Key, Kind, Line, iter_lines, kind_of, kind_problem, line_error, problem_text, scan_input
+from ._core import params as P
 from .errors import (
     APIConnectionError,
     APIResponseValidationError,
     AuthenticationError,
+    BatchAborted,
     ConfigurationError,
     GigaChatError,
     InternalServerError,
@@ -93,7 +94,7 @@ from .errors import (
 )
 
 if TYPE_CHECKING:
-    from ._async import AsyncGigaChat
+    from ._clients.async_client import AsyncGigaChat
     from .types.batches import BatchResult
 
 __all__ = [
@@ -196,16 +197,6 @@ class BatchSummary(BatchProgress):
             "rate_limited": self.rate_limited, "interrupted": self.interrupted, "output": self.output_path,
             "errors": self.errors_path, "duplicate_ids": list(self.duplicate_ids), "warnings": list(self.warnings),
         }
-
-
-class BatchAborted(GigaChatError):
-    """The run stopped because every further request would fail too (bad credentials, no access,
-    TLS failure, a service that keeps failing). Everything finished is saved; ``summary`` tells
-    how far it got and ``__cause__`` is the error that stopped it."""
-
-    def __init__(self, message: str, summary: BatchSummary) -> None:
-        super().__init__(message)
-        self.summary = summary
 
 
 def detect_kind(input_path: str | os.PathLike[str]) -> Kind:

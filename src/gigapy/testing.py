@@ -69,9 +69,9 @@ def _policy_class() -> type:
     cached: type | None = getattr(_policy_class, "cached", None)
     if cached is not None:
         return cached
-    from gigapy import _core
+    from gigapy._core.flow import RetryPolicy
 
-    base: Any = _core.RetryPolicy
+    base: Any = RetryPolicy
 
     class FastRetryPolicy(base):  # type: ignore[misc]
         """The client's retry rules (which statuses, how many times, Retry-After limits) with

@@ -10,8 +10,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from tests.bulk.test_batch_runner import chat_line, read_ids, write_jsonl
 from tests.cli.conftest import GIGAPY, Invoke
-from tests.cli.test_batch_runner import chat_line, read_ids, write_jsonl
 
 
 def test_batch_command(cli: Invoke, tmp_path: Path) -> None:

@@ -20,8 +20,8 @@ from typing import Any
 
 import pytest
 
+from tests.bulk.test_batch_runner import chat_line, read_ids, write_jsonl
 from tests.cli.conftest import GIGAPY
-from tests.cli.test_batch_runner import chat_line, read_ids, write_jsonl
 
 pytestmark = pytest.mark.hostile("bulk_writes")
 

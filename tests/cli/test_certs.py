@@ -13,8 +13,8 @@ from typing import Any
 import pytest
 import trustme
 
-from gigapy._certs import PINNED_SHA256, fingerprint, normalize_fingerprint, to_der
-from gigapy._tls import russian_ca_path
+from gigapy._transports.certs import PINNED_SHA256, fingerprint, normalize_fingerprint, to_der
+from gigapy._transports.tls import russian_ca_path
 from gigapy.emulator import Emulator
 from tests.cli.conftest import Invoke
 

@@ -1,4 +1,4 @@
-"""Issue 7 for the CLI: no secret in any output or log line (DEBUG on), and bad input is
+"""Secrets and bad input in the CLI: no secret in any output or log line (DEBUG on), and bad input is
 rejected with one clear line naming what was wrong, before anything is sent."""
 
 from __future__ import annotations

@@ -11,7 +11,8 @@ from tests.cli.conftest import GIGAPY
 
 def test_help_imports_no_heavy_modules() -> None:
     code = ("import sys\nfrom gigapy.cli import main\ntry:\n    main(['--help'])\nexcept SystemExit:\n    pass\n"
-            "heavy = {'httpx', 'aiohttp', 'pydantic', 'gigapy.emulator', 'gigapy._sync', 'gigapy._async'}\n"
+            "heavy = {'httpx', 'aiohttp', 'pydantic', 'gigapy.emulator', 'gigapy._clients.sync_client',\n"
+            "         'gigapy._clients.async_client'}\n"
             "sys.stderr.write('HEAVY=' + ','.join(sorted(heavy & set(sys.modules))))")
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=False)
     assert "Usage" in proc.stdout

@@ -9,8 +9,8 @@ from typing import Any
 import pexpect
 import pytest
 
+from tests.bulk.test_batch_runner import chat_line, read_ids, write_jsonl
 from tests.cli.conftest import GIGAPY
-from tests.cli.test_batch_runner import chat_line, read_ids, write_jsonl
 
 pytestmark = pytest.mark.timeout(60)
 

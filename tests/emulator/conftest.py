@@ -7,7 +7,6 @@ import logging
 import ssl
 import uuid
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -15,11 +14,10 @@ import pytest
 
 from gigapy.emulator import DEMO_CREDENTIALS, SCOPE_B2B, SCOPE_CORP, SCOPE_PERS, Emulator
 
-ROOT = Path(__file__).resolve().parents[2]
-REFERENCE = ROOT.parent / "shared" / "reference"
+from ..conftest import SHARED as REFERENCE
+
 CASSETTES = REFERENCE / "recordings" / "cassettes"
 PAYLOADS = REFERENCE / "recordings" / "payloads"
-needs_reference = pytest.mark.skipif(not CASSETTES.is_dir(), reason="../shared/reference is not present")
 
 
 def oauth(client: httpx.Client, scope: str = SCOPE_B2B, key: str = DEMO_CREDENTIALS, **headers: str) -> httpx.Response:
@@ -31,8 +29,9 @@ def oauth(client: httpx.Client, scope: str = SCOPE_B2B, key: str = DEMO_CREDENTI
 class Api:
     """A raw httpx client holding a bearer token for one scope; paths are relative to /api/v1."""
 
-    def __init__(self, emu: Emulator, scope: str = SCOPE_B2B, key: str = DEMO_CREDENTIALS,
-                 verify: ssl.SSLContext | bool = True) -> None:
+    def __init__(
+        self, emu: Emulator, scope: str = SCOPE_B2B, key: str = DEMO_CREDENTIALS, verify: ssl.SSLContext | bool = True
+    ) -> None:
         self.emu = emu
         self.http = httpx.Client(base_url=emu.url, timeout=30, verify=verify)
         response = oauth(self.http, scope, key)

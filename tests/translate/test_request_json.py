@@ -9,11 +9,21 @@ from gigapy._translate import openai_error_from_exception, request_json
 from gigapy.errors import InvalidArgumentError
 
 
-@pytest.mark.parametrize("raw", [
-    b'{"model": "m", "temperature": NaN}', b'{"model": "m", "temperature": Infinity}',
-    b'{"model": "m", "top_p": -Infinity}', b'{"model": "m"', b"", b"   ", b"[1, 2]", b'"text"', b"\xff\xfe{}",
-    b"[" * 100_000,
-])
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b'{"model": "m", "temperature": NaN}',
+        b'{"model": "m", "temperature": Infinity}',
+        b'{"model": "m", "top_p": -Infinity}',
+        b'{"model": "m"',
+        b"",
+        b"   ",
+        b"[1, 2]",
+        b'"text"',
+        b"\xff\xfe{}",
+        b"[" * 100_000,
+    ],
+)
 def test_bad_bodies_are_refused_as_openai_400(raw: bytes) -> None:
     with pytest.raises(InvalidArgumentError) as err:
         request_json(raw)
@@ -30,5 +40,8 @@ def test_nan_is_named() -> None:
 
 
 def test_good_body() -> None:
-    assert request_json('{"model": "m", "n": 1.5e3, "t": "привет"}'.encode()) == {"model": "m", "n": 1500.0,
-                                                                                   "t": "привет"}
+    assert request_json('{"model": "m", "n": 1.5e3, "t": "привет"}'.encode()) == {
+        "model": "m",
+        "n": 1500.0,
+        "t": "привет",
+    }

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..errors import InvalidArgumentError
+from ..errors import UnsupportedParameterError as UnsupportedParameterError  # its old home
 
 #: ``ids(prefix, seed) -> id``: makes every id the translation emits (completion ids, tool call
 #: ids, item ids). It must be a pure function of its arguments for stream and non-stream
@@ -49,18 +50,6 @@ class TranslateContext:
         if self.request_id:
             return self.request_id
         return json.dumps(parts, sort_keys=True, default=str, ensure_ascii=False)
-
-
-class UnsupportedParameterError(InvalidArgumentError):
-    """A parameter (or a value of it) that GigaChat cannot honour; refused, never dropped.
-
-    ``code`` is the OpenAI error code to report: ``unsupported_parameter`` for a parameter
-    that cannot be used at all, ``unsupported_value`` for a value that cannot.
-    """
-
-    def __init__(self, field: str, reason: str, *, code: str = "unsupported_parameter") -> None:
-        super().__init__(field, reason)
-        self.code = code
 
 
 def unsupported(name: str, why: str) -> UnsupportedParameterError:
@@ -127,8 +116,9 @@ def string(value: Any, where: str, *, empty: bool = True) -> str:
     return value
 
 
-def number(value: Any, where: str, *, low: float | None = None, high: float | None = None,
-           integer: bool = False) -> float:
+def number(
+    value: Any, where: str, *, low: float | None = None, high: float | None = None, integer: bool = False
+) -> float:
     """``value`` if it is a finite number within [low, high], else an error naming ``where``."""
     ok = isinstance(value, int) if integer else isinstance(value, (int, float))
     if isinstance(value, bool) or not ok or (isinstance(value, float) and not math.isfinite(value)):
@@ -150,8 +140,14 @@ def boolean(value: Any, where: str) -> bool:
 def _kind(value: Any) -> str:
     if value is None:
         return "null"
-    return {dict: "an object", list: "an array", str: "a string", bool: "a boolean",
-            int: "a number", float: "a number"}.get(type(value), type(value).__name__)
+    return {
+        dict: "an object",
+        list: "an array",
+        str: "a string",
+        bool: "a boolean",
+        int: "a number",
+        float: "a number",
+    }.get(type(value), type(value).__name__)
 
 
 def _no_constants(name: str) -> Any:

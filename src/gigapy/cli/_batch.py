@@ -291,8 +291,9 @@ def _stopper(stop: asyncio.Event, loop: asyncio.AbstractEventLoop, sig: int) -> 
 
 
 def register(app: typer.Typer) -> None:
-    """Add ``batch``."""
+    """Add ``batch`` and its alias ``bulk`` (the bulk runner's own name)."""
     app.command("batch", help=BATCH_HELP, rich_help_panel="Bulk runs")(batch)
+    app.command("bulk", help="The same as `gigapy batch` (an alias).", rich_help_panel="Bulk runs")(batch)
 
 
 __all__ = ["batch", "progress_line", "register"]

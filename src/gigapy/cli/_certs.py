@@ -32,7 +32,7 @@ def install_cmd(
     sha256: PinOpt = None,
 ) -> None:
     """Download the CA from its official address, check its pinned SHA-256, store it for gigapy."""
-    from gigapy import _certs
+    from gigapy._transports import certs as _certs
     from gigapy.errors import APIConnectionError
 
     current = _certs.status(sha256)
@@ -76,7 +76,7 @@ def install_cmd(
 def status_cmd(json_out: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
                sha256: PinOpt = None) -> None:
     """Show whether the CA is installed and is the pinned certificate (exit 1 when not)."""
-    from gigapy import _certs
+    from gigapy._transports import certs as _certs
 
     result = _certs.status(sha256)
     ok = result.installed and result.matches_pin
@@ -102,7 +102,7 @@ def status_cmd(json_out: Annotated[bool, typer.Option("--json", help="Print JSON
 @app.command("path")
 def path_cmd() -> None:
     """Print where the CA is (or would be) stored."""
-    from gigapy._tls import russian_ca_path
+    from gigapy._transports.tls import russian_ca_path
 
     _print(str(russian_ca_path()))
 
@@ -110,7 +110,7 @@ def path_cmd() -> None:
 @app.command("uninstall")
 def uninstall_cmd() -> None:
     """Remove the installed CA."""
-    from gigapy import _certs
+    from gigapy._transports import certs as _certs
 
     _print("removed" if _certs.uninstall() else "nothing to remove: not installed")
 

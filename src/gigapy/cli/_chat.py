@@ -53,7 +53,7 @@ def _stdin_has_data() -> bool:
 
 def history_dir() -> Path:
     """Where conversations are kept: ``chats/`` in gigapy's config directory."""
-    from gigapy._tls import config_dir
+    from gigapy._transports.tls import config_dir
 
     return config_dir() / "chats"
 
@@ -450,7 +450,7 @@ def chat(
 
 def _tools(names: list[str]) -> list[str]:
     """The --tool names, checked before anything is sent (did you mean)."""
-    from gigapy._params_v2 import BUILTIN_TOOLS
+    from gigapy._core.params_v2 import BUILTIN_TOOLS
 
     checked = []
     for raw in names:

@@ -167,7 +167,7 @@ class Doctor:
 
     def client_certificate(self, settings: Settings) -> bool:
         """The mTLS certificate and key: readable, a matching pair, the password right, in date."""
-        from gigapy._tls import cert_info, load_client_cert
+        from gigapy._transports.tls import cert_info, load_client_cert
 
         cert = settings.cert_file
         if cert is None:
@@ -253,8 +253,8 @@ class Doctor:
             return self._tls(label, host, sock, settings)
 
     def _tls(self, label: str, host: str, sock: socket.socket, settings: Settings | None) -> bool:
-        from gigapy._certs import status as ca_status
-        from gigapy._tls import ssl_context
+        from gigapy._transports.certs import status as ca_status
+        from gigapy._transports.tls import ssl_context
 
         installed = ca_status()
         verify = settings.verify_ssl_certs if settings is not None else True
@@ -293,7 +293,7 @@ class Doctor:
         return True
 
     def russian_ca(self, urls: dict[str, str]) -> None:
-        from gigapy._certs import status as ca_status
+        from gigapy._transports.certs import status as ca_status
 
         st = ca_status()
         uses_tls = any(u.startswith("https:") for u in urls.values())

@@ -48,7 +48,7 @@ _FALSE = {"0", "false", "no", "off"}
 
 def config_path() -> Path:
     """``config.ini`` in gigapy's config directory (``GIGAPY_CONFIG_DIR`` overrides it)."""
-    from gigapy._tls import config_dir
+    from gigapy._transports.tls import config_dir
 
     return config_dir() / "config.ini"
 

@@ -26,8 +26,8 @@ from .._translate import MemoryResponseStore, ResponseStore, TranslateOptions
 from ._transport import BASE_URL, library, transport_classes
 
 if TYPE_CHECKING:
-    from .._async import AsyncGigaChat
-    from .._sync import GigaChat
+    from .. import AsyncGigaChat
+    from .. import GigaChat
 
 __all__ = [
     "BASE_URL",
@@ -61,7 +61,7 @@ def transport(client: GigaChat | None = None, *, options: TranslateOptions | Non
 
     owns = client is None
     if client is None:
-        from .._sync import GigaChat
+        from .. import GigaChat
 
         client = GigaChat(**settings)
     elif settings:
@@ -78,7 +78,7 @@ def async_transport(client: AsyncGigaChat | None = None, *, options: TranslateOp
 
     owns = client is None
     if client is None:
-        from .._async import AsyncGigaChat
+        from .. import AsyncGigaChat
 
         client = AsyncGigaChat(**settings)
     elif settings:

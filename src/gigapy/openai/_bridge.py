@@ -59,8 +59,8 @@ from .._translate.framing import chat_error_frame, messages_error_frame, respons
 from ..errors import GigaChatError
 
 if TYPE_CHECKING:
-    from .._async import AsyncGigaChat
-    from .._sync import GigaChat
+    from .. import AsyncGigaChat
+    from .. import GigaChat
 
 log = logging.getLogger("gigapy.openai")
 

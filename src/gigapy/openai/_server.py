@@ -31,7 +31,7 @@ from .._translate import TranslateOptions
 from ._bridge import AsyncBridge, Exchange, Reply, StreamReply
 
 if TYPE_CHECKING:
-    from .._async import AsyncGigaChat
+    from .. import AsyncGigaChat
 
 access_log = logging.getLogger("gigapy.serve.access")
 log = logging.getLogger("gigapy.serve")
@@ -229,7 +229,7 @@ async def serve(client_settings: Mapping[str, Any], config: ServeConfig, *,
     is always verified: ``verify_ssl_certs=False`` is refused."""
     import signal
 
-    from .._async import AsyncGigaChat
+    from .. import AsyncGigaChat
 
     settings = dict(client_settings)
     if settings.get("verify_ssl_certs") is False:

@@ -8,10 +8,10 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, PrivateAttr
 
-from .. import _numbers
+from .._core import numbers as _numbers
 
 #: A count or size the server sent (tokens, bytes, batch counters), through the one number guard:
-#: NaN, negative, infinite or absurd values are clamped, junk becomes 0 (see ``gigapy._numbers``);
+#: NaN, negative, infinite or absurd values are clamped, junk becomes 0 (see ``gigapy._core.numbers``);
 #: never fatal to the answer that carries it.
 Count = Annotated[int, BeforeValidator(_numbers.count)]
 OptCount = Annotated[int | None, BeforeValidator(_numbers.opt_count)]

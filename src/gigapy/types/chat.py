@@ -96,7 +96,7 @@ class FunctionCall(APIModel):
 
 def _result_text(result: Any) -> str:
     """A function result as the JSON text the service wants."""
-    from .._params import function_result_content
+    from .._core.params import function_result_content
 
     if hasattr(result, "model_dump"):
         result = result.model_dump(mode="json")

@@ -1,0 +1,167 @@
+"""Incremental server-sent events decoder: bytes in, events out (sans-IO).
+
+Follows the WHATWG event-stream rules: CR, LF and CRLF line ends (a CRLF split across two
+network chunks counts once), multi-line ``data:``, ``:`` comments, ``event:``, ``id:`` and
+``retry:`` fields, one optional space after the colon. Data stays ``bytes`` until the
+consumer parses it, so a UTF-8 character split across network chunks is never broken.
+
+Work is linear in the input: a partial line is kept as a list of pieces and joined once
+when its line end arrives, never rescanned. ``max_event_size`` bounds the memory one event
+(or one unterminated line) may take.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+from .numbers import MAX_WAIT, server_number
+
+DEFAULT_MAX_EVENT_SIZE = 16 * 1024 * 1024
+
+
+class SSEEvent(NamedTuple):
+    """One dispatched event: ``event`` is None when the server sent no ``event:`` field."""
+
+    event: str | None
+    data: bytes
+    id: str | None = None
+    retry: int | None = None
+
+
+_new_event = tuple.__new__  # SSEEvent(...) without the generated __new__'s Python frame
+
+
+class SSEDecodeError(ValueError):
+    """The byte stream is not a valid event stream (for example, an event is too large)."""
+
+
+class SSEDecoder:
+    """Feed it network chunks with :meth:`feed`; it returns the events completed so far."""
+
+    __slots__ = (
+        "_data",
+        "_data_size",
+        "_event",
+        "_id",
+        "_last_id",
+        "_pending",
+        "_pending_size",
+        "_retry",
+        "_skip_lf",
+        "max_event_size",
+    )
+
+    def __init__(self, max_event_size: int = DEFAULT_MAX_EVENT_SIZE) -> None:
+        self.max_event_size = max_event_size
+        self._pending: list[bytes] = []
+        self._pending_size = 0
+        self._skip_lf = False
+        self._data: list[bytes] = []
+        self._data_size = 0
+        self._event: str | None = None
+        self._id: str | None = None
+        self._last_id: str | None = None
+        self._retry: int | None = None
+
+    def feed(self, chunk: bytes) -> list[SSEEvent]:
+        """Consume one chunk of bytes; return the events it completed (maybe none)."""
+        if self._skip_lf:
+            self._skip_lf = False
+            if chunk[:1] == b"\n":
+                chunk = chunk[1:]
+        if not chunk:
+            return []
+        if b"\n" not in chunk and b"\r" not in chunk:
+            self._pending.append(chunk)
+            self._pending_size += len(chunk)
+            if self._pending_size + self._data_size > self.max_event_size:
+                raise SSEDecodeError(f"event larger than max_event_size ({self.max_event_size} bytes)")
+            return []
+        if self._pending:
+            self._pending.append(chunk)
+            buf = b"".join(self._pending)
+            self._pending.clear()
+            self._pending_size = 0
+        else:
+            buf = chunk
+        lines = buf.splitlines()
+        last = buf[-1]
+        if last == 13:  # a CR at the very end: a LF opening the next chunk belongs to it
+            self._skip_lf = True
+        elif last != 10:  # the last line is not finished yet
+            tail = lines.pop()
+            self._pending.append(tail)
+            self._pending_size = len(tail)
+        events: list[SSEEvent] = []
+        data = self._data
+        for line in lines:
+            if line[:5] == b"data:":  # the common line, handled here rather than in _field()
+                value = line[6:] if line[5:6] == b" " else line[5:]
+                data.append(value)
+                self._data_size += len(value) + 1
+                if self._data_size > self.max_event_size:
+                    raise SSEDecodeError(f"event larger than max_event_size ({self.max_event_size} bytes)")
+            elif line:
+                self._field(line)
+            elif data:
+                events.append(self._dispatch())
+                data = self._data
+            else:
+                self._event = None
+        if self._pending_size + self._data_size > self.max_event_size:
+            raise SSEDecodeError(f"event larger than max_event_size ({self.max_event_size} bytes)")
+        return events
+
+    def _field(self, line: bytes) -> None:
+        if line.startswith(b"data:"):
+            value = line[6:] if line[5:6] == b" " else line[5:]
+            self._data.append(value)
+            self._data_size += len(value) + 1
+            if self._data_size > self.max_event_size:
+                raise SSEDecodeError(f"event larger than max_event_size ({self.max_event_size} bytes)")
+            return
+        if line[0] == 58:  # ':' comment
+            return
+        name, sep, value = line.partition(b":")
+        if sep and value[:1] == b" ":
+            value = value[1:]
+        if name == b"event":
+            self._event = value.decode("utf-8", "replace")
+        elif name == b"data":  # "data" with no colon: an empty data line
+            self._data.append(b"")
+            self._data_size += 1
+        elif name == b"id":
+            if b"\0" not in value:
+                self._id = value.decode("utf-8", "replace")
+        elif name == b"retry" and value.isdigit():  # int() would refuse 5,000 digits: the number guard
+            self._retry = int(server_number(value, low=0.0, high=MAX_WAIT * 1000, default=0.0))
+
+    def _dispatch(self) -> SSEEvent:
+        data = self._data[0] if len(self._data) == 1 else b"\n".join(self._data)
+        if self._id is not None:
+            self._last_id = self._id
+        event = _new_event(SSEEvent, (self._event, data, self._last_id, self._retry))
+        self._data = []
+        self._data_size = 0
+        self._event = None
+        self._id = None
+        self._retry = None
+        return event
+
+    def flush(self) -> list[SSEEvent]:
+        """End of input: dispatch an event whose final blank line never came.
+
+        (Strict SSE discards it; being lenient keeps a last ``data: [DONE]`` that a
+        server sent without the trailing blank line.)
+        """
+        self._skip_lf = False
+        if self._pending:
+            line = b"".join(self._pending)
+            self._pending.clear()
+            self._pending_size = 0
+            self._field(line)
+        return [self._dispatch()] if self._data else []
+
+    def has_partial(self) -> bool:
+        """True when bytes of an unfinished event are buffered (the stream ended mid-event)."""
+        return bool(self._pending or self._data)

@@ -1,0 +1,206 @@
+"""Every API operation, written once as a flow (see ``_core``) for both clients.
+
+A public method of ``GigaChat`` / ``AsyncGigaChat`` is one line: it hands one of these
+flows to its driver. Argument checks and request bodies live here and in ``_params``;
+transports live in ``_sync`` and ``_async``.
+"""
+
+from __future__ import annotations
+
+import platform
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, TypedDict, TypeVar
+
+from .._clients.tokens import TokenSource
+from .._config import Settings, Timeout
+from .._core import params as P
+from .._core import wire as _wire
+from .._core.flow import (
+    FilePart,
+    Flow,
+    Request,
+    Response,
+    RetryPolicy,
+    dumps,
+    invalid_body,
+    new_request_id,
+    send_flow,
+)
+from .._core.stream_state import StreamState
+from .._core.tokens import identity, parse_token, token_request
+from .._version import __version__
+from ..errors import InvalidArgumentError
+from ..types._base import ResponseMeta
+from ..types.auth import AccessToken
+
+T = TypeVar("T")
+
+VERSION = __version__
+USER_AGENT = f"gigapy/{VERSION} (Python {platform.python_version()})"
+
+
+class RequestOptions(TypedDict, total=False):
+    """Per-call options every method accepts."""
+
+    timeout: float | Timeout | None
+    extra_headers: Mapping[str, str]
+    extra_body: Mapping[str, Any]
+    session_id: str
+    request_id: str
+    client_id: str
+
+
+OPTION_KEYS = frozenset(RequestOptions.__annotations__)
+#: Keyword arguments of the client's methods, suggested for a typo that is no per-call option
+CALL_ARGUMENTS = ("model", "purpose", "filename", "content_type", "texts", "input", "messages", "timeout")
+
+
+def same_identity(a: Settings, b: Settings) -> bool:
+    """Whether two settings authenticate as the same identity (and may share a token source)."""
+    return identity(a) == identity(b) and a.access_token == b.access_token
+
+
+@dataclass(slots=True)
+class OpenStream:
+    """What a streaming flow returns: the open response, the state that decodes it, and the
+    limits of its waits (the idle limit between events, the call's deadline)."""
+
+    response: Response
+    state: StreamState[Any, Any]
+    read: float | None = None
+    deadline: float | None = None
+
+
+class ClientCore:
+    """Settings, retry policy and token source of one client, plus request building."""
+
+    __slots__ = ("_auth_hint", "_bearer", "_headers", "policy", "settings", "tokens")
+
+    def __init__(self, settings: Settings, tokens: TokenSource | None = None) -> None:
+        self.settings = settings
+        self.policy = RetryPolicy(retry_non_idempotent=settings.retry_non_idempotent)
+        self.tokens = tokens if tokens is not None else TokenSource(settings)
+        mtls = settings.auth_mode == "mtls"
+        self._bearer = not mtls  # mTLS-only: the client certificate identifies the account, no token is sent
+        self._auth_hint = (
+            (
+                f"the server did not accept the client certificate {settings.cert_file} as an account: "
+                "is it the one issued for this API (and this base_url)?"
+            )
+            if mtls
+            else None
+        )
+        headers = _wire.Headers({"User-Agent": USER_AGENT, "Accept": "application/json"})
+        headers.update(settings.default_headers)
+        self._headers = headers
+
+    def request(
+        self,
+        method: str,
+        path: str,
+        options: Mapping[str, Any],
+        *,
+        body: Any = None,
+        content: bytes | None = None,
+        content_type: str | None = None,
+        params: dict[str, str] | None = None,
+        idempotent: bool = False,
+        stream: bool = False,
+        accept: str | None = None,
+        file: FilePart | None = None,
+        form: dict[str, str] | None = None,
+        base: str | None = None,
+    ) -> Request:
+        """Build a request to ``base_url + path`` with the per-call options applied."""
+        bad = options.keys() - OPTION_KEYS if options else None
+        if bad:
+            name = sorted(bad)[0]
+            typo = P.close_to(name, OPTION_KEYS) or P.close_to(name, CALL_ARGUMENTS)
+            expected = f"did you mean {typo!r}?" if typo else f"expected one of {', '.join(sorted(OPTION_KEYS))}"
+            raise InvalidArgumentError(name, f"unknown option; {expected}")
+        headers = _wire.Headers(self._headers)
+        if accept is not None:
+            headers["Accept"] = accept
+        if body is not None:
+            extra_body = options.get("extra_body")
+            if extra_body:
+                _wire.check_json(extra_body, "extra_body")
+            content = dumps(P.merge_extra(body, extra_body))
+            content_type = "application/json"
+        elif options.get("extra_body"):
+            raise InvalidArgumentError("extra_body", "this call sends no JSON body")
+        if content_type is not None:
+            headers["Content-Type"] = content_type
+        # every header value a caller gives is checked here, once, for both clients
+        rid = options.get("request_id")
+        headers["X-Request-ID"] = _id_header(rid, "request_id") if rid is not None else new_request_id()
+        sid = options.get("session_id")
+        if sid is not None:
+            headers["X-Session-ID"] = _id_header(sid, "session_id")
+        elif self.settings.session_id is not None:
+            headers["X-Session-ID"] = self.settings.session_id
+        cid = options.get("client_id")
+        if cid is not None:
+            headers["X-Client-ID"] = _id_header(cid, "client_id")
+        extra = options.get("extra_headers")
+        if extra:
+            if not isinstance(extra, Mapping):
+                raise InvalidArgumentError("extra_headers", "expected a dict of header names to values")
+            headers.update(_wire.headers(extra.items(), "extra_headers"))
+        if params:
+            for key, value in params.items():
+                _wire.utf8_text(value, key)
+        timeout = Timeout.coerce(options["timeout"]) if "timeout" in options else self.settings.timeout
+        return Request(
+            method,
+            (base if base is not None else self.settings.base_url) + path,
+            headers,
+            content=content,
+            params=params,
+            stream=stream,
+            idempotent=idempotent,
+            auth=self._bearer,
+            timeout=timeout,
+            max_retries=self.settings.max_retries,
+            file=file,
+            form=form,
+        )
+
+    def send(self, request: Request) -> Flow[Response]:
+        """The retrying, token-refreshing flow of one request."""
+        return send_flow(request, policy=self.policy, can_refresh=self.settings.can_refresh, auth_hint=self._auth_hint)
+
+    def call(self, request: Request, parse: Callable[[Response], T]) -> Flow[T]:
+        """One request, one parsed result."""
+        response = yield from self.send(request)
+        return parse(response)
+
+    def fetch_token(self) -> Flow[AccessToken]:
+        """The token request for this client's identity (OAuth or user/password)."""
+        request = token_request(self.settings, USER_AGENT)
+        response = yield from send_flow(request, policy=self.policy, can_refresh=False)
+        return parse_token(response, self.policy.clock.wall())
+
+
+def _id_header(value: Any, field: str) -> str:
+    return _wire.header_value(P.text(value, field), field)
+
+
+# --- operations ----------------------------------------------------------------------------
+
+
+def open_stream(
+    core: ClientCore, request: Request, state: Callable[[ResponseMeta], StreamState[Any, Any]]
+) -> Flow[OpenStream]:
+    """Send a streaming request; once the response headers arrive, hand over the open stream."""
+    response = yield from core.send(request)
+    ctype = response.headers.get("content-type", "")
+    if not ctype.startswith("text/event-stream"):
+        if response.raw is not None:
+            response.raw.close()
+        raise invalid_body(response, TypeError(f"expected text/event-stream, got {ctype or 'no content type'}"))
+    return OpenStream(response, state(response.meta()), request.timeout.read, request.deadline)
+
+
+# --- batches -------------------------------------------------------------------------------

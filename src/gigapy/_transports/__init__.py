@@ -1,0 +1,2 @@
+"""Transports: the httpx (sync) and aiohttp (async) drivers, TLS and the CA certificate helper.
+Each fast path that relies on a library's internals lives in its own ``fastpath_*`` module."""
