@@ -28,8 +28,9 @@ def oai(giga: GigaChat) -> Iterator[Any]:
 
     import gigapy.openai
 
-    with openai.OpenAI(base_url=gigapy.openai.BASE_URL, api_key="unused", max_retries=0,
-                       http_client=gigapy.openai.http_client(giga)) as client:
+    with openai.OpenAI(
+        base_url=gigapy.openai.BASE_URL, api_key="unused", max_retries=0, http_client=gigapy.openai.http_client(giga)
+    ) as client:
         yield client
 
 

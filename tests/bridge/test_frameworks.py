@@ -32,8 +32,13 @@ def get_weather(city: str) -> str:
 def test_langchain_chat_openai(giga: GigaChat) -> None:
     from langchain_openai import ChatOpenAI
 
-    llm = ChatOpenAI(model="GigaChat-2", api_key="unused", base_url=gigapy.openai.BASE_URL, max_retries=0,
-                     http_client=gigapy.openai.http_client(giga))
+    llm = ChatOpenAI(
+        model="GigaChat-2",
+        api_key="unused",
+        base_url=gigapy.openai.BASE_URL,
+        max_retries=0,
+        http_client=gigapy.openai.http_client(giga),
+    )
     whole = llm.invoke("Привет!")
     assert isinstance(whole.content, str) and whole.content
     assert "".join(str(chunk.content) for chunk in llm.stream("Привет!")) == whole.content
@@ -48,8 +53,14 @@ def test_llamaindex_openai_like(giga: GigaChat) -> None:
     from llama_index.core.llms import ChatMessage
     from llama_index.llms.openai_like import OpenAILike
 
-    llm = OpenAILike(model="GigaChat-2", api_base=gigapy.openai.BASE_URL, api_key="unused", is_chat_model=True,
-                     max_retries=0, http_client=gigapy.openai.http_client(giga))
+    llm = OpenAILike(
+        model="GigaChat-2",
+        api_base=gigapy.openai.BASE_URL,
+        api_key="unused",
+        is_chat_model=True,
+        max_retries=0,
+        http_client=gigapy.openai.http_client(giga),
+    )
     assert llm.complete("Привет!").text
     reply = llm.chat([ChatMessage(role="system", content="Be brief."), ChatMessage(role="user", content="Привет!")])
     assert reply.message.content
@@ -59,12 +70,17 @@ def test_llamaindex_openai_like(giga: GigaChat) -> None:
 def test_instructor(giga: GigaChat) -> None:
     import instructor
 
-    base = openai.OpenAI(base_url=gigapy.openai.BASE_URL, api_key="unused", max_retries=0,
-                         http_client=gigapy.openai.http_client(giga))
+    base = openai.OpenAI(
+        base_url=gigapy.openai.BASE_URL, api_key="unused", max_retries=0, http_client=gigapy.openai.http_client(giga)
+    )
     for mode in (instructor.Mode.TOOLS, instructor.Mode.JSON_SCHEMA):
         client = instructor.from_openai(base, mode=mode)
-        city = client.chat.completions.create(model="GigaChat-2", response_model=City, max_retries=1,
-                                              messages=[{"role": "user", "content": "Describe Oslo"}])
+        city = client.chat.completions.create(
+            model="GigaChat-2",
+            response_model=City,
+            max_retries=1,
+            messages=[{"role": "user", "content": "Describe Oslo"}],
+        )
         assert isinstance(city, City)
 
 
@@ -79,8 +95,12 @@ def test_pydantic_ai(emu: Any) -> None:
 
     async def main() -> tuple[Any, list[str]]:
         giga = AsyncGigaChat(**client_settings(emu, max_retries=0))
-        client = openai.AsyncOpenAI(base_url=gigapy.openai.BASE_URL, api_key="unused", max_retries=0,
-                                    http_client=gigapy.openai.async_http_client(giga))
+        client = openai.AsyncOpenAI(
+            base_url=gigapy.openai.BASE_URL,
+            api_key="unused",
+            max_retries=0,
+            http_client=gigapy.openai.async_http_client(giga),
+        )
         model = Model("GigaChat-2", provider=OpenAIProvider(openai_client=client))
         called: list[str] = []
         helper = Agent(model, instructions="Use the tools.")
@@ -129,11 +149,19 @@ def test_openai_agents_agent_calls_a_tool(emu: Any, api: str) -> None:
 
     async def main() -> Any:
         giga = AsyncGigaChat(**client_settings(emu, max_retries=0))
-        client = openai.AsyncOpenAI(base_url=gigapy.openai.BASE_URL, api_key="unused", max_retries=0,
-                                    http_client=gigapy.openai.async_http_client(giga))
+        client = openai.AsyncOpenAI(
+            base_url=gigapy.openai.BASE_URL,
+            api_key="unused",
+            max_retries=0,
+            http_client=gigapy.openai.async_http_client(giga),
+        )
         kind = OpenAIResponsesModel if api == "responses" else OpenAIChatCompletionsModel
-        agent = Agent(name="weather", instructions="Answer with the weather tool.", tools=[weather],
-                      model=kind(model="GigaChat-2", openai_client=client))
+        agent = Agent(
+            name="weather",
+            instructions="Answer with the weather tool.",
+            tools=[weather],
+            model=kind(model="GigaChat-2", openai_client=client),
+        )
         try:
             return await Runner.run(agent, "What is the weather in Oslo?", max_turns=4)
         finally:

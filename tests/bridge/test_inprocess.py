@@ -20,12 +20,22 @@ from gigapy.testing import client_settings
 from ..translate._helpers import SHARED_PNG, data_url
 
 USER = [{"role": "user", "content": "Привет! Как дела?"}]
-WEATHER = {"type": "function", "function": {
-    "name": "get_weather", "description": "The weather in a city",
-    "parameters": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}}}
-TIME = {"type": "function", "function": {
-    "name": "get_time", "description": "The time in a city",
-    "parameters": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}}}
+WEATHER = {
+    "type": "function",
+    "function": {
+        "name": "get_weather",
+        "description": "The weather in a city",
+        "parameters": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]},
+    },
+}
+TIME = {
+    "type": "function",
+    "function": {
+        "name": "get_time",
+        "description": "The time in a city",
+        "parameters": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]},
+    },
+}
 
 
 class Order(BaseModel):
@@ -43,8 +53,11 @@ def test_chat_and_the_stream_say_the_same(oai: Any) -> None:
     assert whole.choices[0].finish_reason == "stop"
     assert whole.choices[0].message.content
     assert whole.usage is not None and whole.usage.total_tokens > 0
-    chunks = list(oai.chat.completions.create(model="GigaChat-2", messages=USER, stream=True,
-                                              stream_options={"include_usage": True}))
+    chunks = list(
+        oai.chat.completions.create(
+            model="GigaChat-2", messages=USER, stream=True, stream_options={"include_usage": True}
+        )
+    )
     assert chunks[-1].choices == [] and chunks[-1].usage is not None
     text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
     assert text == whole.choices[0].message.content
@@ -53,8 +66,7 @@ def test_chat_and_the_stream_say_the_same(oai: Any) -> None:
 
 def test_tools_required_is_mode_any_and_streamed_calls_accumulate(oai: Any, emu: Any) -> None:
     ask = [{"role": "user", "content": "What is the weather in Oslo?"}]
-    whole = oai.chat.completions.create(model="GigaChat-2", messages=ask, tools=[WEATHER, TIME],
-                                        tool_choice="required")
+    whole = oai.chat.completions.create(model="GigaChat-2", messages=ask, tools=[WEATHER, TIME], tool_choice="required")
     assert chat_bodies(emu)[-1]["tool_config"] == {"mode": "any"}
     call = whole.choices[0].message.tool_calls[0]
     assert whole.choices[0].finish_reason == "tool_calls"
@@ -69,16 +81,25 @@ def test_tools_required_is_mode_any_and_streamed_calls_accumulate(oai: Any, emu:
     assert json.loads(streamed.function.arguments) == {"city": json.loads(call.function.arguments)["city"]}
     assert streamed.id
     # the tool result goes back and the model answers in text
-    answer = oai.chat.completions.create(model="GigaChat-2", tools=[WEATHER], messages=[
-        *ask, final.choices[0].message.model_dump(exclude_none=True),
-        {"role": "tool", "tool_call_id": streamed.id, "content": '{"temp": 21}'}])
+    answer = oai.chat.completions.create(
+        model="GigaChat-2",
+        tools=[WEATHER],
+        messages=[
+            *ask,
+            final.choices[0].message.model_dump(exclude_none=True),
+            {"role": "tool", "tool_call_id": streamed.id, "content": '{"temp": 21}'},
+        ],
+    )
     assert answer.choices[0].finish_reason == "stop"
     assert answer.choices[0].message.content
 
 
 def test_parse_with_a_pydantic_model(oai: Any, emu: Any) -> None:
-    done = oai.chat.completions.parse(model="GigaChat-2", response_format=Order,
-                                      messages=[{"role": "user", "content": "Order 7 shipped: give it as JSON"}])
+    done = oai.chat.completions.parse(
+        model="GigaChat-2",
+        response_format=Order,
+        messages=[{"role": "user", "content": "Order 7 shipped: give it as JSON"}],
+    )
     parsed = done.choices[0].message.parsed
     assert isinstance(parsed, Order)
     sent = chat_bodies(emu)[-1]
@@ -143,8 +164,10 @@ def test_unknown_path_is_a_404(giga: GigaChat) -> None:
 
 
 def test_images_are_uploaded_once_by_content_hash(oai: Any, emu: Any) -> None:
-    content = [{"type": "text", "text": "What is in the picture?"},
-               {"type": "image_url", "image_url": {"url": data_url(SHARED_PNG)}}]
+    content = [
+        {"type": "text", "text": "What is in the picture?"},
+        {"type": "image_url", "image_url": {"url": data_url(SHARED_PNG)}},
+    ]
     for _ in range(2):
         answer = oai.chat.completions.create(model="GigaChat-2-Max", messages=[{"role": "user", "content": content}])
         assert answer.choices[0].message.content
@@ -152,8 +175,18 @@ def test_images_are_uploaded_once_by_content_hash(oai: Any, emu: Any) -> None:
     assert len(uploads) == 1
     assert json.dumps(chat_bodies(emu)[-1]).count("attachments") == 1
     with pytest.raises(openai.BadRequestError) as remote:
-        oai.chat.completions.create(model="GigaChat-2-Max", messages=[{"role": "user", "content": [
-            {"type": "text", "text": "x"}, {"type": "image_url", "image_url": {"url": "https://example.org/a.png"}}]}])
+        oai.chat.completions.create(
+            model="GigaChat-2-Max",
+            messages=[
+                {
+                    "role": "user",
+                    "content": [
+                        {"type": "text", "text": "x"},
+                        {"type": "image_url", "image_url": {"url": "https://example.org/a.png"}},
+                    ],
+                }
+            ],
+        )
     assert "data: URL" in remote.value.body["message"]
 
 
@@ -177,28 +210,42 @@ def test_responses_function_call(oai: Any) -> None:
     out = oai.responses.create(model="GigaChat-2", input="What is the weather in Oslo?", tools=[tool])
     calls = [item for item in out.output if item.type == "function_call"]
     assert calls and calls[0].name == "get_weather"
-    follow = oai.responses.create(model="GigaChat-2", tools=[tool], previous_response_id=out.id, input=[
-        {"type": "function_call_output", "call_id": calls[0].call_id, "output": '{"temp": 21}'}])
+    follow = oai.responses.create(
+        model="GigaChat-2",
+        tools=[tool],
+        previous_response_id=out.id,
+        input=[{"type": "function_call_output", "call_id": calls[0].call_id, "output": '{"temp": 21}'}],
+    )
     assert follow.output_text
 
 
 def test_anthropic_messages_stream_and_tools(giga: GigaChat) -> None:
     client = anthropic.Anthropic(api_key="unused", max_retries=0, http_client=gigapy.openai.http_client(giga))
-    message = client.messages.create(model="GigaChat-2", max_tokens=200, system="Be brief.",
-                                     messages=[{"role": "user", "content": "Привет!"}])
+    message = client.messages.create(
+        model="GigaChat-2", max_tokens=200, system="Be brief.", messages=[{"role": "user", "content": "Привет!"}]
+    )
     assert message.stop_reason == "end_turn" and message.content[0].type == "text"
-    with client.messages.stream(model="GigaChat-2", max_tokens=200,
-                                messages=[{"role": "user", "content": "Привет!"}]) as stream:
+    with client.messages.stream(
+        model="GigaChat-2", max_tokens=200, messages=[{"role": "user", "content": "Привет!"}]
+    ) as stream:
         text = stream.get_final_text()
     assert text == message.content[0].text
     tool = {"name": "get_weather", "description": "weather", "input_schema": WEATHER["function"]["parameters"]}
-    called = client.messages.create(model="GigaChat-2", max_tokens=200, tools=[tool],
-                                    messages=[{"role": "user", "content": "What is the weather in Oslo?"}])
+    called = client.messages.create(
+        model="GigaChat-2",
+        max_tokens=200,
+        tools=[tool],
+        messages=[{"role": "user", "content": "What is the weather in Oslo?"}],
+    )
     assert called.stop_reason == "tool_use"
     use = next(block for block in called.content if block.type == "tool_use")
     assert use.name == "get_weather" and "city" in use.input
-    with client.messages.stream(model="GigaChat-2", max_tokens=200, tools=[tool],
-                                messages=[{"role": "user", "content": "What is the weather in Oslo?"}]) as stream:
+    with client.messages.stream(
+        model="GigaChat-2",
+        max_tokens=200,
+        tools=[tool],
+        messages=[{"role": "user", "content": "What is the weather in Oslo?"}],
+    ) as stream:
         final = stream.get_final_message()
     assert [b.input for b in final.content if b.type == "tool_use"] == [use.input]
     with pytest.raises(anthropic.BadRequestError):
@@ -208,8 +255,12 @@ def test_anthropic_messages_stream_and_tools(giga: GigaChat) -> None:
 def test_async_client(emu: Any) -> None:
     async def main() -> tuple[str, str]:
         giga = AsyncGigaChat(**client_settings(emu, max_retries=0))
-        async with openai.AsyncOpenAI(base_url=gigapy.openai.BASE_URL, api_key="unused", max_retries=0,
-                                      http_client=gigapy.openai.async_http_client(giga)) as client:
+        async with openai.AsyncOpenAI(
+            base_url=gigapy.openai.BASE_URL,
+            api_key="unused",
+            max_retries=0,
+            http_client=gigapy.openai.async_http_client(giga),
+        ) as client:
             whole = await client.chat.completions.create(model="GigaChat-2", messages=USER)
             stream = await client.chat.completions.create(model="GigaChat-2", messages=USER, stream=True)
             text = "".join([c.choices[0].delta.content or "" async for c in stream if c.choices])
@@ -238,8 +289,11 @@ def test_a_client_made_from_settings_is_closed_with_the_transport(emu: Any) -> N
 
 
 def test_model_aliases(giga: GigaChat, emu: Any) -> None:
-    with openai.OpenAI(api_key="unused", max_retries=0, http_client=gigapy.openai.http_client(
-            giga, models={"gpt-4o": "GigaChat-2-Max"})) as client:
+    with openai.OpenAI(
+        api_key="unused",
+        max_retries=0,
+        http_client=gigapy.openai.http_client(giga, models={"gpt-4o": "GigaChat-2-Max"}),
+    ) as client:
         client.chat.completions.create(model="gpt-4o", messages=USER)
     assert chat_bodies(emu)[-1]["model"] == "GigaChat-2-Max"
 
@@ -252,7 +306,9 @@ def test_gigapy_openai_imports_lightly() -> None:
     import subprocess
     import sys
 
-    code = ("import sys, gigapy.openai; heavy = {'aiohttp', 'openai', 'anthropic', 'httpx', 'httpx2'}"
-            " & set(sys.modules); assert not heavy, heavy")
+    code = (
+        "import sys, gigapy.openai; heavy = {'aiohttp', 'openai', 'anthropic', 'httpx', 'httpx2'}"
+        " & set(sys.modules); assert not heavy, heavy"
+    )
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=False)
     assert proc.returncode == 0, proc.stderr

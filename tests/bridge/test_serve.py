@@ -34,16 +34,21 @@ def test_the_openai_client_through_the_server(live_server: Any, emu: Any) -> Non
     server = live_server()
     client = openai.OpenAI(base_url=f"{server.url}/v1", api_key="anything", max_retries=0)
     whole = client.chat.completions.create(model="GigaChat-2", messages=USER)
-    text = "".join(c.choices[0].delta.content or "" for c in
-                   client.chat.completions.create(model="GigaChat-2", messages=USER, stream=True) if c.choices)
+    text = "".join(
+        c.choices[0].delta.content or ""
+        for c in client.chat.completions.create(model="GigaChat-2", messages=USER, stream=True)
+        if c.choices
+    )
     assert text == whole.choices[0].message.content
-    with client.chat.completions.stream(model="GigaChat-2", tools=[WEATHER],
-                                        messages=[{"role": "user", "content": "Weather in Oslo?"}]) as stream:
+    with client.chat.completions.stream(
+        model="GigaChat-2", tools=[WEATHER], messages=[{"role": "user", "content": "Weather in Oslo?"}]
+    ) as stream:
         final = stream.get_final_completion()
     call = final.choices[0].message.tool_calls[0]
     assert call.function.name == "get_weather" and json.loads(call.function.arguments)["city"]
-    parsed = client.chat.completions.parse(model="GigaChat-2", response_format=City,
-                                           messages=[{"role": "user", "content": "Describe Oslo as JSON"}])
+    parsed = client.chat.completions.parse(
+        model="GigaChat-2", response_format=City, messages=[{"role": "user", "content": "Describe Oslo as JSON"}]
+    )
     assert isinstance(parsed.choices[0].message.parsed, City)
     assert len(client.embeddings.create(model="Embeddings", input="текст").data[0].embedding) > 0
     assert "GigaChat-2" in [m.id for m in client.models.list()]
@@ -60,18 +65,22 @@ def test_keys_logs_and_request_ids(live_server: Any, emu: Any, captured: Any) ->
     with pytest.raises(openai.AuthenticationError):
         openai.OpenAI(base_url=f"{server.url}/v1", api_key="sk-wrong-0000000", max_retries=0).models.list()
     assert httpx.post(f"{server.url}/v1/chat/completions", json={}).status_code == 401  # no key at all
-    reply = httpx.post(f"{server.url}/v1/chat/completions", headers={"Authorization": f"Bearer {KEY}",
-                                                                     "X-Request-ID": "rq-serve-1"},
-                       json={"model": "GigaChat-2", "messages": USER})
+    reply = httpx.post(
+        f"{server.url}/v1/chat/completions",
+        headers={"Authorization": f"Bearer {KEY}", "X-Request-ID": "rq-serve-1"},
+        json={"model": "GigaChat-2", "messages": USER},
+    )
     assert reply.status_code == 200 and reply.headers["x-request-id"] == "rq-serve-1"
     assert [r for r in emu.requests if r.headers.get("X-Request-ID") == "rq-serve-1"]
     assert not {"authorization", "set-cookie"} & {k.lower() for k in reply.headers}
     message = anthropic.Anthropic(base_url=server.url, api_key=KEY, max_retries=0).messages.create(
-        model="GigaChat-2", max_tokens=100, messages=[{"role": "user", "content": "Привет"}])
+        model="GigaChat-2", max_tokens=100, messages=[{"role": "user", "content": "Привет"}]
+    )
     assert message.content[0].text
     with pytest.raises(anthropic.AuthenticationError):
         anthropic.Anthropic(base_url=server.url, api_key="sk-wrong-0000000", max_retries=0).messages.create(
-            model="GigaChat-2", max_tokens=100, messages=[{"role": "user", "content": "x"}])
+            model="GigaChat-2", max_tokens=100, messages=[{"role": "user", "content": "x"}]
+        )
     records = [json.loads(line) for line in captured.lines if line.startswith('{"ts"')]
     ours = next(r for r in records if r["request_id"] == "rq-serve-1")
     assert ours["key"] == "team" and ours["status"] == 200 and ours["model"] == "GigaChat-2"
@@ -89,8 +98,12 @@ def test_per_key_concurrency_limit(live_server: Any, emu: Any) -> None:
     results: dict[str, int] = {}
 
     def ask(name: str, key: str) -> None:
-        reply = httpx.post(f"{server.url}/v1/chat/completions", headers={"Authorization": f"Bearer {key}"},
-                           json={"model": "GigaChat-2", "messages": USER}, timeout=30)
+        reply = httpx.post(
+            f"{server.url}/v1/chat/completions",
+            headers={"Authorization": f"Bearer {key}"},
+            json={"model": "GigaChat-2", "messages": USER},
+            timeout=30,
+        )
         results[name] = reply.status_code
         if reply.status_code == 429:
             results[name + "-retry-after"] = int(reply.headers["retry-after"])
@@ -100,8 +113,10 @@ def test_per_key_concurrency_limit(live_server: Any, emu: Any) -> None:
     deadline = time.monotonic() + 10
     while httpx.get(f"{server.url}/health").json()["in_flight"] < 1 and time.monotonic() < deadline:
         time.sleep(0.02)
-    others = [threading.Thread(target=ask, args=("second", KEY)),
-              threading.Thread(target=ask, args=("other", "sk-other-9876543210"))]
+    others = [
+        threading.Thread(target=ask, args=("second", KEY)),
+        threading.Thread(target=ask, args=("other", "sk-other-9876543210")),
+    ]
     for t in others:
         t.start()
     for t in [first, *others]:
@@ -114,8 +129,9 @@ def test_graceful_shutdown_finishes_the_stream_in_flight(live_server: Any, emu: 
     server = live_server()
     emu.faults.set("chunk_delay_ms:60", routes=["chat"])
     client = openai.OpenAI(base_url=f"{server.url}/v1", api_key="x", max_retries=0)
-    stream = client.chat.completions.create(model="GigaChat-2", stream=True, messages=[
-        {"role": "user", "content": "Расскажи длинную историю"}])
+    stream = client.chat.completions.create(
+        model="GigaChat-2", stream=True, messages=[{"role": "user", "content": "Расскажи длинную историю"}]
+    )
     first = next(iter(stream))
     drained = server.drain()
     time.sleep(0.2)
@@ -140,8 +156,16 @@ def test_tls_verification_cannot_be_turned_off(emu: Any) -> None:
 
 def test_the_cli_serves_and_stops_on_sigterm(emu: Any) -> None:
     env = {**os.environ, **{f"GIGACHAT_{k.upper()}": str(v) for k, v in client_settings(emu).items()}}
-    cmd = [sys.executable, "-c", "from gigapy.cli import main; main()", "serve", "--port", "0",
-           "--api-key", f"ci={KEY}"]
+    cmd = [
+        sys.executable,
+        "-c",
+        "from gigapy.cli import main; main()",
+        "serve",
+        "--port",
+        "0",
+        "--api-key",
+        f"ci={KEY}",
+    ]
     proc = subprocess.Popen(cmd, stderr=subprocess.PIPE, text=True, env=env)
     try:
         line = ""
@@ -150,7 +174,8 @@ def test_the_cli_serves_and_stops_on_sigterm(emu: Any) -> None:
             line = proc.stderr.readline() if proc.stderr else ""
         url = line.split("listening on ", 1)[1].split()[0]
         answer = openai.OpenAI(base_url=url, api_key=KEY, max_retries=0).chat.completions.create(
-            model="GigaChat-2", messages=USER)
+            model="GigaChat-2", messages=USER
+        )
         assert answer.choices[0].message.content
         proc.send_signal(signal.SIGTERM)
         _, err = proc.communicate(timeout=30)

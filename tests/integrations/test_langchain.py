@@ -43,7 +43,7 @@ def llm(emu: Any) -> ChatGigaChat:
 
 def test_models_with_the_same_settings_share_one_client_and_one_token(emu: Any) -> None:
     settings = client_settings(emu)
-    models = [ChatGigaChat(**settings, temperature=0.1 * i) for i in range(5)]   # 0 is sent as greedy
+    models = [ChatGigaChat(**settings, temperature=0.1 * i) for i in range(5)]  # 0 is sent as greedy
     embeddings = GigaChatEmbeddings(**settings)
     assert len({id(m.sync_client) for m in models} | {id(embeddings.sync_client)}) == 1
     for model in models:
@@ -56,7 +56,7 @@ def test_models_with_the_same_settings_share_one_client_and_one_token(emu: Any) 
 
     asyncio.run(both())
     assert models[0].aclient is models[1].aclient is embeddings.aclient
-    assert emu.stats()["oauth_requests"] == 1          # one token for every model, sync and async
+    assert emu.stats()["oauth_requests"] == 1  # one token for every model, sync and async
     assert _chat_bodies(emu)[0]["model_options"]["temperature"] == 0.001
     other = ChatGigaChat(**{**settings, "scope": "GIGACHAT_API_CORP"})
     assert other.sync_client is not models[0].sync_client
@@ -66,7 +66,7 @@ def test_a_given_client_is_used_and_its_async_twin_shares_the_token(emu: Any) ->
     with GigaChat(**client_settings(emu), model="GigaChat-2-Pro") as client:
         llm = ChatGigaChat(client=client)
         assert llm.sync_client is client and llm.model_name == "GigaChat-2-Pro"
-        assert ChatGigaChat(client=client).aclient is llm.aclient     # one twin per given client
+        assert ChatGigaChat(client=client).aclient is llm.aclient  # one twin per given client
         assert llm.invoke("Привет").response_metadata["model_name"].startswith("GigaChat-2-Pro")
         asyncio.run(llm.ainvoke("Привет"))
         assert emu.stats()["oauth_requests"] == 1
@@ -85,8 +85,9 @@ def test_usage_with_cached_tokens_and_session_id(emu: Any) -> None:
     assert usage is not None and usage["input_token_details"]["cache_read"] > 0
     assert usage["input_tokens"] >= usage["input_token_details"]["cache_read"]
     assert second.response_metadata["session_id"] == "lc-session-1"
-    assert all(r.headers.get("X-Session-ID") == "lc-session-1" for r in emu.requests
-               if r.path.endswith("/chat/completions"))
+    assert all(
+        r.headers.get("X-Session-ID") == "lc-session-1" for r in emu.requests if r.path.endswith("/chat/completions")
+    )
     per_call = llm.invoke("Привет", session_id="other-session")
     assert per_call.response_metadata["session_id"] == "other-session"
 
@@ -103,8 +104,9 @@ def test_stream_yields_ai_message_chunks_with_usage_once(llm: ChatGigaChat) -> N
     assert chunks[-1].chunk_position == "last"
 
 
-@pytest.mark.parametrize(("choice", "sent"), [("auto", "auto"), ("any", "any"), ("required", "any"),
-                                              ("get_time", "get_time"), (True, "any")])
+@pytest.mark.parametrize(
+    ("choice", "sent"), [("auto", "auto"), ("any", "any"), ("required", "any"), ("get_time", "get_time"), (True, "any")]
+)
 def test_tool_choice_reaches_the_service(emu: Any, llm: ChatGigaChat, choice: Any, sent: str) -> None:
     answer = llm.bind_tools([get_weather, get_time], tool_choice=choice).invoke("Какая погода в Казани?")
     body = _chat_bodies(emu)[-1]
@@ -167,15 +169,17 @@ def test_structured_output_methods(emu: Any, llm: ChatGigaChat, method: str) -> 
 def test_images_and_documents_become_attachments(emu: Any, llm: ChatGigaChat) -> None:
     png = base64.b64encode(_png()).decode()
     pdf = base64.b64encode(_pdf()).decode()
-    message = HumanMessage([
-        {"type": "text", "text": "Что на картинке и в документе?"},
-        {"type": "image", "base64": png, "mime_type": "image/png"},
-        {"type": "image_url", "image_url": {"url": f"data:image/png;base64,{png}"}},   # the same bytes
-        {"type": "file", "base64": pdf, "mime_type": "application/pdf"},
-    ])
+    message = HumanMessage(
+        [
+            {"type": "text", "text": "Что на картинке и в документе?"},
+            {"type": "image", "base64": png, "mime_type": "image/png"},
+            {"type": "image_url", "image_url": {"url": f"data:image/png;base64,{png}"}},  # the same bytes
+            {"type": "file", "base64": pdf, "mime_type": "application/pdf"},
+        ]
+    )
     llm.invoke([message])
     llm.invoke([message])
-    assert emu.stats()["api_requests"]["files_upload"] == 2    # each content uploaded once
+    assert emu.stats()["api_requests"]["files_upload"] == 2  # each content uploaded once
     files = _chat_bodies(emu)[-1]["messages"][0]["content"][1]["files"]
     assert len(files) == 3 and files[0] == files[1] != files[2]
     uploaded = {f.id: f for f in llm.sync_client.get_all_files()}
@@ -189,9 +193,10 @@ def test_builtin_tools_reasoning_and_generated_files(emu: Any, llm: ChatGigaChat
     drawn = llm.bind_tools(["image_generate"], tool_choice="image_generate").invoke("Нарисуй кота в шляпе")
     files = drawn.additional_kwargs["files"]
     assert files and files[0]["target"] == "image"
-    assert llm.sync_client.download_file(files[0]["id"])[:2] == b"\xff\xd8"   # a JPEG
+    assert llm.sync_client.download_file(files[0]["id"])[:2] == b"\xff\xd8"  # a JPEG
     assert _chat_bodies(emu)[-1]["tools"] == [{"image_generate": {}}] or "image_generate" in json.dumps(
-        _chat_bodies(emu)[-1]["tools"])
+        _chat_bodies(emu)[-1]["tools"]
+    )
     thinker = ChatGigaChat(**client_settings(emu), reasoning_effort="high")
     answer = thinker.invoke("Сколько будет 17 * 23?")
     assert answer.additional_kwargs["reasoning_content"]
@@ -218,18 +223,38 @@ def test_stop_sequences_cut_the_answer(llm: ChatGigaChat) -> None:
 def test_tracing_metadata(emu: Any) -> None:
     llm = ChatGigaChat(**client_settings(emu), model="GigaChat-2-Pro", temperature=0.2, max_tokens=50, stop=["x"])
     params = llm._get_ls_params()
-    assert params == {"ls_provider": "gigachat", "ls_model_name": "GigaChat-2-Pro", "ls_model_type": "chat",
-                      "ls_temperature": 0.2, "ls_max_tokens": 50, "ls_stop": ["x"]}
+    assert params == {
+        "ls_provider": "gigachat",
+        "ls_model_name": "GigaChat-2-Pro",
+        "ls_model_type": "chat",
+        "ls_temperature": 0.2,
+        "ls_max_tokens": 50,
+        "ls_stop": ["x"],
+    }
     assert llm._get_ls_params(model="GigaChat-2-Max")["ls_model_name"] == "GigaChat-2-Max"
     assert llm.invoke("Привет").response_metadata["model_provider"] == "gigachat"
 
 
 def test_langchain_gigachat_names_are_accepted(emu: Any) -> None:
     settings = client_settings(emu)
-    llm = ChatGigaChat(credentials=settings["credentials"], scope=settings["scope"], base_url=settings["base_url"],
-                       auth_url=settings["auth_url"], model="GigaChat-2", verify_ssl_certs=True, timeout=30,
-                       temperature=0.5, top_p=0.9, max_tokens=64, repetition_penalty=1.1, profanity_check=False,
-                       reasoning_max_tokens=100, reasoning_effort="low", streaming=True, use_api_for_tokens=True)
+    llm = ChatGigaChat(
+        credentials=settings["credentials"],
+        scope=settings["scope"],
+        base_url=settings["base_url"],
+        auth_url=settings["auth_url"],
+        model="GigaChat-2",
+        verify_ssl_certs=True,
+        timeout=30,
+        temperature=0.5,
+        top_p=0.9,
+        max_tokens=64,
+        repetition_penalty=1.1,
+        profanity_check=False,
+        reasoning_max_tokens=100,
+        reasoning_effort="low",
+        streaming=True,
+        use_api_for_tokens=True,
+    )
     assert llm.invoke("Привет").text
     assert llm.get_num_tokens("Привет, мир!") > 0
     assert emu.stats()["api_requests"].get("tokens_count") == 1
@@ -278,7 +303,7 @@ def test_unknown_and_refused_settings_are_named_and_hide_the_secret(cls: type) -
         cls(retry_on_status_codes=(500,))
     with pytest.raises(ValueError, match="use_api_v2"):
         cls(use_api_v2=False)
-    assert cls(use_api_v2=True, allow_any_tool_choice_fallback=True) is not None   # accepted, nothing to do
+    assert cls(use_api_v2=True, allow_any_tool_choice_fallback=True) is not None  # accepted, nothing to do
 
 
 def test_settings_from_the_environment(emu: Any, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -292,14 +317,18 @@ def test_settings_from_the_environment(emu: Any, monkeypatch: pytest.MonkeyPatch
     assert len(GigaChatEmbeddings().embed_query("кот")) > 0
 
 
-@pytest.mark.parametrize(("module", "missing", "extra"), [("langchain", "langchain_core", "gigapy[langchain]"),
-                                                          ("llama_index", "llama_index.core", "gigapy[llama-index]")])
+@pytest.mark.parametrize(
+    ("module", "missing", "extra"),
+    [("langchain", "langchain_core", "gigapy[langchain]"), ("llama_index", "llama_index.core", "gigapy[llama-index]")],
+)
 def test_a_missing_framework_names_the_extra(module: str, missing: str, extra: str) -> None:
     import subprocess
     import sys
 
-    code = (f"import sys; sys.modules[{missing!r}] = None\n"
-            f"try:\n    import gigapy.integrations.{module}\nexcept ImportError as e:\n    print(e)")
+    code = (
+        f"import sys; sys.modules[{missing!r}] = None\n"
+        f"try:\n    import gigapy.integrations.{module}\nexcept ImportError as e:\n    print(e)"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True)
     assert extra in out.stdout
 
@@ -308,8 +337,10 @@ def test_import_gigapy_loads_no_framework() -> None:
     import subprocess
     import sys
 
-    code = ("import sys, gigapy, gigapy.integrations; print(sorted(m for m in sys.modules "
-            "if m.startswith(('langchain', 'llama_index', 'gigapy.integrations.'))))")
+    code = (
+        "import sys, gigapy, gigapy.integrations; print(sorted(m for m in sys.modules "
+        "if m.startswith(('langchain', 'llama_index', 'gigapy.integrations.'))))"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True)
     assert out.stdout.strip() == "[]"
 
@@ -318,10 +349,17 @@ def test_shared_clients_are_closed_at_exit(emu: Any) -> None:
     import subprocess
     import sys
 
-    code = ("import asyncio, json, sys\n"
-            "from gigapy.integrations.langchain import ChatGigaChat\n"
-            "llm = ChatGigaChat(**json.loads(sys.argv[1]))\n"
-            "print(asyncio.run(llm.ainvoke('Привет')).content[:5], llm.invoke('Привет').content[:5])\n")
-    out = subprocess.run([sys.executable, "-c", code, json.dumps(client_settings(emu))], capture_output=True,
-                         text=True, timeout=120, check=True)
+    code = (
+        "import asyncio, json, sys\n"
+        "from gigapy.integrations.langchain import ChatGigaChat\n"
+        "llm = ChatGigaChat(**json.loads(sys.argv[1]))\n"
+        "print(asyncio.run(llm.ainvoke('Привет')).content[:5], llm.invoke('Привет').content[:5])\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code, json.dumps(client_settings(emu))],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
     assert out.stdout.strip() and "Unclosed" not in out.stderr, out.stderr

@@ -64,8 +64,12 @@ def test_base_classes() -> None:
 def test_chat_complete_and_metadata(llm: GigaChatLLM) -> None:
     meta = llm.metadata
     assert meta.is_chat_model and meta.is_function_calling_model and meta.model_name == "GigaChat-2-Max"
-    answer = llm.chat([ChatMessage(role=MessageRole.SYSTEM, content="Ты краток."),
-                       ChatMessage(role=MessageRole.USER, content="Привет")])
+    answer = llm.chat(
+        [
+            ChatMessage(role=MessageRole.SYSTEM, content="Ты краток."),
+            ChatMessage(role=MessageRole.USER, content="Привет"),
+        ]
+    )
     assert answer.message.role == MessageRole.ASSISTANT and answer.message.content
     assert answer.additional_kwargs["usage"]["total_tokens"] > 0
     assert answer.additional_kwargs["model"].startswith("GigaChat-2-Max")
@@ -96,11 +100,21 @@ def test_function_calling_round_trip(emu: Any, llm: GigaChatLLM) -> None:
     assert _chat_bodies(emu)[-1]["tool_config"]["mode"] == "any"
     output = llm.predict_and_call([tool], "Какая погода в Казани?")
     assert "солнечно" in output.response
-    history = [ChatMessage(role=MessageRole.USER, content="Какая погода в Казани?"), response.message,
-               ChatMessage(role=MessageRole.TOOL, content=get_weather(**calls[0].tool_kwargs),
-                           additional_kwargs={"tool_call_id": calls[0].tool_id})]
-    final = llm.chat(history, functions=[{"name": "get_weather", "parameters": {"type": "object", "properties": {
-        "city": {"type": "string"}}}}])
+    history = [
+        ChatMessage(role=MessageRole.USER, content="Какая погода в Казани?"),
+        response.message,
+        ChatMessage(
+            role=MessageRole.TOOL,
+            content=get_weather(**calls[0].tool_kwargs),
+            additional_kwargs={"tool_call_id": calls[0].tool_id},
+        ),
+    ]
+    final = llm.chat(
+        history,
+        functions=[
+            {"name": "get_weather", "parameters": {"type": "object", "properties": {"city": {"type": "string"}}}}
+        ],
+    )
     assert final.message.content and not [b for b in final.message.blocks if isinstance(b, ToolCallBlock)]
     result = _chat_bodies(emu)[-1]["messages"][2]["content"][0]["function_result"]
     assert result["id"] == calls[0].tool_id and result["name"] == "get_weather"
@@ -116,16 +130,23 @@ class City(BaseModel):
 def test_structured_predict(llm: GigaChatLLM) -> None:
     from llama_index.core.prompts import PromptTemplate
 
-    city = llm.structured_predict(City, PromptTemplate("Назови крупнейший город {country} и его население"),
-                                  country="России")
+    city = llm.structured_predict(
+        City, PromptTemplate("Назови крупнейший город {country} и его население"), country="России"
+    )
     assert isinstance(city, City) and city.name
     assert isinstance(asyncio.run(llm.astructured_predict(City, PromptTemplate("Город {c}"), c="Казань")), City)
 
 
 def test_images_are_attached_and_builtin_tools(emu: Any, llm: GigaChatLLM) -> None:
-    message = ChatMessage(role=MessageRole.USER, blocks=[
-        TextBlock(text="Что на картинке, в документе и в записи?"), ImageBlock(image=_png()),
-        DocumentBlock(data=_pdf()), AudioBlock(audio=_wav(), format="wav")])
+    message = ChatMessage(
+        role=MessageRole.USER,
+        blocks=[
+            TextBlock(text="Что на картинке, в документе и в записи?"),
+            ImageBlock(image=_png()),
+            DocumentBlock(data=_pdf()),
+            AudioBlock(audio=_wav(), format="wav"),
+        ],
+    )
     assert llm.chat([message]).message.content
     files = _chat_bodies(emu)[-1]["messages"][0]["content"][1]["files"]
     uploaded = {f.id: f for f in llm.sync_client.get_all_files()}
@@ -143,7 +164,7 @@ def test_one_shared_client_no_client_per_call(emu: Any) -> None:
         model.complete("Привет")
     embed.get_text_embedding("кошка")
     assert emu.stats()["oauth_requests"] == 1
-    assert _chat_bodies(emu)[0]["model_options"]["temperature"] == 0.001      # 0 is sent as greedy
+    assert _chat_bodies(emu)[0]["model_options"]["temperature"] == 0.001  # 0 is sent as greedy
 
 
 def test_embeddings_batch_keep_order(emu: Any, embed: GigaChatEmbedding) -> None:
@@ -180,5 +201,5 @@ def test_rag_index_retrieve_answer(emu: Any, llm: GigaChatLLM, embed: GigaChatEm
     assert str(response).strip()
     assert any("Байкал" in n.node.get_content() for n in response.source_nodes)
     prompt = json.dumps(_chat_bodies(emu)[-1]["messages"], ensure_ascii=False)
-    assert "1642" in prompt                                    # the retrieved text reached the model
+    assert "1642" in prompt  # the retrieved text reached the model
     assert asyncio.run(index.as_query_engine(llm=llm).aquery("Где впадает Волга?")).response
