@@ -18,7 +18,7 @@ from gigapy.testing import FAST_RETRY_DELAY, client_settings, fast_retries
 #: The least the production backoff waits for three retries (0.5 s, 1 s, 2 s, each times >= 0.75).
 PRODUCTION_MIN_WAIT = 0.75 * (0.5 + 1.0 + 2.0)
 
-USER_TESTS = '''
+USER_TESTS = """
 def test_1_uploads(gigachat_client):
     gigachat_client.upload_file(b"hello", filename="hello.txt")
     assert len(gigachat_client.get_all_files()) == 1
@@ -36,7 +36,7 @@ def test_3_own_client(gigachat_env, gigachat_faults):
     with GigaChat(max_retries=3) as client:
         answer = client.completion("Привет")
     print("RETRIES", answer.retries_taken, "SECONDS", time.monotonic() - start)
-'''
+"""
 
 
 def run_user_tests(tmp_path: Path, ini: str = "") -> str:
@@ -44,8 +44,15 @@ def run_user_tests(tmp_path: Path, ini: str = "") -> str:
     if ini:
         (tmp_path / "pytest.ini").write_text(f"[pytest]\n{ini}\n", encoding="utf-8")
     env = {k: v for k, v in os.environ.items() if not k.startswith("GIGACHAT_")}
-    proc = subprocess.run([sys.executable, "-m", "pytest", "-q", "-s", "-p", "no:cacheprovider", "test_user.py"],
-                          cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120, check=False)
+    proc = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-s", "-p", "no:cacheprovider", "test_user.py"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     return proc.stdout
 
@@ -74,8 +81,7 @@ def test_reset_forgets_files_and_faults_and_keeps_tokens(emu: Any) -> None:
         assert emu.stats()["oauth_requests"] == 0 <= oauth_before
 
 
-def test_fast_retries_cost_no_backoff(gigachat_client: GigaChat, gigachat_faults: Any,
-                                      make_client: Any) -> None:
+def test_fast_retries_cost_no_backoff(gigachat_client: GigaChat, gigachat_faults: Any, make_client: Any) -> None:
     gigachat_client = gigachat_client.with_options(max_retries=3)
     start = time.monotonic()
     gigachat_client.completion("Привет")

@@ -228,8 +228,19 @@ _SECRET_FIELDS = frozenset({"credentials", "password", "access_token", "key_file
 
 _KNOWN_ARGS = frozenset({*_ENV_FIELDS, "default_headers"})
 #: Per-call parameters people pass to the constructor by mistake.
-_CALL_PARAMETERS = ("temperature", "top_p", "max_tokens", "repetition_penalty", "stream", "messages",
-                    "functions", "function_call", "update_interval", "reasoning_effort", "response_format")
+_CALL_PARAMETERS = (
+    "temperature",
+    "top_p",
+    "max_tokens",
+    "repetition_penalty",
+    "stream",
+    "messages",
+    "functions",
+    "function_call",
+    "update_interval",
+    "reasoning_effort",
+    "response_format",
+)
 
 
 def _unknown_setting(name: str) -> NoReturn:
@@ -239,8 +250,11 @@ def _unknown_setting(name: str) -> NoReturn:
         raise ConfigurationError(name, f"unknown setting; did you mean {close[0]!r}?")
     call = difflib.get_close_matches(name, _CALL_PARAMETERS, n=1, cutoff=0.75)
     if call:
-        raise ConfigurationError(name, f"not a client setting: {call[0]!r} is a request parameter; pass it to "
-                                       f"each call (completion(..., {call[0]}=...)), not to the client")
+        raise ConfigurationError(
+            name,
+            f"not a client setting: {call[0]!r} is a request parameter; pass it to "
+            f"each call (completion(..., {call[0]}=...)), not to the client",
+        )
     raise ConfigurationError(name, f"unknown setting; expected one of {', '.join(sorted(_KNOWN_ARGS))}")
 
 

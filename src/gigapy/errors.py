@@ -534,6 +534,9 @@ def may_have_reached_model(exc: BaseException) -> bool:
 class ClientClosedError(GigaChatError, RuntimeError):
     """The client was used after ``close()`` / ``aclose()`` (or after its ``with`` block)."""
 
-    def __init__(self, message: str = "the client is closed: it was used after close(), aclose() or its "
-                                      "`with` block; create a new GigaChat (or keep this one open)") -> None:
+    def __init__(
+        self,
+        message: str = "the client is closed: it was used after close(), aclose() or its "
+        "`with` block; create a new GigaChat (or keep this one open)",
+    ) -> None:
         super().__init__(message)

@@ -26,8 +26,7 @@ from .._translate import MemoryResponseStore, ResponseStore, TranslateOptions
 from ._transport import BASE_URL, library, transport_classes
 
 if TYPE_CHECKING:
-    from .. import AsyncGigaChat
-    from .. import GigaChat
+    from .. import AsyncGigaChat, GigaChat
 
 __all__ = [
     "BASE_URL",

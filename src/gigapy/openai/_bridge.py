@@ -59,8 +59,7 @@ from .._translate.framing import chat_error_frame, messages_error_frame, respons
 from ..errors import GigaChatError
 
 if TYPE_CHECKING:
-    from .. import AsyncGigaChat
-    from .. import GigaChat
+    from .. import AsyncGigaChat, GigaChat
 
 log = logging.getLogger("gigapy.openai")
 
