@@ -272,15 +272,15 @@ def load_settings(overrides: Mapping[str, Any], env: Mapping[str, str] | None = 
         secret = name in _SECRET_FIELDS  # secrets are wrapped before any local of ours holds them
         given = _as_secret(overrides.get(name)) if secret else overrides.get(name)
         if given is not None:
-            values[name] = _normalize(name, given, name)
+            values[name] = normalize(name, given, name)
             continue
         var = f"GIGACHAT_{name.upper()}"
         raw = _as_secret(env.get(var)) if secret else env.get(var)
         if isinstance(raw, SecretStr):
             if raw.get_secret_value().strip() != "":
-                values[name] = _normalize(name, raw, var)
+                values[name] = normalize(name, raw, var)
         elif raw is not None and raw.strip() != "":
-            values[name] = _normalize(name, _parse_env(name, raw), var)
+            values[name] = normalize(name, _parse_env(name, raw), var)
     headers = overrides.get("default_headers")
     if headers:
         values["default_headers"] = _default_headers(headers, {})
@@ -299,7 +299,7 @@ def derive(settings: Settings, overrides: Mapping[str, Any]) -> Settings:
         if name == "default_headers":
             changes[name] = _default_headers(given, dict(settings.default_headers))
         elif name in _ENV_FIELDS:
-            changes[name] = _normalize(name, given, name)
+            changes[name] = normalize(name, given, name)
         else:
             _unknown_setting(name)
     updated = replace(settings, **changes)
@@ -308,7 +308,7 @@ def derive(settings: Settings, overrides: Mapping[str, Any]) -> Settings:
 
 
 def _as_secret(value: Any) -> Any:
-    """A given secret as a SecretStr (anything else unchanged, for _normalize to reject)."""
+    """A given secret as a SecretStr (anything else unchanged, for normalize to reject)."""
     return SecretStr(value) if isinstance(value, str) else value
 
 
@@ -351,7 +351,7 @@ def _parse_env(name: str, raw: str) -> Any:
     return raw
 
 
-def _normalize(name: str, value: Any, label: str) -> Any:
+def normalize(name: str, value: Any, label: str) -> Any:
     """Validate one setting; ``label`` is what the error names (argument or variable)."""
     if name in _SECRET_FIELDS:
         if not isinstance(value, SecretStr):

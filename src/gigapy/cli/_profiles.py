@@ -190,7 +190,7 @@ def show_cmd(name: Annotated[str, typer.Argument(help="Profile name.")] = "defau
 
 def _validated(key: str, value: str) -> str:
     """``value`` checked as the client checks the setting (type, range, URL, scope); the text to store."""
-    from gigapy._config import _normalize
+    from gigapy._config import normalize
     from gigapy.errors import ConfigurationError
 
     try:
@@ -200,7 +200,7 @@ def _validated(key: str, value: str) -> str:
     if key in SECRET_KEYS or key in _PATH_KEYS:  # checked above (credentials, files) or when used
         return value
     try:
-        normalized = _normalize(key, converted, key)
+        normalized = normalize(key, converted, key)
     except ConfigurationError as exc:
         raise CliError(str(exc), exit_code=EXIT_USAGE) from None
     return str(normalized).lower() if isinstance(normalized, bool) else str(normalized)
