@@ -800,7 +800,9 @@ class AsyncGigaChat(BaseClient[AiohttpTransport]):
                 action = send(result)
                 kind = type(action)
                 if kind is Send:
-                    result = await self._transport.send(action.request)
+                    fleet = self._fleet
+                    result = await (self._transport.send(action.request) if fleet is None
+                                    else fleet.send_async(self._transport.send, action.request))
                 elif kind is GetToken:
                     result = await self._token(action.stale)
                 elif kind is Sleep:
@@ -821,6 +823,8 @@ class AsyncGigaChat(BaseClient[AiohttpTransport]):
         if token is not None:
             return token
         assert tokens.entry is not None
+        if self._fleet is not None:
+            return await self._fleet.token_async(tokens.entry, lambda: self._run(self._core.fetch_token()), stale)
         return await tokens.entry.get_async(lambda: self._run(self._core.fetch_token()), stale)
 
     # --- lifecycle -----------------------------------------------------------------------

@@ -574,7 +574,9 @@ class GigaChat(BaseClient[HttpxTransport]):
                 action = send(result)
                 kind = type(action)
                 if kind is Send:
-                    result = self._transport.send(action.request)
+                    fleet = self._fleet
+                    result = (self._transport.send(action.request) if fleet is None
+                              else fleet.send_sync(self._transport.send, action.request))
                 elif kind is GetToken:
                     result = self._token(action.stale)
                 elif kind is Sleep:
@@ -595,6 +597,8 @@ class GigaChat(BaseClient[HttpxTransport]):
         if token is not None:
             return token
         assert tokens.entry is not None
+        if self._fleet is not None:
+            return self._fleet.token_sync(tokens.entry, lambda: self._run(self._core.fetch_token()), stale)
         return tokens.entry.get_sync(lambda: self._run(self._core.fetch_token()), stale)
 
     # --- lifecycle -----------------------------------------------------------------------
