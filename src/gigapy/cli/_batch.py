@@ -140,6 +140,14 @@ def batch(
     progress_interval: Annotated[float, typer.Option(
         min=0.05, help="Seconds between plain progress lines when stderr is not a terminal.")] = 5.0,
     json_out: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
+    coordinator: Annotated[str | None, typer.Option(
+        "--coordinator", metavar="URL", envvar="GIGACHAT_COORDINATOR", show_envvar=False,
+        help="Share the account and the input with other workers: redis://host:6379/0, rediss://..., "
+             "file:///dir (one host). Each worker gets its own --output; every id lands once in their union.",
+        show_default=False)] = None,
+    job: Annotated[str | None, typer.Option(
+        "--job", metavar="NAME", help="Name of the shared job (default: a digest of INPUT).",
+        show_default=False)] = None,
 ) -> None:
     """Run a JSONL file of requests: resumable, exactly once, adaptive concurrency."""
     from gigapy.batch import BatchAborted, BatchWriteError, run_batch, run_via_batches_api
@@ -155,7 +163,8 @@ def batch(
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         installed = _install_handlers(loop, stop)
-        client = state.async_client(max_connections=max(100, concurrency))
+        extra = {} if coordinator is None else {"coordinator": coordinator}
+        client = state.async_client(max_connections=max(100, concurrency), **extra)
         try:
             if via_batches_api:
                 return await run_via_batches_api(client, input_path, output, kind=kind, errors_path=errors,
@@ -163,7 +172,8 @@ def batch(
                                                  poll_interval=poll_interval, on_progress=update, stop=stop)
             return await run_batch(client, input_path, output, kind=kind, concurrency=concurrency,
                                    errors_path=errors, retry_failed=retry_failed, retries=retries,
-                                   on_progress=update, progress_interval=min(0.25, progress_interval), stop=stop)
+                                   on_progress=update, progress_interval=min(0.25, progress_interval), stop=stop,
+                                   coordinator=coordinator, job=job)
         finally:
             for sig in installed:
                 loop.remove_signal_handler(sig)

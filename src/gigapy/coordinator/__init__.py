@@ -75,7 +75,7 @@ def connect(url: str | None = None, *, lease_ttl: float | None = None, field: st
         raise ConfigurationError(field, "a redis:// coordinator needs redis-py: pip install 'gigapy[redis]'") from None
     from ._redis import RedisBackend
 
-    backend = RedisBackend(_drop_query(text, "lease_ttl"))
+    backend = RedisBackend(_drop_query(_drop_query(text, "lease_ttl"), "limit"))  # limit= is the client's
     return Coordinator(backend, url=backend.url, transient=(redis.RedisError, OSError), **options)
 
 

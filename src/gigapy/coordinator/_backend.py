@@ -86,6 +86,10 @@ class Backend(Protocol):
         """Which of these items the set holds."""
         ...
 
+    def set_members(self, name: str) -> list[str]:
+        """Every item of a named set."""
+        ...
+
     def set_size(self, name: str) -> int:
         """How many items the set holds."""
         ...

@@ -119,7 +119,7 @@ class Lease:
         self._backend = backend
         self.key = key
         self.ceiling = ceiling
-        self.id = uuid.uuid4().hex
+        self.id = f"{coordinator.holder}:{uuid.uuid4().hex[:12]}"
         self.member = member
         self.outcome: str | None = "ok"
         self._released = False
@@ -218,6 +218,10 @@ class Coordinator:
             self._down_since = None
             return self._primary
         return self._local
+
+    def healthy(self) -> bool:
+        """True when the shared backend answers (probes it at most once a second while it is down)."""
+        return self._backend() is self._primary
 
     def _call(self, op: Callable[[Backend], T]) -> T:
         """Run one operation on the shared backend, or locally while it is down."""
@@ -537,6 +541,18 @@ class Coordinator:
     def done(self, job: str, items: Sequence[str]) -> list[bool]:
         """Which of these items some worker has finished."""
         return self._call(lambda b: b.set_has(f"done:{job}", list(items)))
+
+    def add_to(self, name: str, items: Sequence[str]) -> None:
+        """Add items to a named set shared by the fleet."""
+        self._call(lambda b: b.set_add(name, list(items)))
+
+    def members(self, name: str) -> list[str]:
+        """The items of a named set shared by the fleet."""
+        return self._call(lambda b: b.set_members(name))
+
+    def contains(self, name: str, items: Sequence[str]) -> list[bool]:
+        """Which of these items a named set holds."""
+        return self._call(lambda b: b.set_has(name, list(items)))
 
     def value(self, name: str) -> str | None:
         """A named value shared by the fleet."""

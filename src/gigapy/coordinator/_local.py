@@ -105,6 +105,10 @@ class _StateBackend:
             return [item in target for item in items]
         return self._run(has)
 
+    def set_members(self, name: str) -> list[str]:
+        """See :meth:`Backend.set_members`."""
+        return self._run(lambda s, now: list(s["sets"].get(name, {})))
+
     def set_size(self, name: str) -> int:
         """See :meth:`Backend.set_size`."""
         return self._run(lambda s, now: len(s["sets"].get(name, {})))

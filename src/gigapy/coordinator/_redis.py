@@ -241,6 +241,11 @@ class RedisBackend:
             return []
         return [bool(x) for x in self._client.smismember(self._k("set", name), items)]
 
+    def set_members(self, name: str) -> list[str]:
+        """See :meth:`Backend.set_members`."""
+        found = self._client.smembers(self._k("set", name))
+        return sorted(m.decode() if isinstance(m, bytes) else str(m) for m in found)
+
     def set_size(self, name: str) -> int:
         """See :meth:`Backend.set_size`."""
         return int(self._client.scard(self._k("set", name)))
