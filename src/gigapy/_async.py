@@ -802,7 +802,7 @@ class AsyncGigaChat(BaseClient[AiohttpTransport]):
                 if kind is Send:
                     fleet = self._fleet
                     result = await (self._transport.send(action.request) if fleet is None
-                                    else fleet.send_async(self._transport.send, action.request))
+                                    else fleet.send_async(self._transport.send, action.request, self._bearer_now))
                 elif kind is GetToken:
                     result = await self._token(action.stale)
                 elif kind is Sleep:
@@ -816,6 +816,9 @@ class AsyncGigaChat(BaseClient[AiohttpTransport]):
                     raise TypeError(f"unknown action {action!r}")
         except StopIteration as stop:
             return stop.value  # type: ignore[no-any-return]
+
+    async def _bearer_now(self) -> SecretStr:
+        return await self._token(None)
 
     async def _token(self, stale: SecretStr | None) -> SecretStr:
         tokens = self._core.tokens

@@ -576,7 +576,7 @@ class GigaChat(BaseClient[HttpxTransport]):
                 if kind is Send:
                     fleet = self._fleet
                     result = (self._transport.send(action.request) if fleet is None
-                              else fleet.send_sync(self._transport.send, action.request))
+                              else fleet.send_sync(self._transport.send, action.request, self._bearer_now))
                 elif kind is GetToken:
                     result = self._token(action.stale)
                 elif kind is Sleep:
@@ -590,6 +590,9 @@ class GigaChat(BaseClient[HttpxTransport]):
                     raise TypeError(f"unknown action {action!r}")
         except StopIteration as stop:
             return stop.value  # type: ignore[no-any-return]
+
+    def _bearer_now(self) -> SecretStr:
+        return self._token(None)
 
     def _token(self, stale: SecretStr | None) -> SecretStr:
         tokens = self._core.tokens

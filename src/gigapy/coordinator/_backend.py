@@ -46,6 +46,11 @@ class Backend(Protocol):
         """Drop a lease; ``outcome`` ``"ok"`` grows and ``"throttled"`` cuts the shared limit."""
         ...
 
+    def handover(self, key: str, lease_id: str, outcome: str | None, ceiling: int, new_id: str, ttl: float) -> bool:
+        """:meth:`release` then :meth:`acquire` of ``new_id`` in one atomic step (a local waiter
+        takes the slot at once, if the limit still allows it)."""
+        ...
+
     def limit(self, key: str, ceiling: int) -> float:
         """The adaptive limit of ``key`` now (the ceiling when none is recorded)."""
         ...

@@ -17,6 +17,7 @@ request that holds a lease keeps running whichever backend its lease is in.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import math
@@ -25,8 +26,10 @@ import random
 import threading
 import time
 import uuid
+from collections import deque
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -177,6 +180,9 @@ class Coordinator:
         self._fleet = 1
         self._lock = threading.Lock()
         self._held: dict[str, Lease] = {}
+        #: Local waiters per key: a lease given back with others waiting here goes to the first of
+        #: them in the same backend call (no wait for the next poll); only the first one polls.
+        self._waiters: dict[str, deque[Future[Lease]]] = {}
         self._claims: dict[str, str] = {}  # claim lock name -> job, renewed by the heartbeat
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -216,6 +222,7 @@ class Coordinator:
                 return self._local
             log.warning("coordinator %s is reachable again after %.1f s", self.url, now - self._down_since)
             self._down_since = None
+            self._retake()
             return self._primary
         return self._local
 
@@ -279,11 +286,94 @@ class Coordinator:
 
     def acquire(self, key: str, ceiling: int, *, timeout: float | None = None) -> Lease:
         """Wait for a lease of ``key`` (``LeaseTimeout`` after ``timeout`` seconds)."""
-        return self._wait(lambda: self.try_acquire(key, ceiling), timeout, key)
+        lease = self.try_acquire(key, ceiling)
+        if lease is not None:
+            return lease
+        deadline = None if timeout is None else time.monotonic() + timeout
+        waiter = self._enqueue(key)
+        delay = POLL_MIN
+        try:
+            while True:
+                if self._first(key, waiter):
+                    lease = self.try_acquire(key, ceiling)
+                    if lease is not None and self._settle(waiter, lease):
+                        return _taken(waiter)
+                try:
+                    waiter.result(timeout=delay * self._rng.uniform(0.5, 1.5))
+                    return _taken(waiter)
+                except FutureTimeout:
+                    pass
+                if deadline is not None and time.monotonic() >= deadline:
+                    raise LeaseTimeout(f"no free lease of {key} within {timeout} s")
+                delay = min(delay * 1.5, POLL_MAX)
+        finally:
+            self._give_up(key, waiter)
 
     async def aacquire(self, key: str, ceiling: int, *, timeout: float | None = None) -> Lease:
         """Async :meth:`acquire`."""
-        return await self._await(lambda: self.try_acquire(key, ceiling), timeout, key)
+        lease = await self._off_loop(self.try_acquire, key, ceiling)
+        if lease is not None:
+            return lease
+        deadline = None if timeout is None else time.monotonic() + timeout
+        waiter = self._enqueue(key)
+        handed = asyncio.wrap_future(waiter)
+        delay = POLL_MIN
+        try:
+            while True:
+                if self._first(key, waiter):
+                    lease = await self._off_loop(self.try_acquire, key, ceiling)
+                    if lease is not None and self._settle(waiter, lease):
+                        return _taken(waiter)
+                await asyncio.wait({handed}, timeout=delay * self._rng.uniform(0.5, 1.5))
+                if waiter.done() and not waiter.cancelled():
+                    return _taken(waiter)
+                if deadline is not None and time.monotonic() >= deadline:
+                    raise LeaseTimeout(f"no free lease of {key} within {timeout} s")
+                delay = min(delay * 1.5, POLL_MAX)
+        finally:
+            self._give_up(key, waiter)
+
+    def _enqueue(self, key: str) -> Future[Lease]:
+        waiter: Future[Lease] = Future()
+        with self._lock:
+            self._waiters.setdefault(key, deque()).append(waiter)
+        return waiter
+
+    def _first(self, key: str, waiter: Future[Lease]) -> bool:
+        queue = self._waiters.get(key)
+        return bool(queue) and queue[0] is waiter  # type: ignore[index]
+
+    def _claim_waiter(self, waiter: Future[Lease]) -> bool:
+        """Whether the caller may complete ``waiter`` (exactly one party ever may)."""
+        with self._lock:
+            if waiter.running() or waiter.done():
+                return False
+            return waiter.set_running_or_notify_cancel()
+
+    def _settle(self, waiter: Future[Lease], lease: Lease) -> bool:
+        """A polled lease is ours unless a handed-over one arrived meanwhile (then give one back)."""
+        if self._claim_waiter(waiter):
+            waiter.set_result(lease)
+            return True
+        lease.release(None)
+        return False
+
+    def _give_up(self, key: str, waiter: Future[Lease]) -> None:
+        """Leave the queue. A lease handed over that the caller did not take (a timeout, a
+        cancelled task) is given back as soon as it arrives."""
+        with self._lock:
+            queue = self._waiters.get(key)
+            if queue is not None:
+                with contextlib.suppress(ValueError):
+                    queue.remove(waiter)
+                if not queue:
+                    del self._waiters[key]
+            if not waiter.running() and not waiter.done():
+                waiter.cancel()
+                return
+        taken = getattr(waiter, "_gigapy_taken", False)
+        if not taken:
+            waiter.add_done_callback(lambda f: None if f.cancelled() else f.result().release(None))
 
     def acquire_member(self, pool: Pool, model_class: str = "chat", *, timeout: float | None = None) -> Lease:
         """Wait for a lease on some member of ``pool`` (``lease.member`` says which)."""
@@ -327,12 +417,42 @@ class Coordinator:
     def _release(self, lease: Lease, outcome: str | None) -> None:
         with self._lock:
             self._held.pop(lease.id, None)
+            queue = self._waiters.get(lease.key)
+            waiter = queue.popleft() if queue and outcome != "throttled" else None
         backend = lease._backend
+        if waiter is not None:
+            self._hand_over(lease, outcome, waiter)
+            return
         try:
             backend.release(lease.key, lease.id, outcome, self._ceiling(backend, lease.ceiling))
         except self._transient as exc:
             self._lost(exc)  # the lease expires on its own; the limit's feedback goes to the local state
             self._local.release(lease.key, lease.id, outcome, self._ceiling(self._local, lease.ceiling))
+
+    def _hand_over(self, lease: Lease, outcome: str | None, waiter: Future[Lease]) -> bool:
+        """Give ``lease`` back and take a new one for ``waiter`` in one backend call. True when the
+        waiter got it; else the slot is simply free (the limit was cut meanwhile, or it gave up)."""
+        backend = lease._backend
+        new = Lease(self, backend, lease.key, lease.ceiling)
+        try:
+            ok = backend.handover(lease.key, lease.id, outcome, self._ceiling(backend, lease.ceiling), new.id,
+                                  self.lease_ttl)
+        except self._transient as exc:
+            self._lost(exc)
+            with self._lock:  # the waiter polls again (locally now)
+                self._waiters.setdefault(lease.key, deque()).appendleft(waiter)
+            return False
+        if not ok:
+            with self._lock:
+                self._waiters.setdefault(lease.key, deque()).appendleft(waiter)
+            return False
+        with self._lock:
+            self._held[new.id] = new
+        if self._claim_waiter(waiter):
+            waiter.set_result(new)
+        else:
+            new.release(outcome=None)  # the waiter gave up, or polled a lease of its own meanwhile
+        return True
 
     def limit(self, key: str, ceiling: int) -> float:
         """The adaptive limit of ``key`` for the fleet now."""
@@ -364,6 +484,25 @@ class Coordinator:
                 self._beat()
             except Exception:  # keep beating whatever happens; the next beat tries again
                 log.debug("coordinator heartbeat failed", exc_info=True)
+
+    def _retake(self) -> None:
+        """Back on the shared store (which may have lost its state): put this process's leases and
+        claims in it again at once, before anything else is asked of it."""
+        with self._lock:
+            pairs = [(lease.key, lease.id) for lease in self._held.values() if lease._backend is self._primary]
+            claims = list(self._claims)
+        try:
+            self._primary.renew(pairs, self.lease_ttl)
+            for name in claims:
+                self._primary.lock(name, self.holder, self.lease_ttl)
+        except self._transient as exc:
+            self._lost(exc)
+
+    @property
+    def recovery_grace(self) -> float:
+        """Seconds after the store answers again within which every live process has put its
+        claims back (it notices within a probe interval plus a heartbeat)."""
+        return PROBE_INTERVAL + self.lease_ttl / 3 + 1.0
 
     def _beat(self) -> None:
         with self._lock:
@@ -602,6 +741,12 @@ class Coordinator:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _taken(waiter: Future[Lease]) -> Lease:
+    """The waiter's lease, marked as taken by its caller (so giving up does not release it)."""
+    waiter._gigapy_taken = True  # type: ignore[attr-defined]
+    return waiter.result()
 
 
 class _quiet:

@@ -16,6 +16,7 @@ from urllib.parse import parse_qs, urlsplit
 
 from pydantic import SecretStr
 
+from .._core import bearer
 from ..errors import ConfigurationError
 from . import model_class, shared
 
@@ -86,21 +87,26 @@ class FleetHook:
             return None
         return f"{self.prefix}:{'embeddings' if path.endswith('/embeddings') else model_class(None)}"
 
-    def send_sync(self, send: Callable[[Request], Any], request: Request) -> Any:
-        """Send ``request`` holding a lease when it needs one."""
+    def send_sync(self, send: Callable[[Request], Any], request: Request,
+                  token: Callable[[], SecretStr] | None = None) -> Any:
+        """Send ``request`` holding a lease when it needs one. The wait for a lease can be long, so
+        once it is held the bearer is taken again from ``token`` (free while the cached one is fresh)."""
         key = self.lease_key(request)
         if key is None:
             return send(request)
         lease = self.coordinator.acquire(key, self.ceiling)
         outcome: str | None = None
         try:
+            if token is not None and request.authorization is not None:
+                request.authorization = bearer(token())
             result = send(request)
             outcome = _outcome(result)
             return result
         finally:
             lease.release(outcome)
 
-    async def send_async(self, send: Callable[[Request], Awaitable[Any]], request: Request) -> Any:
+    async def send_async(self, send: Callable[[Request], Awaitable[Any]], request: Request,
+                         token: Callable[[], Awaitable[SecretStr]] | None = None) -> Any:
         """Async :meth:`send_sync`."""
         key = self.lease_key(request)
         if key is None:
@@ -108,6 +114,8 @@ class FleetHook:
         lease = await self.coordinator.aacquire(key, self.ceiling)
         outcome: str | None = None
         try:
+            if token is not None and request.authorization is not None:
+                request.authorization = bearer(await token())
             result = await send(request)
             outcome = _outcome(result)
             return result

@@ -46,6 +46,13 @@ class _StateBackend:
         """See :meth:`Backend.release`."""
         self._run(lambda s, now: B.st_release(s, now, key, lease_id, outcome, ceiling))
 
+    def handover(self, key: str, lease_id: str, outcome: str | None, ceiling: int, new_id: str, ttl: float) -> bool:
+        """See :meth:`Backend.handover`."""
+        def both(s: dict[str, Any], now: float) -> bool:
+            B.st_release(s, now, key, lease_id, outcome, ceiling)
+            return B.st_acquire(s, now, key, new_id, ttl, ceiling)
+        return self._run(both)
+
     def limit(self, key: str, ceiling: int) -> float:
         """See :meth:`Backend.limit`."""
         return self._run(lambda s, now: B.st_limit(s, key, ceiling))

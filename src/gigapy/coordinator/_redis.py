@@ -73,6 +73,17 @@ redis.call('PEXPIRE', KEYS[2], 3600000)
 return 1
 """
 
+# KEYS: lease zset, limit hash. ARGV: as RELEASE, then the new lease id and its ttl ms.
+HANDOVER = RELEASE.replace("if outcome == '' then return 0 end", "if outcome ~= '' then").replace(
+    "redis.call('PEXPIRE', KEYS[2], 3600000)\nreturn 1", "redis.call('PEXPIRE', KEYS[2], 3600000)\nend") + """
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
+local cap2 = math.max(1, math.floor(current_limit(KEYS[2], tonumber(ARGV[3]))))
+if redis.call('ZCARD', KEYS[1]) >= cap2 then return 0 end
+redis.call('ZADD', KEYS[1], now + tonumber(ARGV[7]), ARGV[6])
+redis.call('PEXPIRE', KEYS[1], tonumber(ARGV[7]) * 4)
+return 1
+"""
+
 # KEYS: lease zset. Returns live leases.
 HELD = _NOW + """
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
@@ -159,6 +170,7 @@ class RedisBackend:
         self._renew = c.register_script(RENEW)
         self._release = c.register_script(RELEASE)
         self._held = c.register_script(HELD)
+        self._handover = c.register_script(HANDOVER)
         self._lock = c.register_script(LOCK)
         self._unlock = c.register_script(UNLOCK)
         self._token_drop = c.register_script(FORGET_BLOB)
@@ -187,6 +199,13 @@ class RedisBackend:
         """See :meth:`Backend.release`."""
         self._release(keys=[self._k("lease", key), self._k("limit", key)],
                       args=[lease_id, outcome or "", ceiling, BACKOFF, int(COOLDOWN * 1000)])
+
+    def handover(self, key: str, lease_id: str, outcome: str | None, ceiling: int, new_id: str, ttl: float) -> bool:
+        """See :meth:`Backend.handover`."""
+        got = self._handover(keys=[self._k("lease", key), self._k("limit", key)],
+                             args=[lease_id, outcome or "", ceiling, BACKOFF, int(COOLDOWN * 1000), new_id,
+                                   int(ttl * 1000)])
+        return bool(got)
 
     def limit(self, key: str, ceiling: int) -> float:
         """See :meth:`Backend.limit`."""

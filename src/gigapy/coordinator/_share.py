@@ -81,7 +81,7 @@ class FleetShare:
                 self._seen_fallbacks = c.fallbacks
                 self._careful = True
                 await asyncio.to_thread(self._publish, sorted(self._accounted))
-                until = time.monotonic() + c.lease_ttl
+                until = time.monotonic() + max(c.lease_ttl, c.recovery_grace)
                 while time.monotonic() < until:
                     await asyncio.sleep(0.1)
                 continue
