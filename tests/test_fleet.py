@@ -24,7 +24,7 @@ from .redis_server import RedisServer
 
 GIGAPY = str(Path(sys.executable).parent / "gigapy")
 SRC = str(Path(__file__).resolve().parents[1] / "src")
-GEN = 0.3  # seconds every answer occupies its slot
+GEN = 0.5  # seconds every answer occupies its slot
 LIMIT = 10  # the emulator's concurrency for the CORP scope
 
 
@@ -138,10 +138,13 @@ sys.path.insert(0, {src!r})
 import redis
 from gigapy import AsyncGigaChat
 from gigapy.batch import run_batch
+from gigapy.coordinator import shared
 
 async def main():
     async with AsyncGigaChat(coordinator={url!r}) as client:
         store = redis.Redis.from_url({plain!r})
+        await client.all_models()  # warm up (token, connection, models) before the measured run
+        await (await shared({url!r}).aacquire("warm-up", 16)).arelease()
         print("ready", flush=True)
         deadline = time.monotonic() + 120
         while not store.exists("test:go") and time.monotonic() < deadline:  # start together
@@ -154,7 +157,7 @@ asyncio.run(main())
 
 
 def test_sixteen_workers_share_ten_slots(fleet_emu: Emulator, redis_url: str, tmp_path: Path) -> None:
-    n_ids, n_workers = 240, 16
+    n_ids, n_workers = 192, 16
     src = _input(tmp_path / "in.jsonl", n_ids)
     env = _env(fleet_emu, tmp_path)
     url = redis_url + "?lease_ttl=5"
@@ -181,7 +184,8 @@ def test_sixteen_workers_share_ten_slots(fleet_emu: Emulator, redis_url: str, tm
     assert stats["responses"].get("429", 0) == 0
     assert max(held for _, held in sampler.samples) == LIMIT
     utilization = sampler.utilization()
-    print(f"fleet of {n_workers}: utilization {utilization:.3f}, {elapsed:.1f} s, oauth {stats['oauth_requests']}")
+    cpu = sum(s["cpu_seconds"] for s in summaries)
+    print(f"fleet of {n_workers}: utilization {utilization:.3f}, {elapsed:.1f} s, oauth {stats['oauth_requests']}, worker cpu {cpu:.1f} s")
     assert utilization >= 0.95
     # one OAuth fetch per refresh of the fleet's token (4 s tokens are refreshed after half their
     # lifetime), not one per process

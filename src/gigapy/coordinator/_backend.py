@@ -79,6 +79,15 @@ class Backend(Protocol):
         """Give a named lock back (only its holder can)."""
         ...
 
+    def claim_item(self, job: str, item: str, holder: str, ttl: float) -> str:
+        """Claim an item of a shared job: ``new`` (first claim ever), ``again`` (claimed before by
+        a worker whose claim lapsed, or by this one), ``done`` or ``busy`` (another worker has it)."""
+        ...
+
+    def finish_items(self, job: str, items: list[str], holder: str) -> None:
+        """Mark items done and drop this holder's claims on them, in one step."""
+        ...
+
     def join(self, holder: str, ttl: float) -> int:
         """Announce this process for ttl seconds; the number of live members."""
         ...
@@ -188,6 +197,26 @@ def st_unlock(state: dict[str, Any], name: str, holder: str) -> None:
     cur = state["locks"].get(name)
     if cur is not None and cur[0] == holder:
         del state["locks"][name]
+
+
+def st_claim_item(state: dict[str, Any], now: float, job: str, item: str, holder: str, ttl: float) -> str:
+    """:meth:`Backend.claim_item` on a state dict."""
+    if item in state["sets"].get(f"done:{job}", {}):
+        return "done"
+    if not st_lock(state, now, f"claim:{job}:{item}", holder, ttl):
+        return "busy"
+    claimed = state["sets"].setdefault(f"claimed:{job}", {})
+    fresh = item not in claimed
+    claimed[item] = 1
+    return "new" if fresh else "again"
+
+
+def st_finish_items(state: dict[str, Any], job: str, items: list[str], holder: str) -> None:
+    """:meth:`Backend.finish_items` on a state dict."""
+    done = state["sets"].setdefault(f"done:{job}", {})
+    for item in items:
+        done[item] = 1
+        st_unlock(state, f"claim:{job}:{item}", holder)
 
 
 def st_join(state: dict[str, Any], now: float, holder: str, ttl: float) -> int:

@@ -49,8 +49,8 @@ REFRESH_AHEAD = 60.0
 #: How long a token fetch may hold the fleet's refresh lock before another process may try.
 FETCH_LOCK_TTL = 30.0
 #: Waiting for a lease polls the backend at most this often (seconds, with jitter).
-POLL_MIN = 0.002
-POLL_MAX = 0.02
+POLL_MIN = 0.005
+POLL_MAX = 0.1
 PROBE_INTERVAL = 1.0
 
 
@@ -644,31 +644,24 @@ class Coordinator:
         The claim is renewed by the heartbeat and lapses ``lease_ttl`` seconds after this process
         dies, so another worker can take the item over.
         """
-        self._ensure_heartbeat()
-        name = f"claim:{job}:{item}"
+        return self.claim_item(job, item) in ("new", "again")
 
-        def take(b: Backend) -> bool:
-            if b.set_has(f"done:{job}", [item])[0]:
-                return False
-            return b.lock(name, self.holder, self.lease_ttl)
-        ok = self._call(take)
-        if ok:
+    def claim_item(self, job: str, item: str) -> str:
+        """:meth:`claim`, saying which: ``new`` (never claimed before), ``again`` (claimed before:
+        its worker died or gave it back), ``done`` or ``busy`` (another worker has it now)."""
+        self._ensure_heartbeat()
+        got = self._call(lambda b: b.claim_item(job, item, self.holder, self.lease_ttl))
+        if got in ("new", "again"):
             with self._lock:
-                self._claims[name] = job
-        return ok
+                self._claims[f"claim:{job}:{item}"] = job
+        return got
 
     def finish(self, job: str, items: Sequence[str]) -> None:
         """Mark items of a shared job done and drop this process's claims on them."""
-        names = [f"claim:{job}:{item}" for item in items]
-
-        def mark(b: Backend) -> None:
-            b.set_add(f"done:{job}", list(items))
-            for name in names:
-                b.unlock(name, self.holder)
-        self._call(mark)
+        self._call(lambda b: b.finish_items(job, list(items), self.holder))
         with self._lock:
-            for name in names:
-                self._claims.pop(name, None)
+            for item in items:
+                self._claims.pop(f"claim:{job}:{item}", None)
 
     def unclaim(self, job: str, item: str) -> None:
         """Give a claim back without finishing the item (another worker may take it)."""

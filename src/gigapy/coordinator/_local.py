@@ -93,6 +93,14 @@ class _StateBackend:
         """See :meth:`Backend.unlock`."""
         self._run(lambda s, now: B.st_unlock(s, name, holder))
 
+    def claim_item(self, job: str, item: str, holder: str, ttl: float) -> str:
+        """See :meth:`Backend.claim_item`."""
+        return self._run(lambda s, now: B.st_claim_item(s, now, job, item, holder, ttl))
+
+    def finish_items(self, job: str, items: list[str], holder: str) -> None:
+        """See :meth:`Backend.finish_items`."""
+        self._run(lambda s, now: B.st_finish_items(s, job, items, holder))
+
     def join(self, holder: str, ttl: float) -> int:
         """See :meth:`Backend.join`."""
         return self._run(lambda s, now: B.st_join(s, now, holder, ttl))

@@ -127,6 +127,25 @@ if left <= 0 then return false end
 return {v[1], tostring(left), v[3]}
 """
 
+# KEYS: done set, claim lock, claimed set. ARGV: item, holder, ttl ms.
+CLAIM_ITEM = """
+if redis.call('SISMEMBER', KEYS[1], ARGV[1]) == 1 then return 'done' end
+local cur = redis.call('GET', KEYS[2])
+if cur and cur ~= ARGV[2] then return 'busy' end
+redis.call('SET', KEYS[2], ARGV[2], 'PX', tonumber(ARGV[3]))
+if redis.call('SADD', KEYS[3], ARGV[1]) == 1 then return 'new' end
+return 'again'
+"""
+
+# KEYS: done set, then one claim lock per item. ARGV: holder, then the items.
+FINISH_ITEMS = """
+for i = 2, #KEYS do
+  redis.call('SADD', KEYS[1], ARGV[i])
+  if redis.call('GET', KEYS[i]) == ARGV[1] then redis.call('DEL', KEYS[i]) end
+end
+return #KEYS - 1
+"""
+
 # KEYS: members zset. ARGV: holder, ttl ms.
 JOIN = _NOW + """
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
@@ -177,6 +196,8 @@ class RedisBackend:
         self._token_put = c.register_script(TOKEN_PUT)
         self._token_get = c.register_script(TOKEN_GET)
         self._join = c.register_script(JOIN)
+        self._claim_item = c.register_script(CLAIM_ITEM)
+        self._finish_items = c.register_script(FINISH_ITEMS)
 
     def __repr__(self) -> str:
         return f"RedisBackend({self.url!r})"
@@ -244,6 +265,19 @@ class RedisBackend:
     def unlock(self, name: str, holder: str) -> None:
         """See :meth:`Backend.unlock`."""
         self._unlock(keys=[self._k("lock", name)], args=[holder])
+
+    def claim_item(self, job: str, item: str, holder: str, ttl: float) -> str:
+        """See :meth:`Backend.claim_item`."""
+        got = self._claim_item(keys=[self._k("set", f"done:{job}"), self._k("lock", f"claim:{job}:{item}"),
+                                     self._k("set", f"claimed:{job}")], args=[item, holder, int(ttl * 1000)])
+        return got.decode() if isinstance(got, bytes) else str(got)
+
+    def finish_items(self, job: str, items: list[str], holder: str) -> None:
+        """See :meth:`Backend.finish_items`."""
+        if items:
+            self._finish_items(keys=[self._k("set", f"done:{job}"),
+                                     *(self._k("lock", f"claim:{job}:{item}") for item in items)],
+                               args=[holder, *items])
 
     def join(self, holder: str, ttl: float) -> int:
         """See :meth:`Backend.join`."""

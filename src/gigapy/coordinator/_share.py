@@ -107,14 +107,12 @@ class FleetShare:
 
     def _take(self, name: str) -> str:
         c = self.coordinator
-        before = c.contains(f"claimed:{self.job}", [name])[0]
-        if not c.claim(self.job, name):
-            return "done" if c.done(self.job, [name])[0] else "busy"
-        if not before:
-            c.add_to(f"claimed:{self.job}", [name])
-            if not self._careful:
-                return "mine"
-        else:
+        got = c.claim_item(self.job, name)
+        if got in ("done", "busy"):
+            return got
+        if got == "new" and not self._careful:
+            return "mine"
+        if got == "again":
             self.taken_over += 1  # its previous owner's claim lapsed: did it write the answer before it died?
         self._scan_others()
         if name in self._elsewhere:
