@@ -185,7 +185,8 @@ def test_sixteen_workers_share_ten_slots(fleet_emu: Emulator, redis_url: str, tm
     assert max(held for _, held in sampler.samples) == LIMIT
     utilization = sampler.utilization()
     cpu = sum(s["cpu_seconds"] for s in summaries)
-    print(f"fleet of {n_workers}: utilization {utilization:.3f}, {elapsed:.1f} s, oauth {stats['oauth_requests']}, worker cpu {cpu:.1f} s")
+    print(f"fleet of {n_workers}: utilization {utilization:.3f}, {elapsed:.1f} s, "
+          f"oauth {stats['oauth_requests']}, worker cpu {cpu:.1f} s")
     assert utilization >= 0.95
     # one OAuth fetch per refresh of the fleet's token (4 s tokens are refreshed after half their
     # lifetime), not one per process
