@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import signal
 import subprocess
@@ -372,3 +373,23 @@ def test_coordinator_repr_hides_passwords(redis_url: str) -> None:
     assert redacted("rediss://user:pw@host:6380/0") == "rediss://user:***@host:6380/0"
     assert redacted("redis://:pw@host/0") == "redis://:***@host/0"
 
+
+
+def test_doctor_checks_the_coordinator(redis_url: str, tmp_path: Path) -> None:
+    from gigapy.emulator import DEMO_CREDENTIALS, Emulator
+
+    gigapy = str(Path(sys.executable).parent / "gigapy")
+    with Emulator() as emu:
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("GIGACHAT_", "GIGAPY_"))}
+        env.update(GIGACHAT_CREDENTIALS=DEMO_CREDENTIALS, GIGACHAT_BASE_URL=emu.base_url,
+                   GIGACHAT_AUTH_URL=emu.auth_url, GIGAPY_CONFIG_DIR=str(tmp_path))
+        verdicts = {}
+        for label, url in (("good", redis_url), ("bad", redis_url.replace("s3cret-pass", "wrong-pass"))):
+            env["GIGACHAT_COORDINATOR"] = url
+            done = subprocess.run([gigapy, "doctor", "--json"], env=env, capture_output=True, text=True, timeout=60)
+            assert "s3cret-pass" not in done.stdout + done.stderr
+            assert "wrong-pass" not in done.stdout + done.stderr
+            steps = {step["name"]: step for step in json.loads(done.stdout)["steps"]}
+            verdicts[label] = steps["coordinator"]
+    assert verdicts["good"]["verdict"] == "ok" and "redis_version" in verdicts["good"]["detail"]
+    assert verdicts["bad"]["verdict"] == "fail" and verdicts["bad"]["fix"]
