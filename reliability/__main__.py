@@ -1,4 +1,5 @@
-"""``python -m reliability [--quick] [--minutes M] [--seed S]``: run the chaos soak, write RELIABILITY.md."""
+"""``python -m reliability [--quick] [--minutes M] [--seed S]``: run the chaos soak and the hostile-input
+tests (counted per failure class), write RELIABILITY.md."""
 
 from __future__ import annotations
 
@@ -30,6 +31,10 @@ def main(argv: list[str] | None = None) -> int:
                         help="report path (default RELIABILITY.md at the repo root; with --quick, "
                              "RELIABILITY.quick.md in the run's work directory)")
     parser.add_argument("--keep", action="store_true", help="keep the work directory (logs, batch files)")
+    parser.add_argument("--no-hostile", action="store_true",
+                        help="skip the hostile-input tests (the report then has no table of them)")
+    parser.add_argument("--hostile-only", action="store_true",
+                        help="run only the hostile-input tests and print their table (no soak, no report)")
     args = parser.parse_args(argv)
     if args.minutes is not None and not 0.2 <= args.minutes <= 60:
         parser.error("--minutes must be within [0.2, 60]")
@@ -37,6 +42,14 @@ def main(argv: list[str] | None = None) -> int:
         value = getattr(args, name)
         if value is not None and not 10 <= value <= 1_000_000:
             parser.error(f"--{name.replace('_', '-')} must be within [10, 1000000]")
+
+    if args.hostile_only:
+        from ._hostile import run as run_hostile
+        from ._hostile import table
+
+        report = run_hostile(_progress)
+        sys.stdout.write("\n".join(table(report)) + "\n")
+        return 0 if report.passed else 1
 
     overrides = {k: v for k, v in {"minutes": args.minutes, "requests": args.requests,
                                    "batch_lines": args.batch_lines}.items() if v is not None}
@@ -49,14 +62,22 @@ def main(argv: list[str] | None = None) -> int:
                                          if (argv if argv is not None else sys.argv[1:]) else "")
     started = time.time()
     result = run_soak(config)
+    hostile = None
+    if not args.no_hostile:
+        from ._hostile import run as run_hostile
+
+        hostile = run_hostile(_progress)
     output = args.output
     if output is None:
         output = Path(result.workdir) / "RELIABILITY.quick.md" if args.quick else ROOT / "RELIABILITY.md"
-    output.write_text(render(result, command=command, started=started), encoding="utf-8")
+    output.write_text(render(result, command=command, started=started, hostile=hostile), encoding="utf-8")
     for verdict in result.verdicts():
         _progress(f"{'PASS' if verdict.passed else 'FAIL'}  {verdict.name}: {verdict.evidence}")
+    if hostile is not None:
+        for c in hostile.classes:
+            _progress(f"{'PASS' if c.ok else 'FAIL'}  hostile: {c.title}: {c.tests} tests, {c.cases} cases")
     _progress(f"report: {output}" + (f"; work directory: {result.workdir}" if keep else ""))
-    return 0 if result.passed else 1
+    return 0 if result.passed and (hostile is None or hostile.passed) else 1
 
 
 if __name__ == "__main__":

@@ -10,11 +10,15 @@ import subprocess
 from collections import Counter
 from importlib import metadata
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ._batch import BAD_EVERY
 from ._probe import mib
 from ._soak import CLIENT_TIMEOUT, SoakResult
 from ._workload import KINDS, MIX
+
+if TYPE_CHECKING:
+    from ._hostile import HostileReport
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -81,10 +85,11 @@ def _overlap(result: SoakResult) -> str:
     return "; the emulator restart fell between batch runs"
 
 
-def render(result: SoakResult, *, command: str, started: float) -> str:
+def render(result: SoakResult, *, command: str, started: float, hostile: HostileReport | None = None) -> str:
     cfg = result.config
     records = result.records
     verdicts = result.verdicts()
+    passed = result.passed and (hostile is None or hostile.passed)
     when = dt.datetime.fromtimestamp(started, dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     out: list[str] = [
         "# Reliability: chaos soak",
@@ -92,13 +97,22 @@ def render(result: SoakResult, *, command: str, started: float) -> str:
         f"Written by `{command}` on {when}. One emulator subprocess injects faults; one "
         "`AsyncGigaChat`, and at the same time one `GigaChat` shared by several threads, drive mixed requests "
         "through them while `gigapy batch` runs next to it, is killed with SIGKILL and rerun, and the emulator "
-        "itself is killed and restarted once. Everything runs on 127.0.0.1.",
+        "itself is killed and restarted once. Everything runs on 127.0.0.1. Beside the soak, every test of the "
+        "suite marked as a hostile input or server runs, counted per failure class "
+        "([table](#hostile-inputs-and-servers)).",
         "",
-        f"**Result: {'every property holds' if result.passed else 'SOME PROPERTIES FAIL'}.**",
+        f"**Result: {'every property holds' if passed else 'SOME PROPERTIES FAIL'}.**",
         "",
     ]
-    out += _table(["Property", "Verdict", "Evidence"],
-                  [[v.name, "**pass**" if v.passed else "**FAIL**", v.evidence] for v in verdicts])
+    rows = [[v.name, "**pass**" if v.passed else "**FAIL**", v.evidence] for v in verdicts]
+    if hostile is not None:
+        failing = [c.title for c in hostile.classes if not c.ok]
+        rows.append(["Every hostile input and server of the eleven failure classes ends as specified",
+                     "**pass**" if hostile.passed else "**FAIL**",
+                     f"{hostile.tests:,} tests, {hostile.cases:,} cases in {len(hostile.classes)} classes; "
+                     + (f"failing: {', '.join(failing)}" if failing else "all pass")
+                     + f" (pytest exit {hostile.exit_code}, {hostile.seconds:.0f} s)"])
+    out += _table(["Property", "Verdict", "Evidence"], rows)
     if result.error:
         out += ["", f"The run stopped early: `{result.error}`."]
 
@@ -307,6 +321,20 @@ def render(result: SoakResult, *, command: str, started: float) -> str:
             f"{result.load_seconds:.1f} s ({len(records) / max(result.load_seconds, 1e-9):.0f} requests/s with faults, "
             "retries and waits included)."]
 
+    if hostile is not None:
+        out += ["", "## Hostile inputs and servers", "",
+                "Every test of the suite marked `@pytest.mark.hostile(\"<class>\")` (registered in pyproject.toml), "
+                "run through the pytest API in a subprocess (`python -m reliability._hostile`) and counted per "
+                "failure class: a case is one test item (each parametrized cell is one), and each example a "
+                "hypothesis property test ran counts as a case of its own. Real parts only: the emulator and a raw "
+                "HTTP server over loopback, real files, tmpfs and RLIMIT_FSIZE (the tmpfs cases run as root), "
+                "subprocesses of the real `gigapy` executable.",
+                ""]
+        out += table_of(hostile)
+        out += ["", f"Command: `{hostile.command}`; {hostile.seconds:.0f} s."]
+        if hostile.unknown:
+            out += ["", "Marked with a class that does not exist: " + ", ".join(f"`{u}`" for u in hostile.unknown)]
+
     out += ["", "## Gaps", "",
             "- One machine, loopback only: no real network latency, packet loss or TLS; the emulator stands in for "
             "the service, so the figures show how the client behaves under these faults, not how the service "
@@ -317,10 +345,18 @@ def render(result: SoakResult, *, command: str, started: float) -> str:
             "whatever happened to the connection, and not after a 502 or a 504 either: the service may already "
             "have acted on it. Such requests end as typed errors here (the emulator's `drop` and gateway faults "
             "answer before acting, so repeating them would have been safe in this soak, but a client cannot know "
-            "that; `retry_non_idempotent=True` would repeat them); `gigapy batch` retries them at its own level.",
+            "that; `retry_non_idempotent=True` would repeat them); `gigapy batch` follows the same rule "
+            "(`--retry-non-idempotent`), so such lines end in its errors file.",
             "- The emulator restart is one SIGKILL; slow shutdowns, half-open connections and DNS changes are not "
             "covered.",
             "- RSS is judged with a margin, not exactly: CPython keeps freed arenas, so exact equality would be "
             "noise; the Python heap block count shows whether objects leaked.",
             ""]
     return "\n".join(out)
+
+
+def table_of(hostile: HostileReport) -> list[str]:
+    """The hostile-input table (see :mod:`reliability._hostile`)."""
+    from ._hostile import table
+
+    return table(hostile)

@@ -14,6 +14,8 @@ import pytest
 from gigapy import AsyncGigaChat, ConfigurationError
 from gigapy.testing import client_settings
 
+pytestmark = pytest.mark.hostile("event_loops")
+
 N = 40  # concurrent requests per loop
 
 

@@ -19,6 +19,8 @@ from gigapy import AsyncGigaChat, GigaChat, InternalServerError, Timeout
 from gigapy._config import load_settings
 from gigapy.testing import client_settings
 
+pytestmark = pytest.mark.hostile("no_double")
+
 
 def _stream_text(client: GigaChat) -> str:
     with client.completion_stream("Привет") as stream:

@@ -18,6 +18,8 @@ from gigapy.testing import client_settings
 
 from .conftest import LogCapture
 
+pytestmark = pytest.mark.hostile("secrets")
+
 
 def exercise(client: GigaChat, texts: list[str]) -> None:
     """Run the API surface, keeping every repr, str and exception message."""

@@ -39,6 +39,8 @@ from gigapy.testing import client_settings
 
 from .rawserver import SSE_HEAD, RawRequest, RawServer, answer, completion_body, head, sse_event
 
+pytestmark = pytest.mark.hostile("server_numbers")
+
 SHORT = Timeout(connect=2, read=2, write=2, pool=2)
 
 

@@ -52,6 +52,7 @@ def within(elapsed: float) -> bool:
     return 0.8 * LIMIT <= elapsed <= 1.2 * LIMIT
 
 
+@pytest.mark.hostile("trickle")
 def test_sync_silent_server(silent_server: str) -> None:
     with GigaChat(base_url=silent_server, access_token="t", timeout=timeout(), max_retries=0) as client:
         start = time.monotonic()
@@ -62,6 +63,7 @@ def test_sync_silent_server(silent_server: str) -> None:
     assert within(elapsed), elapsed
 
 
+@pytest.mark.hostile("trickle")
 def test_async_silent_server(silent_server: str) -> None:
     async def main() -> float:
         async with AsyncGigaChat(base_url=silent_server, access_token="t", timeout=timeout(), max_retries=0) as c:
@@ -74,6 +76,7 @@ def test_async_silent_server(silent_server: str) -> None:
     assert within(elapsed), elapsed
 
 
+@pytest.mark.hostile("trickle")
 def test_sync_stall_mid_stream(emu: Any) -> None:
     emu.faults.enqueue("stream_stall", routes=["chat"])
     with GigaChat(**client_settings(emu, timeout=timeout())) as client:
@@ -87,6 +90,7 @@ def test_sync_stall_mid_stream(emu: Any) -> None:
     assert within(idle), idle
 
 
+@pytest.mark.hostile("trickle")
 def test_async_stall_mid_stream(emu: Any) -> None:
     emu.faults.enqueue("stream_stall", routes=["chat"])
 

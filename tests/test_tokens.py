@@ -210,6 +210,7 @@ def _fetches(emu: Any) -> int:
     return int(stats["oauth_requests"]) + int(stats["token_requests"])
 
 
+@pytest.mark.hostile("clock_skew")
 @pytest.mark.parametrize("mode", ["oauth", "password"])  # expires_at in ms from OAuth, exp in s from /token
 @pytest.mark.parametrize("case", CASES)
 def test_sync_clock_skew_or_an_expired_expiry_costs_at_most_one_extra_fetch(emu: Any, make_client: Any, case: str,
@@ -224,6 +225,7 @@ def test_sync_clock_skew_or_an_expired_expiry_costs_at_most_one_extra_fetch(emu:
     assert "401" not in emu.stats()["responses"]
 
 
+@pytest.mark.hostile("clock_skew")
 @pytest.mark.parametrize("mode", ["oauth", "password"])
 @pytest.mark.parametrize("case", CASES)
 def test_async_clock_skew_or_an_expired_expiry_costs_at_most_one_extra_fetch(emu: Any, case: str, mode: str) -> None:
@@ -242,6 +244,7 @@ def test_async_clock_skew_or_an_expired_expiry_costs_at_most_one_extra_fetch(emu
     assert "401" not in emu.stats()["responses"]
 
 
+@pytest.mark.hostile("clock_skew")
 @pytest.mark.parametrize("offset", [SKEW, -SKEW])
 def test_skew_without_a_date_header_costs_at_most_one_extra_fetch(offset: float) -> None:
     """A server whose OAuth answer has no Date header (nothing to correct the local clock with)."""
@@ -263,6 +266,7 @@ def test_skew_without_a_date_header_costs_at_most_one_extra_fetch(offset: float)
         assert server.count("/oauth") <= 2
 
 
+@pytest.mark.hostile("clock_skew")
 def test_a_token_that_only_looks_expired_is_still_replaced_on_a_401(emu: Any, make_client: Any) -> None:
     emu.faults.set("expires_at_shift:-3600")
     client = make_client()

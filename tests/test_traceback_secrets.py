@@ -51,6 +51,8 @@ from gigapy import (
 from gigapy.emulator import DEMO_CREDENTIALS, DEMO_PASSWORD, DEMO_USER, CertAccount, Emulator
 from gigapy.emulator._config import DEMO_CLIENT_ID, DEMO_CLIENT_SECRET
 
+pytestmark = pytest.mark.hostile("secrets")
+
 WRONG_SECRET = "wrong-client-secret-1f2e3d"
 WRONG_KEY = base64.b64encode(f"{DEMO_CLIENT_ID}:{WRONG_SECRET}".encode()).decode()
 WRONG_PASSWORD = "wrong-password-9c8b7a"

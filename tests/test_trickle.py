@@ -28,6 +28,8 @@ from gigapy import (
 
 from .rawserver import SSE_HEAD, RawRequest, RawServer, answer, completion_body, head, sse_event, trickle
 
+pytestmark = pytest.mark.hostile("trickle")
+
 LIMIT = 1.2
 
 

@@ -1050,6 +1050,7 @@ class AsyncGigaChat(BaseClient[AiohttpTransport]):
         items, spans = _embed.plan(texts, batch_size, max_batch_tokens)
         gate = asyncio.Semaphore(int(P.number(concurrency, "concurrency", low=1, integer=True)))
         P.number(batch_retries, "batch_retries", low=0, integer=True)
+        repeat = self._core.policy.retry_non_idempotent  # embeddings are billed: the client's rule
 
         async def one(span: tuple[int, int]) -> Embeddings:
             async with gate:
@@ -1057,7 +1058,7 @@ class AsyncGigaChat(BaseClient[AiohttpTransport]):
                     try:
                         return await self.embedding(items[span[0]:span[1]], model=model, **options)
                     except GigaChatError as exc:
-                        if attempt == batch_retries or not _embed.retryable(exc):
+                        if attempt == batch_retries or not _embed.retryable(exc, repeat):
                             raise
                         await asyncio.sleep(self._core.policy.backoff(attempt))
             raise AssertionError("unreachable")

@@ -1,5 +1,9 @@
 """Input lines of a bulk run: parse one JSONL line, or say exactly why it cannot be sent.
 
+A line is ``{"id": "...", "request": {...}}`` (the service's batch format) or an OpenAI batch
+line ``{"custom_id": "...", "url": "/v1/chat/completions", "body": {...}}``, whose body is
+mapped to the GigaChat request as the OpenAI bridge maps it.
+
 A line that cannot be sent (not UTF-8, a NUL byte, not JSON or not standard JSON, not an
 object, no usable id, text that UTF-8 cannot encode anywhere in it, a request of the wrong
 kind) is not an error for the run: it is reported with its line number and skipped. A line
@@ -116,6 +120,8 @@ def parse_line(raw: bytes, lineno: int) -> Line:
         return lineno, lineno, None, ("line", 'expected a JSON object {"id": "...", "request": {...}}, got '
                                               + _json_type(item))
     rid = item.get("id")
+    if rid is None and "custom_id" in item:
+        return openai_line(item, raw, lineno)
     if not isinstance(rid, str) or not rid:
         got = "it is missing" if "id" not in item else f"got {_json_type(rid)}"
         return lineno, lineno, None, ("id", f"must be a non-empty string; {got}")
@@ -131,6 +137,49 @@ def parse_line(raw: bytes, lineno: int) -> Line:
         got = "it is missing" if "request" not in item else f"got {_json_type(request)}"
         return lineno, rid, None, ("request", f"must be an object, the body of /chat/completions or /embeddings; "
                                               f"{got}")
+    return lineno, rid, request, None
+
+
+def openai_line(item: Mapping[str, Any], raw: bytes, lineno: int) -> Line:
+    """An OpenAI batch line (``{"custom_id", "method", "url", "body"}``) as one of ours: ``custom_id``
+    is the id, ``body`` (an OpenAI chat or embeddings request) becomes the GigaChat request the
+    way the OpenAI bridge maps it, or the line says exactly why it cannot."""
+    rid = item.get("custom_id")
+    if not isinstance(rid, str) or not rid:
+        return lineno, lineno, None, ("custom_id", f"must be a non-empty string; got {_json_type(rid)}")
+    if _SURROGATE_ESCAPE.search(raw) is not None:
+        bad = _unencodable(item)
+        if bad is not None:
+            return lineno, (lineno if bad[0] == "custom_id" else rid), None, bad
+    body = item.get("body")
+    if not isinstance(body, dict):
+        got = "it is missing" if "body" not in item else f"got {_json_type(body)}"
+        return lineno, rid, None, ("body", f"must be an object, the OpenAI request of this line; {got}")
+    url = item.get("url")
+    path = url.split("?", 1)[0].rstrip("/") if isinstance(url, str) else ""
+    try:
+        if path.endswith("/chat/completions"):
+            from ._translate.chat import chat_request
+
+            plan = chat_request(body)
+            if plan.uploads:
+                return lineno, rid, None, ("body.messages", "holds files or images: a bulk run cannot upload them; "
+                                                           "upload them first and send their ids as attachments")
+            call = plan.finish()
+            if call.api != "v1":
+                return lineno, rid, None, ("body", f"needs GigaChat v2 ({call.why}); a bulk run sends "
+                                                   "/chat/completions v1 requests")
+            request = {k: v for k, v in call.body.items() if k != "stream"}
+        elif path.endswith("/embeddings"):
+            from ._translate.embeddings import embeddings_request
+
+            request = embeddings_request(body).body
+        else:
+            shown = f"{url!r}" if isinstance(url, str) else "missing"
+            return lineno, rid, None, ("url", f"an OpenAI batch line for {shown}: only /v1/chat/completions and "
+                                              "/v1/embeddings can run here")
+    except InvalidArgumentError as exc:
+        return lineno, rid, None, (f"body.{exc.field}", exc.reason)
     return lineno, rid, request, None
 
 

@@ -38,7 +38,7 @@ M = TypeVar("M", bound=BaseModel)
 RETRY_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
 #: The gateway gave up waiting for the model, which may still be generating (and billing) the answer:
 #: repeated only for requests that are safe to repeat, unless the caller opts in.
-GATEWAY_STATUSES = frozenset({502, 504})
+GATEWAY_STATUSES = errors.GATEWAY_STATUSES
 JSON_CONTENT_TYPE = "application/json"
 
 
@@ -203,11 +203,14 @@ class TransportFailure:
             phase = self.kind.removesuffix("_timeout")
             limit = getattr(request.timeout, phase, None)  # connect, read, write, pool or total
             return errors.APITimeoutError(
-                f"{method} {url}: {phase} timeout after {limit} s", method=method, url=url, phase=phase
+                f"{method} {url}: {phase} timeout after {limit} s", method=method, url=url, phase=phase,
+                sent=self.sent,
             )
         if self.kind == "connect":
-            return errors.APIConnectionError(f"{method} {url}: cannot connect: {detail}", method=method, url=url)
-        return errors.APIConnectionError(f"{method} {url}: connection failed: {detail}", method=method, url=url)
+            return errors.APIConnectionError(f"{method} {url}: cannot connect: {detail}", method=method, url=url,
+                                             sent=self.sent)
+        return errors.APIConnectionError(f"{method} {url}: connection failed: {detail}", method=method, url=url,
+                                         sent=self.sent)
 
 
 #: TLS alerts a server sends when it refuses the client certificate (OpenSSL's reason names).

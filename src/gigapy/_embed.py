@@ -10,7 +10,14 @@ from collections.abc import Sequence
 from typing import Any
 
 from . import _params as P
-from .errors import APIConnectionError, ConfigurationError, GigaChatError, InternalServerError, RateLimitError
+from .errors import (
+    APIConnectionError,
+    ConfigurationError,
+    GigaChatError,
+    InternalServerError,
+    RateLimitError,
+    may_have_reached_model,
+)
 
 
 def estimate_tokens(text: str) -> int:
@@ -35,9 +42,13 @@ def plan(texts: Any, batch_size: int, max_batch_tokens: int) -> tuple[list[str],
     return items, ranges
 
 
-def retryable(exc: GigaChatError) -> bool:
-    """Whether a failed batch is worth another try (transient failures only)."""
-    return isinstance(exc, (APIConnectionError, RateLimitError, InternalServerError))
+def retryable(exc: GigaChatError, repeat: bool = False) -> bool:
+    """Whether a failed batch is worth another try: transient failures only, and one that may
+    have reached the model (:func:`~gigapy.errors.may_have_reached_model`) only when ``repeat``
+    (the client's ``retry_non_idempotent``): embeddings are billed."""
+    if not isinstance(exc, (APIConnectionError, RateLimitError, InternalServerError)):
+        return False
+    return repeat or not may_have_reached_model(exc)
 
 
 def assemble(batches: Sequence[Any], as_numpy: bool) -> Any:

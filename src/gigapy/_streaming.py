@@ -10,6 +10,7 @@ delivered.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import AsyncIterator, Awaitable, Callable, Generator, Iterator
 from types import TracebackType
 from typing import Any, Generic, TypeVar
@@ -25,6 +26,21 @@ from .types.chat_v2 import ChatCompletionV2, ChatCompletionV2Chunk, UsageV2
 
 T = TypeVar("T")
 F = TypeVar("F")
+
+
+#: A JSON escape of a UTF-16 surrogate (``\ud83d``): half of a character that may be split across events.
+_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F][0-9a-fA-F]{2}")
+_SURROGATE = re.compile("[\ud800-\udfff]")
+#: A held high surrogate never completed: the stream ends with this instead of half a character.
+REPLACEMENT = "\ufffd"
+
+
+def whole_text(text: str) -> str:
+    """``text`` with surrogate pairs joined into their characters and any lone surrogate replaced
+    by U+FFFD, so that it always encodes as UTF-8."""
+    if _SURROGATE.search(text) is None:
+        return text
+    return text.encode("utf-16-le", "surrogatepass").decode("utf-16-le", "replace")
 
 
 class TransportBroken(Exception):
@@ -44,6 +60,47 @@ class StreamState(Generic[T, F]):
         self.done = False
         self.count = 0
         self.events = 0  # SSE events decoded (comments and partial events are none)
+        #: High surrogates that ended a string of the last event, by the string's path, waiting for
+        #: the low half at the start of the same string in the next event.
+        self.held: dict[tuple[Any, ...], str] = {}
+
+    def mend(self, data: bytes) -> bytes:
+        """The event's JSON with characters split across events made whole: a string ending in
+        a high surrogate escape keeps it for the same string of the next event, which starts
+        with the low half; a surrogate that finds no partner becomes U+FFFD. The fast path
+        (no surrogate escape, nothing held) returns ``data`` unchanged."""
+        if not self.held and _SURROGATE_ESCAPE.search(data) is None:
+            return data
+        try:
+            value = json.loads(data)
+        except (ValueError, RecursionError):
+            return data  # not JSON: the chunk validation reports it
+        held = self.held
+
+        def walk(item: Any, path: tuple[Any, ...]) -> Any:
+            if isinstance(item, str):
+                text = held.pop(path, "") + item
+                if text and "\ud800" <= text[-1] <= "\udbff":
+                    held[path] = text[-1]
+                    text = text[:-1]
+                return whole_text(text)
+            if isinstance(item, dict):
+                return {key: walk(child, (*path, key)) for key, child in item.items()}
+            if isinstance(item, list):
+                return [walk(child, (*path, i)) for i, child in enumerate(item)]
+            return item
+
+        try:
+            mended = walk(value, ())
+        except RecursionError:
+            return data
+        return json.dumps(mended, ensure_ascii=False).encode("utf-8")
+
+    def unpaired(self) -> list[tuple[Any, ...]]:
+        """The paths of strings whose last high surrogate never found its low half (taken out)."""
+        paths = list(self.held)
+        self.held.clear()
+        return paths
 
     def iter_feed(self, data: bytes) -> Iterator[T]:
         """Decode a network chunk; each typed chunk is built when the consumer asks for it.
@@ -166,6 +223,7 @@ class ChatStreamState(StreamState[ChatCompletionChunk, ChatCompletion]):
             return None
         if event.event == "error":
             self.raise_error_payload(data)
+        data = self.mend(data)
         try:
             chunk: ChatCompletionChunk = self._validate_json(data)
         except ValidationError:
@@ -237,6 +295,11 @@ class ChatStreamState(StreamState[ChatCompletionChunk, ChatCompletion]):
         return self.done or any(acc.finish for acc in self._choices.values())
 
     def final(self) -> ChatCompletion:
+        for path in self.unpaired():  # half a character at the very end: U+FFFD, never a lone surrogate
+            if path[:1] == ("choices",) and path[-2:] == ("delta", "content") and isinstance(path[1], int):
+                acc = self._choices.get(path[1])
+                if acc is not None:
+                    acc.content.append(REPLACEMENT)
         choices = []
         for index in sorted(self._choices):
             acc = self._choices[index]
@@ -296,6 +359,7 @@ class ChatV2StreamState(StreamState[ChatCompletionV2Chunk, ChatCompletionV2]):
                 self.done = True
                 return None
             self.raise_error_payload(data)
+        data = self.mend(data)
         try:
             chunk = ChatCompletionV2Chunk.model_validate_json(data)
         except ValidationError:
@@ -351,6 +415,10 @@ class ChatV2StreamState(StreamState[ChatCompletionV2Chunk, ChatCompletionV2]):
         return chunk.text if chunk.event != "response.message.done" else ""
 
     def final(self) -> ChatCompletionV2:
+        for path in self.unpaired():  # half a character at the very end: U+FFFD, never a lone surrogate
+            if path[:1] == ("messages",) and path[-1:] == ("text",) and isinstance(path[1], int) \
+                    and path[1] < len(self._messages):
+                self._messages[path[1]].text.append(REPLACEMENT)
         messages = []
         for acc in self._messages:
             content: list[dict[str, Any]] = []

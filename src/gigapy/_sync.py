@@ -828,13 +828,14 @@ class GigaChat(BaseClient[HttpxTransport]):
         items, spans = _embed.plan(texts, batch_size, max_batch_tokens)
         workers = int(P.number(concurrency, "concurrency", low=1, integer=True))
         P.number(batch_retries, "batch_retries", low=0, integer=True)
+        repeat = self._core.policy.retry_non_idempotent  # embeddings are billed: the client's rule
 
         def one(span: tuple[int, int]) -> Embeddings:
             for attempt in range(batch_retries + 1):
                 try:
                     return self.embedding(items[span[0]:span[1]], model=model, **options)
                 except GigaChatError as exc:
-                    if attempt == batch_retries or not _embed.retryable(exc):
+                    if attempt == batch_retries or not _embed.retryable(exc, repeat):
                         raise
                     time.sleep(self._core.policy.backoff(attempt))
             raise AssertionError("unreachable")

@@ -7,6 +7,14 @@ flushed as each one finishes; requests that still fail after retries, and input 
 cannot be sent (not JSON, no usable id, text that UTF-8 cannot encode, an argument the
 client rejects), go to the errors file (``OUTPUT.errors.jsonl``) as ``{"id": ..., "line": N,
 "error": {"class", "status", "message", "request_id", ...}}``; nothing is sent for a bad line.
+Every line is checked (with the client's own checks) before the first request is sent; a refused
+line is checked again on every run, so once fixed it runs. OpenAI batch lines (``custom_id`` /
+``url`` / ``body``) are accepted and mapped as the OpenAI bridge maps them.
+
+A request that may have reached the model (:func:`~gigapy.errors.may_have_reached_model`: a 502
+or 504, a timeout or a connection lost after sending) is not sent again unless
+``retry_non_idempotent``. Requests that cannot connect at all stop the run (a circuit breaker)
+without being recorded as failed, so a plain rerun sends them.
 
 A crash, ``kill -9`` or Ctrl-C loses nothing: a rerun with the same arguments cuts a torn
 last line, skips every id that has a whole, valid line in OUTPUT or in the errors file, and
@@ -81,6 +89,7 @@ from .errors import (
     RequestTimeoutError,
     StreamError,
     TLSVerificationError,
+    may_have_reached_model,
 )
 
 if TYPE_CHECKING:
@@ -108,9 +117,18 @@ ProgressCallback = Callable[["BatchProgress"], None]
 _CHAT_FIELDS = P.CHAT_FIELDS
 #: Errors every following request would hit too: the run stops instead of filling the errors file.
 _FATAL = (AuthenticationError, PermissionDeniedError, PaymentRequiredError, TLSVerificationError, ConfigurationError)
-#: Errors worth another attempt (after the client's own retries).
+#: Errors worth another attempt (after the client's own retries); one that may have reached the model
+#: (:func:`~gigapy.errors.may_have_reached_model`) only with ``retry_non_idempotent``.
 _RETRYABLE = (RateLimitError, InternalServerError, APIConnectionError, StreamError, RequestTimeoutError, LockedError,
               APIResponseValidationError)
+#: Consecutive requests that could not connect (after every retry) before the run stops: the service is
+#: unreachable, so the rest would fail the same way. Those ids are not recorded as failed: a rerun sends them.
+BREAKER = 3
+
+
+def _unreached(exc: BaseException) -> bool:
+    """A connection failure before the request left (refused, DNS, connect timeout): nothing was sent."""
+    return isinstance(exc, APIConnectionError) and not exc.sent
 
 
 # --- results -----------------------------------------------------------------------------------
@@ -201,7 +219,7 @@ def detect_kind(input_path: str | os.PathLike[str]) -> Kind:
         kind = kind_of(request)
         if kind is None:
             raise InvalidArgumentError(f"{path}:{lineno}", 'cannot tell the kind: the request has neither "messages" '
-                                                           "nor \"input\"; pass kind='chat' or 'embeddings'")
+                                                           'nor "input"; choose the kind: chat or embeddings')
         return kind
     raise InvalidArgumentError("input", f"no requests in {path}")
 
@@ -255,24 +273,79 @@ class _Job:
 def _prepare(files: Files, kind: str, retry_failed: bool) -> _Job:
     """Scan INPUT, repair OUTPUT and the errors file, and work out what is left to run."""
     if kind not in ("auto", "chat", "embeddings"):
-        raise InvalidArgumentError("kind", f"expected 'chat', 'embeddings' or 'auto', got {kind!r}")
+        raise InvalidArgumentError("kind", f"expected chat, embeddings or auto, got {_shown(kind)}")
     assert files.input is not None
     scan = scan_input(files.input)
     if kind == "auto" and scan.kind is None and scan.requests:
         raise InvalidArgumentError("kind", 'cannot tell chat from embeddings (no "messages" or "input" in any '
-                                           "request); pass kind='chat' or 'embeddings'")
+                                           "request); choose the kind: chat or embeddings")
     chosen: Kind = (scan.kind or "chat") if kind == "auto" else ("chat" if kind == "chat" else "embeddings")
     in_output, warnings = load_output(files.output)
     done = {rid for rid in in_output if rid in scan.keys}
     remaining, more = compact_errors(files.errors, done, scan.keys)
     warnings += more
     failed = {key for key in remaining if key in scan.keys}
-    skip: set[Key] = set(done) if retry_failed else {*done, *failed}
-    counted_failed = 0 if retry_failed else len(failed)
+    # bad input is not a failure: its lines are checked again on every run (the input may be fixed)
+    rejected = _rejected_keys(files.errors.path, failed) if failed else set()
+    skip: set[Key] = set(done) if retry_failed else {*done, *(failed - rejected)}
+    counted_failed = 0 if retry_failed else len(failed - rejected)
     progress = BatchProgress(total=len(scan.keys), done=len(done), failed=counted_failed,
                              skipped=len(done) + counted_failed)
     return _Job(files.input, files, chosen, len(scan.keys), tuple(scan.duplicates), done, failed, skip, progress,
                 warnings)
+
+
+def _rejected_keys(path: Path, keys: set[Key]) -> set[Key]:
+    """The keys among ``keys`` whose record in the errors file is a line refused before sending."""
+    out: set[Key] = set()
+    with open(path, "rb") as fh:
+        for raw in fh:
+            if b'"attempts":0' not in raw:
+                continue
+            try:
+                item = json.loads(raw)
+                error = item["error"]
+            except (ValueError, KeyError, TypeError):
+                continue
+            key = item.get("id") if isinstance(item.get("id"), str) else item.get("line")
+            if key in keys and isinstance(error, dict) and error.get("attempts") == 0:
+                out.add(key)
+    return out
+
+
+def _shown(value: Any) -> str:
+    """A value for a message, as JSON (never Python's repr)."""
+    try:
+        return json.dumps(value, ensure_ascii=False)
+    except (TypeError, ValueError):
+        return type(value).__name__
+
+
+#: Request fields of an embeddings line that the client checks.
+_EMBEDDING_FIELDS = frozenset({"input", "model"})
+
+
+def check_request(kind: Kind, request: Mapping[str, Any], default_model: str) -> InvalidArgumentError | None:
+    """The client's own checks of one input request, before anything is sent: ranges, roles,
+    types, and a misspelt field name ("did you mean"); None when it can be sent. Fields the
+    client does not know (and that are no typo of one it does) are sent as given."""
+    known = _CHAT_FIELDS if kind == "chat" else _EMBEDDING_FIELDS
+    for name in request:
+        if name in known or name == "stream":
+            continue
+        typo = P.close_to(name, known)
+        if typo is not None:
+            return InvalidArgumentError(name, f'unknown field; did you mean "{typo}"?')
+    try:
+        if kind == "chat":
+            P.chat_body({k: v for k, v in request.items() if k in known}, default_model=default_model,
+                        profanity_check=None, flags=None)
+        else:
+            P.text(request.get("model") or "Embeddings", "model")
+            P.strings(request.get("input"), "input")
+    except InvalidArgumentError as exc:
+        return exc
+    return None
 
 
 # --- adaptive concurrency ----------------------------------------------------------------------
@@ -338,8 +411,12 @@ class AdaptiveLimiter:
 
 class _Runner:
     def __init__(self, client: AsyncGigaChat, job: _Job, concurrency: int, retries: int,
-                 on_progress: ProgressCallback | None, progress_interval: float, fsync_interval: float) -> None:
+                 on_progress: ProgressCallback | None, progress_interval: float, fsync_interval: float,
+                 repeat: bool = False) -> None:
         self.client = client
+        self.repeat = repeat  # send again a request that may have reached the model
+        self.unreached = 0  # consecutive requests that could not connect (the circuit breaker)
+        self.breaker_open = False
         self.job = job
         self.concurrency = concurrency
         self.retries = retries
@@ -443,19 +520,28 @@ class _Runner:
                 if isinstance(exc, RateLimitError):
                     self.rate_limited += 1
                 self.limiter.congestion()
-                if attempt >= self.retries:
-                    self.streak += 1
-                    if self.streak >= self.max_streak:
-                        self.fatal = exc
-                    self._write_error(rid, lineno, exc, attempt + 1)
-                    return
+                if _unreached(exc):  # nothing was sent: never recorded as failed, the id stays pending
+                    self.unreached += 1
+                    if self.unreached >= BREAKER or attempt >= self.retries or self.fatal is not None:
+                        self.breaker_open = True
+                        if self.fatal is None:
+                            self.fatal = exc
+                        return
+                else:
+                    self.unreached = 0
+                    if attempt >= self.retries or (not self.repeat and may_have_reached_model(exc)):
+                        self.streak += 1
+                        if self.streak >= self.max_streak:
+                            self.fatal = exc
+                        self._write_error(rid, lineno, exc, attempt + 1)
+                        return
                 delay = self._delay(exc, attempt)
             except GigaChatError as exc:  # the request itself is wrong: retrying cannot help
-                self.streak = 0
+                self.streak = self.unreached = 0
                 self._write_error(rid, lineno, exc, attempt + 1)
                 return
             else:
-                self.streak = 0
+                self.streak = self.unreached = 0
                 client_retries = _retries_of(result)
                 if client_retries:
                     self.retried += client_retries
@@ -470,6 +556,28 @@ class _Runner:
             attempt += 1
             self.retried += 1
             await asyncio.sleep(delay)
+
+    def _check_all(self, lines: Iterable[Line]) -> list[tuple[int, Key, InvalidArgumentError]]:
+        """(line number, key, error) of every line that cannot be sent, by the client's own checks."""
+        kind = self.job.kind
+        default_model = self.client._core.settings.model
+        refused: list[tuple[int, Key, InvalidArgumentError]] = []
+        for lineno, key, request, problem in lines:
+            if problem is None and request is not None:
+                problem = kind_problem(kind, request)
+            if problem is not None or request is None or not isinstance(key, str):
+                exc = line_error(lineno, problem)
+            else:
+                checked = check_request(kind, request, default_model)
+                if checked is None:
+                    continue
+                exc = checked
+            refused.append((lineno, key, exc))
+            if len(refused) <= 5:
+                self.job.warnings.append(f"line {lineno} not sent: {exc}")
+        if len(refused) > 5:
+            self.job.warnings.append(f"{len(refused) - 5} more lines not sent: see the errors file")
+        return refused
 
     @staticmethod
     def _delay(exc: BaseException, attempt: int) -> float:
@@ -509,9 +617,14 @@ class _Runner:
                 seen.add(key)
                 yield line
 
+        # every line is checked before the first request is sent; the refused go to the errors file first
+        refused = await asyncio.to_thread(self._check_all, pending())
+        refused_lines = {lineno for lineno, _, _ in refused}
         items = pending()  # shared by the workers: one event loop, so next() is never re-entered
 
         share = self.share
+        # a shared run writes a refused line like any other: only after claiming it
+        refused_map = {lineno: (key, exc) for lineno, key, exc in refused} if share is not None else {}
 
         deferred: deque[Line] = deque()  # shared runs: lines another worker held when we reached them
 
@@ -532,6 +645,8 @@ class _Runner:
         async def one(line: Line) -> bool:
             """Run (or defer) one line; True when the run must stop."""
             lineno, key, request, problem = line
+            if share is None and lineno in refused_lines:
+                return False  # written before the first request
             if share is not None:
                 got = await share.take(key)
                 if got != "mine":
@@ -540,7 +655,10 @@ class _Runner:
                     return False
             if problem is None and request is not None:
                 problem = kind_problem(job.kind, request)
-            if problem is not None or request is None or not isinstance(key, str):
+            if lineno in refused_map:
+                self._write_error(refused_map[lineno][0], lineno, refused_map[lineno][1], 0)
+                await asyncio.sleep(0)
+            elif problem is not None or request is None or not isinstance(key, str):
                 self._write_error(key, lineno, line_error(lineno, problem), 0)
                 await asyncio.sleep(0)  # nothing was awaited: let the writes and the other workers run
             else:
@@ -557,7 +675,13 @@ class _Runner:
         except BaseException:
             os.close(self.out.fd)
             raise
-        tasks = [asyncio.ensure_future(work()) for _ in range(self.concurrency)]
+        for lineno, key, exc in (refused if share is None else ()):  # line by line: a file-size limit
+            self._write_error(key, lineno, exc, 0)                      # keeps every whole line before it
+            self.err.flush()
+            if self.write_failure is not None:
+                break
+        workers = self.concurrency if self.write_failure is None else 0
+        tasks = [asyncio.ensure_future(work()) for _ in range(workers)]
         everything = asyncio.gather(*tasks)
         ticker = asyncio.ensure_future(self._ticker())
         waiters: set[asyncio.Future[Any]] = {everything, ticker, asyncio.ensure_future(halt.wait())}
@@ -598,6 +722,7 @@ async def run_batch(
     progress_interval: float = 0.5,
     fsync_interval: float = 1.0,
     stop: asyncio.Event | None = None,
+    retry_non_idempotent: bool | None = None,
     coordinator: str | Coordinator | None = None,
     job: str | None = None,
 ) -> BatchSummary:
@@ -605,7 +730,13 @@ async def run_batch(
 
     ``kind``: ``chat``, ``embeddings`` or ``auto`` (from the first request). ``concurrency``
     caps requests in flight (the adaptive limit stays at or below it). ``retries``: extra
-    attempts per request after the client's own retries (429 waits for Retry-After).
+    attempts per request after the client's own retries (429 waits for Retry-After); a
+    request that may have reached the model (a 502 or 504, a timeout or a connection lost
+    after sending: :func:`~gigapy.errors.may_have_reached_model`) is recorded as failed at
+    once, never sent twice, unless ``retry_non_idempotent`` (default: the client's setting).
+    Every line is checked with the client's own checks before the first request is sent.
+    Requests that cannot connect at all stop the run (a circuit breaker) and are not recorded
+    as failed, so a rerun sends them.
     ``on_progress`` gets a :class:`BatchProgress` every ``progress_interval`` seconds.
     Setting ``stop`` ends the run early (what finished is saved). A line that cannot be sent
     goes to the errors file with its line number, and the run goes on. Raises
@@ -625,7 +756,9 @@ async def run_batch(
         raise InvalidArgumentError("retries", f"must be an integer >= 0, got {retries!r}")
     with Files(input_path, output_path, errors_path) as files:
         prepared = await asyncio.to_thread(_prepare, files, kind, retry_failed)
-        runner = _Runner(client, prepared, concurrency, retries, on_progress, progress_interval, fsync_interval)
+        repeat = client._core.policy.retry_non_idempotent if retry_non_idempotent is None else retry_non_idempotent
+        runner = _Runner(client, prepared, concurrency, retries, on_progress, progress_interval, fsync_interval,
+                         bool(repeat))
         if coordinator is not None:
             runner.share = await _share(coordinator, job, files, prepared)
         interrupted = await runner.run(stop)
@@ -642,6 +775,10 @@ async def run_batch(
         raise runner.write_failure
     if runner.fatal is not None:
         exc = runner.fatal
+        if runner.breaker_open:
+            raise BatchAborted(f"batch stopped: cannot reach the service: {exc}; the {summary.remaining} requests "
+                               "not answered yet are not recorded as failed: rerun the same command once it is "
+                               "reachable", summary) from exc
         raise BatchAborted(f"batch stopped: {exc}", summary) from exc
     return summary
 
@@ -783,14 +920,19 @@ async def run_via_batches_api(
         pending: list[tuple[str, dict[str, Any]]] = []
         line_of: dict[str, int] = {}
         refused: list[bytes] = []
+        stale_refusals = False  # a line refused again: its older record goes
         for lineno, key, request, problem in iter_lines(job.input_path):
             if key in accounted or key in submitted:
                 continue
             if problem is None and request is not None:
                 problem = kind_problem(job.kind, request)
-            if problem is not None or request is None or not isinstance(key, str):
-                refused.append(_error_line(key, lineno, line_error(lineno, problem), 0))
+            checked = None
+            if problem is None and request is not None and isinstance(key, str):
+                checked = check_request(job.kind, request, client._core.settings.model)
+            if problem is not None or request is None or not isinstance(key, str) or checked is not None:
+                refused.append(_error_line(key, lineno, checked or line_error(lineno, problem), 0))
                 accounted.add(key)
+                stale_refusals = stale_refusals or key in job.failed
                 continue
             submitted.add(key)
             line_of[key] = lineno
@@ -798,6 +940,8 @@ async def run_via_batches_api(
         try:
             if refused:
                 await asyncio.to_thread(append_file, files.errors.path, b"".join(refused), files.errors.shown)
+                if stale_refusals:
+                    await asyncio.to_thread(compact_errors, files.errors, job.done)
                 rejected = len(refused)
                 bad_total += rejected
             for start in range(0, len(pending), batch_size):

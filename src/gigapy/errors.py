@@ -64,6 +64,7 @@ __all__ = [
     "ToolLoopError",
     "UnknownFieldWarning",
     "UnprocessableEntityError",
+    "may_have_reached_model",
 ]
 
 
@@ -110,19 +111,25 @@ class ConfigurationError(InvalidArgumentError):
 
 
 class APIConnectionError(GigaChatError):
-    """No HTTP response was received (connection refused, reset, DNS failure, ...)."""
+    """No HTTP response was received (connection refused, reset, DNS failure, ...).
 
-    def __init__(self, message: str, *, method: str = "", url: str = "") -> None:
+    ``sent`` tells whether the request may have reached the server before the failure (a read
+    timeout, a connection closed before the answer); False when it never left (no connection)."""
+
+    def __init__(self, message: str, *, method: str = "", url: str = "", sent: bool = False) -> None:
         super().__init__(message)
         self.method = method
         self.url = url
+        self.sent = sent
 
 
 class APITimeoutError(APIConnectionError):
     """A connect, read, write or pool timeout expired (``phase`` tells which)."""
 
-    def __init__(self, message: str, *, method: str = "", url: str = "", phase: str = "read") -> None:
-        super().__init__(message, method=method, url=url)
+    def __init__(self, message: str, *, method: str = "", url: str = "", phase: str = "read",
+                 sent: bool | None = None) -> None:
+        super().__init__(message, method=method, url=url,
+                         sent=phase not in ("connect", "pool") if sent is None else sent)
         self.phase = phase
 
 
@@ -345,3 +352,25 @@ def status_error_class(status: int) -> type[APIStatusError]:
     if cls is not None:
         return cls
     return InternalServerError if status >= 500 else APIStatusError
+
+
+#: Statuses by which a gateway gave up waiting while the model may still be generating (and billing).
+GATEWAY_STATUSES = frozenset({502, 504})
+
+
+def may_have_reached_model(exc: BaseException) -> bool:
+    """Whether the failed request may have reached the model, so that sending it again could run
+    (and bill) it twice: a 502 or 504 (the gateway gave up, the model may still be generating),
+    a connection lost or a timeout after the request was sent (``APIConnectionError.sent``), a
+    stream that failed after it started, or a 2xx answer that could not be read.
+
+    Every layer of gigapy that retries on its own (the client, ``embed_many``, bulk runs)
+    repeats a request that is not safe to repeat after such an error only when the caller
+    opted in (``retry_non_idempotent=True``)."""
+    if isinstance(exc, APIStatusError):
+        return exc.status_code in GATEWAY_STATUSES
+    if isinstance(exc, (StreamError, APIResponseValidationError)):
+        return True
+    if isinstance(exc, APIConnectionError):
+        return exc.sent
+    return False

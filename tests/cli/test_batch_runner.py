@@ -140,7 +140,7 @@ def test_retry_failed_moves_recovered_ids_out_of_the_errors_file(emu: Any, tmp_p
 def test_transient_failures_are_retried(emu: Any, tmp_path: Path) -> None:
     src = write_jsonl(tmp_path / "in.jsonl", (chat_line(i) for i in range(6)))
     out = tmp_path / "out.jsonl"
-    emu.faults.enqueue("500", "503", "502", "drop", routes=["chat/completions"])
+    emu.faults.enqueue("500", "503", "429", "500html", routes=["chat/completions"])
     summary = asyncio.run(run(emu, src, out, concurrency=4, client_kw={"max_retries": 0}, retries=5))
     assert summary.done == 6 and summary.failed == 0
     assert summary.retries >= 4
@@ -260,6 +260,7 @@ def test_stop_event_saves_what_finished(emu: Any, tmp_path: Path) -> None:
     assert len(ids) == len(set(ids)) == 200
 
 
+@pytest.mark.hostile("one_lock")
 def test_two_runs_on_one_output_are_refused(emu: Any, tmp_path: Path) -> None:
     src = write_jsonl(tmp_path / "in.jsonl", (chat_line(i) for i in range(30)))
     out = tmp_path / "out.jsonl"

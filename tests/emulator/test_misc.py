@@ -122,3 +122,17 @@ def test_functions_convert(api: Api) -> None:
     assert function["parameters"]["properties"] == {"text": {"type": "string"}}
     assert function["return_parameters"]["properties"]["status"] == {"type": "boolean"}
     assert api.post("functions/convert", content=b"not a spec").status_code == 400
+
+
+@pytest.mark.hostile("unencodable")
+@pytest.mark.parametrize(("route", "body"), [
+    ("chat/completions", b'{"model": "GigaChat", "messages": [{"role": "user", "content": "cut \\ud83d"}]}'),
+    ("chat/completions", b'{"model": "GigaChat", "messages": [{"role": "user", "content": "\\ude00 low"}]}'),
+    ("embeddings", b'{"model": "Embeddings", "input": ["ok", "cut \\ud83d"]}'),
+    ("tokens/count", b'{"model": "GigaChat", "input": ["\\udbff"]}'),
+])
+def test_a_lone_surrogate_in_a_request_is_a_4xx_in_the_service_shape(api: Api, route: str, body: bytes) -> None:
+    response = api.post(route, content=body, headers={"Content-Type": "application/json"})
+    assert 400 <= response.status_code < 500, response.text
+    error = response.json()
+    assert error["status"] == response.status_code and error["message"]

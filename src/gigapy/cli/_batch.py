@@ -28,7 +28,12 @@ BATCH_HELP = (
     "A line that cannot be sent (not JSON, no usable id, text UTF-8 cannot encode) goes to the errors file with its "
     "line number; the run goes on.\n\n"
     "Interrupted (Ctrl-C, crash, kill -9, a full disk)? Rerun the same command: it resumes, skipping what is done, "
-    "with no duplicates. --retry-failed runs the failed ids again.\n\n"
+    "with no duplicates. --retry-failed runs the failed ids again; lines refused as bad input are checked again "
+    "on every run.\n\n"
+    "A request that may have reached the model (a 502 or 504, a timeout or a connection lost after sending) is "
+    "recorded as failed, never sent twice, unless --retry-non-idempotent. When the service cannot be reached at "
+    "all, the run stops within seconds and records nothing as failed: rerun once it is reachable.\n\n"
+    'OpenAI batch lines ({"custom_id": ..., "url": "/v1/chat/completions", "body": {...}}) are accepted too.\n\n'
     "Exit code: 0 all done, 1 some lines failed, 2 bad arguments (or another run holds OUTPUT), 4 OUTPUT or the "
     "errors file could not be written, 130 interrupted."
 )
@@ -102,10 +107,11 @@ def _summary_text(s: BatchSummary, via_api: bool) -> str:
     if not via_api:
         text += f" ({s.requests_per_second:.1f} req/s, {s.tokens:,} tokens)"
     text += f"\n  output: {s.output_path}"
-    if s.failed:
+    if s.failed > s.rejected:
         text += f"\n  errors: {s.errors_path} (rerun with --retry-failed to try them again)"
     if s.rejected:
-        text += f"\n  {s.rejected} lines could not be sent (bad input; see the errors file for the line numbers)"
+        text += (f"\n  {s.rejected} lines could not be sent (bad input, in {s.errors_path} with their line numbers; "
+                 "fix them and rerun: they are checked again on every run)")
     if s.duplicate_ids:
         shown = ", ".join(s.duplicate_ids[:5]) + (", ..." if len(s.duplicate_ids) > 5 else "")
         text += f"\n  warning: {len(s.duplicate_ids)} duplicate ids in the input were run once: {shown}"
@@ -131,6 +137,9 @@ def batch(
                                                 show_default=False)] = None,
     retry_failed: Annotated[bool, typer.Option("--retry-failed",
                                                help="Run the ids in the errors file again.")] = False,
+    retry_non_idempotent: Annotated[bool, typer.Option(
+        "--retry-non-idempotent",
+        help="Send a request again after a 502, 504, timeout or lost connection (it may run twice).")] = False,
     via_batches_api: Annotated[bool, typer.Option(
         "--via-batches-api", help="Submit through the service's /batches API, poll, write the same OUTPUT.")] = False,
     batch_size: Annotated[int, typer.Option(min=1, help="Lines per service batch (--via-batches-api).")] = 10_000,
@@ -163,8 +172,12 @@ def batch(
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         installed = _install_handlers(loop, stop)
-        extra = {} if coordinator is None else {"coordinator": coordinator}
-        client = state.async_client(max_connections=max(100, concurrency), **extra)
+        overrides: dict[str, object] = {"max_connections": max(100, concurrency)}
+        if retry_non_idempotent:
+            overrides["retry_non_idempotent"] = True
+        if coordinator is not None:
+            overrides["coordinator"] = coordinator
+        client = state.async_client(**overrides)
         try:
             if via_batches_api:
                 return await run_via_batches_api(client, input_path, output, kind=kind, errors_path=errors,
@@ -172,6 +185,7 @@ def batch(
                                                  poll_interval=poll_interval, on_progress=update, stop=stop)
             return await run_batch(client, input_path, output, kind=kind, concurrency=concurrency,
                                    errors_path=errors, retry_failed=retry_failed, retries=retries,
+                                   retry_non_idempotent=retry_non_idempotent or None,
                                    on_progress=update, progress_interval=min(0.25, progress_interval), stop=stop,
                                    coordinator=coordinator, job=job)
         finally:
@@ -195,11 +209,18 @@ def batch(
         raise CliError(f"batch stopped: {exc}", f"{saved}free space (or raise the file-size limit) and rerun the "
                                                 "same command to resume", EXIT_IO) from None
     except BatchAborted as exc:
+        from gigapy.errors import APIConnectionError
+
         from ._app import describe
 
         cause = exc.__cause__ or exc
         message, fix, code = describe(cause)
         s = exc.summary
+        if isinstance(cause, APIConnectionError) and not cause.sent:  # the circuit breaker
+            raise CliError(f"batch stopped: cannot reach the service: {message}",
+                           f"{fix + '; ' if fix else ''}the {s.remaining} requests not answered yet are not recorded "
+                           f"as failed and the {s.done} finished answers are saved in {s.output_path}; rerun the same "
+                           "command once the service is reachable", code) from None
         raise CliError(f"batch stopped: {message}",
                        f"{fix + '; ' if fix else ''}the {s.done} finished answers are saved in {s.output_path}; "
                        "fix the cause and rerun the same command to resume", code) from None
