@@ -50,7 +50,7 @@ REFRESH_AHEAD = 60.0
 FETCH_LOCK_TTL = 30.0
 #: Waiting for a lease polls the backend at most this often (seconds, with jitter).
 POLL_MIN = 0.005
-POLL_MAX = 0.1
+POLL_MAX = 0.02
 PROBE_INTERVAL = 1.0
 
 
