@@ -22,7 +22,8 @@ DOCS = ROOT / "docs"
 BIN = Path(sys.executable).parent
 # the pages written as a guide; docs/cli.md, emulator.md and openai.md keep their own checks
 GUIDE_PAGES = sorted(
-    [DOCS / "index.md", *(p for d in ("guide", "help", "migration", "ru") for p in (DOCS / d).glob("*.md"))]
+    [DOCS / "index.md", DOCS / "langchain.md", DOCS / "llama-index.md",
+     *(p for d in ("guide", "help", "migration", "ru") for p in (DOCS / d).glob("*.md"))]
 )
 def _blocks() -> list[tuple[str, str]]:
     found = []
@@ -56,6 +57,7 @@ def test_the_site_builds_strictly_without_a_warning(site: tuple[Path, str]) -> N
     for page in ("index.html", "cli/index.html", "emulator/index.html", "openai/index.html",
                  "guide/quickstart/index.html", "guide/setup/index.html", "guide/tls/index.html",
                  "help/faq/index.html", "migration/gigachat-sdk/index.html", "migration/langchain-gigachat/index.html",
+                 "langchain/index.html", "llama-index/index.html",
                  "ru/quickstart/index.html", "ru/setup/index.html", "ru/tls/index.html", "ru/faq/index.html"):
         assert (out / page).is_file(), page
 
@@ -69,6 +71,7 @@ def test_the_site_builds_strictly_without_a_warning(site: tuple[Path, str]) -> N
     ("tools", ["gigapy.tools.ToolRun"]),
     ("batch", ["gigapy.batch.run_batch", "gigapy.batch.BatchSummary"]),
     ("testing", ["gigapy.testing.gigachat_emulator"]),
+    ("integrations", ["gigapy.integrations.langchain.ChatGigaChat", "gigapy.integrations.llama_index.GigaChatLLM"]),
     ("emulator", ["gigapy.emulator.Emulator"]),
 ])
 def test_the_api_reference_documents_the_public_names(site: tuple[Path, str], page: str, names: list[str]) -> None:

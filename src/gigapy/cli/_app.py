@@ -15,7 +15,7 @@ from typing import Annotated, Any
 import typer
 from typer.core import TyperGroup
 
-from . import _batch, _certs, _chat, _doctor, _ops, _profiles
+from . import _batch, _certs, _chat, _doctor, _ops, _profiles, _serve
 from ._common import (
     EXIT_CONNECTION,
     EXIT_ERROR,
@@ -40,6 +40,17 @@ _ADVICE_403 = (
     ("/batches", "the batches API is available to pay-as-you-go accounts: use --scope GIGACHAT_API_CORP, "
                  "or run the requests yourself with `gigapy batch` (without --via-batches-api)"),
 )
+
+
+def _disk_errnos() -> frozenset[int]:
+    import errno
+
+    names = ("ENOSPC", "EFBIG", "EIO", "EDQUOT", "EROFS")
+    return frozenset(getattr(errno, name) for name in names if hasattr(errno, name))
+
+
+#: Errors of a write that the disk refused (full, file too large, I/O error, quota, read-only).
+_DISK_ERRNOS = _disk_errnos()
 
 
 def describe(exc: BaseException) -> tuple[str, str | None, int]:
@@ -75,6 +86,13 @@ def describe(exc: BaseException) -> tuple[str, str | None, int]:
     if isinstance(exc, FileNotFoundError):
         return f"file not found: {exc.filename}", None, EXIT_ERROR
     if isinstance(exc, OSError):
+        import errno
+
+        code = errno.errorcode.get(exc.errno or 0, "")
+        if exc.errno in _DISK_ERRNOS:  # a file could not be written: the documented disk-error exit code
+            target = f"cannot write {exc.filename}: " if exc.filename else "cannot write: "
+            return (f"{target}{exc.strerror or exc} ({code})", "free space (or raise the file-size limit) and run "
+                    "the command again", EXIT_IO)
         where = f" ({exc.filename})" if exc.filename else ""
         return f"{exc.strerror or exc}{where}", None, EXIT_ERROR
     return (f"unexpected {type(exc).__name__}: {exc}", "run again with --debug for the traceback; "
@@ -194,6 +212,7 @@ _batch.register(app)
 _doctor.register(app)
 _certs.register(app)
 _profiles.register(app)
+_serve.register(app)
 
 
 @app.command("emulator", context_settings={"allow_extra_args": True, "ignore_unknown_options": True},
