@@ -422,8 +422,11 @@ class Appender:
     an error cuts the file back to its last whole line, keeps the unwritten lines pending (they
     are not counted) and reports the failure, which stops the run."""
 
-    def __init__(self, file: LockedFile, on_failure: Callable[[BatchWriteError], None]) -> None:
+    def __init__(self, file: LockedFile, on_failure: Callable[[BatchWriteError], None],
+                 on_written: Callable[[list[Any]], None] | None = None) -> None:
         self.file = file
+        self._on_written = on_written  # told the keys of the lines each successful write carried
+        self._pending_keys: list[Any] = []
         try:
             self.fd = os.open(file.path, os.O_WRONLY | os.O_APPEND)
             self.size = os.fstat(self.fd).st_size  # the end of the last whole line
@@ -436,10 +439,12 @@ class Appender:
         self._on_failure = on_failure
         self._syncing: asyncio.Future[None] | None = None
 
-    def add(self, line: bytes, rejected: bool = False) -> None:
+    def add(self, line: bytes, rejected: bool = False, key: Any = None) -> None:
         if not self._pending and self.failure is None:
             asyncio.get_running_loop().call_soon(self.flush)
         self._pending.append(line)
+        if self._on_written is not None:
+            self._pending_keys.append(key)
         if rejected:
             self._pending_rejected += 1
 
@@ -464,6 +469,9 @@ class Appender:
             return
         pending.clear()  # only now: a failed write keeps its lines out of the counts
         self._pending_rejected = 0
+        if self._on_written is not None:
+            keys, self._pending_keys = self._pending_keys, []
+            self._on_written(keys)
         self.size += len(data)
         self.dirty = True
 

@@ -140,6 +140,9 @@ class Settings:
     session_id: str | None = None
     #: How function schemas built from Python types are sent: "reduced" or "full" (see gigapy.schema).
     schema_dialect: Literal["reduced", "full"] = "reduced"
+    #: Where the fleet shares tokens and concurrency: ``memory://``, ``file:///dir``, ``redis://...``
+    #: (a secret: a Redis URL may carry a password). None: this process only, no leases.
+    coordinator: SecretStr | None = None
 
     @property
     def auth_mode(self) -> Literal["oauth", "password", "token", "mtls"]:
@@ -222,8 +225,9 @@ _ENV_FIELDS = (
     "retry_non_idempotent",
     "session_id",
     "schema_dialect",
+    "coordinator",
 )
-_SECRET_FIELDS = frozenset({"credentials", "password", "access_token", "key_file_password"})
+_SECRET_FIELDS = frozenset({"credentials", "password", "access_token", "key_file_password", "coordinator"})
 
 
 _KNOWN_ARGS = frozenset({*_ENV_FIELDS, "default_headers"})
@@ -469,6 +473,8 @@ def _secret_problem(name: str, value: SecretStr) -> tuple[SecretStr, str | None]
         return value, f"contains a lone surrogate at index {index}; it cannot be encoded as UTF-8"
     if name == "credentials":
         return _credentials_problem(secret)
+    if name == "coordinator":
+        return SecretStr(secret), _coordinator_problem(secret)
     if name == "access_token":
         problem = _wire.header_value_problem(secret)
         if problem is None and any(ch in secret for ch in " \t"):
@@ -476,6 +482,14 @@ def _secret_problem(name: str, value: SecretStr) -> tuple[SecretStr, str | None]
         if problem is not None:
             return value, f"cannot be sent in the Authorization header: it {problem}"
     return SecretStr(secret), None
+
+
+def _coordinator_problem(url: str) -> str | None:
+    """Why a coordinator URL is unusable (its scheme; the URL itself is never repeated)."""
+    scheme = url.split("://", 1)[0].lower() if "://" in url else ""
+    if scheme not in ("memory", "file", "redis", "rediss", "unix"):
+        return "expected memory://, file:///path, redis://host:port/db or rediss://... (the URL is not shown)"
+    return None
 
 
 def _credentials_problem(key: str) -> tuple[SecretStr, str | None]:

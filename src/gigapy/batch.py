@@ -95,6 +95,8 @@ from .errors import (
 
 if TYPE_CHECKING:
     from ._clients.async_client import AsyncGigaChat
+    from .coordinator import Coordinator
+    from .coordinator._share import FleetShare
     from .types.batches import BatchResult
 
 __all__ = [
@@ -431,6 +433,7 @@ class _Runner:
         self.out: Appender | None = None
         self.err: Appender | None = None
         self.halt: asyncio.Event | None = None
+        self.share: FleetShare | None = None  # workers sharing one input through a coordinator
 
     def snapshot(self, status: str = "running") -> BatchProgress:
         lost_ok = self.out.lost if self.out is not None else 0
@@ -452,7 +455,7 @@ class _Runner:
 
     def _write_ok(self, rid: str, response_json: str) -> None:
         assert self.out is not None
-        self.out.add(f'{{"id":{_encode_str(rid)},"response":{response_json}}}\n'.encode())
+        self.out.add(f'{{"id":{_encode_str(rid)},"response":{response_json}}}\n'.encode(), key=rid)
         self.done += 1
         self.completed += 1
         if rid in self.job.failed:
@@ -462,7 +465,7 @@ class _Runner:
     def _write_error(self, key: Key, lineno: int, exc: BaseException, attempts: int) -> None:
         assert self.err is not None
         sent = attempts > 0
-        self.err.add(_error_line(key, lineno, exc, attempts), rejected=not sent)
+        self.err.add(_error_line(key, lineno, exc, attempts), rejected=not sent, key=key)
         self.failed += 1
         if sent:
             self.completed += 1
@@ -610,29 +613,61 @@ class _Runner:
         refused_lines = {lineno for lineno, _, _ in refused}
         items = pending()  # shared by the workers: one event loop, so next() is never re-entered
 
-        async def work() -> None:
-            for lineno, key, request, problem in items:
-                if lineno in refused_lines:
-                    continue
-                if problem is None and request is not None:
-                    problem = kind_problem(job.kind, request)
-                if problem is not None or request is None or not isinstance(key, str):
-                    self._write_error(key, lineno, line_error(lineno, problem), 0)
-                    await asyncio.sleep(0)  # nothing was awaited: let the writes and the other workers run
-                else:
-                    await self.process(key, lineno, request)
-                if self.fatal is not None or self.write_failure is not None:
-                    halt.set()
-                    return
+        share = self.share
+        # a shared run writes a refused line like any other: only after claiming it
+        refused_map = {lineno: (key, exc) for lineno, key, exc in refused} if share is not None else {}
 
-        self.out = Appender(job.files.output, self._write_failed)
+        deferred: deque[Line] = deque()  # shared runs: lines another worker held when we reached them
+
+        async def work() -> None:
+            for line in items:
+                if await one(line):
+                    return
+            while deferred:  # ids other workers held: run them if their worker dies before finishing
+                waiting = len(deferred)
+                for _ in range(waiting):
+                    if not deferred:
+                        break
+                    if await one(deferred.popleft()):
+                        return
+                if len(deferred) >= waiting:
+                    await asyncio.sleep(0.2)
+
+        async def one(line: Line) -> bool:
+            """Run (or defer) one line; True when the run must stop."""
+            lineno, key, request, problem = line
+            if share is None and lineno in refused_lines:
+                return False  # written before the first request
+            if share is not None:
+                got = await share.take(key)
+                if got != "mine":
+                    if got == "busy":
+                        deferred.append(line)
+                    return False
+            if problem is None and request is not None:
+                problem = kind_problem(job.kind, request)
+            if lineno in refused_map:
+                self._write_error(refused_map[lineno][0], lineno, refused_map[lineno][1], 0)
+                await asyncio.sleep(0)
+            elif problem is not None or request is None or not isinstance(key, str):
+                self._write_error(key, lineno, line_error(lineno, problem), 0)
+                await asyncio.sleep(0)  # nothing was awaited: let the writes and the other workers run
+            else:
+                await self.process(key, lineno, request)
+            if self.fatal is not None or self.write_failure is not None:
+                halt.set()
+                return True
+            return False
+
+        written = None if share is None else share.written
+        self.out = Appender(job.files.output, self._write_failed, written)
         try:
-            self.err = Appender(job.files.errors, self._write_failed)
+            self.err = Appender(job.files.errors, self._write_failed, written)
         except BaseException:
             os.close(self.out.fd)
             raise
-        for lineno, key, exc in refused:  # line by line: a file-size limit keeps every whole line before it
-            self._write_error(key, lineno, exc, 0)
+        for lineno, key, exc in (refused if share is None else ()):  # line by line: a file-size limit
+            self._write_error(key, lineno, exc, 0)                      # keeps every whole line before it
             self.err.flush()
             if self.write_failure is not None:
                 break
@@ -659,6 +694,8 @@ class _Runner:
             await asyncio.gather(*tasks, *waiters, return_exceptions=True)
             for appender in (self.out, self.err):
                 await appender.aclose()
+            if share is not None:
+                await share.aclose()
         return stopped and self.fatal is None and self.write_failure is None
 
 
@@ -677,6 +714,8 @@ async def run_batch(
     fsync_interval: float = 1.0,
     stop: asyncio.Event | None = None,
     retry_non_idempotent: bool | None = None,
+    coordinator: str | Coordinator | None = None,
+    job: str | None = None,
 ) -> BatchSummary:
     """Run every line of ``input_path`` that is not done yet, appending to ``output_path``.
 
@@ -695,23 +734,31 @@ async def run_batch(
     :class:`BatchAborted` when every further request would fail (bad credentials, no access,
     TLS, a service that keeps failing), :class:`BatchWriteError` when a file cannot be
     written, and InvalidArgumentError for bad arguments or when another run holds the files.
+
+    ``coordinator`` (a URL or a :class:`gigapy.coordinator.Coordinator`) shares the input with
+    other workers: each runs with its own ``output_path``, ids are claimed through the coordinator,
+    and every id lands exactly once in the union of the workers' files (``job`` names the shared
+    job; by default a digest of the input, the same for every worker). The client's own
+    ``coordinator`` setting is what bounds the fleet's concurrency.
     """
     if isinstance(concurrency, bool) or not isinstance(concurrency, int) or concurrency < 1:
         raise InvalidArgumentError("concurrency", f"must be an integer >= 1, got {concurrency!r}")
     if isinstance(retries, bool) or not isinstance(retries, int) or retries < 0:
         raise InvalidArgumentError("retries", f"must be an integer >= 0, got {retries!r}")
     with Files(input_path, output_path, errors_path) as files:
-        job = await asyncio.to_thread(_prepare, files, kind, retry_failed)
+        prepared = await asyncio.to_thread(_prepare, files, kind, retry_failed)
         repeat = client._core.policy.retry_non_idempotent if retry_non_idempotent is None else retry_non_idempotent
-        runner = _Runner(client, job, concurrency, retries, on_progress, progress_interval, fsync_interval,
+        runner = _Runner(client, prepared, concurrency, retries, on_progress, progress_interval, fsync_interval,
                          bool(repeat))
+        if coordinator is not None:
+            runner.share = await _share(coordinator, job, files, prepared)
         interrupted = await runner.run(stop)
         if runner.errors_dirty and runner.write_failure is None:  # else the next run compacts
             try:
-                await asyncio.to_thread(compact_errors, files.errors, job.done | runner.recovered)
+                await asyncio.to_thread(compact_errors, files.errors, prepared.done | runner.recovered)
             except BatchWriteError as failure:
                 runner.write_failure = failure
-        summary = _summary(runner, job, interrupted)
+        summary = _summary(runner, prepared, interrupted)
     if on_progress is not None:
         on_progress(summary)
     if runner.write_failure is not None:
@@ -725,6 +772,22 @@ async def run_batch(
                                "reachable", summary) from exc
         raise BatchAborted(f"batch stopped: {exc}", summary) from exc
     return summary
+
+
+async def _share(coordinator: str | Coordinator, name: str | None, files: Files, job: _Job) -> FleetShare:
+    """This worker's part of a job shared through ``coordinator``; its finished ids are published."""
+    from .coordinator import Coordinator, shared
+    from .coordinator._share import FleetShare, job_name
+
+    if isinstance(coordinator, str):
+        coordinator = shared(coordinator, field="coordinator")
+    elif not isinstance(coordinator, Coordinator):
+        raise InvalidArgumentError("coordinator", f"expected a URL or a Coordinator, got {type(coordinator).__name__}")
+    if name is not None and (not isinstance(name, str) or not name.strip()):
+        raise InvalidArgumentError("job", f"expected a non-empty string, got {name!r}")
+    share = FleetShare(coordinator, name or job_name(job.input_path), files.output.path, files.errors.path)
+    await share.start(job.skip)
+    return share
 
 
 def _summary(runner: _Runner, job: _Job, interrupted: bool) -> BatchSummary:

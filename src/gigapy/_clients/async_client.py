@@ -437,7 +437,12 @@ class AsyncGigaChat(BaseClient[AiohttpTransport]):
                 action = send(result)
                 kind = type(action)
                 if kind is Send:
-                    result = await self._transport.send(action.request)
+                    fleet = self._fleet
+                    result = await (
+                        self._transport.send(action.request)
+                        if fleet is None
+                        else fleet.send_async(self._transport.send, action.request, self._bearer_now)
+                    )
                 elif kind is GetToken:
                     result = await self._token(action.stale)
                 elif kind is Sleep:
@@ -452,12 +457,17 @@ class AsyncGigaChat(BaseClient[AiohttpTransport]):
         except StopIteration as stop:
             return stop.value  # type: ignore[no-any-return]
 
+    async def _bearer_now(self) -> SecretStr:
+        return await self._token(None)
+
     async def _token(self, stale: SecretStr | None) -> SecretStr:
         tokens = self._core.tokens
         token = tokens.without_io(stale)
         if token is not None:
             return token
         assert tokens.entry is not None
+        if self._fleet is not None:
+            return await self._fleet.token_async(tokens.entry, lambda: self._run(self._core.fetch_token()), stale)
         return await tokens.entry.get_async(lambda: self._run(self._core.fetch_token()), stale)
 
     # --- lifecycle -----------------------------------------------------------------------

@@ -3,13 +3,25 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any, Generic, Literal, Protocol, TypedDict, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, Literal, Protocol, TypedDict, TypeVar
 
 from typing_extensions import Self
 
 from .._config import Settings, Timeout, derive
 from .._ops.base import ClientCore, same_identity
 from .._transports.tls import tls_key
+
+if TYPE_CHECKING:
+    from ..coordinator._hook import FleetHook
+
+
+def _fleet_for(settings: Settings) -> FleetHook | None:
+    """The coordinator hook (imported only when a coordinator is configured)."""
+    if settings.coordinator is None:
+        return None
+    from ..coordinator._hook import fleet_for
+
+    return fleet_for(settings)
 
 
 class ClientSettings(TypedDict, total=False):
@@ -37,6 +49,7 @@ class ClientSettings(TypedDict, total=False):
     retry_non_idempotent: bool | None
     session_id: str | None
     schema_dialect: Literal["reduced", "full"] | None
+    coordinator: str | None
 
 
 class Transport(Protocol):
@@ -54,11 +67,13 @@ class BaseClient(Generic[TransportT]):
     _core: ClientCore
     _transport: TransportT
     _owns_transport: bool
+    _fleet: FleetHook | None = None
 
     def _setup(self, settings: Settings, transport: TransportT, owns: bool) -> None:
         self._core = ClientCore(settings)
         self._transport = transport
         self._owns_transport = owns
+        self._fleet = _fleet_for(settings)
 
     def _new_transport(self, settings: Settings) -> TransportT:
         raise NotImplementedError
@@ -70,6 +85,7 @@ class BaseClient(Generic[TransportT]):
         clone = object.__new__(type(self))
         shared = same_identity(settings, self._core.settings)
         clone._core = ClientCore(settings, self._core.tokens if shared else None)
+        clone._fleet = _fleet_for(settings)
         if tls_key(settings) == self._transport.tls_key:
             clone._transport = self._transport
             clone._owns_transport = False

@@ -384,7 +384,12 @@ class GigaChat(BaseClient[HttpxTransport]):
                 action = send(result)
                 kind = type(action)
                 if kind is Send:
-                    result = self._transport.send(action.request)
+                    fleet = self._fleet
+                    result = (
+                        self._transport.send(action.request)
+                        if fleet is None
+                        else fleet.send_sync(self._transport.send, action.request, self._bearer_now)
+                    )
                 elif kind is GetToken:
                     result = self._token(action.stale)
                 elif kind is Sleep:
@@ -399,12 +404,17 @@ class GigaChat(BaseClient[HttpxTransport]):
         except StopIteration as stop:
             return stop.value  # type: ignore[no-any-return]
 
+    def _bearer_now(self) -> SecretStr:
+        return self._token(None)
+
     def _token(self, stale: SecretStr | None) -> SecretStr:
         tokens = self._core.tokens
         token = tokens.without_io(stale)
         if token is not None:
             return token
         assert tokens.entry is not None
+        if self._fleet is not None:
+            return self._fleet.token_sync(tokens.entry, lambda: self._run(self._core.fetch_token()), stale)
         return tokens.entry.get_sync(lambda: self._run(self._core.fetch_token()), stale)
 
     # --- lifecycle -----------------------------------------------------------------------

@@ -151,6 +151,14 @@ def batch(
     progress_interval: Annotated[float, typer.Option(
         min=0.05, metavar="SECONDS", help="Seconds between plain progress lines when stderr is not a terminal.")] = 5.0,
     json_out: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
+    coordinator: Annotated[str | None, typer.Option(
+        "--coordinator", metavar="URL", envvar="GIGACHAT_COORDINATOR", show_envvar=False,
+        help="Share the account and the input with other workers: redis://host:6379/0, rediss://..., "
+             "file:///dir (one host). Each worker gets its own --output; every id lands once in their union.",
+        show_default=False)] = None,
+    job: Annotated[str | None, typer.Option(
+        "--job", metavar="NAME", help="Name of the shared job (default: a digest of INPUT).",
+        show_default=False)] = None,
 ) -> None:
     """Run a JSONL file of requests: resumable, exactly once, adaptive concurrency."""
     from gigapy.batch import BatchAborted, BatchWriteError, run_batch, run_via_batches_api
@@ -169,6 +177,8 @@ def batch(
         overrides: dict[str, object] = {"max_connections": max(100, concurrency)}
         if retry_non_idempotent:
             overrides["retry_non_idempotent"] = True
+        if coordinator is not None:
+            overrides["coordinator"] = coordinator
         client = state.async_client(**overrides)
         try:
             if via_batches_api:
@@ -178,7 +188,8 @@ def batch(
             return await run_batch(client, input_path, output, kind=kind, concurrency=concurrency,
                                    errors_path=errors, retry_failed=retry_failed, retries=retries,
                                    retry_non_idempotent=retry_non_idempotent or None,
-                                   on_progress=update, progress_interval=min(0.25, progress_interval), stop=stop)
+                                   on_progress=update, progress_interval=min(0.25, progress_interval), stop=stop,
+                                   coordinator=coordinator, job=job)
         finally:
             for sig in installed:
                 loop.remove_signal_handler(sig)

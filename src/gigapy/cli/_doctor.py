@@ -8,6 +8,7 @@ step skips the steps that depend on it.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
 import socket
@@ -368,8 +369,37 @@ class Doctor:
             return "too many token requests: wait a second and retry"
         return None
 
+    def coordinator(self, settings: Settings) -> None:
+        """Reach the fleet coordinator and take and give back one lease on an unused key."""
+        from gigapy.coordinator import connect
+        from gigapy.coordinator._hook import split_limit
+        from gigapy.coordinator._redis import redacted
+
+        assert settings.coordinator is not None
+        url, _ = split_limit(settings.coordinator.get_secret_value())
+        shown = redacted(url)
+        try:
+            coord = connect(url, lease_ttl=5.0)
+        except Exception as exc:
+            self.add("coordinator", FAIL, f"{shown}: {exc}", "install the extra: pip install 'gigapy[redis]'"
+                     if "redis-py" in str(exc) else "check GIGACHAT_COORDINATOR")
+            return
+        try:
+            facts = _with_timeout(coord.check, self.timeout)
+        except Exception as exc:  # any failure of the store is reported, not raised
+            self.add("coordinator", FAIL, f"{shown}: {type(exc).__name__}: {redacted(str(exc))}",
+                     "is the server running and reachable, and are the password / TLS settings in the URL right?")
+            return
+        finally:
+            with contextlib.suppress(Exception):
+                coord.close()
+        detail = ", ".join(f"{k} {v}" for k, v in facts.items() if k not in ("url", "path"))
+        self.add("coordinator", OK, f"{shown}: {detail}")
+
     def run(self) -> list[Step]:
         settings, urls = self.settings()
+        if settings is not None and settings.coordinator is not None:
+            self.coordinator(settings)
         cert_ok = settings is None or self.client_certificate(settings)
         if urls:
             self.russian_ca(urls)

@@ -1,0 +1,260 @@
+"""Goodput under a concurrency quota: a fraction of the ideal rate (quota / generation time).
+
+One emulator process with the service's default limits (10 concurrent requests for CORP) and a
+fixed generation time per answer, one real redis-server. Contenders:
+
+- one ``gigapy batch`` process with default settings;
+- a fleet of 4 and of 16 worker processes sharing the input through Redis (``run_batch`` with
+  ``coordinator=``; each worker warms up, then all start together);
+- the official ``gigachat`` SDK driven by ``asyncio.gather`` with a semaphore of 10, as users
+  write it today.
+
+For each: requests answered / wall time of the run / ideal rate, items that failed, and how many
+429s the emulator sent. Run: ``.venv/bin/python -m benchmarks.bench_fleet [--gen 0.5] [--n 200]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from ._common import ROOT, emulator_stats, free_port, machine
+
+sys.path.insert(0, str(ROOT))
+from tests.redis_server import RedisServer
+
+LIMIT = 10
+GIGAPY = str(Path(sys.executable).parent / "gigapy")
+CREDENTIALS = None  # filled from the emulator's demo account
+
+
+def _emulator(gen: float) -> tuple[subprocess.Popen[str], str]:
+    port = free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "gigapy.emulator", "--host", "127.0.0.1", "--port", str(port),
+                             "--ttft", str(gen), "--tokens-per-second", "0"],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=ROOT)
+    assert proc.stdout is not None
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        line = proc.stdout.readline()
+        if "listening on" in line:
+            proc.stdout.close()
+            return proc, f"http://127.0.0.1:{port}"
+    proc.kill()
+    raise RuntimeError("the emulator did not start")
+
+
+def _env(url: str, home: Path) -> dict[str, str]:
+    from gigapy.emulator import DEMO_CREDENTIALS
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("GIGACHAT_", "GIGAPY_"))}
+    env.update(GIGACHAT_CREDENTIALS=DEMO_CREDENTIALS, GIGACHAT_SCOPE="GIGACHAT_API_CORP",
+               GIGACHAT_BASE_URL=url + "/api/v1", GIGACHAT_AUTH_URL=url + "/api/v2/oauth",
+               GIGAPY_CONFIG_DIR=str(home / "config"))
+    return env
+
+
+def _input(path: Path, n: int) -> Path:
+    with path.open("w") as fh:
+        for i in range(n):
+            fh.write(json.dumps({"id": f"r{i}", "request": {"messages": [{"role": "user", "content": f"q{i}"}]}})
+                     + "\n")
+    return path
+
+
+def _reset(url: str) -> None:
+    import urllib.request
+
+    urllib.request.urlopen(urllib.request.Request(url + "/__emulator__/reset", method="POST"), timeout=10).read()
+
+
+def _count_lines(paths: list[Path]) -> int:
+    return sum(p.read_bytes().count(b"\n") for p in paths if p.exists())
+
+
+def one_batch(url: str, n: int, home: Path) -> dict[str, Any]:
+    """One ``gigapy batch`` process with default settings."""
+    src = _input(home / "in1.jsonl", n)
+    out = home / "out1.jsonl"
+    _reset(url)
+    done = subprocess.run([GIGAPY, "batch", str(src), "-o", str(out), "--no-progress", "--json"],
+                          env=_env(url, home), capture_output=True, text=True, timeout=600)
+    summary = json.loads(done.stdout)
+    return {"ok": summary["done"], "failed": summary["failed"], "seconds": summary["elapsed"]}
+
+
+_WORKER = """
+import asyncio, json, sys, time
+import redis
+from gigapy import AsyncGigaChat
+from gigapy.batch import run_batch
+from gigapy.coordinator import shared
+
+async def main():
+    async with AsyncGigaChat(coordinator={url!r}) as client:
+        store = redis.Redis.from_url({plain!r})
+        await client.all_models()
+        await (await shared({url!r}).aacquire("warm-up", 64)).arelease()
+        print("ready", flush=True)
+        deadline = time.monotonic() + 300
+        while not store.exists("bench:go") and time.monotonic() < deadline:
+            await asyncio.sleep(0.01)
+        summary = await run_batch(client, {input!r}, {output!r}, concurrency=10, coordinator={url!r})
+        print(json.dumps(summary.to_dict()), flush=True)
+
+asyncio.run(main())
+"""
+
+
+def fleet(url: str, n: int, workers: int, redis_url: str, home: Path) -> dict[str, Any]:
+    """``workers`` processes sharing one input through Redis."""
+    import redis
+
+    store = redis.Redis.from_url(redis_url)
+    store.flushall()
+    src = _input(home / f"in{workers}.jsonl", n)
+    outs = [home / f"fleet{workers}.{w}.jsonl" for w in range(workers)]
+    procs = [subprocess.Popen([sys.executable, "-c", _WORKER.format(url=redis_url, plain=redis_url, input=str(src),
+                                                                     output=str(out))],
+                              env=_env(url, home), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+             for out in outs]
+    for proc in procs:
+        assert proc.stdout is not None
+        if proc.stdout.readline().strip() != "ready":
+            raise RuntimeError(proc.communicate()[1][-2000:])
+    _reset(url)
+    started = time.monotonic()
+    store.set("bench:go", 1)
+    summaries = [json.loads(proc.communicate(timeout=600)[0]) for proc in procs]
+    # the runners' own time from the common start to the last answer written (an interpreter's exit
+    # after its summary is not part of the run; the single-process row reads the same figure)
+    seconds = max(s["elapsed"] for s in summaries) if summaries else time.monotonic() - started
+    store.close()
+    ids: dict[str, int] = {}
+    for out in outs:
+        for raw in out.read_bytes().splitlines():
+            rid = json.loads(raw)["id"]
+            ids[rid] = ids.get(rid, 0) + 1
+    if len(ids) != n or set(ids.values()) != {1}:
+        raise RuntimeError("an id is missing or written twice")
+    return {"ok": sum(s["done"] for s in summaries), "failed": sum(s["failed"] for s in summaries),
+            "seconds": seconds}
+
+
+def official_sdk(url: str, n: int) -> dict[str, Any]:
+    """The official SDK: asyncio.gather over a semaphore of 10."""
+    from gigachat import GigaChat
+
+    from gigapy.emulator import DEMO_CREDENTIALS
+
+    async def main() -> dict[str, Any]:
+        ok = failed = 0
+        sem = asyncio.Semaphore(LIMIT)
+        async with GigaChat(credentials=DEMO_CREDENTIALS, scope="GIGACHAT_API_CORP", base_url=url + "/api/v1",
+                            auth_url=url + "/api/v2/oauth", verify_ssl_certs=False, model="GigaChat-2") as giga:
+            await giga.aget_models()  # warm up: token and connection
+
+            async def one(i: int) -> None:
+                nonlocal ok, failed
+                async with sem:
+                    try:
+                        await giga.achat(f"q{i}")
+                        ok += 1
+                    except Exception:
+                        failed += 1
+
+            _reset(url)
+            started = time.monotonic()
+            await asyncio.gather(*(one(i) for i in range(n)))
+            return {"ok": ok, "failed": failed, "seconds": time.monotonic() - started}
+
+    return asyncio.run(main())
+
+
+class Occupancy:
+    """Mean slots the emulator holds while a contender runs (its own count, sampled every 50 ms):
+    what separates quota left unused by the clients from an emulator slowed by other load."""
+
+    def __init__(self, url: str) -> None:
+        import threading
+
+        self.url = url
+        self.samples: list[int] = []
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        deadline = time.monotonic() + 900
+        while not self.stop.is_set() and time.monotonic() < deadline:
+            try:
+                self.samples.append(int(emulator_stats(self.url)["slots_held"]))
+            except OSError:
+                pass
+            time.sleep(0.05)
+
+    def __enter__(self) -> Occupancy:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop.set()
+        self.thread.join(timeout=10)
+
+    def fraction(self) -> float:
+        """Mean held / quota over the samples from the first busy one to the last busy one."""
+        busy = [i for i, held in enumerate(self.samples) if held > 0]
+        if not busy:
+            return 0.0
+        window = self.samples[busy[0]:busy[-1] + 1]
+        return sum(window) / (LIMIT * len(window))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--gen", type=float, default=0.5, help="generation time per answer, seconds")
+    parser.add_argument("--n", type=int, default=200, help="requests per contender")
+    args = parser.parse_args()
+    ideal = LIMIT / args.gen
+    emu, url = _emulator(args.gen)
+    rows: list[tuple[str, dict[str, Any]]] = []
+    try:
+        with RedisServer() as server, tempfile.TemporaryDirectory() as tmp:
+            home = Path(tmp)
+            plan = [("one `gigapy batch` process, default settings", lambda: one_batch(url, args.n, home)),
+                    ("fleet of 4 workers through Redis", lambda: fleet(url, args.n, 4, server.url, home)),
+                    ("fleet of 16 workers through Redis", lambda: fleet(url, args.n, 16, server.url, home)),
+                    ("official SDK, asyncio.gather + Semaphore(10)", lambda: official_sdk(url, args.n))]
+            for name, run in plan:
+                with Occupancy(url) as occupancy:
+                    result = run()
+                result["occupancy"] = occupancy.fraction()
+                stats = emulator_stats(url)
+                result["429"] = int(stats["responses"].get("429", 0))
+                result["peak"] = int(stats["slots_peak"])
+                result["goodput"] = result["ok"] / result["seconds"] / ideal
+                rows.append((name, result))
+                print(f"{name}: {result}", flush=True)
+    finally:
+        emu.kill()
+        emu.wait(timeout=10)
+    m = machine()
+    print(f"\nMachine: {m}; generation {args.gen:g} s per answer, quota {LIMIT}, ideal {ideal:g} req/s, "
+          f"{args.n} requests per contender.\n")
+    print("| contender | goodput (of ideal) | quota occupied | answered | failed | 429 from the emulator "
+          "| peak in flight |")
+    print("|---|---|---|---|---|---|---|")
+    for name, r in rows:
+        print(f"| {name} | {r['goodput']:.2f} | {r['occupancy']:.2f} | {r['ok']} | {r['failed']} | {r['429']} "
+              f"| {r['peak']} |")
+
+
+if __name__ == "__main__":
+    main()
