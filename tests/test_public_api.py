@@ -32,6 +32,7 @@ MODULES = [
     "gigapy.tools",
     "gigapy.testing",
     "gigapy.emulator",
+    "gigapy.usage",
 ]
 
 # "pkg.Name" prefixes inside annotation strings are spelling, not API (``TH.RunOptions`` and

@@ -138,6 +138,10 @@ class Settings:
     session_id: str | None = None
     #: How function schemas built from Python types are sent: "reduced" or "full" (see gigapy.schema).
     schema_dialect: Literal["reduced", "full"] = "reduced"
+    #: OpenTelemetry spans and metrics: None follows ``gigapy.instrument()``, True/False force them.
+    telemetry: bool | None = None
+    #: Message content in spans: None follows ``instrument(capture_content=...)``.
+    telemetry_content: bool | None = None
 
     @property
     def auth_mode(self) -> Literal["oauth", "password", "token", "mtls"]:
@@ -212,6 +216,8 @@ _ENV_FIELDS = (
     "retry_non_idempotent",
     "session_id",
     "schema_dialect",
+    "telemetry",
+    "telemetry_content",
 )
 _SECRET_FIELDS = frozenset({"credentials", "password", "access_token", "key_file_password"})
 
@@ -281,7 +287,7 @@ def _default_headers(given: Any, base: dict[str, str]) -> tuple[tuple[str, str],
 def _parse_env(name: str, raw: str) -> Any:
     var = f"GIGACHAT_{name.upper()}"
     raw = raw.strip()
-    if name in ("verify_ssl_certs", "profanity_check", "retry_non_idempotent"):
+    if name in ("verify_ssl_certs", "profanity_check", "retry_non_idempotent", "telemetry", "telemetry_content"):
         low = raw.lower()
         if low in _TRUE:
             return True
@@ -346,7 +352,7 @@ def _normalize(name: str, value: Any, label: str) -> Any:
         if value < low:
             raise ConfigurationError(label, f"must be >= {low}, got {value}")
         return value
-    if name in ("verify_ssl_certs", "profanity_check", "retry_non_idempotent"):
+    if name in ("verify_ssl_certs", "profanity_check", "retry_non_idempotent", "telemetry", "telemetry_content"):
         if not isinstance(value, bool):
             raise ConfigurationError(label, f"expected True or False, got {value!r}")
         return value
