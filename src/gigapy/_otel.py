@@ -84,13 +84,32 @@ def _model_of(body: Any) -> str | None:
     return model if isinstance(model, str) else None
 
 
-def _request_attributes(request: Request, op: str) -> dict[str, Any]:
-    host, port = _server(request.url)
+_STATIC: dict[tuple[str, str, str], tuple[str, dict[str, Any]]] = {}
+
+
+def _static(request: Request) -> tuple[str, dict[str, Any]]:
+    """(operation, the attributes that depend only on the method, route and server), cached."""
+    url, path = request.url, request.path
+    base = url[:len(url) - len(path)] if path and url.endswith(path) else url
+    key = (request.method, path, base)
+    found = _STATIC.get(key)
+    if found is not None:
+        return found
+    op = operation(request)
+    host, port = _server(url)
     attrs: dict[str, Any] = {"gen_ai.operation.name": op, "gen_ai.provider.name": PROVIDER}
     if host:
         attrs["server.address"] = host
     if port:
         attrs["server.port"] = port
+    if len(_STATIC) > 4096:  # paths with ids: keep the cache bounded
+        _STATIC.clear()
+    _STATIC[key] = found = (op, attrs)
+    return found
+
+
+def _request_attributes(request: Request, static: dict[str, Any]) -> dict[str, Any]:
+    attrs = dict(static)
     body = request.body
     if isinstance(body, Mapping):
         model = _model_of(body)
@@ -187,8 +206,8 @@ class Hook:
                                                  attributes={"gen_ai.provider.name": PROVIDER, **attributes})
 
     def _start(self, request: Request, content: bool) -> tuple[Any, dict[str, Any]]:
-        op = operation(request)
-        attrs = _request_attributes(request, op)
+        op, static = _static(request)
+        attrs = _request_attributes(request, static)
         model = attrs.get("gen_ai.request.model")
         span = self.tracer.start_span(f"{op} {model}" if model else op, kind=SpanKind.CLIENT, attributes=attrs)
         if content and span.is_recording():
@@ -196,9 +215,9 @@ class Hook:
             if text is not None:
                 span.set_attribute("gen_ai.input.messages", text)
         propagate.inject(request.headers, context=trace.set_span_in_context(span))
-        metric_attrs: dict[str, Any] = {k: attrs[k] for k in ("gen_ai.operation.name", "gen_ai.provider.name",
-                                               "gen_ai.request.model", "server.address", "server.port")
-                        if k in attrs}
+        metric_attrs = dict(static)
+        if model:
+            metric_attrs["gen_ai.request.model"] = model
         return span, metric_attrs
 
     def traced(self, flow: Flow[Response], request: Request, parse: Callable[[Response], T],
@@ -237,29 +256,32 @@ class Hook:
 
     def _response(self, span: Any, response: Response) -> None:
         rid = response.headers.get("x-request-id")
-        if rid:
+        sent = response.request.headers.get("X-Request-ID") if response.request is not None else None
+        if rid and rid != sent:  # the server's own id for the call
             span.set_attribute("gigapy.response.request_id", rid)
 
     def _result(self, span: Any, metric_attrs: dict[str, Any], value: Any, content: bool) -> None:
+        attrs: dict[str, Any] = {}
         model = getattr(value, "model", None)
         if isinstance(model, str) and model:
-            span.set_attribute("gen_ai.response.model", model)
+            attrs["gen_ai.response.model"] = model
             metric_attrs["gen_ai.response.model"] = model
         rid = getattr(value, "id", None) or getattr(value, "message_id", None)
         if isinstance(rid, str) and rid:
-            span.set_attribute("gen_ai.response.id", rid)
+            attrs["gen_ai.response.id"] = rid
         reasons = _finish_reasons(value)
         if reasons:
-            span.set_attribute("gen_ai.response.finish_reasons", reasons)
+            attrs["gen_ai.response.finish_reasons"] = reasons
         inp, out, cached = usage_numbers(value)
         if inp is not None:
-            span.set_attribute("gen_ai.usage.input_tokens", inp)
+            attrs["gen_ai.usage.input_tokens"] = inp
             self.tokens.record(inp, {**metric_attrs, "gen_ai.token.type": "input"})
         if out is not None:
-            span.set_attribute("gen_ai.usage.output_tokens", out)
+            attrs["gen_ai.usage.output_tokens"] = out
             self.tokens.record(out, {**metric_attrs, "gen_ai.token.type": "output"})
         if cached is not None:
-            span.set_attribute("gen_ai.usage.cache_read.input_tokens", cached)
+            attrs["gen_ai.usage.cache_read.input_tokens"] = cached
+        span.set_attributes(attrs)
         if content and span.is_recording():
             text = _output_messages(value)
             if text is not None:
