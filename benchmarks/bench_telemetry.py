@@ -177,10 +177,7 @@ def report(runs: dict[str, list[dict[str, float]]], n: int, rounds: int) -> str:
 def write_section(text: str) -> None:
     body = RESULTS.read_text(encoding="utf-8")
     pattern = re.compile(r"^## Telemetry\n.*?(?=^## |\Z)", re.MULTILINE | re.DOTALL)
-    if pattern.search(body):
-        body = pattern.sub(lambda _: text, body)
-    else:
-        body = body.rstrip("\n") + "\n\n" + text
+    body = pattern.sub(lambda _: text, body) if pattern.search(body) else body.rstrip("\n") + "\n\n" + text
     RESULTS.write_text(body, encoding="utf-8")
 
 
