@@ -38,8 +38,12 @@ def get_weather(city: str, unit: Literal["c", "f"] = "c") -> dict[str, object]:
         unit: Единицы температуры: c (Цельсий) или f (Фаренгейт)
     """
     celsius = 12 + len(city) % 7
-    return {"city": city, "temperature": celsius if unit == "c" else round(celsius * 9 / 5 + 32), "unit": unit,
-            "sky": "облачно"}
+    return {
+        "city": city,
+        "temperature": celsius if unit == "c" else round(celsius * 9 / 5 + 32),
+        "unit": unit,
+        "sky": "облачно",
+    }
 
 
 def convert_currency(amount: float, currency: Literal["USD", "EUR", "CNY"]) -> dict[str, object]:
@@ -73,8 +77,12 @@ def main() -> int:
     with GigaChat() as client:
         for request in args.requests:
             try:
-                run = client.run_tools(request, tools=[get_weather, convert_currency, local_time],
-                                       max_steps=args.max_steps, temperature=0.1)
+                run = client.run_tools(
+                    request,
+                    tools=[get_weather, convert_currency, local_time],
+                    max_steps=args.max_steps,
+                    temperature=0.1,
+                )
             except ToolLoopError as exc:
                 print(f"{request}\n  gave up: {exc}", file=sys.stderr)
                 continue

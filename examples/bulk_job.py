@@ -48,16 +48,26 @@ def write_prompts(path: Path, count: int) -> None:
 
 def show(progress: BatchProgress) -> None:
     """One progress line on stderr."""
-    print(f"\r{progress.finished}/{progress.total} done, {progress.failed} failed, "
-          f"{progress.in_flight} in flight, concurrency {progress.concurrency:.0f}", end="", file=sys.stderr)
+    print(
+        f"\r{progress.finished}/{progress.total} done, {progress.failed} failed, "
+        f"{progress.in_flight} in flight, concurrency {progress.concurrency:.0f}",
+        end="",
+        file=sys.stderr,
+    )
 
 
 async def run(args: argparse.Namespace) -> int:
     if not args.input.exists():
         write_prompts(args.input, args.count)
     async with AsyncGigaChat() as client:
-        summary = await run_batch(client, args.input, args.output, concurrency=args.concurrency,
-                                  retry_failed=args.retry_failed, on_progress=show)
+        summary = await run_batch(
+            client,
+            args.input,
+            args.output,
+            concurrency=args.concurrency,
+            retry_failed=args.retry_failed,
+            on_progress=show,
+        )
     print(file=sys.stderr)
     print(json.dumps({k: summary.to_dict()[k] for k in ("total", "done", "failed", "skipped", "tokens")}))
     first = args.output.read_text(encoding="utf-8").splitlines()[:1]

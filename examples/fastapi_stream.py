@@ -81,12 +81,17 @@ async def chat(body: ChatRequest, request: Request) -> Response:
     try:  # the request is sent here: errors before the first event are still a normal HTTP answer
         stream = await client.completion_stream(messages, session_id=body.session_id, **options)
     except APIStatusError as exc:
-        return JSONResponse({"error": exc.server_message or str(exc), "request_id": exc.request_id},
-                            status_code=exc.status_code if exc.status_code in (402, 429) else 502)
+        return JSONResponse(
+            {"error": exc.server_message or str(exc), "request_id": exc.request_id},
+            status_code=exc.status_code if exc.status_code in (402, 429) else 502,
+        )
     except GigaChatError as exc:
         return JSONResponse({"error": str(exc)}, status_code=502)
-    return StreamingResponse(relay(stream, request), media_type="text/event-stream",
-                             headers={"Cache-Control": "no-store", "X-Request-ID": stream.request_id or ""})
+    return StreamingResponse(
+        relay(stream, request),
+        media_type="text/event-stream",
+        headers={"Cache-Control": "no-store", "X-Request-ID": stream.request_id or ""},
+    )
 
 
 def main() -> None:

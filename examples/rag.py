@@ -52,8 +52,9 @@ def load_index(client: GigaChat, path: Path | None) -> list[list[float]]:
             return saved["vectors"]  # type: ignore[no-any-return]
     vectors = client.embed_many(DOCUMENTS, model=EMBEDDINGS_MODEL)
     if path is not None:
-        path.write_text(json.dumps({"model": EMBEDDINGS_MODEL, "documents": DOCUMENTS, "vectors": vectors}),
-                        encoding="utf-8")
+        path.write_text(
+            json.dumps({"model": EMBEDDINGS_MODEL, "documents": DOCUMENTS, "vectors": vectors}), encoding="utf-8"
+        )
     return vectors
 
 
@@ -64,8 +65,11 @@ def answer(client: GigaChat, index: list[list[float]], question: str, top: int) 
     context = "\n".join(f"[{i}] {DOCUMENTS[i]}" for i in ranked)
     reply = client.completion(
         [
-            {"role": "system", "content": "Отвечай только по контексту ниже. Если ответа в нём нет, так и скажи.\n"
-                                          f"Контекст:\n{context}"},
+            {
+                "role": "system",
+                "content": "Отвечай только по контексту ниже. Если ответа в нём нет, так и скажи.\n"
+                f"Контекст:\n{context}",
+            },
             {"role": "user", "content": question},
         ],
         temperature=0.1,

@@ -31,8 +31,7 @@ class RawRequest:
 Handler = Callable[[RawRequest, asyncio.StreamWriter], Awaitable[bool]]
 
 
-def head(status: int, headers: dict[str, str] | None = None, *, length: int | None = None,
-         reason: str = "X") -> bytes:
+def head(status: int, headers: dict[str, str] | None = None, *, length: int | None = None, reason: str = "X") -> bytes:
     """A status line and headers (``length`` adds Content-Length)."""
     lines = [f"HTTP/1.1 {status} {reason}"]
     for key, value in (headers or {}).items():
@@ -56,9 +55,11 @@ TOKEN = {"access_token": "raw-token", "expires_at": 4_102_444_800_000}
 def completion_body(usage: Any = None) -> str:
     """A /chat/completions answer; ``usage`` is put in as raw JSON text when given."""
     usage_text = usage if usage is not None else '{"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2}'
-    return ('{"choices": [{"message": {"role": "assistant", "content": "ok"}, "index": 0, '
-            '"finish_reason": "stop"}], "created": 1, "model": "GigaChat-2", "object": "chat.completion", '
-            f'"usage": {usage_text}}}')
+    return (
+        '{"choices": [{"message": {"role": "assistant", "content": "ok"}, "index": 0, '
+        '"finish_reason": "stop"}], "created": 1, "model": "GigaChat-2", "object": "chat.completion", '
+        f'"usage": {usage_text}}}'
+    )
 
 
 def sse_event(text: str, finish: str | None = None) -> bytes:
@@ -131,9 +132,11 @@ class RawServer:
         """Close every open client connection (between test cases)."""
         loop = self._loop
         if loop is not None:
+
             def close() -> None:
                 for writer in list(self._writers):
                     writer.transport.abort()
+
             loop.call_soon_threadsafe(close)
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -195,6 +198,6 @@ def raw_server(handler: Handler | None = None) -> Iterator[RawServer]:
 async def trickle(writer: asyncio.StreamWriter, data: bytes, interval: float, step: int = 1) -> None:
     """Write ``data`` ``step`` bytes at a time, ``interval`` seconds apart."""
     for i in range(0, len(data), step):
-        writer.write(data[i:i + step])
+        writer.write(data[i : i + step])
         await writer.drain()
         await asyncio.sleep(interval)

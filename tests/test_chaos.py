@@ -19,9 +19,16 @@ pytestmark = pytest.mark.timeout(180)
 
 @pytest.fixture(scope="module")
 def soak(tmp_path_factory: pytest.TempPathFactory) -> SoakResult:
-    config = SoakConfig(requests=400, concurrency=16, sync_requests=150, sync_threads=4, batch_lines=200,
-                        batch_concurrency=8, minutes=1.0,
-                        workdir=Path(tmp_path_factory.mktemp("chaos")))
+    config = SoakConfig(
+        requests=400,
+        concurrency=16,
+        sync_requests=150,
+        sync_threads=4,
+        batch_lines=200,
+        batch_concurrency=8,
+        minutes=1.0,
+        workdir=Path(tmp_path_factory.mktemp("chaos")),
+    )
     return run_soak(config)
 
 

@@ -24,6 +24,8 @@ BIN = Path(sys.executable).parent
 GUIDE_PAGES = sorted(
     [DOCS / "index.md", *(p for d in ("guide", "help", "migration", "ru") for p in (DOCS / d).glob("*.md"))]
 )
+
+
 def _blocks() -> list[tuple[str, str]]:
     found = []
     for page in GUIDE_PAGES:
@@ -44,8 +46,15 @@ TEST_BLOCKS = [(name, code) for name, code in ALL_BLOCKS if "def test_" in code]
 def site(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
     out = tmp_path_factory.mktemp("site")
     env = {**os.environ, "NO_MKDOCS_2_WARNING": "1"}
-    proc = subprocess.run([str(BIN / "mkdocs"), "build", "--strict", "--site-dir", str(out)], cwd=ROOT, env=env,
-                          capture_output=True, text=True, timeout=300, check=False)
+    proc = subprocess.run(
+        [str(BIN / "mkdocs"), "build", "--strict", "--site-dir", str(out)],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
     assert proc.returncode == 0, f"{proc.stdout}\n{proc.stderr}"
     return out, proc.stderr
 
@@ -53,24 +62,39 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
 def test_the_site_builds_strictly_without_a_warning(site: tuple[Path, str]) -> None:
     out, log = site
     assert "WARNING" not in log, log
-    for page in ("index.html", "cli/index.html", "emulator/index.html", "openai/index.html",
-                 "guide/quickstart/index.html", "guide/setup/index.html", "guide/tls/index.html",
-                 "help/faq/index.html", "migration/gigachat-sdk/index.html", "migration/langchain-gigachat/index.html",
-                 "ru/quickstart/index.html", "ru/setup/index.html", "ru/tls/index.html", "ru/faq/index.html"):
+    for page in (
+        "index.html",
+        "cli/index.html",
+        "emulator/index.html",
+        "openai/index.html",
+        "guide/quickstart/index.html",
+        "guide/setup/index.html",
+        "guide/tls/index.html",
+        "help/faq/index.html",
+        "migration/gigachat-sdk/index.html",
+        "migration/langchain-gigachat/index.html",
+        "ru/quickstart/index.html",
+        "ru/setup/index.html",
+        "ru/tls/index.html",
+        "ru/faq/index.html",
+    ):
         assert (out / page).is_file(), page
 
 
-@pytest.mark.parametrize(("page", "names"), [
-    ("clients", ["gigapy.GigaChat.completion_stream", "gigapy.AsyncGigaChat.embed_many", "gigapy.Timeout"]),
-    ("streams", ["gigapy.Stream.get_final_completion", "gigapy.AsyncStream.text_stream"]),
-    ("errors", ["gigapy.errors.RateLimitError", "gigapy.errors.TLSVerificationError"]),
-    ("types", ["gigapy.types.ChatCompletion", "gigapy.types.Embeddings"]),
-    ("schema", ["gigapy.schema.function_schema"]),
-    ("tools", ["gigapy.tools.ToolRun"]),
-    ("batch", ["gigapy.batch.run_batch", "gigapy.batch.BatchSummary"]),
-    ("testing", ["gigapy.testing.gigachat_emulator"]),
-    ("emulator", ["gigapy.emulator.Emulator"]),
-])
+@pytest.mark.parametrize(
+    ("page", "names"),
+    [
+        ("clients", ["gigapy.GigaChat.completion_stream", "gigapy.AsyncGigaChat.embed_many", "gigapy.Timeout"]),
+        ("streams", ["gigapy.Stream.get_final_completion", "gigapy.AsyncStream.text_stream"]),
+        ("errors", ["gigapy.errors.RateLimitError", "gigapy.errors.TLSVerificationError"]),
+        ("types", ["gigapy.types.ChatCompletion", "gigapy.types.Embeddings"]),
+        ("schema", ["gigapy.schema.function_schema"]),
+        ("tools", ["gigapy.tools.ToolRun"]),
+        ("batch", ["gigapy.batch.run_batch", "gigapy.batch.BatchSummary"]),
+        ("testing", ["gigapy.testing.gigachat_emulator"]),
+        ("emulator", ["gigapy.emulator.Emulator"]),
+    ],
+)
 def test_the_api_reference_documents_the_public_names(site: tuple[Path, str], page: str, names: list[str]) -> None:
     html = (site[0] / "reference" / page / "index.html").read_text(encoding="utf-8")
     for name in names:
@@ -87,8 +111,12 @@ def test_the_reference_and_guides_name_no_private_module() -> None:
 
 
 def test_setup_tls_and_faq_exist_in_russian_and_link_each_other() -> None:
-    for english, russian in (("guide/quickstart.md", "ru/quickstart.md"), ("guide/setup.md", "ru/setup.md"),
-                             ("guide/tls.md", "ru/tls.md"), ("help/faq.md", "ru/faq.md")):
+    for english, russian in (
+        ("guide/quickstart.md", "ru/quickstart.md"),
+        ("guide/setup.md", "ru/setup.md"),
+        ("guide/tls.md", "ru/tls.md"),
+        ("help/faq.md", "ru/faq.md"),
+    ):
         en, ru = (DOCS / english).read_text(encoding="utf-8"), (DOCS / russian).read_text(encoding="utf-8")
         assert f"(../{russian})" in en and f"(../{english})" in ru
         letters = re.findall(r"[А-Яа-яЁё]", re.sub(r"```.*?```", "", ru, flags=re.S))
@@ -98,8 +126,12 @@ def test_setup_tls_and_faq_exist_in_russian_and_link_each_other() -> None:
 @pytest.fixture
 def env(emu: Any, tmp_path: Path) -> dict[str, str]:
     values = {k: v for k, v in os.environ.items() if not k.startswith(("GIGACHAT_", "GIGAPY_"))}
-    values.update(GIGACHAT_CREDENTIALS=DEMO_CREDENTIALS, GIGACHAT_BASE_URL=emu.base_url,
-                  GIGACHAT_AUTH_URL=emu.auth_url, GIGAPY_CONFIG_DIR=str(tmp_path / "config"))
+    values.update(
+        GIGACHAT_CREDENTIALS=DEMO_CREDENTIALS,
+        GIGACHAT_BASE_URL=emu.base_url,
+        GIGACHAT_AUTH_URL=emu.auth_url,
+        GIGAPY_CONFIG_DIR=str(tmp_path / "config"),
+    )
     return values
 
 
@@ -107,8 +139,9 @@ def env(emu: Any, tmp_path: Path) -> dict[str, str]:
 def test_every_python_block_of_the_guides_runs(code: str, env: dict[str, str], tmp_path: Path) -> None:
     script = tmp_path / "block.py"
     script.write_text(code, encoding="utf-8")
-    proc = subprocess.run([sys.executable, str(script)], cwd=tmp_path, env=env, capture_output=True, text=True,
-                          timeout=120, check=False)
+    proc = subprocess.run(
+        [sys.executable, str(script)], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120, check=False
+    )
     assert proc.returncode == 0, f"{code}\n--- stderr ---\n{proc.stderr}\n{proc.stdout}"
     assert "Traceback" not in proc.stderr
 
@@ -117,8 +150,15 @@ def test_every_test_block_of_the_guides_passes(env: dict[str, str], tmp_path: Pa
     for name, code in TEST_BLOCKS:  # one file per block, so a failure names its page
         slug = re.sub(r"\W+", "_", name)
         (tmp_path / f"test_{slug}.py").write_text(code, encoding="utf-8")
-    proc = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-rA", str(tmp_path)],
-                          cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300, check=False)
+    proc = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-rA", str(tmp_path)],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
     assert proc.returncode == 0, f"{proc.stdout}\n{proc.stderr}"
     for name, code in TEST_BLOCKS:
         for test in re.findall(r"^def (test_\w+)", code, re.M):

@@ -28,15 +28,29 @@ SCRIPTS = sorted(p.name for p in EXAMPLES.glob("*.py"))
 
 def example_env(emulator: Any) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("GIGACHAT_", "GIGAPY_"))}
-    env.update(GIGACHAT_CREDENTIALS=DEMO_CREDENTIALS, GIGACHAT_BASE_URL=emulator.base_url,
-               GIGACHAT_AUTH_URL=emulator.auth_url, GIGACHAT_SCOPE="GIGACHAT_API_PERS", PYTHONIOENCODING="utf-8")
+    env.update(
+        GIGACHAT_CREDENTIALS=DEMO_CREDENTIALS,
+        GIGACHAT_BASE_URL=emulator.base_url,
+        GIGACHAT_AUTH_URL=emulator.auth_url,
+        GIGACHAT_SCOPE="GIGACHAT_API_PERS",
+        PYTHONIOENCODING="utf-8",
+    )
     return env
 
 
-def run(emu: Any, script: str, *args: str, stdin: str | None = None, cwd: Path | None = None,
-        ok: bool = True) -> subprocess.CompletedProcess[str]:
-    proc = subprocess.run([sys.executable, str(EXAMPLES / script), *args], input=stdin, cwd=cwd, env=example_env(emu),
-                          capture_output=True, text=True, timeout=120, check=False)
+def run(
+    emu: Any, script: str, *args: str, stdin: str | None = None, cwd: Path | None = None, ok: bool = True
+) -> subprocess.CompletedProcess[str]:
+    proc = subprocess.run(
+        [sys.executable, str(EXAMPLES / script), *args],
+        input=stdin,
+        cwd=cwd,
+        env=example_env(emu),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
     if ok:
         assert proc.returncode == 0, f"{script} {args}\n--- stderr ---\n{proc.stderr}\n--- stdout ---\n{proc.stdout}"
     assert "Traceback" not in proc.stderr, proc.stderr
@@ -112,8 +126,13 @@ def test_extract_prints_validated_orders(emu: Any) -> None:
 
 def test_bulk_job_runs_everything_once_and_a_rerun_has_nothing_left(emu: Any, tmp_path: Path) -> None:
     first = run(emu, "bulk_job.py", "--count", "40", "--concurrency", "8", cwd=tmp_path)
-    assert json.loads(first.stdout.splitlines()[0]) | {"tokens": 0} == {"total": 40, "done": 40, "failed": 0,
-                                                                         "skipped": 0, "tokens": 0}
+    assert json.loads(first.stdout.splitlines()[0]) | {"tokens": 0} == {
+        "total": 40,
+        "done": 40,
+        "failed": 0,
+        "skipped": 0,
+        "tokens": 0,
+    }
     lines = (tmp_path / "answers.jsonl").read_text(encoding="utf-8").splitlines()
     assert sorted(json.loads(line)["id"] for line in lines) == sorted(f"item-{i}" for i in range(40))
     emu.reset_stats()
@@ -132,9 +151,13 @@ def free_port() -> int:
 @pytest.fixture(scope="module")
 def fastapi_url(gigachat_emulator: Any) -> Iterator[str]:
     port = free_port()
-    proc = subprocess.Popen([sys.executable, str(EXAMPLES / "fastapi_stream.py"), "--host", "127.0.0.1", "--port",
-                             str(port)], env=example_env(gigachat_emulator), stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, str(EXAMPLES / "fastapi_stream.py"), "--host", "127.0.0.1", "--port", str(port)],
+        env=example_env(gigachat_emulator),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 60
@@ -166,8 +189,9 @@ def events(response: httpx.Response) -> list[tuple[str, Any]]:
 
 
 def test_fastapi_endpoint_streams_the_answer(fastapi_url: str) -> None:
-    with httpx.stream("POST", fastapi_url + "/chat", json={"message": "Расскажи подробно про озеро Байкал"},
-                      timeout=60) as response:
+    with httpx.stream(
+        "POST", fastapi_url + "/chat", json={"message": "Расскажи подробно про озеро Байкал"}, timeout=60
+    ) as response:
         assert response.status_code == 200
         assert response.headers["content-type"].startswith("text/event-stream")
         assert response.headers["x-request-id"]

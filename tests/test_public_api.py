@@ -124,8 +124,10 @@ def _faces() -> dict[str, Any]:
     out: dict[str, Any] = {}
     sync = GigaChat(credentials="c2VjcmV0OnNlY3JldA==", base_url="http://127.0.0.1:9/api/v1")
     try:
-        for label, client in (("GigaChat", sync), ("AsyncGigaChat", AsyncGigaChat(
-                credentials="c2VjcmV0OnNlY3JldA==", base_url="http://127.0.0.1:9/api/v1"))):
+        for label, client in (
+            ("GigaChat", sync),
+            ("AsyncGigaChat", AsyncGigaChat(credentials="c2VjcmV0OnNlY3JldA==", base_url="http://127.0.0.1:9/api/v1")),
+        ):
             for attr in ("v2", "assistants", "threads"):
                 out[f"{label}.{attr}"] = {"members": _members(type(getattr(client, attr)))}
             out[f"{label}.conversation()"] = {"members": _members(type(client.conversation()))}
@@ -208,6 +210,7 @@ def test_snapshot_covers_documented_imports() -> None:
 
 if __name__ == "__main__":
     if "--update" in sys.argv:
-        SNAPSHOT.write_text(json.dumps(snapshot(), indent=1, sort_keys=True, ensure_ascii=False) + "\n",
-                            encoding="utf-8")
+        SNAPSHOT.write_text(
+            json.dumps(snapshot(), indent=1, sort_keys=True, ensure_ascii=False) + "\n", encoding="utf-8"
+        )
         print(f"wrote {SNAPSHOT}")

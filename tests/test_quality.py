@@ -20,14 +20,21 @@ def test_ruff_is_clean() -> None:
     assert proc.returncode == 0, proc.stdout + proc.stderr
 
 
+def test_ruff_format_is_clean() -> None:
+    proc = run(str(BIN / "ruff"), "format", "--check", "src", "tests", "benchmarks", "reliability", "examples")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
 def test_mypy_strict_is_clean_on_src() -> None:
     proc = run(str(BIN / "mypy"))
     assert proc.returncode == 0, proc.stdout + proc.stderr
 
 
 def test_import_gigapy_is_light() -> None:
-    code = ("import sys, gigapy; heavy = {'httpx', 'aiohttp', 'pydantic', 'gigapy.emulator', 'gigapy.cli', "
-            "'typer', 'rich'} & set(sys.modules); print(sorted(heavy))")
+    code = (
+        "import sys, gigapy; heavy = {'httpx', 'aiohttp', 'pydantic', 'gigapy.emulator', 'gigapy.cli', "
+        "'typer', 'rich'} & set(sys.modules); print(sorted(heavy))"
+    )
     proc = run(sys.executable, "-c", code)
     assert proc.stdout.strip() == "[]", proc.stdout + proc.stderr
 
@@ -35,10 +42,12 @@ def test_import_gigapy_is_light() -> None:
 def test_telemetry_off_imports_no_opentelemetry() -> None:
     """Off (the default), neither ``import gigapy`` nor building clients and a request imports
     opentelemetry (tests/client/test_telemetry.py makes real calls the same way)."""
-    code = ("import sys, gigapy; from gigapy._ops import base; from gigapy import GigaChat, AsyncGigaChat; "
-            "GigaChat(access_token='t'); AsyncGigaChat(access_token='t'); "
-            "c = base.ClientCore(GigaChat(access_token='t').settings); assert c.hook() is None; "
-            "print(sorted(m for m in sys.modules if m.split('.')[0] == 'opentelemetry'))")
+    code = (
+        "import sys, gigapy; from gigapy._ops import base; from gigapy import GigaChat, AsyncGigaChat; "
+        "GigaChat(access_token='t'); AsyncGigaChat(access_token='t'); "
+        "c = base.ClientCore(GigaChat(access_token='t').settings); assert c.hook() is None; "
+        "print(sorted(m for m in sys.modules if m.split('.')[0] == 'opentelemetry'))"
+    )
     proc = run(sys.executable, "-c", code)
     assert proc.stdout.strip() == "[]", proc.stdout + proc.stderr
 
@@ -69,9 +78,13 @@ def test_no_issue_number_references() -> None:
     files = [ROOT / "README.md", ROOT / "CHANGELOG.md"]
     for root in roots:
         files += [p for p in (ROOT / root).rglob("*") if p.suffix in (".py", ".md", ".yml", ".toml", ".txt")]
-    found = [f"{p.relative_to(ROOT)}:{n}" for p in files if p.is_file()
-             for n, line in enumerate(p.read_text(encoding="utf-8", errors="replace").splitlines(), 1)
-             if pattern.search(line)]
+    found = [
+        f"{p.relative_to(ROOT)}:{n}"
+        for p in files
+        if p.is_file()
+        for n, line in enumerate(p.read_text(encoding="utf-8", errors="replace").splitlines(), 1)
+        if pattern.search(line)
+    ]
     assert found == []
 
 

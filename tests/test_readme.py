@@ -32,9 +32,13 @@ FIRST_CHAT = re.search(r"\.venv/bin/(gigapy .*)$", BLOCKS[0][1].strip()).group(1
 @pytest.fixture
 def env(emu: Any, tmp_path: Path) -> dict[str, str]:
     values = {k: v for k, v in os.environ.items() if not k.startswith("GIGACHAT_")}
-    values.update(GIGACHAT_CREDENTIALS=DEMO_CREDENTIALS, GIGACHAT_BASE_URL=emu.base_url,
-                  GIGACHAT_AUTH_URL=emu.auth_url, GIGAPY_CONFIG_DIR=str(tmp_path / "config"),
-                  PATH=f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}")
+    values.update(
+        GIGACHAT_CREDENTIALS=DEMO_CREDENTIALS,
+        GIGACHAT_BASE_URL=emu.base_url,
+        GIGACHAT_AUTH_URL=emu.auth_url,
+        GIGAPY_CONFIG_DIR=str(tmp_path / "config"),
+        PATH=f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}",
+    )
     return values
 
 
@@ -53,16 +57,20 @@ def test_python_example(index: int, env: dict[str, str], tmp_path: Path) -> None
     code = PYTHON[index]
     script = tmp_path / ("test_example.py" if "def test_" in code else "example.py")
     script.write_text(code, encoding="utf-8")
-    cmd = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(script)] if "def test_" in code \
+    cmd = (
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(script)]
+        if "def test_" in code
         else [sys.executable, str(script)]
+    )
     proc = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120, check=False)
     assert proc.returncode == 0, f"example {index} failed:\n{code}\n--- stderr ---\n{proc.stderr}\n{proc.stdout}"
     assert "Traceback" not in proc.stderr
 
 
 def test_the_first_command_chats_with_the_emulator(env: dict[str, str], tmp_path: Path) -> None:
-    proc = subprocess.run(shlex.split(FIRST_CHAT), cwd=tmp_path, env=env, capture_output=True, text=True,
-                          timeout=120, check=False)
+    proc = subprocess.run(
+        shlex.split(FIRST_CHAT), cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120, check=False
+    )
     assert proc.returncode == 0, proc.stderr
     assert len(proc.stdout.strip()) > 20
 
@@ -70,7 +78,8 @@ def test_the_first_command_chats_with_the_emulator(env: dict[str, str], tmp_path
 @pytest.mark.parametrize("index", range(len(BASH)))
 def test_bash_example(index: int, env: dict[str, str], tmp_path: Path) -> None:
     script = "set -euo pipefail\n" + BASH[index]
-    proc = subprocess.run(["bash", "-c", script], cwd=tmp_path, env=env, capture_output=True, text=True,
-                          timeout=180, check=False)
+    proc = subprocess.run(
+        ["bash", "-c", script], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=180, check=False
+    )
     assert proc.returncode == 0, f"{BASH[index]}\n--- stderr ---\n{proc.stderr}\n{proc.stdout}"
     assert proc.stdout.strip()

@@ -61,21 +61,48 @@ def test_the_sdist_holds_the_sources_and_nothing_else(sdist: Path) -> None:
     with tarfile.open(sdist) as tar:
         members = {m.name.split("/", 1)[1]: m for m in tar.getmembers() if "/" in m.name and m.isfile()}
         contents = {name: tar.extractfile(m).read() for name, m in members.items()}  # type: ignore[union-attr]
-    for needed in ("pyproject.toml", "README.md", "LICENSE", "CHANGELOG.md", "mkdocs.yml", "PKG-INFO",
-                   "src/gigapy/__init__.py", "src/gigapy/py.typed", "src/gigapy/emulator/__init__.py",
-                   "tests/conftest.py", "docs/index.md", "docs/cli.md", "examples/chat_bot.py"):
+    for needed in (
+        "pyproject.toml",
+        "README.md",
+        "LICENSE",
+        "CHANGELOG.md",
+        "mkdocs.yml",
+        "PKG-INFO",
+        "src/gigapy/__init__.py",
+        "src/gigapy/py.typed",
+        "src/gigapy/emulator/__init__.py",
+        "tests/conftest.py",
+        "docs/index.md",
+        "docs/cli.md",
+        "examples/chat_bot.py",
+    ):
         assert needed in contents, needed
     tops = {name.split("/", 1)[0] for name in contents}
-    assert tops <= {"src", "tests", "docs", "examples", "mkdocs.yml", "docs_hooks.py", "README.md", "CHANGELOG.md",
-                    "LICENSE", "pyproject.toml", "PKG-INFO", ".gitignore"}, tops
+    assert tops <= {
+        "src",
+        "tests",
+        "docs",
+        "examples",
+        "mkdocs.yml",
+        "docs_hooks.py",
+        "README.md",
+        "CHANGELOG.md",
+        "LICENSE",
+        "pyproject.toml",
+        "PKG-INFO",
+        ".gitignore",
+    }, tops
     for name in contents:
         parts = set(name.split("/"))
         assert not parts & {".venv", ".git", "__pycache__", "site", "node_modules", ".hypothesis", ".mypy_cache"}, name
         assert not name.endswith((".pyc", ".whl", ".tar.gz")), name
     # no copy of the reference material the tests read from ../shared
     # (files of a few bytes, such as an empty __init__.py, say nothing about where they came from)
-    shared = {hashlib.sha256(p.read_bytes()).hexdigest(): p.name for p in SHARED.rglob("*")
-              if p.is_file() and p.stat().st_size >= 64}
+    shared = {
+        hashlib.sha256(p.read_bytes()).hexdigest(): p.name
+        for p in SHARED.rglob("*")
+        if p.is_file() and p.stat().st_size >= 64
+    }
     assert SHARED.is_dir() == bool(shared)
     copies = [name for name, data in contents.items() if hashlib.sha256(data).hexdigest() in shared]
     assert copies == []
@@ -108,16 +135,36 @@ def test_the_wheel_installs_into_a_fresh_venv_and_runs_the_demo(wheel: Path, tmp
     python = env_dir / "bin" / "python"
     # this pip installs into the new venv (``--python``: no ensurepip there, which costs more than the
     # install); the dependencies come from the package index, fast from pip's cache on a second run
-    _run([sys.executable, "-m", "pip", "--python", str(python), "install", "-q", "--no-compile",
-          "--disable-pip-version-check", f"{wheel}[cli]"], timeout=400)
-    clean = {k: v for k, v in os.environ.items()
-             if not k.startswith(("GIGACHAT_", "GIGAPY_", "PYTHON", "VIRTUAL_ENV"))}
+    _run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "--python",
+            str(python),
+            "install",
+            "-q",
+            "--no-compile",
+            "--disable-pip-version-check",
+            f"{wheel}[cli]",
+        ],
+        timeout=400,
+    )
+    clean = {k: v for k, v in os.environ.items() if not k.startswith(("GIGACHAT_", "GIGAPY_", "PYTHON", "VIRTUAL_ENV"))}
     clean["GIGAPY_CONFIG_DIR"] = str(tmp_path / "config")
-    where = _run([str(python), "-c", "import gigapy; print(gigapy.__file__, gigapy.__version__)"], timeout=60,
-                 cwd=tmp_path, env=clean)
+    where = _run(
+        [str(python), "-c", "import gigapy; print(gigapy.__file__, gigapy.__version__)"],
+        timeout=60,
+        cwd=tmp_path,
+        env=clean,
+    )
     location, version = where.stdout.split()
     assert Path(location).is_relative_to(env_dir) and version == VERSION
-    chat = _run([str(env_dir / "bin" / "gigapy"), "--emulator", "chat", "Привет! Что ты умеешь?"], timeout=120,
-                cwd=tmp_path, env=clean)
+    chat = _run(
+        [str(env_dir / "bin" / "gigapy"), "--emulator", "chat", "Привет! Что ты умеешь?"],
+        timeout=120,
+        cwd=tmp_path,
+        env=clean,
+    )
     assert len(chat.stdout.strip()) > 20, chat.stdout
     assert "Traceback" not in chat.stderr

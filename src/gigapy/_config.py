@@ -85,16 +85,18 @@ class Timeout:
             try:
                 return cls.coerce(float(raw), name)
             except ValueError:
-                raise ConfigurationError(name, f"expected seconds as a number or phase=seconds pairs, "
-                                               f"got {raw!r}") from None
+                raise ConfigurationError(
+                    name, f"expected seconds as a number or phase=seconds pairs, got {raw!r}"
+                ) from None
         names = {f.name for f in fields(cls)}
         values: dict[str, float | None] = {}
         for part in raw.replace(";", ",").split(","):
             key, sep, text = part.partition("=")
             key = key.strip().lower()
             if not sep or key not in names:
-                raise ConfigurationError(name, f"expected phase=seconds with a phase of {', '.join(sorted(names))}, "
-                                               f"got {part.strip()!r}")
+                raise ConfigurationError(
+                    name, f"expected phase=seconds with a phase of {', '.join(sorted(names))}, got {part.strip()!r}"
+                )
             text = text.strip().lower()
             try:
                 values[key] = None if text in ("", "none", "off") else float(text)
@@ -168,7 +170,8 @@ class Settings:
 
     def __repr__(self) -> str:
         shown = ", ".join(
-            f"{f.name}={_shown(f.name, getattr(self, f.name))!r}" for f in fields(self)
+            f"{f.name}={_shown(f.name, getattr(self, f.name))!r}"
+            for f in fields(self)
             if getattr(self, f.name) is not None
         )
         return f"Settings({shown})"
@@ -183,9 +186,16 @@ class SecretArgs(dict[str, Any]):
     constructor's frame shows no secret in a traceback with locals."""
 
     def __repr__(self) -> str:
-        return repr({k: _wire.MASK if k in _SECRET_FIELDS and v is not None
-                     else _wire.masked(v) if k == "default_headers" and isinstance(v, Mapping) else v
-                     for k, v in self.items()})
+        return repr(
+            {
+                k: _wire.MASK
+                if k in _SECRET_FIELDS and v is not None
+                else _wire.masked(v)
+                if k == "default_headers" and isinstance(v, Mapping)
+                else v
+                for k, v in self.items()
+            }
+        )
 
 
 def secret_args(kwargs: Mapping[str, Any]) -> SecretArgs:
@@ -337,11 +347,13 @@ def _normalize(name: str, value: Any, label: str) -> Any:
             return value  # a path may hold surrogate-escaped bytes: the OS takes it as is
         index = _wire.surrogate_at(value)
         if index is not None:
-            raise ConfigurationError(label, f"contains a lone surrogate at index {index}; it cannot be encoded as "
-                                            "UTF-8")
+            raise ConfigurationError(
+                label, f"contains a lone surrogate at index {index}; it cannot be encoded as UTF-8"
+            )
         if name == "user" and ":" in value:
-            raise ConfigurationError(label, "must not contain ':' (it separates user and password in the "
-                                            "Basic authorization header)")
+            raise ConfigurationError(
+                label, "must not contain ':' (it separates user and password in the Basic authorization header)"
+            )
         return value
     if name == "timeout":
         return Timeout.coerce(value, label)
@@ -441,16 +453,20 @@ def _credentials_problem(key: str) -> tuple[SecretStr, str | None]:
     if _JWT_RE.match(key) and key.count(".") in (2, 4):
         return SecretStr(key), (
             "this looks like an access token (JWT/JWE), not an authorization key; pass it as "
-            "access_token= (GIGACHAT_ACCESS_TOKEN), or use the 'Authorization key' from GigaChat Studio")
+            "access_token= (GIGACHAT_ACCESS_TOKEN), or use the 'Authorization key' from GigaChat Studio"
+        )
     if _UUID_RE.match(key):
         return SecretStr(key), (
             "this looks like a bare Client ID or Client Secret; credentials is the 'Authorization key' "
-            "from GigaChat Studio: base64 of 'client_id:client_secret'")
+            "from GigaChat Studio: base64 of 'client_id:client_secret'"
+        )
     try:
         decoded = base64.b64decode(key + "=" * (-len(key) % 4), validate=True).decode("utf-8")
     except (binascii.Error, UnicodeDecodeError, ValueError):
-        return SecretStr(key), ("is not valid base64; expected the 'Authorization key' from GigaChat Studio "
-                                "(base64 of 'client_id:client_secret')")
+        return SecretStr(key), (
+            "is not valid base64; expected the 'Authorization key' from GigaChat Studio "
+            "(base64 of 'client_id:client_secret')"
+        )
     client_id, sep, secret = decoded.partition(":")
     if not sep or not client_id or not secret:
         return SecretStr(key), "decodes to something other than 'client_id:client_secret'; check the authorization key"
@@ -463,8 +479,12 @@ def _check_auth(settings: Settings) -> None:
         raise ConfigurationError(missing, "user and password must be given together (or GIGACHAT_USER/PASSWORD)")
     if (settings.cert_file is None) != (settings.key_file is None) and settings.cert_file is None:
         raise ConfigurationError("cert_file", "key_file was given without cert_file")
-    if (settings.credentials is None and settings.access_token is None and settings.password is None
-            and settings.cert_file is None):
+    if (
+        settings.credentials is None
+        and settings.access_token is None
+        and settings.password is None
+        and settings.cert_file is None
+    ):
         raise ConfigurationError(
             "credentials",
             "no way to authenticate: pass credentials= (the authorization key from GigaChat Studio), "
@@ -475,4 +495,5 @@ def _check_auth(settings: Settings) -> None:
         raise ConfigurationError(
             "base_url",
             f"mTLS-only authentication (cert_file without credentials) needs an https:// base_url, got "
-            f"{settings.base_url}: over plain HTTP no certificate is sent, so nothing identifies the account")
+            f"{settings.base_url}: over plain HTTP no certificate is sent, so nothing identifies the account",
+        )

@@ -90,7 +90,7 @@ _STATIC: dict[tuple[str, str, str], tuple[str, dict[str, Any]]] = {}
 def _static(request: Request) -> tuple[str, dict[str, Any]]:
     """(operation, the attributes that depend only on the method, route and server), cached."""
     url, path = request.url, request.path
-    base = url[:len(url) - len(path)] if path and url.endswith(path) else url
+    base = url[: len(url) - len(path)] if path and url.endswith(path) else url
     key = (request.method, path, base)
     found = _STATIC.get(key)
     if found is not None:
@@ -186,24 +186,34 @@ class Hook:
         self.tracer = trace.get_tracer("gigapy", __version__, tracer_provider=tracer_provider)
         meter = metrics.get_meter("gigapy", __version__, meter_provider=meter_provider)
         self.duration = meter.create_histogram(
-            "gen_ai.client.operation.duration", unit="s", description="GenAI operation duration",
-            explicit_bucket_boundaries_advisory=list(DURATION_BUCKETS))
+            "gen_ai.client.operation.duration",
+            unit="s",
+            description="GenAI operation duration",
+            explicit_bucket_boundaries_advisory=list(DURATION_BUCKETS),
+        )
         self.tokens = meter.create_histogram(
-            "gen_ai.client.token.usage", unit="{token}", description="Tokens used per GenAI operation",
-            explicit_bucket_boundaries_advisory=list(TOKEN_BUCKETS))
+            "gen_ai.client.token.usage",
+            unit="{token}",
+            description="Tokens used per GenAI operation",
+            explicit_bucket_boundaries_advisory=list(TOKEN_BUCKETS),
+        )
         self.first_chunk = meter.create_histogram(
-            "gen_ai.client.operation.time_to_first_chunk", unit="s",
+            "gen_ai.client.operation.time_to_first_chunk",
+            unit="s",
             description="Time from the request until the first chunk of a streamed answer",
-            explicit_bucket_boundaries_advisory=list(DURATION_BUCKETS))
+            explicit_bucket_boundaries_advisory=list(DURATION_BUCKETS),
+        )
         self.retries = meter.create_counter(
-            "gigapy.client.retries", unit="{retry}", description="Attempts repeated after a retryable failure")
+            "gigapy.client.retries", unit="{retry}", description="Attempts repeated after a retryable failure"
+        )
 
     # --- spans -------------------------------------------------------------------------------
 
     def span(self, name: str, attributes: Mapping[str, Any]) -> Any:
         """A context manager: an INTERNAL span made current (the bulk runner's run and items)."""
-        return self.tracer.start_as_current_span(name, kind=SpanKind.INTERNAL,
-                                                 attributes={"gen_ai.provider.name": PROVIDER, **attributes})
+        return self.tracer.start_as_current_span(
+            name, kind=SpanKind.INTERNAL, attributes={"gen_ai.provider.name": PROVIDER, **attributes}
+        )
 
     def _start(self, request: Request, content: bool) -> tuple[Any, dict[str, Any]]:
         op, static = _static(request)
@@ -220,8 +230,14 @@ class Hook:
             metric_attrs["gen_ai.request.model"] = model
         return span, metric_attrs
 
-    def traced(self, flow: Flow[Response], request: Request, parse: Callable[[Response], T],
-               content: bool, keep_open: bool = False) -> Flow[tuple[T, Any]]:
+    def traced(
+        self,
+        flow: Flow[Response],
+        request: Request,
+        parse: Callable[[Response], T],
+        content: bool,
+        keep_open: bool = False,
+    ) -> Flow[tuple[T, Any]]:
         """Run ``flow`` (the send flow of ``request``) and ``parse`` under one span; returns
         (parsed, the open :class:`StreamSpan` when ``keep_open`` else None)."""
         span, metric_attrs = self._start(request, content)
@@ -294,8 +310,15 @@ class Hook:
         self.duration.record(time.perf_counter() - started, metric_attrs)
         span.end()
 
-    def _end_error(self, span: Any, metric_attrs: dict[str, Any], kind: str, exc: BaseException | None,
-                   started: float, retries: int) -> None:
+    def _end_error(
+        self,
+        span: Any,
+        metric_attrs: dict[str, Any],
+        kind: str,
+        exc: BaseException | None,
+        started: float,
+        retries: int,
+    ) -> None:
         span.set_attribute("error.type", kind)
         metric_attrs["error.type"] = kind
         if isinstance(exc, errors.APIError) and exc.request_id:
@@ -310,8 +333,9 @@ class StreamSpan:
 
     __slots__ = ("_content", "_first", "_hook", "_metric_attrs", "_retries", "_started", "ended", "span")
 
-    def __init__(self, hook: Hook, span: Any, metric_attrs: dict[str, Any], started: float, retries: int,
-                 content: bool) -> None:
+    def __init__(
+        self, hook: Hook, span: Any, metric_attrs: dict[str, Any], started: float, retries: int, content: bool
+    ) -> None:
         self._hook = hook
         self.span = span
         self._metric_attrs = metric_attrs

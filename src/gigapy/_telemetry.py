@@ -25,8 +25,7 @@ def content_from_env() -> bool:
     return os.environ.get(_CONTENT_ENV, "").strip().lower() in ("1", "true", "yes", "on")
 
 
-def instrument(*, capture_content: bool | None = None, tracer_provider: Any = None,
-               meter_provider: Any = None) -> None:
+def instrument(*, capture_content: bool | None = None, tracer_provider: Any = None, meter_provider: Any = None) -> None:
     """Turn on OpenTelemetry spans and metrics for every client whose ``telemetry`` setting is unset.
 
     ``capture_content`` puts the messages and answers into spans (off by default; also
@@ -74,7 +73,8 @@ def _new_hook(capture_content: bool | None, tracer_provider: Any, meter_provider
     except ImportError as exc:  # opentelemetry-api is missing
         from .errors import ConfigurationError
 
-        raise ConfigurationError("telemetry", f"OpenTelemetry is not installed ({exc.name}): "
-                                              "pip install 'gigapy[otel]'") from None
+        raise ConfigurationError(
+            "telemetry", f"OpenTelemetry is not installed ({exc.name}): pip install 'gigapy[otel]'"
+        ) from None
     content = content_from_env() if capture_content is None else bool(capture_content)
     return _otel.Hook(content=content, tracer_provider=tracer_provider, meter_provider=meter_provider)

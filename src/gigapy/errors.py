@@ -156,9 +156,17 @@ class APIError(GigaChatError):
     the server really sent, ``b""`` when nothing came), ``request_id`` and ``session_id`` (the
     X-Request-ID and X-Session-ID of the call), ``method`` and ``url``."""
 
-    def __init__(self, message: str, *, request: RequestInfo | None = None, body: bytes = b"",
-                 request_id: str | None = None, session_id: str | None = None, method: str = "",
-                 url: str = "") -> None:
+    def __init__(
+        self,
+        message: str,
+        *,
+        request: RequestInfo | None = None,
+        body: bytes = b"",
+        request_id: str | None = None,
+        session_id: str | None = None,
+        method: str = "",
+        url: str = "",
+    ) -> None:
         super().__init__(message)
         self.request = request
         self.method = method or (request.method if request is not None else "")
@@ -176,29 +184,50 @@ class APIConnectionError(APIError):
     ``sent`` tells whether the request may have reached the server before the failure (a read
     timeout, a connection closed before the answer); False when it never left (no connection)."""
 
-    def __init__(self, message: str, *, method: str = "", url: str = "", sent: bool = False,
-                 request: RequestInfo | None = None, request_id: str | None = None,
-                 session_id: str | None = None) -> None:
-        super().__init__(message, request=request, method=method, url=url, request_id=request_id,
-                         session_id=session_id)
+    def __init__(
+        self,
+        message: str,
+        *,
+        method: str = "",
+        url: str = "",
+        sent: bool = False,
+        request: RequestInfo | None = None,
+        request_id: str | None = None,
+        session_id: str | None = None,
+    ) -> None:
+        super().__init__(message, request=request, method=method, url=url, request_id=request_id, session_id=session_id)
         self.sent = sent
 
 
 class APITimeoutError(APIConnectionError):
     """A connect, read, write or pool timeout expired (``phase`` tells which)."""
 
-    def __init__(self, message: str, *, method: str = "", url: str = "", phase: str = "read",
-                 sent: bool | None = None, request: RequestInfo | None = None) -> None:
-        super().__init__(message, method=method, url=url,
-                         sent=phase not in ("connect", "pool") if sent is None else sent, request=request)
+    def __init__(
+        self,
+        message: str,
+        *,
+        method: str = "",
+        url: str = "",
+        phase: str = "read",
+        sent: bool | None = None,
+        request: RequestInfo | None = None,
+    ) -> None:
+        super().__init__(
+            message,
+            method=method,
+            url=url,
+            sent=phase not in ("connect", "pool") if sent is None else sent,
+            request=request,
+        )
         self.phase = phase
 
 
 class TLSVerificationError(APIConnectionError):
     """The server's TLS certificate could not be verified; ``host`` names the server."""
 
-    def __init__(self, message: str, *, method: str = "", url: str = "", host: str = "",
-                 request: RequestInfo | None = None) -> None:
+    def __init__(
+        self, message: str, *, method: str = "", url: str = "", host: str = "", request: RequestInfo | None = None
+    ) -> None:
         super().__init__(message, method=method, url=url, request=request)
         self.host = host
 
@@ -207,8 +236,16 @@ class ClientCertificateError(APIConnectionError):
     """The server refused the client certificate during the TLS handshake (mTLS): none was sent,
     its CA is not trusted there, or it expired. ``host`` names the server, ``reason`` the TLS alert."""
 
-    def __init__(self, message: str, *, method: str = "", url: str = "", host: str = "", reason: str = "",
-                 request: RequestInfo | None = None) -> None:
+    def __init__(
+        self,
+        message: str,
+        *,
+        method: str = "",
+        url: str = "",
+        host: str = "",
+        reason: str = "",
+        request: RequestInfo | None = None,
+    ) -> None:
         super().__init__(message, method=method, url=url, request=request)
         self.host = host
         self.reason = reason
@@ -241,8 +278,9 @@ class APIStatusError(APIError):
         session_id: str | None = None,
         request: RequestInfo | None = None,
     ) -> None:
-        super().__init__(message, request=request, body=body, request_id=request_id, session_id=session_id,
-                         method=method, url=url)
+        super().__init__(
+            message, request=request, body=body, request_id=request_id, session_id=session_id, method=method, url=url
+        )
         self.status_code = status_code
         self.json_body = json_body
         self.headers: Mapping[str, str] = headers if headers is not None else {}
@@ -311,8 +349,7 @@ class APIResponseValidationError(APIError):
         request: RequestInfo | None = None,
         session_id: str | None = None,
     ) -> None:
-        super().__init__(message, request=request, body=body, request_id=request_id, session_id=session_id,
-                         url=url)
+        super().__init__(message, request=request, body=body, request_id=request_id, session_id=session_id, url=url)
         self.status_code = status_code
 
 
@@ -350,8 +387,9 @@ class StreamTimeoutError(StreamError, APITimeoutError):
     an :class:`APITimeoutError`.
     """
 
-    def __init__(self, message: str, *, chunks_received: int = 0, request_id: str | None = None,
-                 phase: str = "read") -> None:
+    def __init__(
+        self, message: str, *, chunks_received: int = 0, request_id: str | None = None, phase: str = "read"
+    ) -> None:
         super().__init__(message, chunks_received=chunks_received, request_id=request_id)
         self.phase = phase
 
@@ -363,8 +401,15 @@ class StructuredOutputError(GigaChatError):
     attempt, ``errors`` why each attempt failed.
     """
 
-    def __init__(self, message: str, *, raw_text: str = "", usage: Any = None, errors: list[str] | None = None,
-                 request_id: str | None = None) -> None:
+    def __init__(
+        self,
+        message: str,
+        *,
+        raw_text: str = "",
+        usage: Any = None,
+        errors: list[str] | None = None,
+        request_id: str | None = None,
+    ) -> None:
         super().__init__(message)
         self.raw_text = raw_text
         self.usage = usage
@@ -428,8 +473,9 @@ class BatchWriteError(GigaChatError):
     ``path`` is the file, ``os_error`` (also ``__cause__``) the OSError, and ``summary`` the
     counts of the run (None when it failed before the first request)."""
 
-    def __init__(self, path: str | os.PathLike[str], os_error: OSError, *, action: str = "write",
-                 note: str = "") -> None:
+    def __init__(
+        self, path: str | os.PathLike[str], os_error: OSError, *, action: str = "write", note: str = ""
+    ) -> None:
         code = errno.errorcode.get(os_error.errno or 0)
         what = os_error.strerror or str(os_error)
         super().__init__(f"cannot {action} {path}: {what}{f' ({code})' if code else ''}{note}")

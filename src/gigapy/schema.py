@@ -49,9 +49,19 @@ from .errors import InvalidArgumentError
 
 SILENT = frozenset({"title"})
 # validation keywords the dialect lacks: kept for the model as words in the description
-FOLDED = {"default": "default", "minimum": ">=", "maximum": "<=", "exclusiveMinimum": ">", "exclusiveMaximum": "<",
-          "minLength": "min length", "maxLength": "max length", "pattern": "pattern", "minItems": "min items",
-          "maxItems": "max items", "multipleOf": "multiple of"}
+FOLDED = {
+    "default": "default",
+    "minimum": ">=",
+    "maximum": "<=",
+    "exclusiveMinimum": ">",
+    "exclusiveMaximum": "<",
+    "minLength": "min length",
+    "maxLength": "max length",
+    "pattern": "pattern",
+    "minItems": "min items",
+    "maxItems": "max items",
+    "multipleOf": "multiple of",
+}
 FORMATS = frozenset({"date", "date-time", "time"})
 TYPES = frozenset({"object", "string", "integer", "number", "boolean", "array"})
 
@@ -76,8 +86,13 @@ class FunctionSchema:
         return out
 
 
-def function_schema(obj: Callable[..., Any] | type[BaseModel] | dict[str, Any], *, name: str | None = None,
-                    description: str | None = None, dialect: str = "reduced") -> FunctionSchema:
+def function_schema(
+    obj: Callable[..., Any] | type[BaseModel] | dict[str, Any],
+    *,
+    name: str | None = None,
+    description: str | None = None,
+    dialect: str = "reduced",
+) -> FunctionSchema:
     """Build a GigaChat function definition from a function, a pydantic model or a dict.
 
     ``dialect``: ``"reduced"`` (the older dialect, changes reported in ``dropped``) or ``"full"``
@@ -105,8 +120,11 @@ def function_schema(obj: Callable[..., Any] | type[BaseModel] | dict[str, Any], 
     else:
         raise InvalidArgumentError("function", f"expected a function, a pydantic model or a dict, got {obj!r}")
     if not isinstance(raw_name, str) or not FUNCTION_NAME_RE.match(raw_name):
-        raise InvalidArgumentError("name", f"{raw_name!r} is not a valid function name: Latin letters, digits "
-                                   "(not leading), '_', '-' and '.' only; pass name=")
+        raise InvalidArgumentError(
+            "name",
+            f"{raw_name!r} is not a valid function name: Latin letters, digits "
+            "(not leading), '_', '-' and '.' only; pass name=",
+        )
     dropped: list[str] = []
     if dialect == "full":
         return FunctionSchema(raw_name, desc, _object_root(schema), dropped)
@@ -208,8 +226,10 @@ def _reduce(node: Any, defs: dict[str, Any], dropped: list[str], path: str, seen
         if key == "description" and isinstance(value, str):
             out["description"] = value
         elif key == "properties" and kind == "object" and isinstance(value, dict):
-            out["properties"] = {name: _reduce(sub, defs, dropped, f"{path}.{name}" if path else name, seen)
-                                 for name, sub in value.items()}
+            out["properties"] = {
+                name: _reduce(sub, defs, dropped, f"{path}.{name}" if path else name, seen)
+                for name, sub in value.items()
+            }
         elif key == "required" and isinstance(value, list):
             out["required"] = [r for r in value if isinstance(r, str)]
         elif key == "items" and kind == "array":

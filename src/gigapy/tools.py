@@ -34,8 +34,14 @@ class Tool:
     ``dialect`` fixes its schema's dialect ("reduced" or "full"); by default the run's applies.
     """
 
-    def __init__(self, fn: Callable[..., Any], *, name: str | None = None, description: str | None = None,
-                 dialect: str | None = None) -> None:
+    def __init__(
+        self,
+        fn: Callable[..., Any],
+        *,
+        name: str | None = None,
+        description: str | None = None,
+        dialect: str | None = None,
+    ) -> None:
         if not callable(fn):
             raise InvalidArgumentError("tools", f"expected a function, got {fn!r}")
         if dialect is not None:
@@ -43,8 +49,9 @@ class Tool:
         self.fn = fn
         self.dialect = dialect
         self._naming = {"name": name, "description": description}
-        self.schema: FunctionSchema = function_schema(fn, name=name, description=description,
-                                                      dialect=dialect or "reduced")
+        self.schema: FunctionSchema = function_schema(
+            fn, name=name, description=description, dialect=dialect or "reduced"
+        )
         self._schemas = {self.schema_dialect: self.schema}
         self.arguments = arguments_model(fn)
 
@@ -166,10 +173,18 @@ def run_tools_flow(
                     reply = {"id": call.id, **reply}  # the result names the call it answers
                 history.append({"role": "function", "content": [{"function_result": reply}]})
             else:
-                history.append({"role": "function", "name": call.name,
-                                "content": P.json_text(result, f"messages[{len(history)}].content")})
-    raise ToolLoopError(f"no final answer after {max_steps} steps of function calls; raise max_steps or check "
-                        "the tools", messages=history, calls=calls)
+                history.append(
+                    {
+                        "role": "function",
+                        "name": call.name,
+                        "content": P.json_text(result, f"messages[{len(history)}].content"),
+                    }
+                )
+    raise ToolLoopError(
+        f"no final answer after {max_steps} steps of function calls; raise max_steps or check the tools",
+        messages=history,
+        calls=calls,
+    )
 
 
 def _execute(tool: Tool | None, record: ToolCallRecord) -> Flow[None]:

@@ -47,8 +47,15 @@ class UsageTotals:
         self._lock = threading.Lock()
         self._models: dict[str, ModelUsage] = {}
 
-    def record(self, model: str | None, prompt: int | None = None, completion: int | None = None,
-               cached: int | None = None, *, error: bool = False) -> None:
+    def record(
+        self,
+        model: str | None,
+        prompt: int | None = None,
+        completion: int | None = None,
+        cached: int | None = None,
+        *,
+        error: bool = False,
+    ) -> None:
         """Add one answered (or failed, ``error=True``) request of ``model``."""
         key = model or "unknown"
         with self._lock:
@@ -123,7 +130,7 @@ BUILTIN_PRICES: dict[str, Any] = {
     "currency": "RUB",
     "unit_tokens": 1000,
     "source": "estimate: public GigaChat API price page (developers.sber.ru/docs/ru/gigachat/tariffs) as read "
-              "by the gigapy maintainers, package prices divided by their token counts; not verified",
+    "by the gigapy maintainers, package prices divided by their token counts; not verified",
     "estimate": True,
     "scopes": {
         scope: {
@@ -172,8 +179,9 @@ class PriceTable:
                 for kind in ("input", "output"):
                     value = price.get(kind, 0) if isinstance(price, Mapping) else None
                     if not isinstance(value, (int, float)) or isinstance(value, bool) or value < 0:
-                        raise ConfigurationError(f"prices.scopes.{scope}.models.{model}.{kind}",
-                                                 f"expected a number >= 0, got {value!r}")
+                        raise ConfigurationError(
+                            f"prices.scopes.{scope}.models.{model}.{kind}", f"expected a number >= 0, got {value!r}"
+                        )
         unit = data.get("unit_tokens", 1000)
         if not isinstance(unit, int) or isinstance(unit, bool) or unit < 1:
             raise ConfigurationError("prices.unit_tokens", f"expected an integer >= 1, got {unit!r}")
@@ -213,8 +221,11 @@ class PriceTable:
         return prompt * price[0] + completion * price[1]
 
 
-def estimate_cost(usage: UsageTotals | Mapping[str, Mapping[str, int]], scope: str = "GIGACHAT_API_PERS",
-                  prices: PriceTable | None = None) -> dict[str, Any]:
+def estimate_cost(
+    usage: UsageTotals | Mapping[str, Mapping[str, int]],
+    scope: str = "GIGACHAT_API_PERS",
+    prices: PriceTable | None = None,
+) -> dict[str, Any]:
     """An **estimate** in roubles of ``usage``: ``{"rub", "by_model", "unpriced", "estimate",
     "prices_version", "prices_source"}``; models the table lacks are listed in ``unpriced``."""
     table = prices if prices is not None else PriceTable.default()
@@ -227,5 +238,12 @@ def estimate_cost(usage: UsageTotals | Mapping[str, Mapping[str, int]], scope: s
             unpriced.append(model)
         else:
             by_model[model] = round(rub, 6)
-    return {"rub": round(sum(by_model.values()), 6), "by_model": by_model, "unpriced": sorted(unpriced),
-            "estimate": True, "scope": scope, "prices_version": table.version, "prices_source": table.source}
+    return {
+        "rub": round(sum(by_model.values()), 6),
+        "by_model": by_model,
+        "unpriced": sorted(unpriced),
+        "estimate": True,
+        "scope": scope,
+        "prices_version": table.version,
+        "prices_source": table.source,
+    }

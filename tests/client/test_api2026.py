@@ -33,10 +33,16 @@ from gigapy.emulator import count_tokens
 from gigapy.testing import client_settings
 from gigapy.types import ChatCompletion, ChatCompletionV2, ErrorDetails, Logprob
 
-WEATHER = {"name": "get_weather", "description": "Погода в городе",
-           "parameters": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}}
-TIME = {"name": "get_time", "description": "Текущее время в городе",
-        "parameters": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}}
+WEATHER = {
+    "name": "get_weather",
+    "description": "Погода в городе",
+    "parameters": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]},
+}
+TIME = {
+    "name": "get_time",
+    "description": "Текущее время в городе",
+    "parameters": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]},
+}
 BOTH = "Какая сейчас погода и время в Москве?"
 
 Call = Callable[..., Any]
@@ -62,8 +68,9 @@ def call(request: pytest.FixtureRequest, emu: Any) -> Call:
     """Call ``client.<method>`` (dotted: ``v2.completion``) on a sync or an async client; with
     ``stream=True`` the method is a stream and its final completion is returned."""
 
-    def run(method: str, *args: Any, client_options: dict[str, Any] | None = None, stream: bool = False,
-            **kwargs: Any) -> Any:
+    def run(
+        method: str, *args: Any, client_options: dict[str, Any] | None = None, stream: bool = False, **kwargs: Any
+    ) -> Any:
         settings = client_settings(emu, **(client_options or {}))
         if request.param == "sync":
             with GigaChat(**settings) as client:
@@ -197,8 +204,11 @@ def test_v2_parallel_calls_and_results_by_id(call: Call, emu: Any, stream: bool)
     assert sorted(c.name for c in calls) == ["get_time", "get_weather"]
     assert len({c.id for c in calls}) == 2 and all(uuid.UUID(c.id) for c in calls)
     results = {"get_weather": {"temperature": -3}, "get_time": {"time": "12:30"}}
-    history = [{"role": "user", "content": BOTH}, answer.message,
-               *(c.result_message(results[c.name]) for c in reversed(calls))]  # any order: the ids tell
+    history = [
+        {"role": "user", "content": BOTH},
+        answer.message,
+        *(c.result_message(results[c.name]) for c in reversed(calls)),
+    ]  # any order: the ids tell
     final = call("v2.completion", history, functions=[WEATHER, TIME])
     assert final.finish_reason == "stop" and "-3" in final.text and "12:30" in final.text
     replayed = sent(emu).json()["messages"]
@@ -263,8 +273,9 @@ def test_v2_error_details(call: Call, stream: bool) -> None:
 def test_v2_assistant_id_without_model(call: Call, emu: Any) -> None:
     with GigaChat(**client_settings(emu)) as client:
         assistant = client.assistants.create(name="Helper", model="GigaChat-2-Pro", functions=[WEATHER])
-    answer = call("v2.completion", "Какая погода в Туле?", assistant_id=assistant.assistant_id,
-                  tool_config="get_weather")  # the assistant's function: not in this request
+    answer = call(
+        "v2.completion", "Какая погода в Туле?", assistant_id=assistant.assistant_id, tool_config="get_weather"
+    )  # the assistant's function: not in this request
     body = sent(emu).json()
     assert "model" not in body and body["tool_config"] == {"mode": "forced", "function_name": "get_weather"}
     assert answer.model.startswith("GigaChat-2-Pro:") and answer.function_calls[0].name == "get_weather"
@@ -317,8 +328,7 @@ def test_unknown_fields_are_sent_with_one_warning_per_name(call: Call, emu: Any)
 
 def test_unknown_tool_and_mode_are_sent(emu: Any) -> None:
     with GigaChat(**client_settings(emu)) as client:
-        with pytest.warns(UnknownFieldWarning, match="tools\\[0\\].image_edit"), \
-                pytest.raises(NotFoundError) as info:
+        with pytest.warns(UnknownFieldWarning, match="tools\\[0\\].image_edit"), pytest.raises(NotFoundError) as info:
             client.v2.completion("Привет", tools=["image_edit"])
         assert info.value.server_message == "Unknown tool image_edit"  # the service's verdict, not gigapy's
         assert sent(emu).json()["tools"] == [{"image_edit": {}}]
@@ -336,16 +346,19 @@ def test_warnings_can_be_errors(emu: Any) -> None:
         assert len(emu.requests) == before
 
 
-@pytest.mark.parametrize(("kwargs", "field", "hint"), [
-    ({"temprature": 0.5}, "temprature", "did you mean 'temperature'"),
-    ({"Max_Tokens": 5}, "Max_Tokens", "did you mean 'max_tokens'"),
-    ({"reasoning_efort": "low"}, "reasoning_efort", "did you mean 'reasoning_effort'"),
-    ({"sesion_id": "x"}, "sesion_id", "did you mean 'session_id'"),
-    ({"reasoning_effort": "Low"}, "reasoning_effort", "did you mean 'low'"),
-    ({"reasoning_effort": ["low"]}, "reasoning_effort", "expected a non-empty string"),
-    ({"tool_config": "auto"}, "tool_config", "v2 field"),
-    ({"assistant_id": 5}, "assistant_id", "expected a string"),
-])
+@pytest.mark.parametrize(
+    ("kwargs", "field", "hint"),
+    [
+        ({"temprature": 0.5}, "temprature", "did you mean 'temperature'"),
+        ({"Max_Tokens": 5}, "Max_Tokens", "did you mean 'max_tokens'"),
+        ({"reasoning_efort": "low"}, "reasoning_efort", "did you mean 'reasoning_effort'"),
+        ({"sesion_id": "x"}, "sesion_id", "did you mean 'session_id'"),
+        ({"reasoning_effort": "Low"}, "reasoning_effort", "did you mean 'low'"),
+        ({"reasoning_effort": ["low"]}, "reasoning_effort", "expected a non-empty string"),
+        ({"tool_config": "auto"}, "tool_config", "v2 field"),
+        ({"assistant_id": 5}, "assistant_id", "expected a string"),
+    ],
+)
 def test_typos_and_bad_types_of_known_fields_raise(emu: Any, kwargs: dict[str, Any], field: str, hint: str) -> None:
     before = len(emu.requests)
     with GigaChat(**client_settings(emu)) as client, pytest.raises(InvalidArgumentError) as info:
@@ -379,8 +392,13 @@ def _resolved(schema: dict[str, Any]) -> jsonschema.Draft202012Validator:
 def test_full_schema_is_sent_unchanged(call: Call, emu: Any, api_version: str) -> None:
     method = "completion" if api_version == "v1" else "v2.completion"
     forced = {"function_call": "Delivery"} if api_version == "v1" else {"tool_config": "Delivery"}
-    answer = call(method, "Доставь в Казань, улица Баумана, завтра", functions=[Delivery],
-                  client_options={"schema_dialect": "full"}, **forced)
+    answer = call(
+        method,
+        "Доставь в Казань, улица Баумана, завтра",
+        functions=[Delivery],
+        client_options={"schema_dialect": "full"},
+        **forced,
+    )
     body = sent(emu).json()
     spec = body["functions"][0] if api_version == "v1" else body["tools"][0]["functions"]["specifications"][0]
     assert spec["parameters"] == Delivery.model_json_schema()  # $defs, $ref, anyOf, titles: all of it
@@ -397,8 +415,13 @@ def test_reduced_is_the_default_and_per_call_wins(call: Call, emu: Any) -> None:
     call("completion", "Доставь в Казань", functions=[Delivery], schema_dialect="full")
     assert sent(emu).json()["functions"][0]["parameters"] == Delivery.model_json_schema()
     assert "schema_dialect" not in sent(emu).json()  # it shapes the request, it is not sent
-    call("completion", "Доставь в Казань", functions=[Delivery], schema_dialect="reduced",
-         client_options={"schema_dialect": "full"})
+    call(
+        "completion",
+        "Доставь в Казань",
+        functions=[Delivery],
+        schema_dialect="reduced",
+        client_options={"schema_dialect": "full"},
+    )
     assert sent(emu).json()["functions"][0]["parameters"] == reduced
 
 
@@ -421,12 +444,15 @@ def test_run_tools_with_full_schemas(call: Call, api_version: str) -> None:
 # --- response models ------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(("raw", "code", "message"), [
-    ({"code": 7, "message": "bad args", "function_name": "f"}, 7, "bad args"),
-    ("generation failed", None, "generation failed"),
-    ({"code": {"kind": "x"}, "message": ["a", "b"]}, '{"kind": "x"}', '["a", "b"]'),
-    ([1, 2], None, "[1, 2]"),
-])
+@pytest.mark.parametrize(
+    ("raw", "code", "message"),
+    [
+        ({"code": 7, "message": "bad args", "function_name": "f"}, 7, "bad args"),
+        ("generation failed", None, "generation failed"),
+        ({"code": {"kind": "x"}, "message": ["a", "b"]}, '{"kind": "x"}', '["a", "b"]'),
+        ([1, 2], None, "[1, 2]"),
+    ],
+)
 def test_error_details_keep_any_shape(raw: Any, code: Any, message: str) -> None:
     for model in (ChatCompletion, ChatCompletionV2):
         details = model.model_validate({"error_details": raw}).error_details
@@ -436,9 +462,16 @@ def test_error_details_keep_any_shape(raw: Any, code: Any, message: str) -> None
 
 
 def test_reasoning_in_either_shape() -> None:
-    as_field = ChatCompletionV2.model_validate({"messages": [
-        {"role": "assistant", "reasoning_content": "think", "content": [{"text": "answer"}]}]})
-    as_role = ChatCompletionV2.model_validate({"messages": [
-        {"role": "reasoning", "content": [{"text": "think"}]}, {"role": "assistant", "content": [{"text": "answer"}]}]})
+    as_field = ChatCompletionV2.model_validate(
+        {"messages": [{"role": "assistant", "reasoning_content": "think", "content": [{"text": "answer"}]}]}
+    )
+    as_role = ChatCompletionV2.model_validate(
+        {
+            "messages": [
+                {"role": "reasoning", "content": [{"text": "think"}]},
+                {"role": "assistant", "content": [{"text": "answer"}]},
+            ]
+        }
+    )
     for completion in (as_field, as_role):
         assert (completion.reasoning, completion.text) == ("think", "answer")

@@ -26,8 +26,9 @@ class SlowFile(io.BytesIO):
 
 
 @pytest.mark.parametrize("kind", ["path", "fileobj"])
-def test_large_upload_and_download_do_not_block_the_loop(emu: Any, tmp_path: Path, kind: str,
-                                                          caplog: pytest.LogCaptureFixture) -> None:
+def test_large_upload_and_download_do_not_block_the_loop(
+    emu: Any, tmp_path: Path, kind: str, caplog: pytest.LogCaptureFixture
+) -> None:
     data = b"\xff\xd8\xff\xe0" + bytes(range(256)) * (14 * MB // 256)  # a 14 MB "JPEG"
     path = tmp_path / "photo.jpg"
     path.write_bytes(data)

@@ -48,32 +48,57 @@ CASES: list[Case] = [
     ("message not a dict", "messages[0]", lambda c, t: c.completion(["hello"])),
     ("role tool", "messages[0].role", lambda c, t: c.completion([{"role": "tool", "content": "{}"}])),
     ("unknown role", "messages[0].role", lambda c, t: c.completion([{"role": "bot", "content": "x"}])),
-    ("system not first", "messages[1].role",
-     lambda c, t: c.completion([U, {"role": "system", "content": "Будь краток"}])),
+    (
+        "system not first",
+        "messages[1].role",
+        lambda c, t: c.completion([U, {"role": "system", "content": "Будь краток"}]),
+    ),
     ("content not text", "messages[0].content", lambda c, t: c.completion([{"role": "user", "content": 5}])),
     ("empty user content", "messages[0].content", lambda c, t: c.completion([{"role": "user", "content": ""}])),
-    ("function result without call", "messages[1]",
-     lambda c, t: c.completion([U, {"role": "function", "content": "{}"}])),
+    (
+        "function result without call",
+        "messages[1]",
+        lambda c, t: c.completion([U, {"role": "function", "content": "{}"}]),
+    ),
     ("function call without result", "messages[1].function_call", lambda c, t: c.completion([U, CALL])),
     ("function call then user", "messages[1].function_call", lambda c, t: c.completion([U, CALL, U])),
-    ("function result not JSON", "messages[2].content",
-     lambda c, t: c.completion([U, CALL, {"role": "function", "content": "sunny"}], functions=[WEATHER])),
-    ("arguments not JSON", "messages[1].function_call.arguments",
-     lambda c, t: c.completion([U, {**CALL, "function_call": {"name": "f", "arguments": "{oops"}},
-                                {"role": "function", "content": "{}"}])),
-    ("function_call on a user message", "messages[0].function_call",
-     lambda c, t: c.completion([{**U, "function_call": {"name": "f"}}])),
-    ("function name with digit first", "functions[0].name",
-     lambda c, t: c.completion("hi", functions=[{"name": "1f"}])),
+    (
+        "function result not JSON",
+        "messages[2].content",
+        lambda c, t: c.completion([U, CALL, {"role": "function", "content": "sunny"}], functions=[WEATHER]),
+    ),
+    (
+        "arguments not JSON",
+        "messages[1].function_call.arguments",
+        lambda c, t: c.completion(
+            [U, {**CALL, "function_call": {"name": "f", "arguments": "{oops"}}, {"role": "function", "content": "{}"}]
+        ),
+    ),
+    (
+        "function_call on a user message",
+        "messages[0].function_call",
+        lambda c, t: c.completion([{**U, "function_call": {"name": "f"}}]),
+    ),
+    (
+        "function name with digit first",
+        "functions[0].name",
+        lambda c, t: c.completion("hi", functions=[{"name": "1f"}]),
+    ),
     ("function name in Cyrillic", "functions[0].name", lambda c, t: c.completion("hi", functions=[{"name": "Погода"}])),
     ("functions not a list", "functions", lambda c, t: c.completion("hi", functions="get_weather")),
-    ("parameters not an object schema", "functions[0].parameters",
-     lambda c, t: c.completion("hi", functions=[{"name": "f", "parameters": {"type": "array"}}])),
+    (
+        "parameters not an object schema",
+        "functions[0].parameters",
+        lambda c, t: c.completion("hi", functions=[{"name": "f", "parameters": {"type": "array"}}]),
+    ),
     ("forced function not given", "function_call.name", lambda c, t: c.completion("hi", function_call="missing")),
     ("bad function_call mode", "function_call", lambda c, t: c.completion("hi", function_call={"x": 1})),
     ("response_format json", "response_format.type", lambda c, t: c.completion("hi", response_format={"type": "json"})),
-    ("json_schema without schema", "response_format.schema",
-     lambda c, t: c.completion("hi", response_format={"type": "json_schema"})),
+    (
+        "json_schema without schema",
+        "response_format.schema",
+        lambda c, t: c.completion("hi", response_format={"type": "json_schema"}),
+    ),
     ("reasoning_effort typo", "reasoning_effort", lambda c, t: c.completion("hi", reasoning_effort="medum")),
     ("reasoning_effort not text", "reasoning_effort", lambda c, t: c.completion("hi", reasoning_effort=3)),
     ("reasoning_max_tokens zero", "reasoning_max_tokens", lambda c, t: c.completion("hi", reasoning_max_tokens=0)),
@@ -82,12 +107,21 @@ CASES: list[Case] = [
     ("a v2 field on v1", "tools", lambda c, t: c.completion("hi", tools=["web_search"])),
     ("stream on completion", "stream", lambda c, t: c.completion("hi", stream=True)),
     ("schema_dialect unknown", "schema_dialect", lambda c, t: c.completion("hi", schema_dialect="json")),
-    ("regex format without regex", "response_format.regex",
-     lambda c, t: c.completion("hi", response_format={"type": "regex"})),
-    ("response_format json_object", "response_format.type",
-     lambda c, t: c.completion("hi", response_format={"type": "json_object"})),
-    ("response_format type typo", "response_format.type",
-     lambda c, t: c.completion("hi", response_format={"type": "json_shema", "schema": {"type": "object"}})),
+    (
+        "regex format without regex",
+        "response_format.regex",
+        lambda c, t: c.completion("hi", response_format={"type": "regex"}),
+    ),
+    (
+        "response_format json_object",
+        "response_format.type",
+        lambda c, t: c.completion("hi", response_format={"type": "json_object"}),
+    ),
+    (
+        "response_format type typo",
+        "response_format.type",
+        lambda c, t: c.completion("hi", response_format={"type": "json_shema", "schema": {"type": "object"}}),
+    ),
     ("unknown parameter", "temprature", lambda c, t: c.completion("hi", temprature=0.5)),
     ("profanity_check not bool", "profanity_check", lambda c, t: c.completion("hi", profanity_check="yes")),
     ("flags not strings", "flags[0]", lambda c, t: c.completion("hi", flags=[1])),
@@ -118,11 +152,17 @@ CASES: list[Case] = [
     ("download into a missing dir", "path", lambda c, t: c.download_file("id", t / "no" / "x.jpg")),
     ("file id empty", "file_id", lambda c, t: c.get_file_info("")),
     ("batch empty", "requests", lambda c, t: c.create_batch([])),
-    ("batch duplicate ids", "requests[1].id",
-     lambda c, t: c.create_batch([{"id": "a", "request": {"messages": [U]}}] * 2)),
+    (
+        "batch duplicate ids",
+        "requests[1].id",
+        lambda c, t: c.create_batch([{"id": "a", "request": {"messages": [U]}}] * 2),
+    ),
     ("batch unknown method", "method", lambda c, t: c.create_batch([{"id": "a"}], method="x")),
-    ("batch line without messages", "requests[0].request.messages",
-     lambda c, t: c.create_batch([{"id": "a", "request": {}}])),
+    (
+        "batch line without messages",
+        "requests[0].request.messages",
+        lambda c, t: c.create_batch([{"id": "a", "request": {}}]),
+    ),
     ("batch missing file", "requests", lambda c, t: c.create_batch(t / "missing.jsonl")),
     ("batch broken JSONL", "requests line 1", lambda c, t: c.create_batch(b"{not json}\n")),
     ("check_ai empty text", "text", lambda c, t: c.check_ai("")),
@@ -133,13 +173,15 @@ CASES: list[Case] = [
 
 @pytest.mark.parametrize("kind", ["sync", "async"])
 @pytest.mark.parametrize(("name", "field", "call"), CASES, ids=[c[0] for c in CASES])
-def test_bad_input_is_rejected_before_sending(emu: Any, tmp_path: Path, kind: str, name: str, field: str,
-                                              call: Callable[[Any, Path], Any]) -> None:
+def test_bad_input_is_rejected_before_sending(
+    emu: Any, tmp_path: Path, kind: str, name: str, field: str, call: Callable[[Any, Path], Any]
+) -> None:
     before = len(emu.requests)
     if kind == "sync":
         with GigaChat(**client_settings(emu)) as client, pytest.raises(InvalidArgumentError) as info:
             call(client, tmp_path)
     else:
+
         async def main() -> None:
             async with AsyncGigaChat(**client_settings(emu)) as client:
                 result = call(client, tmp_path)

@@ -70,8 +70,17 @@ def test_completion_from_a_prompt(api: Call, emu: Any) -> None:
 def test_completion_with_messages_and_fields_never_mutates_input(api: Call, emu: Any) -> None:
     messages = [{"role": "system", "content": "Отвечай кратко."}, {"role": "user", "content": "Что такое Python?"}]
     snapshot = json.dumps(messages)
-    result = api("completion", messages, model="GigaChat-2-Max", temperature=0.3, top_p=0.9, max_tokens=5,
-                 repetition_penalty=1.1, profanity_check=False, flags=["x"])
+    result = api(
+        "completion",
+        messages,
+        model="GigaChat-2-Max",
+        temperature=0.3,
+        top_p=0.9,
+        max_tokens=5,
+        repetition_penalty=1.1,
+        profanity_check=False,
+        flags=["x"],
+    )
     assert json.dumps(messages) == snapshot
     assert result.finish_reason == "length"
     assert result.usage.completion_tokens == 5
@@ -179,8 +188,10 @@ def test_check_ai_and_validate_function(api: Call) -> None:
     assert isinstance(result, AICheckResult)
     assert result.category in ("ai", "human", "mixed")
     assert result.characters == len(text)
-    good = api("validate_function", {"name": "get_weather", "description": "Weather",
-                                     "parameters": {"type": "object", "properties": {}}})
+    good = api(
+        "validate_function",
+        {"name": "get_weather", "description": "Weather", "parameters": {"type": "object", "properties": {}}},
+    )
     assert isinstance(good, FunctionValidationResult)
     assert good.is_valid
     bad = api("validate_function", {"name": "1bad", "parameters": {"type": "object", "properties": {}}})
@@ -188,13 +199,15 @@ def test_check_ai_and_validate_function(api: Call) -> None:
 
 
 def test_batches_end_to_end(api: Call) -> None:
-    requests = [{"id": f"q{i}", "request": {"messages": [{"role": "user", "content": f"Вопрос {i}"}]}}
-                for i in range(3)]
+    requests = [
+        {"id": f"q{i}", "request": {"messages": [{"role": "user", "content": f"Вопрос {i}"}]}} for i in range(3)
+    ]
     batch = api("create_batch", requests, client_options={"scope": "GIGACHAT_API_CORP"})
     assert isinstance(batch, Batch)
     assert batch.request_counts.total == 3
-    done = api("wait_for_batch", batch.id, poll_interval=0.1, max_wait=30,
-               client_options={"scope": "GIGACHAT_API_CORP"})
+    done = api(
+        "wait_for_batch", batch.id, poll_interval=0.1, max_wait=30, client_options={"scope": "GIGACHAT_API_CORP"}
+    )
     assert done.status == "completed"
     assert batch.id in [b.id for b in api("get_batches", client_options={"scope": "GIGACHAT_API_CORP"})]
     results = api("get_batch_results", done, client_options={"scope": "GIGACHAT_API_CORP"})

@@ -24,11 +24,20 @@ def test_defaults_are_the_documented_ones() -> None:
 
 def test_every_setting_reads_its_gigachat_variable() -> None:
     env = {
-        "GIGACHAT_CREDENTIALS": KEY, "GIGACHAT_SCOPE": "GIGACHAT_API_CORP", "GIGACHAT_MODEL": "GigaChat-2-Max",
-        "GIGACHAT_BASE_URL": "http://127.0.0.1:1/api/v1/", "GIGACHAT_AUTH_URL": "http://127.0.0.1:1/api/v2/oauth",
-        "GIGACHAT_TIMEOUT": "12.5", "GIGACHAT_MAX_RETRIES": "5", "GIGACHAT_VERIFY_SSL_CERTS": "false",
-        "GIGACHAT_PROFANITY_CHECK": "true", "GIGACHAT_FLAGS": '["a", "b"]', "GIGACHAT_USER": "u",
-        "GIGACHAT_PASSWORD": "p", "GIGACHAT_ACCESS_TOKEN": "tok", "GIGACHAT_MAX_CONNECTIONS": "7",
+        "GIGACHAT_CREDENTIALS": KEY,
+        "GIGACHAT_SCOPE": "GIGACHAT_API_CORP",
+        "GIGACHAT_MODEL": "GigaChat-2-Max",
+        "GIGACHAT_BASE_URL": "http://127.0.0.1:1/api/v1/",
+        "GIGACHAT_AUTH_URL": "http://127.0.0.1:1/api/v2/oauth",
+        "GIGACHAT_TIMEOUT": "12.5",
+        "GIGACHAT_MAX_RETRIES": "5",
+        "GIGACHAT_VERIFY_SSL_CERTS": "false",
+        "GIGACHAT_PROFANITY_CHECK": "true",
+        "GIGACHAT_FLAGS": '["a", "b"]',
+        "GIGACHAT_USER": "u",
+        "GIGACHAT_PASSWORD": "p",
+        "GIGACHAT_ACCESS_TOKEN": "tok",
+        "GIGACHAT_MAX_CONNECTIONS": "7",
     }
     s = load_settings({}, env=env)
     assert s.scope == "GIGACHAT_API_CORP"
@@ -45,8 +54,13 @@ def test_every_setting_reads_its_gigachat_variable() -> None:
 def test_file_settings_read_their_variables(tmp_path) -> None:
     ca = tmp_path / "ca.pem"
     ca.write_text("x")
-    env = {"GIGACHAT_CREDENTIALS": KEY, "GIGACHAT_CA_BUNDLE_FILE": str(ca), "GIGACHAT_CERT_FILE": str(ca),
-           "GIGACHAT_KEY_FILE": str(ca), "GIGACHAT_KEY_FILE_PASSWORD": "kp"}
+    env = {
+        "GIGACHAT_CREDENTIALS": KEY,
+        "GIGACHAT_CA_BUNDLE_FILE": str(ca),
+        "GIGACHAT_CERT_FILE": str(ca),
+        "GIGACHAT_KEY_FILE": str(ca),
+        "GIGACHAT_KEY_FILE_PASSWORD": "kp",
+    }
     s = load_settings({}, env=env)
     assert (s.ca_bundle_file, s.cert_file, s.key_file) == (str(ca), str(ca), str(ca))
     assert s.key_file_password is not None and "kp" not in repr(s)
@@ -88,8 +102,12 @@ def test_bad_settings_fail_at_construction(kwargs: dict, field: str, fragment: s
 
 @pytest.mark.parametrize(
     ("var", "value", "fragment"),
-    [("GIGACHAT_TIMEOUT", "soon", "number"), ("GIGACHAT_MAX_RETRIES", "two", "integer"),
-     ("GIGACHAT_VERIFY_SSL_CERTS", "maybe", "true or false"), ("GIGACHAT_FLAGS", "[broken", "JSON list")],
+    [
+        ("GIGACHAT_TIMEOUT", "soon", "number"),
+        ("GIGACHAT_MAX_RETRIES", "two", "integer"),
+        ("GIGACHAT_VERIFY_SSL_CERTS", "maybe", "true or false"),
+        ("GIGACHAT_FLAGS", "[broken", "JSON list"),
+    ],
 )
 def test_bad_environment_values_name_the_variable(var: str, value: str, fragment: str) -> None:
     with pytest.raises(ConfigurationError) as info:
@@ -99,8 +117,13 @@ def test_bad_environment_values_name_the_variable(var: str, value: str, fragment
 
 
 def test_secrets_never_show_in_repr() -> None:
-    client = GigaChat(credentials=KEY, password="hunter2-pass", user="bob", access_token="tok-123-secret",
-                      base_url="http://127.0.0.1:9/api/v1")
+    client = GigaChat(
+        credentials=KEY,
+        password="hunter2-pass",
+        user="bob",
+        access_token="tok-123-secret",
+        base_url="http://127.0.0.1:9/api/v1",
+    )
     for text in (repr(client), repr(client.settings), str(client.settings)):
         for secret in (KEY, "hunter2-pass", "tok-123-secret"):
             assert secret not in text

@@ -29,8 +29,10 @@ def _closed_port() -> str:
 
 
 def test_a_connection_error_keeps_the_ids_that_were_sent() -> None:
-    with GigaChat(base_url=_closed_port(), access_token="tok-secret-123", max_retries=0) as client, \
-            pytest.raises(APIConnectionError) as info:
+    with (
+        GigaChat(base_url=_closed_port(), access_token="tok-secret-123", max_retries=0) as client,
+        pytest.raises(APIConnectionError) as info,
+    ):
         client.completion("Привет", request_id="req-1", session_id="sess-1")
     err = info.value
     assert isinstance(err, APIError)
@@ -42,8 +44,9 @@ def test_a_connection_error_keeps_the_ids_that_were_sent() -> None:
 
 def test_an_async_connection_error_keeps_the_ids_too() -> None:
     async def main() -> APIConnectionError:
-        async with AsyncGigaChat(base_url=_closed_port(), access_token="t", max_retries=0,
-                                 session_id="sess-2") as client:
+        async with AsyncGigaChat(
+            base_url=_closed_port(), access_token="t", max_retries=0, session_id="sess-2"
+        ) as client:
             with pytest.raises(APIConnectionError) as info:
                 await client.completion("Привет", request_id="req-2")
             return info.value
@@ -65,6 +68,7 @@ def test_a_timeout_keeps_the_ids_that_were_sent(face: str) -> None:
             with GigaChat(**settings) as client, pytest.raises(APITimeoutError) as info:
                 client.get_balance(request_id="req-3", session_id="sess-3")
         else:
+
             async def main() -> None:
                 async with AsyncGigaChat(**settings) as client:
                     await client.get_balance(request_id="req-3", session_id="sess-3")
@@ -90,16 +94,32 @@ def test_a_status_error_keeps_the_request_and_the_body(make_client: Any) -> None
 
 @pytest.mark.parametrize("case", ["batch", "assistant"])
 def test_a_missing_item_keeps_what_the_server_really_sent(case: str) -> None:
-    body = {"batches": [{"id": "other", "method": "chat_completions", "request_counts": {"total": 1},
-                         "status": "created", "created_at": 1, "updated_at": 1}]} if case == "batch" else \
-        {"data": [{"assistant_id": "other", "name": "x", "created_at": 1, "updated_at": 1}]}
+    body = (
+        {
+            "batches": [
+                {
+                    "id": "other",
+                    "method": "chat_completions",
+                    "request_counts": {"total": 1},
+                    "status": "created",
+                    "created_at": 1,
+                    "updated_at": 1,
+                }
+            ]
+        }
+        if case == "batch"
+        else {"data": [{"assistant_id": "other", "name": "x", "created_at": 1, "updated_at": 1}]}
+    )
 
     async def handler(request: RawRequest, writer: asyncio.StreamWriter) -> bool:
         writer.write(answer(200, body, {"X-Request-ID": request.headers.get("x-request-id", "")}))
         return True
 
-    with raw_server(handler) as server, GigaChat(base_url=server.base_url, access_token="t") as client, \
-            pytest.raises(NotFoundError) as info:
+    with (
+        raw_server(handler) as server,
+        GigaChat(base_url=server.base_url, access_token="t") as client,
+        pytest.raises(NotFoundError) as info,
+    ):
         if case == "batch":
             client.get_batch("wanted")
         else:

@@ -37,8 +37,9 @@ def _run_in_threads(client: AsyncGigaChat, threads: int, rounds: int = 2) -> lis
             out: list[BaseException | int] = []
             barrier.wait()
             for r in range(rounds):
-                got = await asyncio.gather(*(client.count_tokens(f"поток {k} круг {r} запрос {i}")
-                                             for i in range(N)), return_exceptions=True)
+                got = await asyncio.gather(
+                    *(client.count_tokens(f"поток {k} круг {r} запрос {i}") for i in range(N)), return_exceptions=True
+                )
                 out += [g if isinstance(g, BaseException) else g[0].tokens for g in got]
             return out
 

@@ -30,8 +30,14 @@ def _run(settings: dict[str, Any], env: dict[str, str]) -> dict[str, Any]:
     import json
     import os
 
-    proc = subprocess.run([sys.executable, "-c", CHECK, json.dumps(settings)], capture_output=True, text=True,
-                          timeout=60, check=False, env={**os.environ, **env})
+    proc = subprocess.run(
+        [sys.executable, "-c", CHECK, json.dumps(settings)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        env={**os.environ, **env},
+    )
     assert proc.returncode == 0, proc.stderr
     return json.loads(proc.stdout)
 

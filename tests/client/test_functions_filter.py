@@ -28,31 +28,68 @@ def sms_openapi() -> dict[str, Any]:
     return {
         "openapi": "3.0.1",
         "info": {"title": "SMS", "version": "2"},
-        "paths": {"/api/v{version}/sms": {"post": {
-            "operationId": "send_sms",
-            "summary": "Отправка SMS",
-            "description": "Подробное описание того за что отвечает функция, в данном случае отправка SMS по "
-                           "табельному номеру",
-            "parameters": [{"name": "version", "in": "path", "required": True,
-                            "description": "Описание параметра - версия API", "schema": {"type": "string"}}],
-            "requestBody": {"content": {"application/json": {"schema": {"$ref": "#/components/schemas/Sms"}}}},
-            "responses": {"200": {"description": "OK", "content": {"application/json": {
-                "schema": {"$ref": "#/components/schemas/SmsStatus"}}}}},
-            "x-few-shot-examples": [{
-                "request": "Отправь смс сотруднику с табельным номером 111111 с текстом Hello World используя "
-                           "API v2",
-                "params": {"version": "2", "text": "Hello world", "employeeId": "111111"}}],
-        }}},
-        "components": {"schemas": {
-            "Sms": {"type": "object", "required": ["employeeId", "text"], "properties": {
-                "text": {"type": "string", "minLength": 1, "description": "Текст смс"},
-                "employeeId": {"type": "integer", "format": "int32", "example": 111111,
-                               "description": "Id сотрудника/табельный номер сотрудника без лидирующих нулей"}}},
-            "SmsStatus": {"type": "object", "properties": {
-                "status": {"type": "boolean", "description": "Отправлено/не отправлено"},
-                "phone": {"type": "string", "nullable": True, "description": "Номер: маска + 2 последние цифры номера"},
-                "description": {"type": "string", "nullable": True, "description": "Описание статуса"}}},
-        }},
+        "paths": {
+            "/api/v{version}/sms": {
+                "post": {
+                    "operationId": "send_sms",
+                    "summary": "Отправка SMS",
+                    "description": "Подробное описание того за что отвечает функция, в данном случае отправка SMS по "
+                    "табельному номеру",
+                    "parameters": [
+                        {
+                            "name": "version",
+                            "in": "path",
+                            "required": True,
+                            "description": "Описание параметра - версия API",
+                            "schema": {"type": "string"},
+                        }
+                    ],
+                    "requestBody": {"content": {"application/json": {"schema": {"$ref": "#/components/schemas/Sms"}}}},
+                    "responses": {
+                        "200": {
+                            "description": "OK",
+                            "content": {"application/json": {"schema": {"$ref": "#/components/schemas/SmsStatus"}}},
+                        }
+                    },
+                    "x-few-shot-examples": [
+                        {
+                            "request": "Отправь смс сотруднику с табельным номером 111111 с текстом Hello World "
+                            "используя API v2",
+                            "params": {"version": "2", "text": "Hello world", "employeeId": "111111"},
+                        }
+                    ],
+                }
+            }
+        },
+        "components": {
+            "schemas": {
+                "Sms": {
+                    "type": "object",
+                    "required": ["employeeId", "text"],
+                    "properties": {
+                        "text": {"type": "string", "minLength": 1, "description": "Текст смс"},
+                        "employeeId": {
+                            "type": "integer",
+                            "format": "int32",
+                            "example": 111111,
+                            "description": "Id сотрудника/табельный номер сотрудника без лидирующих нулей",
+                        },
+                    },
+                },
+                "SmsStatus": {
+                    "type": "object",
+                    "properties": {
+                        "status": {"type": "boolean", "description": "Отправлено/не отправлено"},
+                        "phone": {
+                            "type": "string",
+                            "nullable": True,
+                            "description": "Номер: маска + 2 последние цифры номера",
+                        },
+                        "description": {"type": "string", "nullable": True, "description": "Описание статуса"},
+                    },
+                },
+            }
+        },
     }
 
 
@@ -77,8 +114,10 @@ def test_convert_sync_typed_and_usable_as_functions(emu: Emulator, tmp_path: Pat
     spec = sms_openapi()
     spec["paths"]["/employees/{id}"] = {
         "parameters": [{"name": "id", "in": "path", "required": True, "schema": {"type": "integer"}}],
-        "get": {"summary": "Карточка сотрудника",
-                "parameters": [{"name": "fields", "in": "query", "schema": {"type": "string"}}]},
+        "get": {
+            "summary": "Карточка сотрудника",
+            "parameters": [{"name": "fields", "in": "query", "schema": {"type": "string"}}],
+        },
         "delete": {"operationId": "delete employee!"},
     }
     path = tmp_path / "openapi.json"
@@ -91,9 +130,11 @@ def test_convert_sync_typed_and_usable_as_functions(emu: Emulator, tmp_path: Pat
             assert set(by_name) == {"send_sms", "get_employees_id", "delete_employee"}
             get = by_name["get_employees_id"]
             assert isinstance(get, Function) and get.description == "Карточка сотрудника"
-            assert get.parameters == {"type": "object", "properties": {"fields": {"type": "string"},
-                                                                       "id": {"type": "integer"}},
-                                      "required": ["id"]}
+            assert get.parameters == {
+                "type": "object",
+                "properties": {"fields": {"type": "string"}, "id": {"type": "integer"}},
+                "required": ["id"],
+            }
         # what came back is what functions= takes: the model calls the converted function
         answer = client.completion("Отправь смс сотруднику 111111 с текстом привет", functions=result.functions)
         assert answer.choices[0].message.function_call is not None
@@ -109,13 +150,16 @@ def test_convert_async(emu: Emulator) -> None:
     assert result.functions[0].few_shot_examples and result.functions[0].return_parameters
 
 
-@pytest.mark.parametrize(("body", "why"), [
-    (b"openapi: [unclosed", "neither JSON nor YAML object"),
-    (json.dumps({"info": {}, "paths": {"/a": {"get": {}}}}).encode(), "no openapi version"),
-    (json.dumps({"openapi": "3.0.0", "paths": {}}).encode(), "no paths"),
-    (json.dumps({"openapi": "3.0.0", "paths": {"/a": {"summary": "x"}}}).encode(), "no operations"),
-    (b"\xff\xfe", "not UTF-8"),
-])
+@pytest.mark.parametrize(
+    ("body", "why"),
+    [
+        (b"openapi: [unclosed", "neither JSON nor YAML object"),
+        (json.dumps({"info": {}, "paths": {"/a": {"get": {}}}}).encode(), "no openapi version"),
+        (json.dumps({"openapi": "3.0.0", "paths": {}}).encode(), "no paths"),
+        (json.dumps({"openapi": "3.0.0", "paths": {"/a": {"summary": "x"}}}).encode(), "no operations"),
+        (b"\xff\xfe", "not UTF-8"),
+    ],
+)
 def test_convert_errors_in_the_service_shape(emu: Emulator, body: bytes, why: str) -> None:
     response = _raw(emu, "/functions/convert", content=body)
     assert response.status_code == 400
@@ -129,8 +173,13 @@ def test_convert_errors_in_the_service_shape(emu: Emulator, body: bytes, why: st
 def test_convert_refuses_bad_input_before_sending(emu: Emulator, tmp_path: Path) -> None:
     with GigaChat(**client_settings(emu)) as client:
         before = emu.stats()["api_requests"].get("functions_convert", 0)
-        for bad, reason in (("   ", "is empty"), (b"\xff", "not UTF-8"), (42, "expected the OpenAPI document"),
-                            (tmp_path / "missing.yaml", "file not found"), ("\ud800", "surrogate")):
+        for bad, reason in (
+            ("   ", "is empty"),
+            (b"\xff", "not UTF-8"),
+            (42, "expected the OpenAPI document"),
+            (tmp_path / "missing.yaml", "file not found"),
+            ("\ud800", "surrogate"),
+        ):
             with pytest.raises(InvalidArgumentError, match=reason) as info:
                 client.convert_functions(bad)  # type: ignore[arg-type]
             assert info.value.field == "openapi"

@@ -36,14 +36,31 @@ JSON = st.recursive(
     max_leaves=20,
 )
 # shapes close to real ones, with values of the wrong kinds: reaches deeper into the models
-NEAR = st.fixed_dictionaries({}, optional={
-    "choices": st.lists(st.fixed_dictionaries({}, optional={"message": JSON, "delta": JSON, "index": JSON,
-                                                            "finish_reason": JSON}), max_size=3) | JSON,
-    "messages": st.lists(st.fixed_dictionaries({}, optional={"role": JSON, "content": JSON}), max_size=3) | JSON,
-    "usage": JSON, "model": JSON, "created": JSON, "data": JSON, "id": JSON, "status": JSON, "message": JSON,
-    "code": JSON, "balance": JSON, "batches": JSON, "access_token": JSON, "expires_at": JSON, "tok": JSON,
-    "exp": JSON,
-})
+NEAR = st.fixed_dictionaries(
+    {},
+    optional={
+        "choices": st.lists(
+            st.fixed_dictionaries({}, optional={"message": JSON, "delta": JSON, "index": JSON, "finish_reason": JSON}),
+            max_size=3,
+        )
+        | JSON,
+        "messages": st.lists(st.fixed_dictionaries({}, optional={"role": JSON, "content": JSON}), max_size=3) | JSON,
+        "usage": JSON,
+        "model": JSON,
+        "created": JSON,
+        "data": JSON,
+        "id": JSON,
+        "status": JSON,
+        "message": JSON,
+        "code": JSON,
+        "balance": JSON,
+        "batches": JSON,
+        "access_token": JSON,
+        "expires_at": JSON,
+        "tok": JSON,
+        "exp": JSON,
+    },
+)
 BODIES = st.one_of(
     JSON.map(lambda v: json.dumps(v, allow_nan=True).encode()),
     NEAR.map(lambda v: json.dumps(v, allow_nan=True).encode()),
@@ -55,13 +72,27 @@ TOKENS = st.one_of(
     st.fixed_dictionaries({"access_token": st.text(max_size=5), "expires_at": NUMBERS | JSON}),
     st.fixed_dictionaries({"tok": st.text(max_size=5), "exp": NUMBERS | JSON}),
 ).map(lambda v: json.dumps(v, allow_nan=True).encode())
-MODELS = [ChatCompletion, ChatCompletionV2, Embeddings, Models, Model, File, FileList, DeletedFile, Balance,
-          AICheckResult, FunctionValidationResult, Batch, TokensCount]
+MODELS = [
+    ChatCompletion,
+    ChatCompletionV2,
+    Embeddings,
+    Models,
+    Model,
+    File,
+    FileList,
+    DeletedFile,
+    Balance,
+    AICheckResult,
+    FunctionValidationResult,
+    Batch,
+    TokensCount,
+]
 
 
 def response(body: bytes, status: int = 200) -> Response:
-    return Response(status, {"x-request-id": "r-1", "content-type": "application/json"}, body, "POST",
-                    "http://127.0.0.1/api/v1/x")
+    return Response(
+        status, {"x-request-id": "r-1", "content-type": "application/json"}, body, "POST", "http://127.0.0.1/api/v1/x"
+    )
 
 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -103,8 +134,18 @@ def test_any_error_body_becomes_a_typed_error(body: bytes, status: int) -> None:
 EVENT_LINES = st.lists(
     st.one_of(
         BODIES.map(lambda b: b"data: " + b.replace(b"\n", b" ").replace(b"\r", b" ") + b"\n\n"),
-        st.sampled_from([b"data: [DONE]\n\n", b": ping\n\n", b"event: error\n", b"event: response.message.done\n",
-                         b"event: response.message.delta\n", b"\n", b"retry: 10\n", b"id: 1\n"]),
+        st.sampled_from(
+            [
+                b"data: [DONE]\n\n",
+                b": ping\n\n",
+                b"event: error\n",
+                b"event: response.message.done\n",
+                b"event: response.message.delta\n",
+                b"\n",
+                b"retry: 10\n",
+                b"id: 1\n",
+            ]
+        ),
         st.binary(max_size=40),
     ),
     max_size=8,

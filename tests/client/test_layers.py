@@ -73,8 +73,12 @@ def private_crossings(path: Path) -> list[str]:
                 if alias.name.startswith("gigapy"):
                     imported_modules.add(alias.asname or alias.name.split(".")[0])
     for node in ast.walk(tree):
-        if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and _private(node.attr) \
-                and node.value.id in imported_modules:
+        if (
+            isinstance(node, ast.Attribute)
+            and isinstance(node.value, ast.Name)
+            and _private(node.attr)
+            and node.value.id in imported_modules
+        ):
             found.append(f"{path.relative_to(SRC)}:{node.lineno}: {node.value.id}.{node.attr}")
     return found
 
@@ -108,8 +112,10 @@ def test_no_private_names_cross_modules() -> None:
 
 def test_the_checks_catch_what_they_forbid(tmp_path: Path) -> None:
     bad = tmp_path / "bad.py"
-    bad.write_text("import asyncio\nimport random\nimport time\nfrom httpx import Client\n"
-                   "time.sleep(1)\nx = random.random()\n", encoding="utf-8")
+    bad.write_text(
+        "import asyncio\nimport random\nimport time\nfrom httpx import Client\ntime.sleep(1)\nx = random.random()\n",
+        encoding="utf-8",
+    )
     found = core_violations(bad)
     assert len(found) == 4, found
     ok = tmp_path / "ok.py"

@@ -69,8 +69,14 @@ def pki(tmp_path_factory: pytest.TempPathFactory) -> Pki:
         write(f"{name}.crt", pem)
         write(f"{name}.key", cert.private_key_pem.bytes())
         key = serialization.load_pem_private_key(cert.private_key_pem.bytes(), password=None)
-        write(f"{name}.enc.key", key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                                   serialization.BestAvailableEncryption(KEY_PASSWORD.encode())))
+        write(
+            f"{name}.enc.key",
+            key.private_bytes(
+                serialization.Encoding.PEM,
+                serialization.PrivateFormat.PKCS8,
+                serialization.BestAvailableEncryption(KEY_PASSWORD.encode()),
+            ),
+        )
         prints[name] = hashlib.sha256(ssl.PEM_cert_to_DER_cert(pem.decode())).hexdigest()
     return Pki(files, prints)
 
@@ -78,10 +84,16 @@ def pki(tmp_path_factory: pytest.TempPathFactory) -> Pki:
 @pytest.fixture(scope="module")
 def bank(pki: Pki) -> Iterator[Emulator]:
     """The emulator in mTLS-only mode: bank-client by CN (CORP), treasury by fingerprint (B2B)."""
-    treasury = ":".join(pki.fingerprints["treasury"][i:i + 2] for i in range(0, 64, 2)).upper()
+    treasury = ":".join(pki.fingerprints["treasury"][i : i + 2] for i in range(0, 64, 2)).upper()
     accounts = (CertAccount("CN=bank-client", "bank-1"), CertAccount(treasury, "bank-2", "GIGACHAT_API_B2B"))
-    with Emulator(limits=None, tls_cert=pki["server.pem"], tls_key=pki["server.pem"], client_ca=pki["ca.pem"],
-                  mtls_only=True, cert_accounts=accounts) as emu:
+    with Emulator(
+        limits=None,
+        tls_cert=pki["server.pem"],
+        tls_key=pki["server.pem"],
+        client_ca=pki["ca.pem"],
+        mtls_only=True,
+        cert_accounts=accounts,
+    ) as emu:
         yield emu
 
 
@@ -93,9 +105,14 @@ def _clean(bank: Emulator, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> N
 
 def cert_settings(emu: Emulator, pki: Pki, who: str = "bank", **overrides: Any) -> dict[str, Any]:
     """Constructor arguments of a certificate-only client: no credentials, no token."""
-    settings: dict[str, Any] = {"base_url": emu.base_url, "ca_bundle_file": pki["ca.pem"],
-                                "cert_file": pki[f"{who}.crt"], "key_file": pki[f"{who}.enc.key"],
-                                "key_file_password": KEY_PASSWORD, "max_retries": 0}
+    settings: dict[str, Any] = {
+        "base_url": emu.base_url,
+        "ca_bundle_file": pki["ca.pem"],
+        "cert_file": pki[f"{who}.crt"],
+        "key_file": pki[f"{who}.enc.key"],
+        "key_file_password": KEY_PASSWORD,
+        "max_retries": 0,
+    }
     settings.update(overrides)
     return settings
 
@@ -159,12 +176,17 @@ def test_the_certificate_names_the_account(bank: Emulator, pki: Pki) -> None:
     assert_no_auth_sent(bank)
 
 
-def test_credentials_in_the_environment_lose_to_nothing_but_rule_order(monkeypatch: pytest.MonkeyPatch,
-                                                                        bank: Emulator, pki: Pki) -> None:
+def test_credentials_in_the_environment_lose_to_nothing_but_rule_order(
+    monkeypatch: pytest.MonkeyPatch, bank: Emulator, pki: Pki
+) -> None:
     """The GIGACHAT_* variables alone configure mTLS-only access."""
-    for name, value in (("BASE_URL", bank.base_url), ("CA_BUNDLE_FILE", pki["ca.pem"]),
-                        ("CERT_FILE", pki["bank.crt"]), ("KEY_FILE", pki["bank.enc.key"]),
-                        ("KEY_FILE_PASSWORD", KEY_PASSWORD)):
+    for name, value in (
+        ("BASE_URL", bank.base_url),
+        ("CA_BUNDLE_FILE", pki["ca.pem"]),
+        ("CERT_FILE", pki["bank.crt"]),
+        ("KEY_FILE", pki["bank.enc.key"]),
+        ("KEY_FILE_PASSWORD", KEY_PASSWORD),
+    ):
         monkeypatch.setenv(f"GIGACHAT_{name}", value)
     for name in ("CREDENTIALS", "ACCESS_TOKEN", "USER", "PASSWORD"):
         monkeypatch.delenv(f"GIGACHAT_{name}", raising=False)
@@ -174,19 +196,23 @@ def test_credentials_in_the_environment_lose_to_nothing_but_rule_order(monkeypat
     assert_no_auth_sent(bank)
 
 
-@pytest.mark.parametrize(("given", "mode"), [
-    ({"credentials": DEMO_CREDENTIALS}, "oauth"),
-    ({"user": "u", "password": "p"}, "password"),
-    ({"access_token": "a.b.c"}, "token"),
-    ({"credentials": DEMO_CREDENTIALS, "user": "u", "password": "p", "access_token": "a.b.c"}, "oauth"),
-    ({"user": "u", "password": "p", "access_token": "a.b.c"}, "password"),
-    ({}, "mtls"),
-])
+@pytest.mark.parametrize(
+    ("given", "mode"),
+    [
+        ({"credentials": DEMO_CREDENTIALS}, "oauth"),
+        ({"user": "u", "password": "p"}, "password"),
+        ({"access_token": "a.b.c"}, "token"),
+        ({"credentials": DEMO_CREDENTIALS, "user": "u", "password": "p", "access_token": "a.b.c"}, "oauth"),
+        ({"user": "u", "password": "p", "access_token": "a.b.c"}, "password"),
+        ({}, "mtls"),
+    ],
+)
 def test_mode_selection_rules(pki: Pki, given: dict[str, str], mode: str) -> None:
     """credentials > user/password > access_token > the certificate alone; a certificate next to any of
     them is presented on the TLS connections (OAuth over mTLS), never the mode by itself."""
-    settings = load_settings({"base_url": "https://bank.test/v1", "cert_file": pki["bank.crt"],
-                              "key_file": pki["bank.key"], **given}, env={})
+    settings = load_settings(
+        {"base_url": "https://bank.test/v1", "cert_file": pki["bank.crt"], "key_file": pki["bank.key"], **given}, env={}
+    )
     assert settings.auth_mode == mode
     assert settings.can_refresh is (mode in ("oauth", "password"))
 
@@ -201,12 +227,15 @@ def test_what_mtls_only_refuses_at_construction(pki: Pki) -> None:
     with pytest.raises(ConfigurationError) as info:
         load_settings({"base_url": "https://bank.test/v1", "key_file": pki["bank.key"]}, env={})
     assert info.value.field == "cert_file"
-    for key, password, says in ((pki["bank.enc.key"], None, "is encrypted"),
-                                (pki["bank.enc.key"], "wrong", "wrong key_file_password"),
-                                (pki["stranger.key"], None, "not the private key")):
+    for key, password, says in (
+        (pki["bank.enc.key"], None, "is encrypted"),
+        (pki["bank.enc.key"], "wrong", "wrong key_file_password"),
+        (pki["stranger.key"], None, "not the private key"),
+    ):
         with pytest.raises(ConfigurationError) as info:
-            GigaChat(base_url="https://127.0.0.1:1/v1", cert_file=pki["bank.crt"], key_file=key,
-                     key_file_password=password)
+            GigaChat(
+                base_url="https://127.0.0.1:1/v1", cert_file=pki["bank.crt"], key_file=key, key_file_password=password
+            )
         assert says in str(info.value) and Path(key).name in str(info.value)
 
 
@@ -216,8 +245,10 @@ def test_create_token_says_why_there_is_none(bank: Emulator, pki: Pki) -> None:
 
 
 def test_an_unmapped_certificate_is_a_typed_401_naming_the_file(bank: Emulator, pki: Pki) -> None:
-    with GigaChat(**cert_settings(bank, pki, "stranger", max_retries=2)) as client, \
-            pytest.raises(AuthenticationError) as info:
+    with (
+        GigaChat(**cert_settings(bank, pki, "stranger", max_retries=2)) as client,
+        pytest.raises(AuthenticationError) as info,
+    ):
         client.completion("Привет")
     assert "stranger.crt" in str(info.value) and "client certificate" in str(info.value)
     assert bank.stats()["api_requests"]["chat"] == 1  # no token to refresh: not repeated
@@ -233,8 +264,16 @@ def test_an_unmapped_certificate_is_a_typed_401_naming_the_file(bank: Emulator, 
 
 def test_no_certificate_gets_the_gateways_400_with_the_fix(bank: Emulator, pki: Pki) -> None:
     """OAuth works there (no certificate needed for it), but the API wants the certificate."""
-    with GigaChat(base_url=bank.base_url, auth_url=bank.auth_url, credentials=DEMO_CREDENTIALS,
-                  ca_bundle_file=pki["ca.pem"], max_retries=0) as client, pytest.raises(BadRequestError) as info:
+    with (
+        GigaChat(
+            base_url=bank.base_url,
+            auth_url=bank.auth_url,
+            credentials=DEMO_CREDENTIALS,
+            ca_bundle_file=pki["ca.pem"],
+            max_retries=0,
+        ) as client,
+        pytest.raises(BadRequestError) as info,
+    ):
         client.completion("Привет")
     assert "No required SSL certificate was sent" in str(info.value)
     assert "cert_file" in str(info.value)
@@ -287,8 +326,12 @@ class AlertServer:
                 tls.do_handshake()
                 tls.recv(65536)
                 body = b'{"object":"list","data":[]}'
-                tls.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: "
-                            + str(len(body)).encode() + b"\r\nConnection: close\r\n\r\n" + body)
+                tls.sendall(
+                    b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: "
+                    + str(len(body)).encode()
+                    + b"\r\nConnection: close\r\n\r\n"
+                    + body
+                )
                 tls.close()
             except (OSError, ssl.SSLError):
                 self._linger(tls)
@@ -318,8 +361,10 @@ def test_a_tls_alert_is_a_client_certificate_error(pki: Pki) -> None:
         base = f"https://127.0.0.1:{server.port}/v1"
         with GigaChat(**cert_settings_for(base, pki, "bank")) as client:
             assert client.all_models().data == []  # the server itself works with a good certificate
-        with GigaChat(**cert_settings_for(base, pki, "foreign", max_retries=2)) as client, \
-                pytest.raises(ClientCertificateError) as info:
+        with (
+            GigaChat(**cert_settings_for(base, pki, "foreign", max_retries=2)) as client,
+            pytest.raises(ClientCertificateError) as info,
+        ):
             client.all_models()
         err = info.value
         assert server.handshakes == 2  # not retried, though max_retries=2: another try gets the same answer
@@ -340,8 +385,14 @@ def test_a_tls_alert_is_a_client_certificate_error(pki: Pki) -> None:
 
 
 def cert_settings_for(base_url: str, pki: Pki, who: str, **overrides: Any) -> dict[str, Any]:
-    return {"base_url": base_url, "ca_bundle_file": pki["ca.pem"], "cert_file": pki[f"{who}.crt"],
-            "key_file": pki[f"{who}.key"], "max_retries": 0, **overrides}
+    return {
+        "base_url": base_url,
+        "ca_bundle_file": pki["ca.pem"],
+        "cert_file": pki[f"{who}.crt"],
+        "key_file": pki[f"{who}.key"],
+        "max_retries": 0,
+        **overrides,
+    }
 
 
 def test_the_official_sdk_works_against_mtls_only(bank: Emulator, pki: Pki) -> None:
@@ -363,29 +414,53 @@ def test_emulator_mtls_only_configuration(pki: Pki) -> None:
     with pytest.raises(ValueError, match="client_ca"):
         Emulator(mtls_only=True, tls_cert=pki["server.pem"], tls_key=pki["server.pem"])
     with pytest.raises(ValueError, match="SHA-256 fingerprint"):
-        Emulator(mtls_only=True, tls_cert=pki["server.pem"], tls_key=pki["server.pem"], client_ca=pki["ca.pem"],
-                 cert_accounts=(CertAccount("bank-client", "x"),))
-    config = config_from_args(["--tls-cert", pki["server.pem"], "--tls-key", pki["server.pem"], "--client-ca",
-                               pki["ca.pem"], "--mtls-only", "--cert-account", "CN=bank-client=bank-1",
-                               "--cert-account", f"sha256:{pki.fingerprints['treasury']}=bank-2:GIGACHAT_API_B2B"])
+        Emulator(
+            mtls_only=True,
+            tls_cert=pki["server.pem"],
+            tls_key=pki["server.pem"],
+            client_ca=pki["ca.pem"],
+            cert_accounts=(CertAccount("bank-client", "x"),),
+        )
+    config = config_from_args(
+        [
+            "--tls-cert",
+            pki["server.pem"],
+            "--tls-key",
+            pki["server.pem"],
+            "--client-ca",
+            pki["ca.pem"],
+            "--mtls-only",
+            "--cert-account",
+            "CN=bank-client=bank-1",
+            "--cert-account",
+            f"sha256:{pki.fingerprints['treasury']}=bank-2:GIGACHAT_API_B2B",
+        ]
+    )
     assert config.mtls_only
     assert [(e.key, e.client_id, e.scope) for e in config.cert_accounts] == [
         ("cn:bank-client", "bank-1", "GIGACHAT_API_CORP"),
-        (f"sha256:{pki.fingerprints['treasury']}", "bank-2", "GIGACHAT_API_B2B")]
+        (f"sha256:{pki.fingerprints['treasury']}", "bank-2", "GIGACHAT_API_B2B"),
+    ]
     text = banner(config, 8443)
     assert "client certificate only (mTLS)" in text and "CN=bank-client -> bank-1" in text
     assert "credentials" not in text
-    for argv in (["--mtls-only"], ["--cert-account", "CN=x=y"],
-                 ["--tls-cert", "a", "--tls-key", "b", "--client-ca", "c", "--mtls-only", "--cert-account", "bad"]):
+    for argv in (
+        ["--mtls-only"],
+        ["--cert-account", "CN=x=y"],
+        ["--tls-cert", "a", "--tls-key", "b", "--client-ca", "c", "--mtls-only", "--cert-account", "bad"],
+    ):
         with pytest.raises(SystemExit):
             config_from_args(argv)
 
 
 def test_without_a_mapping_every_certificate_the_ca_signed_is_its_cn(pki: Pki) -> None:
-    with Emulator(limits=None, tls_cert=pki["server.pem"], tls_key=pki["server.pem"], client_ca=pki["ca.pem"],
-                  mtls_only=True) as emu:
-        with GigaChat(**cert_settings(emu, pki, "stranger")) as stranger, \
-                GigaChat(**cert_settings(emu, pki, "bank")) as bank_client:
+    with Emulator(
+        limits=None, tls_cert=pki["server.pem"], tls_key=pki["server.pem"], client_ca=pki["ca.pem"], mtls_only=True
+    ) as emu:
+        with (
+            GigaChat(**cert_settings(emu, pki, "stranger")) as stranger,
+            GigaChat(**cert_settings(emu, pki, "bank")) as bank_client,
+        ):
             kept = stranger.upload_file(b"x", filename="x.txt")
             assert kept.id not in {f.id for f in bank_client.get_all_files()}
             assert stranger.check_ai("Кроме того, следует отметить. " * 3).category  # CORP by default

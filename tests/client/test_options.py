@@ -26,12 +26,19 @@ def wait_closed(emu: Any, timeout: float = 3.0) -> int:
 
 def test_per_call_options_reach_the_wire_and_come_back(emu: Any, make_client: Any) -> None:
     result = make_client().completion(
-        "Привет", session_id="sess-1", request_id="req-1", client_id="client-1",
-        extra_headers={"X-Trace-ID": "trace-9"}, extra_body={"custom_field": 42},
+        "Привет",
+        session_id="sess-1",
+        request_id="req-1",
+        client_id="client-1",
+        extra_headers={"X-Trace-ID": "trace-9"},
+        extra_body={"custom_field": 42},
     )
     req = last_chat(emu)
     assert (req.headers["X-Session-ID"], req.headers["X-Request-ID"], req.headers["X-Client-ID"]) == (
-        "sess-1", "req-1", "client-1")
+        "sess-1",
+        "req-1",
+        "client-1",
+    )
     assert req.headers["X-Trace-ID"] == "trace-9"
     assert req.json()["custom_field"] == 42
     assert (result.session_id, result.request_id, result.client_id) == ("sess-1", "req-1", "client-1")
@@ -48,8 +55,9 @@ def test_a_stable_session_id_reuses_the_prompt_cache(make_client: Any) -> None:
     client = make_client()
     history = [{"role": "system", "content": "Ты помощник. " * 30}, {"role": "user", "content": "Первый вопрос"}]
     first = client.completion(history, session_id="cache-demo")
-    second = client.completion([*history, first.message, {"role": "user", "content": "Второй вопрос"}],
-                               session_id="cache-demo")
+    second = client.completion(
+        [*history, first.message, {"role": "user", "content": "Второй вопрос"}], session_id="cache-demo"
+    )
     assert first.usage.precached_prompt_tokens == 0
     assert second.usage.precached_prompt_tokens > 0
 

@@ -79,8 +79,14 @@ STREAMS: dict[str, type[BaseModel]] = {
     "threads/post_thread_messages_rerun.stream": ThreadCompletionChunk,
 }
 # request bodies among the payloads, parsed with request-side models
-REQUESTS = {"chat.json", "chat_function.json", "convert_functions.json", "threads/post_threads_delete.txt",
-            "image.jpg", "tokens_count.json"}
+REQUESTS = {
+    "chat.json",
+    "chat_function.json",
+    "convert_functions.json",
+    "threads/post_threads_delete.txt",
+    "image.jpg",
+    "tokens_count.json",
+}
 
 
 def roundtrip(model: type[BaseModel], body: Any) -> Any:
@@ -88,8 +94,9 @@ def roundtrip(model: type[BaseModel], body: Any) -> Any:
 
 
 def test_every_payload_is_covered() -> None:
-    files = {p.relative_to(RECORDINGS / "payloads").as_posix() for p in (RECORDINGS / "payloads").rglob("*")
-             if p.is_file()}
+    files = {
+        p.relative_to(RECORDINGS / "payloads").as_posix() for p in (RECORDINGS / "payloads").rglob("*") if p.is_file()
+    }
     assert files == set(PAYLOADS) | set(STREAMS) | REQUESTS
 
 
@@ -151,8 +158,9 @@ def _model_for(method: str, uri: str, status: int) -> tuple[type[BaseModel] | No
     raise AssertionError(f"no model for {method} {uri}")
 
 
-@pytest.mark.parametrize(("cassette", "method", "uri", "status", "body"), _cassette_bodies() if RECORDINGS.is_dir()
-                         else [])
+@pytest.mark.parametrize(
+    ("cassette", "method", "uri", "status", "body"), _cassette_bodies() if RECORDINGS.is_dir() else []
+)
 def test_cassette_response_roundtrips(cassette: str, method: str, uri: str, status: int, body: str) -> None:
     model, is_list = _model_for(method, uri, status)
     if model is None:  # OAuth and error bodies: covered by the error-mapping tests

@@ -88,8 +88,10 @@ def test_a_connection_dropped_after_sending_is_retried_only_when_safe(emu: Any, 
 def test_mid_stream_drop_raises_after_the_chunks_received_and_is_never_replayed(emu: Any, make_client: Any) -> None:
     emu.faults.enqueue("stream_drop", routes=["chat"])
     received: list[str] = []
-    with pytest.raises(StreamError) as info, make_client().completion_stream("Расскажи длинную историю",
-                                                                              max_tokens=300) as stream:
+    with (
+        pytest.raises(StreamError) as info,
+        make_client().completion_stream("Расскажи длинную историю", max_tokens=300) as stream,
+    ):
         for chunk in stream:
             received.append(chunk.text)
     assert received  # the chunks before the drop were delivered
@@ -172,8 +174,9 @@ def test_per_call_timeout_overrides_the_client_default(emu: Any, make_client: An
 
 def test_async_faults(emu: Any) -> None:
     async def main() -> None:
-        async with AsyncGigaChat(**client_settings(emu, timeout=Timeout(connect=5, read=1.0, write=5,
-                                                                          pool=5))) as client:
+        async with AsyncGigaChat(
+            **client_settings(emu, timeout=Timeout(connect=5, read=1.0, write=5, pool=5))
+        ) as client:
             emu.faults.enqueue("500", "429", routes=["chat"])
             assert (await client.completion("Привет")).retries_taken == 2
 

@@ -44,7 +44,8 @@ def _requests(emu: Any, route: str) -> int:
 @pytest.mark.parametrize("status", ["502", "504"])
 @pytest.mark.parametrize("name", list(UNSAFE))
 def test_a_gateway_error_is_not_retried_for_a_request_that_may_have_reached_the_model(
-        emu: Any, make_client: Any, name: str, status: str) -> None:
+    emu: Any, make_client: Any, name: str, status: str
+) -> None:
     route, counter, call = UNSAFE[name]
     emu.faults.enqueue(status, routes=[route])
     with pytest.raises(InternalServerError) as info:
@@ -81,7 +82,8 @@ def test_safe_requests_are_retried_after_a_gateway_error(emu: Any, make_client: 
 
 
 def test_opted_in_a_completion_is_retried_after_a_dropped_connection_and_a_read_timeout(
-        emu: Any, make_client: Any) -> None:
+    emu: Any, make_client: Any
+) -> None:
     client = make_client(retry_non_idempotent=True, timeout=Timeout(connect=5, read=0.5, write=5, pool=5))
     emu.faults.enqueue("drop", routes=["chat"])
     assert client.completion("Привет").retries_taken == 1

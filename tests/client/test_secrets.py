@@ -74,8 +74,14 @@ def test_no_secret_anywhere(emu: Any, captured: LogCapture) -> None:
                 texts.append(repr(await stream.get_final_completion()))
 
     asyncio.run(run_async())
-    secrets = {"credentials": DEMO_CREDENTIALS, "wrong credentials": wrong, "password": DEMO_PASSWORD,
-               "key password": "key-pass-123", "access token": token, "password token": password_token}
+    secrets = {
+        "credentials": DEMO_CREDENTIALS,
+        "wrong credentials": wrong,
+        "password": DEMO_PASSWORD,
+        "key password": "key-pass-123",
+        "access token": token,
+        "password token": password_token,
+    }
     assert token and password_token
     haystack = "\n".join(texts + captured.lines)
     assert len(captured.lines) > 50  # DEBUG logging really was on
@@ -105,19 +111,37 @@ def test_no_secret_anywhere_in_mtls_only_mode(tmp_path: Path, captured: LogCaptu
         cert = ca.issue_cert(f"{who}.test", common_name=who)
         write(f"{who}.crt", cert.cert_chain_pems[0].bytes())
         key = serialization.load_pem_private_key(cert.private_key_pem.bytes(), password=None)
-        write(f"{who}.key", key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                              serialization.BestAvailableEncryption(MTLS_KEY_PASSWORD.encode())))
+        write(
+            f"{who}.key",
+            key.private_bytes(
+                serialization.Encoding.PEM,
+                serialization.PrivateFormat.PKCS8,
+                serialization.BestAvailableEncryption(MTLS_KEY_PASSWORD.encode()),
+            ),
+        )
     texts: list[str] = []
 
     def settings(emu: Emulator, who: str = "bank", password: str = MTLS_KEY_PASSWORD) -> dict[str, Any]:
-        return {"base_url": emu.base_url, "ca_bundle_file": files["ca.pem"], "cert_file": files[f"{who}.crt"],
-                "key_file": files[f"{who}.key"], "key_file_password": password, "max_retries": 0}
+        return {
+            "base_url": emu.base_url,
+            "ca_bundle_file": files["ca.pem"],
+            "cert_file": files[f"{who}.crt"],
+            "key_file": files[f"{who}.key"],
+            "key_file_password": password,
+            "max_retries": 0,
+        }
 
     def keep(exc: BaseException) -> None:
         texts.extend([str(exc), repr(exc), repr(getattr(exc, "__dict__", {}))])
 
-    with Emulator(limits=None, tls_cert=files["server.pem"], tls_key=files["server.pem"], client_ca=files["ca.pem"],
-                  mtls_only=True, cert_accounts=(CertAccount("CN=bank", "bank-1"),)) as emu:
+    with Emulator(
+        limits=None,
+        tls_cert=files["server.pem"],
+        tls_key=files["server.pem"],
+        client_ca=files["ca.pem"],
+        mtls_only=True,
+        cert_accounts=(CertAccount("CN=bank", "bank-1"),),
+    ) as emu:
         with GigaChat(**settings(emu)) as client:
             texts += [repr(client), str(client), repr(client.settings), repr(client.completion("Привет"))]
             with client.completion_stream("Поток") as stream:
@@ -173,6 +197,6 @@ def test_gigapy_log_env_turns_debug_on(monkeypatch: pytest.MonkeyPatch, emu: Any
             assert len(logger.handlers) == len(handlers) + 1
             client.count_tokens("x")
     finally:
-        for handler in logger.handlers[len(handlers):]:
+        for handler in logger.handlers[len(handlers) :]:
             logger.removeHandler(handler)
         logger.setLevel(logging.NOTSET)

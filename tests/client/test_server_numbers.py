@@ -47,11 +47,28 @@ SHORT = Timeout(connect=2, read=2, write=2, pool=2)
 # --- the guard itself --------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(("value", "expected"), [
-    ("nan", None), (float("nan"), None), ("inf", 10.0), (float("-inf"), 0.0), ("-5", 0.0), ("1e400", 10.0),
-    ("9" * 5000, 10.0), (10**400, 10.0), (-(10**400), 0.0), ("3.5", 3.5), (b"2", 2.0), (" 4 ", 4.0), ("", None),
-    ("abc", None), (True, None), (None, None), ([1], None),
-])
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("nan", None),
+        (float("nan"), None),
+        ("inf", 10.0),
+        (float("-inf"), 0.0),
+        ("-5", 0.0),
+        ("1e400", 10.0),
+        ("9" * 5000, 10.0),
+        (10**400, 10.0),
+        (-(10**400), 0.0),
+        ("3.5", 3.5),
+        (b"2", 2.0),
+        (" 4 ", 4.0),
+        ("", None),
+        ("abc", None),
+        (True, None),
+        (None, None),
+        ([1], None),
+    ],
+)
 def test_server_number_clamps_or_defaults(value: Any, expected: float | None) -> None:
     assert server_number(value, low=0.0, high=10.0) == expected
 
@@ -62,19 +79,22 @@ def test_every_sleep_action_is_finite_and_bounded(seconds: float) -> None:
     assert math.isfinite(wait) and 0.0 <= wait <= MAX_WAIT
 
 
-@pytest.mark.parametrize(("headers", "expected"), [
-    ({"retry-after-ms": "nan", "retry-after": "2"}, 2.0),
-    ({"retry-after-ms": "inf"}, MAX_WAIT),
-    ({"retry-after-ms": "-50"}, 0.0),
-    ({"retry-after-ms": "1500"}, 1.5),
-    ({"retry-after": "nan"}, None),
-    ({"retry-after": "-3"}, 0.0),
-    ({"retry-after": "1e999"}, MAX_WAIT),
-    ({"retry-after": "Wed, 21 Oct 2015 07:28:10 GMT", "date": "Wed, 21 Oct 2015 07:28:00 GMT"}, 10.0),
-    ({"retry-after": "Wed, 21 Oct 2015 07:28:00 GMT", "date": "Wed, 21 Oct 2015 07:28:10 GMT"}, 0.0),
-    ({"retry-after": "Fri, 31 Dec 9999 23:59:59 GMT"}, MAX_WAIT),
-    ({"retry-after": "Mon, 99 Foo 0000 99:99:99 GMT"}, None),
-])
+@pytest.mark.parametrize(
+    ("headers", "expected"),
+    [
+        ({"retry-after-ms": "nan", "retry-after": "2"}, 2.0),
+        ({"retry-after-ms": "inf"}, MAX_WAIT),
+        ({"retry-after-ms": "-50"}, 0.0),
+        ({"retry-after-ms": "1500"}, 1.5),
+        ({"retry-after": "nan"}, None),
+        ({"retry-after": "-3"}, 0.0),
+        ({"retry-after": "1e999"}, MAX_WAIT),
+        ({"retry-after": "Wed, 21 Oct 2015 07:28:10 GMT", "date": "Wed, 21 Oct 2015 07:28:00 GMT"}, 10.0),
+        ({"retry-after": "Wed, 21 Oct 2015 07:28:00 GMT", "date": "Wed, 21 Oct 2015 07:28:10 GMT"}, 0.0),
+        ({"retry-after": "Fri, 31 Dec 9999 23:59:59 GMT"}, MAX_WAIT),
+        ({"retry-after": "Mon, 99 Foo 0000 99:99:99 GMT"}, None),
+    ],
+)
 def test_retry_after_through_the_guard(headers: dict[str, str], expected: float | None) -> None:
     assert retry_after(headers, now=1_445_412_480.0) == expected
 
@@ -130,18 +150,66 @@ def test_async_429_with_retry_after_ms_nan_leaves_the_loop_timers_on_time(emu: A
 # --- hypothesis against a raw server: both clients ----------------------------------------------
 
 ASCII = st.text(st.characters(min_codepoint=32, max_codepoint=126), max_size=24)
-NASTY = st.sampled_from([
-    "nan", "NaN", "inf", "-inf", "Infinity", "-1", "-0.5", "0", "0.0", "1e400", "-1e400", "9" * 400, "1_0",
-    " 0.05 ", "abc", "", "0x10", "1e-400", "0.05", "0.1", "Wed, 21 Oct 2015 07:28:00 GMT",
-    "Fri, 31 Dec 9999 23:59:59 GMT", "Mon, 01 Jan 0001 00:00:00 GMT",
-])
-HEADER = st.none() | NASTY | ASCII | st.floats(allow_nan=True, allow_infinity=True).map(repr) \
-    | st.integers(-10**30, 10**30).map(str)
-JSON_NUMBER = st.sampled_from(["NaN", "Infinity", "-Infinity", "-1", "0", "1e400", "-1e400", "1.5", "\"12\"",
-                               "\"abc\"", "null", "true", "[]", "{}", "9" * 50, "4102444800000", "1748797655564",
-                               "1748797655"]) \
-    | st.integers(-10**20, 10**20).map(str) \
+NASTY = st.sampled_from(
+    [
+        "nan",
+        "NaN",
+        "inf",
+        "-inf",
+        "Infinity",
+        "-1",
+        "-0.5",
+        "0",
+        "0.0",
+        "1e400",
+        "-1e400",
+        "9" * 400,
+        "1_0",
+        " 0.05 ",
+        "abc",
+        "",
+        "0x10",
+        "1e-400",
+        "0.05",
+        "0.1",
+        "Wed, 21 Oct 2015 07:28:00 GMT",
+        "Fri, 31 Dec 9999 23:59:59 GMT",
+        "Mon, 01 Jan 0001 00:00:00 GMT",
+    ]
+)
+HEADER = (
+    st.none()
+    | NASTY
+    | ASCII
+    | st.floats(allow_nan=True, allow_infinity=True).map(repr)
+    | st.integers(-(10**30), 10**30).map(str)
+)
+JSON_NUMBER = (
+    st.sampled_from(
+        [
+            "NaN",
+            "Infinity",
+            "-Infinity",
+            "-1",
+            "0",
+            "1e400",
+            "-1e400",
+            "1.5",
+            '"12"',
+            '"abc"',
+            "null",
+            "true",
+            "[]",
+            "{}",
+            "9" * 50,
+            "4102444800000",
+            "1748797655564",
+            "1748797655",
+        ]
+    )
+    | st.integers(-(10**20), 10**20).map(str)
     | st.floats(allow_nan=False, allow_infinity=False).map(repr)
+)
 
 
 @dataclasses.dataclass
@@ -172,11 +240,15 @@ class Hostile:
         case.served += 1
         if case.served == 1:
             headers = {}
-            for key, value in (("Retry-After", case.retry_after), ("Retry-After-Ms", case.retry_after_ms),
-                               ("Date", case.date)):
+            for key, value in (
+                ("Retry-After", case.retry_after),
+                ("Retry-After-Ms", case.retry_after_ms),
+                ("Date", case.date),
+            ):
                 if value is not None:
-                    headers[key] = time.strftime("%a, %d %b %Y %H:%M:%S GMT", time.gmtime()) \
-                        if value == "now" else value
+                    headers[key] = (
+                        time.strftime("%a, %d %b %Y %H:%M:%S GMT", time.gmtime()) if value == "now" else value
+                    )
             writer.write(answer(429, {"status": 429, "message": "Too many requests"}, headers))
             return True
         usage = f'{{"prompt_tokens": {case.usage}, "completion_tokens": {case.usage}, "total_tokens": 3}}'
@@ -200,8 +272,13 @@ def _fast(client: Any) -> None:
 
 
 def _raw_settings(server: RawServer) -> dict[str, Any]:
-    return {"credentials": DEMO_CREDENTIALS, "base_url": server.base_url, "auth_url": server.auth_url,
-            "timeout": SHORT, "max_retries": 1}
+    return {
+        "credentials": DEMO_CREDENTIALS,
+        "base_url": server.base_url,
+        "auth_url": server.auth_url,
+        "timeout": SHORT,
+        "max_retries": 1,
+    }
 
 
 def _check_result(result: Any) -> None:
@@ -217,8 +294,9 @@ def _check_error(exc: BaseException) -> None:
     assert ra is None or (math.isfinite(ra) and 0.0 <= ra <= MAX_WAIT)
 
 
-PROPERTY = settings(max_examples=40, deadline=None,
-                    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+PROPERTY = settings(
+    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow]
+)
 
 
 @PROPERTY
@@ -286,11 +364,18 @@ def test_token_lifetime_is_clamped_to_a_day(expires: float) -> None:
     assert token_lifetime(expires, now=1_800_000_000.0, server_now=None) == MAX_LIFETIME
 
 
-@pytest.mark.parametrize("body", [
-    '{"access_token": "t", "expires_at": NaN}', '{"access_token": "t", "expires_at": -1}',
-    '{"access_token": "t", "expires_at": 1e400}', '{"access_token": "t", "expires_at": "soon"}',
-    '{"access_token": "t"}', '{"tok": "t", "exp": Infinity}', '{"tok": "t", "exp": 99999999999999999999999}',
-])
+@pytest.mark.parametrize(
+    "body",
+    [
+        '{"access_token": "t", "expires_at": NaN}',
+        '{"access_token": "t", "expires_at": -1}',
+        '{"access_token": "t", "expires_at": 1e400}',
+        '{"access_token": "t", "expires_at": "soon"}',
+        '{"access_token": "t"}',
+        '{"tok": "t", "exp": Infinity}',
+        '{"tok": "t", "exp": 99999999999999999999999}',
+    ],
+)
 def test_a_token_with_an_unusable_expiry_is_still_a_token(body: str) -> None:
     from gigapy._core.tokens import parse_token
 
@@ -304,11 +389,14 @@ def test_a_token_with_an_unusable_expiry_is_still_a_token(body: str) -> None:
 
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(total=JSON_NUMBER, completed=JSON_NUMBER, created=JSON_NUMBER)
-def test_batch_counters_from_the_server_are_guarded(hostile: tuple[RawServer, Hostile], total: str,
-                                                    completed: str, created: str) -> None:
+def test_batch_counters_from_the_server_are_guarded(
+    hostile: tuple[RawServer, Hostile], total: str, completed: str, created: str
+) -> None:
     server, _ = hostile
-    body = (f'{{"batches": [{{"id": "b1", "status": "in_progress", "created_at": {created}, '
-            f'"request_counts": {{"total": {total}, "completed": {completed}, "failed": {completed}}}}}]}}')
+    body = (
+        f'{{"batches": [{{"id": "b1", "status": "in_progress", "created_at": {created}, '
+        f'"request_counts": {{"total": {total}, "completed": {completed}, "failed": {completed}}}}}]}}'
+    )
 
     async def batches(request: RawRequest, writer: asyncio.StreamWriter) -> bool:
         writer.write(answer(200, body))
@@ -326,8 +414,20 @@ def test_batch_counters_from_the_server_are_guarded(hostile: tuple[RawServer, Ho
     assert batch.created_at is None or 0 <= batch.created_at <= MAX_COUNT
 
 
-CONTENT_LENGTHS = ["nan", "-1", "1e3", "99999999999999999999", " 5", "5, 5", "abc", "", "+5", "0x10", "inf",
-                   "18446744073709551617"]
+CONTENT_LENGTHS = [
+    "nan",
+    "-1",
+    "1e3",
+    "99999999999999999999",
+    " 5",
+    "5, 5",
+    "abc",
+    "",
+    "+5",
+    "0x10",
+    "inf",
+    "18446744073709551617",
+]
 
 
 @pytest.mark.parametrize("length", CONTENT_LENGTHS)
@@ -347,13 +447,14 @@ def test_a_hostile_content_length_is_a_typed_error_or_a_result_both_clients(leng
             start = time.monotonic()
             try:
                 if client_kind == "sync":
-                    with GigaChat(base_url=server.base_url, access_token="t", timeout=timeout,
-                                  max_retries=0) as client:
+                    with GigaChat(base_url=server.base_url, access_token="t", timeout=timeout, max_retries=0) as client:
                         client.completion("x")
                 else:
+
                     async def main() -> None:
-                        async with AsyncGigaChat(base_url=server.base_url, access_token="t", timeout=timeout,
-                                                 max_retries=0) as client:
+                        async with AsyncGigaChat(
+                            base_url=server.base_url, access_token="t", timeout=timeout, max_retries=0
+                        ) as client:
                             await client.completion("x")
 
                     asyncio.run(main())
@@ -366,15 +467,24 @@ def test_a_hostile_content_length_is_a_typed_error_or_a_result_both_clients(leng
 
 def test_an_absurd_sse_retry_field_does_not_break_the_stream() -> None:
     async def stream(request: RawRequest, writer: asyncio.StreamWriter) -> bool:
-        writer.write(SSE_HEAD + b"retry: " + b"9" * 6000 + b"\n" + sse_event("ok", finish="stop")
-                     + b"retry: -5\n" + b"data: [DONE]\n\n")
+        writer.write(
+            SSE_HEAD
+            + b"retry: "
+            + b"9" * 6000
+            + b"\n"
+            + sse_event("ok", finish="stop")
+            + b"retry: -5\n"
+            + b"data: [DONE]\n\n"
+        )
         await writer.drain()
         return False
 
     server = RawServer(stream).start()
     try:
-        with GigaChat(base_url=server.base_url, access_token="t", timeout=SHORT, max_retries=0) as client, \
-                client.completion_stream("x") as s:
+        with (
+            GigaChat(base_url=server.base_url, access_token="t", timeout=SHORT, max_retries=0) as client,
+            client.completion_stream("x") as s,
+        ):
             assert s.get_final_completion().text == "ok"
     finally:
         server.stop()
@@ -382,8 +492,15 @@ def test_an_absurd_sse_retry_field_does_not_break_the_stream() -> None:
 
 def test_usage_that_is_nan_keeps_the_answer() -> None:
     async def nan_usage(request: RawRequest, writer: asyncio.StreamWriter) -> bool:
-        writer.write(answer(200, completion_body('{"prompt_tokens": NaN, "completion_tokens": -4, '
-                                                 '"total_tokens": 1e400, "precached_prompt_tokens": Infinity}')))
+        writer.write(
+            answer(
+                200,
+                completion_body(
+                    '{"prompt_tokens": NaN, "completion_tokens": -4, '
+                    '"total_tokens": 1e400, "precached_prompt_tokens": Infinity}'
+                ),
+            )
+        )
         return True
 
     server = RawServer(nan_usage).start()

@@ -51,7 +51,7 @@ def test_event_without_data_is_not_dispatched() -> None:
 
 
 def test_utf8_character_split_across_chunks() -> None:
-    payload = "data: {\"t\":\"Привет\"}\n\n".encode()
+    payload = 'data: {"t":"Привет"}\n\n'.encode()
     cut = payload.index("и".encode()) + 1  # in the middle of a two-byte character
     (event,) = decode(payload[:cut], payload[cut:])
     assert event.data.decode() == '{"t":"Привет"}'
@@ -99,8 +99,11 @@ def test_64_mib_event_decodes_in_linear_time() -> None:
 EVENTS = st.lists(
     st.tuples(
         st.one_of(st.none(), st.sampled_from(["response.message.delta", "response.message.done", "error"])),
-        st.lists(st.text(alphabet=st.characters(blacklist_characters="\r\n", blacklist_categories=("Cs",)),
-                         max_size=30), min_size=1, max_size=3),
+        st.lists(
+            st.text(alphabet=st.characters(blacklist_characters="\r\n", blacklist_categories=("Cs",)), max_size=30),
+            min_size=1,
+            max_size=3,
+        ),
     ),
     min_size=1,
     max_size=8,
@@ -109,8 +112,9 @@ EVENTS = st.lists(
 
 @settings(max_examples=200, deadline=None)
 @given(events=EVENTS, eol=st.sampled_from(["\n", "\r", "\r\n"]), cuts=st.lists(st.integers(0, 10_000), max_size=12))
-def test_any_chunking_gives_the_same_events(events: list[tuple[str | None, list[str]]], eol: str,
-                                            cuts: list[int]) -> None:
+def test_any_chunking_gives_the_same_events(
+    events: list[tuple[str | None, list[str]]], eol: str, cuts: list[int]
+) -> None:
     text = ""
     for name, lines in events:
         if name is not None:
@@ -122,4 +126,4 @@ def test_any_chunking_gives_the_same_events(events: list[tuple[str | None, list[
     points = sorted({c % (len(raw) + 1) for c in cuts})
     pieces = [raw[a:b] for a, b in zip([0, *points], [*points, len(raw)])]
     assert decode(*pieces) == expected
-    assert decode(*(raw[i:i + 1] for i in range(len(raw)))) == expected
+    assert decode(*(raw[i : i + 1] for i in range(len(raw)))) == expected

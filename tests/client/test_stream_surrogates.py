@@ -44,7 +44,7 @@ def test_v1_state_joins_a_pair_split_across_events(cut: int | None) -> None:
     raw = _v1_events(SPLIT)
     state = ChatStreamState(ResponseMeta())
     chunks = []
-    pieces = [raw] if cut is None else [raw[i:i + cut] for i in range(0, len(raw), cut)]
+    pieces = [raw] if cut is None else [raw[i : i + cut] for i in range(0, len(raw), cut)]
     for piece in pieces:
         chunks += state.feed(piece)
     texts = [state.text_of(c) for c in chunks]

@@ -96,8 +96,12 @@ def answer(content: str = "", *, call: dict[str, Any] | None = None, finish: str
     message: dict[str, Any] = {"role": "assistant", "content": content}
     if call is not None:
         message["function_call"] = call
-    return ChatCompletion.model_validate({"choices": [{"message": message, "finish_reason": finish}],
-                                          "usage": {"prompt_tokens": 5, "completion_tokens": 7, "total_tokens": 12}})
+    return ChatCompletion.model_validate(
+        {
+            "choices": [{"message": message, "finish_reason": finish}],
+            "usage": {"prompt_tokens": 5, "completion_tokens": 7, "total_tokens": 12},
+        }
+    )
 
 
 def run(model: type[BaseModel], script: list[Any], method: str = "auto") -> tuple[Any, list[dict[str, Any]]]:
@@ -124,8 +128,13 @@ def rejected(message: str) -> UnprocessableEntityError:
 
 
 def test_auto_falls_back_to_a_function_when_the_format_is_rejected() -> None:
-    result, calls = run(City, [rejected("Invalid params: response_format is not supported for this model"),
-                               answer(call={"name": "City", "arguments": {"name": "Тула", "population": 470000}})])
+    result, calls = run(
+        City,
+        [
+            rejected("Invalid params: response_format is not supported for this model"),
+            answer(call={"name": "City", "arguments": {"name": "Тула", "population": 470000}}),
+        ],
+    )
     assert result == City(name="Тула", population=470000)
     assert "response_format" in calls[0]
     assert calls[1]["function_call"] == {"name": "City"}

@@ -40,8 +40,9 @@ class Telemetry:
         self.tracer_provider.add_span_processor(SimpleSpanProcessor(self.exporter))
         self.reader = InMemoryMetricReader()
         self.meter_provider = MeterProvider(metric_readers=[self.reader])
-        gigapy.instrument(capture_content=capture_content, tracer_provider=self.tracer_provider,
-                          meter_provider=self.meter_provider)
+        gigapy.instrument(
+            capture_content=capture_content, tracer_provider=self.tracer_provider, meter_provider=self.meter_provider
+        )
 
     def spans(self, op: str | None = None) -> list[Any]:
         found = self.exporter.get_finished_spans()
@@ -108,8 +109,14 @@ def _check_chat_span(span: Any, emu: Any) -> None:
     assert "gen_ai.input.messages" not in a and "gen_ai.output.messages" not in a  # content is opt-in
 
 
-CHAT = {"model": "GigaChat", "temperature": 0.3, "top_p": 0.9, "max_tokens": 50, "request_id": "rid-telemetry-1",
-        "session_id": "sess-1"}
+CHAT = {
+    "model": "GigaChat",
+    "temperature": 0.3,
+    "top_p": 0.9,
+    "max_tokens": 50,
+    "request_id": "rid-telemetry-1",
+    "session_id": "sess-1",
+}
 
 
 def test_sync_chat_span_metrics_and_traceparent(otel: Telemetry, make_client: Any, emu: Any) -> None:
@@ -209,8 +216,10 @@ def test_async_stream_closed_early_and_cancelled(otel: Telemetry, make_async: An
     assert early.attributes["gigapy.stream.closed_early"] is True
     assert "gen_ai.usage.output_tokens" not in early.attributes
     assert cancelled.end_time is not None
-    assert cancelled.attributes.get("error.type") == "CancelledError" or \
-        cancelled.attributes.get("gigapy.stream.closed_early") is True
+    assert (
+        cancelled.attributes.get("error.type") == "CancelledError"
+        or cancelled.attributes.get("gigapy.stream.closed_early") is True
+    )
 
 
 def test_stream_broken_sets_error_type(otel: Telemetry, make_client: Any, emu: Any) -> None:
@@ -286,8 +295,19 @@ def test_bulk_runner_run_and_item_spans(otel: Telemetry, make_async: Any, tmp_pa
     from gigapy.bulk import run_bulk
 
     source = tmp_path / "in.jsonl"
-    source.write_text("".join(json.dumps({"id": f"r{i}", "request": {"model": "GigaChat", "messages": [
-                      {"role": "user", "content": f"вопрос {i}"}]}}) + "\n" for i in range(5)), encoding="utf-8")
+    source.write_text(
+        "".join(
+            json.dumps(
+                {
+                    "id": f"r{i}",
+                    "request": {"model": "GigaChat", "messages": [{"role": "user", "content": f"вопрос {i}"}]},
+                }
+            )
+            + "\n"
+            for i in range(5)
+        ),
+        encoding="utf-8",
+    )
 
     async def main() -> Any:
         async with make_async() as client:
@@ -360,8 +380,11 @@ def test_export_over_otlp_http(emu: Any) -> None:
     thread.start()
     try:
         provider = TracerProvider()
-        provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter(
-            endpoint=f"http://127.0.0.1:{server.server_port}/v1/traces", timeout=10)))
+        provider.add_span_processor(
+            BatchSpanProcessor(
+                OTLPSpanExporter(endpoint=f"http://127.0.0.1:{server.server_port}/v1/traces", timeout=10)
+            )
+        )
         with GigaChat(**client_settings(emu), telemetry=True) as client:
             gigapy.instrument(tracer_provider=provider)
             try:
@@ -399,8 +422,17 @@ def test_usage_totals_without_telemetry(make_client: Any) -> None:
 
 def test_price_table_override(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     path = tmp_path / "prices.json"
-    path.write_text(json.dumps({"version": "mine", "unit_tokens": 1000, "scopes": {
-        "GIGACHAT_API_CORP": {"tariff": "contract", "models": {"GigaChat": {"input": 1, "output": 2}}}}}))
+    path.write_text(
+        json.dumps(
+            {
+                "version": "mine",
+                "unit_tokens": 1000,
+                "scopes": {
+                    "GIGACHAT_API_CORP": {"tariff": "contract", "models": {"GigaChat": {"input": 1, "output": 2}}}
+                },
+            }
+        )
+    )
     monkeypatch.setenv("GIGAPY_PRICES", str(path))
     table = PriceTable.default()
     assert table.version == "mine"
@@ -418,10 +450,12 @@ def test_bulk_budget_stops_cleanly(make_async: Any, tmp_path: Path) -> None:
 
     source = tmp_path / "in.jsonl"
     request = {"model": "GigaChat", "messages": [{"role": "user", "content": "вопрос " * 50}], "max_tokens": 100}
-    source.write_text("".join(json.dumps({"id": f"r{i}", "request": request}) + "\n" for i in range(20)),
-                      encoding="utf-8")
-    prices = PriceTable.checked({"unit_tokens": 1000, "scopes": {"GIGACHAT_API_PERS": {"models": {
-        "GigaChat": {"input": 10, "output": 10}}}}})
+    source.write_text(
+        "".join(json.dumps({"id": f"r{i}", "request": request}) + "\n" for i in range(20)), encoding="utf-8"
+    )
+    prices = PriceTable.checked(
+        {"unit_tokens": 1000, "scopes": {"GIGACHAT_API_PERS": {"models": {"GigaChat": {"input": 10, "output": 10}}}}}
+    )
     out = tmp_path / "out.jsonl"
 
     async def main(budget: float) -> Any:

@@ -30,8 +30,12 @@ def test_assistants_lifecycle(emu: Any, make_client: Any) -> None:
     created = client.assistants.create(name="Гид", instructions="Отвечай кратко", metadata={"team": "travel"})
     assert created.assistant_id
     sent = bodies(emu, "/assistants")[-1]
-    assert sent == {"model": "GigaChat-2", "name": "Гид", "instructions": "Отвечай кратко",
-                    "metadata": {"team": "travel"}}
+    assert sent == {
+        "model": "GigaChat-2",
+        "name": "Гид",
+        "instructions": "Отвечай кратко",
+        "metadata": {"team": "travel"},
+    }
     assert created.assistant_id in [a.assistant_id for a in client.assistants.list().data]
     assert client.assistants.get(created.assistant_id).instructions == "Отвечай кратко"
     updated = client.assistants.update(created.assistant_id, name="Гид 2")
@@ -55,8 +59,11 @@ def test_threads_and_runs(emu: Any, make_client: Any) -> None:
     assert first.text
     assert first.finish_reason == "stop"
     sent = bodies(emu, "/threads/messages/run")[-1]
-    assert sent == {"temperature": 0.5, "assistant_id": assistant.assistant_id,
-                    "messages": [{"role": "user", "content": "Привет! Кто ты?"}]}
+    assert sent == {
+        "temperature": 0.5,
+        "assistant_id": assistant.assistant_id,
+        "messages": [{"role": "user", "content": "Привет! Кто ты?"}],
+    }
     second = client.threads.run_messages([{"role": "user", "content": "А ещё?"}], thread_id=thread_id)
     assert second.thread_id == thread_id
     history = client.threads.get_messages(thread_id)
@@ -75,8 +82,15 @@ def test_threads_and_runs(emu: Any, make_client: Any) -> None:
     assert thread_id in [t.id for t in client.threads.list().threads]
     assert [t.id for t in client.threads.retrieve([thread_id]).threads] == [thread_id]
     assert client.threads.delete(thread_id) is True
-    for part in ("/threads/messages/run", "/threads/messages/rerun", "/threads/messages", "/threads/run",
-                 "/threads/retrieve", "/threads/delete", "/assistants"):
+    for part in (
+        "/threads/messages/run",
+        "/threads/messages/rerun",
+        "/threads/messages",
+        "/threads/run",
+        "/threads/retrieve",
+        "/threads/delete",
+        "/assistants",
+    ):
         assert all(no_nulls(body) for body in bodies(emu, part)), part
 
 
@@ -112,17 +126,20 @@ def test_async_assistants_and_threads(emu: Any) -> None:
     asyncio.run(main())
 
 
-@pytest.mark.parametrize(("call", "field"), [
-    (lambda c: c.assistants.create(name=""), "name"),
-    (lambda c: c.assistants.get(""), "assistant_id"),
-    (lambda c: c.assistants.update("a", file_ids=[1]), "file_ids[0]"),
-    (lambda c: c.threads.run_messages([]), "messages"),
-    (lambda c: c.threads.run_messages("hi", temperature=0), "temperature"),
-    (lambda c: c.threads.run("t", limit=0), "limit"),
-    (lambda c: c.threads.get_messages("t", limit=0), "limit"),
-    (lambda c: c.threads.retrieve([]), "threads_ids"),
-    (lambda c: c.threads.rerun_messages(""), "thread_id"),
-])
+@pytest.mark.parametrize(
+    ("call", "field"),
+    [
+        (lambda c: c.assistants.create(name=""), "name"),
+        (lambda c: c.assistants.get(""), "assistant_id"),
+        (lambda c: c.assistants.update("a", file_ids=[1]), "file_ids[0]"),
+        (lambda c: c.threads.run_messages([]), "messages"),
+        (lambda c: c.threads.run_messages("hi", temperature=0), "temperature"),
+        (lambda c: c.threads.run("t", limit=0), "limit"),
+        (lambda c: c.threads.get_messages("t", limit=0), "limit"),
+        (lambda c: c.threads.retrieve([]), "threads_ids"),
+        (lambda c: c.threads.rerun_messages(""), "thread_id"),
+    ],
+)
 def test_bad_input_is_rejected_before_sending(emu: Any, make_client: Any, call: Any, field: str) -> None:
     before = len(emu.requests)
     with pytest.raises(InvalidArgumentError) as info:

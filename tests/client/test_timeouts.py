@@ -81,8 +81,10 @@ def test_sync_stall_mid_stream(emu: Any) -> None:
     emu.faults.enqueue("stream_stall", routes=["chat"])
     with GigaChat(**client_settings(emu, timeout=timeout())) as client:
         last = time.monotonic()
-        with pytest.raises(StreamError, match="timed out") as info, \
-                client.completion_stream("Длинная история", max_tokens=300) as stream:
+        with (
+            pytest.raises(StreamError, match="timed out") as info,
+            client.completion_stream("Длинная история", max_tokens=300) as stream,
+        ):
             for _ in stream:
                 last = time.monotonic()
         idle = time.monotonic() - last

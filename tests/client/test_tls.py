@@ -44,8 +44,14 @@ def pki(ca: trustme.CA, tmp_path_factory: pytest.TempPathFactory) -> dict[str, P
     client = ca.issue_cert("client@gigapy.test")
     write("client.pem", client.cert_chain_pems[0].bytes())
     key = serialization.load_pem_private_key(client.private_key_pem.bytes(), password=None)
-    write("client.key", key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                          serialization.BestAvailableEncryption(b"key-secret")))
+    write(
+        "client.key",
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.BestAvailableEncryption(b"key-secret"),
+        ),
+    )
     return files
 
 
@@ -57,8 +63,9 @@ def https_emu(pki: dict[str, Path]) -> Iterator[Emulator]:
 
 @pytest.fixture(scope="module")
 def mtls_emu(pki: dict[str, Path]) -> Iterator[Emulator]:
-    with Emulator(limits=None, tls_cert=str(pki["server.pem"]), tls_key=str(pki["server.key"]),
-                  client_ca=str(pki["ca.pem"])) as emu:
+    with Emulator(
+        limits=None, tls_cert=str(pki["server.pem"]), tls_key=str(pki["server.key"]), client_ca=str(pki["ca.pem"])
+    ) as emu:
         yield emu
 
 
@@ -88,8 +95,9 @@ def test_custom_ca_bundle(https_emu: Emulator, pki: dict[str, Path]) -> None:
         assert client.completion("Привет").text
 
 
-def test_installed_russian_ca_is_trusted_automatically(https_emu: Emulator, pki: dict[str, Path],
-                                                       empty_config_dir: Path) -> None:
+def test_installed_russian_ca_is_trusted_automatically(
+    https_emu: Emulator, pki: dict[str, Path], empty_config_dir: Path
+) -> None:
     target = tls.russian_ca_path()
     assert target.is_relative_to(empty_config_dir)
     target.parent.mkdir(parents=True)
@@ -99,9 +107,11 @@ def test_installed_russian_ca_is_trusted_automatically(https_emu: Emulator, pki:
 
 
 def test_hostname_mismatch_is_rejected(pki: dict[str, Path]) -> None:
-    with Emulator(limits=None, tls_cert=str(pki["other.pem"]), tls_key=str(pki["other.key"])) as emu, \
-            GigaChat(**client_settings(emu, ca_bundle_file=str(pki["ca.pem"]))) as client, \
-            pytest.raises(TLSVerificationError, match=r"127\.0\.0\.1"):
+    with (
+        Emulator(limits=None, tls_cert=str(pki["other.pem"]), tls_key=str(pki["other.key"])) as emu,
+        GigaChat(**client_settings(emu, ca_bundle_file=str(pki["ca.pem"]))) as client,
+        pytest.raises(TLSVerificationError, match=r"127\.0\.0\.1"),
+    ):
         client.completion("Привет")
 
 
@@ -109,8 +119,9 @@ def test_mtls_to_the_auth_and_api_hosts(mtls_emu: Emulator, pki: dict[str, Path]
     base = client_settings(mtls_emu, ca_bundle_file=str(pki["ca.pem"]))
     with GigaChat(**base) as client, pytest.raises(APIConnectionError):
         client.completion("без сертификата")
-    with GigaChat(**base, cert_file=str(pki["client.pem"]), key_file=str(pki["client.key"]),
-                  key_file_password="key-secret") as client:
+    with GigaChat(
+        **base, cert_file=str(pki["client.pem"]), key_file=str(pki["client.key"]), key_file_password="key-secret"
+    ) as client:
         assert client.completion("с сертификатом").text
     stats = mtls_emu.stats()
     assert stats["oauth_requests"] == 1  # the auth host accepted the certificate too
@@ -119,9 +130,15 @@ def test_mtls_to_the_auth_and_api_hosts(mtls_emu: Emulator, pki: dict[str, Path]
 
 def test_mtls_async(mtls_emu: Emulator, pki: dict[str, Path]) -> None:
     async def main() -> str:
-        async with AsyncGigaChat(**client_settings(
-                mtls_emu, ca_bundle_file=str(pki["ca.pem"]), cert_file=str(pki["client.pem"]),
-                key_file=str(pki["client.key"]), key_file_password="key-secret")) as client:
+        async with AsyncGigaChat(
+            **client_settings(
+                mtls_emu,
+                ca_bundle_file=str(pki["ca.pem"]),
+                cert_file=str(pki["client.pem"]),
+                key_file=str(pki["client.key"]),
+                key_file_password="key-secret",
+            )
+        ) as client:
             return (await client.completion("async mTLS")).text
 
     assert asyncio.run(main())
@@ -138,8 +155,11 @@ def test_async_verification_error(https_emu: Emulator) -> None:
 
 def test_wrong_key_password_is_a_clear_configuration_error(mtls_emu: Emulator, pki: dict[str, Path]) -> None:
     with pytest.raises(ConfigurationError) as info:  # at construction, before anything is sent
-        GigaChat(**client_settings(mtls_emu, cert_file=str(pki["client.pem"]), key_file=str(pki["client.key"]),
-                                   key_file_password="not-it"))
+        GigaChat(
+            **client_settings(
+                mtls_emu, cert_file=str(pki["client.pem"]), key_file=str(pki["client.key"]), key_file_password="not-it"
+            )
+        )
     assert info.value.field == "cert_file"
     assert "key_file_password" in str(info.value)
     assert "not-it" not in str(info.value)

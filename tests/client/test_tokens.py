@@ -164,9 +164,11 @@ def test_wrong_credentials_give_oauth_code_6_with_advice(make_client: Any) -> No
 
 def test_scope_not_granted_gives_code_7_with_advice() -> None:
     account = Account("11111111-2222-4333-8444-555555555555", "secret-value", frozenset({"GIGACHAT_API_PERS"}))
-    with Emulator(limits=None, accounts=(account,)) as emu2, GigaChat(**client_settings(
-            emu2, credentials=account.credentials, scope="GIGACHAT_API_CORP")) as client, \
-            pytest.raises(APIStatusError) as info:
+    with (
+        Emulator(limits=None, accounts=(account,)) as emu2,
+        GigaChat(**client_settings(emu2, credentials=account.credentials, scope="GIGACHAT_API_CORP")) as client,
+        pytest.raises(APIStatusError) as info,
+    ):
         client.all_models()
     assert getattr(info.value, "code", None) == 7
     assert "GIGACHAT_API_B2B" in str(info.value)
@@ -213,8 +215,9 @@ def _fetches(emu: Any) -> int:
 @pytest.mark.hostile("clock_skew")
 @pytest.mark.parametrize("mode", ["oauth", "password"])  # expires_at in ms from OAuth, exp in s from /token
 @pytest.mark.parametrize("case", CASES)
-def test_sync_clock_skew_or_an_expired_expiry_costs_at_most_one_extra_fetch(emu: Any, make_client: Any, case: str,
-                                                                           mode: str) -> None:
+def test_sync_clock_skew_or_an_expired_expiry_costs_at_most_one_extra_fetch(
+    emu: Any, make_client: Any, case: str, mode: str
+) -> None:
     if case == "expired_expires_at":
         emu.faults.set("expires_at_shift:-3600")  # the server says the token expired an hour ago; it works
     client = make_client(**_auth(mode))
@@ -257,8 +260,10 @@ def test_skew_without_a_date_header_costs_at_most_one_extra_fetch(offset: float)
             writer.write(answer(200, [{"object": "tokens", "tokens": 2, "characters": 5}]))
         return True
 
-    with raw_server(handler) as server, GigaChat(credentials=DEMO_CREDENTIALS, base_url=server.base_url,
-                                                 auth_url=server.auth_url) as client:
+    with (
+        raw_server(handler) as server,
+        GigaChat(credentials=DEMO_CREDENTIALS, base_url=server.base_url, auth_url=server.auth_url) as client,
+    ):
         core = client._core
         core.policy = dataclasses.replace(core.policy, clock=Clock(wall=lambda: time.time() + offset))
         for i in range(20):

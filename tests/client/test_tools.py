@@ -91,9 +91,20 @@ def test_schema_from_a_pydantic_model_is_reduced_and_the_report_says_how() -> No
 
 
 def test_schema_from_a_dict_reports_non_string_enums_and_formats() -> None:
-    schema = function_schema({"name": "pick", "parameters": {"type": "object", "properties": {
-        "n": {"type": "integer", "enum": [1, 2]}, "when": {"type": "string", "format": "date"},
-        "uuid": {"type": "string", "format": "uuid"}, "list": {"type": "array"}}}})
+    schema = function_schema(
+        {
+            "name": "pick",
+            "parameters": {
+                "type": "object",
+                "properties": {
+                    "n": {"type": "integer", "enum": [1, 2]},
+                    "when": {"type": "string", "format": "date"},
+                    "uuid": {"type": "string", "format": "uuid"},
+                    "list": {"type": "array"},
+                },
+            },
+        }
+    )
     props = schema.parameters["properties"]
     assert "enum" not in props["n"]
     assert props["when"]["format"] == "date"
@@ -137,8 +148,9 @@ def test_async_tools_in_the_sync_client_and_dataclass_results(make_client: Any) 
 def test_sync_and_async_tools_in_the_async_client(emu: Any) -> None:
     async def main() -> None:
         async with AsyncGigaChat(**client_settings(emu)) as client:
-            run = await client.run_tools("Погода в Перми и время?", tools=[get_weather, Tool(get_time)],
-                                         function_call="get_weather")
+            run = await client.run_tools(
+                "Погода в Перми и время?", tools=[get_weather, Tool(get_time)], function_call="get_weather"
+            )
             assert run.calls[0].result["city"]
             run2 = await client.v2.run_tools("Который час в часовом поясе Москвы?", tools=[get_time])
             assert run2.calls[0].result == {"result": "12:00"}
@@ -174,15 +186,20 @@ def test_invalid_arguments_are_reported_not_executed(make_client: Any) -> None:
 
 def test_step_limit_raises_with_the_transcript(make_client: Any) -> None:
     with pytest.raises(ToolLoopError) as info:
-        make_client().run_tools("Какая погода в Казани?", tools=[get_weather], function_call="get_weather",
-                                max_steps=1)
+        make_client().run_tools("Какая погода в Казани?", tools=[get_weather], function_call="get_weather", max_steps=1)
     assert len(info.value.calls) == 1
     assert [m["role"] for m in info.value.messages] == ["user", "assistant", "function"]
 
 
-@pytest.mark.parametrize(("kwargs", "field"), [({"tools": []}, "tools"), ({"tools": ["x"]}, "tools"),
-                                               ({"tools": [get_weather], "max_steps": 0}, "max_steps"),
-                                               ({"tools": [get_weather, get_weather]}, "tools")])
+@pytest.mark.parametrize(
+    ("kwargs", "field"),
+    [
+        ({"tools": []}, "tools"),
+        ({"tools": ["x"]}, "tools"),
+        ({"tools": [get_weather], "max_steps": 0}, "max_steps"),
+        ({"tools": [get_weather, get_weather]}, "tools"),
+    ],
+)
 def test_run_tools_bad_arguments(emu: Any, make_client: Any, kwargs: dict[str, Any], field: str) -> None:
     before = len(emu.requests)
     with pytest.raises(InvalidArgumentError) as info:

@@ -63,10 +63,17 @@ EVIL_PARTS = ("evil-token-head-77aa", "evil-token-tail-88bb")
 EVIL_TOKEN = f"{EVIL_PARTS[0]}\r\nX-Injected: {EVIL_PARTS[1]}"
 
 STATIC_SECRETS = {
-    "authorization key": DEMO_CREDENTIALS, "client id": DEMO_CLIENT_ID, "client secret": DEMO_CLIENT_SECRET,
-    "wrong key": WRONG_KEY, "wrong key's secret": WRONG_SECRET, "password": DEMO_PASSWORD,
-    "wrong password": WRONG_PASSWORD, "static token": STATIC_TOKEN, "key file password": KEY_PASSWORD,
-    "wrong key file password": WRONG_KEY_PASSWORD, "bad token (head)": EVIL_PARTS[0],
+    "authorization key": DEMO_CREDENTIALS,
+    "client id": DEMO_CLIENT_ID,
+    "client secret": DEMO_CLIENT_SECRET,
+    "wrong key": WRONG_KEY,
+    "wrong key's secret": WRONG_SECRET,
+    "password": DEMO_PASSWORD,
+    "wrong password": WRONG_PASSWORD,
+    "static token": STATIC_TOKEN,
+    "key file password": KEY_PASSWORD,
+    "wrong key file password": WRONG_KEY_PASSWORD,
+    "bad token (head)": EVIL_PARTS[0],
     "bad token (tail)": EVIL_PARTS[1],
 }
 
@@ -124,30 +131,57 @@ def world(gigachat_emulator: Emulator, tmp_path_factory: pytest.TempPathFactory)
     client = ca.issue_cert("client@gigapy.test")
     write("client.pem", client.cert_chain_pems[0].bytes())
     key = serialization.load_pem_private_key(client.private_key_pem.bytes(), password=None)
-    write("client.key", key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                          serialization.BestAvailableEncryption(KEY_PASSWORD.encode())))
+    write(
+        "client.key",
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.BestAvailableEncryption(KEY_PASSWORD.encode()),
+        ),
+    )
     foreign = trustme.CA().issue_cert("foreign@gigapy.test")
     write("foreign.pem", foreign.cert_chain_pems[0].bytes())
     fkey = serialization.load_pem_private_key(foreign.private_key_pem.bytes(), password=None)
-    write("foreign.key", fkey.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                            serialization.BestAvailableEncryption(KEY_PASSWORD.encode())))
+    write(
+        "foreign.key",
+        fkey.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.BestAvailableEncryption(KEY_PASSWORD.encode()),
+        ),
+    )
     evil = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _EvilTokenHandler)
     thread = threading.Thread(target=evil.serve_forever, daemon=True)
     thread.start()
     tls = {"tls_cert": str(pki["server.pem"]), "tls_key": str(pki["server.key"])}
     # mTLS-only: the certificate names the account; client.pem is signed by the CA but names none
     only = {"client_ca": str(pki["ca.pem"]), "mtls_only": True, "cert_accounts": (CertAccount("CN=nobody", "x"),)}
-    with Emulator(limits=None, **tls) as https, Emulator(limits=None, client_ca=str(pki["ca.pem"]), **tls) as mtls, \
-            Emulator(limits=None, **only, **tls) as mtls_only:
-        yield World(gigachat_emulator, https, mtls, mtls_only, pki, f"http://127.0.0.1:{free_port()}/api/v2/oauth",
-                    f"http://127.0.0.1:{free_port()}/api/v1", f"http://127.0.0.1:{evil.server_port}/api/v2/oauth")
+    with (
+        Emulator(limits=None, **tls) as https,
+        Emulator(limits=None, client_ca=str(pki["ca.pem"]), **tls) as mtls,
+        Emulator(limits=None, **only, **tls) as mtls_only,
+    ):
+        yield World(
+            gigachat_emulator,
+            https,
+            mtls,
+            mtls_only,
+            pki,
+            f"http://127.0.0.1:{free_port()}/api/v2/oauth",
+            f"http://127.0.0.1:{free_port()}/api/v1",
+            f"http://127.0.0.1:{evil.server_port}/api/v2/oauth",
+        )
     evil.shutdown()
     evil.server_close()
 
 
 def _base(emu: Emulator, **overrides: Any) -> dict[str, Any]:
-    settings: dict[str, Any] = {"credentials": DEMO_CREDENTIALS, "base_url": emu.base_url, "auth_url": emu.auth_url,
-                                "max_retries": 0}
+    settings: dict[str, Any] = {
+        "credentials": DEMO_CREDENTIALS,
+        "base_url": emu.base_url,
+        "auth_url": emu.auth_url,
+        "max_retries": 0,
+    }
     settings.update(overrides)
     return settings
 
@@ -158,6 +192,7 @@ def _chat(client: Any) -> Any:
 
 def _stream(client: Any) -> Any:
     if isinstance(client, AsyncGigaChat):
+
         async def consume() -> None:
             async with client.completion_stream("Расскажи длинную историю") as stream:
                 async for _ in stream:
@@ -183,59 +218,120 @@ class Case:
 
 CASES = [
     Case("OAuth host unreachable", lambda w: _base(w.emu, auth_url=w.dead_auth), _chat, APIConnectionError),
-    Case("OAuth host unreachable, retried", lambda w: _base(w.emu, auth_url=w.dead_auth, max_retries=1), _chat,
-         APIConnectionError),
+    Case(
+        "OAuth host unreachable, retried",
+        lambda w: _base(w.emu, auth_url=w.dead_auth, max_retries=1),
+        _chat,
+        APIConnectionError,
+    ),
     Case("OAuth 401 (wrong key)", lambda w: _base(w.emu, credentials=WRONG_KEY), _chat, AuthenticationError),
-    Case("OAuth host returns a token that is not a header value", lambda w: _base(w.emu, auth_url=w.evil_auth),
-         _chat, APIResponseValidationError),
-    Case("API 401 with access_token", lambda w: _base(w.emu, credentials=None, access_token=STATIC_TOKEN), _chat,
-         AuthenticationError),
-    Case("API 401, then the refresh cannot reach OAuth",
-         lambda w: _base(w.emu, access_token=STATIC_TOKEN, auth_url=w.dead_auth), _chat, APIConnectionError),
-    Case("user/password: wrong password",
-         lambda w: _base(w.emu, credentials=None, user=DEMO_USER, password=WRONG_PASSWORD), _chat,
-         AuthenticationError),
-    Case("user/password: host unreachable",
-         lambda w: _base(w.emu, credentials=None, user=DEMO_USER, password=DEMO_PASSWORD, base_url=w.dead_base),
-         _chat, APIConnectionError),
+    Case(
+        "OAuth host returns a token that is not a header value",
+        lambda w: _base(w.emu, auth_url=w.evil_auth),
+        _chat,
+        APIResponseValidationError,
+    ),
+    Case(
+        "API 401 with access_token",
+        lambda w: _base(w.emu, credentials=None, access_token=STATIC_TOKEN),
+        _chat,
+        AuthenticationError,
+    ),
+    Case(
+        "API 401, then the refresh cannot reach OAuth",
+        lambda w: _base(w.emu, access_token=STATIC_TOKEN, auth_url=w.dead_auth),
+        _chat,
+        APIConnectionError,
+    ),
+    Case(
+        "user/password: wrong password",
+        lambda w: _base(w.emu, credentials=None, user=DEMO_USER, password=WRONG_PASSWORD),
+        _chat,
+        AuthenticationError,
+    ),
+    Case(
+        "user/password: host unreachable",
+        lambda w: _base(w.emu, credentials=None, user=DEMO_USER, password=DEMO_PASSWORD, base_url=w.dead_base),
+        _chat,
+        APIConnectionError,
+    ),
     Case("TLS verification failure", lambda w: _base(w.https), _chat, TLSVerificationError),
-    Case("read timeout", lambda w: _base(w.emu, timeout=Timeout(5, 0.3, 5, 5)), _chat, APITimeoutError,
-         ("stall", "chat")),
+    Case(
+        "read timeout", lambda w: _base(w.emu, timeout=Timeout(5, 0.3, 5, 5)), _chat, APITimeoutError, ("stall", "chat")
+    ),
     Case("5xx", lambda w: _base(w.emu), _chat, InternalServerError, ("500", "chat")),
     Case("OAuth 5xx", lambda w: _base(w.emu), _chat, InternalServerError, ("503", "oauth")),
     Case("stream dropped mid-way", lambda w: _base(w.emu), _stream, StreamError, ("stream_drop", "chat")),
-    Case("bad argument (lone surrogate)", lambda w: _base(w.emu), lambda c: c.completion("hi \ud83d"),
-         InvalidArgumentError),
-    Case("bad header value", lambda w: _base(w.emu), lambda c: c.completion("hi", session_id="a\r\nb"),
-         InvalidArgumentError),
+    Case(
+        "bad argument (lone surrogate)",
+        lambda w: _base(w.emu),
+        lambda c: c.completion("hi \ud83d"),
+        InvalidArgumentError,
+    ),
+    Case(
+        "bad header value",
+        lambda w: _base(w.emu),
+        lambda c: c.completion("hi", session_id="a\r\nb"),
+        InvalidArgumentError,
+    ),
     Case("bad setting next to the key", lambda w: _base(w.emu, scope="GIGACHAT_API_PER"), None, ConfigurationError),
     Case("bad key", lambda w: _base(w.emu, credentials=WRONG_KEY[:-6] + "%%%%"), None, ConfigurationError),
-    Case("bad access_token",
-         lambda w: _base(w.emu, credentials=None, access_token=STATIC_TOKEN.replace(".", "\r\n.", 1)), None,
-         ConfigurationError),
-    Case("mTLS: wrong key file password",
-         lambda w: _base(w.mtls, ca_bundle_file=str(w.pki["ca.pem"]), cert_file=str(w.pki["client.pem"]),
-                         key_file=str(w.pki["client.key"]), key_file_password=WRONG_KEY_PASSWORD), _chat,
-         ConfigurationError),
-    Case("mTLS: server rejects, with the key password in the settings",
-         lambda w: _base(w.mtls, ca_bundle_file=str(w.pki["ca.pem"]), key_file_password=KEY_PASSWORD), _chat,
-         APIConnectionError),
-    Case("mTLS-only: wrong key file password", lambda w: _cert_only(w, "client", WRONG_KEY_PASSWORD), _chat,
-         ConfigurationError),
-    Case("mTLS-only: a certificate the server maps to no account (401)", lambda w: _cert_only(w, "client"), _chat,
-         AuthenticationError),
+    Case(
+        "bad access_token",
+        lambda w: _base(w.emu, credentials=None, access_token=STATIC_TOKEN.replace(".", "\r\n.", 1)),
+        None,
+        ConfigurationError,
+    ),
+    Case(
+        "mTLS: wrong key file password",
+        lambda w: _base(
+            w.mtls,
+            ca_bundle_file=str(w.pki["ca.pem"]),
+            cert_file=str(w.pki["client.pem"]),
+            key_file=str(w.pki["client.key"]),
+            key_file_password=WRONG_KEY_PASSWORD,
+        ),
+        _chat,
+        ConfigurationError,
+    ),
+    Case(
+        "mTLS: server rejects, with the key password in the settings",
+        lambda w: _base(w.mtls, ca_bundle_file=str(w.pki["ca.pem"]), key_file_password=KEY_PASSWORD),
+        _chat,
+        APIConnectionError,
+    ),
+    Case(
+        "mTLS-only: wrong key file password",
+        lambda w: _cert_only(w, "client", WRONG_KEY_PASSWORD),
+        _chat,
+        ConfigurationError,
+    ),
+    Case(
+        "mTLS-only: a certificate the server maps to no account (401)",
+        lambda w: _cert_only(w, "client"),
+        _chat,
+        AuthenticationError,
+    ),
     Case("mTLS-only: a certificate from another CA", lambda w: _cert_only(w, "foreign"), _stream, APIConnectionError),
-    Case("mTLS-only: no certificate at all, the key password in the settings",
-         lambda w: _base(w.mtls_only, ca_bundle_file=str(w.pki["ca.pem"]), key_file_password=KEY_PASSWORD), _chat,
-         BadRequestError),
+    Case(
+        "mTLS-only: no certificate at all, the key password in the settings",
+        lambda w: _base(w.mtls_only, ca_bundle_file=str(w.pki["ca.pem"]), key_file_password=KEY_PASSWORD),
+        _chat,
+        BadRequestError,
+    ),
 ]
 
 
 def _cert_only(w: World, who: str, password: str = KEY_PASSWORD) -> dict[str, Any]:
     """Certificate-only settings (no credentials: mTLS-only mode) for the mTLS-only emulator."""
-    return {"base_url": w.mtls_only.base_url, "ca_bundle_file": str(w.pki["ca.pem"]),
-            "cert_file": str(w.pki[f"{who}.pem"]), "key_file": str(w.pki[f"{who}.key"]),
-            "key_file_password": password, "max_retries": 0}
+    return {
+        "base_url": w.mtls_only.base_url,
+        "ca_bundle_file": str(w.pki["ca.pem"]),
+        "cert_file": str(w.pki[f"{who}.pem"]),
+        "key_file": str(w.pki[f"{who}.key"]),
+        "key_file_password": password,
+        "max_retries": 0,
+    }
 
 
 def _raise_sync(settings: Callable[[], dict[str, Any]], call: Callable[[Any], Any] | None) -> BaseException:
@@ -348,6 +444,7 @@ def test_the_scan_sees_the_http_libraries_frames(world: World) -> None:
 
 def test_a_scan_would_have_caught_the_key_in_a_plain_local() -> None:
     """The scanner is not blind: a plain local holding the key is found."""
+
     def leak(key: str) -> None:
         raise RuntimeError("boom")
 
@@ -366,8 +463,14 @@ def test_no_object_of_ours_shows_a_secret_in_its_repr(world: World) -> None:
     from gigapy._transports.aiohttp_driver import AiohttpTransport
     from gigapy._transports.httpx_driver import HttpxTransport
 
-    oauth = load_settings({"credentials": DEMO_CREDENTIALS, "key_file_password": KEY_PASSWORD,
-                           "default_headers": {"Authorization": "Bearer " + STATIC_TOKEN, "X-App": "a"}}, env={})
+    oauth = load_settings(
+        {
+            "credentials": DEMO_CREDENTIALS,
+            "key_file_password": KEY_PASSWORD,
+            "default_headers": {"Authorization": "Bearer " + STATIC_TOKEN, "X-App": "a"},
+        },
+        env={},
+    )
     password = load_settings({"user": DEMO_USER, "password": DEMO_PASSWORD}, env={})
     static = load_settings({"access_token": STATIC_TOKEN}, env={})
     body = json.dumps({"access_token": STATIC_TOKEN, "expires_at": int(time.time() * 1000) + 60_000}).encode()
@@ -383,11 +486,27 @@ def test_no_object_of_ours_shows_a_secret_in_its_repr(world: World) -> None:
     assert isinstance(sent, Send)
     failure = TransportFailure("connect", OSError(f"cannot send Authorization: Bearer {STATIC_TOKEN}"), sent=False)
     objects: list[Any] = [
-        oauth, password, static, secret_args({"credentials": DEMO_CREDENTIALS, "password": DEMO_PASSWORD}),
-        token_request(oauth, "ua"), token_request(password, "ua"), api_request, sent, GetToken(token.access_token),
-        response, token, entry, entry._current, TokenSource(static), TokenSource(oauth), failure, failure.exc,
-        failure.to_error(api_request), FilePart("file", "key.pem", "text/plain", DEMO_PASSWORD.encode(), 20),
-        AiohttpTransport(static), AsyncGigaChat(**_base(world.emu)),
+        oauth,
+        password,
+        static,
+        secret_args({"credentials": DEMO_CREDENTIALS, "password": DEMO_PASSWORD}),
+        token_request(oauth, "ua"),
+        token_request(password, "ua"),
+        api_request,
+        sent,
+        GetToken(token.access_token),
+        response,
+        token,
+        entry,
+        entry._current,
+        TokenSource(static),
+        TokenSource(oauth),
+        failure,
+        failure.exc,
+        failure.to_error(api_request),
+        FilePart("file", "key.pem", "text/plain", DEMO_PASSWORD.encode(), 20),
+        AiohttpTransport(static),
+        AsyncGigaChat(**_base(world.emu)),
     ]
     transport = HttpxTransport(static)
     objects.append(transport)
@@ -395,8 +514,11 @@ def test_no_object_of_ours_shows_a_secret_in_its_repr(world: World) -> None:
     with GigaChat(**_base(world.emu)) as client:
         objects += [client, client.with_options(password=WRONG_PASSWORD), client.settings]
     try:
-        parse_token(Response(200, {}, json.dumps({"access_token": EVIL_TOKEN, "expires_at": 1}).encode(), "POST",
-                             "https://auth"))
+        parse_token(
+            Response(
+                200, {}, json.dumps({"access_token": EVIL_TOKEN, "expires_at": 1}).encode(), "POST", "https://auth"
+            )
+        )
     except APIResponseValidationError as exc:
         objects += [exc, vars(exc)]
     shown = "\n".join(repr(obj) + "\n" + str(obj) for obj in objects)

@@ -13,19 +13,25 @@ from gigapy._ops.chat_v2 import v2_base
 from gigapy.testing import client_settings
 from gigapy.types import ChatCompletionV2, ResponseMeta
 
-WEATHER = {"name": "get_weather", "description": "Погода в городе",
-           "parameters": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}}
+WEATHER = {
+    "name": "get_weather",
+    "description": "Погода в городе",
+    "parameters": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]},
+}
 
 
 def last_v2(emu: Any) -> Any:
     return next(r for r in reversed(emu.requests) if "/v2/chat/completions" in r.path)
 
 
-@pytest.mark.parametrize(("base", "expected"), [
-    ("https://api.giga.chat/v1", "https://api.giga.chat/v2"),
-    ("https://gigachat.devices.sberbank.ru/api/v1", "https://gigachat.devices.sberbank.ru/api/v2"),
-    ("http://127.0.0.1:9/custom", "http://127.0.0.1:9/custom/v2"),
-])
+@pytest.mark.parametrize(
+    ("base", "expected"),
+    [
+        ("https://api.giga.chat/v1", "https://api.giga.chat/v2"),
+        ("https://gigachat.devices.sberbank.ru/api/v1", "https://gigachat.devices.sberbank.ru/api/v2"),
+        ("http://127.0.0.1:9/custom", "http://127.0.0.1:9/custom/v2"),
+    ],
+)
 def test_v2_url_follows_the_base_url(base: str, expected: str) -> None:
     assert v2_base(base) == expected
 
@@ -33,15 +39,20 @@ def test_v2_url_follows_the_base_url(base: str, expected: str) -> None:
 def test_v2_completion_wire_shape(emu: Any, make_client: Any) -> None:
     answer = make_client().v2.completion(
         [{"role": "system", "content": "Отвечай кратко"}, {"role": "user", "content": "Привет"}],
-        temperature=0.4, max_tokens=30, reasoning="low", user_info={"timezone": "Europe/Moscow"},
+        temperature=0.4,
+        max_tokens=30,
+        reasoning="low",
+        user_info={"timezone": "Europe/Moscow"},
     )
     assert isinstance(answer, ChatCompletionV2)
     assert answer.text
     assert answer.model.startswith("GigaChat-2:")
     assert answer.usage.total_tokens == answer.usage.input_tokens + answer.usage.output_tokens
     body = last_v2(emu).json()
-    assert body["messages"] == [{"role": "system", "content": [{"text": "Отвечай кратко"}]},
-                                {"role": "user", "content": [{"text": "Привет"}]}]
+    assert body["messages"] == [
+        {"role": "system", "content": [{"text": "Отвечай кратко"}]},
+        {"role": "user", "content": [{"text": "Привет"}]},
+    ]
     assert body["model_options"] == {"temperature": 0.4, "max_tokens": 30, "reasoning": {"effort": "low"}}
     assert body["user_info"] == {"timezone": "Europe/Moscow"}
 
@@ -67,8 +78,11 @@ def test_function_call_round_trip_with_state_id(emu: Any, make_client: Any) -> N
     assert call.name == "get_weather"
     assert call.parsed_arguments["city"]
     assert first.message.state_id
-    history = [{"role": "user", "content": "Какая погода в Туле?"}, first.message,
-               {"role": "tool", "content": [{"function_result": {"name": "get_weather", "result": {"t": 5}}}]}]
+    history = [
+        {"role": "user", "content": "Какая погода в Туле?"},
+        first.message,
+        {"role": "tool", "content": [{"function_result": {"name": "get_weather", "result": {"t": 5}}}]},
+    ]
     second = client.v2.completion(history, functions=[WEATHER])
     assert second.finish_reason == "stop"
     sent = last_v2(emu).json()
@@ -89,8 +103,9 @@ def test_v2_stream_named_events_and_final(make_client: Any) -> None:
 
 
 def test_v2_stream_with_a_built_in_tool(make_client: Any) -> None:
-    with make_client().v2.completion_stream("Нарисуй дом", tools=["image_generate"],
-                                             tool_config="image_generate") as stream:
+    with make_client().v2.completion_stream(
+        "Нарисуй дом", tools=["image_generate"], tool_config="image_generate"
+    ) as stream:
         events = [c.event for c in stream]
         final = stream.get_final_completion()
     assert events[:2] == ["response.tool.in_progress", "response.tool.completed"]
@@ -113,8 +128,9 @@ def test_v2_async(emu: Any) -> None:
 
 def test_an_error_event_raises_a_typed_stream_error() -> None:
     state = ChatV2StreamState(ResponseMeta(request_id="req-1"))
-    state.feed(b'event: response.message.delta\ndata: {"messages":[{"role":"assistant","content":[{"text":"Hi"}]}]}'
-               b"\n\n")
+    state.feed(
+        b'event: response.message.delta\ndata: {"messages":[{"role":"assistant","content":[{"text":"Hi"}]}]}\n\n'
+    )
     with pytest.raises(StreamError) as info:
         state.feed(b'event: error\ndata: {"status": 503, "message": "model overloaded"}\n\n')
     assert (info.value.status_code, info.value.server_message) == (503, "model overloaded")
@@ -122,46 +138,70 @@ def test_an_error_event_raises_a_typed_stream_error() -> None:
     assert info.value.request_id == "req-1"
 
 
-@pytest.mark.parametrize(("kwargs", "field"), [
-    ({"tools": ["web_serch"]}, "tools[0]"),
-    ({"tools": ["url_extraction"]}, "tools[0]"),
-    ({"tools": "web_search"}, "tools"),
-    ({"tool_config": "nothing"}, "tool_config"),
-    ({"tool_config": {"mode": "forced"}}, "tool_config"),
-    ({"functions": [WEATHER], "tool_config": {"mode": "forced", "function_name": "other"}},
-     "tool_config.function_name"),
-    ({"top_logprobs": 9}, "top_logprobs"),
-    ({"reasoning": "hihg"}, "reasoning.effort"),
-    ({"reasoning": {"max_tokens": 0}}, "reasoning.max_tokens"),
-    ({"reasoning": {}}, "reasoning"),
-    ({"reasoning": {"efort": "high"}}, "reasoning.efort"),
-    ({"reasoning_max_tokens": 1.5}, "reasoning.max_tokens"),
-    ({"parallel_tool_calls": "yes"}, "parallel_tool_calls"),
-    ({"model_options": {"temprature": 0.5}}, "model_options.temprature"),
-    ({"function_call": "auto"}, "function_call"),
-    ({"tool_config": "any"}, "tool_config"),
-    ({"functions": [WEATHER], "tool_config": {"mode": "forcd"}}, "tool_config.mode"),
-    ({"functions": [WEATHER], "tool_config": {"mode": "any", "functions_names_any": ["other"]}},
-     "tool_config.functions_names_any[0]"),
-    ({"functions": [WEATHER], "tool_config": {"mode": "auto", "functions_names_any": ["get_weather"]}},
-     "tool_config.functions_names_any"),
-    ({"functions": [WEATHER], "tool_config": {"mode": "any", "function_names_any": ["get_weather"]}},
-     "tool_config.function_names_any"),
-    ({"response_format": {"type": "xml"}}, "response_format.type"),
-    ({"messages": [{"role": "user", "content": [{"txt": "x"}]}]}, "messages[0].content[0].txt"),
-    ({"messages": [{"role": "user", "content": "Погода?"},
-                   {"role": "assistant", "content": [{"function_call": {"id": "c1", "name": "get_weather"}}]},
-                   {"role": "function", "content": [{"function_result": {"id": "c2", "name": "get_weather",
-                                                                         "result": {}}}]}]},
-     "messages[2].content[0].function_result.id"),
-    ({"messages": [{"role": "user", "content": [{"files": ["", "x"]}]}]}, "messages[0].content[0].files[0]"),
-    ({"messages": [{"role": "function", "content": [{"function_result": {"name": "f", "result": {}}}]}]},
-     "messages[0]"),
-    ({"messages": [{"role": "user", "content": [{"function_result": {"result": {}}}]}]},
-     "messages[0].content[0].function_result.name"),
-])
-def test_v2_bad_input_is_rejected_before_sending(emu: Any, make_client: Any, kwargs: dict[str, Any],
-                                                 field: str) -> None:
+@pytest.mark.parametrize(
+    ("kwargs", "field"),
+    [
+        ({"tools": ["web_serch"]}, "tools[0]"),
+        ({"tools": ["url_extraction"]}, "tools[0]"),
+        ({"tools": "web_search"}, "tools"),
+        ({"tool_config": "nothing"}, "tool_config"),
+        ({"tool_config": {"mode": "forced"}}, "tool_config"),
+        (
+            {"functions": [WEATHER], "tool_config": {"mode": "forced", "function_name": "other"}},
+            "tool_config.function_name",
+        ),
+        ({"top_logprobs": 9}, "top_logprobs"),
+        ({"reasoning": "hihg"}, "reasoning.effort"),
+        ({"reasoning": {"max_tokens": 0}}, "reasoning.max_tokens"),
+        ({"reasoning": {}}, "reasoning"),
+        ({"reasoning": {"efort": "high"}}, "reasoning.efort"),
+        ({"reasoning_max_tokens": 1.5}, "reasoning.max_tokens"),
+        ({"parallel_tool_calls": "yes"}, "parallel_tool_calls"),
+        ({"model_options": {"temprature": 0.5}}, "model_options.temprature"),
+        ({"function_call": "auto"}, "function_call"),
+        ({"tool_config": "any"}, "tool_config"),
+        ({"functions": [WEATHER], "tool_config": {"mode": "forcd"}}, "tool_config.mode"),
+        (
+            {"functions": [WEATHER], "tool_config": {"mode": "any", "functions_names_any": ["other"]}},
+            "tool_config.functions_names_any[0]",
+        ),
+        (
+            {"functions": [WEATHER], "tool_config": {"mode": "auto", "functions_names_any": ["get_weather"]}},
+            "tool_config.functions_names_any",
+        ),
+        (
+            {"functions": [WEATHER], "tool_config": {"mode": "any", "function_names_any": ["get_weather"]}},
+            "tool_config.function_names_any",
+        ),
+        ({"response_format": {"type": "xml"}}, "response_format.type"),
+        ({"messages": [{"role": "user", "content": [{"txt": "x"}]}]}, "messages[0].content[0].txt"),
+        (
+            {
+                "messages": [
+                    {"role": "user", "content": "Погода?"},
+                    {"role": "assistant", "content": [{"function_call": {"id": "c1", "name": "get_weather"}}]},
+                    {
+                        "role": "function",
+                        "content": [{"function_result": {"id": "c2", "name": "get_weather", "result": {}}}],
+                    },
+                ]
+            },
+            "messages[2].content[0].function_result.id",
+        ),
+        ({"messages": [{"role": "user", "content": [{"files": ["", "x"]}]}]}, "messages[0].content[0].files[0]"),
+        (
+            {"messages": [{"role": "function", "content": [{"function_result": {"name": "f", "result": {}}}]}]},
+            "messages[0]",
+        ),
+        (
+            {"messages": [{"role": "user", "content": [{"function_result": {"result": {}}}]}]},
+            "messages[0].content[0].function_result.name",
+        ),
+    ],
+)
+def test_v2_bad_input_is_rejected_before_sending(
+    emu: Any, make_client: Any, kwargs: dict[str, Any], field: str
+) -> None:
     before = len(emu.requests)
     call = dict(kwargs)
     messages = call.pop("messages", "Привет")

@@ -49,8 +49,14 @@ HEADER_BAD = {
     "leading space": " abc",
     "trailing tab": "abc\t",
 }
-HEADER_NAME_BAD = {"space": "X Trace", "colon": "X-Trace:", "CRLF": "X-A\r\nX-B", "Cyrillic": "Х-Трасса",
-                   "empty": "", "surrogate": "X-\ud83d"}
+HEADER_NAME_BAD = {
+    "space": "X Trace",
+    "colon": "X-Trace:",
+    "CRLF": "X-A\r\nX-B",
+    "Cyrillic": "Х-Трасса",
+    "empty": "",
+    "surrogate": "X-\ud83d",
+}
 NUMBER_BAD = {"nan": math.nan, "inf": math.inf, "-inf": -math.inf}
 
 U = {"role": "user", "content": "Привет"}
@@ -79,6 +85,7 @@ def _stream(client: Any, *args: Any, **kwargs: Any) -> Any:
     """Open a stream (sync: the call itself raises; async: awaiting it does)."""
     opened = client.completion_stream(*args, **kwargs)
     if isinstance(client, AsyncGigaChat):
+
         async def enter() -> None:
             async with opened:
                 pass
@@ -98,37 +105,82 @@ class Op:
 
 TEXT_OPS = [
     Op("completion: prompt", "messages[0].content", lambda c, b: c.completion("hi " + b)),
-    Op("completion: message content", "messages[1].content",
-       lambda c, b: c.completion([U, {"role": "assistant", "content": b}, U])),
-    Op("completion: system prompt", "messages[0].content",
-       lambda c, b: c.completion([{"role": "system", "content": b}, U])),
-    Op("completion: function description", "functions[0].description",
-       lambda c, b: c.completion("hi", functions=[{"name": "f", "description": b}])),
-    Op("completion: function parameter", "functions[0].parameters.properties.city.description",
-       lambda c, b: c.completion("hi", functions=[{"name": "f", "parameters": {
-           "type": "object", "properties": {"city": {"type": "string", "description": b}}}}])),
-    Op("completion: function parameter name", "functions[0].parameters.properties." + "{b}",
-       lambda c, b: c.completion("hi", functions=[{"name": "f", "parameters": {
-           "type": "object", "properties": {b: {"type": "string"}}}}])),
-    Op("completion: function call arguments", "messages[1].function_call.arguments.city",
-       lambda c, b: c.completion([U, {**CALL, "function_call": {"name": "f", "arguments": {"city": b}}},
-                                  {"role": "function", "content": "{}"}], functions=[{"name": "f"}])),
-    Op("completion: function result", "messages[2].content.t",
-       lambda c, b: c.completion([U, CALL, {"role": "function", "content": {"t": b}}], functions=[{"name": "f"}])),
+    Op(
+        "completion: message content",
+        "messages[1].content",
+        lambda c, b: c.completion([U, {"role": "assistant", "content": b}, U]),
+    ),
+    Op(
+        "completion: system prompt",
+        "messages[0].content",
+        lambda c, b: c.completion([{"role": "system", "content": b}, U]),
+    ),
+    Op(
+        "completion: function description",
+        "functions[0].description",
+        lambda c, b: c.completion("hi", functions=[{"name": "f", "description": b}]),
+    ),
+    Op(
+        "completion: function parameter",
+        "functions[0].parameters.properties.city.description",
+        lambda c, b: c.completion(
+            "hi",
+            functions=[
+                {
+                    "name": "f",
+                    "parameters": {"type": "object", "properties": {"city": {"type": "string", "description": b}}},
+                }
+            ],
+        ),
+    ),
+    Op(
+        "completion: function parameter name",
+        "functions[0].parameters.properties." + "{b}",
+        lambda c, b: c.completion(
+            "hi", functions=[{"name": "f", "parameters": {"type": "object", "properties": {b: {"type": "string"}}}}]
+        ),
+    ),
+    Op(
+        "completion: function call arguments",
+        "messages[1].function_call.arguments.city",
+        lambda c, b: c.completion(
+            [
+                U,
+                {**CALL, "function_call": {"name": "f", "arguments": {"city": b}}},
+                {"role": "function", "content": "{}"},
+            ],
+            functions=[{"name": "f"}],
+        ),
+    ),
+    Op(
+        "completion: function result",
+        "messages[2].content.t",
+        lambda c, b: c.completion([U, CALL, {"role": "function", "content": {"t": b}}], functions=[{"name": "f"}]),
+    ),
     Op("completion: model", "model", lambda c, b: c.completion("hi", model=b)),
     Op("completion: attachments", "messages[0].attachments[0]", lambda c, b: c.completion("hi", attachments=[b])),
     Op("completion: flags", "flags[0]", lambda c, b: c.completion("hi", flags=[b])),
     Op("completion: storage", "storage.thread_id", lambda c, b: c.completion("hi", storage={"thread_id": b})),
-    Op("completion: response_format schema", "response_format.schema.title",
-       lambda c, b: c.completion("hi", response_format={"type": "json_schema", "schema": {"type": "object",
-                                                                                         "title": b}})),
-    Op("completion: extra_body", "extra_body.custom.items[1]",
-       lambda c, b: c.completion("hi", extra_body={"custom": {"items": ["ok", b]}})),
+    Op(
+        "completion: response_format schema",
+        "response_format.schema.title",
+        lambda c, b: c.completion(
+            "hi", response_format={"type": "json_schema", "schema": {"type": "object", "title": b}}
+        ),
+    ),
+    Op(
+        "completion: extra_body",
+        "extra_body.custom.items[1]",
+        lambda c, b: c.completion("hi", extra_body={"custom": {"items": ["ok", b]}}),
+    ),
     Op("completion: extra_body key", "extra_body.{b}", lambda c, b: c.completion("hi", extra_body={b: 1})),
     Op("completion_stream: prompt", "messages[0].content", lambda c, b: _stream(c, "hi " + b)),
     Op("v2 completion: prompt", "messages[0].content[0].text", lambda c, b: c.v2.completion("hi " + b)),
-    Op("v2 completion: content part", "messages[0].content[0].text",
-       lambda c, b: c.v2.completion([{"role": "user", "content": [{"text": b}]}])),
+    Op(
+        "v2 completion: content part",
+        "messages[0].content[0].text",
+        lambda c, b: c.v2.completion([{"role": "user", "content": [{"text": b}]}]),
+    ),
     Op("v2 completion: user_info", "user_info.name", lambda c, b: c.v2.completion("hi", user_info={"name": b})),
     Op("embedding", "input[1]", lambda c, b: c.embedding(["ok", b])),
     Op("embedding: model", "model", lambda c, b: c.embedding("ok", model=b)),
@@ -141,16 +193,29 @@ TEXT_OPS = [
     Op("download_file (URL path)", "file_id", lambda c, b: c.download_file("id-" + b)),
     Op("upload_file: filename", "filename", lambda c, b: c.upload_file(b"hello", filename="a" + b + ".txt")),
     Op("get_batch (query)", "batch_id", lambda c, b: c.get_batch("b-" + b)),
-    Op("create_batch: id", "requests[0].id",
-       lambda c, b: c.create_batch([{"id": "a" + b, "request": {"messages": [U]}}])),
-    Op("create_batch: content", "requests[1].request.messages[0].content",
-       lambda c, b: c.create_batch([{"id": "a", "request": {"messages": [U]}},
-                                    {"id": "b", "request": {"messages": [{"role": "user", "content": b}]}}])),
+    Op(
+        "create_batch: id",
+        "requests[0].id",
+        lambda c, b: c.create_batch([{"id": "a" + b, "request": {"messages": [U]}}]),
+    ),
+    Op(
+        "create_batch: content",
+        "requests[1].request.messages[0].content",
+        lambda c, b: c.create_batch(
+            [
+                {"id": "a", "request": {"messages": [U]}},
+                {"id": "b", "request": {"messages": [{"role": "user", "content": b}]}},
+            ]
+        ),
+    ),
     Op("assistants.create: name", "name", lambda c, b: c.assistants.create(name="bot" + b)),
     Op("assistants.create: metadata", "metadata.k", lambda c, b: c.assistants.create(name="bot", metadata={"k": b})),
     Op("assistants.get (query)", "assistant_id", lambda c, b: c.assistants.get("as-" + b)),
-    Op("threads.add_messages", "messages[0].content",
-       lambda c, b: c.threads.add_messages([{"role": "user", "content": b}])),
+    Op(
+        "threads.add_messages",
+        "messages[0].content",
+        lambda c, b: c.threads.add_messages([{"role": "user", "content": b}]),
+    ),
     Op("threads.get_messages (query)", "thread_id", lambda c, b: c.threads.get_messages("t-" + b)),
     Op("threads.retrieve", "threads_ids[0]", lambda c, b: c.threads.retrieve(["t-" + b])),
     Op("threads.list (query)", "assistants_ids", lambda c, b: c.threads.list(assistants_ids=["a" + b])),
@@ -178,31 +243,60 @@ NUMBER_OPS = [
     Op("temperature", "temperature", lambda c, b: c.completion("hi", temperature=b)),
     Op("v2 model_options", "temperature", lambda c, b: c.v2.completion("hi", model_options={"temperature": b})),
     Op("storage", "storage.x", lambda c, b: c.completion("hi", storage={"x": b})),
-    Op("function parameter default", "functions[0].parameters.properties.n.default",
-       lambda c, b: c.completion("hi", functions=[{"name": "f", "parameters": {
-           "type": "object", "properties": {"n": {"type": "number", "default": b}}}}])),
-    Op("function call arguments", "messages[1].function_call.arguments.n",
-       lambda c, b: c.completion([U, {**CALL, "function_call": {"name": "f", "arguments": {"n": b}}},
-                                  {"role": "function", "content": "{}"}], functions=[{"name": "f"}])),
-    Op("function result (dict)", "messages[2].content.n",
-       lambda c, b: c.completion([U, CALL, {"role": "function", "content": {"n": b}}], functions=[{"name": "f"}])),
-    Op("function result (text)", "messages[2].content",
-       lambda c, b: c.completion([U, CALL, {"role": "function", "content": json.dumps({"n": b})}],
-                                 functions=[{"name": "f"}])),
-    Op("v2 function result (text)", "messages[1].content[0].function_result.result",
-       lambda c, b: c.v2.completion([U, {"role": "function", "content": [
-           {"function_result": {"name": "f", "result": json.dumps({"n": b})}}]}])),
+    Op(
+        "function parameter default",
+        "functions[0].parameters.properties.n.default",
+        lambda c, b: c.completion(
+            "hi",
+            functions=[
+                {"name": "f", "parameters": {"type": "object", "properties": {"n": {"type": "number", "default": b}}}}
+            ],
+        ),
+    ),
+    Op(
+        "function call arguments",
+        "messages[1].function_call.arguments.n",
+        lambda c, b: c.completion(
+            [U, {**CALL, "function_call": {"name": "f", "arguments": {"n": b}}}, {"role": "function", "content": "{}"}],
+            functions=[{"name": "f"}],
+        ),
+    ),
+    Op(
+        "function result (dict)",
+        "messages[2].content.n",
+        lambda c, b: c.completion([U, CALL, {"role": "function", "content": {"n": b}}], functions=[{"name": "f"}]),
+    ),
+    Op(
+        "function result (text)",
+        "messages[2].content",
+        lambda c, b: c.completion(
+            [U, CALL, {"role": "function", "content": json.dumps({"n": b})}], functions=[{"name": "f"}]
+        ),
+    ),
+    Op(
+        "v2 function result (text)",
+        "messages[1].content[0].function_result.result",
+        lambda c, b: c.v2.completion(
+            [U, {"role": "function", "content": [{"function_result": {"name": "f", "result": json.dumps({"n": b})}}]}]
+        ),
+    ),
     Op("embedding extra_body", "extra_body.dimensions", lambda c, b: c.embedding("x", extra_body={"dimensions": b})),
     Op("thread run temperature", "temperature", lambda c, b: c.threads.run_messages("hi", temperature=b)),
-    Op("create_batch body", "requests[0].request.temperature",
-       lambda c, b: c.create_batch([{"id": "a", "request": {"messages": [U], "temperature": b}}])),
+    Op(
+        "create_batch body",
+        "requests[0].request.temperature",
+        lambda c, b: c.create_batch([{"id": "a", "request": {"messages": [U], "temperature": b}}]),
+    ),
 ]
 
 
 def _cells() -> list[Any]:
     cells = []
-    for ops, values, hostile in ((TEXT_OPS, TEXT_BAD, "unencodable"), (HEADER_OPS, HEADER_BAD, "headers"),
-                                 (NUMBER_OPS, NUMBER_BAD, "headers")):
+    for ops, values, hostile in (
+        (TEXT_OPS, TEXT_BAD, "unencodable"),
+        (HEADER_OPS, HEADER_BAD, "headers"),
+        (NUMBER_OPS, NUMBER_BAD, "headers"),
+    ):
         for op in ops:
             for label, value in values.items():
                 cells.append(pytest.param(op, value, id=f"{op.name} <- {label}", marks=pytest.mark.hostile(hostile)))
@@ -273,22 +367,32 @@ SETTING_CASES = [
     ("key_file_password", lambda b: {"key_file_password": "pw" + b}, TEXT_SETTING_BAD),
     ("access_token", lambda b: {"credentials": None, "access_token": "tok" + b + "en"}, HEADER_SETTING_BAD),
     ("default_headers['X-App']", lambda b: {"default_headers": {"X-App": "app" + b}}, HEADER_SETTING_BAD),
-    ("base_url", lambda b: {"base_url": "http://127.0.0.1:1/api/v1" + b},
-     {k: v for k, v in HEADER_SETTING_BAD.items() if k != "Cyrillic"}),
+    (
+        "base_url",
+        lambda b: {"base_url": "http://127.0.0.1:1/api/v1" + b},
+        {k: v for k, v in HEADER_SETTING_BAD.items() if k != "Cyrillic"},
+    ),
     ("password", lambda b: {"credentials": None, "user": DEMO_USER, "password": "pw" + b}, TEXT_SETTING_BAD),
-    ("user", lambda b: {"credentials": None, "user": "me" + b, "password": DEMO_PASSWORD},
-     {**TEXT_SETTING_BAD, "colon": ":"}),
+    (
+        "user",
+        lambda b: {"credentials": None, "user": "me" + b, "password": DEMO_PASSWORD},
+        {**TEXT_SETTING_BAD, "colon": ":"},
+    ),
     ("model", lambda b: {"model": "GigaChat" + b}, TEXT_SETTING_BAD),
 ]
-SETTING_CELLS = [pytest.param(field, make, bad, id=f"{field} <- {label}")
-                 for field, make, bads in SETTING_CASES for label, bad in bads.items()]
+SETTING_CELLS = [
+    pytest.param(field, make, bad, id=f"{field} <- {label}")
+    for field, make, bads in SETTING_CASES
+    for label, bad in bads.items()
+]
 
 
 @pytest.mark.hostile("headers")
 @pytest.mark.parametrize("kind", ["sync", "async"])
 @pytest.mark.parametrize(("field", "make", "bad"), SETTING_CELLS)
-def test_bad_settings_are_refused_at_construction(emu: Emulator, kind: str, field: str,
-                                                  make: Callable[[str], dict[str, Any]], bad: str) -> None:
+def test_bad_settings_are_refused_at_construction(
+    emu: Emulator, kind: str, field: str, make: Callable[[str], dict[str, Any]], bad: str
+) -> None:
     cls = GigaChat if kind == "sync" else AsyncGigaChat
     seen = len(emu.requests)
     with pytest.raises(ConfigurationError) as info:
@@ -310,8 +414,13 @@ def test_default_headers_names_are_checked(emu: Emulator) -> None:
 def test_good_values_still_go_through(emu: Emulator) -> None:
     """The checks refuse only what cannot be sent: emoji, Cyrillic, tabs inside a value all pass."""
     with GigaChat(**client_settings(emu, default_headers={"X-App": "gigapy\ttest"})) as client:
-        answer = client.completion("Привет 😀 \U0001f600", session_id="s-1", request_id="r-1",
-                                   extra_headers={"X-Trace": "a b\tc"}, extra_body={"x": [1.5, None, "ы"]})
+        answer = client.completion(
+            "Привет 😀 \U0001f600",
+            session_id="s-1",
+            request_id="r-1",
+            extra_headers={"X-Trace": "a b\tc"},
+            extra_body={"x": [1.5, None, "ы"]},
+        )
         assert answer.session_id == "s-1"
         assert answer.request_id == "r-1"
         uploaded = client.upload_file(b"hello", filename="отчёт 2026.txt")
@@ -359,16 +468,22 @@ def token_host() -> Iterator[Callable[[str], str]]:
     server.server_close()
 
 
-BAD_TOKENS = {"CRLF": "head-part-aa\r\nX-Injected: tail-part-bb", "LF": "head-part-aa\ntail-part-bb",
-              "Cyrillic": "head-part-aa-токен", "space": "head-part-aa tail-part-bb",
-              "NUL": "head-part-aa\x00tail-part-bb", "surrogate": "head-part-aa\ud83dtail-part-bb"}
+BAD_TOKENS = {
+    "CRLF": "head-part-aa\r\nX-Injected: tail-part-bb",
+    "LF": "head-part-aa\ntail-part-bb",
+    "Cyrillic": "head-part-aa-токен",
+    "space": "head-part-aa tail-part-bb",
+    "NUL": "head-part-aa\x00tail-part-bb",
+    "surrogate": "head-part-aa\ud83dtail-part-bb",
+}
 
 
 @pytest.mark.hostile("headers")
 @pytest.mark.parametrize("kind", ["sync", "async"])
 @pytest.mark.parametrize("token", BAD_TOKENS.values(), ids=BAD_TOKENS.keys())
 def test_a_bad_token_from_the_oauth_host_is_a_typed_error_that_does_not_echo_it(
-        emu: Emulator, token_host: Callable[[str], str], kind: str, token: str) -> None:
+    emu: Emulator, token_host: Callable[[str], str], kind: str, token: str
+) -> None:
     auth_url = token_host(token)
     seen = len(emu.requests)
     with pytest.raises(APIResponseValidationError) as info:
@@ -376,6 +491,7 @@ def test_a_bad_token_from_the_oauth_host_is_a_typed_error_that_does_not_echo_it(
             with GigaChat(**client_settings(emu, auth_url=auth_url)) as client:
                 client.completion("hi")
         else:
+
             async def main() -> None:
                 async with AsyncGigaChat(**client_settings(emu, auth_url=auth_url)) as client:
                     await client.completion("hi")

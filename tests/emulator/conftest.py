@@ -29,8 +29,9 @@ def oauth(client: httpx.Client, scope: str = SCOPE_B2B, key: str = DEMO_CREDENTI
 class Api:
     """A raw httpx client holding a bearer token for one scope; paths are relative to /api/v1."""
 
-    def __init__(self, emu: Emulator, scope: str = SCOPE_B2B, key: str = DEMO_CREDENTIALS,
-                 verify: ssl.SSLContext | bool = True) -> None:
+    def __init__(
+        self, emu: Emulator, scope: str = SCOPE_B2B, key: str = DEMO_CREDENTIALS, verify: ssl.SSLContext | bool = True
+    ) -> None:
         self.emu = emu
         self.http = httpx.Client(base_url=emu.url, timeout=30, verify=verify)
         response = oauth(self.http, scope, key)

@@ -63,10 +63,13 @@ ASK = {"v1": v1, "v2": v2}
 
 
 @pytest.mark.parametrize("version", ["v1", "v2"])
-@pytest.mark.parametrize("query", [
-    "Tell me about a person named Maria, 28 years old, who lives in Berlin and likes chess.",
-    "Расскажи о человеке по имени Ольга: ей 35 лет, она живёт в Казани и любит шахматы.",
-])
+@pytest.mark.parametrize(
+    "query",
+    [
+        "Tell me about a person named Maria, 28 years old, who lives in Berlin and likes chess.",
+        "Расскажи о человеке по имени Ольга: ей 35 лет, она живёт в Казани и любит шахматы.",
+    ],
+)
 def test_pydantic_output_parser_instructions(api: Api, version: str, query: str) -> None:
     parser = output_parsers.PydanticOutputParser(pydantic_object=Person)
     prompt = f"Answer the user query.\n{parser.get_format_instructions()}\n{query}"
@@ -91,12 +94,15 @@ def test_json_output_parser_without_a_model(api: Api) -> None:
     assert isinstance(value, dict) and value["items"] == ["зима", "весна", "лето", "осень"]
 
 
-@pytest.mark.parametrize("prompt", [
-    "What is a good name for a cat? Return nothing but JSON.",
-    "Answer only with valid JSON: which ocean is the largest?",
-    "Ответь только JSON: чем полезны прогулки?",
-    "Respond in JSON format. Why is the sky blue?",
-])
+@pytest.mark.parametrize(
+    "prompt",
+    [
+        "What is a good name for a cat? Return nothing but JSON.",
+        "Answer only with valid JSON: which ocean is the largest?",
+        "Ответь только JSON: чем полезны прогулки?",
+        "Respond in JSON format. Why is the sky blue?",
+    ],
+)
 def test_nothing_but_json(api: Api, prompt: str) -> None:
     value = json.loads(v1(api, prompt))
     assert isinstance(value, dict) and value
@@ -112,8 +118,7 @@ def test_named_keys_get_typed_values(api: Api) -> None:
 
 
 def test_an_example_object_keeps_its_shape(api: Api) -> None:
-    value = json.loads(v1(api, 'Reply with JSON like {"city": "...", "population": 0, "tags": ["..."]} '
-                               "about Rome"))
+    value = json.loads(v1(api, 'Reply with JSON like {"city": "...", "population": 0, "tags": ["..."]} about Rome'))
     assert set(value) == {"city", "population", "tags"}
     assert isinstance(value["population"], int) and isinstance(value["tags"], list)
 
@@ -139,13 +144,16 @@ def test_code_comes_in_a_fenced_block(api: Api) -> None:
     assert language == "python" and ast.parse(code)
 
 
-@pytest.mark.parametrize(("prompt", "language"), [
-    ("Write a JavaScript function that reverses a string", "javascript"),
-    ("Implement fizzbuzz in TypeScript", "typescript"),
-    ("Write a Go function that merges two slices", "go"),
-    ("Напиши SQL-запрос, который выбирает последние заказы", "sql"),
-    ("Write a bash script that lists big files", "bash"),
-])
+@pytest.mark.parametrize(
+    ("prompt", "language"),
+    [
+        ("Write a JavaScript function that reverses a string", "javascript"),
+        ("Implement fizzbuzz in TypeScript", "typescript"),
+        ("Write a Go function that merges two slices", "go"),
+        ("Напиши SQL-запрос, который выбирает последние заказы", "sql"),
+        ("Write a bash script that lists big files", "bash"),
+    ],
+)
 def test_code_in_the_language_asked(api: Api, prompt: str, language: str) -> None:
     ((fence, code),) = FENCE.findall(v2(api, prompt))
     assert fence == language and code.strip()
@@ -162,12 +170,15 @@ def test_javascript_runs() -> None:
         assert proc.returncode == 0, (name, proc.stderr)
 
 
-@pytest.mark.parametrize(("prompt", "count"), [
-    ("Назови три столицы Европы", 3),
-    ("List 5 tips for better sleep", 5),
-    ("Give me a bullet list of ways to save money", None),
-    ("Перечисли шаги, чтобы испечь хлеб", None),
-])
+@pytest.mark.parametrize(
+    ("prompt", "count"),
+    [
+        ("Назови три столицы Европы", 3),
+        ("List 5 tips for better sleep", 5),
+        ("Give me a bullet list of ways to save money", None),
+        ("Перечисли шаги, чтобы испечь хлеб", None),
+    ],
+)
 def test_lists_are_markdown_lists(api: Api, prompt: str, count: int | None) -> None:
     answer = v1(api, prompt)
     items = re.findall(r"^(?:\d+\.|-) (.+)$", answer, flags=re.M)
@@ -180,8 +191,9 @@ def test_the_readme_list_prompt_gets_real_capitals(api: Api) -> None:
     assert re.findall(r"^- (\w+) — столица", answer, flags=re.M) == ["Париж", "Берлин", "Рим"]
 
 
-@pytest.mark.parametrize("parser_name", ["CommaSeparatedListOutputParser", "NumberedListOutputParser",
-                                         "MarkdownListOutputParser"])
+@pytest.mark.parametrize(
+    "parser_name", ["CommaSeparatedListOutputParser", "NumberedListOutputParser", "MarkdownListOutputParser"]
+)
 def test_langchain_list_parsers(api: Api, parser_name: str) -> None:
     parser = getattr(output_parsers, parser_name)()
     values = parser.parse(v1(api, f"List four planets of the solar system.\n{parser.get_format_instructions()}"))
@@ -215,7 +227,7 @@ def test_prose_is_about_the_topic_in_the_prompts_language(api: Api, prompt: str)
     words = {w.lower() for w in re.findall(r"\w{4,}", prompt)} - STOPWORDS
     assert any(w[:5] in answer.lower() for w in words), answer  # on the prompt's topic
     sentences = [s for s in re.split(r"(?<=[.!?])\s+", answer.strip()) if s]
-    assert len(sentences) >= 2 and all(s[0].isupper() or s[0] in "«\"" for s in sentences), answer
+    assert len(sentences) >= 2 and all(s[0].isupper() or s[0] in '«"' for s in sentences), answer
 
 
 def test_the_first_thing_a_new_user_sees(api: Api) -> None:
@@ -228,7 +240,10 @@ def test_the_first_thing_a_new_user_sees(api: Api) -> None:
 
 
 def test_answers_are_deterministic(api: Api) -> None:
-    for prompt in ("Что такое квантовая запутанность?", "List 5 tips for better sleep",
-                   "Return JSON with keys a and b"):
+    for prompt in (
+        "Что такое квантовая запутанность?",
+        "List 5 tips for better sleep",
+        "Return JSON with keys a and b",
+    ):
         assert v1(api, prompt) == v1(api, prompt)
         assert v2(api, prompt) == v2(api, prompt)

@@ -14,30 +14,45 @@ from gigapy.emulator import count_tokens
 
 from .conftest import Api, sse_events, v1_chunks
 
-WEATHER = {"name": "get_weather", "description": "Погода в городе",
-           "parameters": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}}
-TIME = {"name": "get_time", "description": "Текущее время в городе",
-        "parameters": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}}
+WEATHER = {
+    "name": "get_weather",
+    "description": "Погода в городе",
+    "parameters": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]},
+}
+TIME = {
+    "name": "get_time",
+    "description": "Текущее время в городе",
+    "parameters": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]},
+}
 BOTH = "Какая сейчас погода и время в Москве?"
 FUNCTIONS = [{"functions": {"specifications": [WEATHER, TIME]}}]
 #: Full JSON Schema: $defs/$ref, anyOf unions, type lists, const, nested arrays of refs.
 FULL = {
-    "name": "book_delivery", "description": "Оформить доставку заказа по адресу",
+    "name": "book_delivery",
+    "description": "Оформить доставку заказа по адресу",
     "parameters": {
         "$defs": {
-            "Address": {"type": "object", "properties": {"city": {"type": "string"},
-                                                        "zip": {"type": ["string", "null"]}},
-                        "required": ["city", "zip"]},
-            "Item": {"type": "object", "properties": {"sku": {"type": "string"},
-                                                     "qty": {"anyOf": [{"type": "integer", "minimum": 1},
-                                                                       {"type": "null"}]}},
-                     "required": ["sku", "qty"]},
+            "Address": {
+                "type": "object",
+                "properties": {"city": {"type": "string"}, "zip": {"type": ["string", "null"]}},
+                "required": ["city", "zip"],
+            },
+            "Item": {
+                "type": "object",
+                "properties": {
+                    "sku": {"type": "string"},
+                    "qty": {"anyOf": [{"type": "integer", "minimum": 1}, {"type": "null"}]},
+                },
+                "required": ["sku", "qty"],
+            },
         },
         "type": "object",
-        "properties": {"address": {"$ref": "#/$defs/Address"},
-                       "items": {"type": "array", "items": {"$ref": "#/$defs/Item"}, "minItems": 1},
-                       "when": {"anyOf": [{"type": "string", "format": "date"}, {"type": "integer"}]},
-                       "kind": {"const": "delivery"}},
+        "properties": {
+            "address": {"$ref": "#/$defs/Address"},
+            "items": {"type": "array", "items": {"$ref": "#/$defs/Item"}, "minItems": 1},
+            "when": {"anyOf": [{"type": "string", "format": "date"}, {"type": "integer"}]},
+            "kind": {"const": "delivery"},
+        },
         "required": ["address", "items", "when", "kind"],
     },
 }
@@ -68,8 +83,9 @@ def v2_stream(api: Api, text: str, **body: Any) -> list[tuple[str, Any]]:
 
 
 def test_any_mode_calls_an_allowed_function(api: Api) -> None:
-    body = v2_text(api, "Расскажи анекдот", tools=FUNCTIONS,
-                   tool_config={"mode": "any", "functions_names_any": ["get_time"]})
+    body = v2_text(
+        api, "Расскажи анекдот", tools=FUNCTIONS, tool_config={"mode": "any", "functions_names_any": ["get_time"]}
+    )
     assert body["finish_reason"] == "function_call"
     (call,) = calls_of(body)
     assert call["name"] == "get_time" and uuid.UUID(call["id"])
@@ -79,16 +95,28 @@ def test_any_mode_calls_an_allowed_function(api: Api) -> None:
     assert [c["name"] for c in calls_of(anything)] == ["get_weather"]  # about none: the first
 
 
-@pytest.mark.parametrize(("body", "expected"), [
-    ({"tools": FUNCTIONS, "tool_config": {"mode": "any", "functions_names_any": ["nope"]}},
-     (422, "Invalid params: function nope is not described in tools")),
-    ({"tool_config": {"mode": "any"}}, (422, "Invalid params: tool_config.mode any requires functions in tools")),
-    ({"tools": FUNCTIONS, "tool_config": {"mode": "any", "functions_names_any": "get_time"}},
-     (400, "Your request contains invalid JSON syntax.")),
-    ({"tools": FUNCTIONS, "tool_config": {"mode": "whatever"}}, (400, "Your request contains invalid JSON syntax.")),
-    ({"tools": FUNCTIONS, "model_options": {"parallel_tool_calls": "yes"}},
-     (400, "Your request contains invalid JSON syntax.")),
-])
+@pytest.mark.parametrize(
+    ("body", "expected"),
+    [
+        (
+            {"tools": FUNCTIONS, "tool_config": {"mode": "any", "functions_names_any": ["nope"]}},
+            (422, "Invalid params: function nope is not described in tools"),
+        ),
+        ({"tool_config": {"mode": "any"}}, (422, "Invalid params: tool_config.mode any requires functions in tools")),
+        (
+            {"tools": FUNCTIONS, "tool_config": {"mode": "any", "functions_names_any": "get_time"}},
+            (400, "Your request contains invalid JSON syntax."),
+        ),
+        (
+            {"tools": FUNCTIONS, "tool_config": {"mode": "whatever"}},
+            (400, "Your request contains invalid JSON syntax."),
+        ),
+        (
+            {"tools": FUNCTIONS, "model_options": {"parallel_tool_calls": "yes"}},
+            (400, "Your request contains invalid JSON syntax."),
+        ),
+    ],
+)
 def test_tool_config_errors(api: Api, body: dict[str, Any], expected: tuple[int, str]) -> None:
     assert v2_error(api, "Привет", **body) == expected
 
@@ -109,9 +137,11 @@ def test_parallel_calls_with_distinct_ids(api: Api) -> None:
 
 
 def _history(calls: list[dict[str, Any]], results: list[list[dict[str, Any]]]) -> list[dict[str, Any]]:
-    return [{"role": "user", "content": [{"text": BOTH}]},
-            {"role": "assistant", "content": [{"function_call": c} for c in calls]},
-            *({"role": "function", "content": [{"function_result": r} for r in group]} for group in results)]
+    return [
+        {"role": "user", "content": [{"text": BOTH}]},
+        {"role": "assistant", "content": [{"function_call": c} for c in calls]},
+        *({"role": "function", "content": [{"function_result": r} for r in group]} for group in results),
+    ]
 
 
 def test_results_are_matched_to_calls_by_id(api: Api) -> None:
@@ -126,19 +156,22 @@ def test_results_are_matched_to_calls_by_id(api: Api) -> None:
         answer = response.json()["messages"][0]["content"][0]["text"]
         assert "-3" in answer and "12:30" in answer
     unnamed = [{"name": r["name"], "result": r["result"]} for r in (weather, time_)]  # ids are optional (live)
-    ok = api.post("/v2/chat/completions", json={"model": "GigaChat-2-Max", "messages": _history(calls, [unnamed]),
-                                               "tools": FUNCTIONS})
+    ok = api.post(
+        "/v2/chat/completions",
+        json={"model": "GigaChat-2-Max", "messages": _history(calls, [unnamed]), "tools": FUNCTIONS},
+    )
     assert ok.status_code == 200
     for bad in ([[weather]], [[{**weather, "id": str(uuid.uuid4())}, time_]]):
-        response = api.post("/v2/chat/completions", json={"model": "GigaChat-2-Max", "messages": _history(calls, bad),
-                                                          "tools": FUNCTIONS})
+        response = api.post(
+            "/v2/chat/completions",
+            json={"model": "GigaChat-2-Max", "messages": _history(calls, bad), "tools": FUNCTIONS},
+        )
         assert response.status_code == 422
         assert response.json()["message"].startswith("Invalid params: every assistant function")
 
 
 def test_v2_call_id_must_be_text(api: Api) -> None:
-    history = _history([{"id": 7, "name": "get_weather", "arguments": {}}],
-                       [[{"name": "get_weather", "result": "{}"}]])
+    history = _history([{"id": 7, "name": "get_weather", "arguments": {}}], [[{"name": "get_weather", "result": "{}"}]])
     response = api.post("/v2/chat/completions", json={"model": "GigaChat-2-Max", "messages": history})
     assert response.status_code == 400
 
@@ -147,23 +180,35 @@ def test_v1_call_ids(api: Api) -> None:
     first = api.chat("Какая погода в Туле?", functions=[WEATHER]).json()
     call = first["choices"][0]["message"]["function_call"]
     assert uuid.UUID(call["id"])
-    history = [{"role": "user", "content": "Какая погода в Туле?"}, first["choices"][0]["message"],
-               {"role": "function", "name": "get_weather", "content": json.dumps({"t": 5})}]
+    history = [
+        {"role": "user", "content": "Какая погода в Туле?"},
+        first["choices"][0]["message"],
+        {"role": "function", "name": "get_weather", "content": json.dumps({"t": 5})},
+    ]
     second = api.post("chat/completions", json={"model": "GigaChat", "messages": history, "functions": [WEATHER]})
     assert second.status_code == 200 and "5" in second.json()["choices"][0]["message"]["content"]
     bad = [{**history[1], "function_call": {**call, "id": 5}}]
     response = api.post("chat/completions", json={"model": "GigaChat", "messages": [history[0], *bad, history[2]]})
-    assert response.json() == {"status": 422,
-                               "message": "Invalid params: messages[1].function_call.id must be a string"}
+    assert response.json() == {
+        "status": 422,
+        "message": "Invalid params: messages[1].function_call.id must be a string",
+    }
 
 
 # --- reasoning ----------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(("reasoning", "tokens"), [
-    ({"effort": "low"}, 24), ({"effort": "medium"}, 64), ({"effort": "high"}, 160),
-    ({"effort": "high", "max_tokens": 7}, 7), ({"max_tokens": 30}, 30), ({"effort": "max"}, 64),
-])
+@pytest.mark.parametrize(
+    ("reasoning", "tokens"),
+    [
+        ({"effort": "low"}, 24),
+        ({"effort": "medium"}, 64),
+        ({"effort": "high"}, 160),
+        ({"effort": "high", "max_tokens": 7}, 7),
+        ({"max_tokens": 30}, 30),
+        ({"effort": "max"}, 64),
+    ],
+)
 def test_v2_reasoning_budget(api: Api, reasoning: dict[str, Any], tokens: int) -> None:
     body = v2_text(api, "Почему небо голубое?", model_options={"reasoning": reasoning})
     message = body["messages"][0]
@@ -184,14 +229,17 @@ def test_v2_reasoning_streams_before_the_answer(api: Api) -> None:
     assert "".join(d["reasoning_content"] for d in reasoning) == whole["messages"][0]["reasoning_content"]
 
 
-@pytest.mark.parametrize(("options", "expected"), [
-    ({"reasoning": "high"}, (400, "Your request contains invalid JSON syntax.")),
-    ({"reasoning": {"effort": 3}}, (400, "Your request contains invalid JSON syntax.")),
-    ({"reasoning": {"max_tokens": "many"}}, (400, "Your request contains invalid JSON syntax.")),
-    ({"reasoning": {"max_tokens": 0}}, (422, "Invalid params: reasoning.max_tokens must be in range (0, +inf)")),
-    ({"top_logprobs": 6}, (422, "Invalid params: top_logprobs must be in range [1, 5]")),
-    ({"top_logprobs": "3"}, (400, "Your request contains invalid JSON syntax.")),
-])
+@pytest.mark.parametrize(
+    ("options", "expected"),
+    [
+        ({"reasoning": "high"}, (400, "Your request contains invalid JSON syntax.")),
+        ({"reasoning": {"effort": 3}}, (400, "Your request contains invalid JSON syntax.")),
+        ({"reasoning": {"max_tokens": "many"}}, (400, "Your request contains invalid JSON syntax.")),
+        ({"reasoning": {"max_tokens": 0}}, (422, "Invalid params: reasoning.max_tokens must be in range (0, +inf)")),
+        ({"top_logprobs": 6}, (422, "Invalid params: top_logprobs must be in range [1, 5]")),
+        ({"top_logprobs": "3"}, (400, "Your request contains invalid JSON syntax.")),
+    ],
+)
 def test_v2_option_errors(api: Api, options: dict[str, Any], expected: tuple[int, str]) -> None:
     assert v2_error(api, "Привет", model_options=options) == expected
 
@@ -209,13 +257,16 @@ def test_v1_reasoning(api: Api) -> None:
     assert "".join(d["content"] for d in deltas) == body["choices"][0]["message"]["content"]
 
 
-@pytest.mark.parametrize(("body", "message"), [
-    ({"reasoning_effort": 1}, "Invalid params: reasoning_effort must be a string"),
-    ({"reasoning_max_tokens": -1}, "Invalid params: reasoning_max_tokens must be in range (0, +inf)"),
-    ({"reasoning_max_tokens": 2.5}, "Invalid params: reasoning_max_tokens must be an integer"),
-    ({"top_logprobs": 0}, "Invalid params: top_logprobs must be in range [1, +inf)"),
-    ({"top_logprobs": 9}, "Invalid params: top_logprobs must be in range [1, 5]"),
-])
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        ({"reasoning_effort": 1}, "Invalid params: reasoning_effort must be a string"),
+        ({"reasoning_max_tokens": -1}, "Invalid params: reasoning_max_tokens must be in range (0, +inf)"),
+        ({"reasoning_max_tokens": 2.5}, "Invalid params: reasoning_max_tokens must be an integer"),
+        ({"top_logprobs": 0}, "Invalid params: top_logprobs must be in range [1, +inf)"),
+        ({"top_logprobs": 9}, "Invalid params: top_logprobs must be in range [1, 5]"),
+    ],
+)
 def test_v1_option_errors(api: Api, body: dict[str, Any], message: str) -> None:
     assert api.chat("Привет", **body).json() == {"status": 422, "message": message}
 
@@ -240,8 +291,13 @@ def test_logprobs_v1_and_v2(api: Api) -> None:
     (part,) = v2_text(api, "Расскажи о реках", model_options={"top_logprobs": 2})["messages"][0]["content"]
     _check_logprobs(part["logprobs"], part["text"], 2)
     events = v2_stream(api, "Расскажи о реках", model_options={"top_logprobs": 2})
-    streamed = [lp for name, data in events if name == "response.message.delta"
-                for p in data["messages"][0]["content"] for lp in p.get("logprobs", [])]
+    streamed = [
+        lp
+        for name, data in events
+        if name == "response.message.delta"
+        for p in data["messages"][0]["content"]
+        for lp in p.get("logprobs", [])
+    ]
     assert streamed == part["logprobs"]
     assert "logprobs" not in api.chat("Расскажи о реках").json()["choices"][0]["message"]
 
@@ -282,8 +338,12 @@ def _arguments_v1(api: Api, spec: dict[str, Any], prompt: str) -> dict[str, Any]
 
 
 def _arguments_v2(api: Api, spec: dict[str, Any], prompt: str) -> dict[str, Any]:
-    body = v2_text(api, prompt, tools=[{"functions": {"specifications": [spec]}}],
-                   tool_config={"mode": "forced", "function_name": spec["name"]})
+    body = v2_text(
+        api,
+        prompt,
+        tools=[{"functions": {"specifications": [spec]}}],
+        tool_config={"mode": "forced", "function_name": spec["name"]},
+    )
     result: dict[str, Any] = calls_of(body)[0]["arguments"]
     return result
 
@@ -293,11 +353,21 @@ def test_full_json_schema_functions(api: Api, arguments: Any) -> None:
     args = arguments(api, FULL, "Доставь в Казань два SKU-17 на 2026-10-01")
     jsonschema.Draft202012Validator(FULL["parameters"]).validate(args)  # $ref resolved, unions and type lists
     assert args["kind"] == "delivery" and args["address"]["city"] and args["items"][0]["sku"]
-    recursive = {"name": "tree", "parameters": {
-        "$defs": {"Node": {"type": "object", "properties": {"name": {"type": "string"},
-                                                           "children": {"type": "array",
-                                                                        "items": {"$ref": "#/$defs/Node"}}},
-                           "required": ["name"]}},
-        "$ref": "#/$defs/Node"}}
+    recursive = {
+        "name": "tree",
+        "parameters": {
+            "$defs": {
+                "Node": {
+                    "type": "object",
+                    "properties": {
+                        "name": {"type": "string"},
+                        "children": {"type": "array", "items": {"$ref": "#/$defs/Node"}},
+                    },
+                    "required": ["name"],
+                }
+            },
+            "$ref": "#/$defs/Node",
+        },
+    }
     tree = arguments(api, recursive, "Построй дерево")
     jsonschema.Draft202012Validator(recursive["parameters"]).validate(tree)

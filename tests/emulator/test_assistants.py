@@ -14,8 +14,11 @@ from ..conftest import needs_shared
 from .conftest import PAYLOADS, Api
 
 OTHER = Account("aaaaaaaa-bbbb-4ccc-8ddd-ffffffffffff", "other-secret")
-WEATHER = {"name": "get_weather", "description": "Weather forecast for a city",
-           "parameters": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}}
+WEATHER = {
+    "name": "get_weather",
+    "description": "Weather forecast for a city",
+    "parameters": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]},
+}
 
 
 @pytest.fixture(scope="module")
@@ -39,8 +42,9 @@ def theirs(own_emu: Emulator) -> Iterator[Api]:
 
 
 def upload(api: Api, name: str = "notes.txt") -> str:
-    response = api.post("files", files={"file": (name, b"assistant notes", "text/plain")},
-                        data={"purpose": "assistant"})
+    response = api.post(
+        "files", files={"file": (name, b"assistant notes", "text/plain")}, data={"purpose": "assistant"}
+    )
     assert response.status_code == 200, response.text
     return str(response.json()["id"])
 
@@ -53,8 +57,9 @@ def create(api: Api, **body: object) -> dict:
 
 def test_create_get_modify_delete(mine: Api) -> None:
     file_id = upload(mine, "cats.txt")
-    created = create(mine, instructions="Answer briefly", metadata={"test": 234}, file_ids=[file_id],
-                     functions=[WEATHER])
+    created = create(
+        mine, instructions="Answer briefly", metadata={"test": 234}, file_ids=[file_id], functions=[WEATHER]
+    )
     assert set(created) == {"assistant_id", "created_at"}
     assert uuid.UUID(created["assistant_id"]).version == 4 and isinstance(created["created_at"], int)
     assistant_id = created["assistant_id"]
@@ -69,13 +74,22 @@ def test_create_get_modify_delete(mine: Api) -> None:
     assert got in mine.get("assistants").json()["data"]
 
     # the official SDK sends every field, null meaning "leave as is"
-    modified = mine.post("assistants/modify", json={
-        "assistant_id": assistant_id, "name": "lonely_assistant", "description": "Knows cats", "instructions": None,
-        "file_ids": None, "metadata": None}).json()
+    modified = mine.post(
+        "assistants/modify",
+        json={
+            "assistant_id": assistant_id,
+            "name": "lonely_assistant",
+            "description": "Knows cats",
+            "instructions": None,
+            "file_ids": None,
+            "metadata": None,
+        },
+    ).json()
     assert modified["name"] == "lonely_assistant" and modified["description"] == "Knows cats"
     assert modified["instructions"] == "Answer briefly" and modified["file_ids"] == [file_id]
     assert {k: v for k, v in modified.items() if k not in ("name", "description", "updated_at")} == {
-        k: v for k, v in got.items() if k not in ("name", "updated_at")}
+        k: v for k, v in got.items() if k not in ("name", "updated_at")
+    }
 
     detached = mine.post("assistants/files/delete", json={"assistant_id": assistant_id, "file_id": file_id})
     assert detached.json() == {"file_id": file_id, "deleted": True}
@@ -96,8 +110,16 @@ def test_shapes_match_the_recordings(mine: Api) -> None:
         return dict(json.loads((PAYLOADS / "assistants" / name).read_text()))
 
     file_id = upload(mine)
-    created = mine.post("assistants", json={"model": "GigaChat-Pro", "name": "lonely", "instructions": "Assistant",
-                                            "metadata": {"test": 234}, "file_ids": [file_id]}).json()
+    created = mine.post(
+        "assistants",
+        json={
+            "model": "GigaChat-Pro",
+            "name": "lonely",
+            "instructions": "Assistant",
+            "metadata": {"test": 234},
+            "file_ids": [file_id],
+        },
+    ).json()
     assert set(created) == set(recorded("post_assistants.json"))
     assistant_id = created["assistant_id"]
     (got,) = mine.get("assistants", params={"assistant_id": assistant_id}).json()["data"]
@@ -121,15 +143,24 @@ def test_shapes_match_the_recordings(mine: Api) -> None:
         ({"model": "GigaChat"}, 422, "Invalid params: name is required"),
         ({"model": "GigaChat", "name": 5}, 422, "Invalid params: name must be a non-empty string"),
         ({"model": "GigaChat", "name": "x", "instructions": 1}, 422, "Invalid params: instructions must be a string"),
-        ({"model": "GigaChat", "name": "x", "file_ids": "f"}, 422,
-         "Invalid params: file_ids must be an array of strings"),
+        (
+            {"model": "GigaChat", "name": "x", "file_ids": "f"},
+            422,
+            "Invalid params: file_ids must be an array of strings",
+        ),
         ({"model": "GigaChat", "name": "x", "file_ids": [str(uuid.uuid4())]}, 404, "File not found"),
         ({"model": "GigaChat", "name": "x", "metadata": []}, 422, "Invalid params: metadata must be an object"),
-        ({"model": "GigaChat", "name": "x", "metadata": {str(i): i for i in range(17)}}, 422,
-         "Invalid params: metadata must have at most 16 keys"),
-        ({"model": "GigaChat", "name": "x", "functions": [{"name": "9bad", "parameters": {}}]}, 422,
-         "Invalid params: Invalid function names. Only Latin letters (A-Z or a-z), underscore (_), hyphen (-), "
-         "dot (.) and digits (not leading) are allowed.: [9bad]"),
+        (
+            {"model": "GigaChat", "name": "x", "metadata": {str(i): i for i in range(17)}},
+            422,
+            "Invalid params: metadata must have at most 16 keys",
+        ),
+        (
+            {"model": "GigaChat", "name": "x", "functions": [{"name": "9bad", "parameters": {}}]},
+            422,
+            "Invalid params: Invalid function names. Only Latin letters (A-Z or a-z), underscore (_), hyphen (-), "
+            "dot (.) and digits (not leading) are allowed.: [9bad]",
+        ),
     ],
 )
 def test_create_validation(mine: Api, body: dict, status: int, message: str) -> None:
@@ -141,9 +172,11 @@ def test_broken_json_and_unknown_ids(mine: Api) -> None:
     broken = mine.post("assistants", content=b"{", headers={"Content-Type": "application/json"})
     assert broken.json() == {"status": 400, "message": "Your request contains invalid JSON syntax."}
     unknown = str(uuid.uuid4())
-    for path, body in [("assistants/modify", {"assistant_id": unknown, "name": "x"}),
-                       ("assistants/delete", {"assistant_id": unknown}),
-                       ("assistants/files/delete", {"assistant_id": unknown, "file_id": unknown})]:
+    for path, body in [
+        ("assistants/modify", {"assistant_id": unknown, "name": "x"}),
+        ("assistants/delete", {"assistant_id": unknown}),
+        ("assistants/files/delete", {"assistant_id": unknown, "file_id": unknown}),
+    ]:
         response = mine.post(path, json=body)
         assert (response.status_code, response.json()["message"]) == (404, "Assistant not found")
     missing = mine.post("assistants/delete", json={})

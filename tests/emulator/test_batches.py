@@ -29,12 +29,17 @@ def wait_completed(api: Api, batch_id: str, timeout: float = 10) -> dict:
 
 
 def test_chat_batch(api_corp: Api) -> None:
-    body = jsonl({"id": "q1", "request": {"model": "GigaChat", "messages": [{"role": "user", "content": "Hi"}]}},
-                 {"id": "q2", "request": {"model": "Nope", "messages": [{"role": "user", "content": "Hi"}]}},
-                 {"id": "q3", "request": {"model": "GigaChat",
-                                          "messages": [{"role": "user", "content": "Count from 1 to 3"}]}})
-    created = api_corp.post("batches", params={"method": "chat_completions"}, content=body,
-                            headers={"Content-Type": "application/octet-stream"}).json()
+    body = jsonl(
+        {"id": "q1", "request": {"model": "GigaChat", "messages": [{"role": "user", "content": "Hi"}]}},
+        {"id": "q2", "request": {"model": "Nope", "messages": [{"role": "user", "content": "Hi"}]}},
+        {"id": "q3", "request": {"model": "GigaChat", "messages": [{"role": "user", "content": "Count from 1 to 3"}]}},
+    )
+    created = api_corp.post(
+        "batches",
+        params={"method": "chat_completions"},
+        content=body,
+        headers={"Content-Type": "application/octet-stream"},
+    ).json()
     assert created["status"] == "created" and created["method"] == "chat_completions"
     assert created["request_counts"] == {"total": 3}
     assert isinstance(created["created_at"], int) and isinstance(created["updated_at"], int)
@@ -61,8 +66,13 @@ def test_embedder_batch(api_corp: Api) -> None:
 
 @pytest.mark.parametrize(
     ("method", "body"),
-    [("other", jsonl({"id": "1", "request": {}})), ("embedder", b"not json"), ("embedder", b""),
-     ("embedder", jsonl({"id": "1"})), ("embedder", jsonl({"id": "1", "request": {}}, {"id": "1", "request": {}}))],
+    [
+        ("other", jsonl({"id": "1", "request": {}})),
+        ("embedder", b"not json"),
+        ("embedder", b""),
+        ("embedder", jsonl({"id": "1"})),
+        ("embedder", jsonl({"id": "1", "request": {}}, {"id": "1", "request": {}})),
+    ],
 )
 def test_bad_batches(api_corp: Api, method: str, body: bytes) -> None:
     response = api_corp.post("batches", params={"method": method}, content=body)

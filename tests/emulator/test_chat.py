@@ -44,18 +44,24 @@ def test_response_shape(api: Api) -> None:
     assert body["object"] == "chat.completion"
     assert body["model"] == "GigaChat:2.0.28.2"
     assert before <= body["created"] <= time.time() + 1
-    assert body["choices"] == [{"message": {"content": "Hello.", "role": "assistant"}, "index": 0,
-                                "finish_reason": "stop"}]
+    assert body["choices"] == [
+        {"message": {"content": "Hello.", "role": "assistant"}, "index": 0, "finish_reason": "stop"}
+    ]
     usage = body["usage"]
     assert set(usage) == {"prompt_tokens", "completion_tokens", "total_tokens", "precached_prompt_tokens"}
     assert usage["total_tokens"] == usage["prompt_tokens"] + usage["completion_tokens"]
     assert usage["completion_tokens"] == count_tokens("Hello.")
 
 
-@pytest.mark.parametrize(("model", "echo"), [("GigaChat-2-Max", "GigaChat-2-Max:2.0.30.01"),
-                                             ("GigaChat-3-Ultra", "GigaChat-3-Ultra:32.3.18.5"),
-                                             ("GigaChat-2-Pro-preview", "GigaChat-2-Pro-preview:2.0.28.2"),
-                                             ("GigaChat:latest", "GigaChat:2.0.28.2")])
+@pytest.mark.parametrize(
+    ("model", "echo"),
+    [
+        ("GigaChat-2-Max", "GigaChat-2-Max:2.0.30.01"),
+        ("GigaChat-3-Ultra", "GigaChat-3-Ultra:32.3.18.5"),
+        ("GigaChat-2-Pro-preview", "GigaChat-2-Pro-preview:2.0.28.2"),
+        ("GigaChat:latest", "GigaChat:2.0.28.2"),
+    ],
+)
 def test_model_is_echoed_with_version(api: Api, model: str, echo: str) -> None:
     assert api.chat(model=model).json()["model"] == echo
 
@@ -81,8 +87,12 @@ def test_seed_changes_answers() -> None:
 
 
 def test_answer_length_varies_with_the_prompt(api: Api) -> None:
-    lengths = {api.chat(f"Question {i}: describe gardening, cooking and travelling in detail").json()["usage"][
-        "completion_tokens"] for i in range(8)}
+    lengths = {
+        api.chat(f"Question {i}: describe gardening, cooking and travelling in detail").json()["usage"][
+            "completion_tokens"
+        ]
+        for i in range(8)
+    }
     assert len(lengths) > 2
     short = api.chat("Describe rivers").json()["usage"]["completion_tokens"]
     long_prompt = "Describe rivers, mountains, valleys, glaciers, deserts and oceans. " * 30
@@ -106,12 +116,22 @@ def test_answer_tokens_hook(api: Api) -> None:
 @pytest.mark.parametrize(
     ("body", "status", "message"),
     [
-        ({"messages": [{"role": "user", "content": "hi"}, {"role": "system", "content": "be nice"}]}, 422,
-         "Invalid params: system message must be the first message"),
-        ({"messages": [{"role": "user", "content": "hi"},
-                       {"role": "assistant", "content": "", "function_call": {"name": "f", "arguments": {}}},
-                       {"role": "user", "content": "and?"}]}, 422,
-         "Invalid params: every assistant function call must have a result in history"),
+        (
+            {"messages": [{"role": "user", "content": "hi"}, {"role": "system", "content": "be nice"}]},
+            422,
+            "Invalid params: system message must be the first message",
+        ),
+        (
+            {
+                "messages": [
+                    {"role": "user", "content": "hi"},
+                    {"role": "assistant", "content": "", "function_call": {"name": "f", "arguments": {}}},
+                    {"role": "user", "content": "and?"},
+                ]
+            },
+            422,
+            "Invalid params: every assistant function call must have a result in history",
+        ),
         ({"temperature": 0}, 422, "Invalid params: temperature must be in range (0, +inf)"),
         ({"temperature": -1.5}, 422, "Invalid params: temperature must be in range (0, +inf)"),
         ({"top_p": 1.5}, 422, "Invalid params: top_p must be in range [0, 1]"),
@@ -128,9 +148,12 @@ def test_answer_tokens_hook(api: Api) -> None:
         ({"messages": [{"role": "user", "content": 5}]}, 422, "Invalid params: messages[0].content must be a string"),
         ({"model": "NonExistentModel"}, 404, "No such model"),
         ({"model": "Embeddings"}, 404, "No such model"),
-        ({"functions": [{"name": "Плохое_Имя", "parameters": {}}, {"name": "9lives", "parameters": {}}]}, 422,
-         "Invalid params: Invalid function names. Only Latin letters (A-Z or a-z), underscore (_), hyphen (-), "
-         "dot (.) and digits (not leading) are allowed.: [Плохое_Имя 9lives]"),
+        (
+            {"functions": [{"name": "Плохое_Имя", "parameters": {}}, {"name": "9lives", "parameters": {}}]},
+            422,
+            "Invalid params: Invalid function names. Only Latin letters (A-Z or a-z), underscore (_), hyphen (-), "
+            "dot (.) and digits (not leading) are allowed.: [Плохое_Имя 9lives]",
+        ),
         ({"function_call": {"name": "missing"}}, 422, "Invalid params: function missing is not described in functions"),
         ({"response_format": {"type": "json"}}, 400, 'Unknown type "json" in response_format'),
         ({"response_format": {"type": "json_schema"}}, 400, "Empty schema with json format type is not supported"),
@@ -157,21 +180,31 @@ def test_broken_json_and_wrong_shapes(api: Api) -> None:
 
 
 def test_unknown_fields_are_ignored(api: Api) -> None:
-    response = api.chat("hello world", flags=["x"], profanity_check=True, storage={"is_stateful": False},
-                        reasoning_effort="low", some_future_field={"a": 1})
+    response = api.chat(
+        "hello world",
+        flags=["x"],
+        profanity_check=True,
+        storage={"is_stateful": False},
+        reasoning_effort="low",
+        some_future_field={"a": 1},
+    )
     assert response.status_code == 200
 
 
 def test_prompt_cache_under_the_same_session(api: Api) -> None:
     session = str(uuid.uuid4())
-    history = [{"role": "system", "content": "You are a helpful assistant. " * 20},
-               {"role": "user", "content": "Tell me about cats"}]
-    first = api.post("chat/completions", json={"model": "GigaChat", "messages": history},
-                     headers={"X-Session-ID": session}).json()
+    history = [
+        {"role": "system", "content": "You are a helpful assistant. " * 20},
+        {"role": "user", "content": "Tell me about cats"},
+    ]
+    first = api.post(
+        "chat/completions", json={"model": "GigaChat", "messages": history}, headers={"X-Session-ID": session}
+    ).json()
     assert first["usage"]["precached_prompt_tokens"] == 0
     history += [{"role": "assistant", "content": content(first)}, {"role": "user", "content": "And dogs?"}]
-    second = api.post("chat/completions", json={"model": "GigaChat", "messages": history},
-                      headers={"X-Session-ID": session}).json()
+    second = api.post(
+        "chat/completions", json={"model": "GigaChat", "messages": history}, headers={"X-Session-ID": session}
+    ).json()
     cached = second["usage"]["precached_prompt_tokens"]
     assert first["usage"]["prompt_tokens"] <= cached < second["usage"]["prompt_tokens"]
     other = api.post("chat/completions", json={"model": "GigaChat", "messages": history}).json()
@@ -187,8 +220,7 @@ def test_blacklist_trigger(api: Api) -> None:
 
 def test_function_call_roundtrip(api: Api) -> None:
     messages = [{"role": "user", "content": "What is the weather in Moscow for 3 days?"}]
-    body = api.post("chat/completions", json={"model": "GigaChat", "messages": messages,
-                                               "functions": [WEATHER]}).json()
+    body = api.post("chat/completions", json={"model": "GigaChat", "messages": messages, "functions": [WEATHER]}).json()
     choice = body["choices"][0]
     assert choice["finish_reason"] == "function_call"
     message = choice["message"]
@@ -198,18 +230,23 @@ def test_function_call_roundtrip(api: Api) -> None:
     assert call["name"] == "get_weather"
     assert call["arguments"] == {"city": "Moscow", "days": 3}  # an object, built from the schema and prompt
     jsonschema.validate(call["arguments"], WEATHER["parameters"])
-    messages += [message, {"role": "function", "name": "get_weather",
-                           "content": json.dumps({"temperature": 21, "sky": "sunny"})}]
-    answer = api.post("chat/completions", json={"model": "GigaChat", "messages": messages,
-                                                 "functions": [WEATHER]}).json()
+    messages += [
+        message,
+        {"role": "function", "name": "get_weather", "content": json.dumps({"temperature": 21, "sky": "sunny"})},
+    ]
+    answer = api.post(
+        "chat/completions", json={"model": "GigaChat", "messages": messages, "functions": [WEATHER]}
+    ).json()
     assert answer["choices"][0]["finish_reason"] == "stop"
     assert "21" in content(answer) and "sunny" in content(answer)
 
 
 def test_function_result_must_be_json(api: Api) -> None:
-    messages = [{"role": "user", "content": "weather?"},
-                {"role": "assistant", "content": "", "function_call": {"name": "get_weather", "arguments": {}}},
-                {"role": "function", "name": "get_weather", "content": "sunny"}]
+    messages = [
+        {"role": "user", "content": "weather?"},
+        {"role": "assistant", "content": "", "function_call": {"name": "get_weather", "arguments": {}}},
+        {"role": "function", "name": "get_weather", "content": "sunny"},
+    ]
     response = api.post("chat/completions", json={"model": "GigaChat", "messages": messages})
     assert response.status_code == 400
     assert response.json()["message"].startswith("invalid function result for function get_weather json string sunny")
@@ -237,13 +274,17 @@ def test_auto_calls_only_related_functions(api: Api, function_call: str | None) 
         assert called["finish_reason"] == "function_call", prompt
         assert called["message"]["function_call"]["name"] == "get_weather"
     # parameter words alone are weak evidence; one word of the name or description is enough
-    assert api.chat("How many days are in a year?", functions=[WEATHER], **extra).json()[
-        "choices"][0]["finish_reason"] == "stop"
+    assert (
+        api.chat("How many days are in a year?", functions=[WEATHER], **extra).json()["choices"][0]["finish_reason"]
+        == "stop"
+    )
     described = {"name": "lookup", "description": "Найти заказ по номеру", "parameters": {"type": "object"}}
     assert api.chat("Где мой заказ?", functions=[described], **extra).json()["choices"][0]["finish_reason"] == (
-        "function_call")
+        "function_call"
+    )
     assert api.chat("Where is my order?", functions=[described], **extra).json()["choices"][0]["finish_reason"] == (
-        "function_call")  # the glossary links заказ and order
+        "function_call"
+    )  # the glossary links заказ and order
     forced = api.chat("Расскажи анекдот", functions=[WEATHER], function_call={"name": "get_weather"}).json()
     assert forced["choices"][0]["message"]["function_call"]["name"] == "get_weather"
 
@@ -272,18 +313,30 @@ def test_image_generation(api: Api) -> None:
 
 
 def test_same_prompt_same_picture(api: Api) -> None:
-    ids = [re.search(r'src="([^"]+)"', content(api.chat("Draw a lighthouse", function_call="auto").json())).group(1)
-           for _ in range(2)]
+    ids = [
+        re.search(r'src="([^"]+)"', content(api.chat("Draw a lighthouse", function_call="auto").json())).group(1)
+        for _ in range(2)
+    ]
     assert ids[0] != ids[1]
     assert api.get(f"files/{ids[0]}/content").content == api.get(f"files/{ids[1]}/content").content
 
 
 def test_json_schema_response_format(api: Api) -> None:
-    schema = {"type": "object", "properties": {"answer": {"type": "string"}, "n": {"type": "integer"},
-                                               "tags": {"type": "array", "items": {"type": "string"}}},
-              "required": ["answer", "n", "tags"], "additionalProperties": False}
-    body = api.chat('Return {"answer":"ok","n":3} exactly.', model="GigaChat-3-Ultra",
-                    response_format={"type": "json_schema", "schema": schema, "strict": True}).json()
+    schema = {
+        "type": "object",
+        "properties": {
+            "answer": {"type": "string"},
+            "n": {"type": "integer"},
+            "tags": {"type": "array", "items": {"type": "string"}},
+        },
+        "required": ["answer", "n", "tags"],
+        "additionalProperties": False,
+    }
+    body = api.chat(
+        'Return {"answer":"ok","n":3} exactly.',
+        model="GigaChat-3-Ultra",
+        response_format={"type": "json_schema", "schema": schema, "strict": True},
+    ).json()
     value = json.loads(content(body))
     jsonschema.validate(value, schema)
     assert value["answer"] == "ok" and value["n"] == 3
@@ -296,8 +349,11 @@ def test_n_choices(api: Api) -> None:
 
 
 def test_attachments(api: Api) -> None:
-    uploaded = api.post("files", files={"file": ("notes.txt", b"Meeting at noon about budgets", "text/plain")},
-                        data={"purpose": "general"}).json()
+    uploaded = api.post(
+        "files",
+        files={"file": ("notes.txt", b"Meeting at noon about budgets", "text/plain")},
+        data={"purpose": "general"},
+    ).json()
     messages = [{"role": "user", "content": "Summarize the file", "attachments": [uploaded["id"]]}]
     with_file = api.post("chat/completions", json={"model": "GigaChat", "messages": messages}).json()
     plain = api.chat("Summarize the file").json()

@@ -16,8 +16,11 @@ from .conftest import Api, sse_events
 ORDER = {
     "name": "get_order_status",
     "description": "Get delivery status for an order.",
-    "parameters": {"type": "object", "properties": {"order_id": {"type": "string", "description": "Order identifier."}},
-                   "required": ["order_id"]},
+    "parameters": {
+        "type": "object",
+        "properties": {"order_id": {"type": "string", "description": "Order identifier."}},
+        "required": ["order_id"],
+    },
 }
 TOOLS = [{"functions": {"specifications": [ORDER]}}]
 
@@ -28,8 +31,10 @@ def text_of(body: dict) -> str:
 
 @pytest.mark.parametrize("path", ["/v2/chat/completions", "/api/v2/chat/completions"])
 def test_response_shape(api: Api, path: str) -> None:
-    payload = {"model": "GigaChat-3-Ultra", "messages": [{"content": [{"text": "Say 'Hello' and nothing else"}],
-                                                          "role": "user"}]}
+    payload = {
+        "model": "GigaChat-3-Ultra",
+        "messages": [{"content": [{"text": "Say 'Hello' and nothing else"}], "role": "user"}],
+    }
     response = api.post(path, json=payload)
     assert response.status_code == 200
     assert response.headers["Content-Type"] == "application/json; charset=utf-8"
@@ -61,8 +66,11 @@ def test_stream_named_events(api: Api) -> None:
 
 
 def test_function_roundtrip_with_tool_role(api: Api) -> None:
-    first = api.chat_v2("Check order A-1024 and answer naturally.", tools=TOOLS,
-                        tool_config={"mode": "forced", "function_name": "get_order_status"}).json()
+    first = api.chat_v2(
+        "Check order A-1024 and answer naturally.",
+        tools=TOOLS,
+        tool_config={"mode": "forced", "function_name": "get_order_status"},
+    ).json()
     assert first["finish_reason"] == "function_call"
     message = first["messages"][0]
     state = message["tool_state_id"]
@@ -71,14 +79,27 @@ def test_function_roundtrip_with_tool_role(api: Api) -> None:
     assert call["name"] == "get_order_status" and call["arguments"] == {"order_id": "A-1024"}
     history = [
         {"content": [{"text": "Check order A-1024 and answer naturally."}], "role": "user"},
-        {"content": [{"function_call": {"name": "get_order_status", "arguments": {"order_id": "A-1024"}}}],
-         "tools_state_id": state, "role": "assistant"},
-        {"content": [{"function_result": {"name": "get_order_status",
-                                          "result": {"order_id": "A-1024", "status": "packed", "eta": "tomorrow"}}}],
-         "tools_state_id": state, "role": "tool"},
+        {
+            "content": [{"function_call": {"name": "get_order_status", "arguments": {"order_id": "A-1024"}}}],
+            "tools_state_id": state,
+            "role": "assistant",
+        },
+        {
+            "content": [
+                {
+                    "function_result": {
+                        "name": "get_order_status",
+                        "result": {"order_id": "A-1024", "status": "packed", "eta": "tomorrow"},
+                    }
+                }
+            ],
+            "tools_state_id": state,
+            "role": "tool",
+        },
     ]
-    second = api.post("/v2/chat/completions", json={"model": "GigaChat-3-Ultra", "messages": history,
-                                                    "tools": TOOLS}).json()
+    second = api.post(
+        "/v2/chat/completions", json={"model": "GigaChat-3-Ultra", "messages": history, "tools": TOOLS}
+    ).json()
     assert second["finish_reason"] == "stop"
     assert "packed" in text_of(second) and "tomorrow" in text_of(second)
     history[2]["role"] = "function"
@@ -98,8 +119,9 @@ def test_auto_calls_only_related_functions(api: Api, tool_config: dict | None) -
     assert called["messages"][0]["content"][0]["function_call"]["arguments"] == {"order_id": "A-7"}
     searched = api.chat_v2("Tell me a joke about cats", tools=[*TOOLS, {"web_search": {}}], **extra).json()
     assert searched["finish_reason"] == "stop" and searched["messages"][0]["content"][0]["inline_data"]["sources"]
-    forced = api.chat_v2("Tell me a joke", tools=TOOLS,
-                         tool_config={"mode": "forced", "function_name": "get_order_status"}).json()
+    forced = api.chat_v2(
+        "Tell me a joke", tools=TOOLS, tool_config={"mode": "forced", "function_name": "get_order_status"}
+    ).json()
     assert forced["finish_reason"] == "function_call"
 
 
@@ -116,22 +138,42 @@ def test_function_call_stream_done_carries_messages(api: Api) -> None:
     [
         ([{"role": "user", "content": "plain string"}], 400, "Your request contains invalid JSON syntax."),
         ([{"role": "robot", "content": [{"text": "x"}]}], 400, "Your request contains invalid JSON syntax."),
-        ([{"role": "user", "content": [{"text": "x"}]},
-          {"role": "assistant", "content": [{"function_call": {"name": "f", "arguments": "{}"}}]},
-          {"role": "function", "content": [{"function_result": {"name": "f", "result": "{}"}}]}],
-         400, "Your request contains invalid JSON syntax."),
-        ([{"role": "user", "content": [{"text": "x"}]},
-          {"role": "assistant", "content": [{"function_call": {"name": "f", "arguments": {}}}]},
-          {"role": "function", "content": [{"function_result": {"result": "{}"}}]}],
-         400, "Your request contains invalid JSON syntax."),
-        ([{"role": "user", "content": [{"text": "x"}]},
-          {"role": "function", "content": [{"function_result": {"name": "f", "result": "{}"}}]}],
-         422, "Invalid params: every assistant function result must have an assistant function call in history"),
-        ([{"role": "user", "content": [{"text": "x"}]},
-          {"role": "assistant", "content": [{"function_call": {"name": "read", "arguments": {}}}]},
-          {"role": "function", "content": [{"function_result": {"name": "read", "result": "file list"}}]}],
-         400, "invalid function result for function read json string file list, error: "
-              "JSON parse error at line 1 column 1"),
+        (
+            [
+                {"role": "user", "content": [{"text": "x"}]},
+                {"role": "assistant", "content": [{"function_call": {"name": "f", "arguments": "{}"}}]},
+                {"role": "function", "content": [{"function_result": {"name": "f", "result": "{}"}}]},
+            ],
+            400,
+            "Your request contains invalid JSON syntax.",
+        ),
+        (
+            [
+                {"role": "user", "content": [{"text": "x"}]},
+                {"role": "assistant", "content": [{"function_call": {"name": "f", "arguments": {}}}]},
+                {"role": "function", "content": [{"function_result": {"result": "{}"}}]},
+            ],
+            400,
+            "Your request contains invalid JSON syntax.",
+        ),
+        (
+            [
+                {"role": "user", "content": [{"text": "x"}]},
+                {"role": "function", "content": [{"function_result": {"name": "f", "result": "{}"}}]},
+            ],
+            422,
+            "Invalid params: every assistant function result must have an assistant function call in history",
+        ),
+        (
+            [
+                {"role": "user", "content": [{"text": "x"}]},
+                {"role": "assistant", "content": [{"function_call": {"name": "read", "arguments": {}}}]},
+                {"role": "function", "content": [{"function_result": {"name": "read", "result": "file list"}}]},
+            ],
+            400,
+            "invalid function result for function read json string file list, error: "
+            "JSON parse error at line 1 column 1",
+        ),
     ],
 )
 def test_message_validation(api: Api, messages: list, status: int, message: str) -> None:
@@ -147,16 +189,25 @@ def test_message_validation(api: Api, messages: list, status: int, message: str)
         ({"tools": [{"url_extraction": {}}]}, 404, "Unknown tool url_extraction"),
         ({"model_options": {"response_format": {"type": "json"}}}, 400, 'Unknown type "json" in response_format'),
         ({"model_options": {"response_format": {"type": "xml"}}}, 400, 'Unknown type "xml" in response_format'),
-        ({"model_options": {"response_format": {"type": "json_schema"}}}, 400,
-         "Empty schema with json format type is not supported"),
+        (
+            {"model_options": {"response_format": {"type": "json_schema"}}},
+            400,
+            "Empty schema with json format type is not supported",
+        ),
         ({"model_options": {"temperature": 0}}, 422, "Invalid params: temperature must be in range (0, +inf)"),
         ({"model_options": {"temperature": "warm"}}, 400, "Your request contains invalid JSON syntax."),
-        ({"tools": [{"functions": {"specifications": [{"name": "Плохое_Имя", "parameters": {}}]}}]}, 422,
-         "Invalid params: Invalid function names. Only Latin letters (A-Z or a-z), underscore (_), hyphen (-), "
-         "dot (.) and digits (not leading) are allowed.: [Плохое_Имя]"),
+        (
+            {"tools": [{"functions": {"specifications": [{"name": "Плохое_Имя", "parameters": {}}]}}]},
+            422,
+            "Invalid params: Invalid function names. Only Latin letters (A-Z or a-z), underscore (_), hyphen (-), "
+            "dot (.) and digits (not leading) are allowed.: [Плохое_Имя]",
+        ),
         ({"tool_config": {"mode": "sometimes"}}, 400, "Your request contains invalid JSON syntax."),
-        ({"tools": [{"web_search": {}}], "tool_config": {"mode": "forced", "tool_name": "image_generate"}}, 422,
-         "Tool image_generate is unavailable"),
+        (
+            {"tools": [{"web_search": {}}], "tool_config": {"mode": "forced", "tool_name": "image_generate"}},
+            422,
+            "Tool image_generate is unavailable",
+        ),
         ({"model": "NonExistentModel"}, 404, "No such model"),
         ({"stream": "yes"}, 400, "Your request contains invalid JSON syntax."),
     ],
@@ -168,17 +219,24 @@ def test_option_validation(api: Api, body: dict, status: int, message: str) -> N
 
 
 def test_json_schema_and_regex_formats(api: Api) -> None:
-    schema = {"type": "object", "properties": {"answer": {"type": "string"},
-                                               "n": {"type": "integer", "minimum": 0, "maximum": 10}},
-              "required": ["answer", "n"]}
-    body = api.chat_v2('Return {"answer":"ok","n":3} exactly.',
-                       model_options={"response_format": {"type": "json_schema", "schema": schema, "strict": True}})
+    schema = {
+        "type": "object",
+        "properties": {"answer": {"type": "string"}, "n": {"type": "integer", "minimum": 0, "maximum": 10}},
+        "required": ["answer", "n"],
+    }
+    body = api.chat_v2(
+        'Return {"answer":"ok","n":3} exactly.',
+        model_options={"response_format": {"type": "json_schema", "schema": schema, "strict": True}},
+    )
     value = json.loads(text_of(body.json()))
     jsonschema.validate(value, schema)
     assert value == {"answer": "ok", "n": 3}
-    ticket = text_of(api.chat_v2("Generate one support ticket code.",
-                                 model_options={"response_format": {"type": "regex", "regex": r"[A-Z]{3}-\d{4}"}})
-                     .json())
+    ticket = text_of(
+        api.chat_v2(
+            "Generate one support ticket code.",
+            model_options={"response_format": {"type": "regex", "regex": r"[A-Z]{3}-\d{4}"}},
+        ).json()
+    )
     assert re.fullmatch(r"[A-Z]{3}-\d{4}", ticket)
 
 
@@ -189,8 +247,11 @@ def test_max_tokens_option(api: Api) -> None:
 
 @pytest.mark.parametrize("tool", ["web_search", "url_content_extraction", "code_interpreter"])
 def test_builtin_tools(api: Api, tool: str) -> None:
-    body = api.chat_v2("Read https://example.com/page and calculate the sum of 2 and 3",
-                       tools=[{tool: {}}], tool_config={"mode": "forced", "tool_name": tool}).json()
+    body = api.chat_v2(
+        "Read https://example.com/page and calculate the sum of 2 and 3",
+        tools=[{tool: {}}],
+        tool_config={"mode": "forced", "tool_name": tool},
+    ).json()
     assert body["finish_reason"] == "stop"
     assert uuid.UUID(body["messages"][0]["tool_state_id"])
     assert text_of(body)
@@ -198,9 +259,12 @@ def test_builtin_tools(api: Api, tool: str) -> None:
 
 def test_image_generate_tool(api: Api) -> None:
     client_id = str(uuid.uuid4())
-    body = api.chat_v2("Create a simple square icon concept for a Python SDK release.",
-                       tools=[{"image_generate": {}}], tool_config={"mode": "forced", "tool_name": "image_generate"},
-                       headers={"X-Client-ID": client_id}).json()
+    body = api.chat_v2(
+        "Create a simple square icon concept for a Python SDK release.",
+        tools=[{"image_generate": {}}],
+        tool_config={"mode": "forced", "tool_name": "image_generate"},
+        headers={"X-Client-ID": client_id},
+    ).json()
     files_part, text_part = body["messages"][0]["content"]
     (generated,) = files_part["files"]
     assert generated["mime"] == "image/jpeg" and generated["target"] == "image"
@@ -222,8 +286,13 @@ def test_tool_events_in_stream(api: Api) -> None:
 
 def test_optional_fields_are_accepted(api: Api) -> None:
     response = api.chat_v2(
-        "hello", storage={"limit": 3}, ranker_options={"enabled": True, "top_n": 3}, user_info={"timezone": "UTC"},
-        filter_config={"request_content": {"neuro": True}}, disable_filter=False, flags=["x"],
+        "hello",
+        storage={"limit": 3},
+        ranker_options={"enabled": True, "top_n": 3},
+        user_info={"timezone": "UTC"},
+        filter_config={"request_content": {"neuro": True}},
+        disable_filter=False,
+        flags=["x"],
         model_options={"temperature": 0.5, "top_p": 0.9, "repetition_penalty": 1.1, "update_interval": 0},
     )
     assert response.status_code == 200

@@ -31,8 +31,7 @@ def test_enqueued_faults_hit_the_next_requests_in_order(emu: Emulator, api: Api)
     assert first.headers["X-Request-ID"]
 
 
-@pytest.mark.parametrize(("kind", "status"), [("402", 402), ("413", 413), ("422", 422), ("502", 502),
-                                              ("504", 504)])
+@pytest.mark.parametrize(("kind", "status"), [("402", 402), ("413", 413), ("422", 422), ("502", 502), ("504", 504)])
 def test_status_faults_are_json(emu: Emulator, api: Api, kind: str, status: int) -> None:
     emu.faults.enqueue(kind)
     response = api.chat("hi")
@@ -70,15 +69,23 @@ def test_stall_and_stream_faults() -> None:
         api = Api(emu)
         emu.faults.enqueue("stall")
         with pytest.raises(httpx.ReadTimeout):
-            api.http.post(api.url("chat/completions"), timeout=0.2,
-                          headers={"Authorization": f"Bearer {api.token}"},
-                          json={"model": "GigaChat", "messages": [{"role": "user", "content": "hi"}]})
+            api.http.post(
+                api.url("chat/completions"),
+                timeout=0.2,
+                headers={"Authorization": f"Bearer {api.token}"},
+                json={"model": "GigaChat", "messages": [{"role": "user", "content": "hi"}]},
+            )
         emu.faults.enqueue("stream_stall")
-        with api.http.stream(
-            "POST", api.url("chat/completions"), timeout=0.3, headers={"Authorization": f"Bearer {api.token}",
-                                                                       "X-Emulator-Answer-Tokens": "50"},
-            json={"model": "GigaChat", "messages": [{"role": "user", "content": "hi"}], "stream": True},
-        ) as response, pytest.raises(httpx.ReadTimeout):
+        with (
+            api.http.stream(
+                "POST",
+                api.url("chat/completions"),
+                timeout=0.3,
+                headers={"Authorization": f"Bearer {api.token}", "X-Emulator-Answer-Tokens": "50"},
+                json={"model": "GigaChat", "messages": [{"role": "user", "content": "hi"}], "stream": True},
+            ) as response,
+            pytest.raises(httpx.ReadTimeout),
+        ):
             response.read()
         api.close()
 
@@ -87,8 +94,9 @@ def test_stream_drop_cuts_the_stream(emu: Emulator, api: Api) -> None:
     emu.faults.enqueue("stream_drop")
     received: list[bytes] = []
     with api.http.stream(
-        "POST", api.url("chat/completions"), headers={"Authorization": f"Bearer {api.token}",
-                                                      "X-Emulator-Answer-Tokens": "100"},
+        "POST",
+        api.url("chat/completions"),
+        headers={"Authorization": f"Bearer {api.token}", "X-Emulator-Answer-Tokens": "100"},
         json={"model": "GigaChat", "messages": [{"role": "user", "content": "hi"}], "stream": True},
     ) as response:
         assert response.status_code == 200
@@ -111,8 +119,9 @@ def test_latency_and_chunk_delay(emu: Emulator, api: Api) -> None:
     assert time.monotonic() - start >= 0.15
     emu.faults.set("chunk_delay_ms:20")
     start = time.monotonic()
-    chunks = v1_chunks(api.chat("hi", stream=True, headers={"X-Emulator-Answer-Tokens": "10",
-                                                             "X-Emulator-Chunk-Tokens": "1"}).text)
+    chunks = v1_chunks(
+        api.chat("hi", stream=True, headers={"X-Emulator-Answer-Tokens": "10", "X-Emulator-Chunk-Tokens": "1"}).text
+    )
     assert time.monotonic() - start >= 0.02 * len(chunks)
 
 

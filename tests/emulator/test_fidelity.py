@@ -84,16 +84,22 @@ def assert_same_stream(recorded: str, ours: str, where: str) -> None:
 class Replayer:
     def __init__(self, emu: Emulator) -> None:
         self.http = httpx.Client(base_url=emu.url, timeout=30)
-        response = self.http.post("/api/v2/oauth", data={"scope": SCOPE_CORP}, headers={
-            "Authorization": f"Basic {DEMO_CREDENTIALS}", "RqUID": str(uuid.uuid4())})
+        response = self.http.post(
+            "/api/v2/oauth",
+            data={"scope": SCOPE_CORP},
+            headers={"Authorization": f"Basic {DEMO_CREDENTIALS}", "RqUID": str(uuid.uuid4())},
+        )
         self.token = response.json()["access_token"]
 
     def auth(self, recorded: dict[str, Any]) -> httpx.Response:
         """OAuth replays: ``{access_token, expires_at}`` from OAuth, ``{tok, exp}`` from /token."""
         if "tok" in json.loads(recorded["response"]["body"]["string"]):
             return self.http.post("/api/v1/token", auth=(DEMO_USER, DEMO_PASSWORD))
-        headers = {"Authorization": f"Basic {DEMO_CREDENTIALS}", "RqUID": str(uuid.uuid4()),
-                   "Content-Type": "application/x-www-form-urlencoded"}
+        headers = {
+            "Authorization": f"Basic {DEMO_CREDENTIALS}",
+            "RqUID": str(uuid.uuid4()),
+            "Content-Type": "application/x-www-form-urlencoded",
+        }
         return self.http.post("/api/v2/oauth", content=b"scope=GIGACHAT_API_PERS", headers=headers)
 
     def api(self, recorded: dict[str, Any]) -> httpx.Response:
@@ -153,8 +159,11 @@ def check_values(name: str, recorded: Any, ours: Any) -> None:
     if name in ("test_chat_simple", "test_achat_simple"):
         assert ours["choices"][0]["message"]["content"] == recorded["choices"][0]["message"]["content"]
     if "parse_json_schema" in name or "response_format_json_schema" in name:
-        text = ours["messages"][0]["content"][0]["text"] if "messages" in ours else ours["choices"][0]["message"][
-            "content"]
+        text = (
+            ours["messages"][0]["content"][0]["text"]
+            if "messages" in ours
+            else ours["choices"][0]["message"]["content"]
+        )
         assert json.loads(text) == {"answer": "ok", "n": 3}
     if name.endswith(("not_found", "get_model")):
         assert ours == recorded

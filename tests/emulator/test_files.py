@@ -36,9 +36,15 @@ def test_upload_get_list_delete(api: Api) -> None:
 
 @pytest.mark.parametrize(
     ("name", "mime", "modality"),
-    [("a.png", "image/png", "image"), ("a.jpg", "image/jpeg", "image"), ("song.mp3", "audio/mpeg", "audio"),
-     ("a.wav", "audio/x-wav", "audio"), ("a.txt", "text/plain", "text"), ("a.docx", "application/octet-stream", "text"),
-     ("b.ogg", "application/octet-stream", "audio")],
+    [
+        ("a.png", "image/png", "image"),
+        ("a.jpg", "image/jpeg", "image"),
+        ("song.mp3", "audio/mpeg", "audio"),
+        ("a.wav", "audio/x-wav", "audio"),
+        ("a.txt", "text/plain", "text"),
+        ("a.docx", "application/octet-stream", "text"),
+        ("b.ogg", "application/octet-stream", "audio"),
+    ],
 )
 def test_types(api: Api, name: str, mime: str, modality: str) -> None:
     assert upload(api, name, b"0123456789", mime)["modalities"] == [modality]
@@ -61,10 +67,11 @@ def test_size_limits(api: Api) -> None:
 
 def test_bad_uploads(api: Api) -> None:
     assert api.post("files", json={"file": "x"}).status_code == 400
-    assert api.post("files", data={"purpose": "general"}, files={"other": ("a.txt", b"x", "text/plain")}
-                    ).json()["message"] == "file is required"
-    assert api.post("files", files={"file": ("a.txt", b"x", "text/plain")}, data={"purpose": "evil"}
-                    ).status_code == 400
+    assert (
+        api.post("files", data={"purpose": "general"}, files={"other": ("a.txt", b"x", "text/plain")}).json()["message"]
+        == "file is required"
+    )
+    assert api.post("files", files={"file": ("a.txt", b"x", "text/plain")}, data={"purpose": "evil"}).status_code == 400
 
 
 def test_files_are_private_to_their_owner() -> None:

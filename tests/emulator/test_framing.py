@@ -21,8 +21,11 @@ from gigapy.emulator import SCOPE_B2B, Emulator
 from .conftest import Api
 
 V1 = {"model": "GigaChat", "messages": [{"role": "user", "content": "Tell me about rivers"}], "stream": True}
-V2 = {"model": "GigaChat-2-Max", "messages": [{"role": "user", "content": [{"text": "Tell me about rivers"}]}],
-      "stream": True}
+V2 = {
+    "model": "GigaChat-2-Max",
+    "messages": [{"role": "user", "content": [{"text": "Tell me about rivers"}]}],
+    "stream": True,
+}
 HOOKS = {"X-Emulator-Answer-Tokens": "12", "X-Emulator-Chunk-Tokens": "2"}
 
 
@@ -62,9 +65,15 @@ def _dechunk(raw: bytes, start: int) -> tuple[list[bytes], list[int]]:
 def exchange(emu: Emulator, token: str, path: str, body: dict[str, object], headers: dict[str, str]) -> Wire:
     """POST with a hand-written HTTP/1.1 request; record every ``recv`` as it came."""
     payload = json.dumps(body).encode()
-    lines = [f"POST {path} HTTP/1.1", f"Host: 127.0.0.1:{emu.port}", f"Authorization: Bearer {token}",
-             "Content-Type: application/json", f"Content-Length: {len(payload)}", "Connection: close",
-             *(f"{k}: {v}" for k, v in headers.items())]
+    lines = [
+        f"POST {path} HTTP/1.1",
+        f"Host: 127.0.0.1:{emu.port}",
+        f"Authorization: Bearer {token}",
+        "Content-Type: application/json",
+        f"Content-Length: {len(payload)}",
+        "Connection: close",
+        *(f"{k}: {v}" for k, v in headers.items()),
+    ]
     reads: list[bytes] = []
     with socket.create_connection(("127.0.0.1", emu.port), timeout=10) as sock:
         sock.sendall(("\r\n".join(lines) + "\r\n\r\n").encode() + payload)
@@ -98,8 +107,9 @@ def paced() -> Iterator[tuple[Emulator, str]]:
         api.close()
 
 
-@pytest.mark.parametrize(("path", "body"), [("/api/v1/chat/completions", V1), ("/v2/chat/completions", V2)],
-                         ids=["v1", "v2"])
+@pytest.mark.parametrize(
+    ("path", "body"), [("/api/v1/chat/completions", V1), ("/v2/chat/completions", V2)], ids=["v1", "v2"]
+)
 def test_each_event_is_its_own_write_by_default(emu: Emulator, api: Api, path: str, body: dict[str, object]) -> None:
     wire = exchange(emu, api.token, path, body, HOOKS)
     assert len(wire.chunks) >= 6
@@ -115,8 +125,9 @@ def test_each_event_is_its_own_write_by_default(emu: Emulator, api: Api, path: s
     assert set(wire.read_ends) <= boundaries, (wire.read_ends, sorted(boundaries))
 
 
-@pytest.mark.parametrize(("path", "body"), [("/api/v1/chat/completions", V1), ("/v2/chat/completions", V2)],
-                         ids=["v1", "v2"])
+@pytest.mark.parametrize(
+    ("path", "body"), [("/api/v1/chat/completions", V1), ("/v2/chat/completions", V2)], ids=["v1", "v2"]
+)
 def test_paced_events_arrive_one_per_read(paced: tuple[Emulator, str], path: str, body: dict[str, object]) -> None:
     emu, token = paced
     wire = exchange(emu, token, path, body, HOOKS)
@@ -125,8 +136,10 @@ def test_paced_events_arrive_one_per_read(paced: tuple[Emulator, str], path: str
     starts = [len(wire.head), *wire.chunk_ends[:-1]]
     events = list(zip(starts[:-1], wire.chunk_ends[:-1], strict=True))
     read_starts = [0, *wire.read_ends[:-1]]
-    per_read = [sum(1 for s, e in events if s < end and e > start) for start, end in
-                zip(read_starts, wire.read_ends, strict=True)]
+    per_read = [
+        sum(1 for s, e in events if s < end and e > start)
+        for start, end in zip(read_starts, wire.read_ends, strict=True)
+    ]
     # TCP_NODELAY and one flushed write per event: reads hold one event each (a reader held up for 80 ms
     # on a loaded machine may see two at once, once)
     assert sum(per_read) == len(events) == len(wire.chunks)

@@ -24,10 +24,13 @@ def test_models(api: Api, prefix: str) -> None:
     types = {m["id"]: m["type"] for m in body["data"]}
     assert types["GigaChat-2-Max"] == "chat" and types["Embeddings"] == "embedder"
     assert types["GigaCheckDetection"] == "aicheck" and types["GigaFilter"] == "filter"
-    assert all(m["object"] == "model" and m["owned_by"] == "salutedevices" and ":" not in m["id"]
-               for m in body["data"])
-    assert api.get(f"{prefix}/models/GigaChat").json() == {"id": "GigaChat", "object": "model",
-                                                           "owned_by": "salutedevices", "type": "chat"}
+    assert all(m["object"] == "model" and m["owned_by"] == "salutedevices" and ":" not in m["id"] for m in body["data"])
+    assert api.get(f"{prefix}/models/GigaChat").json() == {
+        "id": "GigaChat",
+        "object": "model",
+        "owned_by": "salutedevices",
+        "type": "chat",
+    }
     missing = api.get(f"{prefix}/models/NonExistentModel")
     assert missing.status_code == 404 and missing.json() == {"status": 404, "message": "No such model"}
 
@@ -56,11 +59,14 @@ def test_embeddings_errors(api: Api) -> None:
 
 
 def test_tokens_count_matches_chat_usage(api: Api) -> None:
-    body = api.post("tokens/count", json={"model": "GigaChat", "input": ["First text", "Second text",
-                                                                        "Hello, world!"]}).json()
-    assert body == [{"object": "tokens", "tokens": 2, "characters": 10},
-                    {"object": "tokens", "tokens": 2, "characters": 11},
-                    {"object": "tokens", "tokens": 4, "characters": 13}]
+    body = api.post(
+        "tokens/count", json={"model": "GigaChat", "input": ["First text", "Second text", "Hello, world!"]}
+    ).json()
+    assert body == [
+        {"object": "tokens", "tokens": 2, "characters": 10},
+        {"object": "tokens", "tokens": 2, "characters": 11},
+        {"object": "tokens", "tokens": 4, "characters": 13},
+    ]
     answer = api.chat("Tell me about the moon").json()
     text = answer["choices"][0]["message"]["content"]
     counted = api.post("tokens/count", json={"model": "GigaChat", "input": [text]}).json()[0]["tokens"]
@@ -83,8 +89,10 @@ def test_balance(api: Api, api_pers: Api, api_corp: Api) -> None:
 
 
 def test_ai_check(api_corp: Api, api: Api) -> None:
-    text = ("Кроме того, следует отметить, что технологии развиваются быстро. Я вчера гулял в парке с собакой. "
-            "Таким образом, в целом можно сделать вывод о пользе прогресса. Потом мы пили чай на веранде.")
+    text = (
+        "Кроме того, следует отметить, что технологии развиваются быстро. Я вчера гулял в парке с собакой. "
+        "Таким образом, в целом можно сделать вывод о пользе прогресса. Потом мы пили чай на веранде."
+    )
     detection = api_corp.post("ai/check", json={"input": text, "model": "GigaCheckDetection"}).json()
     assert detection["category"] == "mixed"
     assert detection["characters"] == len(text) and detection["tokens"] == count_tokens(text)
@@ -96,8 +104,11 @@ def test_ai_check(api_corp: Api, api: Api) -> None:
 
 
 def test_functions_validate(api: Api) -> None:
-    good = {"name": "get_weather", "description": "Weather", "parameters": {
-        "type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}}
+    good = {
+        "name": "get_weather",
+        "description": "Weather",
+        "parameters": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]},
+    }
     body = api.post("functions/validate", json=good).json()
     assert body["status"] == 200 and body["message"] == "Function is valid"
     assert body["json_ai_rules_version"] == "1.0.5"
@@ -110,12 +121,37 @@ def test_functions_validate(api: Api) -> None:
 
 
 def test_functions_convert(api: Api) -> None:
-    spec = {"openapi": "3.0.0", "paths": {"/sms": {"post": {
-        "operationId": "send_sms", "summary": "Send an SMS",
-        "requestBody": {"content": {"application/json": {"schema": {
-            "type": "object", "properties": {"text": {"type": "string"}}, "required": ["text"]}}}},
-        "responses": {"200": {"content": {"application/json": {"schema": {
-            "type": "object", "properties": {"status": {"type": "boolean"}}}}}}}}}}}
+    spec = {
+        "openapi": "3.0.0",
+        "paths": {
+            "/sms": {
+                "post": {
+                    "operationId": "send_sms",
+                    "summary": "Send an SMS",
+                    "requestBody": {
+                        "content": {
+                            "application/json": {
+                                "schema": {
+                                    "type": "object",
+                                    "properties": {"text": {"type": "string"}},
+                                    "required": ["text"],
+                                }
+                            }
+                        }
+                    },
+                    "responses": {
+                        "200": {
+                            "content": {
+                                "application/json": {
+                                    "schema": {"type": "object", "properties": {"status": {"type": "boolean"}}}
+                                }
+                            }
+                        }
+                    },
+                }
+            }
+        },
+    }
     body = api.post("functions/convert", content=json.dumps(spec)).json()
     (function,) = body["functions"]
     assert function["name"] == "send_sms"
@@ -125,12 +161,15 @@ def test_functions_convert(api: Api) -> None:
 
 
 @pytest.mark.hostile("unencodable")
-@pytest.mark.parametrize(("route", "body"), [
-    ("chat/completions", b'{"model": "GigaChat", "messages": [{"role": "user", "content": "cut \\ud83d"}]}'),
-    ("chat/completions", b'{"model": "GigaChat", "messages": [{"role": "user", "content": "\\ude00 low"}]}'),
-    ("embeddings", b'{"model": "Embeddings", "input": ["ok", "cut \\ud83d"]}'),
-    ("tokens/count", b'{"model": "GigaChat", "input": ["\\udbff"]}'),
-])
+@pytest.mark.parametrize(
+    ("route", "body"),
+    [
+        ("chat/completions", b'{"model": "GigaChat", "messages": [{"role": "user", "content": "cut \\ud83d"}]}'),
+        ("chat/completions", b'{"model": "GigaChat", "messages": [{"role": "user", "content": "\\ude00 low"}]}'),
+        ("embeddings", b'{"model": "Embeddings", "input": ["ok", "cut \\ud83d"]}'),
+        ("tokens/count", b'{"model": "GigaChat", "input": ["\\udbff"]}'),
+    ],
+)
 def test_a_lone_surrogate_in_a_request_is_a_4xx_in_the_service_shape(api: Api, route: str, body: bytes) -> None:
     response = api.post(route, content=body, headers={"Content-Type": "application/json"})
     assert 400 <= response.status_code < 500, response.text

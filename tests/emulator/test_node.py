@@ -45,9 +45,13 @@ def install_gigachat_node(npm: str) -> Path:
     if not manifest.is_file():
         CACHE.mkdir(parents=True, exist_ok=True)
         staging = Path(tempfile.mkdtemp(prefix=f"{PACKAGE}-", dir=CACHE))
-        proc = subprocess.run([npm, "install", "--prefix", str(staging), "--no-audit", "--no-fund",
-                               "--no-save", f"{PACKAGE}@{VERSION}"], capture_output=True, text=True,
-                              timeout=300, check=False)
+        proc = subprocess.run(
+            [npm, "install", "--prefix", str(staging), "--no-audit", "--no-fund", "--no-save", f"{PACKAGE}@{VERSION}"],
+            capture_output=True,
+            text=True,
+            timeout=300,
+            check=False,
+        )
         if proc.returncode != 0:
             shutil.rmtree(staging, ignore_errors=True)
             pytest.fail(f"npm install {PACKAGE}@{VERSION} failed:\n{proc.stdout}\n{proc.stderr}")
@@ -77,17 +81,23 @@ def https_emu(tls: dict[str, Path]) -> Iterator[Emulator]:
         yield emu
 
 
-def run_node(emu: Emulator, tls: dict[str, Path], tmp_path: Path,
-             stream_ms: int = 15_000) -> subprocess.CompletedProcess[str]:
+def run_node(
+    emu: Emulator, tls: dict[str, Path], tmp_path: Path, stream_ms: int = 15_000
+) -> subprocess.CompletedProcess[str]:
     """Run the script; its stdout is a JSON report (see node/gigachat_node_client.js)."""
     node, npm = _tools()
     module_dir = install_gigachat_node(npm)
     upload = tmp_path / "notes.txt"
     upload.write_text("Заметки о реках.\n", encoding="utf-8")
     env = {**os.environ, "NODE_EXTRA_CA_CERTS": str(tls["ca"])}  # verification stays on (isIgnoreTSL: false)
-    proc = subprocess.run([node, str(SCRIPT), str(module_dir), emu.base_url, emu.auth_url, DEMO_CREDENTIALS,
-                           str(upload), str(stream_ms)], capture_output=True, text=True, env=env, timeout=60,
-                          check=False)
+    proc = subprocess.run(
+        [node, str(SCRIPT), str(module_dir), emu.base_url, emu.auth_url, DEMO_CREDENTIALS, str(upload), str(stream_ms)],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+        check=False,
+    )
     return proc
 
 

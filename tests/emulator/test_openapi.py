@@ -29,8 +29,11 @@ from .conftest import CASSETTES, PAYLOADS, REFERENCE, Api, oauth, sse_events, v1
 pytestmark = needs_shared
 SPECS = ("gigachat-api-2025.yml", "gigachat-api-2026.yml")
 S25, S26 = SPECS
-FUNCTION = {"name": "get_weather", "description": "Weather", "parameters": {
-    "type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}}
+FUNCTION = {
+    "name": "get_weather",
+    "description": "Weather",
+    "parameters": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]},
+}
 V2_RESPONSE = {"$ref": "#/components/schemas/ChatCompletionV2Response"}
 V2_REQUEST = {"$ref": "#/components/schemas/ChatCompletionV2Request"}
 
@@ -98,44 +101,66 @@ class SpecDefect:
 
 SPEC_DEFECTS: tuple[SpecDefect, ...] = (
     SpecDefect(
-        "Model.type has no 'filter'", SPECS,
+        "Model.type has no 'filter'",
+        SPECS,
         "live GET /models lists GigaFilter with type 'filter' (cassettes test_get_models, test_aget_models; "
         "the model /filter/check uses, api-contract.md §9.3)",
         _allow_filter_models,
         lambda: [({"$ref": "#/components/schemas/Models"}, _recorded("test_get_models.yaml", "/models"))],
-        r"data\.\d+\.type"),
+        r"data\.\d+\.type",
+    ),
     SpecDefect(
-        "function_call.arguments is a string", (S26,),
+        "function_call.arguments is a string",
+        (S26,),
         "live answers carry arguments as a JSON object, v1 and v2 (payload chat_completion_function.json, "
         "cassette test_primary_chat_function_tool_roundtrip; live-api-observations-2026.md §3)",
         _arguments_are_objects,
-        lambda: [({"$ref": "#/components/schemas/ChatCompletion"}, _payload("chat_completion_function.json")),
-                 (V2_RESPONSE, _recorded("test_primary_chat_function_tool_roundtrip.yaml", "/v2/chat"))],
-        r"function_call\.arguments"),
+        lambda: [
+            ({"$ref": "#/components/schemas/ChatCompletion"}, _payload("chat_completion_function.json")),
+            (V2_RESPONSE, _recorded("test_primary_chat_function_tool_roundtrip.yaml", "/v2/chat")),
+        ],
+        r"function_call\.arguments",
+    ),
     SpecDefect(
-        "the UUID pattern matches no UUID", (S25,),
+        "the UUID pattern matches no UUID",
+        (S25,),
         "S25 writes '(([0-9a-fA-F-])36)' (a literal '36', no braces); the real file id in payload "
         "post_files.json fails it",
         _fix_uuid_pattern,
         lambda: [("POST /files", _payload("post_files.json"))],
-        r"id"),
+        r"id",
+    ),
     SpecDefect(
-        "v2 'model' is required, yet not sent with 'assistant_id'", (S26,),
+        "v2 'model' is required, yet not sent with 'assistant_id'",
+        (S26,),
         "ChatCompletionV2Request lists model as required while its own description says it is not sent "
         "in requests with assistant_id, which is what the official SDK's assistant example sends",
         None,
-        lambda: [(V2_REQUEST, {"assistant_id": "5b0a6f52-1f5f-4b5a-9d7e-4f0e7f3f6a10",
-                               "messages": [{"role": "user", "content": [{"text": "Hello"}]}]})],
-        r""),
+        lambda: [
+            (
+                V2_REQUEST,
+                {
+                    "assistant_id": "5b0a6f52-1f5f-4b5a-9d7e-4f0e7f3f6a10",
+                    "messages": [{"role": "user", "content": [{"text": "Hello"}]}],
+                },
+            )
+        ],
+        r"",
+    ),
     SpecDefect(
-        "the v2 stream example is a v1 chunk", (S26,),
+        "the v2 stream example is a v1 chunk",
+        (S26,),
         "the text/event-stream example of /v2/chat/completions has v1 'choices', a string created_at and "
         "finish_reason 'error' (not in its enum); recorded v2 events (cassette test_primary_chat_stream_simple) "
         "are ChatCompletionV2Response fragments, which is how the emulator's events are checked",
         None,
-        lambda: [(V2_RESPONSE, json.loads(line[len("data: "):]))
-                 for line in _spec_v2_stream_examples() if line.startswith("data: ") and "created_at" in line],
-        r"(created_at|finish_reason)"),
+        lambda: [
+            (V2_RESPONSE, json.loads(line[len("data: ") :]))
+            for line in _spec_v2_stream_examples()
+            if line.startswith("data: ") and "created_at" in line
+        ],
+        r"(created_at|finish_reason)",
+    ),
 )
 
 
@@ -295,14 +320,21 @@ def collect(emu: Emulator) -> Iterator[Collected]:
     yield "/files", "get", 200, api.get("files").json()
     yield "/files/{file}", "get", 200, api.get(f"files/{uploaded['id']}").json()
     yield "/files/{file}/delete", "post", 200, api.post(f"files/{uploaded['id']}/delete").json()
-    for body in ({}, {"max_tokens": 3}, {"functions": [FUNCTION]}, {"function_call": "auto", "n": 2},
-                 {"response_format": {"type": "json_schema", "schema": FUNCTION["parameters"]}},
-                 {"storage": {"is_stateful": True}}):
+    for body in (
+        {},
+        {"max_tokens": 3},
+        {"functions": [FUNCTION]},
+        {"function_call": "auto", "n": 2},
+        {"response_format": {"type": "json_schema", "schema": FUNCTION["parameters"]}},
+        {"storage": {"is_stateful": True}},
+    ):
         prompt = "Draw the weather in Paris" if "function_call" in body else "Weather in Paris?"
         yield "/chat/completions", "post", 200, api.chat(prompt, **body).json()
-    for prompt, body in (("Why is the sky blue?", {"reasoning_effort": "high", "reasoning_max_tokens": 20}),
-                         ("Tell me about rivers", {"top_logprobs": 3}),
-                         ("Weather? [emulator:function_call_error]", {"functions": [FUNCTION]})):
+    for prompt, body in (
+        ("Why is the sky blue?", {"reasoning_effort": "high", "reasoning_max_tokens": 20}),
+        ("Tell me about rivers", {"top_logprobs": 3}),
+        ("Weather? [emulator:function_call_error]", {"functions": [FUNCTION]}),
+    ):
         yield "/chat/completions", "post", 200, api.chat(prompt, **body).json()
         for chunk in v1_chunks(api.chat(prompt, stream=True, **body).text):
             yield "stream", "post", 200, chunk
@@ -310,22 +342,36 @@ def collect(emu: Emulator) -> Iterator[Collected]:
         response = api.chat("Hello", **body)
         assert response.status_code == status
         yield "/chat/completions", "post", status, response.json()
-    for prompt, body in (("Tell me about Paris", {}), ("Weather in Paris?", {"functions": [FUNCTION]}),
-                         ("Draw a red fox", {"function_call": "auto"}), ("Hello", {"storage": {"is_stateful": True}})):
+    for prompt, body in (
+        ("Tell me about Paris", {}),
+        ("Weather in Paris?", {"functions": [FUNCTION]}),
+        ("Draw a red fox", {"function_call": "auto"}),
+        ("Hello", {"storage": {"is_stateful": True}}),
+    ):
         for chunk in v1_chunks(api.chat(prompt, stream=True, **body).text):
             yield "stream", "post", 200, chunk
-    yield "/ai/check", "post", 200, corp.post("ai/check", json={"input": "Кроме того, это текст.",
-                                                               "model": "GigaCheckDetection"}).json()
+    yield (
+        "/ai/check",
+        "post",
+        200,
+        corp.post("ai/check", json={"input": "Кроме того, это текст.", "model": "GigaCheckDetection"}).json(),
+    )
     yield "/embeddings", "post", 200, api.post("embeddings", json={"model": "Embeddings", "input": ["a", "b"]}).json()
-    created = corp.post("batches", params={"method": "embedder"},
-                        content=json.dumps({"id": "1", "request": {"model": "Embeddings", "input": "x"}})).json()
+    created = corp.post(
+        "batches",
+        params={"method": "embedder"},
+        content=json.dumps({"id": "1", "request": {"model": "Embeddings", "input": "x"}}),
+    ).json()
     yield "/batches", "post", 200, created
     yield "/batches", "get", 200, corp.get("batches").json()
     yield "/functions/validate", "post", 200, api.post("functions/validate", json=FUNCTION).json()
     yield "/functions/validate", "post", 200, api.post("functions/validate", json={}).json()
     v2_bodies: tuple[dict[str, Any], ...] = (
-        {}, {"tools": [{"functions": {"specifications": [FUNCTION]}}]}, {"tools": [{"image_generate": {}}]},
-        {"tools": [{"web_search": {}}]}, {"tools": [{"code_interpreter": {}}]},
+        {},
+        {"tools": [{"functions": {"specifications": [FUNCTION]}}]},
+        {"tools": [{"image_generate": {}}]},
+        {"tools": [{"web_search": {}}]},
+        {"tools": [{"code_interpreter": {}}]},
         {"model_options": {"response_format": {"type": "json_schema", "schema": FUNCTION["parameters"]}}},
     )
     for body in v2_bodies:

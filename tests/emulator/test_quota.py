@@ -77,8 +77,9 @@ def test_generation_holds_the_slot(slow: Emulator, stream: bool) -> None:
 
 def test_a_client_within_the_quota_is_paced_by_generation(slow: Emulator) -> None:
     async def run() -> float:
-        async with AsyncGigaChat(credentials=DEMO_CREDENTIALS, scope=SCOPE_B2B, base_url=slow.base_url,
-                                 auth_url=slow.auth_url, max_retries=0) as client:
+        async with AsyncGigaChat(
+            credentials=DEMO_CREDENTIALS, scope=SCOPE_B2B, base_url=slow.base_url, auth_url=slow.auth_url, max_retries=0
+        ) as client:
             await client.completion("warm up")
             queue = list(range(300))
 
@@ -106,9 +107,11 @@ def test_latency_fault_holds_the_slot_too() -> None:
         async def two() -> list[int]:
             headers = {"Authorization": f"Bearer {pers.token}"}
             async with aiohttp.ClientSession() as session:
+
                 async def one() -> int:
                     async with session.get(emu.base_url + "/models", headers=headers) as resp:
                         return resp.status
+
                 return sorted(await asyncio.gather(one(), one()))
 
         assert asyncio.run(two()) == [200, 429]
@@ -122,12 +125,16 @@ def test_stream_pace_follows_the_timing() -> None:
         arrivals: list[float] = []
 
         async def read() -> None:
-            headers = {"Authorization": f"Bearer {api.token}", "X-Emulator-Answer-Tokens": "40",
-                       "X-Emulator-Chunk-Tokens": "4"}
+            headers = {
+                "Authorization": f"Bearer {api.token}",
+                "X-Emulator-Answer-Tokens": "40",
+                "X-Emulator-Chunk-Tokens": "4",
+            }
             async with aiohttp.ClientSession() as session:
                 start = time.monotonic()
-                async with session.post(emu.base_url + "/chat/completions", json={**CHAT, "stream": True},
-                                        headers=headers) as resp:
+                async with session.post(
+                    emu.base_url + "/chat/completions", json={**CHAT, "stream": True}, headers=headers
+                ) as resp:
                     async for line in resp.content:
                         if line.startswith(b"data: "):
                             arrivals.append(time.monotonic() - start)
@@ -154,8 +161,7 @@ def test_timing_profiles_and_overrides() -> None:
     with pytest.raises(ValueError, match="ttft must be a finite number >= 0"):
         EmulatorConfig(ttft=-1).generation()
     args = config_from_args(["--timing", "realistic", "--tokens-per-second", "25", "--pack-stream"])
-    assert (args.generation().ttft, args.generation().tokens_per_second, args.pack_stream) == (
-        realistic.ttft, 25, True)
+    assert (args.generation().ttft, args.generation().tokens_per_second, args.pack_stream) == (realistic.ttft, 25, True)
     for bad in (["--ttft", "-1"], ["--timing", "slow"], ["--oauth-rps", "x"]):
         with pytest.raises(SystemExit):
             config_from_args(bad)
@@ -177,8 +183,9 @@ def test_realistic_profile_spreads_a_stream_over_time() -> None:
     with Emulator(limits=None, timing="realistic") as emu:
         api = Api(emu)
         start = time.monotonic()
-        chunks = v1_chunks(api.chat("Tell me about rivers", stream=True,
-                                    headers={"X-Emulator-Answer-Tokens": "20"}).text)
+        chunks = v1_chunks(
+            api.chat("Tell me about rivers", stream=True, headers={"X-Emulator-Answer-Tokens": "20"}).text
+        )
         elapsed = time.monotonic() - start
         api.close()
     timing = PRESETS["realistic"]
@@ -204,8 +211,12 @@ def _fresh_tokens(base: str, clients: int) -> tuple[Counter[int], float]:
 
 
 def _serve(*flags: str) -> tuple[subprocess.Popen[str], str]:
-    proc = subprocess.Popen([sys.executable, "-m", "gigapy.emulator", "--port", "0", *flags],
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "gigapy.emulator", "--port", "0", *flags],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     assert proc.stdout is not None
     banner = "".join(proc.stdout.readline() for _ in range(10))
     found = re.search(r"listening on (http://127\.0\.0\.1:\d+)", banner)
@@ -213,15 +224,19 @@ def _serve(*flags: str) -> tuple[subprocess.Popen[str], str]:
     return proc, found.group(1)
 
 
-@pytest.mark.parametrize(("flags", "limited"), [((), True), (("--no-limits",), False),
-                                                (("--no-limits", "--oauth-rps", "5"), True),
-                                                (("--oauth-rps", "0"), False)],
-                         ids=["default", "no-limits", "oauth-rps-alone", "oauth-rps-0"])
+@pytest.mark.parametrize(
+    ("flags", "limited"),
+    [((), True), (("--no-limits",), False), (("--no-limits", "--oauth-rps", "5"), True), (("--oauth-rps", "0"), False)],
+    ids=["default", "no-limits", "oauth-rps-alone", "oauth-rps-0"],
+)
 def test_no_limits_lifts_the_oauth_limit(flags: tuple[str, ...], limited: bool) -> None:
     proc, base = _serve(*flags)
     try:
-        pers = httpx.post(base + "/api/v2/oauth", data={"scope": "GIGACHAT_API_PERS"}, headers={
-            "Authorization": f"Basic {DEMO_CREDENTIALS}", "RqUID": str(uuid.uuid4())}).json()["access_token"]
+        pers = httpx.post(
+            base + "/api/v2/oauth",
+            data={"scope": "GIGACHAT_API_PERS"},
+            headers={"Authorization": f"Basic {DEMO_CREDENTIALS}", "RqUID": str(uuid.uuid4())},
+        ).json()["access_token"]
         statuses, seconds = _fresh_tokens(base, 25)
         assert seconds < 1.0  # 25 new tokens within a second: over any 10-per-second limit
         assert set(statuses) == ({200, 429} if limited else {200}), statuses
@@ -237,10 +252,12 @@ async def _pers_pair(base: str, token: str) -> list[int]:
     headers = {"Authorization": f"Bearer {token}", "X-Emulator-Answer-Tokens": "20"}
     body = {**CHAT, "stream": True, "update_interval": 0.02}
     async with aiohttp.ClientSession() as session:
+
         async def one() -> int:
             async with session.post(base + "/api/v1/chat/completions", json=body, headers=headers) as resp:
                 await resp.read()
                 return resp.status
+
         return sorted(await asyncio.gather(one(), one()))
 
 
@@ -248,7 +265,8 @@ def test_a_suite_with_a_client_per_test_meets_no_oauth_429(tmp_path: Path) -> No
     """The pytest plugin's emulator: 40 tests, each with a client of its own that gets its own token."""
     pytest.importorskip("gigachat")
     suite = tmp_path / "test_suite.py"
-    suite.write_text(textwrap.dedent('''
+    suite.write_text(
+        textwrap.dedent("""
         import json
         import urllib.request
         import uuid
@@ -282,10 +300,17 @@ def test_a_suite_with_a_client_per_test_meets_no_oauth_429(tmp_path: Path) -> No
             times = sorted(r.time for r in gigachat_emulator.requests if r.path.endswith("/oauth"))
             busiest = max(sum(1 for t in times if start <= t < start + 1) for start in times)
             assert busiest > 10, busiest  # faster than the service's 10 per second, and no 429
-    '''))
+    """)
+    )
     start = time.monotonic()
-    proc = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(suite)],
-                          cwd=tmp_path, capture_output=True, text=True, timeout=120, check=False)
+    proc = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(suite)],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "41 passed" in proc.stdout
     assert time.monotonic() - start < 30
@@ -294,9 +319,11 @@ def test_a_suite_with_a_client_per_test_meets_no_oauth_429(tmp_path: Path) -> No
 def test_oauth_rate_is_per_second_per_key() -> None:
     with Emulator(oauth_rps_limit=None) as emu, httpx.Client(base_url=emu.url) as http:
         statuses = {
-            http.post("/api/v2/oauth", headers={"Authorization": f"Basic {DEMO_CREDENTIALS}",
-                                                 "RqUID": str(uuid.uuid4())},
-                      data={"scope": SCOPE_B2B}).status_code
+            http.post(
+                "/api/v2/oauth",
+                headers={"Authorization": f"Basic {DEMO_CREDENTIALS}", "RqUID": str(uuid.uuid4())},
+                data={"scope": SCOPE_B2B},
+            ).status_code
             for _ in range(30)
         }
         assert statuses == {200}

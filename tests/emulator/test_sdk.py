@@ -24,9 +24,30 @@ class Answer(BaseModel):
     n: int
 
 
-OPENAPI = json.dumps({"openapi": "3.0.0", "paths": {"/sms": {"post": {
-    "operationId": "send_sms", "description": "Send an SMS", "requestBody": {"content": {"application/json": {
-        "schema": {"type": "object", "properties": {"text": {"type": "string"}}, "required": ["text"]}}}}}}}})
+OPENAPI = json.dumps(
+    {
+        "openapi": "3.0.0",
+        "paths": {
+            "/sms": {
+                "post": {
+                    "operationId": "send_sms",
+                    "description": "Send an SMS",
+                    "requestBody": {
+                        "content": {
+                            "application/json": {
+                                "schema": {
+                                    "type": "object",
+                                    "properties": {"text": {"type": "string"}},
+                                    "required": ["text"],
+                                }
+                            }
+                        }
+                    },
+                }
+            }
+        },
+    }
+)
 
 
 @pytest.fixture(scope="module")
@@ -36,8 +57,14 @@ def sdk_emu() -> Iterator[Emulator]:
 
 
 def client(emu: Emulator, scope: str = SCOPE_PERS) -> gigachat.GigaChat:
-    return gigachat.GigaChat(base_url=emu.base_url, auth_url=emu.auth_url, credentials=DEMO_CREDENTIALS,
-                             scope=scope, model="GigaChat", timeout=30)
+    return gigachat.GigaChat(
+        base_url=emu.base_url,
+        auth_url=emu.auth_url,
+        credentials=DEMO_CREDENTIALS,
+        scope=scope,
+        model="GigaChat",
+        timeout=30,
+    )
 
 
 def test_sync_chat_and_stream(sdk_emu: Emulator) -> None:
@@ -46,8 +73,13 @@ def test_sync_chat_and_stream(sdk_emu: Emulator) -> None:
         assert answer.choices[0].message.content == "Hello."
         assert answer.usage.total_tokens == answer.usage.prompt_tokens + answer.usage.completion_tokens
         assert answer.x_headers["x-request-id"]
-        payload = Chat(messages=[Messages(role=MessagesRole.SYSTEM, content="Be brief"),
-                                 Messages(role=MessagesRole.USER, content="Tell me about owls")], max_tokens=5)
+        payload = Chat(
+            messages=[
+                Messages(role=MessagesRole.SYSTEM, content="Be brief"),
+                Messages(role=MessagesRole.USER, content="Tell me about owls"),
+            ],
+            max_tokens=5,
+        )
         short = giga.chat(payload)
         assert short.choices[0].finish_reason == "length" and short.usage.completion_tokens == 5
         chunks = list(giga.stream("Count from 1 to 3"))
@@ -68,11 +100,27 @@ def test_sync_v2_chat(sdk_emu: Emulator) -> None:
         assert text == "1, 2, 3, 4, 5"
         _, parsed = giga.chat.parse('Return {"answer":"ok","n":3} exactly.', response_format=Answer)
         assert parsed.n == 3
-        tools = giga.chat.create({"messages": [{"role": "user", "content": "Weather in Oslo?"}],
-                                  "tools": [{"functions": {"specifications": [{
-                                      "name": "get_weather", "parameters": {
-                                          "type": "object", "properties": {"city": {"type": "string"}},
-                                          "required": ["city"]}}]}}]})
+        tools = giga.chat.create(
+            {
+                "messages": [{"role": "user", "content": "Weather in Oslo?"}],
+                "tools": [
+                    {
+                        "functions": {
+                            "specifications": [
+                                {
+                                    "name": "get_weather",
+                                    "parameters": {
+                                        "type": "object",
+                                        "properties": {"city": {"type": "string"}},
+                                        "required": ["city"],
+                                    },
+                                }
+                            ]
+                        }
+                    }
+                ],
+            }
+        )
         assert tools.finish_reason == "function_call"
         assert tools.messages[0].content[0].function_call.arguments == {"city": "Oslo"}
 
@@ -90,8 +138,9 @@ def test_sync_other_methods(sdk_emu: Emulator) -> None:
         assert uploaded.id_ in [f.id_ for f in giga.get_files().data]
         assert giga.delete_file(uploaded.id_).deleted is True
         assert {b.usage for b in giga.get_balance().balance} >= {"GigaChat", "embeddings"}
-        drawn = giga.chat({"messages": [{"role": "user", "content": "Нарисуй закат над морем"}],
-                           "function_call": "auto"})
+        drawn = giga.chat(
+            {"messages": [{"role": "user", "content": "Нарисуй закат над морем"}], "function_call": "auto"}
+        )
         file_id = re.search(r'<img src="([^"]+)"', drawn.choices[0].message.content).group(1)
         image = Image.open(io.BytesIO(base64.b64decode(giga.get_image(file_id).content)))
         assert image.format == "JPEG"
@@ -108,8 +157,9 @@ def test_check_ai_needs_pay_as_you_go(sdk_emu: Emulator) -> None:
 
 
 def test_user_password_token(sdk_emu: Emulator) -> None:
-    with gigachat.GigaChat(base_url=sdk_emu.base_url, user=DEMO_USER, password=DEMO_PASSWORD, model="GigaChat",
-                           timeout=30) as giga:
+    with gigachat.GigaChat(
+        base_url=sdk_emu.base_url, user=DEMO_USER, password=DEMO_PASSWORD, model="GigaChat", timeout=30
+    ) as giga:
         assert giga.chat("Say 'ok'").choices[0].message.content == "ok."
         assert giga.get_token().access_token
 
@@ -163,33 +213,56 @@ def test_sdk_assistant_and_thread_storage_examples(sdk_emu: Emulator) -> None:
         message = response.messages[0]  # type: ignore[attr-defined]
         return "".join(part.text for part in message.content if part.text)
 
-    with gigachat.GigaChat(base_url=sdk_emu.base_url, auth_url=sdk_emu.auth_url, credentials=DEMO_CREDENTIALS,
-                           scope=SCOPE_PERS, timeout=30) as giga:  # no model configured: the examples send none
-        created = giga.assistants.create(model="GigaChat-2", name="SDK Example Assistant",
-                                         instructions="Answer as a concise Python SDK maintainer.")
-        response = giga.chat.create(ChatCompletionRequest(
-            assistant_id=created.assistant_id,
-            messages=[ChatMessage(role="user", content="How should I test a new SDK example?")]))
+    with gigachat.GigaChat(
+        base_url=sdk_emu.base_url, auth_url=sdk_emu.auth_url, credentials=DEMO_CREDENTIALS, scope=SCOPE_PERS, timeout=30
+    ) as giga:  # no model configured: the examples send none
+        created = giga.assistants.create(
+            model="GigaChat-2", name="SDK Example Assistant", instructions="Answer as a concise Python SDK maintainer."
+        )
+        response = giga.chat.create(
+            ChatCompletionRequest(
+                assistant_id=created.assistant_id,
+                messages=[ChatMessage(role="user", content="How should I test a new SDK example?")],
+            )
+        )
         assert text(response) and response.model.startswith("GigaChat-2:")
         giga.assistants.delete(created.assistant_id)
-        first = giga.chat.create(ChatCompletionRequest(
-            model="GigaChat-2-Max", storage=ChatStorage(),
-            messages=[ChatMessage(role="user", content="My name is Alex. Remember it for the next question.")]))
+        first = giga.chat.create(
+            ChatCompletionRequest(
+                model="GigaChat-2-Max",
+                storage=ChatStorage(),
+                messages=[ChatMessage(role="user", content="My name is Alex. Remember it for the next question.")],
+            )
+        )
         assert first.thread_id
-        second = giga.chat.create(ChatCompletionRequest(
-            messages=[ChatMessage(role="user", content="What is my name?")],
-            storage=ChatStorage(thread_id=first.thread_id)))
+        second = giga.chat.create(
+            ChatCompletionRequest(
+                messages=[ChatMessage(role="user", content="What is my name?")],
+                storage=ChatStorage(thread_id=first.thread_id),
+            )
+        )
         assert second.thread_id == first.thread_id and "Alex" in text(second)
         assert second.messages[0].message_id
 
     async def scenario() -> None:
-        async with gigachat.GigaChat(base_url=sdk_emu.base_url, auth_url=sdk_emu.auth_url,
-                                     credentials=DEMO_CREDENTIALS, scope=SCOPE_PERS, timeout=30) as giga:
-            first = await giga.achat.create(ChatCompletionRequest(
-                model="GigaChat", storage=True, messages=[ChatMessage(role="user", content="Меня зовут Ольга.")]))
-            second = await giga.achat.create(ChatCompletionRequest(
-                storage=ChatStorage(thread_id=first.thread_id),
-                messages=[ChatMessage(role="user", content="Как меня зовут?")]))
+        async with gigachat.GigaChat(
+            base_url=sdk_emu.base_url,
+            auth_url=sdk_emu.auth_url,
+            credentials=DEMO_CREDENTIALS,
+            scope=SCOPE_PERS,
+            timeout=30,
+        ) as giga:
+            first = await giga.achat.create(
+                ChatCompletionRequest(
+                    model="GigaChat", storage=True, messages=[ChatMessage(role="user", content="Меня зовут Ольга.")]
+                )
+            )
+            second = await giga.achat.create(
+                ChatCompletionRequest(
+                    storage=ChatStorage(thread_id=first.thread_id),
+                    messages=[ChatMessage(role="user", content="Как меня зовут?")],
+                )
+            )
             assert "Ольга" in text(second)
 
     asyncio.run(scenario())

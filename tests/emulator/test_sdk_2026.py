@@ -19,10 +19,16 @@ from gigachat.models import Chat, ChatCompletionRequest, Messages  # noqa: E402
 # the dev extra pins these versions: an older SDK lacks the fields under test
 assert tuple(int(p) for p in version("gigachat").split("a")[0].split(".")) >= (0, 2, 4), version("gigachat")
 
-W = {"name": "get_weather", "description": "Погода в городе",
-     "parameters": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}}
-T = {"name": "get_time", "description": "Текущее время в городе",
-     "parameters": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}}
+W = {
+    "name": "get_weather",
+    "description": "Погода в городе",
+    "parameters": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]},
+}
+T = {
+    "name": "get_time",
+    "description": "Текущее время в городе",
+    "parameters": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]},
+}
 BOTH = "Какая сейчас погода и время в Москве?"
 
 
@@ -37,16 +43,25 @@ def last_body(emu: Emulator) -> Any:
 
 
 def sdk(emu: Emulator, **settings: Any) -> Any:
-    return gigachat.GigaChat(base_url=emu.base_url, auth_url=emu.auth_url, credentials=DEMO_CREDENTIALS,
-                             scope=SCOPE_PERS, model="GigaChat-2-Max", timeout=30, **settings)
+    return gigachat.GigaChat(
+        base_url=emu.base_url,
+        auth_url=emu.auth_url,
+        credentials=DEMO_CREDENTIALS,
+        scope=SCOPE_PERS,
+        model="GigaChat-2-Max",
+        timeout=30,
+        **settings,
+    )
 
 
 def test_sdk_v2_parallel_any_reasoning_logprobs(emu26: Emulator) -> None:
     with sdk(emu26, session_id="sdk-session") as giga:
         request = ChatCompletionRequest(
-            messages=[{"role": "user", "content": BOTH}], tools=[{"functions": {"specifications": [W, T]}}],
+            messages=[{"role": "user", "content": BOTH}],
+            tools=[{"functions": {"specifications": [W, T]}}],
             model_options={"parallel_tool_calls": True, "reasoning": {"effort": "high", "max_tokens": 12}},
-            tool_config={"mode": "any", "functions_names_any": ["get_weather", "get_time"]})
+            tool_config={"mode": "any", "functions_names_any": ["get_weather", "get_time"]},
+        )
         response = giga.chat.create(request)
         assert emu26.requests[-1].headers["X-Session-ID"] == "sdk-session"
         assert last_body(emu26)["model_options"]["reasoning"] == {"effort": "high", "max_tokens": 12}
@@ -54,8 +69,15 @@ def test_sdk_v2_parallel_any_reasoning_logprobs(emu26: Emulator) -> None:
         calls = [part.function_call for part in message.content]
         assert sorted(c.name for c in calls) == ["get_time", "get_weather"] and all(c.id_ for c in calls)
         assert count_tokens(message.model_extra["reasoning_content"]) == 12
-        results = [{"role": "function", "content": [{"function_result": {
-            "id": c.id_, "name": c.name, "result": json.dumps({"value": c.name.upper()})}}]} for c in calls]
+        results = [
+            {
+                "role": "function",
+                "content": [
+                    {"function_result": {"id": c.id_, "name": c.name, "result": json.dumps({"value": c.name.upper()})}}
+                ],
+            }
+            for c in calls
+        ]
         history = [{"role": "user", "content": BOTH}, message.model_dump(by_alias=True, exclude_none=True), *results]
         tools = [{"functions": {"specifications": [W, T]}}]
         final = giga.chat.create(ChatCompletionRequest(messages=history, tools=tools))
@@ -63,8 +85,11 @@ def test_sdk_v2_parallel_any_reasoning_logprobs(emu26: Emulator) -> None:
         assert "GET_WEATHER" in text and "GET_TIME" in text
         sent = last_body(emu26)["messages"]
         assert [m["content"][0]["function_result"]["id"] for m in sent[2:]] == [c.id_ for c in calls]
-        scored = giga.chat.create(ChatCompletionRequest(messages=[{"role": "user", "content": "Расскажи о реках"}],
-                                                        model_options={"top_logprobs": 3}))
+        scored = giga.chat.create(
+            ChatCompletionRequest(
+                messages=[{"role": "user", "content": "Расскажи о реках"}], model_options={"top_logprobs": 3}
+            )
+        )
         part = scored.messages[0].content[0]
         assert part.logprobs and "".join(lp.chosen.token for lp in part.logprobs) == part.text
         assert all(len(lp.top) == 3 for lp in part.logprobs)
@@ -72,8 +97,13 @@ def test_sdk_v2_parallel_any_reasoning_logprobs(emu26: Emulator) -> None:
 
 def test_sdk_v1_reasoning_budget_and_call_id(emu26: Emulator) -> None:
     with sdk(emu26) as giga:
-        answer = giga.chat(Chat(messages=[Messages(role="user", content="Почему небо голубое?")],
-                                reasoning_effort="medium", reasoning_max_tokens=10))
+        answer = giga.chat(
+            Chat(
+                messages=[Messages(role="user", content="Почему небо голубое?")],
+                reasoning_effort="medium",
+                reasoning_max_tokens=10,
+            )
+        )
         assert (last_body(emu26)["reasoning_effort"], last_body(emu26)["reasoning_max_tokens"]) == ("medium", 10)
         assert count_tokens(answer.choices[0].message.reasoning_content) == 10
         called = giga.chat(Chat(messages=[Messages(role="user", content="Какая погода в Туле?")], functions=[W]))
@@ -86,9 +116,18 @@ def test_langchain_gigachat_v2_tools_round_trip(emu26: Emulator) -> None:
 
     values = {"get_weather": '{"temperature": -3}', "get_time": '{"time": "12:30"}'}
     llm = langchain_gigachat.GigaChat(
-        base_url=emu26.base_url, auth_url=emu26.auth_url, credentials=DEMO_CREDENTIALS, scope=SCOPE_PERS,
-        model="GigaChat-2-Max", use_api_v2=True, parallel_tool_calls=True, reasoning_effort="high",
-        reasoning_max_tokens=15, session_id="lc-session", timeout=30)
+        base_url=emu26.base_url,
+        auth_url=emu26.auth_url,
+        credentials=DEMO_CREDENTIALS,
+        scope=SCOPE_PERS,
+        model="GigaChat-2-Max",
+        use_api_v2=True,
+        parallel_tool_calls=True,
+        reasoning_effort="high",
+        reasoning_max_tokens=15,
+        session_id="lc-session",
+        timeout=30,
+    )
     tools = [{"type": "function", "function": spec} for spec in (W, T)]
     question = HumanMessage(BOTH)
     ai = llm.bind_tools(tools, tool_choice="any").invoke([question])

@@ -15,9 +15,11 @@ from gigachat.models import Chat, Function, FunctionParameters, Messages, Messag
 from gigachat.models.threads import ThreadRunOptions, ThreadStatus  # noqa: E402
 
 RUN_DELAY = 0.05
-WEATHER = Function(name="get_weather", description="Get the weather forecast for a city",
-                   parameters=FunctionParameters(properties={"city": {"type": "string", "description": "City"}},
-                                                 required=["city"]))
+WEATHER = Function(
+    name="get_weather",
+    description="Get the weather forecast for a city",
+    parameters=FunctionParameters(properties={"city": {"type": "string", "description": "City"}}, required=["city"]),
+)
 
 
 @pytest.fixture(scope="module")
@@ -27,19 +29,35 @@ def sdk_emu() -> Iterator[Emulator]:
 
 
 def client(emu: Emulator) -> gigachat.GigaChat:
-    return gigachat.GigaChat(base_url=emu.base_url, auth_url=emu.auth_url, credentials=DEMO_CREDENTIALS,
-                             scope=SCOPE_PERS, model="GigaChat", timeout=30)
+    return gigachat.GigaChat(
+        base_url=emu.base_url,
+        auth_url=emu.auth_url,
+        credentials=DEMO_CREDENTIALS,
+        scope=SCOPE_PERS,
+        model="GigaChat",
+        timeout=30,
+    )
 
 
 def test_sync_assistants(sdk_emu: Emulator) -> None:
     with client(sdk_emu) as giga:
         file_id = giga.upload_file(("notes.txt", b"notes", "text/plain"), purpose="assistant").id_
-        created = giga.assistants.create(model="GigaChat-Pro", name="helper", instructions="Answer briefly",
-                                         file_ids=[file_id], functions=[WEATHER], metadata={"team": "a"})
+        created = giga.assistants.create(
+            model="GigaChat-Pro",
+            name="helper",
+            instructions="Answer briefly",
+            file_ids=[file_id],
+            functions=[WEATHER],
+            metadata={"team": "a"},
+        )
         assert created.assistant_id and created.created_at
         (got,) = giga.assistants.get(assistant_id=created.assistant_id).data
         assert (got.name, got.instructions, got.model, got.metadata) == (
-            "helper", "Answer briefly", "GigaChat-Pro", {"team": "a"})
+            "helper",
+            "Answer briefly",
+            "GigaChat-Pro",
+            {"team": "a"},
+        )
         assert got.functions[0].name == "get_weather" and got.files[0].file_id == file_id
         assert created.assistant_id in [a.assistant_id for a in giga.assistants.get().data]
         updated = giga.assistants.update(created.assistant_id, description="Weather helper")
@@ -57,8 +75,9 @@ def test_sync_threads(sdk_emu: Emulator) -> None:
         giga.threads.add_message(thread_id, "Tell me about owls")
         added = giga.threads.add_messages(thread_id, [{"role": "user", "content": "And eagles?"}])
         assert added.thread_id == thread_id and len(added.messages) == 1
-        started = giga.threads.run(thread_id, assistant_id=assistant_id,
-                                   thread_options=ThreadRunOptions(temperature=0.5, max_tokens=50))
+        started = giga.threads.run(
+            thread_id, assistant_id=assistant_id, thread_options=ThreadRunOptions(temperature=0.5, max_tokens=50)
+        )
         assert started.status == ThreadStatus.IN_PROGRESS
         assert giga.threads.get_run(thread_id).status == ThreadStatus.IN_PROGRESS
         time.sleep(RUN_DELAY * 2)
@@ -75,8 +94,10 @@ def test_sync_threads(sdk_emu: Emulator) -> None:
 
         done = giga.threads.run_messages(["What is the weather in Oslo?"], thread_id=thread_id)
         assert done.finish_reason == "function_call" and done.message.function_call.arguments == {"city": "Oslo"}
-        answer = giga.threads.run_messages([Messages(role=MessagesRole.FUNCTION, name="get_weather",
-                                                     content='{"temperature": 12}')], thread_id=thread_id)
+        answer = giga.threads.run_messages(
+            [Messages(role=MessagesRole.FUNCTION, name="get_weather", content='{"temperature": 12}')],
+            thread_id=thread_id,
+        )
         assert answer.finish_reason == "stop" and "12" in answer.message.content
         rerun = giga.threads.rerun_messages(thread_id, thread_options=ThreadRunOptions(max_tokens=5))
         assert rerun.finish_reason == "length" and rerun.message_id != answer.message_id
@@ -102,14 +123,28 @@ def test_sync_threads(sdk_emu: Emulator) -> None:
 
 def test_sync_chat_storage(sdk_emu: Emulator) -> None:
     with client(sdk_emu) as giga:
-        first = giga.chat(Chat(messages=[Messages(role=MessagesRole.USER, content="Расскажи про шахматы")],
-                               storage=Storage(is_stateful=True)))
+        first = giga.chat(
+            Chat(
+                messages=[Messages(role=MessagesRole.USER, content="Расскажи про шахматы")],
+                storage=Storage(is_stateful=True),
+            )
+        )
         assert first.thread_id and first.message_id
-        second = giga.chat(Chat(messages=[Messages(role=MessagesRole.USER, content="Ещё")],
-                                storage=Storage(is_stateful=True, thread_id=first.thread_id)))
+        second = giga.chat(
+            Chat(
+                messages=[Messages(role=MessagesRole.USER, content="Ещё")],
+                storage=Storage(is_stateful=True, thread_id=first.thread_id),
+            )
+        )
         assert second.thread_id == first.thread_id and "шахматы" in second.choices[0].message.content
-        chunks = list(giga.stream(Chat(messages=[Messages(role=MessagesRole.USER, content="Say 'ok'")],
-                                       storage=Storage(is_stateful=True, thread_id=first.thread_id))))
+        chunks = list(
+            giga.stream(
+                Chat(
+                    messages=[Messages(role=MessagesRole.USER, content="Say 'ok'")],
+                    storage=Storage(is_stateful=True, thread_id=first.thread_id),
+                )
+            )
+        )
         assert "".join(c.choices[0].delta.content for c in chunks) == "ok."
         assert len(giga.threads.get_messages(first.thread_id).messages) == 6
 
@@ -132,8 +167,10 @@ def test_async_assistants_threads_and_storage(sdk_emu: Emulator) -> None:
             assert completion.message.content == "hi." and completion.model.startswith("GigaChat:")
             rerun = await giga.a_threads.rerun_messages(completion.thread_id)
             assert rerun.thread_id == completion.thread_id
-            streamed = [c async for c in giga.a_threads.run_messages_stream(["Count from 1 to 3"],
-                                                                            thread_id=completion.thread_id)]
+            streamed = [
+                c
+                async for c in giga.a_threads.run_messages_stream(["Count from 1 to 3"], thread_id=completion.thread_id)
+            ]
             assert "".join(c.choices[0].delta.content for c in streamed) == "1, 2, 3"
             restreamed = [c async for c in giga.a_threads.rerun_messages_stream(completion.thread_id)]
             assert "".join(c.choices[0].delta.content for c in restreamed) == "1, 2, 3"
@@ -141,12 +178,22 @@ def test_async_assistants_threads_and_storage(sdk_emu: Emulator) -> None:
             assert [t.id_ for t in (await giga.a_threads.retrieve([added.thread_id])).threads] == [added.thread_id]
             assert added.thread_id in [t.id_ for t in (await giga.a_threads.list()).threads]
             assert await giga.a_threads.delete(added.thread_id) is True
-            stored = await giga.achat(Chat(messages=[Messages(role=MessagesRole.USER, content="hi")],
-                                           storage=Storage(is_stateful=True, assistant_id=created.assistant_id)))
+            stored = await giga.achat(
+                Chat(
+                    messages=[Messages(role=MessagesRole.USER, content="hi")],
+                    storage=Storage(is_stateful=True, assistant_id=created.assistant_id),
+                )
+            )
             assert stored.thread_id and stored.message_id
-            chunks = [c async for c in giga.astream(Chat(
-                messages=[Messages(role=MessagesRole.USER, content="Say 'again'")],
-                storage=Storage(is_stateful=True, thread_id=stored.thread_id)))]
+            chunks = [
+                c
+                async for c in giga.astream(
+                    Chat(
+                        messages=[Messages(role=MessagesRole.USER, content="Say 'again'")],
+                        storage=Storage(is_stateful=True, thread_id=stored.thread_id),
+                    )
+                )
+            ]
             assert "".join(c.choices[0].delta.content for c in chunks) == "again."
             assert (await giga.a_assistants.delete(created.assistant_id)).deleted is True
 

@@ -75,8 +75,12 @@ def test_stats_and_request_log(emu: Emulator, api: Api, http: httpx.Client) -> N
     assert stats["open_connections"] >= 1 and stats["inflight"] == 0
     http.get("/__emulator__/stats")  # admin calls are neither counted nor logged
     requests = emu.requests
-    assert [r.path for r in requests] == ["/api/v2/oauth", "/api/v1/token", "/api/v1/chat/completions",
-                                          "/api/v1/models"]
+    assert [r.path for r in requests] == [
+        "/api/v2/oauth",
+        "/api/v1/token",
+        "/api/v1/chat/completions",
+        "/api/v1/models",
+    ]
     chat = requests[2]
     assert chat.method == "POST" and chat.headers["x-trace"] == "t-1"
     assert chat.headers["Authorization"] == f"Bearer {api.token}"
@@ -109,14 +113,19 @@ def test_admin_expire_tokens() -> None:
 
 
 def test_concurrency_limits() -> None:
-    slow = {"model": "GigaChat", "messages": [{"role": "user", "content": "hi"}], "stream": True,
-            "update_interval": 0.05}
+    slow = {
+        "model": "GigaChat",
+        "messages": [{"role": "user", "content": "hi"}],
+        "stream": True,
+        "update_interval": 0.05,
+    }
     with Emulator() as emu:
         api = Api(emu, SCOPE_PERS)
         headers = {"Authorization": f"Bearer {api.token}", "X-Emulator-Answer-Tokens": "20"}
-        with httpx.Client(base_url=emu.url) as other, api.http.stream(
-            "POST", api.url("chat/completions"), json=slow, headers=headers
-        ) as streaming:
+        with (
+            httpx.Client(base_url=emu.url) as other,
+            api.http.stream("POST", api.url("chat/completions"), json=slow, headers=headers) as streaming,
+        ):
             limited = other.get("/api/v1/models", headers={"Authorization": f"Bearer {api.token}"})
             assert limited.status_code == 429
             assert limited.json() == {"status": 429, "message": "Too many requests"}
@@ -128,17 +137,19 @@ def test_concurrency_limits() -> None:
     with Emulator(limits=None) as emu:
         api = Api(emu, SCOPE_PERS)
         headers = {"Authorization": f"Bearer {api.token}", "X-Emulator-Answer-Tokens": "20"}
-        with httpx.Client(base_url=emu.url) as other, api.http.stream(
-            "POST", api.url("chat/completions"), json=slow, headers=headers
-        ) as streaming:
+        with (
+            httpx.Client(base_url=emu.url) as other,
+            api.http.stream("POST", api.url("chat/completions"), json=slow, headers=headers) as streaming,
+        ):
             assert other.get("/api/v1/models", headers={"Authorization": f"Bearer {api.token}"}).status_code == 200
             streaming.read()
         api.close()
 
 
 def test_config_from_args() -> None:
-    config = config_from_args(["--port", "9000", "--token-ttl", "60", "--no-limits", "--faults", "500:0.5",
-                               "--seed", "3"])
+    config = config_from_args(
+        ["--port", "9000", "--token-ttl", "60", "--no-limits", "--faults", "500:0.5", "--seed", "3"]
+    )
     assert (config.port, config.token_ttl, config.limits, config.faults, config.seed) == (9000, 60, None, "500:0.5", 3)
     assert config_from_args([]).limits is not None
     with pytest.raises(SystemExit):
@@ -148,8 +159,12 @@ def test_config_from_args() -> None:
 
 
 def test_python_m_gigapy_emulator() -> None:
-    proc = subprocess.Popen([sys.executable, "-m", "gigapy.emulator", "--port", "0", "--no-limits"],
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "gigapy.emulator", "--port", "0", "--no-limits"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     try:
         assert proc.stdout is not None
         lines = [proc.stdout.readline() for _ in range(4)]
@@ -188,8 +203,9 @@ def test_https(tls_files: dict[str, Path]) -> None:
 
 
 def test_mtls_rejects_clients_without_a_certificate(tls_files: dict[str, Path]) -> None:
-    with Emulator(tls_cert=str(tls_files["cert"]), tls_key=str(tls_files["key"]),
-                  client_ca=str(tls_files["ca"])) as emu:
+    with Emulator(
+        tls_cert=str(tls_files["cert"]), tls_key=str(tls_files["key"]), client_ca=str(tls_files["ca"])
+    ) as emu:
         anonymous = ssl.create_default_context(cafile=str(tls_files["ca"]))
         with httpx.Client(base_url=emu.url, verify=anonymous) as http, pytest.raises(httpx.TransportError):
             oauth(http)
@@ -210,8 +226,12 @@ def test_stop_closes_connections() -> None:
 
 
 def test_client_disconnect_mid_stream_frees_the_slot(caplog: pytest.LogCaptureFixture) -> None:
-    body = {"model": "GigaChat", "messages": [{"role": "user", "content": "hi"}], "stream": True,
-            "update_interval": 0.02}
+    body = {
+        "model": "GigaChat",
+        "messages": [{"role": "user", "content": "hi"}],
+        "stream": True,
+        "update_interval": 0.02,
+    }
     with Emulator() as emu, caplog.at_level(logging.WARNING):
         api = Api(emu, SCOPE_PERS)
         headers = {"Authorization": f"Bearer {api.token}", "X-Emulator-Answer-Tokens": "100"}

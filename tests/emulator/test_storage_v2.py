@@ -14,8 +14,11 @@ import pytest
 
 from .conftest import Api, sse_events, v1_chunks
 
-WEATHER = {"name": "get_weather", "description": "Get the weather forecast for a city",
-           "parameters": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}}
+WEATHER = {
+    "name": "get_weather",
+    "description": "Get the weather forecast for a city",
+    "parameters": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]},
+}
 
 
 def user(text: str) -> dict[str, Any]:
@@ -67,8 +70,10 @@ def test_assistant_id_without_model(api: Api) -> None:
 
 def test_v1_accepts_assistant_id_without_model_too(api: Api) -> None:
     assistant_id = assistant(api, functions=[WEATHER])
-    response = api.post("chat/completions", json={"assistant_id": assistant_id,
-                                                  "messages": [{"role": "user", "content": "Weather in Oslo?"}]})
+    response = api.post(
+        "chat/completions",
+        json={"assistant_id": assistant_id, "messages": [{"role": "user", "content": "Weather in Oslo?"}]},
+    )
     assert response.status_code == 200, response.text
     body = response.json()
     assert body["model"].startswith("GigaChat-2:") and "thread_id" not in body
@@ -77,8 +82,9 @@ def test_v1_accepts_assistant_id_without_model_too(api: Api) -> None:
 
 def test_storage_keeps_history(api: Api) -> None:
     """The official SDK's thread-storage example: ``storage: {}``, then ``storage: {thread_id}``."""
-    first = v2(api, model="GigaChat-2-Max", storage={},
-               messages=[user("My name is Alex. Remember it for the next question.")])
+    first = v2(
+        api, model="GigaChat-2-Max", storage={}, messages=[user("My name is Alex. Remember it for the next question.")]
+    )
     thread_id, first_id = first["thread_id"], first["messages"][0]["message_id"]
     assert uuid.UUID(thread_id) and uuid.UUID(first_id)
     second = v2(api, storage={"thread_id": thread_id}, messages=[user("What is my name?")])
@@ -96,8 +102,12 @@ def test_storage_keeps_history(api: Api) -> None:
 def test_storage_true_and_a_stream(api: Api) -> None:
     first = v2(api, model="GigaChat-2-Max", storage=True, messages=[user("Расскажи про шахматы")])
     thread_id = first["thread_id"]
-    events = sse_events(api.post("/v2/chat/completions", json={
-        "storage": {"thread_id": thread_id}, "stream": True, "messages": [user("Ещё")]}).text)
+    events = sse_events(
+        api.post(
+            "/v2/chat/completions",
+            json={"storage": {"thread_id": thread_id}, "stream": True, "messages": [user("Ещё")]},
+        ).text
+    )
     data = [json.loads(e["data"]) for e in events]
     assert [e["event"] for e in events][-1] == "response.message.done"
     assert {d["thread_id"] for d in data} == {thread_id}
@@ -110,8 +120,9 @@ def test_storage_true_and_a_stream(api: Api) -> None:
 
 def test_storage_limit_metadata_and_assistant(api: Api) -> None:
     assistant_id = assistant(api, instructions="Be brief.", functions=[WEATHER])
-    first = v2(api, assistant_id=assistant_id, storage={"metadata": {"tenant": "test"}},
-               messages=[user("Tell me about owls")])
+    first = v2(
+        api, assistant_id=assistant_id, storage={"metadata": {"tenant": "test"}}, messages=[user("Tell me about owls")]
+    )
     thread_id = first["thread_id"]
     (thread,) = api.post("threads/retrieve", json={"threads_ids": [thread_id]}).json()["threads"]
     assert thread["assistant_id"] == assistant_id and thread["model"] == "GigaChat-2"
@@ -129,8 +140,9 @@ def test_storage_limit_metadata_and_assistant(api: Api) -> None:
 
 def test_v1_storage_stream_and_v2_share_threads(api: Api) -> None:
     first = v2(api, model="GigaChat", storage={}, messages=[user("Tell me about rivers")])
-    chunks = v1_chunks(api.chat("More", stream=True, storage={"is_stateful": True,
-                                                              "thread_id": first["thread_id"]}).text)
+    chunks = v1_chunks(
+        api.chat("More", stream=True, storage={"is_stateful": True, "thread_id": first["thread_id"]}).text
+    )
     assert chunks[0]["thread_id"] == first["thread_id"]
     assert [m["role"] for m in stored(api, first["thread_id"])] == ["user", "assistant"] * 2
 
@@ -143,8 +155,11 @@ def test_v1_storage_stream_and_v2_share_threads(api: Api) -> None:
         ({"storage": {}}, 400, "Your request contains invalid JSON syntax."),  # a new thread needs a model
         ({"storage": "yes", "model": "GigaChat"}, 400, "Your request contains invalid JSON syntax."),
         ({"storage": {"limit": "x"}, "model": "GigaChat"}, 400, "Your request contains invalid JSON syntax."),
-        ({"storage": {"limit": 0}, "model": "GigaChat"}, 422,
-         "Invalid params: storage.limit must be in range [1, +inf)"),
+        (
+            {"storage": {"limit": 0}, "model": "GigaChat"},
+            422,
+            "Invalid params: storage.limit must be in range [1, +inf)",
+        ),
         ({"assistant_id": 5}, 400, "Your request contains invalid JSON syntax."),
     ],
 )

@@ -43,8 +43,7 @@ def test_stream_framing(api: Api) -> None:
 
 
 def test_chunk_and_answer_hooks(api: Api) -> None:
-    response = api.chat("Hi", stream=True, headers={"X-Emulator-Answer-Tokens": "300",
-                                                    "X-Emulator-Chunk-Tokens": "1"})
+    response = api.chat("Hi", stream=True, headers={"X-Emulator-Answer-Tokens": "300", "X-Emulator-Chunk-Tokens": "1"})
     chunks = v1_chunks(response.text)
     assert len(chunks) == 301
     assert all(count_tokens(c["choices"][0]["delta"]["content"]) == 1 for c in chunks[:-1])
@@ -63,12 +62,17 @@ def test_max_tokens_in_stream(api: Api) -> None:
 def test_update_interval_spaces_bigger_chunks(emu: Emulator, api: Api) -> None:
     async def arrivals() -> list[tuple[float, bytes]]:
         headers = {"Authorization": f"Bearer {api.token}", "X-Emulator-Answer-Tokens": "40"}
-        body = {"model": "GigaChat", "messages": [{"role": "user", "content": "hi"}], "stream": True,
-                "update_interval": 0.1}
+        body = {
+            "model": "GigaChat",
+            "messages": [{"role": "user", "content": "hi"}],
+            "stream": True,
+            "update_interval": 0.1,
+        }
         seen: list[tuple[float, bytes]] = []
-        async with aiohttp.ClientSession() as session, session.post(
-            emu.base_url + "/chat/completions", json=body, headers=headers
-        ) as resp:
+        async with (
+            aiohttp.ClientSession() as session,
+            session.post(emu.base_url + "/chat/completions", json=body, headers=headers) as resp,
+        ):
             async for line in resp.content:
                 if line.startswith(b"data: {"):
                     seen.append((time.monotonic(), line))

@@ -19,9 +19,15 @@ from .conftest import PAYLOADS, Api, v1_chunks
 
 OTHER = Account("aaaaaaaa-bbbb-4ccc-8ddd-000000000001", "other-secret")
 RUN_DELAY = 0.05
-WEATHER = {"name": "get_weather", "description": "Get the weather forecast for a city",
-           "parameters": {"type": "object", "properties": {"city": {"type": "string", "description": "City"}},
-                          "required": ["city"]}}
+WEATHER = {
+    "name": "get_weather",
+    "description": "Get the weather forecast for a city",
+    "parameters": {
+        "type": "object",
+        "properties": {"city": {"type": "string", "description": "City"}},
+        "required": ["city"],
+    },
+}
 
 
 @pytest.fixture(scope="module")
@@ -54,8 +60,9 @@ def new_thread(api: Api, *texts: str, **body: Any) -> str:
     """A thread holding one answered exchange per text (via /threads/messages/run)."""
     thread_id = None
     for text in texts or ("Tell me about owls",):
-        thread_id = ok(api.post("threads/messages/run", json={"thread_id": thread_id, "messages": [user(text)],
-                                                               **body}))["thread_id"]
+        thread_id = ok(
+            api.post("threads/messages/run", json={"thread_id": thread_id, "messages": [user(text)], **body})
+        )["thread_id"]
         body.pop("assistant_id", None)
         body.pop("model", None)
     assert thread_id is not None
@@ -71,8 +78,16 @@ def test_create_thread_and_add_messages(api: Api) -> None:
     assert list(thread) == ["id", "model", "created_at", "updated_at", "status", "run_lock"]
     assert uuid.UUID(thread["id"]).version == 4
     assert (thread["model"], thread["status"], thread["run_lock"]) == ("GigaChat", "ready", False)
-    added = ok(api.post("threads/messages", json={"thread_id": thread["id"], "model": None,
-                                                  "messages": [user("Какой окрас кота?"), user("А у собаки?")]}))
+    added = ok(
+        api.post(
+            "threads/messages",
+            json={
+                "thread_id": thread["id"],
+                "model": None,
+                "messages": [user("Какой окрас кота?"), user("А у собаки?")],
+            },
+        )
+    )
     assert added["thread_id"] == thread["id"] and len(added["messages"]) == 2
     assert all(set(m) == {"created_at", "message_id"} for m in added["messages"])
     stored = messages_of(api, thread["id"])
@@ -82,25 +97,36 @@ def test_create_thread_and_add_messages(api: Api) -> None:
     # without thread_id a new thread is made, for the given model
     fresh = ok(api.post("threads/messages", json={"model": "GigaChat-Pro", "messages": [user("hi")]}))
     assert fresh["thread_id"] != thread["id"]
-    assert ok(api.post("threads/retrieve", json={"threads_ids": [fresh["thread_id"]]}))["threads"][0][
-        "model"] == "GigaChat-Pro"
+    assert (
+        ok(api.post("threads/retrieve", json={"threads_ids": [fresh["thread_id"]]}))["threads"][0]["model"]
+        == "GigaChat-Pro"
+    )
 
 
 def test_system_message_goes_first(api: Api) -> None:
     thread_id = ok(api.post("threads/messages", json={"messages": [user("first")]}))["thread_id"]
-    ok(api.post("threads/messages", json={"thread_id": thread_id, "messages": [
-        {"role": "system", "content": "Be brief"}, user("second")]}))
+    ok(
+        api.post(
+            "threads/messages",
+            json={"thread_id": thread_id, "messages": [{"role": "system", "content": "Be brief"}, user("second")]},
+        )
+    )
     kind = {"role": "system", "content": "Be kind"}
     ok(api.post("threads/messages", json={"thread_id": thread_id, "messages": [kind]}))
     assert [(m["role"], m["content"]) for m in messages_of(api, thread_id)] == [
-        ("system", "Be kind"), ("user", "first"), ("user", "second")]
+        ("system", "Be kind"),
+        ("user", "first"),
+        ("user", "second"),
+    ]
 
 
 def test_attachments(api: Api) -> None:
-    file_id = ok(api.post("files", files={"file": ("cat.jpeg", b"\xff\xd8\xff fake", "image/jpeg")},
-                          data={"purpose": "general"}))["id"]
-    thread_id = ok(api.post("threads/messages", json={"messages": [user("Какой окрас кота?",
-                                                                         attachments=[file_id])]}))["thread_id"]
+    file_id = ok(
+        api.post("files", files={"file": ("cat.jpeg", b"\xff\xd8\xff fake", "image/jpeg")}, data={"purpose": "general"})
+    )["id"]
+    thread_id = ok(api.post("threads/messages", json={"messages": [user("Какой окрас кота?", attachments=[file_id])]}))[
+        "thread_id"
+    ]
     (message,) = messages_of(api, thread_id)
     assert message["attachments"] == [{"file_id": file_id, "name": "cat.jpeg"}]
     missing = api.post("threads/messages", json={"messages": [user("?", attachments=[str(uuid.uuid4())])]})
@@ -110,7 +136,9 @@ def test_attachments(api: Api) -> None:
 def test_background_run(api: Api) -> None:
     thread_id = ok(api.post("threads/messages", json={"messages": [user("Describe the moon")]}))["thread_id"]
     assert api.get("threads/run", params={"thread_id": thread_id}).json() == {
-        "status": 404, "message": "Thread run not found"}
+        "status": 404,
+        "message": "Thread run not found",
+    }
     started = ok(api.post("threads/run", json={"thread_id": thread_id, "assistant_id": None}))
     assert started["status"] == "in_progress" and started["thread_id"] == thread_id
     assert isinstance(started["created_at"], int)
@@ -168,14 +196,21 @@ def test_shapes_match_the_recordings(api: Api) -> None:
 
 
 def test_messages_run_keeps_history(api: Api) -> None:
-    first = ok(api.post("threads/messages/run", json={"messages": [user("Tell me about owls and their habits")],
-                                                      "model": "GigaChat-Max"}))
+    first = ok(
+        api.post(
+            "threads/messages/run",
+            json={"messages": [user("Tell me about owls and their habits")], "model": "GigaChat-Max"},
+        )
+    )
     assert first["object"] == "threads.messages.run" and first["model"].startswith("GigaChat-Max:")
     assert first["finish_reason"] == "stop" and first["message"]["role"] == "assistant"
     usage = first["usage"]
     assert usage["total_tokens"] == usage["prompt_tokens"] + usage["completion_tokens"]
-    second = ok(api.post("threads/messages/run", json={"thread_id": first["thread_id"], "model": None,
-                                                       "messages": [user("More")]}))
+    second = ok(
+        api.post(
+            "threads/messages/run", json={"thread_id": first["thread_id"], "model": None, "messages": [user("More")]}
+        )
+    )
     assert second["thread_id"] == first["thread_id"] and second["message_id"] != first["message_id"]
     assert second["model"] == first["model"]  # the thread's model
     assert second["usage"]["prompt_tokens"] > usage["prompt_tokens"] + usage["completion_tokens"]
@@ -185,18 +220,28 @@ def test_messages_run_keeps_history(api: Api) -> None:
     assert [stored[1]["message_id"], stored[3]["message_id"]] == [first["message_id"], second["message_id"]]
     assert stored[3]["content"] == second["message"]["content"]
     # thread_options.limit: only the last N messages reach the model
-    limited = ok(api.post("threads/messages/run", json={"thread_id": first["thread_id"], "limit": 1,
-                                                        "messages": [user("And eagles?")]}))
+    limited = ok(
+        api.post(
+            "threads/messages/run",
+            json={"thread_id": first["thread_id"], "limit": 1, "messages": [user("And eagles?")]},
+        )
+    )
     assert limited["usage"]["prompt_tokens"] < second["usage"]["prompt_tokens"]
-    short = ok(api.post("threads/messages/run", json={"thread_id": first["thread_id"], "max_tokens": 3,
-                                                      "messages": [user("Again, in detail")]}))
+    short = ok(
+        api.post(
+            "threads/messages/run",
+            json={"thread_id": first["thread_id"], "max_tokens": 3, "messages": [user("Again, in detail")]},
+        )
+    )
     assert short["finish_reason"] == "length"
 
 
 def test_messages_run_stream(api: Api) -> None:
-    response = api.post("threads/messages/run", json={
-        "messages": [user("Describe mountains and rivers")], "stream": True, "update_interval": None},
-        headers={"X-Emulator-Chunk-Tokens": "5"})
+    response = api.post(
+        "threads/messages/run",
+        json={"messages": [user("Describe mountains and rivers")], "stream": True, "update_interval": None},
+        headers={"X-Emulator-Chunk-Tokens": "5"},
+    )
     assert response.status_code == 200 and response.headers["Content-Type"] == "text/event-stream"
     chunks = v1_chunks(response.text)
     assert len(chunks) > 2
@@ -234,8 +279,9 @@ def test_rerun_replaces_the_last_answer(api: Api) -> None:
     assert rerun["message"]["content"] != before[-1]["content"]
     after = messages_of(api, thread_id)
     assert [m["message_id"] for m in after] == [before[0]["message_id"], rerun["message_id"]]
-    chunks = v1_chunks(api.post("threads/messages/rerun", json={"thread_id": thread_id, "stream": True,
-                                                                "update_interval": None}).text)
+    chunks = v1_chunks(
+        api.post("threads/messages/rerun", json={"thread_id": thread_id, "stream": True, "update_interval": None}).text
+    )
     streamed = "".join(c["choices"][0]["delta"]["content"] for c in chunks)
     assert streamed not in (rerun["message"]["content"], before[-1]["content"])
     final = messages_of(api, thread_id)
@@ -245,25 +291,40 @@ def test_rerun_replaces_the_last_answer(api: Api) -> None:
 
 
 def test_assistant_drives_the_thread(api: Api) -> None:
-    assistant = ok(api.post("assistants", json={"model": "GigaChat-2-Max", "name": "weather",
-                                                "instructions": "You are a weather bot. " * 20,
-                                                "functions": [WEATHER]}))
+    assistant = ok(
+        api.post(
+            "assistants",
+            json={
+                "model": "GigaChat-2-Max",
+                "name": "weather",
+                "instructions": "You are a weather bot. " * 20,
+                "functions": [WEATHER],
+            },
+        )
+    )
     assistant_id = assistant["assistant_id"]
     plain = ok(api.post("threads/messages/run", json={"messages": [user("Tell me a joke")]}))
-    joke = ok(api.post("threads/messages/run", json={"messages": [user("Tell me a joke")],
-                                                     "assistant_id": assistant_id}))
+    joke = ok(
+        api.post("threads/messages/run", json={"messages": [user("Tell me a joke")], "assistant_id": assistant_id})
+    )
     assert joke["model"] == "GigaChat-2-Max:2.0.30.01" and joke["finish_reason"] == "stop"
     assert joke["usage"]["prompt_tokens"] > plain["usage"]["prompt_tokens"] + 60  # instructions + functions
-    call = ok(api.post("threads/messages/run", json={"thread_id": joke["thread_id"],
-                                                     "messages": [user("What is the weather in Oslo?")]}))
+    call = ok(
+        api.post(
+            "threads/messages/run",
+            json={"thread_id": joke["thread_id"], "messages": [user("What is the weather in Oslo?")]},
+        )
+    )
     assert call["finish_reason"] == "function_call"
     function_call = dict(call["message"]["function_call"])
     assert uuid.UUID(function_call.pop("id"))  # the call's id (the SDK 0.2.4a1 FunctionCall has one)
     assert function_call == {"name": "get_weather", "arguments": {"city": "Oslo"}}
     assert uuid.UUID(call["message"]["functions_state_id"])
     unanswered = api.post("threads/messages/run", json={"thread_id": joke["thread_id"], "messages": [user("?")]})
-    assert unanswered.json() == {"status": 422, "message": (
-        "Invalid params: every assistant function call must have a result in history")}
+    assert unanswered.json() == {
+        "status": 422,
+        "message": ("Invalid params: every assistant function call must have a result in history"),
+    }
     result = {"role": "function", "name": "get_weather", "content": json.dumps({"temperature": 12})}
     answer = ok(api.post("threads/messages/run", json={"thread_id": joke["thread_id"], "messages": [result]}))
     assert answer["finish_reason"] == "stop" and "12" in answer["message"]["content"]
@@ -275,14 +336,19 @@ def test_assistant_drives_the_thread(api: Api) -> None:
     assert listed["threads_count"] == 1
     # a thread run with an assistant binds it
     thread_id = ok(api.post("threads/messages", json={"messages": [user("Tell me a joke")]}))["thread_id"]
-    chunks = v1_chunks(api.post("threads/run", json={"thread_id": thread_id, "assistant_id": assistant_id,
-                                                     "stream": True}).text)
+    chunks = v1_chunks(
+        api.post("threads/run", json={"thread_id": thread_id, "assistant_id": assistant_id, "stream": True}).text
+    )
     assert chunks[0]["model"].startswith("GigaChat-2-Max:")
     listed_ids = [t["id"] for t in ok(api.get("threads", params={"assistants_ids": [assistant_id]}))["threads"]]
     assert listed_ids == [thread_id, joke["thread_id"]]
     # thread_options.function_call "none" keeps the model from calling
-    text = ok(api.post("threads/messages/run", json={"thread_id": thread_id, "function_call": "none",
-                                                     "messages": [user("Weather in Oslo?")]}))
+    text = ok(
+        api.post(
+            "threads/messages/run",
+            json={"thread_id": thread_id, "function_call": "none", "messages": [user("Weather in Oslo?")]},
+        )
+    )
     assert text["finish_reason"] == "stop"
 
 
@@ -303,7 +369,9 @@ def test_list_filters_and_pages(own_emu: Emulator) -> None:
         assert ok(api.get("threads", params={"before": 1}))["threads"] == []
         assert len(ok(api.get("threads", params={"before": int(time.time()) + 5}))["threads"]) == 4
         assert api.get("threads", params={"limit": "x"}).json() == {
-            "status": 422, "message": "Invalid params: limit must be an integer"}
+            "status": 422,
+            "message": "Invalid params: limit must be an integer",
+        }
         assert api.get("threads", params={"limit": 0}).status_code == 422
         api.close()
 
@@ -347,18 +415,36 @@ def test_retrieve_and_delete(api: Api) -> None:
         ("threads/run", {}, "Invalid params: thread_id is required"),
         ("threads/messages/rerun", {"thread_id": 5}, "Invalid params: thread_id must be a non-empty string"),
         ("threads/messages", {"messages": []}, "Invalid params: messages must be a non-empty array"),
-        ("threads/messages", {"messages": [{"role": "robot", "content": "x"}]},
-         "Invalid params: messages[0].role must be one of system, user, assistant, function"),
-        ("threads/messages/run", {"messages": [user("x"), {"role": "system", "content": "late"}]},
-         "Invalid params: system message must be the first message"),
-        ("threads/messages/run", {"messages": [user("x")], "temperature": 0},
-         "Invalid params: temperature must be in range (0, +inf)"),
-        ("threads/messages/run", {"messages": [user("x")], "limit": 0},
-         "Invalid params: limit must be in range [1, +inf)"),
-        ("threads/messages/run", {"messages": [user("x")], "stream": "yes"},
-         "Invalid params: stream must be a boolean"),
-        ("threads/messages/run", {"messages": [user("x")], "function_call": {"name": "nope"}},
-         "Invalid params: function nope is not described in functions"),
+        (
+            "threads/messages",
+            {"messages": [{"role": "robot", "content": "x"}]},
+            "Invalid params: messages[0].role must be one of system, user, assistant, function",
+        ),
+        (
+            "threads/messages/run",
+            {"messages": [user("x"), {"role": "system", "content": "late"}]},
+            "Invalid params: system message must be the first message",
+        ),
+        (
+            "threads/messages/run",
+            {"messages": [user("x")], "temperature": 0},
+            "Invalid params: temperature must be in range (0, +inf)",
+        ),
+        (
+            "threads/messages/run",
+            {"messages": [user("x")], "limit": 0},
+            "Invalid params: limit must be in range [1, +inf)",
+        ),
+        (
+            "threads/messages/run",
+            {"messages": [user("x")], "stream": "yes"},
+            "Invalid params: stream must be a boolean",
+        ),
+        (
+            "threads/messages/run",
+            {"messages": [user("x")], "function_call": {"name": "nope"}},
+            "Invalid params: function nope is not described in functions",
+        ),
     ],
 )
 def test_validation(api: Api, path: str, body: dict[str, Any], message: str) -> None:
@@ -369,9 +455,13 @@ def test_validation(api: Api, path: str, body: dict[str, Any], message: str) -> 
 def test_other_errors(api: Api) -> None:
     assert api.get("threads/messages").json() == {"status": 422, "message": "Invalid params: thread_id is required"}
     assert api.post("threads/messages/run", json={"messages": [user("x")], "model": "Nope"}).json() == {
-        "status": 404, "message": "No such model"}
+        "status": 404,
+        "message": "No such model",
+    }
     assert api.post("threads/messages/run", json={"messages": [user("x")], "assistant_id": "nope"}).json() == {
-        "status": 404, "message": "Assistant not found"}
+        "status": 404,
+        "message": "Assistant not found",
+    }
     broken = api.post("threads/messages/run", content=b"{nope", headers={"Content-Type": "application/json"})
     assert broken.json() == {"status": 400, "message": "Your request contains invalid JSON syntax."}
     empty = ok(api.post("threads", json={}))["id"]
@@ -395,8 +485,11 @@ def test_threads_are_private_to_their_account(own_emu: Emulator, api: Api) -> No
 
 def test_routes_share_the_pipeline(own_emu: Emulator, api: Api) -> None:
     for prefix in ("/v1", "/api/v1"):
-        response = api.post(prefix + "/threads/messages/run", json={"messages": [user("hi")]},
-                            headers={"X-Request-ID": "req-t", "X-Session-ID": "sess-t"})
+        response = api.post(
+            prefix + "/threads/messages/run",
+            json={"messages": [user("hi")]},
+            headers={"X-Request-ID": "req-t", "X-Session-ID": "sess-t"},
+        )
         assert response.status_code == 200
         assert (response.headers["X-Request-ID"], response.headers["X-Session-ID"]) == ("req-t", "sess-t")
         assert uuid.UUID(response.headers["X-Client-ID"]).version == 4
@@ -407,9 +500,12 @@ def test_routes_share_the_pipeline(own_emu: Emulator, api: Api) -> None:
     own_emu.faults.enqueue("stream_drop", routes=["/threads"])
     received: list[bytes] = []
     with pytest.raises(httpx.RemoteProtocolError):  # noqa: SIM117
-        with api.http.stream("POST", api.url("threads/messages/run"),
-                             json={"messages": [user("Describe rivers")], "stream": True},
-                             headers={"Authorization": f"Bearer {api.token}", "X-Emulator-Chunk-Tokens": "2"}) as cut:
+        with api.http.stream(
+            "POST",
+            api.url("threads/messages/run"),
+            json={"messages": [user("Describe rivers")], "stream": True},
+            headers={"Authorization": f"Bearer {api.token}", "X-Emulator-Chunk-Tokens": "2"},
+        ) as cut:
             received.extend(cut.iter_raw())
     assert received and b"[DONE]" not in b"".join(received)
     stats = own_emu.stats()
@@ -423,8 +519,12 @@ def test_chat_storage_keeps_history(api: Api) -> None:
     first = ok(api.chat("Расскажи про шахматы", storage={"is_stateful": True}))
     thread_id, message_id = first["thread_id"], first["message_id"]
     assert uuid.UUID(thread_id) and uuid.UUID(message_id) and first["object"] == "chat.completion"
-    second = ok(api.post("chat/completions", json={
-        "messages": [user("Ещё")], "storage": {"is_stateful": True, "thread_id": thread_id}}))
+    second = ok(
+        api.post(
+            "chat/completions",
+            json={"messages": [user("Ещё")], "storage": {"is_stateful": True, "thread_id": thread_id}},
+        )
+    )
     assert second["thread_id"] == thread_id and second["message_id"] != message_id
     assert second["model"].startswith("GigaChat:")  # the thread's model; no "model" needed
     assert second["usage"]["prompt_tokens"] > first["usage"]["prompt_tokens"]
@@ -446,8 +546,9 @@ def test_chat_storage_not_stateful_and_assistant(api: Api) -> None:
     again = ok(api.chat("Tell me about owls", storage={"is_stateful": False, "thread_id": first["thread_id"]}))
     assert again["usage"]["prompt_tokens"] == first["usage"]["prompt_tokens"]  # no history sent
     assert len(messages_of(api, first["thread_id"])) == 2  # the request's messages + answer replace it
-    assistant_id = ok(api.post("assistants", json={"model": "GigaChat-Pro", "name": "a",
-                                                   "functions": [WEATHER]}))["assistant_id"]
+    assistant_id = ok(api.post("assistants", json={"model": "GigaChat-Pro", "name": "a", "functions": [WEATHER]}))[
+        "assistant_id"
+    ]
     body = {"messages": [user("Weather in Oslo?")], "storage": {"is_stateful": True, "assistant_id": assistant_id}}
     called = ok(api.post("chat/completions", json=body))
     assert called["model"].startswith("GigaChat-Pro:")
@@ -488,8 +589,15 @@ def test_thread_store_is_bounded() -> None:
         ids = [ok(api.post("threads", json={}))["id"] for _ in range(5)]
         assert {t["id"] for t in ok(api.get("threads"))["threads"]} == set(ids[2:])
         thread_id = ids[-1]
-        ok(api.post("threads/messages", json={"thread_id": thread_id, "messages": [
-            {"role": "system", "content": "sys"}, *[user(f"m{i}") for i in range(6)]]}))
+        ok(
+            api.post(
+                "threads/messages",
+                json={
+                    "thread_id": thread_id,
+                    "messages": [{"role": "system", "content": "sys"}, *[user(f"m{i}") for i in range(6)]],
+                },
+            )
+        )
         assert [m["content"] for m in messages_of(api, thread_id)] == ["sys", "m3", "m4", "m5"]
         big = [ok(api.post("threads/messages", json={"messages": [user("x" * 8_000)]}))["thread_id"] for _ in range(3)]
         remaining = {t["id"] for t in ok(api.get("threads"))["threads"]}

@@ -45,8 +45,18 @@ def test_writer_is_deterministic_and_exact() -> None:
     assert len(Writer("anything", random.Random(2)).exactly(5000)) == 5000
 
 
-@pytest.mark.parametrize("pattern", [r"[A-Z]{3}-\d{4}", r"(cat|dog)s?", r"\w+@\w+\.com", r"[^abc]{2}x",
-                                     r"(ab)\1", r"^\d{2,4}$", r"[a-f0-9]{8}-[a-f0-9]{4}"])
+@pytest.mark.parametrize(
+    "pattern",
+    [
+        r"[A-Z]{3}-\d{4}",
+        r"(cat|dog)s?",
+        r"\w+@\w+\.com",
+        r"[^abc]{2}x",
+        r"(ab)\1",
+        r"^\d{2,4}$",
+        r"[a-f0-9]{8}-[a-f0-9]{4}",
+    ],
+)
 def test_regex_samples_match(pattern: str) -> None:
     sample = regex_sample(pattern, random.Random(0))
     assert sample is not None and re.fullmatch(pattern, sample)
@@ -58,13 +68,23 @@ def test_regex_samples_refuse_bad_patterns(pattern: str) -> None:
 
 
 SCHEMAS = [
-    {"type": "object", "properties": {"a": {"type": "string", "minLength": 3, "maxLength": 5},
-                                      "b": {"type": "integer", "minimum": 10, "maximum": 20},
-                                      "c": {"type": "array", "items": {"type": "number"}, "minItems": 2},
-                                      "d": {"type": ["string", "null"], "enum": ["x", "y"]},
-                                      "e": {"$ref": "#/$defs/inner"}},
-     "required": ["a", "b", "c", "d", "e"], "$defs": {"inner": {"type": "object", "properties": {
-         "flag": {"type": "boolean"}, "code": {"type": "string", "pattern": "^[A-Z]{2}\\d$"}}}}},
+    {
+        "type": "object",
+        "properties": {
+            "a": {"type": "string", "minLength": 3, "maxLength": 5},
+            "b": {"type": "integer", "minimum": 10, "maximum": 20},
+            "c": {"type": "array", "items": {"type": "number"}, "minItems": 2},
+            "d": {"type": ["string", "null"], "enum": ["x", "y"]},
+            "e": {"$ref": "#/$defs/inner"},
+        },
+        "required": ["a", "b", "c", "d", "e"],
+        "$defs": {
+            "inner": {
+                "type": "object",
+                "properties": {"flag": {"type": "boolean"}, "code": {"type": "string", "pattern": "^[A-Z]{2}\\d$"}},
+            }
+        },
+    },
     {"anyOf": [{"type": "integer", "exclusiveMinimum": 5}, {"type": "string"}]},
     {"type": "array", "items": {"type": "object", "properties": {"id": {"const": 1}}}, "maxItems": 1},
 ]
@@ -75,8 +95,15 @@ def test_schema_values_validate(schema: dict) -> None:
     jsonschema.validate(fill_schema(schema, "Some prompt about 7 things", random.Random(0), "words"), schema)
 
 
-@pytest.mark.parametrize("schema", [{"type": "array", "minItems": "x"}, {"type": "string", "minLength": 10**9},
-                                    {"$ref": "#/a"}, {"properties": {"x": {"$ref": "#"}}}])
+@pytest.mark.parametrize(
+    "schema",
+    [
+        {"type": "array", "minItems": "x"},
+        {"type": "string", "minLength": 10**9},
+        {"$ref": "#/a"},
+        {"properties": {"x": {"$ref": "#"}}},
+    ],
+)
 def test_odd_schemas_do_not_crash(schema: dict) -> None:
     value = fill_schema(schema, "prompt", random.Random(0), "words")
     assert len(str(value)) < 100_000
@@ -109,10 +136,16 @@ def test_stems_meet_across_forms_and_languages() -> None:
 
 
 def test_best_function_needs_a_related_prompt() -> None:
-    weather = {"name": "get_weather", "description": "Forecast for a city",
-               "parameters": {"properties": {"days": {"type": "integer", "description": "Number of days"}}}}
-    clock = {"name": "now", "description": "Current time",
-             "few_shot_examples": [{"request": "Который час?", "params": {}}]}
+    weather = {
+        "name": "get_weather",
+        "description": "Forecast for a city",
+        "parameters": {"properties": {"days": {"type": "integer", "description": "Number of days"}}},
+    }
+    clock = {
+        "name": "now",
+        "description": "Current time",
+        "few_shot_examples": [{"request": "Который час?", "params": {}}],
+    }
     functions = {"get_weather": weather, "now": clock}
     assert best_function(functions, "Погода в Осло") == "get_weather"
     assert best_function(functions, "What time is it?") == "now"

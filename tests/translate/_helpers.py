@@ -30,8 +30,14 @@ def cassette(name: str) -> list[dict[str, Any]]:
         if "oauth" in item["request"]["uri"]:
             continue
         request = item["request"]["body"]
-        out.append({"uri": item["request"]["uri"], "request": json.loads(request) if request else None,
-                    "status": item["response"]["status"]["code"], "body": item["response"]["body"]["string"]})
+        out.append(
+            {
+                "uri": item["request"]["uri"],
+                "request": json.loads(request) if request else None,
+                "status": item["response"]["status"]["code"],
+                "body": item["response"]["body"]["string"],
+            }
+        )
     return out
 
 
@@ -68,7 +74,8 @@ def body_of(request: httpx.Request) -> Any:
 
 SHARED_PNG = bytes.fromhex(
     "89504e470d0a1a0a0000000d4948445200000001000000010806000000"
-    "1f15c4890000000d49444154789c6360000002000154a24f5d0000000049454e44ae426082")
+    "1f15c4890000000d49444154789c6360000002000154a24f5d0000000049454e44ae426082"
+)
 
 
 def data_url(data: bytes = SHARED_PNG, mime: str = "image/png") -> str:
@@ -76,4 +83,3 @@ def data_url(data: bytes = SHARED_PNG, mime: str = "image/png") -> str:
     import base64
 
     return f"data:{mime};base64,{base64.b64encode(data).decode()}"
-

@@ -29,8 +29,10 @@ from ..conftest import RECORDINGS, needs_shared
 from ._helpers import cassette, payload, sse_payloads
 
 CTX = TranslateContext(request_id="req-1")
-WEATHER = {"type": "function", "function": {"name": "get_order_status",
-                                            "parameters": {"type": "object", "properties": {}}}}
+WEATHER = {
+    "type": "function",
+    "function": {"name": "get_order_status", "parameters": {"type": "object", "properties": {}}},
+}
 
 
 def plan(**kw: Any) -> Any:
@@ -49,8 +51,9 @@ def v2_call(**kw: Any) -> Any:
     return out
 
 
-def stream_through(call: Any, payloads: list[tuple[str | None, Any]], ctx: TranslateContext = CTX
-                   ) -> tuple[list[dict[str, Any]], ChatCompletionStream]:
+def stream_through(
+    call: Any, payloads: list[tuple[str | None, Any]], ctx: TranslateContext = CTX
+) -> tuple[list[dict[str, Any]], ChatCompletionStream]:
     stream = ChatCompletionStream(call, ctx)
     chunks: list[dict[str, Any]] = []
     for event, data in payloads:
@@ -86,8 +89,7 @@ def same(streamed: Any, whole: dict[str, Any], usage: bool = True) -> None:
 
 
 @needs_shared
-@pytest.mark.parametrize("name", ["chat_completion.json", "chat_completion_function.json",
-                                  "chat_completion_json.json"])
+@pytest.mark.parametrize("name", ["chat_completion.json", "chat_completion_function.json", "chat_completion_json.json"])
 def test_recorded_v1_answers_validate(name: str) -> None:
     body = payload(name)
     out = chat_completion(v1_call(), body, CTX)
@@ -112,13 +114,22 @@ def test_recorded_v1_answers_validate(name: str) -> None:
 def test_recorded_function_roundtrip_v2() -> None:
     """The recorded v2 tool round trip: the answer's call, sent back as OpenAI history, is the recorded turn 2."""
     first, second = cassette("test_primary_chat_function_tool_roundtrip.yaml")
-    tools = [{"type": "function", "function": {
-        "name": s["name"], "description": s["description"], "parameters": s["parameters"]}}
-        for s in first["request"]["tools"][0]["functions"]["specifications"]]
+    tools = [
+        {
+            "type": "function",
+            "function": {"name": s["name"], "description": s["description"], "parameters": s["parameters"]},
+        }
+        for s in first["request"]["tools"][0]["functions"]["specifications"]
+    ]
     question = first["request"]["messages"][0]["content"][0]["text"]
-    call = chat_request({"model": "GigaChat-3-Ultra", "messages": [{"role": "user", "content": question}],
-                         "tools": tools, "tool_choice": {"type": "function",
-                                                         "function": {"name": "get_order_status"}}}).finish()
+    call = chat_request(
+        {
+            "model": "GigaChat-3-Ultra",
+            "messages": [{"role": "user", "content": question}],
+            "tools": tools,
+            "tool_choice": {"type": "function", "function": {"name": "get_order_status"}},
+        }
+    ).finish()
     assert call.body["tool_config"] == first["request"]["tool_config"]
     assert call.body["messages"] == first["request"]["messages"]
     answer = chat_completion(call, json.loads(first["body"]), CTX)
@@ -127,9 +138,11 @@ def test_recorded_function_roundtrip_v2() -> None:
     assert answer["model"] == "GigaChat-3-Ultra:32.3.18.5"
     (tc,) = message.tool_calls or []
     result = second["request"]["messages"][2]["content"][0]["function_result"]["result"]
-    history = [{"role": "user", "content": question},
-               {"role": "assistant", "content": message.content, "tool_calls": [tc.model_dump()]},
-               {"role": "tool", "tool_call_id": tc.id, "content": json.dumps(result)}]
+    history = [
+        {"role": "user", "content": question},
+        {"role": "assistant", "content": message.content, "tool_calls": [tc.model_dump()]},
+        {"role": "tool", "tool_call_id": tc.id, "content": json.dumps(result)},
+    ]
     turn2 = chat_request({"model": "GigaChat-3-Ultra", "messages": history, "tools": tools}).finish()
     recorded = second["request"]["messages"]
     sent = turn2.body["messages"]
@@ -141,15 +154,25 @@ def test_recorded_function_roundtrip_v2() -> None:
     assert final.choices[0].finish_reason == "stop"
 
 
-FINISHES = [("stop", "stop", False), ("length", "length", False), ("blacklist", "content_filter", False),
-            ("response_blacklist", "content_filter", False), ("error", "stop", True),
-            ("function_call_error", "stop", True), ("something_new", "stop", True)]
+FINISHES = [
+    ("stop", "stop", False),
+    ("length", "length", False),
+    ("blacklist", "content_filter", False),
+    ("response_blacklist", "content_filter", False),
+    ("error", "stop", True),
+    ("function_call_error", "stop", True),
+    ("something_new", "stop", True),
+]
 
 
 @pytest.mark.parametrize(("giga", "openai", "lossy"), FINISHES)
 def test_finish_reasons(giga: str, openai: str, lossy: bool) -> None:
-    body = {"choices": [{"index": 0, "message": {"role": "assistant", "content": "x"}, "finish_reason": giga}],
-            "created": 1, "model": "GigaChat:1", "object": "chat.completion"}
+    body = {
+        "choices": [{"index": 0, "message": {"role": "assistant", "content": "x"}, "finish_reason": giga}],
+        "created": 1,
+        "model": "GigaChat:1",
+        "object": "chat.completion",
+    }
     out = chat_completion(v1_call(), body, CTX)
     assert ChatCompletion.model_validate(out).choices[0].finish_reason == openai
     assert ("gigachat_finish_reason" in out["choices"][0]) is lossy
@@ -160,33 +183,59 @@ def test_finish_reasons(giga: str, openai: str, lossy: bool) -> None:
 
 
 def test_usage_with_cached_tokens_v1_and_v2() -> None:
-    v1 = {"choices": [{"index": 0, "message": {"content": "x"}, "finish_reason": "stop"}], "created": 5,
-          "model": "GigaChat:1", "usage": {"prompt_tokens": 10, "completion_tokens": 2, "total_tokens": 12,
-                                           "precached_prompt_tokens": 7}}
+    v1 = {
+        "choices": [{"index": 0, "message": {"content": "x"}, "finish_reason": "stop"}],
+        "created": 5,
+        "model": "GigaChat:1",
+        "usage": {"prompt_tokens": 10, "completion_tokens": 2, "total_tokens": 12, "precached_prompt_tokens": 7},
+    }
     usage = ChatCompletion.model_validate(chat_completion(v1_call(), v1, CTX)).usage
     assert usage is not None and usage.prompt_tokens_details is not None
     assert (usage.prompt_tokens, usage.completion_tokens, usage.prompt_tokens_details.cached_tokens) == (10, 2, 7)
-    v2 = {"model": "GigaChat-2:2", "created_at": 5, "messages": [{"role": "assistant", "content": [{"text": "x"}]}],
-          "finish_reason": "stop", "usage": {"input_tokens": 9, "input_tokens_details": {"cached_tokens": 4},
-                                             "output_tokens": 3, "total_tokens": 12}}
+    v2 = {
+        "model": "GigaChat-2:2",
+        "created_at": 5,
+        "messages": [{"role": "assistant", "content": [{"text": "x"}]}],
+        "finish_reason": "stop",
+        "usage": {
+            "input_tokens": 9,
+            "input_tokens_details": {"cached_tokens": 4},
+            "output_tokens": 3,
+            "total_tokens": 12,
+        },
+    }
     usage = ChatCompletion.model_validate(chat_completion(v2_call(), v2, CTX)).usage
     assert usage is not None and usage.prompt_tokens_details is not None
     assert (usage.prompt_tokens, usage.total_tokens, usage.prompt_tokens_details.cached_tokens) == (9, 12, 4)
 
 
 def test_v2_parallel_calls_keep_their_ids() -> None:
-    body = {"model": "GigaChat-2-Max:2.0.30.01", "created_at": 7, "finish_reason": "function_call",
-            "messages": [{"role": "assistant", "tool_state_id": "s", "content": [
-                {"function_call": {"id": "3c1b6655", "name": "a", "arguments": {"x": 1}}},
-                {"function_call": {"id": "9d00", "name": "b", "arguments": {}}}]}]}
+    body = {
+        "model": "GigaChat-2-Max:2.0.30.01",
+        "created_at": 7,
+        "finish_reason": "function_call",
+        "messages": [
+            {
+                "role": "assistant",
+                "tool_state_id": "s",
+                "content": [
+                    {"function_call": {"id": "3c1b6655", "name": "a", "arguments": {"x": 1}}},
+                    {"function_call": {"id": "9d00", "name": "b", "arguments": {}}},
+                ],
+            }
+        ],
+    }
     out = ChatCompletion.model_validate(chat_completion(v2_call(), body, CTX))
     assert [(c.id, c.function.name, c.function.arguments) for c in out.choices[0].message.tool_calls or []] == [
-        ("3c1b6655", "a", '{"x":1}'), ("9d00", "b", "{}")]
+        ("3c1b6655", "a", '{"x":1}'),
+        ("9d00", "b", "{}"),
+    ]
 
 
 def test_legacy_functions_answer_with_function_call() -> None:
-    call = chat_request({"model": "m", "messages": [{"role": "user", "content": "hi"}],
-                         "functions": [WEATHER["function"]]}).finish()
+    call = chat_request(
+        {"model": "m", "messages": [{"role": "user", "content": "hi"}], "functions": [WEATHER["function"]]}
+    ).finish()
     out = ChatCompletion.model_validate(chat_completion(call, payload_function(), CTX))
     assert out.choices[0].finish_reason == "function_call"
     assert out.choices[0].message.function_call is not None
@@ -194,13 +243,29 @@ def test_legacy_functions_answer_with_function_call() -> None:
 
 
 def payload_function() -> dict[str, Any]:
-    return {"model": "GigaChat:2", "created": 3, "choices": [{"index": 0, "finish_reason": "function_call", "message": {
-        "role": "assistant", "content": "", "function_call": {"name": "get_order_status", "arguments": {"id": 1}}}}]}
+    return {
+        "model": "GigaChat:2",
+        "created": 3,
+        "choices": [
+            {
+                "index": 0,
+                "finish_reason": "function_call",
+                "message": {
+                    "role": "assistant",
+                    "content": "",
+                    "function_call": {"name": "get_order_status", "arguments": {"id": 1}},
+                },
+            }
+        ],
+    }
 
 
 def test_stop_sequences_cut_the_whole_answer() -> None:
-    body = {"choices": [{"index": 0, "message": {"content": "one two three"}, "finish_reason": "length"}],
-            "created": 1, "model": "GigaChat:1"}
+    body = {
+        "choices": [{"index": 0, "message": {"content": "one two three"}, "finish_reason": "length"}],
+        "created": 1,
+        "model": "GigaChat:1",
+    }
     out = chat_completion(v1_call(stop=["three", " two"]), body, CTX)
     assert out["choices"][0]["message"]["content"] == "one"
     assert out["choices"][0]["finish_reason"] == "stop"
@@ -231,8 +296,12 @@ def test_recorded_v1_stream(include_usage: bool) -> None:
     assert len(finals) == 1 and finals[0]["choices"][0]["delta"] == {}
     if include_usage:
         assert chunks[-1]["choices"] == []
-        assert chunks[-1]["usage"] == {"prompt_tokens": 17, "completion_tokens": 42, "total_tokens": 59,
-                                       "prompt_tokens_details": {"cached_tokens": 2}}
+        assert chunks[-1]["usage"] == {
+            "prompt_tokens": 17,
+            "completion_tokens": 42,
+            "total_tokens": 59,
+            "prompt_tokens_details": {"cached_tokens": 2},
+        }
         assert all(c["usage"] is None for c in chunks[:-1])
     else:
         assert all("usage" not in c for c in chunks)
@@ -261,9 +330,13 @@ def test_recorded_v2_stream() -> None:
     streamed = accumulate(chunks)
     assert streamed.choices[0].message.content == "1, 2, 3"
     assert streamed.usage is not None and streamed.usage.total_tokens == 27
-    whole = {"model": "GigaChat-3-Ultra:32.3.18.5", "created_at": 1780321864, "finish_reason": "stop",
-             "messages": [{"role": "assistant", "content": [{"text": "1, 2, 3"}]}],
-             "usage": payloads[1][1]["usage"]}
+    whole = {
+        "model": "GigaChat-3-Ultra:32.3.18.5",
+        "created_at": 1780321864,
+        "finish_reason": "stop",
+        "messages": [{"role": "assistant", "content": [{"text": "1, 2, 3"}]}],
+        "usage": payloads[1][1]["usage"],
+    }
     same(streamed, chat_completion(call, whole, CTX))
 
 
@@ -276,9 +349,18 @@ def test_recorded_function_call_as_a_v2_stream() -> None:
     call = v2_call(stream=True)
     chunks, _ = stream_through(call, [("response.message.done", done)])
     deltas = [c["choices"][0]["delta"] for c in chunks if c["choices"]]
-    assert deltas[0] == {"role": "assistant", "content": None, "tool_calls": [
-        {"index": 0, "id": deltas[0]["tool_calls"][0]["id"], "type": "function",
-         "function": {"name": "get_order_status", "arguments": ""}}]}
+    assert deltas[0] == {
+        "role": "assistant",
+        "content": None,
+        "tool_calls": [
+            {
+                "index": 0,
+                "id": deltas[0]["tool_calls"][0]["id"],
+                "type": "function",
+                "function": {"name": "get_order_status", "arguments": ""},
+            }
+        ],
+    }
     assert deltas[1] == {"tool_calls": [{"index": 0, "function": {"arguments": '{"order_id":"A-1024"}'}}]}
     assert chunks[-1]["choices"][0]["finish_reason"] == "tool_calls"
     streamed = accumulate(chunks)
@@ -294,17 +376,30 @@ def test_recorded_v1_function_call_as_a_stream() -> None:
     body = payload("chat_completion_function.json")
     choice = body["choices"][0]
     chunks_in = [
-        {"choices": [{"index": 0, "delta": {"role": "assistant", "content": ""}}], "created": body["created"],
-         "model": body["model"]},
-        {"choices": [{"index": 0, "delta": {"content": "", "function_call": choice["message"]["function_call"]},
-                      "finish_reason": "function_call"}], "created": body["created"], "model": body["model"],
-         "usage": body["usage"]},
+        {
+            "choices": [{"index": 0, "delta": {"role": "assistant", "content": ""}}],
+            "created": body["created"],
+            "model": body["model"],
+        },
+        {
+            "choices": [
+                {
+                    "index": 0,
+                    "delta": {"content": "", "function_call": choice["message"]["function_call"]},
+                    "finish_reason": "function_call",
+                }
+            ],
+            "created": body["created"],
+            "model": body["model"],
+            "usage": body["usage"],
+        },
     ]
     call = v1_call(stream=True, stream_options={"include_usage": True})
     chunks, _ = stream_through(call, [(None, c) for c in chunks_in])
     same(accumulate(chunks), chat_completion(call, body, CTX))
-    names = [tc["function"].get("name") for c in chunks for ch in c["choices"]
-             for tc in ch["delta"].get("tool_calls", [])]
+    names = [
+        tc["function"].get("name") for c in chunks for ch in c["choices"] for tc in ch["delta"].get("tool_calls", [])
+    ]
     assert names == ["fc", None]
 
 
@@ -328,8 +423,9 @@ def test_n_choices_stream_and_usage_after_all() -> None:
 
 def test_stream_cut_short_still_ends_each_choice() -> None:
     call = v1_call(stream=True)
-    chunks, _ = stream_through(call, [(None, {"choices": [{"index": 0, "delta": {"content": "partial"}}],
-                                              "created": 1, "model": "G"})])
+    chunks, _ = stream_through(
+        call, [(None, {"choices": [{"index": 0, "delta": {"content": "partial"}}], "created": 1, "model": "G"})]
+    )
     assert chunks[-1]["choices"][0]["finish_reason"] == "stop"
     assert accumulate(chunks).choices[0].message.content == "partial"
 
@@ -362,11 +458,13 @@ def test_ids_do_not_depend_on_a_clock_or_randomness() -> None:
 
 
 @settings(max_examples=150, deadline=None)
-@given(text=st.text(alphabet="ab c\n", max_size=40), stops=st.lists(st.text(alphabet="ab c", min_size=1, max_size=4),
-                                                                      max_size=3),
-       cuts=st.lists(st.integers(0, 40), max_size=8), api=st.sampled_from(["v1", "v2"]))
-def test_streamed_stop_sequences_equal_the_whole_answer(text: str, stops: list[str], cuts: list[int],
-                                                        api: str) -> None:
+@given(
+    text=st.text(alphabet="ab c\n", max_size=40),
+    stops=st.lists(st.text(alphabet="ab c", min_size=1, max_size=4), max_size=3),
+    cuts=st.lists(st.integers(0, 40), max_size=8),
+    api=st.sampled_from(["v1", "v2"]),
+)
+def test_streamed_stop_sequences_equal_the_whole_answer(text: str, stops: list[str], cuts: list[int], api: str) -> None:
     points = sorted({min(c, len(text)) for c in cuts} | {0, len(text)})
     pieces = [text[a:b] for a, b in itertools.pairwise(points)]
     kw: dict[str, Any] = {"stream": True}
@@ -374,19 +472,39 @@ def test_streamed_stop_sequences_equal_the_whole_answer(text: str, stops: list[s
         kw["stop"] = stops
     call = v1_call(**kw) if api == "v1" else v2_call(**kw)
     if api == "v1":
-        feed: list[tuple[str | None, Any]] = [(None, {"choices": [{"index": 0, "delta": {"content": p}}],
-                                                      "created": 1, "model": "G"}) for p in pieces]
-        feed.append((None, {"choices": [{"index": 0, "delta": {"content": ""}, "finish_reason": "stop"}],
-                            "created": 1, "model": "G"}))
-        whole = {"choices": [{"index": 0, "message": {"content": text}, "finish_reason": "stop"}], "created": 1,
-                 "model": "G"}
+        feed: list[tuple[str | None, Any]] = [
+            (None, {"choices": [{"index": 0, "delta": {"content": p}}], "created": 1, "model": "G"}) for p in pieces
+        ]
+        feed.append(
+            (
+                None,
+                {
+                    "choices": [{"index": 0, "delta": {"content": ""}, "finish_reason": "stop"}],
+                    "created": 1,
+                    "model": "G",
+                },
+            )
+        )
+        whole = {
+            "choices": [{"index": 0, "message": {"content": text}, "finish_reason": "stop"}],
+            "created": 1,
+            "model": "G",
+        }
     else:
-        feed = [("response.message.delta", {"model": "G", "created_at": 1,
-                                            "messages": [{"role": "assistant", "content": [{"text": p}]}]})
-                for p in pieces]
+        feed = [
+            (
+                "response.message.delta",
+                {"model": "G", "created_at": 1, "messages": [{"role": "assistant", "content": [{"text": p}]}]},
+            )
+            for p in pieces
+        ]
         feed.append(("response.message.done", {"model": "G", "created_at": 1, "finish_reason": "stop"}))
-        whole = {"model": "G", "created_at": 1, "finish_reason": "stop",
-                 "messages": [{"role": "assistant", "content": [{"text": text}]}]}
+        whole = {
+            "model": "G",
+            "created_at": 1,
+            "finish_reason": "stop",
+            "messages": [{"role": "assistant", "content": [{"text": text}]}],
+        }
     chunks, _ = stream_through(call, feed)
     same(accumulate(chunks), chat_completion(call, whole, CTX), usage=False)
     visible = "".join(c["choices"][0]["delta"].get("content") or "" for c in chunks if c["choices"])
@@ -394,14 +512,28 @@ def test_streamed_stop_sequences_equal_the_whole_answer(text: str, stops: list[s
 
 
 def test_legacy_function_call_stream() -> None:
-    call = chat_request({"model": "m", "messages": [{"role": "user", "content": "hi"}], "stream": True,
-                         "functions": [WEATHER["function"]]}).finish()
+    call = chat_request(
+        {
+            "model": "m",
+            "messages": [{"role": "user", "content": "hi"}],
+            "stream": True,
+            "functions": [WEATHER["function"]],
+        }
+    ).finish()
     body = payload_function()
     fc = body["choices"][0]["message"]["function_call"]
-    feed: list[tuple[str | None, Any]] = [(None, {"choices": [{"index": 0, "delta": {"content": "",
-                                                                                      "function_call": fc},
-                                                                "finish_reason": "function_call"}],
-                                                  "created": 3, "model": "GigaChat:2"})]
+    feed: list[tuple[str | None, Any]] = [
+        (
+            None,
+            {
+                "choices": [
+                    {"index": 0, "delta": {"content": "", "function_call": fc}, "finish_reason": "function_call"}
+                ],
+                "created": 3,
+                "model": "GigaChat:2",
+            },
+        )
+    ]
     chunks, _ = stream_through(call, feed)
     streamed = accumulate(chunks)
     whole = ChatCompletion.model_validate(chat_completion(call, body, CTX))

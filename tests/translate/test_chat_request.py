@@ -17,10 +17,20 @@ from gigapy.errors import InvalidArgumentError
 from ._helpers import SHARED_PNG, data_url
 
 USER = [{"role": "user", "content": "hi"}]
-WEATHER = {"type": "function", "function": {"name": "get_weather", "description": "Weather now",
-                                            "parameters": {"type": "object", "properties": {"city": {"type": "string"}},
-                                                           "required": ["city"], "additionalProperties": False},
-                                            "strict": True}}
+WEATHER = {
+    "type": "function",
+    "function": {
+        "name": "get_weather",
+        "description": "Weather now",
+        "parameters": {
+            "type": "object",
+            "properties": {"city": {"type": "string"}},
+            "required": ["city"],
+            "additionalProperties": False,
+        },
+        "strict": True,
+    },
+}
 TIME = {"type": "function", "function": {"name": "get_time", "parameters": {"type": "object", "properties": {}}}}
 
 
@@ -46,13 +56,24 @@ def test_unknown_parameter_is_refused_by_name() -> None:
     assert err.value.field == "frobnicate"
 
 
-@pytest.mark.parametrize(("name", "value"), [
-    ("frequency_penalty", 0.5), ("presence_penalty", -1), ("logit_bias", {"50256": -100}), ("logprobs", True),
-    ("top_logprobs", 3), ("audio", {"voice": "alloy", "format": "mp3"}), ("modalities", ["text", "audio"]),
-    ("prediction", {"type": "content", "content": "x"}), ("store", True), ("verbosity", "low"),
-    ("service_tier", "flex"), ("moderation", {"model": "omni-moderation-latest"}),
-    ("web_search_options", {"search_context_size": "high"}),
-])
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("frequency_penalty", 0.5),
+        ("presence_penalty", -1),
+        ("logit_bias", {"50256": -100}),
+        ("logprobs", True),
+        ("top_logprobs", 3),
+        ("audio", {"voice": "alloy", "format": "mp3"}),
+        ("modalities", ["text", "audio"]),
+        ("prediction", {"type": "content", "content": "x"}),
+        ("store", True),
+        ("verbosity", "low"),
+        ("service_tier", "flex"),
+        ("moderation", {"model": "omni-moderation-latest"}),
+        ("web_search_options", {"search_context_size": "high"}),
+    ],
+)
 def test_refused_values_name_the_parameter(name: str, value: Any) -> None:
     with pytest.raises(UnsupportedParameterError) as err:
         chat_request(body(**{name: value}))
@@ -60,12 +81,25 @@ def test_refused_values_name_the_parameter(name: str, value: Any) -> None:
     assert "GigaChat" in err.value.reason
 
 
-@pytest.mark.parametrize(("name", "value"), [
-    ("frequency_penalty", 0), ("presence_penalty", None), ("logit_bias", {}), ("logprobs", False),
-    ("top_logprobs", 0), ("modalities", ["text"]), ("store", False), ("verbosity", "medium"),
-    ("service_tier", "auto"), ("seed", 42), ("metadata", {"a": "b"}), ("safety_identifier", "u1"),
-    ("prompt_cache_retention", "24h"), ("prompt_cache_options", {"mode": "implicit"}),
-])
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("frequency_penalty", 0),
+        ("presence_penalty", None),
+        ("logit_bias", {}),
+        ("logprobs", False),
+        ("top_logprobs", 0),
+        ("modalities", ["text"]),
+        ("store", False),
+        ("verbosity", "medium"),
+        ("service_tier", "auto"),
+        ("seed", 42),
+        ("metadata", {"a": "b"}),
+        ("safety_identifier", "u1"),
+        ("prompt_cache_retention", "24h"),
+        ("prompt_cache_options", {"mode": "implicit"}),
+    ],
+)
 def test_neutral_values_pass(name: str, value: Any) -> None:
     out = call(**{name: value})
     assert out.body["messages"] == [{"role": "user", "content": "hi"}]
@@ -73,12 +107,29 @@ def test_neutral_values_pass(name: str, value: Any) -> None:
 
 
 def test_plain_chat_goes_to_v1_with_sampling() -> None:
-    out = call(temperature=0, top_p=0.5, max_completion_tokens=10, reasoning_effort="xhigh",
-               repetition_penalty=1.1, update_interval=0.2, profanity_check=False, flags=["f"])
+    out = call(
+        temperature=0,
+        top_p=0.5,
+        max_completion_tokens=10,
+        reasoning_effort="xhigh",
+        repetition_penalty=1.1,
+        update_interval=0.2,
+        profanity_check=False,
+        flags=["f"],
+    )
     assert out.api == "v1"
-    assert out.body == {"model": "GigaChat-2", "messages": [{"role": "user", "content": "hi"}], "temperature": 0.001,
-                        "top_p": 0.5, "max_tokens": 10, "repetition_penalty": 1.1, "update_interval": 0.2,
-                        "reasoning_effort": "high", "profanity_check": False, "flags": ["f"]}
+    assert out.body == {
+        "model": "GigaChat-2",
+        "messages": [{"role": "user", "content": "hi"}],
+        "temperature": 0.001,
+        "top_p": 0.5,
+        "max_tokens": 10,
+        "repetition_penalty": 1.1,
+        "update_interval": 0.2,
+        "reasoning_effort": "high",
+        "profanity_check": False,
+        "flags": ["f"],
+    }
     assert set(EXTENSIONS) <= set(PARAMETERS)
 
 
@@ -88,9 +139,21 @@ def test_max_tokens_disagreeing_is_an_error() -> None:
         call(max_tokens=5, max_completion_tokens=6)
 
 
-@pytest.mark.parametrize(("field", "value"), [("temperature", 2.5), ("temperature", "hot"), ("top_p", 1.5),
-                                              ("n", 0), ("n", 5), ("max_tokens", 0), ("reasoning_effort", "extreme"),
-                                              ("stop", [""]), ("repetition_penalty", 0), ("stream", "yes")])
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("temperature", 2.5),
+        ("temperature", "hot"),
+        ("top_p", 1.5),
+        ("n", 0),
+        ("n", 5),
+        ("max_tokens", 0),
+        ("reasoning_effort", "extreme"),
+        ("stop", [""]),
+        ("repetition_penalty", 0),
+        ("stream", "yes"),
+    ],
+)
 def test_bad_values_name_the_field(field: str, value: Any) -> None:
     with pytest.raises(InvalidArgumentError) as err:
         call(**{field: value})
@@ -130,13 +193,19 @@ def test_stream_options() -> None:
 
 
 def test_system_and_developer_messages() -> None:
-    msgs = [{"role": "developer", "content": "be brief"},
-            {"role": "system", "content": [{"type": "text", "text": "x"}]}, {"role": "user", "content": "hi"},
-            {"role": "system", "content": "later"}]
+    msgs = [
+        {"role": "developer", "content": "be brief"},
+        {"role": "system", "content": [{"type": "text", "text": "x"}]},
+        {"role": "user", "content": "hi"},
+        {"role": "system", "content": "later"},
+    ]
     plan = chat_request({"model": "m", "messages": msgs})
     out = plan.finish()
-    assert out.body["messages"] == [{"role": "system", "content": "be brief\n\nx"}, {"role": "user", "content": "hi"},
-                                    {"role": "user", "content": "later"}]
+    assert out.body["messages"] == [
+        {"role": "system", "content": "be brief\n\nx"},
+        {"role": "user", "content": "hi"},
+        {"role": "user", "content": "later"},
+    ]
     assert any("system" in note for note in out.notes)
 
 
@@ -147,15 +216,29 @@ def test_model_aliases() -> None:
 
 def test_images_are_uploads_keyed_by_content_hash() -> None:
     url = data_url()
-    msgs = [{"role": "user", "content": [{"type": "text", "text": "what is it?"},
-                                         {"type": "image_url", "image_url": {"url": url, "detail": "high"}}]},
-            {"role": "assistant", "content": "a dot"},
-            {"role": "user", "content": [{"type": "image_url", "image_url": {"url": url}},
-                                         {"type": "image_url", "image_url": {"url": "https://example.com/cat.png"}}]}]
+    msgs = [
+        {
+            "role": "user",
+            "content": [
+                {"type": "text", "text": "what is it?"},
+                {"type": "image_url", "image_url": {"url": url, "detail": "high"}},
+            ],
+        },
+        {"role": "assistant", "content": "a dot"},
+        {
+            "role": "user",
+            "content": [
+                {"type": "image_url", "image_url": {"url": url}},
+                {"type": "image_url", "image_url": {"url": "https://example.com/cat.png"}},
+            ],
+        },
+    ]
     plan = chat_request({"model": "m", "messages": msgs})
     digest = hashlib.sha256(SHARED_PNG).hexdigest()
     assert [(u.key, u.mime, u.url) for u in plan.uploads] == [
-        (f"sha256:{digest}", "image/png", None), ("https://example.com/cat.png", None, "https://example.com/cat.png")]
+        (f"sha256:{digest}", "image/png", None),
+        ("https://example.com/cat.png", None, "https://example.com/cat.png"),
+    ]
     assert plan.uploads[0].data == SHARED_PNG
     with pytest.raises(InvalidArgumentError) as err:
         plan.finish({f"sha256:{digest}": "f1"})
@@ -163,17 +246,25 @@ def test_images_are_uploads_keyed_by_content_hash() -> None:
     ids = {f"sha256:{digest}": "f1", "https://example.com/cat.png": "f2"}
     v1 = plan.finish(ids)
     assert v1.body["messages"] == [
-        {"role": "user", "content": "what is it?", "attachments": ["f1"]}, {"role": "assistant", "content": "a dot"},
-        {"role": "user", "content": "", "attachments": ["f1"]}, {"role": "user", "content": "", "attachments": ["f2"]}]
+        {"role": "user", "content": "what is it?", "attachments": ["f1"]},
+        {"role": "assistant", "content": "a dot"},
+        {"role": "user", "content": "", "attachments": ["f1"]},
+        {"role": "user", "content": "", "attachments": ["f2"]},
+    ]
     v2 = chat_request({"model": "m", "messages": msgs, "tools": [TIME]}).finish(ids)
     assert v2.body["messages"][0] == {"role": "user", "content": [{"text": "what is it?"}, {"files": [{"id": "f1"}]}]}
 
 
-@pytest.mark.parametrize(("url", "reason"), [
-    ("data:image/png;base64,@@@", "base64"), ("data:image/png,rawdata", "base64"),
-    (data_url(b"GIF89a" + b"\0" * 10, "image/gif"), "gif"), ("ftp://x/y.png", "http"),
-    (data_url(b"", "image/png"), "empty"),
-])
+@pytest.mark.parametrize(
+    ("url", "reason"),
+    [
+        ("data:image/png;base64,@@@", "base64"),
+        ("data:image/png,rawdata", "base64"),
+        (data_url(b"GIF89a" + b"\0" * 10, "image/gif"), "gif"),
+        ("ftp://x/y.png", "http"),
+        (data_url(b"", "image/png"), "empty"),
+    ],
+)
 def test_bad_images_name_the_part(url: str, reason: str) -> None:
     msgs = [{"role": "user", "content": [{"type": "image_url", "image_url": {"url": url}}]}]
     with pytest.raises(InvalidArgumentError) as err:
@@ -184,26 +275,53 @@ def test_bad_images_name_the_part(url: str, reason: str) -> None:
 
 def test_file_parts() -> None:
     pdf = "data:application/pdf;base64,JVBERi0xLjQK"
-    msgs = [{"role": "user", "content": [{"type": "text", "text": "sum up"},
-                                         {"type": "file", "file": {"file_data": pdf, "filename": "a.pdf"}},
-                                         {"type": "file", "file": {"file_id": "giga-file-1"}}]}]
+    msgs = [
+        {
+            "role": "user",
+            "content": [
+                {"type": "text", "text": "sum up"},
+                {"type": "file", "file": {"file_data": pdf, "filename": "a.pdf"}},
+                {"type": "file", "file": {"file_id": "giga-file-1"}},
+            ],
+        }
+    ]
     plan = chat_request({"model": "m", "messages": msgs})
     (upload,) = plan.uploads
     assert (upload.mime, upload.filename) == ("application/pdf", "a.pdf")
     out = plan.finish({upload.key: "f9"})
-    assert out.body["messages"] == [{"role": "user", "content": "sum up", "attachments": ["f9"]},
-                                    {"role": "user", "content": "", "attachments": ["giga-file-1"]}]
+    assert out.body["messages"] == [
+        {"role": "user", "content": "sum up", "attachments": ["f9"]},
+        {"role": "user", "content": "", "attachments": ["giga-file-1"]},
+    ]
     with pytest.raises(UnsupportedParameterError):
-        chat_request({"model": "m", "messages": [{"role": "user", "content": [
-            {"type": "input_audio", "input_audio": {"data": "AAAA", "format": "wav"}}]}]})
+        chat_request(
+            {
+                "model": "m",
+                "messages": [
+                    {
+                        "role": "user",
+                        "content": [{"type": "input_audio", "input_audio": {"data": "AAAA", "format": "wav"}}],
+                    }
+                ],
+            }
+        )
 
 
 def history() -> list[dict[str, Any]]:
     return [
         {"role": "user", "content": "weather and time in Moscow?"},
-        {"role": "assistant", "content": None, "tool_calls": [
-            {"id": "call_a", "type": "function", "function": {"name": "get_weather", "arguments": '{"city":"Moscow"}'}},
-            {"id": "call_b", "type": "function", "function": {"name": "get_time", "arguments": "{}"}}]},
+        {
+            "role": "assistant",
+            "content": None,
+            "tool_calls": [
+                {
+                    "id": "call_a",
+                    "type": "function",
+                    "function": {"name": "get_weather", "arguments": '{"city":"Moscow"}'},
+                },
+                {"id": "call_b", "type": "function", "function": {"name": "get_time", "arguments": "{}"}},
+            ],
+        },
         {"role": "tool", "tool_call_id": "call_b", "content": "12:00"},
         {"role": "tool", "tool_call_id": "call_a", "content": [{"type": "text", "text": '{"temp": 5}'}]},
     ]
@@ -213,19 +331,28 @@ def test_tool_history_to_v2_keeps_parallel_calls_and_names_results() -> None:
     out = chat_request({"model": "m", "messages": history(), "tools": [WEATHER, TIME]}).finish()
     assert out.api == "v2"
     assert out.body["messages"][1:] == [
-        {"role": "assistant", "content": [{"function_call": {"name": "get_weather", "arguments": {"city": "Moscow"}}},
-                                          {"function_call": {"name": "get_time", "arguments": {}}}]},
+        {
+            "role": "assistant",
+            "content": [
+                {"function_call": {"name": "get_weather", "arguments": {"city": "Moscow"}}},
+                {"function_call": {"name": "get_time", "arguments": {}}},
+            ],
+        },
         {"role": "function", "content": [{"function_result": {"name": "get_time", "result": '{"result":"12:00"}'}}]},
         {"role": "function", "content": [{"function_result": {"name": "get_weather", "result": '{"temp": 5}'}}]},
     ]
     spec = out.body["tools"][0]["functions"]["specifications"][0]
-    assert spec == {"name": "get_weather", "description": "Weather now",
-                    "parameters": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}}
+    assert spec == {
+        "name": "get_weather",
+        "description": "Weather now",
+        "parameters": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]},
+    }
 
 
 def test_tool_history_to_v1_becomes_call_result_pairs() -> None:
-    out = chat_request({"model": "m", "messages": history(), "tools": [WEATHER, TIME],
-                        "parallel_tool_calls": False}).finish()
+    out = chat_request(
+        {"model": "m", "messages": history(), "tools": [WEATHER, TIME], "parallel_tool_calls": False}
+    ).finish()
     assert out.api == "v1"
     assert out.body["messages"][1:] == [
         {"role": "assistant", "content": "", "function_call": {"name": "get_weather", "arguments": {"city": "Moscow"}}},
@@ -236,12 +363,15 @@ def test_tool_history_to_v1_becomes_call_result_pairs() -> None:
     assert out.body["functions"][0]["name"] == "get_weather"
 
 
-@pytest.mark.parametrize(("messages", "field"), [
-    (history()[:3], "messages[1].tool_calls[0]"),
-    ([*history()[:1], {"role": "tool", "tool_call_id": "nope", "content": "x"}], "messages[1]"),
-    ([*history(), {"role": "tool", "tool_call_id": "call_a", "content": "again"}], "messages[4]"),
-    ([*history()[:2], {"role": "user", "content": "?"}], "messages[1].tool_calls[0]"),
-])
+@pytest.mark.parametrize(
+    ("messages", "field"),
+    [
+        (history()[:3], "messages[1].tool_calls[0]"),
+        ([*history()[:1], {"role": "tool", "tool_call_id": "nope", "content": "x"}], "messages[1]"),
+        ([*history(), {"role": "tool", "tool_call_id": "call_a", "content": "again"}], "messages[4]"),
+        ([*history()[:2], {"role": "user", "content": "?"}], "messages[1].tool_calls[0]"),
+    ],
+)
 def test_unpaired_tool_messages_are_errors(messages: list[Any], field: str) -> None:
     with pytest.raises(InvalidArgumentError) as err:
         chat_request({"model": "m", "messages": messages, "tools": [WEATHER, TIME]}).finish()
@@ -256,11 +386,18 @@ def test_bad_tool_call_arguments_name_the_field() -> None:
     assert err.value.field == "messages[1].tool_calls[0].function.arguments"
 
 
-@pytest.mark.parametrize(("choice", "v1", "v2"), [
-    ("auto", "auto", {"mode": "auto"}), ("none", "none", {"mode": "none"}),
-    ({"type": "function", "function": {"name": "get_time"}}, {"name": "get_time"},
-     {"mode": "forced", "function_name": "get_time"}),
-])
+@pytest.mark.parametrize(
+    ("choice", "v1", "v2"),
+    [
+        ("auto", "auto", {"mode": "auto"}),
+        ("none", "none", {"mode": "none"}),
+        (
+            {"type": "function", "function": {"name": "get_time"}},
+            {"name": "get_time"},
+            {"mode": "forced", "function_name": "get_time"},
+        ),
+    ],
+)
 def test_tool_choice(choice: Any, v1: Any, v2: Any) -> None:
     assert call(tools=[WEATHER, TIME], tool_choice=choice).body["tool_config"] == v2
     assert call(tools=[WEATHER, TIME], tool_choice=choice, parallel_tool_calls=False).body["function_call"] == v1
@@ -279,15 +416,20 @@ def test_required_tool_choice() -> None:
         call(tool_choice="required")
 
 
-@pytest.mark.parametrize(("kw", "field"), [
-    ({"tools": [{"type": "custom", "custom": {"name": "x"}}]}, "tools[0].type"),
-    ({"tools": [{"type": "function", "function": {"name": "1bad"}}]}, "tools[0].function.name"),
-    ({"tools": [WEATHER, WEATHER]}, "tools"),
-    ({"tools": [WEATHER], "tool_choice": {"type": "function", "function": {"name": "other"}}},
-     "tool_choice.function.name"),
-    ({"tools": [WEATHER], "tool_choice": {"type": "allowed_tools", "allowed_tools": {}}}, "tool_choice.type"),
-    ({"tools": [WEATHER], "functions": [WEATHER["function"]]}, "functions"),
-])
+@pytest.mark.parametrize(
+    ("kw", "field"),
+    [
+        ({"tools": [{"type": "custom", "custom": {"name": "x"}}]}, "tools[0].type"),
+        ({"tools": [{"type": "function", "function": {"name": "1bad"}}]}, "tools[0].function.name"),
+        ({"tools": [WEATHER, WEATHER]}, "tools"),
+        (
+            {"tools": [WEATHER], "tool_choice": {"type": "function", "function": {"name": "other"}}},
+            "tool_choice.function.name",
+        ),
+        ({"tools": [WEATHER], "tool_choice": {"type": "allowed_tools", "allowed_tools": {}}}, "tool_choice.type"),
+        ({"tools": [WEATHER], "functions": [WEATHER["function"]]}, "functions"),
+    ],
+)
 def test_bad_tools_name_the_field(kw: dict[str, Any], field: str) -> None:
     with pytest.raises(InvalidArgumentError) as err:
         chat_request(body(**kw))
@@ -295,26 +437,34 @@ def test_bad_tools_name_the_field(kw: dict[str, Any], field: str) -> None:
 
 
 def test_legacy_functions_round_trip() -> None:
-    msgs = [{"role": "user", "content": "weather?"},
-            {"role": "assistant", "content": None,
-             "function_call": {"name": "get_weather", "arguments": '{"city":"X"}'}},
-            {"role": "function", "name": "get_weather", "content": '{"t": 1}'}]
-    out = chat_request({"model": "m", "messages": msgs, "functions": [WEATHER["function"]],
-                        "function_call": {"name": "get_weather"}}).finish()
+    msgs = [
+        {"role": "user", "content": "weather?"},
+        {"role": "assistant", "content": None, "function_call": {"name": "get_weather", "arguments": '{"city":"X"}'}},
+        {"role": "function", "name": "get_weather", "content": '{"t": 1}'},
+    ]
+    out = chat_request(
+        {"model": "m", "messages": msgs, "functions": [WEATHER["function"]], "function_call": {"name": "get_weather"}}
+    ).finish()
     assert out.request.legacy_functions and out.api == "v1"
     assert out.body["function_call"] == {"name": "get_weather"}
     assert out.body["messages"][1:] == [
         {"role": "assistant", "content": "", "function_call": {"name": "get_weather", "arguments": {"city": "X"}}},
-        {"role": "function", "name": "get_weather", "content": '{"t": 1}'}]
+        {"role": "function", "name": "get_weather", "content": '{"t": 1}'},
+    ]
 
 
 def test_response_formats() -> None:
     schema = {"type": "object", "properties": {"a": {"$ref": "#/$defs/A"}}, "$defs": {"A": {"type": "string"}}}
     fmt = {"type": "json_schema", "json_schema": {"name": "out", "schema": schema, "strict": True}}
     assert call(response_format=fmt).body["response_format"] == {
-        "type": "json_schema", "schema": {"type": "object", "properties": {"a": {"type": "string"}}}, "strict": True}
+        "type": "json_schema",
+        "schema": {"type": "object", "properties": {"a": {"type": "string"}}},
+        "strict": True,
+    }
     assert call(response_format={"type": "json_object"}).body["response_format"] == {
-        "type": "json_schema", "schema": {"type": "object"}}
+        "type": "json_schema",
+        "schema": {"type": "object"},
+    }
     assert "response_format" not in call(response_format={"type": "text"}).body
     v2 = call(response_format=fmt, tools=[WEATHER])
     assert v2.body["model_options"]["response_format"]["strict"] is True
@@ -334,14 +484,33 @@ def test_legacy_functions_go_to_v1() -> None:
     assert out.api == "v1" and out.body["function_call"] == "auto"
 
 
-@pytest.mark.parametrize(("where", "kw"), [
-    ("temperature", {"temperature": float("nan")}),
-    ("tools[0].function.parameters.properties.x.maximum",
-     {"tools": [{"type": "function", "function": {"name": "f", "parameters": {
-         "type": "object", "properties": {"x": {"type": "number", "maximum": float("inf")}}}}}]}),
-    ("messages[0].content[0].text", {"messages": [{"role": "user", "content": [{"type": "text",
-                                                                               "text": float("-inf")}]}]}),
-])
+@pytest.mark.parametrize(
+    ("where", "kw"),
+    [
+        ("temperature", {"temperature": float("nan")}),
+        (
+            "tools[0].function.parameters.properties.x.maximum",
+            {
+                "tools": [
+                    {
+                        "type": "function",
+                        "function": {
+                            "name": "f",
+                            "parameters": {
+                                "type": "object",
+                                "properties": {"x": {"type": "number", "maximum": float("inf")}},
+                            },
+                        },
+                    }
+                ]
+            },
+        ),
+        (
+            "messages[0].content[0].text",
+            {"messages": [{"role": "user", "content": [{"type": "text", "text": float("-inf")}]}]},
+        ),
+    ],
+)
 def test_non_finite_numbers_anywhere_are_refused_by_path(where: str, kw: dict[str, Any]) -> None:
     """Python's json reads NaN and Infinity; a server parsing bodies with it must not pass them on."""
     with pytest.raises(InvalidArgumentError) as err:
@@ -350,13 +519,25 @@ def test_non_finite_numbers_anywhere_are_refused_by_path(where: str, kw: dict[st
 
 
 def test_nan_in_tool_text_is_text() -> None:
-    msgs = [*USER, {"role": "assistant", "tool_calls": [{"id": "c", "type": "function",
-                                                         "function": {"name": "get_time", "arguments": "{}"}}]},
-            {"role": "tool", "tool_call_id": "c", "content": "NaN"}]
+    msgs = [
+        *USER,
+        {
+            "role": "assistant",
+            "tool_calls": [{"id": "c", "type": "function", "function": {"name": "get_time", "arguments": "{}"}}],
+        },
+        {"role": "tool", "tool_call_id": "c", "content": "NaN"},
+    ]
     out = chat_request({"model": "m", "messages": msgs, "tools": [TIME]}).finish()
     assert out.body["messages"][-1]["content"][0]["function_result"]["result"] == '{"result":"NaN"}'
-    bad = [*USER, {"role": "assistant", "tool_calls": [{"id": "c", "type": "function",
-                                                        "function": {"name": "get_time", "arguments": '{"a": NaN}'}}]}]
+    bad = [
+        *USER,
+        {
+            "role": "assistant",
+            "tool_calls": [
+                {"id": "c", "type": "function", "function": {"name": "get_time", "arguments": '{"a": NaN}'}}
+            ],
+        },
+    ]
     with pytest.raises(InvalidArgumentError) as err:
         chat_request({"model": "m", "messages": bad, "tools": [TIME]})
     assert err.value.field == "messages[1].tool_calls[0].function.arguments"

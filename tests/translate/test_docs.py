@@ -12,8 +12,12 @@ from gigapy._translate.responses import RESPONSES_PARAMETERS
 from ..conftest import ROOT
 
 DOC = (ROOT / "docs" / "openai.md").read_text(encoding="utf-8")
-TABLES = {"Chat Completions": PARAMETERS, "Responses": RESPONSES_PARAMETERS, "Messages": MESSAGES_PARAMETERS,
-          "Embeddings": EMBEDDING_PARAMETERS}
+TABLES = {
+    "Chat Completions": PARAMETERS,
+    "Responses": RESPONSES_PARAMETERS,
+    "Messages": MESSAGES_PARAMETERS,
+    "Embeddings": EMBEDDING_PARAMETERS,
+}
 
 
 @pytest.mark.parametrize("api", sorted(TABLES))

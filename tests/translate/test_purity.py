@@ -7,8 +7,27 @@ import ast
 from ..conftest import ROOT
 
 PACKAGE = ROOT / "src" / "gigapy" / "_translate"
-FORBIDDEN = {"httpx", "httpx2", "aiohttp", "asyncio", "threading", "socket", "ssl", "time", "random", "secrets",
-             "uuid", "os", "io", "subprocess", "urllib", "pathlib", "shutil", "tempfile", "logging"}
+FORBIDDEN = {
+    "httpx",
+    "httpx2",
+    "aiohttp",
+    "asyncio",
+    "threading",
+    "socket",
+    "ssl",
+    "time",
+    "random",
+    "secrets",
+    "uuid",
+    "os",
+    "io",
+    "subprocess",
+    "urllib",
+    "pathlib",
+    "shutil",
+    "tempfile",
+    "logging",
+}
 ALLOWED_GIGAPY = {"errors", "schema"}  # pure modules of ours the translation builds on
 FORBIDDEN_CALLS = {"open", "print", "input", "exec", "eval"}
 

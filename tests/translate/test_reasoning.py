@@ -26,22 +26,38 @@ from . import test_responses as responses_tests
 
 CTX = TranslateContext(request_id="rq-think")
 FEED: list[dict[str, Any]] = [
-    {"choices": [{"index": 0, "delta": {"role": "assistant", "content": "", "reasoning_content": "Let me "}}],
-     "created": 3, "model": "GigaChat-2-Max:2"},
+    {
+        "choices": [{"index": 0, "delta": {"role": "assistant", "content": "", "reasoning_content": "Let me "}}],
+        "created": 3,
+        "model": "GigaChat-2-Max:2",
+    },
     {"choices": [{"index": 0, "delta": {"reasoning_content": "think."}}], "created": 3, "model": "GigaChat-2-Max:2"},
     {"choices": [{"index": 0, "delta": {"content": "42"}}], "created": 3, "model": "GigaChat-2-Max:2"},
-    {"choices": [{"index": 0, "delta": {"content": ""}, "finish_reason": "stop"}], "created": 3,
-     "model": "GigaChat-2-Max:2", "usage": {"prompt_tokens": 3, "completion_tokens": 5, "total_tokens": 8}},
+    {
+        "choices": [{"index": 0, "delta": {"content": ""}, "finish_reason": "stop"}],
+        "created": 3,
+        "model": "GigaChat-2-Max:2",
+        "usage": {"prompt_tokens": 3, "completion_tokens": 5, "total_tokens": 8},
+    },
 ]
-WHOLE = {"choices": [{"index": 0, "finish_reason": "stop", "message": {"role": "assistant", "content": "42",
-                                                                       "reasoning_content": "Let me think."}}],
-         "created": 3, "model": "GigaChat-2-Max:2",
-         "usage": {"prompt_tokens": 3, "completion_tokens": 5, "total_tokens": 8}}
+WHOLE = {
+    "choices": [
+        {
+            "index": 0,
+            "finish_reason": "stop",
+            "message": {"role": "assistant", "content": "42", "reasoning_content": "Let me think."},
+        }
+    ],
+    "created": 3,
+    "model": "GigaChat-2-Max:2",
+    "usage": {"prompt_tokens": 3, "completion_tokens": 5, "total_tokens": 8},
+}
 
 
 def test_chat_completions() -> None:
-    call = chat_request({"model": "m", "messages": [{"role": "user", "content": "?"}], "stream": True,
-                         "reasoning_effort": "high"}).finish()
+    call = chat_request(
+        {"model": "m", "messages": [{"role": "user", "content": "?"}], "stream": True, "reasoning_effort": "high"}
+    ).finish()
     stream = ChatCompletionStream(call, CTX)
     chunks = [c for data in FEED for c in stream.feed(data)] + stream.close()
     for chunk in chunks:
@@ -63,8 +79,15 @@ def test_responses() -> None:
 
 
 def test_messages() -> None:
-    call = messages_request({"model": "m", "max_tokens": 9, "messages": [{"role": "user", "content": "?"}],
-                             "stream": True, "thinking": {"type": "enabled", "budget_tokens": 20000}}).finish()
+    call = messages_request(
+        {
+            "model": "m",
+            "max_tokens": 9,
+            "messages": [{"role": "user", "content": "?"}],
+            "stream": True,
+            "thinking": {"type": "enabled", "budget_tokens": 20000},
+        }
+    ).finish()
     assert call.body["reasoning_effort"] == "high"
     stream = MessagesStream(call, CTX)
     events = [e for data in FEED for e in stream.feed(data)] + stream.close()

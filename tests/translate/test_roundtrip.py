@@ -25,13 +25,21 @@ from gigapy.errors import InvalidArgumentError
 from ._helpers import data_url
 
 NAMES = ["get_weather", "get_time", "search.docs", "lookup-user"]
-TOOLS = [{"type": "function", "function": {"name": n, "parameters": {
-    "type": "object", "properties": {"q": {"anyOf": [{"type": "string"}, {"type": "null"}]}}}}} for n in NAMES]
+TOOLS = [
+    {
+        "type": "function",
+        "function": {
+            "name": n,
+            "parameters": {"type": "object", "properties": {"q": {"anyOf": [{"type": "string"}, {"type": "null"}]}}},
+        },
+    }
+    for n in NAMES
+]
 texts = st.text(alphabet=st.characters(codec="utf-8", exclude_categories=("Cs",)), min_size=1, max_size=12)
-args = st.dictionaries(st.sampled_from(["q", "n", "flag"]), st.one_of(st.integers(), texts, st.booleans()),
-                       max_size=2)
-results = st.one_of(texts, st.integers().map(str), args.map(json.dumps),
-                    st.sampled_from(["[1, 2]", "null", "NaN", "-Infinity"]))
+args = st.dictionaries(st.sampled_from(["q", "n", "flag"]), st.one_of(st.integers(), texts, st.booleans()), max_size=2)
+results = st.one_of(
+    texts, st.integers().map(str), args.map(json.dumps), st.sampled_from(["[1, 2]", "null", "NaN", "-Infinity"])
+)
 
 
 @st.composite
@@ -45,8 +53,13 @@ def conversations(draw: Any) -> list[dict[str, Any]]:
         calls = []
         for _ in range(draw(st.integers(1, 3))):
             counter += 1
-            calls.append({"id": f"call_{counter}", "type": "function",
-                          "function": {"name": draw(st.sampled_from(NAMES)), "arguments": json.dumps(draw(args))}})
+            calls.append(
+                {
+                    "id": f"call_{counter}",
+                    "type": "function",
+                    "function": {"name": draw(st.sampled_from(NAMES)), "arguments": json.dumps(draw(args))},
+                }
+            )
         msgs.append({"role": "assistant", "content": draw(st.one_of(st.none(), texts)), "tool_calls": calls})
         for call in draw(st.permutations(calls)):
             msgs.append({"role": "tool", "tool_call_id": call["id"], "content": draw(results)})
@@ -77,8 +90,9 @@ def test_random_histories_pass_gigachat_rules(msgs: list[dict[str, Any]], api: A
         parsed_v2 = emulator_v2.parse_messages(body["messages"])
         emulator_v2.parse_tools(body)
         got = [p["function_result"] for m in body["messages"] for p in m["content"] if "function_result" in p]
-        results_in_order = [(calls[m["tool_call_id"]]["name"], wanted[m["tool_call_id"]]) for m in msgs
-                            if m["role"] == "tool"]
+        results_in_order = [
+            (calls[m["tool_call_id"]]["name"], wanted[m["tool_call_id"]]) for m in msgs if m["role"] == "tool"
+        ]
         assert [(g["name"], g["result"]) for g in got] == results_in_order
         assert len(parsed_v2) == len(body["messages"])
     for text in wanted.values():

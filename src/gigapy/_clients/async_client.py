@@ -128,8 +128,9 @@ class StreamRequest(Generic[S]):
     async def __aenter__(self) -> S:
         return await self._get()
 
-    async def __aexit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                        tb: TracebackType | None) -> None:
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
         if self._stream is not None:
             await self._stream.aclose()
 
@@ -151,14 +152,16 @@ class AsyncChatV2:
     def __init__(self, client: AsyncGigaChat) -> None:
         self._client = client
 
-    async def completion(self, messages: str | Sequence[Any] | None = None, /,
-                         **params: Unpack[ChatV2Params]) -> ChatCompletionV2:
+    async def completion(
+        self, messages: str | Sequence[Any] | None = None, /, **params: Unpack[ChatV2Params]
+    ) -> ChatCompletionV2:
         """``POST /v2/chat/completions``."""
         client = self._client
         return await client._run(chat_v2_ops.v2_completion(client._core, messages, params))
 
-    def completion_stream(self, messages: str | Sequence[Any] | None = None, /,
-                          **params: Unpack[ChatV2Params]) -> StreamRequest[AsyncChatV2Stream]:
+    def completion_stream(
+        self, messages: str | Sequence[Any] | None = None, /, **params: Unpack[ChatV2Params]
+    ) -> StreamRequest[AsyncChatV2Stream]:
         """The v2 answer as a stream of named events (``async with`` / ``async for`` / ``await``)."""
         client = self._client
         flow = chat_v2_ops.v2_completion_stream(client._core, messages, params)  # arguments are checked here
@@ -168,27 +171,47 @@ class AsyncChatV2:
 
         return StreamRequest(open_stream)
 
-    async def run_tools(self, messages: str | Sequence[Any], /, *, tools: Sequence[Callable[..., Any] | Tool],
-                        max_steps: int = 5, **params: Unpack[ChatV2Base]) -> ToolRun:
+    async def run_tools(
+        self,
+        messages: str | Sequence[Any],
+        /,
+        *,
+        tools: Sequence[Callable[..., Any] | Tool],
+        max_steps: int = 5,
+        **params: Unpack[ChatV2Base],
+    ) -> ToolRun:
         """Let the model call Python functions until it answers (see gigapy.tools)."""
         core = self._client._core
 
         def ask(history: list[Any], specs: list[dict[str, Any]]) -> Flow[Any]:
             return chat_v2_ops.v2_completion(core, history, {**params, "functions": specs})
 
-        return await self._client._run(run_tools_flow(ask, messages, tools, max_steps=max_steps, v2=True,
-                                                   dialect=chat_ops.schema_dialect_of(core, params)))
+        return await self._client._run(
+            run_tools_flow(
+                ask, messages, tools, max_steps=max_steps, v2=True, dialect=chat_ops.schema_dialect_of(core, params)
+            )
+        )
 
-    async def parse(self, messages: str | Sequence[Any], /, *, response_format: type[M], method: str = "auto",
-                    **params: Unpack[ChatV2Base]) -> M:
+    async def parse(
+        self,
+        messages: str | Sequence[Any],
+        /,
+        *,
+        response_format: type[M],
+        method: str = "auto",
+        **params: Unpack[ChatV2Base],
+    ) -> M:
         """Ask for a validated ``response_format`` object (see ``AsyncGigaChat.parse``)."""
         core = self._client._core
 
         def ask(history: list[Any], extra: dict[str, Any]) -> Flow[Any]:
             return chat_v2_ops.v2_completion(core, history, {**params, **extra})
 
-        return await self._client._run(parse_flow(ask, messages, response_format, method=method, v2=True,
-                                                   dialect=chat_ops.schema_dialect_of(core, params)))
+        return await self._client._run(
+            parse_flow(
+                ask, messages, response_format, method=method, v2=True, dialect=chat_ops.schema_dialect_of(core, params)
+            )
+        )
 
 
 class AsyncAssistantsAPI:
@@ -207,23 +230,50 @@ class AsyncAssistantsAPI:
         """One assistant (NotFoundError if there is no such assistant)."""
         return await self._client._run(assistants_ops.get_assistant(self._client._core, assistant_id, options))
 
-    async def create(self, *, name: str, model: str | None = None, instructions: str | None = None,
-               description: str | None = None, file_ids: Sequence[str] | None = None,
-               functions: Sequence[Any] | None = None, metadata: Mapping[str, Any] | None = None,
-               **options: Unpack[RequestOptions]) -> CreatedAssistant:
+    async def create(
+        self,
+        *,
+        name: str,
+        model: str | None = None,
+        instructions: str | None = None,
+        description: str | None = None,
+        file_ids: Sequence[str] | None = None,
+        functions: Sequence[Any] | None = None,
+        metadata: Mapping[str, Any] | None = None,
+        **options: Unpack[RequestOptions],
+    ) -> CreatedAssistant:
         """Create an assistant (model defaults to the client's)."""
-        fields = {"instructions": instructions, "description": description, "file_ids": file_ids,
-                  "functions": functions, "metadata": metadata}
+        fields = {
+            "instructions": instructions,
+            "description": description,
+            "file_ids": file_ids,
+            "functions": functions,
+            "metadata": metadata,
+        }
         core = self._client._core
         return await self._client._run(assistants_ops.create_assistant(core, model, name, fields, options))
 
-    async def update(self, assistant_id: str, *, name: str | None = None, instructions: str | None = None,
-               description: str | None = None, file_ids: Sequence[str] | None = None,
-               functions: Sequence[Any] | None = None, metadata: Mapping[str, Any] | None = None,
-               **options: Unpack[RequestOptions]) -> Assistant:
+    async def update(
+        self,
+        assistant_id: str,
+        *,
+        name: str | None = None,
+        instructions: str | None = None,
+        description: str | None = None,
+        file_ids: Sequence[str] | None = None,
+        functions: Sequence[Any] | None = None,
+        metadata: Mapping[str, Any] | None = None,
+        **options: Unpack[RequestOptions],
+    ) -> Assistant:
         """Change the given fields of an assistant."""
-        fields = {"name": name, "instructions": instructions, "description": description,
-                  "file_ids": file_ids, "functions": functions, "metadata": metadata}
+        fields = {
+            "name": name,
+            "instructions": instructions,
+            "description": description,
+            "file_ids": file_ids,
+            "functions": functions,
+            "metadata": metadata,
+        }
         core = self._client._core
         return await self._client._run(assistants_ops.update_assistant(core, assistant_id, fields, options))
 
@@ -231,8 +281,9 @@ class AsyncAssistantsAPI:
         """Delete an assistant."""
         return await self._client._run(assistants_ops.delete_assistant(self._client._core, assistant_id, options))
 
-    async def delete_file(self, assistant_id: str, file_id: str,
-                    **options: Unpack[RequestOptions]) -> DeletedAssistantFile:
+    async def delete_file(
+        self, assistant_id: str, file_id: str, **options: Unpack[RequestOptions]
+    ) -> DeletedAssistantFile:
         """Detach a file from an assistant."""
         core = self._client._core
         return await self._client._run(assistants_ops.delete_assistant_file(core, assistant_id, file_id, options))
@@ -246,8 +297,14 @@ class AsyncThreadsAPI:
     def __init__(self, client: AsyncGigaChat) -> None:
         self._client = client
 
-    async def list(self, *, assistants_ids: Sequence[str] | None = None, limit: int | None = None,
-             before: int | None = None, **options: Unpack[RequestOptions]) -> Threads:
+    async def list(
+        self,
+        *,
+        assistants_ids: Sequence[str] | None = None,
+        limit: int | None = None,
+        before: int | None = None,
+        **options: Unpack[RequestOptions],
+    ) -> Threads:
         """The account's threads (optionally of some assistants)."""
         core = self._client._core
         return await self._client._run(threads_ops.list_threads(core, assistants_ids, limit, before, options))
@@ -264,21 +321,29 @@ class AsyncThreadsAPI:
         """Delete a thread."""
         return await self._client._run(threads_ops.delete_thread(self._client._core, thread_id, options))
 
-    async def get_messages(self, thread_id: str, *, limit: int | None = None, before: int | None = None,
-                     **options: Unpack[RequestOptions]) -> ThreadMessages:
+    async def get_messages(
+        self, thread_id: str, *, limit: int | None = None, before: int | None = None, **options: Unpack[RequestOptions]
+    ) -> ThreadMessages:
         """A thread's messages."""
         return await self._client._run(threads_ops.get_messages(self._client._core, thread_id, limit, before, options))
 
-    async def add_messages(self, messages: str | Sequence[Any], *, thread_id: str | None = None,
-                     assistant_id: str | None = None, model: str | None = None,
-                     **options: Unpack[RequestOptions]) -> ThreadMessages:
+    async def add_messages(
+        self,
+        messages: str | Sequence[Any],
+        *,
+        thread_id: str | None = None,
+        assistant_id: str | None = None,
+        model: str | None = None,
+        **options: Unpack[RequestOptions],
+    ) -> ThreadMessages:
         """Append messages to a thread (a new one when ``thread_id`` is not given)."""
         core = self._client._core
         flow = threads_ops.add_messages(core, messages, thread_id, assistant_id, model, options)
         return await self._client._run(flow)
 
-    async def run(self, thread_id: str, *, assistant_id: str | None = None,
-            **params: Unpack[threads_ops.RunOptions]) -> ThreadRunResponse:
+    async def run(
+        self, thread_id: str, *, assistant_id: str | None = None, **params: Unpack[threads_ops.RunOptions]
+    ) -> ThreadRunResponse:
         """Start a run over the thread in the background (see ``get_run``)."""
         return await self._client._run(threads_ops.run_thread(self._client._core, thread_id, assistant_id, params))
 
@@ -286,8 +351,9 @@ class AsyncThreadsAPI:
         """The state of a thread's run and the messages it produced."""
         return await self._client._run(threads_ops.get_run(self._client._core, thread_id, options))
 
-    def run_stream(self, thread_id: str, *, assistant_id: str | None = None,
-                         **params: Unpack[threads_ops.RunOptions]) -> StreamRequest[AsyncThreadStream]:
+    def run_stream(
+        self, thread_id: str, *, assistant_id: str | None = None, **params: Unpack[threads_ops.RunOptions]
+    ) -> StreamRequest[AsyncThreadStream]:
         """Run the thread and stream the answer."""
         client = self._client
         flow = threads_ops.run_stream(client._core, thread_id, assistant_id, params)  # arguments are checked here
@@ -297,16 +363,28 @@ class AsyncThreadsAPI:
 
         return StreamRequest(open_stream)
 
-    async def run_messages(self, messages: str | Sequence[Any], *, thread_id: str | None = None,
-                     assistant_id: str | None = None, model: str | None = None,
-                     **params: Unpack[threads_ops.RunOptions]) -> ThreadCompletion:
+    async def run_messages(
+        self,
+        messages: str | Sequence[Any],
+        *,
+        thread_id: str | None = None,
+        assistant_id: str | None = None,
+        model: str | None = None,
+        **params: Unpack[threads_ops.RunOptions],
+    ) -> ThreadCompletion:
         """Add messages and answer them in one call (a new thread when ``thread_id`` is not given)."""
         core = self._client._core
         return await self._client._run(threads_ops.run_messages(core, messages, thread_id, assistant_id, model, params))
 
-    def run_messages_stream(self, messages: str | Sequence[Any], *, thread_id: str | None = None,
-                                  assistant_id: str | None = None, model: str | None = None,
-                                  **params: Unpack[threads_ops.RunOptions]) -> StreamRequest[AsyncThreadStream]:
+    def run_messages_stream(
+        self,
+        messages: str | Sequence[Any],
+        *,
+        thread_id: str | None = None,
+        assistant_id: str | None = None,
+        model: str | None = None,
+        **params: Unpack[threads_ops.RunOptions],
+    ) -> StreamRequest[AsyncThreadStream]:
         """Add messages and stream the answer."""
         client = self._client
         flow = threads_ops.run_messages_stream(client._core, messages, thread_id, assistant_id, model, params)
@@ -320,8 +398,9 @@ class AsyncThreadsAPI:
         """Regenerate the thread's last answer."""
         return await self._client._run(threads_ops.rerun_messages(self._client._core, thread_id, params))
 
-    def rerun_messages_stream(self, thread_id: str,
-                              **params: Unpack[threads_ops.RunOptions]) -> StreamRequest[AsyncThreadStream]:
+    def rerun_messages_stream(
+        self, thread_id: str, **params: Unpack[threads_ops.RunOptions]
+    ) -> StreamRequest[AsyncThreadStream]:
         """Regenerate the thread's last answer as a stream."""
         client = self._client
         flow = threads_ops.rerun_messages_stream(client._core, thread_id, params)  # arguments are checked here
@@ -398,8 +477,9 @@ class AsyncGigaChat(BaseClient[AiohttpTransport]):
     async def __aenter__(self) -> Self:
         return self
 
-    async def __aexit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                        tb: TracebackType | None) -> None:
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
         await self.aclose()
 
     @property
@@ -433,13 +513,15 @@ class AsyncGigaChat(BaseClient[AiohttpTransport]):
         """Describe one model (NotFoundError for an unknown name)."""
         return await self._run(models_ops.get_model(self._core, name, options))
 
-    async def completion(self, messages: str | Sequence[Any] | None = None, /,
-                         **params: Unpack[ChatParams]) -> ChatCompletion:
+    async def completion(
+        self, messages: str | Sequence[Any] | None = None, /, **params: Unpack[ChatParams]
+    ) -> ChatCompletion:
         """Generate an answer: ``await completion("Hi")`` or with messages and options."""
         return await self._run(chat_ops.completion(self._core, messages, params))
 
-    def completion_stream(self, messages: str | Sequence[Any] | None = None, /,
-                          **params: Unpack[ChatParams]) -> StreamRequest[AsyncChatStream]:
+    def completion_stream(
+        self, messages: str | Sequence[Any] | None = None, /, **params: Unpack[ChatParams]
+    ) -> StreamRequest[AsyncChatStream]:
         """Generate an answer as a stream: ``async with client.completion_stream(...) as s``,
         ``async for chunk in client.completion_stream(...)`` or ``await`` it."""
         flow = chat_ops.completion_stream(self._core, messages, params)  # arguments are checked here
@@ -449,19 +531,27 @@ class AsyncGigaChat(BaseClient[AiohttpTransport]):
 
         return StreamRequest(open_stream)
 
-    async def embedding(self, input: str | Sequence[str], *, model: str = "Embeddings",
-                        **options: Unpack[RequestOptions]) -> Embeddings:
+    async def embedding(
+        self, input: str | Sequence[str], *, model: str = "Embeddings", **options: Unpack[RequestOptions]
+    ) -> Embeddings:
         """Embed one text or a list of texts."""
         return await self._run(embeddings_ops.embedding(self._core, input, model, options))
 
-    async def count_tokens(self, input: str | Sequence[str], *, model: str | None = None,
-                           **options: Unpack[RequestOptions]) -> list[TokensCount]:
+    async def count_tokens(
+        self, input: str | Sequence[str], *, model: str | None = None, **options: Unpack[RequestOptions]
+    ) -> list[TokensCount]:
         """Count the tokens of each text for a model (default: the client's model)."""
         return await self._run(embeddings_ops.count_tokens(self._core, input, model, options))
 
-    async def upload_file(self, file: str | os.PathLike[str] | bytes | IO[bytes], *, purpose: str = "general",
-                          filename: str | None = None, content_type: str | None = None,
-                          **options: Unpack[RequestOptions]) -> File:
+    async def upload_file(
+        self,
+        file: str | os.PathLike[str] | bytes | IO[bytes],
+        *,
+        purpose: str = "general",
+        filename: str | None = None,
+        content_type: str | None = None,
+        **options: Unpack[RequestOptions],
+    ) -> File:
         """Upload a file (path, bytes or binary file object); file I/O runs off the event loop."""
         return await self._run(files_ops.upload_file(self._core, file, purpose, filename, content_type, options))
 
@@ -481,11 +571,13 @@ class AsyncGigaChat(BaseClient[AiohttpTransport]):
     async def download_file(self, file_id: str, path: None = None, **options: Unpack[RequestOptions]) -> bytes: ...
 
     @overload
-    async def download_file(self, file_id: str, path: str | os.PathLike[str],
-                            **options: Unpack[RequestOptions]) -> Path: ...
+    async def download_file(
+        self, file_id: str, path: str | os.PathLike[str], **options: Unpack[RequestOptions]
+    ) -> Path: ...
 
-    async def download_file(self, file_id: str, path: str | os.PathLike[str] | None = None,
-                            **options: Unpack[RequestOptions]) -> bytes | Path:
+    async def download_file(
+        self, file_id: str, path: str | os.PathLike[str] | None = None, **options: Unpack[RequestOptions]
+    ) -> bytes | Path:
         """A file's content as bytes, or streamed into ``path`` (written atomically)."""
         target = None if path is None else os.fspath(path)
         return await self._run(files_ops.download_file(self._core, file_id, target, options))
@@ -494,31 +586,40 @@ class AsyncGigaChat(BaseClient[AiohttpTransport]):
         """Remaining prepaid tokens (PermissionDeniedError on pay-as-you-go)."""
         return await self._run(misc_ops.get_balance(self._core, options))
 
-    async def check_ai(self, text: str, *, model: str = "GigaCheckClassification",
-                       **options: Unpack[RequestOptions]) -> AICheckResult:
+    async def check_ai(
+        self, text: str, *, model: str = "GigaCheckClassification", **options: Unpack[RequestOptions]
+    ) -> AICheckResult:
         """Tell whether a text was written by AI."""
         return await self._run(misc_ops.check_ai(self._core, text, model, options))
 
-    async def validate_function(self, function: Mapping[str, Any] | Any,
-                                **options: Unpack[RequestOptions]) -> FunctionValidationResult:
+    async def validate_function(
+        self, function: Mapping[str, Any] | Any, **options: Unpack[RequestOptions]
+    ) -> FunctionValidationResult:
         """Ask the service whether a function definition is valid."""
         return await self._run(misc_ops.validate_function(self._core, function, options))
 
-    async def convert_functions(self, openapi: str | bytes | os.PathLike[str] | Mapping[str, Any],
-                         **options: Unpack[RequestOptions]) -> ConvertedFunctions:
+    async def convert_functions(
+        self, openapi: str | bytes | os.PathLike[str] | Mapping[str, Any], **options: Unpack[RequestOptions]
+    ) -> ConvertedFunctions:
         """Function definitions from an OpenAPI document (its text, a path to it, or the parsed dict), one
         per operation."""
         return await self._run(misc_ops.convert_functions(self._core, openapi, options))
 
-    async def check_filter(self, messages: str | Sequence[Message | Mapping[str, Any]], *, model: str = "GigaFilter",
-                     settings: Mapping[str, bool] | None = None,
-                     **options: Unpack[RequestOptions]) -> FilterCheckResult:
+    async def check_filter(
+        self,
+        messages: str | Sequence[Message | Mapping[str, Any]],
+        *,
+        model: str = "GigaFilter",
+        settings: Mapping[str, bool] | None = None,
+        **options: Unpack[RequestOptions],
+    ) -> FilterCheckResult:
         """Check messages against the account's topic restrictions (``settings``: neuro, blacklist,
         whitelist switches, all on by default)."""
         return await self._run(misc_ops.check_filter(self._core, messages, model, settings, options))
 
-    async def create_batch(self, requests: Any, *, method: str = "chat_completions",
-                           **options: Unpack[RequestOptions]) -> Batch:
+    async def create_batch(
+        self, requests: Any, *, method: str = "chat_completions", **options: Unpack[RequestOptions]
+    ) -> Batch:
         """Submit a batch: a JSONL path or bytes, or a list of ``{"id", "request"}`` dicts."""
         return await self._run(batches_ops.create_batch(self._core, requests, method, options))
 
@@ -530,8 +631,14 @@ class AsyncGigaChat(BaseClient[AiohttpTransport]):
         """Describe one batch."""
         return await self._run(batches_ops.get_batch(self._core, batch_id, options))
 
-    async def wait_for_batch(self, batch_id: str, *, poll_interval: float = 5.0, max_wait: float | None = None,
-                             **options: Unpack[RequestOptions]) -> Batch:
+    async def wait_for_batch(
+        self,
+        batch_id: str,
+        *,
+        poll_interval: float = 5.0,
+        max_wait: float | None = None,
+        **options: Unpack[RequestOptions],
+    ) -> Batch:
         """Poll a batch until it is done (APITimeoutError after ``max_wait`` seconds)."""
         return await self._run(batches_ops.wait_for_batch(self._core, batch_id, poll_interval, max_wait, options))
 
@@ -541,8 +648,15 @@ class AsyncGigaChat(BaseClient[AiohttpTransport]):
 
     # --- helpers -------------------------------------------------------------------------
 
-    async def run_tools(self, messages: str | Sequence[Any], /, *, tools: Sequence[Callable[..., Any] | Tool],
-                        max_steps: int = 5, **params: Unpack[ChatParams]) -> ToolRun:
+    async def run_tools(
+        self,
+        messages: str | Sequence[Any],
+        /,
+        *,
+        tools: Sequence[Callable[..., Any] | Tool],
+        max_steps: int = 5,
+        **params: Unpack[ChatParams],
+    ) -> ToolRun:
         """Let the model call Python functions (async functions are awaited, plain ones run in
         a thread) until it answers; ToolLoopError after ``max_steps``."""
         core = self._core
@@ -551,52 +665,109 @@ class AsyncGigaChat(BaseClient[AiohttpTransport]):
             call = {**params, "functions": specs, "function_call": params.get("function_call", "auto")}
             return chat_ops.completion(core, history, call)
 
-        return await self._run(run_tools_flow(ask, messages, tools, max_steps=max_steps, v2=False,
-                                             dialect=chat_ops.schema_dialect_of(core, params)))
+        return await self._run(
+            run_tools_flow(
+                ask, messages, tools, max_steps=max_steps, v2=False, dialect=chat_ops.schema_dialect_of(core, params)
+            )
+        )
 
-    async def parse(self, messages: str | Sequence[Any], /, *, response_format: type[M], method: str = "auto",
-                    **params: Unpack[ChatFields]) -> M:
+    async def parse(
+        self,
+        messages: str | Sequence[Any],
+        /,
+        *,
+        response_format: type[M],
+        method: str = "auto",
+        **params: Unpack[ChatFields],
+    ) -> M:
         """Ask for structured output; returns a validated ``response_format`` (see GigaChat.parse)."""
         core = self._core
 
         def ask(history: list[Any], extra: dict[str, Any]) -> Flow[Any]:
             return chat_ops.completion(core, history, {**params, **extra})
 
-        return await self._run(parse_flow(ask, messages, response_format, method=method, v2=False,
-                                             dialect=chat_ops.schema_dialect_of(core, params)))
+        return await self._run(
+            parse_flow(
+                ask,
+                messages,
+                response_format,
+                method=method,
+                v2=False,
+                dialect=chat_ops.schema_dialect_of(core, params),
+            )
+        )
 
     @overload
-    async def generate_image(self, prompt: str, path: None = None, *, style: str | None = None,
-                             **params: Unpack[ImageParams]) -> bytes: ...
+    async def generate_image(
+        self, prompt: str, path: None = None, *, style: str | None = None, **params: Unpack[ImageParams]
+    ) -> bytes: ...
 
     @overload
-    async def generate_image(self, prompt: str, path: str | os.PathLike[str], *, style: str | None = None,
-                             **params: Unpack[ImageParams]) -> Path: ...
+    async def generate_image(
+        self, prompt: str, path: str | os.PathLike[str], *, style: str | None = None, **params: Unpack[ImageParams]
+    ) -> Path: ...
 
-    async def generate_image(self, prompt: str, path: str | os.PathLike[str] | None = None, *,
-                             style: str | None = None, **params: Unpack[ImageParams]) -> bytes | Path:
+    async def generate_image(
+        self,
+        prompt: str,
+        path: str | os.PathLike[str] | None = None,
+        *,
+        style: str | None = None,
+        **params: Unpack[ImageParams],
+    ) -> bytes | Path:
         """Draw ``prompt``: the JPEG bytes, or the file written at ``path`` (see GigaChat.generate_image)."""
         target = None if path is None else os.fspath(path)
         return await self._run(generate_image_flow(self._core, prompt, target, style, params))
 
-    async def attach(self, *sources: str | os.PathLike[str] | bytes | IO[bytes], purpose: str = "general",
-                     **options: Unpack[RequestOptions]) -> list[str]:
+    async def attach(
+        self,
+        *sources: str | os.PathLike[str] | bytes | IO[bytes],
+        purpose: str = "general",
+        **options: Unpack[RequestOptions],
+    ) -> list[str]:
         """Upload files for ``attachments=`` once per content; returns the file ids."""
         return await self._run(attach_flow(self._core, sources, purpose, options))
 
     @overload
-    async def embed_many(self, texts: Sequence[str], *, model: str = ..., batch_size: int = ...,
-                         max_batch_tokens: int = ..., concurrency: int = ..., batch_retries: int = ...,
-                         as_numpy: Literal[False] = False, **options: Unpack[RequestOptions]) -> list[list[float]]: ...
+    async def embed_many(
+        self,
+        texts: Sequence[str],
+        *,
+        model: str = ...,
+        batch_size: int = ...,
+        max_batch_tokens: int = ...,
+        concurrency: int = ...,
+        batch_retries: int = ...,
+        as_numpy: Literal[False] = False,
+        **options: Unpack[RequestOptions],
+    ) -> list[list[float]]: ...
 
     @overload
-    async def embed_many(self, texts: Sequence[str], *, model: str = ..., batch_size: int = ...,
-                         max_batch_tokens: int = ..., concurrency: int = ..., batch_retries: int = ...,
-                         as_numpy: Literal[True], **options: Unpack[RequestOptions]) -> Any: ...
+    async def embed_many(
+        self,
+        texts: Sequence[str],
+        *,
+        model: str = ...,
+        batch_size: int = ...,
+        max_batch_tokens: int = ...,
+        concurrency: int = ...,
+        batch_retries: int = ...,
+        as_numpy: Literal[True],
+        **options: Unpack[RequestOptions],
+    ) -> Any: ...
 
-    async def embed_many(self, texts: Sequence[str], *, model: str = "Embeddings", batch_size: int = 100,
-                         max_batch_tokens: int = 16_000, concurrency: int = 4, batch_retries: int = 2,
-                         as_numpy: bool = False, **options: Unpack[RequestOptions]) -> Any:
+    async def embed_many(
+        self,
+        texts: Sequence[str],
+        *,
+        model: str = "Embeddings",
+        batch_size: int = 100,
+        max_batch_tokens: int = 16_000,
+        concurrency: int = 4,
+        batch_retries: int = 2,
+        as_numpy: bool = False,
+        **options: Unpack[RequestOptions],
+    ) -> Any:
         """Embed any number of texts concurrently (see GigaChat.embed_many)."""
         items, spans = embeddings_ops.plan(texts, batch_size, max_batch_tokens)
         gate = asyncio.Semaphore(int(P.number(concurrency, "concurrency", low=1, integer=True)))
@@ -607,7 +778,7 @@ class AsyncGigaChat(BaseClient[AiohttpTransport]):
             async with gate:
                 for attempt in range(batch_retries + 1):
                     try:
-                        return await self.embedding(items[span[0]:span[1]], model=model, **options)
+                        return await self.embedding(items[span[0] : span[1]], model=model, **options)
                     except GigaChatError as exc:
                         if attempt == batch_retries or not embeddings_ops.retryable(exc, repeat):
                             raise
@@ -620,8 +791,9 @@ class AsyncGigaChat(BaseClient[AiohttpTransport]):
                 raise result
         return embeddings_ops.assemble(results, as_numpy)
 
-    def conversation(self, system: str | None = None, *, max_context_tokens: int | None = None,
-                     **defaults: Unpack[ChatParams]) -> AsyncConversation:
+    def conversation(
+        self, system: str | None = None, *, max_context_tokens: int | None = None, **defaults: Unpack[ChatParams]
+    ) -> AsyncConversation:
         """A chat that keeps its history and one X-Session-ID (``await conv.say("...")``)."""
         return AsyncConversation(self, ConversationState(system, max_context_tokens, defaults))
 

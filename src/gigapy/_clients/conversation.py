@@ -33,8 +33,9 @@ class ConversationState:
     def __init__(self, system: str | None, max_context_tokens: int | None, defaults: Mapping[str, Any]) -> None:
         self.defaults = dict(defaults)
         self.session_id = str(self.defaults.pop("session_id", None) or uuid.uuid4())
-        self.max_context_tokens = int(P.number(max_context_tokens or DEFAULT_CONTEXT, "max_context_tokens",
-                                               low=1, integer=True))
+        self.max_context_tokens = int(
+            P.number(max_context_tokens or DEFAULT_CONTEXT, "max_context_tokens", low=1, integer=True)
+        )
         self.messages: list[dict[str, Any]] = []
         if system is not None:
             self.messages.append({"role": "system", "content": P.text(system, "system")})
@@ -52,8 +53,9 @@ class ConversationState:
     def add_function_result(self, name: str, result: Any) -> None:
         """Append a function's result (any JSON-able value; sent as a JSON object)."""
         P.text(name, "name")
-        self.messages.append({"role": "function", "name": name,
-                              "content": P.json_text(to_json_result(result), "result")})
+        self.messages.append(
+            {"role": "function", "name": name, "content": P.json_text(to_json_result(result), "result")}
+        )
 
     def request(self, params: Mapping[str, Any]) -> dict[str, Any]:
         """Keyword arguments for ``completion``: the trimmed history, session id and defaults."""
@@ -66,6 +68,7 @@ class ConversationState:
 
     def trim(self, budget: int) -> None:
         """Drop the oldest turns until the history fits ``budget`` tokens (estimated)."""
+
         def cost(msg: Mapping[str, Any]) -> int:
             return estimate_tokens(json.dumps(msg, ensure_ascii=False)) + 4
 
@@ -79,9 +82,9 @@ class ConversationState:
                 drop += 1
             if first + drop >= len(self.messages):
                 break
-            for msg in self.messages[first:first + drop]:
+            for msg in self.messages[first : first + drop]:
                 total -= cost(msg)
-            del self.messages[first:first + drop]
+            del self.messages[first : first + drop]
 
     def record(self, answer: ChatCompletion) -> ChatCompletion:
         """Append the model's answer to the history and count its tokens."""

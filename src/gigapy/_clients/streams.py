@@ -89,8 +89,13 @@ class Stream(_StreamBase[T, F]):
     returns the whole answer (content, function_call, usage, finish_reason).
     """
 
-    def __init__(self, state: StreamState[T, F], chunks: Iterator[bytes], close: Callable[[], None],
-                 deadline: StreamDeadline | None = None) -> None:
+    def __init__(
+        self,
+        state: StreamState[T, F],
+        chunks: Iterator[bytes],
+        close: Callable[[], None],
+        deadline: StreamDeadline | None = None,
+    ) -> None:
         super().__init__(state, deadline)
         self._chunks = chunks
         self._close = close
@@ -155,16 +160,22 @@ class Stream(_StreamBase[T, F]):
     def __enter__(self) -> Stream[T, F]:
         return self
 
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
         self.close()
 
 
 class AsyncStream(_StreamBase[T, F]):
     """The async twin of :class:`Stream`: ``async for``, ``async with``, ``aclose()``."""
 
-    def __init__(self, state: StreamState[T, F], chunks: AsyncIterator[bytes],
-                 close: Callable[[], Awaitable[None]], deadline: StreamDeadline | None = None) -> None:
+    def __init__(
+        self,
+        state: StreamState[T, F],
+        chunks: AsyncIterator[bytes],
+        close: Callable[[], Awaitable[None]],
+        deadline: StreamDeadline | None = None,
+    ) -> None:
         super().__init__(state, deadline)
         self._chunks = chunks
         self._close = close
@@ -234,8 +245,9 @@ class AsyncStream(_StreamBase[T, F]):
     async def __aenter__(self) -> AsyncStream[T, F]:
         return self
 
-    async def __aexit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                        tb: TracebackType | None) -> None:
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
         await self.aclose()
 
 

@@ -122,39 +122,61 @@ class ChatV2:
     def __init__(self, client: GigaChat) -> None:
         self._client = client
 
-    def completion(self, messages: str | Sequence[Any] | None = None, /,
-                   **params: Unpack[ChatV2Params]) -> ChatCompletionV2:
+    def completion(
+        self, messages: str | Sequence[Any] | None = None, /, **params: Unpack[ChatV2Params]
+    ) -> ChatCompletionV2:
         """``POST /v2/chat/completions``: ``client.v2.completion("Hi", tools=["web_search"])``."""
         client = self._client
         return client._run(chat_v2_ops.v2_completion(client._core, messages, params))
 
-    def completion_stream(self, messages: str | Sequence[Any] | None = None, /,
-                          **params: Unpack[ChatV2Params]) -> ChatV2Stream:
+    def completion_stream(
+        self, messages: str | Sequence[Any] | None = None, /, **params: Unpack[ChatV2Params]
+    ) -> ChatV2Stream:
         """The v2 answer as a stream of named events (use it in a ``with`` block)."""
         client = self._client
         return client._transport.stream(client._run(chat_v2_ops.v2_completion_stream(client._core, messages, params)))
 
-    def run_tools(self, messages: str | Sequence[Any], /, *, tools: Sequence[Callable[..., Any] | Tool],
-                  max_steps: int = 5, **params: Unpack[ChatV2Base]) -> ToolRun:
+    def run_tools(
+        self,
+        messages: str | Sequence[Any],
+        /,
+        *,
+        tools: Sequence[Callable[..., Any] | Tool],
+        max_steps: int = 5,
+        **params: Unpack[ChatV2Base],
+    ) -> ToolRun:
         """Let the model call Python functions until it answers (see gigapy.tools)."""
         core = self._client._core
 
         def ask(history: list[Any], specs: list[dict[str, Any]]) -> Flow[Any]:
             return chat_v2_ops.v2_completion(core, history, {**params, "functions": specs})
 
-        return self._client._run(run_tools_flow(ask, messages, tools, max_steps=max_steps, v2=True,
-                                                   dialect=chat_ops.schema_dialect_of(core, params)))
+        return self._client._run(
+            run_tools_flow(
+                ask, messages, tools, max_steps=max_steps, v2=True, dialect=chat_ops.schema_dialect_of(core, params)
+            )
+        )
 
-    def parse(self, messages: str | Sequence[Any], /, *, response_format: type[M], method: str = "auto",
-              **params: Unpack[ChatV2Base]) -> M:
+    def parse(
+        self,
+        messages: str | Sequence[Any],
+        /,
+        *,
+        response_format: type[M],
+        method: str = "auto",
+        **params: Unpack[ChatV2Base],
+    ) -> M:
         """Ask for a validated ``response_format`` object (see ``GigaChat.parse``)."""
         core = self._client._core
 
         def ask(history: list[Any], extra: dict[str, Any]) -> Flow[Any]:
             return chat_v2_ops.v2_completion(core, history, {**params, **extra})
 
-        return self._client._run(parse_flow(ask, messages, response_format, method=method, v2=True,
-                                                   dialect=chat_ops.schema_dialect_of(core, params)))
+        return self._client._run(
+            parse_flow(
+                ask, messages, response_format, method=method, v2=True, dialect=chat_ops.schema_dialect_of(core, params)
+            )
+        )
 
 
 class AssistantsAPI:
@@ -173,30 +195,56 @@ class AssistantsAPI:
         """One assistant (NotFoundError if there is no such assistant)."""
         return self._client._run(assistants_ops.get_assistant(self._client._core, assistant_id, options))
 
-    def create(self, *, name: str, model: str | None = None, instructions: str | None = None,
-               description: str | None = None, file_ids: Sequence[str] | None = None,
-               functions: Sequence[Any] | None = None, metadata: Mapping[str, Any] | None = None,
-               **options: Unpack[RequestOptions]) -> CreatedAssistant:
+    def create(
+        self,
+        *,
+        name: str,
+        model: str | None = None,
+        instructions: str | None = None,
+        description: str | None = None,
+        file_ids: Sequence[str] | None = None,
+        functions: Sequence[Any] | None = None,
+        metadata: Mapping[str, Any] | None = None,
+        **options: Unpack[RequestOptions],
+    ) -> CreatedAssistant:
         """Create an assistant (model defaults to the client's)."""
-        fields = {"instructions": instructions, "description": description, "file_ids": file_ids,
-                  "functions": functions, "metadata": metadata}
+        fields = {
+            "instructions": instructions,
+            "description": description,
+            "file_ids": file_ids,
+            "functions": functions,
+            "metadata": metadata,
+        }
         return self._client._run(assistants_ops.create_assistant(self._client._core, model, name, fields, options))
 
-    def update(self, assistant_id: str, *, name: str | None = None, instructions: str | None = None,
-               description: str | None = None, file_ids: Sequence[str] | None = None,
-               functions: Sequence[Any] | None = None, metadata: Mapping[str, Any] | None = None,
-               **options: Unpack[RequestOptions]) -> Assistant:
+    def update(
+        self,
+        assistant_id: str,
+        *,
+        name: str | None = None,
+        instructions: str | None = None,
+        description: str | None = None,
+        file_ids: Sequence[str] | None = None,
+        functions: Sequence[Any] | None = None,
+        metadata: Mapping[str, Any] | None = None,
+        **options: Unpack[RequestOptions],
+    ) -> Assistant:
         """Change the given fields of an assistant."""
-        fields = {"name": name, "instructions": instructions, "description": description,
-                  "file_ids": file_ids, "functions": functions, "metadata": metadata}
+        fields = {
+            "name": name,
+            "instructions": instructions,
+            "description": description,
+            "file_ids": file_ids,
+            "functions": functions,
+            "metadata": metadata,
+        }
         return self._client._run(assistants_ops.update_assistant(self._client._core, assistant_id, fields, options))
 
     def delete(self, assistant_id: str, **options: Unpack[RequestOptions]) -> DeletedAssistant:
         """Delete an assistant."""
         return self._client._run(assistants_ops.delete_assistant(self._client._core, assistant_id, options))
 
-    def delete_file(self, assistant_id: str, file_id: str,
-                    **options: Unpack[RequestOptions]) -> DeletedAssistantFile:
+    def delete_file(self, assistant_id: str, file_id: str, **options: Unpack[RequestOptions]) -> DeletedAssistantFile:
         """Detach a file from an assistant."""
         core = self._client._core
         return self._client._run(assistants_ops.delete_assistant_file(core, assistant_id, file_id, options))
@@ -210,8 +258,14 @@ class ThreadsAPI:
     def __init__(self, client: GigaChat) -> None:
         self._client = client
 
-    def list(self, *, assistants_ids: Sequence[str] | None = None, limit: int | None = None,
-             before: int | None = None, **options: Unpack[RequestOptions]) -> Threads:
+    def list(
+        self,
+        *,
+        assistants_ids: Sequence[str] | None = None,
+        limit: int | None = None,
+        before: int | None = None,
+        **options: Unpack[RequestOptions],
+    ) -> Threads:
         """The account's threads (optionally of some assistants)."""
         core = self._client._core
         return self._client._run(threads_ops.list_threads(core, assistants_ids, limit, before, options))
@@ -228,20 +282,28 @@ class ThreadsAPI:
         """Delete a thread."""
         return self._client._run(threads_ops.delete_thread(self._client._core, thread_id, options))
 
-    def get_messages(self, thread_id: str, *, limit: int | None = None, before: int | None = None,
-                     **options: Unpack[RequestOptions]) -> ThreadMessages:
+    def get_messages(
+        self, thread_id: str, *, limit: int | None = None, before: int | None = None, **options: Unpack[RequestOptions]
+    ) -> ThreadMessages:
         """A thread's messages."""
         return self._client._run(threads_ops.get_messages(self._client._core, thread_id, limit, before, options))
 
-    def add_messages(self, messages: str | Sequence[Any], *, thread_id: str | None = None,
-                     assistant_id: str | None = None, model: str | None = None,
-                     **options: Unpack[RequestOptions]) -> ThreadMessages:
+    def add_messages(
+        self,
+        messages: str | Sequence[Any],
+        *,
+        thread_id: str | None = None,
+        assistant_id: str | None = None,
+        model: str | None = None,
+        **options: Unpack[RequestOptions],
+    ) -> ThreadMessages:
         """Append messages to a thread (a new one when ``thread_id`` is not given)."""
         core = self._client._core
         return self._client._run(threads_ops.add_messages(core, messages, thread_id, assistant_id, model, options))
 
-    def run(self, thread_id: str, *, assistant_id: str | None = None,
-            **params: Unpack[threads_ops.RunOptions]) -> ThreadRunResponse:
+    def run(
+        self, thread_id: str, *, assistant_id: str | None = None, **params: Unpack[threads_ops.RunOptions]
+    ) -> ThreadRunResponse:
         """Start a run over the thread in the background (see ``get_run``)."""
         return self._client._run(threads_ops.run_thread(self._client._core, thread_id, assistant_id, params))
 
@@ -249,23 +311,36 @@ class ThreadsAPI:
         """The state of a thread's run and the messages it produced."""
         return self._client._run(threads_ops.get_run(self._client._core, thread_id, options))
 
-    def run_stream(self, thread_id: str, *, assistant_id: str | None = None,
-                         **params: Unpack[threads_ops.RunOptions]) -> ThreadStream:
+    def run_stream(
+        self, thread_id: str, *, assistant_id: str | None = None, **params: Unpack[threads_ops.RunOptions]
+    ) -> ThreadStream:
         """Run the thread and stream the answer."""
         client = self._client
         flow = threads_ops.run_stream(client._core, thread_id, assistant_id, params)
         return client._transport.stream(client._run(flow))
 
-    def run_messages(self, messages: str | Sequence[Any], *, thread_id: str | None = None,
-                     assistant_id: str | None = None, model: str | None = None,
-                     **params: Unpack[threads_ops.RunOptions]) -> ThreadCompletion:
+    def run_messages(
+        self,
+        messages: str | Sequence[Any],
+        *,
+        thread_id: str | None = None,
+        assistant_id: str | None = None,
+        model: str | None = None,
+        **params: Unpack[threads_ops.RunOptions],
+    ) -> ThreadCompletion:
         """Add messages and answer them in one call (a new thread when ``thread_id`` is not given)."""
         core = self._client._core
         return self._client._run(threads_ops.run_messages(core, messages, thread_id, assistant_id, model, params))
 
-    def run_messages_stream(self, messages: str | Sequence[Any], *, thread_id: str | None = None,
-                                  assistant_id: str | None = None, model: str | None = None,
-                                  **params: Unpack[threads_ops.RunOptions]) -> ThreadStream:
+    def run_messages_stream(
+        self,
+        messages: str | Sequence[Any],
+        *,
+        thread_id: str | None = None,
+        assistant_id: str | None = None,
+        model: str | None = None,
+        **params: Unpack[threads_ops.RunOptions],
+    ) -> ThreadStream:
         """Add messages and stream the answer."""
         client = self._client
         flow = threads_ops.run_messages_stream(client._core, messages, thread_id, assistant_id, model, params)
@@ -349,8 +424,9 @@ class GigaChat(BaseClient[HttpxTransport]):
     def __enter__(self) -> Self:
         return self
 
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
         self.close()
 
     @property
@@ -384,29 +460,39 @@ class GigaChat(BaseClient[HttpxTransport]):
         """Describe one model (NotFoundError for an unknown name)."""
         return self._run(models_ops.get_model(self._core, name, options))
 
-    def completion(self, messages: str | Sequence[Any] | None = None, /,
-                   **params: Unpack[ChatParams]) -> ChatCompletion:
+    def completion(
+        self, messages: str | Sequence[Any] | None = None, /, **params: Unpack[ChatParams]
+    ) -> ChatCompletion:
         """Generate an answer: ``completion("Hi")`` or ``completion([{...}, ...], temperature=0.5)``."""
         return self._run(chat_ops.completion(self._core, messages, params))
 
-    def completion_stream(self, messages: str | Sequence[Any] | None = None, /,
-                          **params: Unpack[ChatParams]) -> ChatStream:
+    def completion_stream(
+        self, messages: str | Sequence[Any] | None = None, /, **params: Unpack[ChatParams]
+    ) -> ChatStream:
         """Generate an answer as a stream of chunks (use it in a ``with`` block)."""
         return self._transport.stream(self._run(chat_ops.completion_stream(self._core, messages, params)))
 
-    def embedding(self, input: str | Sequence[str], *, model: str = "Embeddings",
-                  **options: Unpack[RequestOptions]) -> Embeddings:
+    def embedding(
+        self, input: str | Sequence[str], *, model: str = "Embeddings", **options: Unpack[RequestOptions]
+    ) -> Embeddings:
         """Embed one text or a list of texts."""
         return self._run(embeddings_ops.embedding(self._core, input, model, options))
 
-    def count_tokens(self, input: str | Sequence[str], *, model: str | None = None,
-                     **options: Unpack[RequestOptions]) -> list[TokensCount]:
+    def count_tokens(
+        self, input: str | Sequence[str], *, model: str | None = None, **options: Unpack[RequestOptions]
+    ) -> list[TokensCount]:
         """Count the tokens of each text for a model (default: the client's model)."""
         return self._run(embeddings_ops.count_tokens(self._core, input, model, options))
 
-    def upload_file(self, file: str | os.PathLike[str] | bytes | IO[bytes], *, purpose: str = "general",
-                    filename: str | None = None, content_type: str | None = None,
-                    **options: Unpack[RequestOptions]) -> File:
+    def upload_file(
+        self,
+        file: str | os.PathLike[str] | bytes | IO[bytes],
+        *,
+        purpose: str = "general",
+        filename: str | None = None,
+        content_type: str | None = None,
+        **options: Unpack[RequestOptions],
+    ) -> File:
         """Upload a file (path, bytes or binary file object), checked against the limits first."""
         return self._run(files_ops.upload_file(self._core, file, purpose, filename, content_type, options))
 
@@ -428,8 +514,9 @@ class GigaChat(BaseClient[HttpxTransport]):
     @overload
     def download_file(self, file_id: str, path: str | os.PathLike[str], **options: Unpack[RequestOptions]) -> Path: ...
 
-    def download_file(self, file_id: str, path: str | os.PathLike[str] | None = None,
-                      **options: Unpack[RequestOptions]) -> bytes | Path:
+    def download_file(
+        self, file_id: str, path: str | os.PathLike[str] | None = None, **options: Unpack[RequestOptions]
+    ) -> bytes | Path:
         """A file's content as bytes, or streamed into ``path`` (written atomically)."""
         target = None if path is None else os.fspath(path)
         return self._run(files_ops.download_file(self._core, file_id, target, options))
@@ -438,31 +525,40 @@ class GigaChat(BaseClient[HttpxTransport]):
         """Remaining prepaid tokens (PermissionDeniedError on pay-as-you-go)."""
         return self._run(misc_ops.get_balance(self._core, options))
 
-    def check_ai(self, text: str, *, model: str = "GigaCheckClassification",
-                 **options: Unpack[RequestOptions]) -> AICheckResult:
+    def check_ai(
+        self, text: str, *, model: str = "GigaCheckClassification", **options: Unpack[RequestOptions]
+    ) -> AICheckResult:
         """Tell whether a text was written by AI."""
         return self._run(misc_ops.check_ai(self._core, text, model, options))
 
-    def validate_function(self, function: Mapping[str, Any] | Any,
-                          **options: Unpack[RequestOptions]) -> FunctionValidationResult:
+    def validate_function(
+        self, function: Mapping[str, Any] | Any, **options: Unpack[RequestOptions]
+    ) -> FunctionValidationResult:
         """Ask the service whether a function definition is valid."""
         return self._run(misc_ops.validate_function(self._core, function, options))
 
-    def convert_functions(self, openapi: str | bytes | os.PathLike[str] | Mapping[str, Any],
-                         **options: Unpack[RequestOptions]) -> ConvertedFunctions:
+    def convert_functions(
+        self, openapi: str | bytes | os.PathLike[str] | Mapping[str, Any], **options: Unpack[RequestOptions]
+    ) -> ConvertedFunctions:
         """Function definitions from an OpenAPI document (its text, a path to it, or the parsed dict), one
         per operation."""
         return self._run(misc_ops.convert_functions(self._core, openapi, options))
 
-    def check_filter(self, messages: str | Sequence[Message | Mapping[str, Any]], *, model: str = "GigaFilter",
-                     settings: Mapping[str, bool] | None = None,
-                     **options: Unpack[RequestOptions]) -> FilterCheckResult:
+    def check_filter(
+        self,
+        messages: str | Sequence[Message | Mapping[str, Any]],
+        *,
+        model: str = "GigaFilter",
+        settings: Mapping[str, bool] | None = None,
+        **options: Unpack[RequestOptions],
+    ) -> FilterCheckResult:
         """Check messages against the account's topic restrictions (``settings``: neuro, blacklist,
         whitelist switches, all on by default)."""
         return self._run(misc_ops.check_filter(self._core, messages, model, settings, options))
 
-    def create_batch(self, requests: Any, *, method: str = "chat_completions",
-                     **options: Unpack[RequestOptions]) -> Batch:
+    def create_batch(
+        self, requests: Any, *, method: str = "chat_completions", **options: Unpack[RequestOptions]
+    ) -> Batch:
         """Submit a batch: a JSONL path or bytes, or a list of ``{"id", "request"}`` dicts."""
         return self._run(batches_ops.create_batch(self._core, requests, method, options))
 
@@ -474,8 +570,14 @@ class GigaChat(BaseClient[HttpxTransport]):
         """Describe one batch."""
         return self._run(batches_ops.get_batch(self._core, batch_id, options))
 
-    def wait_for_batch(self, batch_id: str, *, poll_interval: float = 5.0, max_wait: float | None = None,
-                       **options: Unpack[RequestOptions]) -> Batch:
+    def wait_for_batch(
+        self,
+        batch_id: str,
+        *,
+        poll_interval: float = 5.0,
+        max_wait: float | None = None,
+        **options: Unpack[RequestOptions],
+    ) -> Batch:
         """Poll a batch until it is done (APITimeoutError after ``max_wait`` seconds)."""
         return self._run(batches_ops.wait_for_batch(self._core, batch_id, poll_interval, max_wait, options))
 
@@ -485,8 +587,15 @@ class GigaChat(BaseClient[HttpxTransport]):
 
     # --- helpers -------------------------------------------------------------------------
 
-    def run_tools(self, messages: str | Sequence[Any], /, *, tools: Sequence[Callable[..., Any] | Tool],
-                  max_steps: int = 5, **params: Unpack[ChatParams]) -> ToolRun:
+    def run_tools(
+        self,
+        messages: str | Sequence[Any],
+        /,
+        *,
+        tools: Sequence[Callable[..., Any] | Tool],
+        max_steps: int = 5,
+        **params: Unpack[ChatParams],
+    ) -> ToolRun:
         """Let the model call Python functions (sync or async) until it answers.
 
         Returns a ToolRun (``.text``, ``.completion``, ``.messages``, ``.calls``); raises
@@ -498,11 +607,21 @@ class GigaChat(BaseClient[HttpxTransport]):
             call = {**params, "functions": specs, "function_call": params.get("function_call", "auto")}
             return chat_ops.completion(core, history, call)
 
-        return self._run(run_tools_flow(ask, messages, tools, max_steps=max_steps, v2=False,
-                                             dialect=chat_ops.schema_dialect_of(core, params)))
+        return self._run(
+            run_tools_flow(
+                ask, messages, tools, max_steps=max_steps, v2=False, dialect=chat_ops.schema_dialect_of(core, params)
+            )
+        )
 
-    def parse(self, messages: str | Sequence[Any], /, *, response_format: type[M], method: str = "auto",
-              **params: Unpack[ChatFields]) -> M:
+    def parse(
+        self,
+        messages: str | Sequence[Any],
+        /,
+        *,
+        response_format: type[M],
+        method: str = "auto",
+        **params: Unpack[ChatFields],
+    ) -> M:
         """Ask for structured output; returns a validated ``response_format`` (a pydantic model).
 
         ``method``: "json_schema" (native), "function" (forced function call) or "auto"
@@ -514,43 +633,90 @@ class GigaChat(BaseClient[HttpxTransport]):
         def ask(history: list[Any], extra: dict[str, Any]) -> Flow[Any]:
             return chat_ops.completion(core, history, {**params, **extra})
 
-        return self._run(parse_flow(ask, messages, response_format, method=method, v2=False,
-                                             dialect=chat_ops.schema_dialect_of(core, params)))
+        return self._run(
+            parse_flow(
+                ask,
+                messages,
+                response_format,
+                method=method,
+                v2=False,
+                dialect=chat_ops.schema_dialect_of(core, params),
+            )
+        )
 
     @overload
-    def generate_image(self, prompt: str, path: None = None, *, style: str | None = None,
-                       **params: Unpack[ImageParams]) -> bytes: ...
+    def generate_image(
+        self, prompt: str, path: None = None, *, style: str | None = None, **params: Unpack[ImageParams]
+    ) -> bytes: ...
 
     @overload
-    def generate_image(self, prompt: str, path: str | os.PathLike[str], *, style: str | None = None,
-                       **params: Unpack[ImageParams]) -> Path: ...
+    def generate_image(
+        self, prompt: str, path: str | os.PathLike[str], *, style: str | None = None, **params: Unpack[ImageParams]
+    ) -> Path: ...
 
-    def generate_image(self, prompt: str, path: str | os.PathLike[str] | None = None, *, style: str | None = None,
-                       **params: Unpack[ImageParams]) -> bytes | Path:
+    def generate_image(
+        self,
+        prompt: str,
+        path: str | os.PathLike[str] | None = None,
+        *,
+        style: str | None = None,
+        **params: Unpack[ImageParams],
+    ) -> bytes | Path:
         """Draw ``prompt``: the JPEG bytes, or the file written at ``path``. ``style`` is a system
         prompt (e.g. "Ты художник-акварелист"). ImageGenerationError if the model did not draw."""
         target = None if path is None else os.fspath(path)
         return self._run(generate_image_flow(self._core, prompt, target, style, params))
 
-    def attach(self, *sources: str | os.PathLike[str] | bytes | IO[bytes], purpose: str = "general",
-               **options: Unpack[RequestOptions]) -> list[str]:
+    def attach(
+        self,
+        *sources: str | os.PathLike[str] | bytes | IO[bytes],
+        purpose: str = "general",
+        **options: Unpack[RequestOptions],
+    ) -> list[str]:
         """Upload files for ``attachments=`` (type and size checked first); the same content is
         uploaded only once per account. Returns the file ids."""
         return self._run(attach_flow(self._core, sources, purpose, options))
 
     @overload
-    def embed_many(self, texts: Sequence[str], *, model: str = ..., batch_size: int = ...,
-                   max_batch_tokens: int = ..., concurrency: int = ..., batch_retries: int = ...,
-                   as_numpy: Literal[False] = False, **options: Unpack[RequestOptions]) -> list[list[float]]: ...
+    def embed_many(
+        self,
+        texts: Sequence[str],
+        *,
+        model: str = ...,
+        batch_size: int = ...,
+        max_batch_tokens: int = ...,
+        concurrency: int = ...,
+        batch_retries: int = ...,
+        as_numpy: Literal[False] = False,
+        **options: Unpack[RequestOptions],
+    ) -> list[list[float]]: ...
 
     @overload
-    def embed_many(self, texts: Sequence[str], *, model: str = ..., batch_size: int = ...,
-                   max_batch_tokens: int = ..., concurrency: int = ..., batch_retries: int = ...,
-                   as_numpy: Literal[True], **options: Unpack[RequestOptions]) -> Any: ...
+    def embed_many(
+        self,
+        texts: Sequence[str],
+        *,
+        model: str = ...,
+        batch_size: int = ...,
+        max_batch_tokens: int = ...,
+        concurrency: int = ...,
+        batch_retries: int = ...,
+        as_numpy: Literal[True],
+        **options: Unpack[RequestOptions],
+    ) -> Any: ...
 
-    def embed_many(self, texts: Sequence[str], *, model: str = "Embeddings", batch_size: int = 100,
-                   max_batch_tokens: int = 16_000, concurrency: int = 4, batch_retries: int = 2,
-                   as_numpy: bool = False, **options: Unpack[RequestOptions]) -> Any:
+    def embed_many(
+        self,
+        texts: Sequence[str],
+        *,
+        model: str = "Embeddings",
+        batch_size: int = 100,
+        max_batch_tokens: int = 16_000,
+        concurrency: int = 4,
+        batch_retries: int = 2,
+        as_numpy: bool = False,
+        **options: Unpack[RequestOptions],
+    ) -> Any:
         """Embed any number of texts: batches by count and token budget, run concurrently, input
         order kept, only failed batches retried. Lists of floats, or a numpy array."""
         items, spans = embeddings_ops.plan(texts, batch_size, max_batch_tokens)
@@ -561,7 +727,7 @@ class GigaChat(BaseClient[HttpxTransport]):
         def one(span: tuple[int, int]) -> Embeddings:
             for attempt in range(batch_retries + 1):
                 try:
-                    return self.embedding(items[span[0]:span[1]], model=model, **options)
+                    return self.embedding(items[span[0] : span[1]], model=model, **options)
                 except GigaChatError as exc:
                     if attempt == batch_retries or not embeddings_ops.retryable(exc, repeat):
                         raise
@@ -572,8 +738,9 @@ class GigaChat(BaseClient[HttpxTransport]):
             batches = list(pool.map(one, spans))
         return embeddings_ops.assemble(batches, as_numpy)
 
-    def conversation(self, system: str | None = None, *, max_context_tokens: int | None = None,
-                     **defaults: Unpack[ChatParams]) -> Conversation:
+    def conversation(
+        self, system: str | None = None, *, max_context_tokens: int | None = None, **defaults: Unpack[ChatParams]
+    ) -> Conversation:
         """A chat that keeps its history and one X-Session-ID (``conv.say("...")``); ``defaults``
         (model, temperature, session_id, ...) apply to every turn."""
         return Conversation(self, ConversationState(system, max_context_tokens, defaults))

@@ -115,8 +115,7 @@ class TokenEntry:
                 fetched = exc
             return self._finish(future, valid, fetched)
 
-    async def get_async(self, fetch: Callable[[], Awaitable[AccessToken]],
-                        stale: SecretStr | None = None) -> SecretStr:
+    async def get_async(self, fetch: Callable[[], Awaitable[AccessToken]], stale: SecretStr | None = None) -> SecretStr:
         """Async twin of :meth:`get_sync`; waiters never block the event loop."""
         while True:
             valid, future, leader = self._claim(stale)
@@ -135,8 +134,9 @@ class TokenEntry:
                 fetched = exc
             return self._finish(future, valid, fetched)
 
-    def _finish(self, future: Future[_Fresh], valid: SecretStr | None,
-                fetched: AccessToken | BaseException) -> SecretStr:
+    def _finish(
+        self, future: Future[_Fresh], valid: SecretStr | None, fetched: AccessToken | BaseException
+    ) -> SecretStr:
         """The leader's last step: publish the result to the waiters and return (or raise)."""
         if isinstance(fetched, AccessToken):
             fresh = self._fresh(fetched)

@@ -73,8 +73,10 @@ class FilePart:
 
     def __repr__(self) -> str:
         kind = "path" if isinstance(self.source, str) else type(self.source).__name__
-        return (f"FilePart(field={self.field!r}, filename={self.filename!r}, content_type={self.content_type!r}, "
-                f"source=<{kind}>, size={self.size})")
+        return (
+            f"FilePart(field={self.field!r}, filename={self.filename!r}, content_type={self.content_type!r}, "
+            f"source=<{kind}>, size={self.size})"
+        )
 
 
 @dataclass(slots=True, repr=False)
@@ -122,9 +124,11 @@ class Request:
     def __repr__(self) -> str:
         body = "None" if self.content is None else f"<{len(self.content)} bytes>"
         auth = "None" if self.authorization is None else repr(_wire.MASK)
-        return (f"Request(method={self.method!r}, url={self.url!r}, headers={_wire.masked(self.headers)!r}, "
-                f"authorization={auth}, content={body}, file={self.file!r}, params={self.params!r}, "
-                f"stream={self.stream}, idempotent={self.idempotent})")
+        return (
+            f"Request(method={self.method!r}, url={self.url!r}, headers={_wire.masked(self.headers)!r}, "
+            f"authorization={auth}, content={body}, file={self.file!r}, params={self.params!r}, "
+            f"stream={self.stream}, idempotent={self.idempotent})"
+        )
 
 
 @dataclass(slots=True)
@@ -142,8 +146,10 @@ class Response:
     request: Request | None = None
 
     def __repr__(self) -> str:  # the body may be a token response: its size only
-        return (f"Response(status={self.status}, method={self.method!r}, url={self.url!r}, "
-                f"headers={_wire.masked(self.headers)!r}, content=<{len(self.content)} bytes>)")
+        return (
+            f"Response(status={self.status}, method={self.method!r}, url={self.url!r}, "
+            f"headers={_wire.masked(self.headers)!r}, content=<{len(self.content)} bytes>)"
+        )
 
     def meta(self) -> ResponseMeta:
         """Request metadata to attach to the parsed model."""
@@ -222,23 +228,36 @@ class TransportFailure:
             phase = self.kind.removesuffix("_timeout")
             limit = getattr(request.timeout, phase, None)  # connect, read, write, pool or total
             return errors.APITimeoutError(
-                f"{method} {url}: {phase} timeout after {limit} s", method=method, url=url, phase=phase,
+                f"{method} {url}: {phase} timeout after {limit} s",
+                method=method,
+                url=url,
+                phase=phase,
                 sent=self.sent,
                 request=info,
             )
         if self.kind == "connect":
-            return errors.APIConnectionError(f"{method} {url}: cannot connect: {detail}", method=method, url=url,
-                                             sent=self.sent, request=info)
-        return errors.APIConnectionError(f"{method} {url}: connection failed: {detail}", method=method, url=url,
-                                         sent=self.sent, request=info)
+            return errors.APIConnectionError(
+                f"{method} {url}: cannot connect: {detail}", method=method, url=url, sent=self.sent, request=info
+            )
+        return errors.APIConnectionError(
+            f"{method} {url}: connection failed: {detail}", method=method, url=url, sent=self.sent, request=info
+        )
 
 
 #: TLS alerts a server sends when it refuses the client certificate (OpenSSL's reason names).
-CLIENT_CERT_ALERTS = frozenset({
-    "TLSV13_ALERT_CERTIFICATE_REQUIRED", "TLSV1_ALERT_UNKNOWN_CA", "SSLV3_ALERT_BAD_CERTIFICATE",
-    "SSLV3_ALERT_CERTIFICATE_UNKNOWN", "SSLV3_ALERT_CERTIFICATE_EXPIRED", "SSLV3_ALERT_CERTIFICATE_REVOKED",
-    "SSLV3_ALERT_UNSUPPORTED_CERTIFICATE", "TLSV1_ALERT_ACCESS_DENIED", "PEER_DID_NOT_RETURN_A_CERTIFICATE",
-})
+CLIENT_CERT_ALERTS = frozenset(
+    {
+        "TLSV13_ALERT_CERTIFICATE_REQUIRED",
+        "TLSV1_ALERT_UNKNOWN_CA",
+        "SSLV3_ALERT_BAD_CERTIFICATE",
+        "SSLV3_ALERT_CERTIFICATE_UNKNOWN",
+        "SSLV3_ALERT_CERTIFICATE_EXPIRED",
+        "SSLV3_ALERT_CERTIFICATE_REVOKED",
+        "SSLV3_ALERT_UNSUPPORTED_CERTIFICATE",
+        "TLSV1_ALERT_ACCESS_DENIED",
+        "PEER_DID_NOT_RETURN_A_CERTIFICATE",
+    }
+)
 
 
 def client_cert_alert(exc: BaseException | None) -> BaseException | None:
@@ -470,8 +489,9 @@ def http_date(raw: str | None) -> float | None:
         return None
 
 
-def send_flow(request: Request, *, policy: RetryPolicy, can_refresh: bool,
-              auth_hint: str | None = None) -> Flow[Response]:
+def send_flow(
+    request: Request, *, policy: RetryPolicy, can_refresh: bool, auth_hint: str | None = None
+) -> Flow[Response]:
     """Drive one logical request: bearer token, attempts, backoff, one refresh on 401.
 
     Returns the successful (2xx/3xx) Response; raises the typed error otherwise. Streams
@@ -509,8 +529,15 @@ def send_flow(request: Request, *, policy: RetryPolicy, can_refresh: bool,
         if status < 400:
             if log.isEnabledFor(logging.DEBUG):
                 rid = response.headers.get("x-request-id") or request.headers.get("X-Request-ID")
-                log.debug("%s %s -> %d (request_id=%s, retries=%d)", request.method, request.url, status,
-                          rid, attempt, extra={"request_id": rid})
+                log.debug(
+                    "%s %s -> %d (request_id=%s, retries=%d)",
+                    request.method,
+                    request.url,
+                    status,
+                    rid,
+                    attempt,
+                    extra={"request_id": rid},
+                )
             return response
         if status == 401 and token is not None and can_refresh and not refreshed:
             refreshed = True
@@ -550,8 +577,17 @@ def bearer(token: SecretStr) -> SecretStr:
 
 def _log_retry(request: Request, attempt: int, why: str, delay: float) -> None:
     rid = request.headers.get("X-Request-ID")
-    log.info("%s %s failed with %s; retry %d/%d in %.2f s (request_id=%s)", request.method, request.url, why,
-             attempt + 1, request.max_retries, delay, rid, extra={"request_id": rid})
+    log.info(
+        "%s %s failed with %s; retry %d/%d in %.2f s (request_id=%s)",
+        request.method,
+        request.url,
+        why,
+        attempt + 1,
+        request.max_retries,
+        delay,
+        rid,
+        extra={"request_id": rid},
+    )
 
 
 # --- responses -> models and errors ---------------------------------------------------------
@@ -564,12 +600,13 @@ _OAUTH_HINTS = {
     5: "the scope is empty; set scope= (GIGACHAT_SCOPE)",
     6: "the authorization key is wrong or revoked; copy it again from GigaChat Studio",
     7: "this key is not enabled for that scope: individuals use GIGACHAT_API_PERS, companies "
-       "GIGACHAT_API_B2B (prepaid) or GIGACHAT_API_CORP (pay-as-you-go)",
+    "GIGACHAT_API_B2B (prepaid) or GIGACHAT_API_CORP (pay-as-you-go)",
 }
 
 
-def status_error(response: Response, *, can_refresh: bool = True,
-                 auth_hint: str | None = None) -> errors.APIStatusError:
+def status_error(
+    response: Response, *, can_refresh: bool = True, auth_hint: str | None = None
+) -> errors.APIStatusError:
     """Build the typed exception for an error response, keeping everything the server said
     (``auth_hint``, when given, is the advice for a 401)."""
     status = response.status
@@ -600,8 +637,9 @@ def status_error(response: Response, *, can_refresh: bool = True,
     text = f"{status} {_REASONS.get(status, 'Error')}"
     if server_message:
         text += f": {server_message}"
-    hint = auth_hint if status == 401 and auth_hint and code is None else _hint(status, code, server_message,
-                                                                                 can_refresh)
+    hint = (
+        auth_hint if status == 401 and auth_hint and code is None else _hint(status, code, server_message, can_refresh)
+    )
     if hint:
         text += f" ({hint})"
     text += f" [{response.method} {response.url}"
@@ -658,8 +696,10 @@ def _hint(status: int, code: int | None, message: str | None, can_refresh: bool)
     if status == 400 and message:  # nginx (the service's gateway) checks client certificates this way
         low = message.lower()
         if "no required ssl certificate" in low:
-            return ("this host wants a client certificate (mTLS): set cert_file= and key_file= "
-                    "(GIGACHAT_CERT_FILE, GIGACHAT_KEY_FILE)")
+            return (
+                "this host wants a client certificate (mTLS): set cert_file= and key_file= "
+                "(GIGACHAT_CERT_FILE, GIGACHAT_KEY_FILE)"
+            )
         if "ssl certificate error" in low:
             return "the server did not accept the client certificate (cert_file): wrong CA, expired or revoked?"
     if status == 401:
@@ -678,9 +718,19 @@ def _hint(status: int, code: int | None, message: str | None, can_refresh: bool)
 
 
 _REASONS = {
-    400: "Bad Request", 401: "Unauthorized", 402: "Payment Required", 403: "Forbidden", 404: "Not Found",
-    408: "Request Timeout", 413: "Payload Too Large", 422: "Unprocessable Entity", 423: "Locked",
-    429: "Too Many Requests", 500: "Internal Server Error", 502: "Bad Gateway", 503: "Service Unavailable",
+    400: "Bad Request",
+    401: "Unauthorized",
+    402: "Payment Required",
+    403: "Forbidden",
+    404: "Not Found",
+    408: "Request Timeout",
+    413: "Payload Too Large",
+    422: "Unprocessable Entity",
+    423: "Locked",
+    429: "Too Many Requests",
+    500: "Internal Server Error",
+    502: "Bad Gateway",
+    503: "Service Unavailable",
     504: "Gateway Timeout",
 }
 
@@ -721,8 +771,9 @@ def parse_model_list(model: type[M], response: Response) -> list[M]:
     return out
 
 
-def invalid_body(response: Response, exc: BaseException, *,
-                  keep_body: bool = True) -> errors.APIResponseValidationError:
+def invalid_body(
+    response: Response, exc: BaseException, *, keep_body: bool = True
+) -> errors.APIResponseValidationError:
     """The error for a body we cannot use; ``keep_body=False`` for bodies that hold a secret."""
     first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
     request_id = response.headers.get("x-request-id")

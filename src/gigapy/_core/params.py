@@ -47,20 +47,49 @@ REFUSED_FORMAT_TYPES = ("json", "json_object", "xml")
 SCHEMA_DIALECTS = ("reduced", "full")
 
 # v1 chat fields gigapy knows; anything else is sent as given (with a warning, see above).
-CHAT_FIELDS = frozenset({
-    "model", "messages", "temperature", "top_p", "n", "max_tokens", "repetition_penalty",
-    "update_interval", "profanity_check", "functions", "function_call", "flags", "response_format",
-    "reasoning_effort", "reasoning_max_tokens", "top_logprobs", "storage", "function_ranker", "attachments",
-    "assistant_id",
-})
+CHAT_FIELDS = frozenset(
+    {
+        "model",
+        "messages",
+        "temperature",
+        "top_p",
+        "n",
+        "max_tokens",
+        "repetition_penalty",
+        "update_interval",
+        "profanity_check",
+        "functions",
+        "function_call",
+        "flags",
+        "response_format",
+        "reasoning_effort",
+        "reasoning_max_tokens",
+        "top_logprobs",
+        "storage",
+        "function_ranker",
+        "attachments",
+        "assistant_id",
+    }
+)
 #: Keyword arguments that shape the request but are not sent.
 LOCAL_FIELDS = frozenset({"schema_dialect"})
 #: Names that are not request fields of the method they were given to, and what to do instead.
 MISPLACED_V1 = {
     "stream": "completion_stream() streams",
-    **dict.fromkeys(("tools", "tool_config", "model_options", "reasoning", "parallel_tool_calls", "ranker_options",
-                     "user_info", "disable_filter", "filter_config"),
-                    "a v2 field: use client.v2.completion() (or extra_body= to send it to v1 as is)"),
+    **dict.fromkeys(
+        (
+            "tools",
+            "tool_config",
+            "model_options",
+            "reasoning",
+            "parallel_tool_calls",
+            "ranker_options",
+            "user_info",
+            "disable_filter",
+            "filter_config",
+        ),
+        "a v2 field: use client.v2.completion() (or extra_body= to send it to v1 as is)",
+    ),
 }
 
 
@@ -76,8 +105,9 @@ def warn_unknown(field: str, what: str) -> None:
     claim = object()
     if warned.setdefault(field, claim) is not claim:
         return
-    warnings.warn(f"{field}: {what}; sent as given (the service may know it)", UnknownFieldWarning,
-                  stacklevel=_caller_level())
+    warnings.warn(
+        f"{field}: {what}; sent as given (the service may know it)", UnknownFieldWarning, stacklevel=_caller_level()
+    )
 
 
 def _caller_level() -> int:
@@ -107,8 +137,12 @@ def _typo_cost(value: str, name: str) -> int | None:
         return None
     if len(value) == len(name):
         diffs = [i for i, (a, b) in enumerate(zip(value, name, strict=True)) if a != b]
-        if len(diffs) == 2 and diffs[1] == diffs[0] + 1 and value[diffs[0]] == name[diffs[1]] \
-                and value[diffs[1]] == name[diffs[0]]:
+        if (
+            len(diffs) == 2
+            and diffs[1] == diffs[0] + 1
+            and value[diffs[0]] == name[diffs[1]]
+            and value[diffs[1]] == name[diffs[0]]
+        ):
             return 1
         return len(diffs) if len(diffs) <= 2 else None
     missing = len(name) - len(value)
@@ -144,8 +178,14 @@ def open_value(value: Any, field: str, known: Sequence[str]) -> str:
     return checked
 
 
-def unknown_fields(given: Iterable[str], known: Iterable[str], where: str = "",
-                   misplaced: Mapping[str, str] | None = None, hint: str = "", near: Iterable[str] = ()) -> list[str]:
+def unknown_fields(
+    given: Iterable[str],
+    known: Iterable[str],
+    where: str = "",
+    misplaced: Mapping[str, str] | None = None,
+    hint: str = "",
+    near: Iterable[str] = (),
+) -> list[str]:
     """The names of ``given`` that are not ``known``: typos and misplaced names raise, the rest warn.
 
     ``where`` prefixes the field in messages (``model_options.``); ``hint`` follows "did you mean";
@@ -191,8 +231,15 @@ def plain(value: Any, field: str) -> dict[str, Any]:
     raise _fail(field, f"expected a dict or a gigapy model, got {type(value).__name__}")
 
 
-def number(value: Any, field: str, *, low: float | None = None, high: float | None = None,
-           low_open: bool = False, integer: bool = False) -> float | int:
+def number(
+    value: Any,
+    field: str,
+    *,
+    low: float | None = None,
+    high: float | None = None,
+    low_open: bool = False,
+    integer: bool = False,
+) -> float | int:
     """Check a number against a range; ``low_open`` makes the lower bound exclusive."""
     if isinstance(value, bool) or not isinstance(value, (int, float)) or (integer and not isinstance(value, int)):
         kind = "an integer" if integer else "a number"
@@ -245,7 +292,7 @@ def function_result_content(value: Any, field: str) -> str:
         raise _fail(
             field,
             "a function result must be JSON (the service rejects anything else); "
-            "wrap plain text, e.g. json.dumps({\"result\": text})",
+            'wrap plain text, e.g. json.dumps({"result": text})',
         ) from None
     return value
 
@@ -320,8 +367,10 @@ def messages_v1(value: Any, field: str = "messages") -> list[dict[str, Any]]:
         elif not isinstance(content, str):
             raise _fail(f"{where}.content", f"expected a string, got {type(content).__name__}")
         if pending_call is not None and role != "function":
-            raise _fail(f"{field}[{pending_call}].function_call",
-                        "every assistant function call must be followed by a 'function' result message")
+            raise _fail(
+                f"{field}[{pending_call}].function_call",
+                "every assistant function call must be followed by a 'function' result message",
+            )
         if msg.get("function_call") is not None:
             if role != "assistant":
                 raise _fail(f"{where}.function_call", "only assistant messages carry a function_call")
@@ -334,8 +383,10 @@ def messages_v1(value: Any, field: str = "messages") -> list[dict[str, Any]]:
             raise _fail(f"{where}.content", "must not be empty")
         out.append(msg)
     if pending_call is not None:
-        raise _fail(f"{field}[{pending_call}].function_call",
-                    "every assistant function call must be followed by a 'function' result message")
+        raise _fail(
+            f"{field}[{pending_call}].function_call",
+            "every assistant function call must be followed by a 'function' result message",
+        )
     return out
 
 
@@ -346,7 +397,8 @@ def function_def(value: Any, field: str, dialect: str = "reduced") -> dict[str, 
     :func:`gigapy.schema.function_schema` in ``dialect``; a dict is sent as given.
     """
     if (isinstance(value, type) and issubclass(value, BaseModel)) or (
-            callable(value) and not isinstance(value, (Mapping, BaseModel, type))):
+        callable(value) and not isinstance(value, (Mapping, BaseModel, type))
+    ):
         from ..schema import function_schema
 
         try:
@@ -356,8 +408,10 @@ def function_def(value: Any, field: str, dialect: str = "reduced") -> dict[str, 
     fn = plain(value, field)
     name = fn.get("name")
     if not isinstance(name, str) or not FUNCTION_NAME_RE.match(name):
-        raise _fail(f"{field}.name", f"{name!r} is not a valid function name: Latin letters, digits (not "
-                    "leading), '_', '-' and '.' only")
+        raise _fail(
+            f"{field}.name",
+            f"{name!r} is not a valid function name: Latin letters, digits (not leading), '_', '-' and '.' only",
+        )
     params = fn.get("parameters")
     if params is None:
         fn["parameters"] = {"type": "object", "properties": {}}
@@ -379,8 +433,11 @@ def response_format(value: Any, field: str = "response_format") -> dict[str, Any
     fmt = plain(value, field)
     kind = fmt.get("type")
     if kind in REFUSED_FORMAT_TYPES:
-        raise _fail(f"{field}.type", f"unknown type {kind!r}; the service accepts 'text', 'json_schema' and "
-                    "'regex' (it answers 400 to this one)")
+        raise _fail(
+            f"{field}.type",
+            f"unknown type {kind!r}; the service accepts 'text', 'json_schema' and "
+            "'regex' (it answers 400 to this one)",
+        )
     if kind == "text":
         return fmt
     if kind == "json_schema":
@@ -405,9 +462,15 @@ def response_format(value: Any, field: str = "response_format") -> dict[str, Any
     return fmt
 
 
-def chat_body(params: Mapping[str, Any], *, default_model: str, profanity_check: bool | None,
-              flags: Sequence[str] | None, schema_dialect_default: str = "reduced",
-              options: Iterable[str] = ()) -> dict[str, Any]:
+def chat_body(
+    params: Mapping[str, Any],
+    *,
+    default_model: str,
+    profanity_check: bool | None,
+    flags: Sequence[str] | None,
+    schema_dialect_default: str = "reduced",
+    options: Iterable[str] = (),
+) -> dict[str, Any]:
     """The v1 ``/chat/completions`` body from keyword arguments (see ``GigaChat.completion``).
 
     ``options``: the per-call option names (a typo of one is refused too)."""
@@ -493,8 +556,9 @@ def _function_call_mode(call: Any, names: set[str]) -> Any:
     if not isinstance(name, str) or not name:
         raise _fail("function_call", "expected 'auto', 'none', a function name or {'name': ...}")
     if name not in names and name not in BUILTIN_FUNCTIONS:
-        raise _fail("function_call.name", f"{name!r} is not among functions= (nor a built-in: "
-                    f"{', '.join(BUILTIN_FUNCTIONS)})")
+        raise _fail(
+            "function_call.name", f"{name!r} is not among functions= (nor a built-in: {', '.join(BUILTIN_FUNCTIONS)})"
+        )
     return spec
 
 

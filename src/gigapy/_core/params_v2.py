@@ -22,20 +22,46 @@ ROLES = ("system", "user", "assistant", "function")
 BUILTIN_TOOLS = ("web_search", "image_generate", "url_content_extraction", "code_interpreter", "model_3d_generate")
 #: Tool names the live service answers 404 to, and the name it knows.
 REFUSED_TOOLS = {"url_extraction": "url_content_extraction"}
-PART_KEYS = frozenset({"text", "files", "function_call", "function_result", "inline_data", "tool_execution",
-                       "logprobs"})
-MODEL_OPTIONS = ("temperature", "top_p", "max_tokens", "repetition_penalty", "update_interval",
-                 "response_format", "reasoning", "top_logprobs", "unnormalized_history", "preset",
-                 "parallel_tool_calls")
+PART_KEYS = frozenset(
+    {"text", "files", "function_call", "function_result", "inline_data", "tool_execution", "logprobs"}
+)
+MODEL_OPTIONS = (
+    "temperature",
+    "top_p",
+    "max_tokens",
+    "repetition_penalty",
+    "update_interval",
+    "response_format",
+    "reasoning",
+    "top_logprobs",
+    "unnormalized_history",
+    "preset",
+    "parallel_tool_calls",
+)
 #: Top-level shorthands of ``model_options.reasoning`` (as langchain-gigachat names them).
 REASONING_ALIASES = {"reasoning_effort": "effort", "reasoning_max_tokens": "max_tokens"}
 REASONING_KEYS = ("effort", "max_tokens")
 TOOL_MODES = ("auto", "none", "forced", "any")
 TOOL_CONFIG_KEYS = ("mode", "tool_name", "function_name", "functions_names_any")
-V2_FIELDS = frozenset({
-    "model", "messages", "model_options", "tools", "functions", "tool_config", "storage", "ranker_options",
-    "filter_config", "user_info", "disable_filter", "flags", "assistant_id", *MODEL_OPTIONS, *REASONING_ALIASES,
-})
+V2_FIELDS = frozenset(
+    {
+        "model",
+        "messages",
+        "model_options",
+        "tools",
+        "functions",
+        "tool_config",
+        "storage",
+        "ranker_options",
+        "filter_config",
+        "user_info",
+        "disable_filter",
+        "flags",
+        "assistant_id",
+        *MODEL_OPTIONS,
+        *REASONING_ALIASES,
+    }
+)
 MISPLACED_V2 = {
     "stream": "completion_stream() streams",
     "function_call": "v2 chooses with tool_config= ('auto', 'none', 'any', a function or tool name)",
@@ -87,8 +113,10 @@ def function_result(value: Any, field: str) -> dict[str, Any]:
         try:
             json.loads(body, parse_constant=P.not_json)  # NaN and Infinity are not JSON either
         except ValueError:
-            raise _fail(f"{field}.result", "must be JSON (the service rejects anything else); wrap plain text, "
-                        "e.g. {\"result\": text}") from None
+            raise _fail(
+                f"{field}.result",
+                'must be JSON (the service rejects anything else); wrap plain text, e.g. {"result": text}',
+            ) from None
     elif not isinstance(body, (dict, list)):
         raise _fail(f"{field}.result", f"expected a JSON object, got {type(body).__name__}")
     return result
@@ -145,8 +173,10 @@ def messages_v2(value: Any, field: str = "messages") -> list[dict[str, Any]]:
             for j, p in enumerate(parts):
                 result_id = p.get("function_result", {}).get("id")
                 if result_id is not None and call_ids and result_id not in call_ids:
-                    raise _fail(f"{where}.content[{j}].function_result.id",
-                                f"{result_id!r} is the id of no earlier function call")
+                    raise _fail(
+                        f"{where}.content[{j}].function_result.id",
+                        f"{result_id!r} is the id of no earlier function call",
+                    )
         out.append(msg)
     return out
 
@@ -168,7 +198,7 @@ def tools(value: Any, functions: Any, dialect: str = "reduced") -> tuple[list[di
             tool = P.plain(entry, where)
             if len(tool) != 1:
                 raise _fail(where, "a tool is one key: a built-in name or 'functions'")
-            (name, spec), = tool.items()
+            ((name, spec),) = tool.items()
             if name == "functions":
                 specs = P.plain(spec, f"{where}.functions").get("specifications")
                 checked = _function_list(specs, f"{where}.functions.specifications", dialect)
@@ -176,15 +206,20 @@ def tools(value: Any, functions: Any, dialect: str = "reduced") -> tuple[list[di
                 out.append({"functions": {"specifications": checked}})
                 continue
             if name in REFUSED_TOOLS:
-                raise _fail(where, f"unknown tool {name!r} (the service answers 404); did you mean "
-                            f"{REFUSED_TOOLS[name]!r}?")
+                raise _fail(
+                    where, f"unknown tool {name!r} (the service answers 404); did you mean {REFUSED_TOOLS[name]!r}?"
+                )
             if name not in BUILTIN_TOOLS:
                 typo = P.close_to(name, (*BUILTIN_TOOLS, "functions"))
                 if typo is not None:
-                    raise _fail(where, f"unknown tool {name!r}; did you mean {typo!r}? (built-ins are "
-                                f"{', '.join(BUILTIN_TOOLS)}, custom functions go under 'functions')")
-                P.warn_unknown(f"{where}.{name}", f"{name!r} is not a built-in tool gigapy knows "
-                               f"({', '.join(BUILTIN_TOOLS)})")
+                    raise _fail(
+                        where,
+                        f"unknown tool {name!r}; did you mean {typo!r}? (built-ins are "
+                        f"{', '.join(BUILTIN_TOOLS)}, custom functions go under 'functions')",
+                    )
+                P.warn_unknown(
+                    f"{where}.{name}", f"{name!r} is not a built-in tool gigapy knows ({', '.join(BUILTIN_TOOLS)})"
+                )
             builtins.add(name)
             out.append({name: P.plain(spec, f"{where}.{name}") if spec else {}})
     if functions is not None:
@@ -213,8 +248,9 @@ def tool_config(value: Any, builtins: set[str], names: set[str], *, assistant: b
             return {"mode": "forced", "function_name": value}
         typo = P.close_to(value, (*TOOL_MODES, *builtins, *names))
         hint = f"; did you mean {typo!r}?" if typo else ""
-        raise _fail("tool_config", f"{value!r} is neither 'auto', 'none', 'any', a tool in tools= nor a function "
-                    f"name{hint}")
+        raise _fail(
+            "tool_config", f"{value!r} is neither 'auto', 'none', 'any', a tool in tools= nor a function name{hint}"
+        )
     if isinstance(value, Sequence) and not isinstance(value, (bytes, bytearray, Mapping)):
         value = {"mode": "any", "functions_names_any": list(value)}
     config = P.plain(value, "tool_config")
@@ -235,8 +271,9 @@ def tool_config(value: Any, builtins: set[str], names: set[str], *, assistant: b
             if name not in names and not assistant:
                 raise _fail(f"tool_config.functions_names_any[{i}]", f"{name!r} is not among the functions given")
     if mode == "any" and not names and not assistant:
-        raise _fail("tool_config", "mode 'any' makes the model call one of the functions: give functions= (or "
-                    "a functions tool)")
+        raise _fail(
+            "tool_config", "mode 'any' makes the model call one of the functions: give functions= (or a functions tool)"
+        )
     return config
 
 
@@ -249,16 +286,23 @@ def _reasoning(value: Any) -> dict[str, Any]:
     if config.get("effort") is not None:
         config["effort"] = P.open_value(config["effort"], "reasoning.effort", P.REASONING_EFFORTS)
     if config.get("max_tokens") is not None:
-        config["max_tokens"] = P.number(config["max_tokens"], "reasoning.max_tokens", low=0, low_open=True,
-                                        integer=True)
+        config["max_tokens"] = P.number(
+            config["max_tokens"], "reasoning.max_tokens", low=0, low_open=True, integer=True
+        )
     if not {k: v for k, v in config.items() if v is not None}:
         raise _fail("reasoning", "give an effort ('low', 'medium', 'high') and/or max_tokens")
     return config
 
 
-def chat_body_v2(params: Mapping[str, Any], *, default_model: str, profanity_check: bool | None,
-                 flags: Sequence[str] | None, schema_dialect_default: str = "reduced",
-                 options: Iterable[str] = ()) -> dict[str, Any]:
+def chat_body_v2(
+    params: Mapping[str, Any],
+    *,
+    default_model: str,
+    profanity_check: bool | None,
+    flags: Sequence[str] | None,
+    schema_dialect_default: str = "reduced",
+    options: Iterable[str] = (),
+) -> dict[str, Any]:
     """The v2 body from keyword arguments (see ``client.v2.completion``); ``options`` as in v1."""
     passed = P.unknown_fields(params, V2_FIELDS | P.LOCAL_FIELDS, misplaced=MISPLACED_V2, near=options)
     if params.get("messages") is None:

@@ -38,8 +38,18 @@ class SSEDecodeError(ValueError):
 class SSEDecoder:
     """Feed it network chunks with :meth:`feed`; it returns the events completed so far."""
 
-    __slots__ = ("_data", "_data_size", "_event", "_id", "_last_id", "_pending", "_pending_size",
-                 "_retry", "_skip_lf", "max_event_size")
+    __slots__ = (
+        "_data",
+        "_data_size",
+        "_event",
+        "_id",
+        "_last_id",
+        "_pending",
+        "_pending_size",
+        "_retry",
+        "_skip_lf",
+        "max_event_size",
+    )
 
     def __init__(self, max_event_size: int = DEFAULT_MAX_EVENT_SIZE) -> None:
         self.max_event_size = max_event_size

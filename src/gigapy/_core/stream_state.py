@@ -134,19 +134,30 @@ class StreamState(Generic[T, F]):
         """Whether the server finished the stream properly."""
         return self.done
 
-    def error(self, message: str, *, status: int | None = None, server_message: str | None = None,
-              body: Any = None) -> StreamError:
+    def error(
+        self, message: str, *, status: int | None = None, server_message: str | None = None, body: Any = None
+    ) -> StreamError:
         """A StreamError carrying this stream's request id and progress."""
         rid = self.meta.request_id
         text = f"{message} (after {self.count} chunks, request_id={rid})"
-        return StreamError(text, chunks_received=self.count, request_id=rid, status_code=status,
-                           server_message=server_message, body=body)
+        return StreamError(
+            text,
+            chunks_received=self.count,
+            request_id=rid,
+            status_code=status,
+            server_message=server_message,
+            body=body,
+        )
 
     def timeout_error(self, message: str, phase: str) -> StreamTimeoutError:
         """A StreamTimeoutError (a StreamError and an APITimeoutError) with this stream's progress."""
         rid = self.meta.request_id
-        return StreamTimeoutError(f"{message} (after {self.count} chunks, request_id={rid})",
-                                  chunks_received=self.count, request_id=rid, phase=phase)
+        return StreamTimeoutError(
+            f"{message} (after {self.count} chunks, request_id={rid})",
+            chunks_received=self.count,
+            request_id=rid,
+            phase=phase,
+        )
 
     def raise_error_payload(self, data: bytes) -> None:
         """An error object sent inside the stream becomes a StreamError."""
@@ -162,13 +173,27 @@ class StreamState(Generic[T, F]):
                 status = raw_status if isinstance(raw_status, int) else None
                 msg = err.get("message")
                 message = str(msg) if msg is not None else None
-        raise self.error(f"the server reported an error in the stream: {message or body}",
-                         status=status, server_message=message, body=body)
+        raise self.error(
+            f"the server reported an error in the stream: {message or body}",
+            status=status,
+            server_message=message,
+            body=body,
+        )
 
 
 class _ChoiceAcc:
-    __slots__ = ("args", "args_text", "call_id", "content", "finish", "fn_name", "logprobs", "reasoning", "role",
-                 "state_id")
+    __slots__ = (
+        "args",
+        "args_text",
+        "call_id",
+        "content",
+        "finish",
+        "fn_name",
+        "logprobs",
+        "reasoning",
+        "role",
+        "state_id",
+    )
 
     def __init__(self) -> None:
         self.content: list[str] = []
@@ -186,8 +211,13 @@ class _ChoiceAcc:
 class ChatStreamState(StreamState[ChatCompletionChunk, ChatCompletion]):
     """v1 ``/chat/completions`` streams: ``data: {chunk}`` events ended by ``data: [DONE]``."""
 
-    def __init__(self, meta: ResponseMeta, max_event_size: int | None = None,
-                 chunk_model: type[ChatCompletionChunk] = ChatCompletionChunk, sum_usage: bool = False) -> None:
+    def __init__(
+        self,
+        meta: ResponseMeta,
+        max_event_size: int | None = None,
+        chunk_model: type[ChatCompletionChunk] = ChatCompletionChunk,
+        sum_usage: bool = False,
+    ) -> None:
         super().__init__(meta, max_event_size)
         self._chunk_model = chunk_model
         # what chunk_model.model_validate_json() calls, without the classmethod hop per chunk
@@ -250,11 +280,13 @@ class ChatStreamState(StreamState[ChatCompletionChunk, ChatCompletion]):
         if usage is not None:
             if self._sum_usage and self._usage is not None:
                 prev = self._usage
-                usage = Usage(prompt_tokens=prev.prompt_tokens + usage.prompt_tokens,
-                              completion_tokens=prev.completion_tokens + usage.completion_tokens,
-                              total_tokens=prev.total_tokens + usage.total_tokens,
-                              precached_prompt_tokens=(prev.precached_prompt_tokens or 0)
-                              + (usage.precached_prompt_tokens or 0) or None)
+                usage = Usage(
+                    prompt_tokens=prev.prompt_tokens + usage.prompt_tokens,
+                    completion_tokens=prev.completion_tokens + usage.completion_tokens,
+                    total_tokens=prev.total_tokens + usage.total_tokens,
+                    precached_prompt_tokens=(prev.precached_prompt_tokens or 0) + (usage.precached_prompt_tokens or 0)
+                    or None,
+                )
             self._usage = usage
         if chunk.model:
             self._model = chunk.model
@@ -302,8 +334,14 @@ class ChatStreamState(StreamState[ChatCompletionChunk, ChatCompletion]):
                 logprobs=acc.logprobs or None,
             )
             choices.append(Choice(message=message, index=index, finish_reason=acc.finish))
-        completion = ChatCompletion(choices=choices, created=self._created, model=self._model,
-                                    object="chat.completion", usage=self._usage, **self._extra)
+        completion = ChatCompletion(
+            choices=choices,
+            created=self._created,
+            model=self._model,
+            object="chat.completion",
+            usage=self._usage,
+            **self._extra,
+        )
         completion._meta = self.meta
         return completion
 
@@ -370,8 +408,9 @@ class ChatV2StreamState(StreamState[ChatCompletionV2Chunk, ChatCompletionV2]):
         for key in ("thread_id", "message_id", "error_details", "additional_data"):
             value = getattr(chunk, key, None) if key in chunk.__dict__ else (chunk.model_extra or {}).get(key)
             if value:
-                self._extra[key] = value.model_dump(mode="json", by_alias=True) if hasattr(value, "model_dump") \
-                    else value
+                self._extra[key] = (
+                    value.model_dump(mode="json", by_alias=True) if hasattr(value, "model_dump") else value
+                )
         if chunk.logprobs:
             self._extra.setdefault("logprobs", []).extend(lp.to_dict() for lp in chunk.logprobs)
         for i, msg in enumerate(chunk.messages):
@@ -400,8 +439,12 @@ class ChatV2StreamState(StreamState[ChatCompletionV2Chunk, ChatCompletionV2]):
 
     def final(self) -> ChatCompletionV2:
         for path in self.unpaired():  # half a character at the very end: U+FFFD, never a lone surrogate
-            if path[:1] == ("messages",) and path[-1:] == ("text",) and isinstance(path[1], int) \
-                    and path[1] < len(self._messages):
+            if (
+                path[:1] == ("messages",)
+                and path[-1:] == ("text",)
+                and isinstance(path[1], int)
+                and path[1] < len(self._messages)
+            ):
                 self._messages[path[1]].text.append(REPLACEMENT)
         messages = []
         for acc in self._messages:
@@ -422,11 +465,15 @@ class ChatV2StreamState(StreamState[ChatCompletionV2Chunk, ChatCompletionV2]):
             if acc.reasoning:
                 msg["reasoning_content"] = "".join(acc.reasoning)
             messages.append(msg)
-        completion = ChatCompletionV2.model_validate({
-            "model": self._model, "created_at": self._created, "messages": messages,
-            "finish_reason": self._finish,
-            "usage": self._usage.model_dump(mode="json", exclude_none=True) if self._usage else None,
-            **self._extra,
-        })
+        completion = ChatCompletionV2.model_validate(
+            {
+                "model": self._model,
+                "created_at": self._created,
+                "messages": messages,
+                "finish_reason": self._finish,
+                "usage": self._usage.model_dump(mode="json", exclude_none=True) if self._usage else None,
+                **self._extra,
+            }
+        )
         completion._meta = self.meta
         return completion

@@ -99,8 +99,9 @@ def token_request(settings: Settings, user_agent: str) -> Request:
         auth=False,
         timeout=timeout,
         max_retries=settings.max_retries,
-        authorization=SecretStr("Basic " + base64.b64encode(
-            f"{settings.user}:{settings.password.get_secret_value()}".encode()).decode()),
+        authorization=SecretStr(
+            "Basic " + base64.b64encode(f"{settings.user}:{settings.password.get_secret_value()}".encode()).decode()
+        ),
     )
 
 

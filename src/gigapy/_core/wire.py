@@ -37,8 +37,10 @@ def surrogate_at(value: str) -> int | None:
 
 
 def _surrogate_reason(index: int) -> str:
-    return (f"contains a lone surrogate at index {index} (text cut in the middle of a UTF-16 pair?), "
-            "which cannot be encoded as UTF-8; remove it or repair the text")
+    return (
+        f"contains a lone surrogate at index {index} (text cut in the middle of a UTF-16 pair?), "
+        "which cannot be encoded as UTF-8; remove it or repair the text"
+    )
 
 
 def utf8_text(value: str, field: str) -> str:
@@ -59,8 +61,10 @@ def header_value_problem(value: str) -> str | None:
         if ch in "\r\n":
             return f"contains a line break (CR or LF) at index {i}; header values are one line"
         if ord(ch) > 0x7E:
-            return (f"contains a non-ASCII character at index {i}; header values must be ASCII "
-                    "(percent-encode or base64 the value)")
+            return (
+                f"contains a non-ASCII character at index {i}; header values must be ASCII "
+                "(percent-encode or base64 the value)"
+            )
         if ord(ch) < 0x20 and ch != "\t":
             return f"contains a control character at index {i}"
     return "starts or ends with whitespace"
@@ -81,8 +85,10 @@ def header_name(name: Any, field: str) -> str:
     if not isinstance(name, str):
         raise InvalidArgumentError(field, f"a header name must be a string, got {type(name).__name__}")
     if not _NAME_RE.fullmatch(name):
-        raise InvalidArgumentError(field, "is not a valid header name: letters, digits and !#$%&'*+-.^_`|~ only, "
-                                          "no spaces, colons or line breaks")
+        raise InvalidArgumentError(
+            field,
+            "is not a valid header name: letters, digits and !#$%&'*+-.^_`|~ only, no spaces, colons or line breaks",
+        )
     return name
 
 
@@ -161,8 +167,10 @@ def json_problem(value: Any, path: str = "") -> tuple[str, str] | None:
                 children = [(child, f"{where}[{i}]", inner) for i, child in enumerate(item)]
             stack.extend(reversed(children))
         else:
-            return where, f"a {type(item).__name__} is not JSON-serializable; pass plain dicts, lists, strings " \
-                          "and numbers"
+            return (
+                where,
+                f"a {type(item).__name__} is not JSON-serializable; pass plain dicts, lists, strings and numbers",
+            )
     return None
 
 

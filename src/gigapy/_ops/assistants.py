@@ -21,8 +21,9 @@ def list_assistants(core: ClientCore, options: RequestOptions) -> Flow[Assistant
 
 def get_assistant(core: ClientCore, assistant_id: str, options: RequestOptions) -> Flow[Assistant]:
     """``GET /assistants?assistant_id=...``: one assistant (NotFoundError if unknown)."""
-    req = core.request("GET", "/assistants", options, idempotent=True,
-                       params={"assistant_id": check_id(assistant_id, "assistant_id")})
+    req = core.request(
+        "GET", "/assistants", options, idempotent=True, params={"assistant_id": check_id(assistant_id, "assistant_id")}
+    )
     response = yield from core.send(req)
     found = [a for a in parse_model(Assistants, response).data if a.assistant_id == assistant_id]
     if not found:
@@ -31,21 +32,26 @@ def get_assistant(core: ClientCore, assistant_id: str, options: RequestOptions) 
     return found[0]
 
 
-def create_assistant(core: ClientCore, model: str | None, name: str, fields: Mapping[str, Any],
-                     options: RequestOptions) -> Flow[CreatedAssistant]:
+def create_assistant(
+    core: ClientCore, model: str | None, name: str, fields: Mapping[str, Any], options: RequestOptions
+) -> Flow[CreatedAssistant]:
     """``POST /assistants``."""
-    body = compact(model=P.text(model or core.settings.model, "model"), name=P.text(name, "name"),
-                    **_assistant_fields(fields))
-    return core.call(core.request("POST", "/assistants", options, body=body),
-                     lambda r: parse_model(CreatedAssistant, r))
+    body = compact(
+        model=P.text(model or core.settings.model, "model"), name=P.text(name, "name"), **_assistant_fields(fields)
+    )
+    return core.call(
+        core.request("POST", "/assistants", options, body=body), lambda r: parse_model(CreatedAssistant, r)
+    )
 
 
-def update_assistant(core: ClientCore, assistant_id: str, fields: Mapping[str, Any],
-                     options: RequestOptions) -> Flow[Assistant]:
+def update_assistant(
+    core: ClientCore, assistant_id: str, fields: Mapping[str, Any], options: RequestOptions
+) -> Flow[Assistant]:
     """``POST /assistants/modify`` (only the given fields change)."""
     body = compact(assistant_id=check_id(assistant_id, "assistant_id"), **_assistant_fields(fields))
-    return core.call(core.request("POST", "/assistants/modify", options, body=body),
-                     lambda r: parse_model(Assistant, r))
+    return core.call(
+        core.request("POST", "/assistants/modify", options, body=body), lambda r: parse_model(Assistant, r)
+    )
 
 
 def _assistant_fields(fields: Mapping[str, Any]) -> dict[str, Any]:
@@ -69,13 +75,17 @@ def _assistant_fields(fields: Mapping[str, Any]) -> dict[str, Any]:
 def delete_assistant(core: ClientCore, assistant_id: str, options: RequestOptions) -> Flow[DeletedAssistant]:
     """``POST /assistants/delete``."""
     body = {"assistant_id": check_id(assistant_id, "assistant_id")}
-    return core.call(core.request("POST", "/assistants/delete", options, body=body),
-                     lambda r: parse_model(DeletedAssistant, r))
+    return core.call(
+        core.request("POST", "/assistants/delete", options, body=body), lambda r: parse_model(DeletedAssistant, r)
+    )
 
 
-def delete_assistant_file(core: ClientCore, assistant_id: str, file_id: str,
-                          options: RequestOptions) -> Flow[DeletedAssistantFile]:
+def delete_assistant_file(
+    core: ClientCore, assistant_id: str, file_id: str, options: RequestOptions
+) -> Flow[DeletedAssistantFile]:
     """``POST /assistants/files/delete``: detach a file from an assistant."""
     body = {"assistant_id": check_id(assistant_id, "assistant_id"), "file_id": check_id(file_id, "file_id")}
-    return core.call(core.request("POST", "/assistants/files/delete", options, body=body),
-                     lambda r: parse_model(DeletedAssistantFile, r))
+    return core.call(
+        core.request("POST", "/assistants/files/delete", options, body=body),
+        lambda r: parse_model(DeletedAssistantFile, r),
+    )

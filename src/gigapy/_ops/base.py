@@ -104,8 +104,7 @@ class ClientCore:
 
     __slots__ = ("_auth_hint", "_bearer", "_headers", "policy", "settings", "telemetry", "tokens", "usage")
 
-    def __init__(self, settings: Settings, tokens: TokenSource | None = None,
-                 usage: UsageTotals | None = None) -> None:
+    def __init__(self, settings: Settings, tokens: TokenSource | None = None, usage: UsageTotals | None = None) -> None:
         self.settings = settings
         #: The client's ``telemetry`` setting: None follows ``gigapy.instrument()``.
         self.telemetry = settings.telemetry
@@ -114,8 +113,14 @@ class ClientCore:
         self.tokens = tokens if tokens is not None else TokenSource(settings)
         mtls = settings.auth_mode == "mtls"
         self._bearer = not mtls  # mTLS-only: the client certificate identifies the account, no token is sent
-        self._auth_hint = (f"the server did not accept the client certificate {settings.cert_file} as an account: "
-                           "is it the one issued for this API (and this base_url)?") if mtls else None
+        self._auth_hint = (
+            (
+                f"the server did not accept the client certificate {settings.cert_file} as an account: "
+                "is it the one issued for this API (and this base_url)?"
+            )
+            if mtls
+            else None
+        )
         headers = _wire.Headers({"User-Agent": USER_AGENT, "Accept": "application/json"})
         headers.update(settings.default_headers)
         self._headers = headers
@@ -196,8 +201,7 @@ class ClientCore:
 
     def raw_send(self, request: Request) -> Flow[Response]:
         """The retrying, token-refreshing flow of one request (no telemetry)."""
-        return send_flow(request, policy=self.policy, can_refresh=self.settings.can_refresh,
-                         auth_hint=self._auth_hint)
+        return send_flow(request, policy=self.policy, can_refresh=self.settings.can_refresh, auth_hint=self._auth_hint)
 
     def hook(self) -> Any:
         """The telemetry hook for a call now, or None (off: one attribute read)."""
@@ -278,8 +282,9 @@ def _id_header(value: Any, field: str) -> str:
 # --- operations ----------------------------------------------------------------------------
 
 
-def open_stream(core: ClientCore, request: Request,
-                state: Callable[[ResponseMeta], StreamState[Any, Any]]) -> Flow[OpenStream]:
+def open_stream(
+    core: ClientCore, request: Request, state: Callable[[ResponseMeta], StreamState[Any, Any]]
+) -> Flow[OpenStream]:
     """Send a streaming request; once the response headers arrive, hand over the open stream
     (under a span that the stream ends, when telemetry is on)."""
     hook = core.hook()
@@ -289,13 +294,21 @@ def open_stream(core: ClientCore, request: Request,
             _check_event_stream(response)
             span = None
         else:
-            response, span = yield from hook.traced(core.raw_send(request), request, _check_event_stream,
-                                                    core.content(hook), keep_open=True)
+            response, span = yield from hook.traced(
+                core.raw_send(request), request, _check_event_stream, core.content(hook), keep_open=True
+            )
     except GigaChatError:
         core.usage.record(model_of(request), error=True)
         raise
-    return OpenStream(response, state(response.meta()), request.timeout.read, request.deadline,
-                      telemetry=span, usage=core.usage, model=model_of(request))
+    return OpenStream(
+        response,
+        state(response.meta()),
+        request.timeout.read,
+        request.deadline,
+        telemetry=span,
+        usage=core.usage,
+        model=model_of(request),
+    )
 
 
 def observe(source: Iterator[bytes], opened: OpenStream) -> Iterator[bytes]:
@@ -333,5 +346,3 @@ def _check_event_stream(response: Response) -> Response:
 
 
 # --- batches -------------------------------------------------------------------------------
-
-

@@ -23,8 +23,12 @@ from ..types.batches import Batch, Batches, BatchResult
 from .base import ClientCore, RequestOptions
 from .files import download_file
 
-BATCH_METHODS = {"chat_completions": "chat_completions", "chat": "chat_completions",
-                 "embedder": "embedder", "embeddings": "embedder"}
+BATCH_METHODS = {
+    "chat_completions": "chat_completions",
+    "chat": "chat_completions",
+    "embedder": "embedder",
+    "embeddings": "embedder",
+}
 
 
 def batch_jsonl(requests: Any, method: str, default_model: str) -> bytes:
@@ -88,8 +92,9 @@ def create_batch(core: ClientCore, requests: Any, method: str, options: RequestO
     if wire is None:
         raise InvalidArgumentError("method", f"expected 'chat_completions' or 'embedder', got {method!r}")
     body: bytes = yield Blocking(lambda: batch_jsonl(requests, wire, core.settings.model))
-    req = core.request("POST", "/batches", options, content=body, content_type="application/octet-stream",
-                       params={"method": wire})
+    req = core.request(
+        "POST", "/batches", options, content=body, content_type="application/octet-stream", params={"method": wire}
+    )
     return (yield from core.call(req, lambda r: parse_model(Batch, r)))
 
 
@@ -118,8 +123,14 @@ def get_batches(core: ClientCore, options: RequestOptions) -> Flow[list[Batch]]:
 
 def get_batch(core: ClientCore, batch_id: str, options: RequestOptions) -> Flow[Batch]:
     """``GET /batches?batch_id=...``."""
-    req = core.request("GET", "/batches", options, idempotent=True, content_type="application/json",
-                       params={"batch_id": P.text(batch_id, "batch_id")})
+    req = core.request(
+        "GET",
+        "/batches",
+        options,
+        idempotent=True,
+        content_type="application/json",
+        params={"batch_id": P.text(batch_id, "batch_id")},
+    )
     response = yield from core.send(req)
     found = [b for b in _batches_from(response) if b.id == batch_id]
     if not found:
@@ -154,9 +165,14 @@ def parse_batch_output(data: bytes) -> list[BatchResult]:
         if status is not None and status >= 400 and error is None:
             error = body if isinstance(body, dict) else {"status": status, "message": str(body)}
             body = None
-        results.append(BatchResult(id=str(item["id"]), status_code=status,
-                                   body=body if isinstance(body, dict) else None,
-                                   error=error if isinstance(error, dict) else None))
+        results.append(
+            BatchResult(
+                id=str(item["id"]),
+                status_code=status,
+                body=body if isinstance(body, dict) else None,
+                error=error if isinstance(error, dict) else None,
+            )
+        )
     return results
 
 
@@ -170,8 +186,9 @@ def get_batch_results(core: ClientCore, batch: str | Batch, options: RequestOpti
     return parse_batch_output(data)
 
 
-def wait_for_batch(core: ClientCore, batch_id: str, poll_interval: float, max_wait: float | None,
-                   options: RequestOptions) -> Flow[Batch]:
+def wait_for_batch(
+    core: ClientCore, batch_id: str, poll_interval: float, max_wait: float | None, options: RequestOptions
+) -> Flow[Batch]:
     """Poll a batch until it is done; raises APITimeoutError after ``max_wait`` seconds."""
     P.number(poll_interval, "poll_interval", low=0, low_open=True)
     if max_wait is not None:

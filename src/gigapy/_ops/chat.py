@@ -76,12 +76,17 @@ def chat_request(core: ClientCore, messages: Any, params: Mapping[str, Any], *, 
     """The ``/chat/completions`` request for ``completion`` / ``completion_stream``."""
     fields, options = split_call(messages, params)
     s = core.settings
-    body = P.chat_body(fields, default_model=s.model, profanity_check=s.profanity_check, flags=s.flags,
-                       schema_dialect_default=s.schema_dialect, options=OPTION_KEYS)
+    body = P.chat_body(
+        fields,
+        default_model=s.model,
+        profanity_check=s.profanity_check,
+        flags=s.flags,
+        schema_dialect_default=s.schema_dialect,
+        options=OPTION_KEYS,
+    )
     if stream:
         body["stream"] = True
-        return core.request("POST", "/chat/completions", options, body=body, stream=True,
-                            accept="text/event-stream")
+        return core.request("POST", "/chat/completions", options, body=body, stream=True, accept="text/event-stream")
     return core.request("POST", "/chat/completions", options, body=body)
 
 

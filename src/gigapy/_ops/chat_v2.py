@@ -72,13 +72,20 @@ def v2_request(core: ClientCore, messages: Any, params: Mapping[str, Any], *, st
     """The ``/v2/chat/completions`` request."""
     fields, options = split_call(messages, params)
     s = core.settings
-    body = P2.chat_body_v2(fields, default_model=s.model, profanity_check=s.profanity_check, flags=s.flags,
-                           schema_dialect_default=s.schema_dialect, options=OPTION_KEYS)
+    body = P2.chat_body_v2(
+        fields,
+        default_model=s.model,
+        profanity_check=s.profanity_check,
+        flags=s.flags,
+        schema_dialect_default=s.schema_dialect,
+        options=OPTION_KEYS,
+    )
     base = v2_base(s.base_url)
     if stream:
         body["stream"] = True
-        return core.request("POST", "/chat/completions", options, body=body, stream=True,
-                            accept="text/event-stream", base=base)
+        return core.request(
+            "POST", "/chat/completions", options, body=body, stream=True, accept="text/event-stream", base=base
+        )
     return core.request("POST", "/chat/completions", options, body=body, base=base)
 
 

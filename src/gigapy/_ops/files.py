@@ -54,12 +54,19 @@ TYPES: dict[str, tuple[str, str]] = {
     ".opus": ("audio/opus", "audio"),
 }
 _KIND_BY_MIME = dict(TYPES.values())
-_KIND_BY_MIME.update({
-    "audio/mp3": "audio", "audio/x-wav": "audio", "audio/wave": "audio", "audio/x-pn-wav": "audio",
-    "audio/x-ogg": "audio", "application/vnd.ms-excel": "text", "application/epub+zip": "text",
-    "application/vnd.ms-powerpoint": "text",
-    "application/vnd.openxmlformats-officedocument.presentationml.presentation": "text",
-})
+_KIND_BY_MIME.update(
+    {
+        "audio/mp3": "audio",
+        "audio/x-wav": "audio",
+        "audio/wave": "audio",
+        "audio/x-pn-wav": "audio",
+        "audio/x-ogg": "audio",
+        "application/vnd.ms-excel": "text",
+        "application/epub+zip": "text",
+        "application/vnd.ms-powerpoint": "text",
+        "application/vnd.openxmlformats-officedocument.presentationml.presentation": "text",
+    }
+)
 _EXT_BY_MIME = {mime: ext for ext, (mime, _) in reversed(list(TYPES.items()))}
 
 _MAGIC: tuple[tuple[bytes, int, str], ...] = (
@@ -80,7 +87,7 @@ SUPPORTED = ", ".join(sorted({ext.lstrip(".") for ext in TYPES}))
 def sniff(head: bytes) -> str | None:
     """Guess an extension from the first bytes of a file."""
     for magic, offset, ext in _MAGIC:
-        if head[offset:offset + len(magic)] == magic:
+        if head[offset : offset + len(magic)] == magic:
             return ext
     if head and b"\x00" not in head:
         try:
@@ -91,8 +98,9 @@ def sniff(head: bytes) -> str | None:
     return None
 
 
-def prepare_upload(source: Any, *, filename: str | None = None, content_type: str | None = None,
-                   field: str = "file") -> FilePart:
+def prepare_upload(
+    source: Any, *, filename: str | None = None, content_type: str | None = None, field: str = "file"
+) -> FilePart:
     """Check a file before upload and describe it; blocking (the async client runs it in a thread).
 
     Raises InvalidArgumentError for a missing file, an unsupported type or a file over the
@@ -143,12 +151,18 @@ def _check_filename(name: str, field: str) -> None:
         raise InvalidArgumentError(field, f"the file name must be a string, got {type(name).__name__}")
     for i, ch in enumerate(name):
         if ord(ch) < 0x20 or ord(ch) == 0x7F:
-            raise InvalidArgumentError(field, f"the file name contains a control character (a line break?) at index "
-                                              f"{i}; pass filename= with a plain name")
+            raise InvalidArgumentError(
+                field,
+                f"the file name contains a control character (a line break?) at index "
+                f"{i}; pass filename= with a plain name",
+            )
     index = surrogate_at(name)
     if index is not None:
-        raise InvalidArgumentError(field, f"the file name contains a lone surrogate at index {index} (a name that is "
-                                          "not UTF-8?); pass filename= with a plain name")
+        raise InvalidArgumentError(
+            field,
+            f"the file name contains a lone surrogate at index {index} (a name that is "
+            "not UTF-8?); pass filename= with a plain name",
+        )
 
 
 def _file_object(fh: IO[Any], field: str) -> tuple[Any, int, bytes]:
@@ -236,8 +250,9 @@ def forget_upload(file_id: str) -> None:
             del _UPLOADS[key]
 
 
-def upload_file(core: ClientCore, source: Any, purpose: str, filename: str | None, content_type: str | None,
-                options: RequestOptions) -> Flow[File]:
+def upload_file(
+    core: ClientCore, source: Any, purpose: str, filename: str | None, content_type: str | None, options: RequestOptions
+) -> Flow[File]:
     """``POST /files`` (multipart). The file is checked (type, size limit) before sending."""
     if purpose not in ("general", "assistant"):
         raise InvalidArgumentError("purpose", f"expected 'general' or 'assistant', got {purpose!r}")
@@ -279,8 +294,9 @@ def delete_file(core: ClientCore, file_id: str, options: RequestOptions) -> Flow
     return deleted
 
 
-def download_file(core: ClientCore, file_id: str, path: str | Path | None,
-                  options: RequestOptions) -> Flow[bytes | Path]:
+def download_file(
+    core: ClientCore, file_id: str, path: str | Path | None, options: RequestOptions
+) -> Flow[bytes | Path]:
     """``GET /files/{id}/content``: the bytes, or streamed into ``path`` (written atomically)."""
     req = core.request("GET", _file_path(file_id) + "/content", options, idempotent=True, accept="*/*")
     if path is not None:

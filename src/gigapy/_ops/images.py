@@ -29,8 +29,9 @@ from .base import ClientCore, RequestOptions
 from .files import Seekable, prepare_upload, recall_upload, remember_upload
 
 
-def generate_image_flow(core: ClientCore, prompt: str, path: str | Path | None, style: str | None,
-                        params: Mapping[str, Any]) -> Flow[bytes | Path]:
+def generate_image_flow(
+    core: ClientCore, prompt: str, path: str | Path | None, style: str | None, params: Mapping[str, Any]
+) -> Flow[bytes | Path]:
     """Draw ``prompt`` and return the JPEG bytes (or write them to ``path``)."""
     options: dict[str, Any] = dict(params)
     client_id = options.pop("client_id", None) or f"gigapy-{uuid.uuid4()}"
@@ -41,8 +42,11 @@ def generate_image_flow(core: ClientCore, prompt: str, path: str | Path | None, 
     answer = yield from chat_ops.completion(core, messages, call)
     ids = answer.images
     if not ids:
-        raise ImageGenerationError(f"the model answered without an image: {answer.text[:200]!r}", text=answer.text,
-                                   request_id=answer.request_id)
+        raise ImageGenerationError(
+            f"the model answered without an image: {answer.text[:200]!r}",
+            text=answer.text,
+            request_id=answer.request_id,
+        )
     download: RequestOptions = {"client_id": client_id}
     for key in ("timeout", "extra_headers", "session_id"):
         if key in options:
@@ -65,8 +69,7 @@ def _digest(part: FilePart) -> str:
     return sha.hexdigest()
 
 
-def attach_flow(core: ClientCore, sources: Sequence[Any], purpose: str,
-                options: RequestOptions) -> Flow[list[str]]:
+def attach_flow(core: ClientCore, sources: Sequence[Any], purpose: str, options: RequestOptions) -> Flow[list[str]]:
     """Upload each source unless the same content was uploaded before; return the file ids."""
     if not sources:
         raise InvalidArgumentError("sources", "give at least one file (a path, bytes or a file object)")

@@ -58,8 +58,9 @@ def openapi_text(spec: Any) -> bytes:
         except UnicodeDecodeError as exc:
             raise InvalidArgumentError("openapi", f"is not UTF-8 text (bad byte at offset {exc.start})") from None
     if not isinstance(spec, str):
-        raise InvalidArgumentError("openapi", f"expected the OpenAPI document as text, bytes or a path, got "
-                                              f"{type(spec).__name__}")
+        raise InvalidArgumentError(
+            "openapi", f"expected the OpenAPI document as text, bytes or a path, got {type(spec).__name__}"
+        )
     if not spec.strip():
         raise InvalidArgumentError("openapi", "is empty: expected an OpenAPI 3 document (JSON or YAML)")
     return _wire.utf8_text(spec, "openapi").encode("utf-8")
@@ -76,14 +77,16 @@ def convert_functions(core: ClientCore, spec: Any, options: RequestOptions) -> F
 FILTER_SETTINGS = ("neuro", "blacklist", "whitelist")
 
 
-def check_filter(core: ClientCore, messages: Any, model: str, settings: Mapping[str, Any] | None,
-                 options: RequestOptions) -> Flow[FilterCheckResult]:
+def check_filter(
+    core: ClientCore, messages: Any, model: str, settings: Mapping[str, Any] | None, options: RequestOptions
+) -> Flow[FilterCheckResult]:
     """``POST /filter/check``: whether messages break the account's topic restrictions."""
     body: dict[str, Any] = {"model": P.text(model, "model"), "messages": P.messages_v1(messages)}
     if settings is not None:
         if not isinstance(settings, Mapping):
-            raise InvalidArgumentError("settings", f"expected a dict of {', '.join(FILTER_SETTINGS)} switches, got "
-                                                   f"{type(settings).__name__}")
+            raise InvalidArgumentError(
+                "settings", f"expected a dict of {', '.join(FILTER_SETTINGS)} switches, got {type(settings).__name__}"
+            )
         for key, value in settings.items():
             if key in FILTER_SETTINGS and not isinstance(value, bool):
                 raise InvalidArgumentError(f"settings.{key}", f"expected True or False, got {value!r}")

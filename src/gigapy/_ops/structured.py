@@ -57,8 +57,7 @@ def inline_refs(schema: dict[str, Any]) -> dict[str, Any]:
     return result
 
 
-def parse_flow(ask: Ask, messages: Any, model: type[M], *, method: str, v2: bool,
-               dialect: str = "reduced") -> Flow[M]:
+def parse_flow(ask: Ask, messages: Any, model: type[M], *, method: str, v2: bool, dialect: str = "reduced") -> Flow[M]:
     """Ask for ``model`` as structured output; see the module docstring for the strategy.
 
     ``dialect``: the schema dialect of the forced function (``method="function"``)."""
@@ -69,11 +68,15 @@ def parse_flow(ask: Ask, messages: Any, model: type[M], *, method: str, v2: bool
     history: list[Any] = [{"role": "user", "content": messages}] if isinstance(messages, str) else list(messages)
     fn = function_schema(model, dialect=dialect)
     requests: dict[str, dict[str, Any]] = {
-        "json_schema": {"response_format": {"type": "json_schema", "schema": inline_refs(model.model_json_schema()),
-                                            "strict": True}},
-        "function": {"functions": [fn.to_dict()],
-                     ("tool_config" if v2 else "function_call"): (
-                         {"mode": "forced", "function_name": fn.name} if v2 else {"name": fn.name})},
+        "json_schema": {
+            "response_format": {"type": "json_schema", "schema": inline_refs(model.model_json_schema()), "strict": True}
+        },
+        "function": {
+            "functions": [fn.to_dict()],
+            ("tool_config" if v2 else "function_call"): (
+                {"mode": "forced", "function_name": fn.name} if v2 else {"name": fn.name}
+            ),
+        },
     }
     order = ["json_schema", "function"] if method == "auto" else [method]
     chosen = order[0]
@@ -92,7 +95,11 @@ def parse_flow(ask: Ask, messages: Any, model: type[M], *, method: str, v2: bool
         if answer.finish_reason == "length":
             raise LengthFinishReasonError(
                 "the answer was cut at max_tokens (finish_reason 'length'); raise max_tokens",
-                raw_text=raw, usage=answer.usage, errors=errors, request_id=answer.request_id)
+                raw_text=raw,
+                usage=answer.usage,
+                errors=errors,
+                request_id=answer.request_id,
+            )
         try:
             if data is None:
                 raise ValueError("the answer is not JSON")
@@ -105,7 +112,11 @@ def parse_flow(ask: Ask, messages: Any, model: type[M], *, method: str, v2: bool
         answer = yield from ask(history, requests[chosen])
     raise StructuredOutputError(
         f"no valid {model.__name__} after a repair round: {errors[-1]}",
-        raw_text=raw, usage=answer.usage, errors=errors, request_id=answer.request_id)
+        raw_text=raw,
+        usage=answer.usage,
+        errors=errors,
+        request_id=answer.request_id,
+    )
 
 
 def _rejects_format(exc: BadRequestError | UnprocessableEntityError) -> bool:

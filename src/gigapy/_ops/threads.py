@@ -42,8 +42,17 @@ class RunOptions(RequestOptions, total=False):
     update_interval: float
 
 
-_RUN_FIELDS = ("temperature", "top_p", "limit", "max_tokens", "repetition_penalty", "profanity_check", "flags",
-               "function_call", "update_interval")
+_RUN_FIELDS = (
+    "temperature",
+    "top_p",
+    "limit",
+    "max_tokens",
+    "repetition_penalty",
+    "profanity_check",
+    "flags",
+    "function_call",
+    "update_interval",
+)
 _RUN_LIMITS: dict[str, dict[str, Any]] = {**P.NUMERIC, "limit": {"low": 1, "integer": True}}
 
 
@@ -83,8 +92,13 @@ def check_id(value: Any, field: str) -> str:
 # --- threads ---------------------------------------------------------------------------------
 
 
-def list_threads(core: ClientCore, assistants_ids: Sequence[str] | None, limit: int | None, before: int | None,
-                 options: RequestOptions) -> Flow[Threads]:
+def list_threads(
+    core: ClientCore,
+    assistants_ids: Sequence[str] | None,
+    limit: int | None,
+    before: int | None,
+    options: RequestOptions,
+) -> Flow[Threads]:
     """``GET /threads``."""
     params: dict[str, str] = {}
     if assistants_ids:
@@ -105,8 +119,10 @@ def create_thread(core: ClientCore, options: RequestOptions) -> Flow[Thread]:
 def retrieve_threads(core: ClientCore, threads_ids: Sequence[str], options: RequestOptions) -> Flow[Threads]:
     """``POST /threads/retrieve``."""
     body = {"threads_ids": P.strings(threads_ids, "threads_ids")}
-    return core.call(core.request("POST", "/threads/retrieve", options, body=body, idempotent=True),
-                     lambda r: parse_model(Threads, r))
+    return core.call(
+        core.request("POST", "/threads/retrieve", options, body=body, idempotent=True),
+        lambda r: parse_model(Threads, r),
+    )
 
 
 def delete_thread(core: ClientCore, thread_id: str, options: RequestOptions) -> Flow[bool]:
@@ -116,8 +132,9 @@ def delete_thread(core: ClientCore, thread_id: str, options: RequestOptions) -> 
     return response.content.strip().lower() in (b"true", b"") or response.status == 200
 
 
-def get_messages(core: ClientCore, thread_id: str, limit: int | None, before: int | None,
-                 options: RequestOptions) -> Flow[ThreadMessages]:
+def get_messages(
+    core: ClientCore, thread_id: str, limit: int | None, before: int | None, options: RequestOptions
+) -> Flow[ThreadMessages]:
     """``GET /threads/messages``."""
     params = {"thread_id": check_id(thread_id, "thread_id")}
     if limit is not None:
@@ -128,51 +145,69 @@ def get_messages(core: ClientCore, thread_id: str, limit: int | None, before: in
     return core.call(req, lambda r: parse_model(ThreadMessages, r))
 
 
-def _thread_target(core: ClientCore, thread_id: str | None, assistant_id: str | None,
-                   model: str | None) -> dict[str, Any]:
+def _thread_target(
+    core: ClientCore, thread_id: str | None, assistant_id: str | None, model: str | None
+) -> dict[str, Any]:
     """Where new messages go: an existing thread, an assistant, or a model for a new thread."""
     if thread_id is not None or assistant_id is not None:
-        return compact(thread_id=None if thread_id is None else check_id(thread_id, "thread_id"),
-                        assistant_id=None if assistant_id is None else check_id(assistant_id, "assistant_id"))
+        return compact(
+            thread_id=None if thread_id is None else check_id(thread_id, "thread_id"),
+            assistant_id=None if assistant_id is None else check_id(assistant_id, "assistant_id"),
+        )
     return {"model": P.text(model or core.settings.model, "model")}
 
 
-def add_messages(core: ClientCore, messages: Any, thread_id: str | None, assistant_id: str | None,
-                 model: str | None, options: RequestOptions) -> Flow[ThreadMessages]:
+def add_messages(
+    core: ClientCore,
+    messages: Any,
+    thread_id: str | None,
+    assistant_id: str | None,
+    model: str | None,
+    options: RequestOptions,
+) -> Flow[ThreadMessages]:
     """``POST /threads/messages``: append messages (to a new thread when none is given)."""
     body = {**_thread_target(core, thread_id, assistant_id, model), "messages": P.messages_v1(messages)}
-    return core.call(core.request("POST", "/threads/messages", options, body=body),
-                     lambda r: parse_model(ThreadMessages, r))
+    return core.call(
+        core.request("POST", "/threads/messages", options, body=body), lambda r: parse_model(ThreadMessages, r)
+    )
 
 
-def run_request(core: ClientCore, thread_id: str, assistant_id: str | None, params: Mapping[str, Any], *,
-                stream: bool) -> Any:
+def run_request(
+    core: ClientCore, thread_id: str, assistant_id: str | None, params: Mapping[str, Any], *, stream: bool
+) -> Any:
     """The ``POST /threads/run`` request."""
     settings, options = _split(params)
-    body = {**settings, "thread_id": check_id(thread_id, "thread_id"),
-            **compact(assistant_id=None if assistant_id is None else check_id(assistant_id, "assistant_id"))}
+    body = {
+        **settings,
+        "thread_id": check_id(thread_id, "thread_id"),
+        **compact(assistant_id=None if assistant_id is None else check_id(assistant_id, "assistant_id")),
+    }
     if stream:
         body["stream"] = True
         return core.request("POST", "/threads/run", options, body=body, stream=True, accept="text/event-stream")
     return core.request("POST", "/threads/run", options, body=body)
 
 
-def run_thread(core: ClientCore, thread_id: str, assistant_id: str | None,
-               params: Mapping[str, Any]) -> Flow[ThreadRunResponse]:
+def run_thread(
+    core: ClientCore, thread_id: str, assistant_id: str | None, params: Mapping[str, Any]
+) -> Flow[ThreadRunResponse]:
     """``POST /threads/run``: start a run in the background."""
-    return core.call(run_request(core, thread_id, assistant_id, params, stream=False),
-                     lambda r: parse_model(ThreadRunResponse, r))
+    return core.call(
+        run_request(core, thread_id, assistant_id, params, stream=False), lambda r: parse_model(ThreadRunResponse, r)
+    )
 
 
 def get_run(core: ClientCore, thread_id: str, options: RequestOptions) -> Flow[ThreadRunResult]:
     """``GET /threads/run?thread_id=...``: the run's status and the messages it produced."""
-    req = core.request("GET", "/threads/run", options, idempotent=True,
-                       params={"thread_id": check_id(thread_id, "thread_id")})
+    req = core.request(
+        "GET", "/threads/run", options, idempotent=True, params={"thread_id": check_id(thread_id, "thread_id")}
+    )
     return core.call(req, lambda r: parse_model(ThreadRunResult, r))
 
 
-def messages_run_request(core: ClientCore, path: str, body: dict[str, Any], params: Mapping[str, Any], *,
-                         stream: bool) -> Any:
+def messages_run_request(
+    core: ClientCore, path: str, body: dict[str, Any], params: Mapping[str, Any], *, stream: bool
+) -> Any:
     """A ``/threads/messages/run`` or ``/rerun`` request with the run settings merged in."""
     settings, options = _split(params)
     body = {**settings, **body}
@@ -182,8 +217,9 @@ def messages_run_request(core: ClientCore, path: str, body: dict[str, Any], para
     return core.request("POST", path, options, body=body)
 
 
-def run_messages_body(core: ClientCore, messages: Any, thread_id: str | None, assistant_id: str | None,
-                      model: str | None) -> dict[str, Any]:
+def run_messages_body(
+    core: ClientCore, messages: Any, thread_id: str | None, assistant_id: str | None, model: str | None
+) -> dict[str, Any]:
     """The body of ``/threads/messages/run``: new messages plus where they go."""
     return {**_thread_target(core, thread_id, assistant_id, model), "messages": P.messages_v1(messages)}
 
@@ -196,21 +232,34 @@ def _stream(core: ClientCore, request: Any) -> Flow[OpenStream]:
     return open_stream(core, request, _thread_state)
 
 
-def run_stream(core: ClientCore, thread_id: str, assistant_id: str | None,
-               params: Mapping[str, Any]) -> Flow[OpenStream]:
+def run_stream(
+    core: ClientCore, thread_id: str, assistant_id: str | None, params: Mapping[str, Any]
+) -> Flow[OpenStream]:
     """``POST /threads/run`` streamed: v1-style chunks carrying thread_id and message_id."""
     return _stream(core, run_request(core, thread_id, assistant_id, params, stream=True))
 
 
-def run_messages(core: ClientCore, messages: Any, thread_id: str | None, assistant_id: str | None,
-                 model: str | None, params: Mapping[str, Any]) -> Flow[ThreadCompletion]:
+def run_messages(
+    core: ClientCore,
+    messages: Any,
+    thread_id: str | None,
+    assistant_id: str | None,
+    model: str | None,
+    params: Mapping[str, Any],
+) -> Flow[ThreadCompletion]:
     """``POST /threads/messages/run``: add messages and answer them."""
     body = run_messages_body(core, messages, thread_id, assistant_id, model)
     return _completion(core, messages_run_request(core, "/threads/messages/run", body, params, stream=False))
 
 
-def run_messages_stream(core: ClientCore, messages: Any, thread_id: str | None, assistant_id: str | None,
-                        model: str | None, params: Mapping[str, Any]) -> Flow[OpenStream]:
+def run_messages_stream(
+    core: ClientCore,
+    messages: Any,
+    thread_id: str | None,
+    assistant_id: str | None,
+    model: str | None,
+    params: Mapping[str, Any],
+) -> Flow[OpenStream]:
     """``POST /threads/messages/run`` streamed."""
     body = run_messages_body(core, messages, thread_id, assistant_id, model)
     return _stream(core, messages_run_request(core, "/threads/messages/run", body, params, stream=True))

@@ -79,8 +79,12 @@ class Completion:
 
 def finish_reason_from_openai(reason: str) -> str:
     """OpenAI's finish reason as GigaChat's (the reverse mapping)."""
-    return {"tool_calls": "function_call", "function_call": "function_call", "content_filter": "blacklist",
-            "length": "length"}.get(reason, "stop")
+    return {
+        "tool_calls": "function_call",
+        "function_call": "function_call",
+        "content_filter": "blacklist",
+        "length": "length",
+    }.get(reason, "stop")
 
 
 def _int(value: Any, default: int = 0) -> int:
@@ -96,8 +100,12 @@ def usage_v1(raw: Any) -> Usage | None:
     if not isinstance(raw, Mapping):
         return None
     cached = raw.get("precached_prompt_tokens")
-    return Usage(_int(raw.get("prompt_tokens")), _int(raw.get("completion_tokens")), _int(raw.get("total_tokens")),
-                 cached if isinstance(cached, int) else None)
+    return Usage(
+        _int(raw.get("prompt_tokens")),
+        _int(raw.get("completion_tokens")),
+        _int(raw.get("total_tokens")),
+        cached if isinstance(cached, int) else None,
+    )
 
 
 def usage_v2(raw: Any) -> Usage | None:
@@ -106,8 +114,12 @@ def usage_v2(raw: Any) -> Usage | None:
         return None
     details = raw.get("input_tokens_details")
     cached = details.get("cached_tokens") if isinstance(details, Mapping) else None
-    return Usage(_int(raw.get("input_tokens")), _int(raw.get("output_tokens")), _int(raw.get("total_tokens")),
-                 cached if isinstance(cached, int) else None)
+    return Usage(
+        _int(raw.get("input_tokens")),
+        _int(raw.get("output_tokens")),
+        _int(raw.get("total_tokens")),
+        cached if isinstance(cached, int) else None,
+    )
 
 
 def call_arguments(raw: Any) -> dict[str, Any]:
@@ -130,7 +142,7 @@ def cut(text: str, stops: tuple[str, ...]) -> tuple[str, str | None]:
         at = text.find(stop)
         if at >= 0 and (best is None or at < best[0]):
             best = (at, stop)
-    return (text, None) if best is None else (text[:best[0]], best[1])
+    return (text, None) if best is None else (text[: best[0]], best[1])
 
 
 def decode(api: Api, body: Mapping[str, Any], ctx: TranslateContext, stops: tuple[str, ...] = ()) -> Completion:
@@ -145,12 +157,17 @@ def decode(api: Api, body: Mapping[str, Any], ctx: TranslateContext, stops: tupl
             raw = _obj(item)
             index = _int(raw.get("index"), position)
             msg = _obj(raw.get("message"))
-            choice = Choice(index, str(msg.get("content") or ""), str(msg.get("reasoning_content") or ""),
-                            finish=raw.get("finish_reason"))
+            choice = Choice(
+                index,
+                str(msg.get("content") or ""),
+                str(msg.get("reasoning_content") or ""),
+                finish=raw.get("finish_reason"),
+            )
             fc = msg.get("function_call")
             if isinstance(fc, Mapping) and fc.get("name"):
-                choice.calls.append(Call(v1_call_id(ctx, seed, index, 0), str(fc["name"]),
-                                         call_arguments(fc.get("arguments"))))
+                choice.calls.append(
+                    Call(v1_call_id(ctx, seed, index, 0), str(fc["name"]), call_arguments(fc.get("arguments")))
+                )
             choices.append(choice)
         completion = Completion(model, created, seed, choices, usage_v1(body.get("usage")))
     else:
@@ -171,8 +188,9 @@ def v1_call_id(ctx: TranslateContext, seed: str, choice: int, position: int) -> 
     return ctx.ids("call_", f"{seed}:call:{choice}:{position}")
 
 
-def _read_parts(choice: Choice, msg: Mapping[str, Any], ctx: TranslateContext, seed: str,
-                seen: str | None) -> tuple[str, list[Call]]:
+def _read_parts(
+    choice: Choice, msg: Mapping[str, Any], ctx: TranslateContext, seed: str, seen: str | None
+) -> tuple[str, list[Call]]:
     """Read a v2 message's parts: add its calls and files to ``choice``; return (its text, new calls).
 
     ``seen`` is given for the ``done`` event's message, which may repeat the whole answer:
@@ -191,8 +209,9 @@ def _read_parts(choice: Choice, msg: Mapping[str, Any], ctx: TranslateContext, s
         if isinstance(fc, Mapping) and fc.get("name"):
             given = fc.get("id") if isinstance(fc.get("id"), str) and fc.get("id") else None
             args = call_arguments(fc.get("arguments"))
-            if any(c.id == given or (given is None and c.name == fc["name"] and c.arguments == args)
-                   for c in choice.calls):
+            if any(
+                c.id == given or (given is None and c.name == fc["name"] and c.arguments == args) for c in choice.calls
+            ):
                 continue
             call = Call(given or v1_call_id(ctx, seed, choice.index, len(choice.calls)), str(fc["name"]), args)
             choice.calls.append(call)
@@ -202,7 +221,7 @@ def _read_parts(choice: Choice, msg: Mapping[str, Any], ctx: TranslateContext, s
             choice.files.extend(dict(f) for f in files if isinstance(f, Mapping) and dict(f) not in choice.files)
     text = "".join(text_parts)
     if seen is not None and seen:
-        text = text[len(seen):] if text.startswith(seen) else ""
+        text = text[len(seen) :] if text.startswith(seen) else ""
     return text, new_calls
 
 
@@ -295,7 +314,7 @@ class _Held:
         if self.hold == 0:
             out, self.buffer = self.buffer, ""
             return out
-        out, self.buffer = self.buffer[:-self.hold], self.buffer[-self.hold:]
+        out, self.buffer = self.buffer[: -self.hold], self.buffer[-self.hold :]
         return out
 
     def flush(self) -> str:
@@ -449,10 +468,15 @@ class StreamDecoder:
     def completion(self) -> Completion:
         """Everything received so far, as the whole-body translation would give it."""
         started = self.started or Started("", self.ctx.timestamp(None), self.ctx.seed())
-        return Completion(started.model, started.created, started.seed,
-                          [self.choices[i] for i in sorted(self.choices)], self.usage)
+        return Completion(
+            started.model, started.created, started.seed, [self.choices[i] for i in sorted(self.choices)], self.usage
+        )
 
 
 def _is_error(data: Mapping[str, Any]) -> bool:
-    return not data.get("choices") and not data.get("messages") and "finish_reason" not in data and (
-        "status" in data or "error" in data or ("message" in data and isinstance(data.get("message"), str)))
+    return (
+        not data.get("choices")
+        and not data.get("messages")
+        and "finish_reason" not in data
+        and ("status" in data or "error" in data or ("message" in data and isinstance(data.get("message"), str)))
+    )

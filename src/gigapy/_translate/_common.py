@@ -103,8 +103,9 @@ def string(value: Any, where: str, *, empty: bool = True) -> str:
     return value
 
 
-def number(value: Any, where: str, *, low: float | None = None, high: float | None = None,
-           integer: bool = False) -> float:
+def number(
+    value: Any, where: str, *, low: float | None = None, high: float | None = None, integer: bool = False
+) -> float:
     """``value`` if it is a finite number within [low, high], else an error naming ``where``."""
     ok = isinstance(value, int) if integer else isinstance(value, (int, float))
     if isinstance(value, bool) or not ok or (isinstance(value, float) and not math.isfinite(value)):
@@ -126,8 +127,14 @@ def boolean(value: Any, where: str) -> bool:
 def _kind(value: Any) -> str:
     if value is None:
         return "null"
-    return {dict: "an object", list: "an array", str: "a string", bool: "a boolean",
-            int: "a number", float: "a number"}.get(type(value), type(value).__name__)
+    return {
+        dict: "an object",
+        list: "an array",
+        str: "a string",
+        bool: "a boolean",
+        int: "a number",
+        float: "a number",
+    }.get(type(value), type(value).__name__)
 
 
 def _no_constants(name: str) -> Any:

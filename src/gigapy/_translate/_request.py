@@ -126,8 +126,11 @@ class GigaChatCall:
 def function(name: Any, description: Any, parameters: Any, where: str, notes: Notes) -> Function:
     """A checked function definition, its JSON Schema reduced to GigaChat's dialect."""
     if not isinstance(name, str) or not FUNCTION_NAME_RE.match(name):
-        raise bad_value(f"{where}.name", f"{name!r} is not a function name GigaChat accepts: Latin letters, digits "
-                        "(not leading), '_', '-' and '.' only")
+        raise bad_value(
+            f"{where}.name",
+            f"{name!r} is not a function name GigaChat accepts: Latin letters, digits "
+            "(not leading), '_', '-' and '.' only",
+        )
     if description is not None and not isinstance(description, str):
         raise fail(f"{where}.description", "expected a string")
     if parameters is None:
@@ -281,8 +284,11 @@ def _check_pairs(messages: list[Msg]) -> None:
     for msg in messages:
         if msg.role == "tool":
             if msg.call_id not in open_calls:
-                raise fail(msg.at, f"tool result for {msg.call_id!r}, which no earlier assistant message called "
-                           "(or which was answered already)")
+                raise fail(
+                    msg.at,
+                    f"tool result for {msg.call_id!r}, which no earlier assistant message called "
+                    "(or which was answered already)",
+                )
             call, _ = open_calls.pop(msg.call_id)
             msg.name = msg.name or call.name
             continue
@@ -341,11 +347,17 @@ def _messages_v1(req: Request, file_ids: Mapping[str, str] | None) -> list[dict[
             continue  # placed right after its call below
         if msg.role == "assistant" and msg.calls:
             if len(msg.calls) > 1:
-                req.notes.add("an assistant turn with several tool calls was sent to v1 as consecutive call/result "
-                              "pairs")
+                req.notes.add(
+                    "an assistant turn with several tool calls was sent to v1 as consecutive call/result pairs"
+                )
             for j, call in enumerate(msg.calls):
-                out.append({"role": "assistant", "content": msg.text if j == 0 else "",
-                            "function_call": {"name": call.name, "arguments": call.arguments}})
+                out.append(
+                    {
+                        "role": "assistant",
+                        "content": msg.text if j == 0 else "",
+                        "function_call": {"name": call.name, "arguments": call.arguments},
+                    }
+                )
                 result = results[call.id]
                 out.append({"role": "function", "name": call.name, "content": result.result})
             continue
@@ -367,8 +379,7 @@ def _messages_v2(req: Request, file_ids: Mapping[str, str] | None) -> list[dict[
         out.append({"role": "system", "content": [{"text": system}]})
     for msg in messages:
         if msg.role == "tool":
-            out.append({"role": "function",
-                        "content": [{"function_result": {"name": msg.name, "result": msg.result}}]})
+            out.append({"role": "function", "content": [{"function_result": {"name": msg.name, "result": msg.result}}]})
         elif msg.role == "assistant":
             parts: list[dict[str, Any]] = [{"text": msg.text}] if msg.text or not msg.calls else []
             parts += [{"function_call": {"name": c.name, "arguments": c.arguments}} for c in msg.calls]

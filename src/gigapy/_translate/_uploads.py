@@ -25,13 +25,25 @@ LIMITS = {"image": 15 * MB, "text": 40 * MB, "audio": 35 * MB}
 #: MIME types GigaChat accepts, by kind.
 IMAGE_TYPES = ("image/jpeg", "image/png", "image/tiff", "image/bmp")
 DOCUMENT_TYPES = {
-    "text/plain": "text", "application/pdf": "text", "application/msword": "text",
+    "text/plain": "text",
+    "application/pdf": "text",
+    "application/msword": "text",
     "application/vnd.openxmlformats-officedocument.wordprocessingml.document": "text",
-    "application/epub": "text", "application/epub+zip": "text", "application/ppt": "text",
-    "application/pptx": "text", "application/vnd.openxmlformats-officedocument.presentationml.presentation": "text",
+    "application/epub": "text",
+    "application/epub+zip": "text",
+    "application/ppt": "text",
+    "application/pptx": "text",
+    "application/vnd.openxmlformats-officedocument.presentationml.presentation": "text",
     "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet": "text",
-    "audio/mp4": "audio", "audio/mpeg": "audio", "audio/mp3": "audio", "audio/x-m4a": "audio", "audio/wav": "audio",
-    "audio/x-wav": "audio", "audio/webm": "audio", "audio/ogg": "audio", "audio/opus": "audio",
+    "audio/mp4": "audio",
+    "audio/mpeg": "audio",
+    "audio/mp3": "audio",
+    "audio/x-m4a": "audio",
+    "audio/wav": "audio",
+    "audio/x-wav": "audio",
+    "audio/webm": "audio",
+    "audio/ogg": "audio",
+    "audio/opus": "audio",
 }
 _MAGIC: tuple[tuple[bytes, int, str], ...] = (
     (b"\xff\xd8\xff", 0, "image/jpeg"),
@@ -70,7 +82,7 @@ class PendingUpload:
 def sniff(data: bytes) -> str | None:
     """The MIME type the first bytes show, if they show one."""
     for magic, offset, mime in _MAGIC:
-        if data[offset:offset + len(magic)] == magic:
+        if data[offset : offset + len(magic)] == magic:
             return mime
     return None
 
@@ -89,21 +101,25 @@ def check_media(data: bytes, declared: str | None, where: str, *, images_only: b
         kind = DOCUMENT_TYPES[mime]
     else:
         allowed = ", ".join(IMAGE_TYPES) if images_only else "images (jpeg, png, tiff, bmp), documents and audio"
-        raise bad_value(where, f"GigaChat does not accept {mime or 'this file type'}; it takes {allowed}"
-                        + (" (convert gif/webp images to png first)" if mime in ("image/gif", "image/webp") else ""))
+        raise bad_value(
+            where,
+            f"GigaChat does not accept {mime or 'this file type'}; it takes {allowed}"
+            + (" (convert gif/webp images to png first)" if mime in ("image/gif", "image/webp") else ""),
+        )
     if len(data) > LIMITS[kind]:
-        raise bad_value(where, f"the {kind} is {len(data)} bytes; GigaChat's limit for a {kind} is "
-                        f"{LIMITS[kind] // MB} MB")
+        raise bad_value(
+            where, f"the {kind} is {len(data)} bytes; GigaChat's limit for a {kind} is {LIMITS[kind] // MB} MB"
+        )
     return mime
 
 
-def inline_upload(data: bytes, declared: str | None, where: str, *, images_only: bool = True,
-                  filename: str | None = None) -> PendingUpload:
+def inline_upload(
+    data: bytes, declared: str | None, where: str, *, images_only: bool = True, filename: str | None = None
+) -> PendingUpload:
     """A checked upload of inline bytes, keyed by content hash."""
     mime = check_media(data, declared, where, images_only=images_only)
     digest = hashlib.sha256(data).hexdigest()
-    return PendingUpload(key=f"sha256:{digest}", field=where, data=data, mime=mime, sha256=digest,
-                         filename=filename)
+    return PendingUpload(key=f"sha256:{digest}", field=where, data=data, mime=mime, sha256=digest, filename=filename)
 
 
 def decode_base64(text: str, where: str) -> bytes:
@@ -124,8 +140,7 @@ def from_url(url: str, where: str, *, images_only: bool = True, filename: str | 
         declared = parts[0] or None
         if "base64" not in (p.strip().lower() for p in parts[1:]):
             raise fail(where, "only base64 data: URLs are supported (data:<type>;base64,...)")
-        return inline_upload(decode_base64(payload, where), declared, where, images_only=images_only,
-                             filename=filename)
+        return inline_upload(decode_base64(payload, where), declared, where, images_only=images_only, filename=filename)
     lowered = url[:8].lower()
     if lowered.startswith(("http://", "https://")):
         return PendingUpload(key=url, field=where, url=url, filename=filename)
@@ -136,6 +151,9 @@ def resolve(key: str, file_ids: Mapping[str, str] | None, where: str) -> str:
     """The GigaChat file id the caller gave for ``key``."""
     file_id = (file_ids or {}).get(key)
     if not isinstance(file_id, str) or not file_id:
-        raise fail(where, "the file was not uploaded: no file id was given for it "
-                   "(upload every PendingUpload and pass its key -> file id)")
+        raise fail(
+            where,
+            "the file was not uploaded: no file id was given for it "
+            "(upload every PendingUpload and pass its key -> file id)",
+        )
     return file_id

@@ -61,10 +61,14 @@ MESSAGES_PARAMETERS: dict[str, tuple[str, str]] = {
     "top_p": ("mapped", "as is (older clients still send it)"),
     "top_k": ("refused", "GigaChat has no top-k sampling"),
     "tools": ("mapped", "custom tools -> GigaChat functions; web_search server tools -> GigaChat v2 web_search"),
-    "tool_choice": ("mapped", "auto, none, tool (forced), any (as OpenAI's required); "
-                    "disable_parallel_tool_use -> at most one call (v1)"),
-    "thinking": ("mapped", "enabled: effort by budget_tokens (< 4096 low, < 16384 medium, else high); "
-                 "adaptive: medium; disabled: off"),
+    "tool_choice": (
+        "mapped",
+        "auto, none, tool (forced), any (as OpenAI's required); disable_parallel_tool_use -> at most one call (v1)",
+    ),
+    "thinking": (
+        "mapped",
+        "enabled: effort by budget_tokens (< 4096 low, < 16384 medium, else high); adaptive: medium; disabled: off",
+    ),
     "output_config": ("mapped", "effort -> reasoning effort; format json_schema -> GigaChat json_schema"),
     "metadata": ("mapped", "user_id -> X-Session-ID header (hashed unless a plain ASCII token)"),
     "cache_control": ("no effect", "GigaChat caches prompt prefixes on its own (block cache_control likewise)"),
@@ -122,8 +126,9 @@ def messages_request(body: Mapping[str, Any], options: TranslateOptions = DEFAUL
         req.top_p = number(body["top_p"], "top_p", low=0, high=1)
     stops = body.get("stop_sequences")
     if stops is not None:
-        req.stop = tuple(string(s, f"stop_sequences[{i}]", empty=False) for i, s in enumerate(items(stops,
-                                                                                                  "stop_sequences")))
+        req.stop = tuple(
+            string(s, f"stop_sequences[{i}]", empty=False) for i, s in enumerate(items(stops, "stop_sequences"))
+        )
     if body.get("thinking") is not None:
         req.reasoning_effort = effort(_budget_effort(mapping(body["thinking"], "thinking")), "thinking")
     config = body.get("output_config")
@@ -151,8 +156,9 @@ def _tools(req: Request, body: Mapping[str, Any], options: TranslateOptions) -> 
         tool = mapping(tool, f"tools[{i}]")
         kind = tool.get("type")
         if kind in (None, "custom"):
-            req.functions.append(function(tool.get("name"), tool.get("description"), tool.get("input_schema"),
-                                          f"tools[{i}]", req.notes))
+            req.functions.append(
+                function(tool.get("name"), tool.get("description"), tool.get("input_schema"), f"tools[{i}]", req.notes)
+            )
         elif isinstance(kind, str) and kind.startswith("web_search"):
             if "web_search" not in req.builtins:
                 req.builtins.append("web_search")
@@ -173,8 +179,13 @@ def _tools(req: Request, body: Mapping[str, Any], options: TranslateOptions) -> 
     elif kind == "any":
         tool_choice(req, "required", None, "tool_choice", options.strict_tool_choice)
     elif kind == "tool":
-        tool_choice(req, "forced", string(choice.get("name"), "tool_choice.name"), "tool_choice.name",
-                    options.strict_tool_choice)
+        tool_choice(
+            req,
+            "forced",
+            string(choice.get("name"), "tool_choice.name"),
+            "tool_choice.name",
+            options.strict_tool_choice,
+        )
     else:
         raise bad_value("tool_choice.type", f"expected auto, any, tool or none, got {kind!r}")
 
@@ -200,11 +211,13 @@ def _media(req: Request, block: Mapping[str, Any], at: str, images_only: bool) -
         data = decode_base64(string(source.get("data"), f"{at}.source.data"), f"{at}.source.data")
         upload = inline_upload(data, source.get("media_type"), f"{at}.source.data", images_only=images_only)
     elif kind == "url":
-        upload = from_url(string(source.get("url"), f"{at}.source.url", empty=False), f"{at}.source.url",
-                          images_only=images_only)
+        upload = from_url(
+            string(source.get("url"), f"{at}.source.url", empty=False), f"{at}.source.url", images_only=images_only
+        )
     elif kind == "file":
-        return FileRef(f"{at}.source.file_id", file_id=string(source.get("file_id"), f"{at}.source.file_id",
-                                                              empty=False))
+        return FileRef(
+            f"{at}.source.file_id", file_id=string(source.get("file_id"), f"{at}.source.file_id", empty=False)
+        )
     elif kind == "text" and not images_only:
         return string(source.get("data"), f"{at}.source.data")
     else:
@@ -242,15 +255,25 @@ def _message(req: Request, msg: Mapping[str, Any], where: str) -> None:
                 turn.files.append(found)
         elif kind == "tool_use" and role == "assistant":
             raw_input = block.get("input")
-            turn.calls.append(Call(string(block.get("id"), f"{at}.id", empty=False),
-                                   string(block.get("name"), f"{at}.name", empty=False),
-                                   dict(mapping(raw_input, f"{at}.input")) if raw_input is not None else {}))
+            turn.calls.append(
+                Call(
+                    string(block.get("id"), f"{at}.id", empty=False),
+                    string(block.get("name"), f"{at}.name", empty=False),
+                    dict(mapping(raw_input, f"{at}.input")) if raw_input is not None else {},
+                )
+            )
         elif kind == "tool_result" and role == "user":
             result = _texts(block.get("content") or "", f"{at}.content")
             if block.get("is_error"):
                 result = json_text({"error": result})
-            req.messages.append(Msg("tool", at, call_id=string(block.get("tool_use_id"), f"{at}.tool_use_id",
-                                                                 empty=False), result=result_json(result)))
+            req.messages.append(
+                Msg(
+                    "tool",
+                    at,
+                    call_id=string(block.get("tool_use_id"), f"{at}.tool_use_id", empty=False),
+                    result=result_json(result),
+                )
+            )
         elif kind in ("thinking", "redacted_thinking") and role == "assistant":
             req.notes.add("thinking blocks in the history were dropped (GigaChat takes no earlier reasoning)")
         else:
@@ -267,16 +290,21 @@ def stop_reason(choice: Choice) -> str:
     """GigaChat's finish reason in Anthropic's terms."""
     if choice.stopped is not None:
         return "stop_sequence"
-    return {"stop": "end_turn", "length": "max_tokens", "tool_calls": "tool_use",
-            "content_filter": "refusal"}[choice.kind]
+    return {"stop": "end_turn", "length": "max_tokens", "tool_calls": "tool_use", "content_filter": "refusal"}[
+        choice.kind
+    ]
 
 
 def _usage(usage: Usage | None) -> dict[str, Any]:
     if usage is None:
         return {"input_tokens": 0, "output_tokens": 0}
     cached = usage.cached or 0
-    return {"input_tokens": max(usage.prompt - cached, 0), "output_tokens": usage.completion,
-            "cache_read_input_tokens": cached, "cache_creation_input_tokens": 0}
+    return {
+        "input_tokens": max(usage.prompt - cached, 0),
+        "output_tokens": usage.completion,
+        "cache_read_input_tokens": cached,
+        "cache_creation_input_tokens": 0,
+    }
 
 
 def message_id(ctx: TranslateContext, seed: str) -> str:
@@ -297,9 +325,16 @@ def _blocks(choice: Choice, thinking: bool) -> list[dict[str, Any]]:
 def render_message(call: GigaChatCall, completion: Completion, ctx: TranslateContext) -> dict[str, Any]:
     """A neutral completion as an Anthropic ``message``."""
     choice = completion.choices[0] if completion.choices else Choice(0)
-    return {"id": message_id(ctx, completion.seed), "type": "message", "role": "assistant",
-            "model": completion.model, "content": _blocks(choice, bool(call.request.echo.get("thinking"))),
-            "stop_reason": stop_reason(choice), "stop_sequence": choice.stopped, "usage": _usage(completion.usage)}
+    return {
+        "id": message_id(ctx, completion.seed),
+        "type": "message",
+        "role": "assistant",
+        "model": completion.model,
+        "content": _blocks(choice, bool(call.request.echo.get("thinking"))),
+        "stop_reason": stop_reason(choice),
+        "stop_sequence": choice.stopped,
+        "usage": _usage(completion.usage),
+    }
 
 
 def message_response(call: GigaChatCall, body: Mapping[str, Any], ctx: TranslateContext) -> dict[str, Any]:
@@ -343,26 +378,48 @@ class MessagesStream:
         for event in events:
             if isinstance(event, Started):
                 message: dict[str, Any] = {
-                    "id": message_id(self.ctx, event.seed), "type": "message", "role": "assistant",
-                    "model": event.model, "content": [], "stop_reason": None, "stop_sequence": None,
-                    "usage": {"input_tokens": 0, "output_tokens": 0}}
+                    "id": message_id(self.ctx, event.seed),
+                    "type": "message",
+                    "role": "assistant",
+                    "model": event.model,
+                    "content": [],
+                    "stop_reason": None,
+                    "stop_sequence": None,
+                    "usage": {"input_tokens": 0, "output_tokens": 0},
+                }
                 out.append({"type": "message_start", "message": message})
                 out.append({"type": "ping"})
             elif isinstance(event, ReasoningDelta) and self._thinking:
                 if self._open != "thinking":
                     self._start_block("thinking", {"type": "thinking", "thinking": "", "signature": ""}, out)
-                out.append({"type": "content_block_delta", "index": self._index,
-                            "delta": {"type": "thinking_delta", "thinking": event.text}})
+                out.append(
+                    {
+                        "type": "content_block_delta",
+                        "index": self._index,
+                        "delta": {"type": "thinking_delta", "thinking": event.text},
+                    }
+                )
             elif isinstance(event, TextDelta):
                 if self._open != "text":
                     self._start_block("text", {"type": "text", "text": ""}, out)
-                out.append({"type": "content_block_delta", "index": self._index,
-                            "delta": {"type": "text_delta", "text": event.text}})
+                out.append(
+                    {
+                        "type": "content_block_delta",
+                        "index": self._index,
+                        "delta": {"type": "text_delta", "text": event.text},
+                    }
+                )
             elif isinstance(event, CallDone):
-                self._start_block("tool_use", {"type": "tool_use", "id": event.call.id, "name": event.call.name,
-                                               "input": {}}, out)
-                out.append({"type": "content_block_delta", "index": self._index,
-                            "delta": {"type": "input_json_delta", "partial_json": json_text(event.call.arguments)}})
+                self._start_block(
+                    "tool_use", {"type": "tool_use", "id": event.call.id, "name": event.call.name, "input": {}}, out
+                )
+                out.append(
+                    {
+                        "type": "content_block_delta",
+                        "index": self._index,
+                        "delta": {"type": "input_json_delta", "partial_json": json_text(event.call.arguments)},
+                    }
+                )
                 self._stop_block(out)
             elif isinstance(event, Finished) and not self._done:
                 self._done = True
@@ -370,9 +427,13 @@ class MessagesStream:
                     self._start_block("text", {"type": "text", "text": ""}, out)
                 self._stop_block(out)
                 usage = _usage(self.decoder.completion().usage)
-                out.append({"type": "message_delta", "delta": {"stop_reason": stop_reason(event.choice),
-                                                               "stop_sequence": event.choice.stopped},
-                            "usage": copy.deepcopy(usage)})
+                out.append(
+                    {
+                        "type": "message_delta",
+                        "delta": {"stop_reason": stop_reason(event.choice), "stop_sequence": event.choice.stopped},
+                        "usage": copy.deepcopy(usage),
+                    }
+                )
                 out.append({"type": "message_stop"})
         return out
 

@@ -56,27 +56,40 @@ PARAMETERS: dict[str, tuple[str, str]] = {
     "messages": ("mapped", "system/developer, user (text, images, files), assistant (text, tool calls), tool"),
     "model": ("mapped", "GigaChat model name (aliases from the options)"),
     "stream": ("mapped", "GigaChat SSE, re-emitted as chat.completion.chunk"),
-    "stream_options": ("mapped", "include_usage: a last chunk with usage and empty choices; "
-                       "include_obfuscation: no effect (no padding is sent)"),
+    "stream_options": (
+        "mapped",
+        "include_usage: a last chunk with usage and empty choices; include_obfuscation: no effect (no padding is sent)",
+    ),
     "temperature": ("mapped", "0 becomes 0.001 (GigaChat needs > 0; that value means greedy)"),
     "top_p": ("mapped", "as is"),
     "max_tokens": ("mapped", "max_tokens"),
     "max_completion_tokens": ("mapped", "max_tokens"),
     "n": ("mapped", "v1 n (1..4); forces v1"),
     "stop": ("emulated", "the text is cut at the earliest stop sequence; finish_reason stop"),
-    "tools": ("mapped", "function tools -> GigaChat functions (schema reduced to GigaChat's dialect; "
-              "strict has no GigaChat equivalent and is not enforced); custom tools refused"),
-    "tool_choice": ("mapped", "auto, none, a named function -> forced; required -> forced with one tool, "
-                    "auto with several (refused under strict_tool_choice)"),
+    "tools": (
+        "mapped",
+        "function tools -> GigaChat functions (schema reduced to GigaChat's dialect; "
+        "strict has no GigaChat equivalent and is not enforced); custom tools refused",
+    ),
+    "tool_choice": (
+        "mapped",
+        "auto, none, a named function -> forced; required -> forced with one tool, "
+        "auto with several (refused under strict_tool_choice)",
+    ),
     "parallel_tool_calls": ("mapped", "true: v2 (several calls per answer); false: v1 (at most one)"),
     "functions": ("mapped", "legacy functions; the answer uses message.function_call"),
     "function_call": ("mapped", "legacy: auto, none, {name}"),
-    "response_format": ("mapped", "json_schema -> GigaChat json_schema (strict kept); "
-                        "json_object -> json_schema with an object schema; text -> nothing"),
+    "response_format": (
+        "mapped",
+        "json_schema -> GigaChat json_schema (strict kept); "
+        "json_object -> json_schema with an object schema; text -> nothing",
+    ),
     "reasoning_effort": ("mapped", "none: off; minimal/low -> low; medium; high/xhigh/max -> high"),
     "web_search_options": ("mapped", "GigaChat v2 built-in web_search (its sub-options refused)"),
-    "prompt_cache_key": ("mapped", "X-Session-ID header (GigaChat's prompt cache is per session; "
-                         "hashed unless a plain ASCII token)"),
+    "prompt_cache_key": (
+        "mapped",
+        "X-Session-ID header (GigaChat's prompt cache is per session; hashed unless a plain ASCII token)",
+    ),
     "user": ("mapped", "X-Session-ID header when prompt_cache_key is not given (hashed likewise)"),
     "seed": ("no effect", "GigaChat has no seeded sampling; OpenAI promises only best effort"),
     "metadata": ("no effect", "nothing is stored (store: true is refused)"),
@@ -110,8 +123,7 @@ def chat_request(body: Mapping[str, Any], options: TranslateOptions = DEFAULT_OP
     finite(body, "")
     unknown = [key for key in body if key not in PARAMETERS]
     if unknown:
-        raise unsupported(unknown[0], "unknown parameter (GigaChat extensions are "
-                          f"{', '.join(EXTENSIONS)})")
+        raise unsupported(unknown[0], f"unknown parameter (GigaChat extensions are {', '.join(EXTENSIONS)})")
     model = string(body.get("model"), "model", empty=False)
     req = Request(model=options.model(model), api=options.api)
     _refusals(body)
@@ -134,20 +146,29 @@ def chat_request(body: Mapping[str, Any], options: TranslateOptions = DEFAULT_OP
             raise unsupported(f"stream_options.{other[0]}", "unknown stream option")
     session = body.get("prompt_cache_key") or body.get("user")
     if session is not None:
-        req.headers["X-Session-ID"] = session_id(string(
-            session, "prompt_cache_key" if body.get("prompt_cache_key") else "user", empty=False))
+        req.headers["X-Session-ID"] = session_id(
+            string(session, "prompt_cache_key" if body.get("prompt_cache_key") else "user", empty=False)
+        )
     return Plan(req)
 
 
 def _refusals(body: Mapping[str, Any]) -> None:
     for name in ("frequency_penalty", "presence_penalty"):
         if not _zero(body.get(name)):
-            raise unsupported(name, "GigaChat has no additive penalties; use extra_body={'repetition_penalty': x} "
-                              "(1.0 = neutral, > 1 discourages repeats)")
-    for name, why in (("logit_bias", "no token biases"), ("logprobs", "no log probabilities on this bridge"),
-                      ("top_logprobs", "no log probabilities on this bridge"), ("audio", "no audio output"),
-                      ("prediction", "no predicted outputs"), ("moderation", "no moderation models"),
-                      ("store", "no stored completions")):
+            raise unsupported(
+                name,
+                "GigaChat has no additive penalties; use extra_body={'repetition_penalty': x} "
+                "(1.0 = neutral, > 1 discourages repeats)",
+            )
+    for name, why in (
+        ("logit_bias", "no token biases"),
+        ("logprobs", "no log probabilities on this bridge"),
+        ("top_logprobs", "no log probabilities on this bridge"),
+        ("audio", "no audio output"),
+        ("prediction", "no predicted outputs"),
+        ("moderation", "no moderation models"),
+        ("store", "no stored completions"),
+    ):
         if not _zero(body.get(name)):
             raise unsupported(name, why)
     modalities = body.get("modalities")
@@ -231,14 +252,16 @@ def _tools(req: Request, body: Mapping[str, Any], options: TranslateOptions) -> 
             fn = mapping(tool.get("function"), f"tools[{i}].function")
             if fn.get("strict"):
                 req.notes.add("strict function schemas are not enforced by GigaChat")
-            req.functions.append(function(fn.get("name"), fn.get("description"), fn.get("parameters"),
-                                          f"tools[{i}].function", req.notes))
+            req.functions.append(
+                function(fn.get("name"), fn.get("description"), fn.get("parameters"), f"tools[{i}].function", req.notes)
+            )
     if functions is not None:
         req.legacy_functions = True
         for i, fn in enumerate(items(functions, "functions")):
             fn = mapping(fn, f"functions[{i}]")
-            req.functions.append(function(fn.get("name"), fn.get("description"), fn.get("parameters"),
-                                          f"functions[{i}]", req.notes))
+            req.functions.append(
+                function(fn.get("name"), fn.get("description"), fn.get("parameters"), f"functions[{i}]", req.notes)
+            )
     names = [fn.name for fn in req.functions]
     if len(set(names)) != len(names):
         raise fail("tools", "two tools have the same name")
@@ -257,8 +280,9 @@ def _tools(req: Request, body: Mapping[str, Any], options: TranslateOptions) -> 
     if legacy is not None:
         if not req.legacy_functions:
             raise fail("function_call", "goes with the legacy functions; tools use tool_choice")
-        choice = legacy if isinstance(legacy, str) else {"type": "function", "function": mapping(legacy,
-                                                                                                  "function_call")}
+        choice = (
+            legacy if isinstance(legacy, str) else {"type": "function", "function": mapping(legacy, "function_call")}
+        )
     where = "function_call" if legacy is not None else "tool_choice"
     if choice is None:
         return
@@ -271,8 +295,9 @@ def _tools(req: Request, body: Mapping[str, Any], options: TranslateOptions) -> 
     if choice.get("type") != "function":
         raise unsupported(f"{where}.type", f"{choice.get('type')!r} tool choices (name one function instead)")
     name = mapping(choice.get("function"), f"{where}.function").get("name")
-    tool_choice(req, "forced", string(name, f"{where}.function.name"), f"{where}.function.name",
-                options.strict_tool_choice)
+    tool_choice(
+        req, "forced", string(name, f"{where}.function.name"), f"{where}.function.name", options.strict_tool_choice
+    )
 
 
 def _text_of(content: Any, where: str, *, refusals: bool = False) -> str:
@@ -360,29 +385,44 @@ def _messages(req: Request, raw: Any) -> list[Msg]:
                 if tc.get("type", "function") != "function":
                     raise unsupported(f"{at}.type", f"{tc.get('type')!r} tool calls")
                 fn = mapping(tc.get("function"), f"{at}.function")
-                turn.calls.append(Call(string(tc.get("id"), f"{at}.id", empty=False),
-                                       string(fn.get("name"), f"{at}.function.name", empty=False),
-                                       parse_arguments(fn.get("arguments"), f"{at}.function.arguments")))
+                turn.calls.append(
+                    Call(
+                        string(tc.get("id"), f"{at}.id", empty=False),
+                        string(fn.get("name"), f"{at}.function.name", empty=False),
+                        parse_arguments(fn.get("arguments"), f"{at}.function.arguments"),
+                    )
+                )
             fc = msg.get("function_call")
             if fc is not None:
                 fc = mapping(fc, f"{where}.function_call")
                 name = string(fc.get("name"), f"{where}.function_call.name", empty=False)
                 call_id = f"legacy-{i}"
                 legacy_calls[name] = call_id
-                turn.calls.append(Call(call_id, name, parse_arguments(fc.get("arguments"),
-                                                                     f"{where}.function_call.arguments")))
+                turn.calls.append(
+                    Call(call_id, name, parse_arguments(fc.get("arguments"), f"{where}.function_call.arguments"))
+                )
             out.append(turn)
         elif role == "tool":
             call_id = string(msg.get("tool_call_id"), f"{where}.tool_call_id", empty=False)
-            out.append(Msg("tool", where, call_id=call_id,
-                           result=result_json(_text_of(msg.get("content"), f"{where}.content"))))
+            out.append(
+                Msg(
+                    "tool", where, call_id=call_id, result=result_json(_text_of(msg.get("content"), f"{where}.content"))
+                )
+            )
         elif role == "function":
             name = string(msg.get("name"), f"{where}.name", empty=False)
             if name not in legacy_calls:
                 raise fail(where, f"function result for {name!r}, which no earlier assistant message called")
             content = msg.get("content")
-            out.append(Msg("tool", where, call_id=legacy_calls.pop(name), name=name,
-                           result=result_json(content if content is not None else "")))
+            out.append(
+                Msg(
+                    "tool",
+                    where,
+                    call_id=legacy_calls.pop(name),
+                    name=name,
+                    result=result_json(content if content is not None else ""),
+                )
+            )
         else:
             raise bad_value(f"{where}.role", f"unknown role {role!r}")
     return out
@@ -395,23 +435,30 @@ def _usage(completion: Completion) -> dict[str, Any] | None:
     usage = completion.usage
     if usage is None:
         return None
-    out: dict[str, Any] = {"prompt_tokens": usage.prompt, "completion_tokens": usage.completion,
-                           "total_tokens": usage.total or usage.prompt + usage.completion}
+    out: dict[str, Any] = {
+        "prompt_tokens": usage.prompt,
+        "completion_tokens": usage.completion,
+        "total_tokens": usage.total or usage.prompt + usage.completion,
+    }
     if usage.cached is not None:
         out["prompt_tokens_details"] = {"cached_tokens": usage.cached}
     return out
 
 
 def _message(choice: Choice, legacy: bool) -> dict[str, Any]:
-    message: dict[str, Any] = {"role": "assistant", "content": choice.text if choice.text or not choice.calls else None,
-                               "refusal": None}
+    message: dict[str, Any] = {
+        "role": "assistant",
+        "content": choice.text if choice.text or not choice.calls else None,
+        "refusal": None,
+    }
     if choice.calls and legacy:
         call = choice.calls[0]
         message["function_call"] = {"name": call.name, "arguments": json_text(call.arguments)}
     elif choice.calls:
-        message["tool_calls"] = [{"id": c.id, "type": "function",
-                                  "function": {"name": c.name, "arguments": json_text(c.arguments)}}
-                                 for c in choice.calls]
+        message["tool_calls"] = [
+            {"id": c.id, "type": "function", "function": {"name": c.name, "arguments": json_text(c.arguments)}}
+            for c in choice.calls
+        ]
     if choice.reasoning:
         message["reasoning_content"] = choice.reasoning
     if choice.files:
@@ -426,8 +473,12 @@ def finish_reason(choice: Choice, legacy: bool = False) -> str:
 
 
 def _choice_json(choice: Choice, legacy: bool) -> dict[str, Any]:
-    out: dict[str, Any] = {"index": choice.index, "message": _message(choice, legacy), "logprobs": None,
-                           "finish_reason": finish_reason(choice, legacy)}
+    out: dict[str, Any] = {
+        "index": choice.index,
+        "message": _message(choice, legacy),
+        "logprobs": None,
+        "finish_reason": finish_reason(choice, legacy),
+    }
     if choice.lossy:
         out["gigachat_finish_reason"] = choice.finish
     return out
@@ -441,8 +492,11 @@ def completion_id(ctx: TranslateContext, seed: str) -> str:
 def render_completion(completion: Completion, ctx: TranslateContext, legacy: bool = False) -> dict[str, Any]:
     """A neutral completion as an OpenAI ``chat.completion`` object."""
     out: dict[str, Any] = {
-        "id": completion_id(ctx, completion.seed), "object": "chat.completion", "created": completion.created,
-        "model": completion.model, "choices": [_choice_json(c, legacy) for c in completion.choices],
+        "id": completion_id(ctx, completion.seed),
+        "object": "chat.completion",
+        "created": completion.created,
+        "model": completion.model,
+        "choices": [_choice_json(c, legacy) for c in completion.choices],
         "system_fingerprint": None,
     }
     usage = _usage(completion)
@@ -518,8 +572,13 @@ class ChatCompletionStream:
         out: list[dict[str, Any]] = []
         for event in events:
             if isinstance(event, Started):
-                self._head = {"id": completion_id(self.ctx, event.seed), "object": "chat.completion.chunk",
-                              "created": event.created, "model": event.model, "system_fingerprint": None}
+                self._head = {
+                    "id": completion_id(self.ctx, event.seed),
+                    "object": "chat.completion.chunk",
+                    "created": event.created,
+                    "model": event.model,
+                    "system_fingerprint": None,
+                }
             elif isinstance(event, TextDelta):
                 self._open(event.choice, {"content": event.text}, out)
             elif isinstance(event, ReasoningDelta):
@@ -547,6 +606,18 @@ class ChatCompletionStream:
             return
         index = self._tool_index.get(event.choice, 0)
         self._tool_index[event.choice] = index + 1
-        self._open(event.choice, {"tool_calls": [{"index": index, "id": call.id, "type": "function",
-                                                  "function": {"name": call.name, "arguments": ""}}]}, out)
+        self._open(
+            event.choice,
+            {
+                "tool_calls": [
+                    {
+                        "index": index,
+                        "id": call.id,
+                        "type": "function",
+                        "function": {"name": call.name, "arguments": ""},
+                    }
+                ]
+            },
+            out,
+        )
         out.append(self._delta(event.choice, {"tool_calls": [{"index": index, "function": {"arguments": arguments}}]}))

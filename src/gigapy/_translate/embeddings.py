@@ -86,17 +86,30 @@ def embeddings_response(call: EmbeddingsCall, body: Mapping[str, Any]) -> dict[s
         usage = item.get("usage")
         if isinstance(usage, Mapping) and isinstance(usage.get("prompt_tokens"), int):
             tokens += usage["prompt_tokens"]
-        data.append({"object": "embedding", "index": index,
-                     "embedding": pack_base64(vector) if call.encoding_format == "base64" else vector})
+        data.append(
+            {
+                "object": "embedding",
+                "index": index,
+                "embedding": pack_base64(vector) if call.encoding_format == "base64" else vector,
+            }
+        )
     data.sort(key=lambda d: int(d["index"]))
-    return {"object": "list", "data": data, "model": str(body.get("model") or call.body["model"]),
-            "usage": {"prompt_tokens": tokens, "total_tokens": tokens}}
+    return {
+        "object": "list",
+        "data": data,
+        "model": str(body.get("model") or call.body["model"]),
+        "usage": {"prompt_tokens": tokens, "total_tokens": tokens},
+    }
 
 
 def model_object(raw: Mapping[str, Any]) -> dict[str, Any]:
     """One GigaChat model as an OpenAI ``model`` object."""
-    out: dict[str, Any] = {"id": str(raw.get("id") or ""), "object": "model", "created": 0,
-                           "owned_by": str(raw.get("owned_by") or "salutedevices")}
+    out: dict[str, Any] = {
+        "id": str(raw.get("id") or ""),
+        "object": "model",
+        "created": 0,
+        "owned_by": str(raw.get("owned_by") or "salutedevices"),
+    }
     if raw.get("type") is not None:
         out["type"] = raw["type"]
     return out
@@ -104,5 +117,7 @@ def model_object(raw: Mapping[str, Any]) -> dict[str, Any]:
 
 def models_response(body: Mapping[str, Any]) -> dict[str, Any]:
     """GigaChat's ``/models`` answer as OpenAI's model list."""
-    return {"object": "list",
-            "data": [model_object(m) for m in body.get("data") or () if isinstance(m, Mapping) and m.get("id")]}
+    return {
+        "object": "list",
+        "data": [model_object(m) for m in body.get("data") or () if isinstance(m, Mapping) and m.get("id")],
+    }

@@ -89,8 +89,13 @@ def _kind(status: int, message: str) -> tuple[int, str, str | None, int, str]:
         401: (401, "authentication_error", "invalid_api_key", 401, "authentication_error"),
         402: (402, "insufficient_quota", "insufficient_quota", 402, "billing_error"),
         403: (403, "permission_error", None, 403, "permission_error"),
-        404: (404, "invalid_request_error", "model_not_found" if "model" in lowered else "not_found", 404,
-              "not_found_error"),
+        404: (
+            404,
+            "invalid_request_error",
+            "model_not_found" if "model" in lowered else "not_found",
+            404,
+            "not_found_error",
+        ),
         408: (408, "timeout", "timeout", 408, "timeout_error"),
         423: (503, "server_error", "overloaded", 529, "overloaded_error"),
         429: (429, "rate_limit_error", "rate_limit_exceeded", 429, "rate_limit_error"),
@@ -115,8 +120,9 @@ def openai_error(status: int, body: Any = None, headers: Mapping[str, str] | Non
     out_status, kind, code, _, _ = _kind(status, message)
     text = f"GigaChat: {message}" if not message.startswith("GigaChat") else message
     param = "messages" if code == "context_length_exceeded" else None
-    return ErrorReply(out_status, {"error": {"message": text, "type": kind, "param": param, "code": code}},
-                      _retry_after(headers))
+    return ErrorReply(
+        out_status, {"error": {"message": text, "type": kind, "param": param, "code": code}}, _retry_after(headers)
+    )
 
 
 def anthropic_error(status: int, body: Any = None, headers: Mapping[str, str] | None = None) -> ErrorReply:
@@ -125,14 +131,18 @@ def anthropic_error(status: int, body: Any = None, headers: Mapping[str, str] | 
     _, _, code, out_status, kind = _kind(status, message)
     if code == "context_length_exceeded":
         message = f"prompt is too long: {message}"
-    return ErrorReply(out_status, {"type": "error", "error": {"type": kind, "message": f"GigaChat: {message}"}},
-                      _retry_after(headers))
+    return ErrorReply(
+        out_status, {"type": "error", "error": {"type": kind, "message": f"GigaChat: {message}"}}, _retry_after(headers)
+    )
 
 
 def _from_exception(exc: BaseException) -> tuple[int, Any, Mapping[str, str] | None] | ErrorReply | None:
     if isinstance(exc, APIStatusError):
-        return exc.status_code, exc.json_body if exc.json_body is not None else (exc.server_message or exc.body), \
-            exc.headers
+        return (
+            exc.status_code,
+            exc.json_body if exc.json_body is not None else (exc.server_message or exc.body),
+            exc.headers,
+        )
     if isinstance(exc, StreamPayloadError):
         return exc.status, exc.message, None
     if isinstance(exc, StreamError):
@@ -144,17 +154,36 @@ def openai_error_from_exception(exc: BaseException) -> ErrorReply:
     """Any gigapy error (or a stream's error payload) as OpenAI's error reply."""
     if isinstance(exc, InvalidArgumentError):
         code = exc.code if isinstance(exc, UnsupportedParameterError) else "invalid_value"
-        return ErrorReply(400, {"error": {"message": exc.message, "type": "invalid_request_error",
-                                          "param": exc.field, "code": code}})
+        return ErrorReply(
+            400, {"error": {"message": exc.message, "type": "invalid_request_error", "param": exc.field, "code": code}}
+        )
     found = _from_exception(exc)
     if isinstance(found, tuple):
         return openai_error(*found)
     if isinstance(exc, APITimeoutError):
-        return ErrorReply(504, {"error": {"message": f"GigaChat did not answer in time: {exc}", "type": "timeout",
-                                          "param": None, "code": "timeout"}})
+        return ErrorReply(
+            504,
+            {
+                "error": {
+                    "message": f"GigaChat did not answer in time: {exc}",
+                    "type": "timeout",
+                    "param": None,
+                    "code": "timeout",
+                }
+            },
+        )
     if isinstance(exc, APIConnectionError):
-        return ErrorReply(502, {"error": {"message": f"GigaChat is unreachable: {exc}", "type": "server_error",
-                                          "param": None, "code": "upstream_unreachable"}})
+        return ErrorReply(
+            502,
+            {
+                "error": {
+                    "message": f"GigaChat is unreachable: {exc}",
+                    "type": "server_error",
+                    "param": None,
+                    "code": "upstream_unreachable",
+                }
+            },
+        )
     message = exc.message if isinstance(exc, GigaChatError) else type(exc).__name__
     return ErrorReply(500, {"error": {"message": message, "type": "server_error", "param": None, "code": None}})
 
@@ -167,10 +196,13 @@ def anthropic_error_from_exception(exc: BaseException) -> ErrorReply:
     if isinstance(found, tuple):
         return anthropic_error(*found)
     if isinstance(exc, APITimeoutError):
-        return ErrorReply(504, {"type": "error", "error": {"type": "timeout_error",
-                                                           "message": f"GigaChat did not answer in time: {exc}"}})
+        return ErrorReply(
+            504,
+            {"type": "error", "error": {"type": "timeout_error", "message": f"GigaChat did not answer in time: {exc}"}},
+        )
     if isinstance(exc, APIConnectionError):
-        return ErrorReply(502, {"type": "error", "error": {"type": "api_error",
-                                                           "message": f"GigaChat is unreachable: {exc}"}})
+        return ErrorReply(
+            502, {"type": "error", "error": {"type": "api_error", "message": f"GigaChat is unreachable: {exc}"}}
+        )
     message = exc.message if isinstance(exc, GigaChatError) else type(exc).__name__
     return ErrorReply(500, {"type": "error", "error": {"type": "api_error", "message": message}})

@@ -39,8 +39,15 @@ def chat_error_frame(reply: ErrorReply) -> bytes:
 def responses_error_frame(reply: ErrorReply, sequence_number: int) -> bytes:
     """An ``error`` event inside a Responses stream."""
     error = reply.body.get("error") or {}
-    return named_frame({"type": "error", "code": error.get("code"), "message": error.get("message", ""),
-                        "param": error.get("param"), "sequence_number": sequence_number})
+    return named_frame(
+        {
+            "type": "error",
+            "code": error.get("code"),
+            "message": error.get("message", ""),
+            "param": error.get("param"),
+            "sequence_number": sequence_number,
+        }
+    )
 
 
 def messages_error_frame(reply: ErrorReply) -> bytes:

@@ -144,8 +144,11 @@ class ResponsesPlan:
         if self.previous_response_id is None:
             return self
         if stored is None:
-            raise UnsupportedParameterError("previous_response_id", f"no stored response {self.previous_response_id!r}",
-                                            code="previous_response_not_found")
+            raise UnsupportedParameterError(
+                "previous_response_id",
+                f"no stored response {self.previous_response_id!r}",
+                code="previous_response_not_found",
+            )
         self._history = list(stored)
         self._plan = None
         return self
@@ -154,8 +157,11 @@ class ResponsesPlan:
     def plan(self) -> Plan:
         """The neutral plan."""
         if self.previous_response_id is not None and self._history is None:
-            raise unsupported("previous_response_id", "this bridge keeps no responses unless it is given a response "
-                              "store; send the whole conversation in input instead")
+            raise unsupported(
+                "previous_response_id",
+                "this bridge keeps no responses unless it is given a response "
+                "store; send the whole conversation in input instead",
+            )
         if self._plan is None:
             self._plan = _build(self.body, self.options, (self._history or []) + self.input_items)
         return self._plan
@@ -178,12 +184,22 @@ class ResponsesPlan:
 def _as_input(item: Mapping[str, Any]) -> dict[str, Any] | None:
     kind = item.get("type")
     if kind == "message":
-        return {"type": "message", "role": "assistant", "content": [
-            {"type": "output_text", "text": p.get("text", "")} for p in item.get("content") or ()
-            if isinstance(p, Mapping) and p.get("type") == "output_text"]}
+        return {
+            "type": "message",
+            "role": "assistant",
+            "content": [
+                {"type": "output_text", "text": p.get("text", "")}
+                for p in item.get("content") or ()
+                if isinstance(p, Mapping) and p.get("type") == "output_text"
+            ],
+        }
     if kind == "function_call":
-        return {"type": "function_call", "call_id": item.get("call_id"), "name": item.get("name"),
-                "arguments": item.get("arguments")}
+        return {
+            "type": "function_call",
+            "call_id": item.get("call_id"),
+            "name": item.get("name"),
+            "arguments": item.get("arguments"),
+        }
     return None
 
 
@@ -198,8 +214,18 @@ def responses_request(body: Mapping[str, Any], options: TranslateOptions = DEFAU
     unknown = [k for k in body if k not in RESPONSES_PARAMETERS and k != "stream"]
     if unknown:
         raise unsupported(unknown[0], "unknown parameter")
-    for name in ("background", "background_options", "conversation", "prompt", "max_tool_calls", "top_logprobs",
-                 "context_management", "moderation", "access_programs", "image"):
+    for name in (
+        "background",
+        "background_options",
+        "conversation",
+        "prompt",
+        "max_tool_calls",
+        "top_logprobs",
+        "context_management",
+        "moderation",
+        "access_programs",
+        "image",
+    ):
         if not _zero(body.get(name)):
             raise unsupported(name, RESPONSES_PARAMETERS[name][1])
     if body.get("truncation") not in (None, "disabled"):
@@ -214,18 +240,36 @@ def responses_request(body: Mapping[str, Any], options: TranslateOptions = DEFAU
     else:
         input_items = [dict(mapping(item, f"input[{i}]")) for i, item in enumerate(items(raw, "input"))]
     previous = body.get("previous_response_id")
-    plan = ResponsesPlan(dict(body), options, input_items,
-                         string(previous, "previous_response_id", empty=False) if previous is not None else None)
+    plan = ResponsesPlan(
+        dict(body),
+        options,
+        input_items,
+        string(previous, "previous_response_id", empty=False) if previous is not None else None,
+    )
     _build(body, options, input_items, continued=plan.previous_response_id is not None)  # every check, now
     return plan
 
 
-def _build(body: Mapping[str, Any], options: TranslateOptions, input_items: list[dict[str, Any]],
-           continued: bool = False) -> Plan:
+def _build(
+    body: Mapping[str, Any], options: TranslateOptions, input_items: list[dict[str, Any]], continued: bool = False
+) -> Plan:
     model = string(body.get("model"), "model", empty=False)
     req = Request(model=options.model(model), api=options.api)
-    req.echo = {k: body.get(k) for k in ("instructions", "previous_response_id", "store", "user", "metadata",
-                                         "tools", "tool_choice", "text", "parallel_tool_calls", "reasoning")}
+    req.echo = {
+        k: body.get(k)
+        for k in (
+            "instructions",
+            "previous_response_id",
+            "store",
+            "user",
+            "metadata",
+            "tools",
+            "tool_choice",
+            "text",
+            "parallel_tool_calls",
+            "reasoning",
+        )
+    }
     _tools(req, body, options)
     instructions = body.get("instructions")
     if instructions is not None:
@@ -258,14 +302,16 @@ def _build(body: Mapping[str, Any], options: TranslateOptions, input_items: list
             elif kind == "json_object":
                 req.response_format = {"type": "json_schema", "schema": {"type": "object"}}
             elif kind != "text":
-                raise bad_value("text.format.type", f"unknown format {kind!r}; expected text, json_schema or "
-                                "json_object")
+                raise bad_value(
+                    "text.format.type", f"unknown format {kind!r}; expected text, json_schema or json_object"
+                )
     if body.get("stream") is not None:
         req.stream = boolean(body["stream"], "stream")
     session = body.get("prompt_cache_key") or body.get("user")
     if session is not None:
-        req.headers["X-Session-ID"] = session_id(string(
-            session, "prompt_cache_key" if body.get("prompt_cache_key") else "user", empty=False))
+        req.headers["X-Session-ID"] = session_id(
+            string(session, "prompt_cache_key" if body.get("prompt_cache_key") else "user", empty=False)
+        )
     return Plan(req)
 
 
@@ -276,8 +322,9 @@ def _tools(req: Request, body: Mapping[str, Any], options: TranslateOptions) -> 
         if kind == "function":
             if tool.get("strict"):
                 req.notes.add("strict function schemas are not enforced by GigaChat")
-            req.functions.append(function(tool.get("name"), tool.get("description"), tool.get("parameters"),
-                                          f"tools[{i}]", req.notes))
+            req.functions.append(
+                function(tool.get("name"), tool.get("description"), tool.get("parameters"), f"tools[{i}]", req.notes)
+            )
         elif kind in ("web_search", "web_search_preview"):
             if "web_search" not in req.builtins:
                 req.builtins.append("web_search")
@@ -299,8 +346,13 @@ def _tools(req: Request, body: Mapping[str, Any], options: TranslateOptions) -> 
     choice = mapping(choice, "tool_choice")
     kind = choice.get("type")
     if kind == "function":
-        tool_choice(req, "forced", string(choice.get("name"), "tool_choice.name"), "tool_choice.name",
-                    options.strict_tool_choice)
+        tool_choice(
+            req,
+            "forced",
+            string(choice.get("name"), "tool_choice.name"),
+            "tool_choice.name",
+            options.strict_tool_choice,
+        )
     elif kind in ("web_search", "web_search_preview"):
         tool_choice(req, "forced", "web_search", "tool_choice.type", options.strict_tool_choice)
     else:
@@ -366,9 +418,11 @@ def _items(req: Request, raw: list[dict[str, Any]]) -> None:
             else:
                 raise bad_value(f"{where}.role", f"unknown role {role!r}")
         elif kind == "function_call":
-            call = Call(string(item.get("call_id"), f"{where}.call_id", empty=False),
-                        string(item.get("name"), f"{where}.name", empty=False),
-                        parse_arguments(item.get("arguments"), f"{where}.arguments"))
+            call = Call(
+                string(item.get("call_id"), f"{where}.call_id", empty=False),
+                string(item.get("name"), f"{where}.name", empty=False),
+                parse_arguments(item.get("arguments"), f"{where}.arguments"),
+            )
             if last is not None and last.role == "assistant":
                 last.calls.append(call)  # one assistant turn: its text and its (parallel) calls
             else:
@@ -376,8 +430,14 @@ def _items(req: Request, raw: list[dict[str, Any]]) -> None:
         elif kind == "function_call_output":
             output = item.get("output")
             text = _content_text(output, f"{where}.output", ("input_text", "output_text"))
-            req.messages.append(Msg("tool", where, call_id=string(item.get("call_id"), f"{where}.call_id", empty=False),
-                                    result=result_json(text)))
+            req.messages.append(
+                Msg(
+                    "tool",
+                    where,
+                    call_id=string(item.get("call_id"), f"{where}.call_id", empty=False),
+                    result=result_json(text),
+                )
+            )
         elif kind == "reasoning":
             req.notes.add("reasoning items in the input were dropped (GigaChat takes no earlier reasoning)")
         elif kind == "item_reference":
@@ -393,10 +453,13 @@ def _usage(completion: Completion) -> dict[str, Any] | None:
     usage = completion.usage
     if usage is None:
         return None
-    return {"input_tokens": usage.prompt, "input_tokens_details": {"cached_tokens": usage.cached or 0,
-                                                                   "cache_write_tokens": 0},
-            "output_tokens": usage.completion, "output_tokens_details": {"reasoning_tokens": 0},
-            "total_tokens": usage.total or usage.prompt + usage.completion}
+    return {
+        "input_tokens": usage.prompt,
+        "input_tokens_details": {"cached_tokens": usage.cached or 0, "cache_write_tokens": 0},
+        "output_tokens": usage.completion,
+        "output_tokens_details": {"reasoning_tokens": 0},
+        "total_tokens": usage.total or usage.prompt + usage.completion,
+    }
 
 
 def _status(choice: Choice) -> tuple[str, dict[str, str] | None]:
@@ -433,33 +496,63 @@ def _shell(call: GigaChatCall, ids: _Ids, created: int, model: str) -> dict[str,
     text.setdefault("format", fmt)
     tools = [dict(t) for t in source.get("tools") or () if isinstance(t, Mapping)]
     return {
-        "id": ids.response(), "object": "response", "created_at": created, "status": "in_progress",
-        "error": None, "incomplete_details": None, "instructions": source.get("instructions"),
-        "max_output_tokens": body.max_tokens, "model": model, "output": [],
+        "id": ids.response(),
+        "object": "response",
+        "created_at": created,
+        "status": "in_progress",
+        "error": None,
+        "incomplete_details": None,
+        "instructions": source.get("instructions"),
+        "max_output_tokens": body.max_tokens,
+        "model": model,
+        "output": [],
         "parallel_tool_calls": source.get("parallel_tool_calls") is not False,
         "previous_response_id": source.get("previous_response_id"),
         "reasoning": dict(source["reasoning"]) if isinstance(source.get("reasoning"), Mapping) else None,
-        "store": source.get("store") is not False, "temperature": body.temperature, "text": text,
-        "tool_choice": source.get("tool_choice") or "auto", "tools": tools, "top_p": body.top_p,
-        "truncation": "disabled", "usage": None,
-        "user": source.get("user"), "metadata": source.get("metadata") or {},
+        "store": source.get("store") is not False,
+        "temperature": body.temperature,
+        "text": text,
+        "tool_choice": source.get("tool_choice") or "auto",
+        "tools": tools,
+        "top_p": body.top_p,
+        "truncation": "disabled",
+        "usage": None,
+        "user": source.get("user"),
+        "metadata": source.get("metadata") or {},
     }
 
 
 def _message_item(item_id: str, text: str, status: str) -> dict[str, Any]:
-    return {"type": "message", "id": item_id, "role": "assistant", "status": status,
-            "content": [{"type": "output_text", "text": text, "annotations": [], "logprobs": []}] if text or
-            status == "completed" else []}
+    return {
+        "type": "message",
+        "id": item_id,
+        "role": "assistant",
+        "status": status,
+        "content": [{"type": "output_text", "text": text, "annotations": [], "logprobs": []}]
+        if text or status == "completed"
+        else [],
+    }
 
 
 def _call_item(item_id: str, call: Call, status: str, arguments: str | None = None) -> dict[str, Any]:
-    return {"type": "function_call", "id": item_id, "call_id": call.id, "name": call.name,
-            "arguments": json_text(call.arguments) if arguments is None else arguments, "status": status}
+    return {
+        "type": "function_call",
+        "id": item_id,
+        "call_id": call.id,
+        "name": call.name,
+        "arguments": json_text(call.arguments) if arguments is None else arguments,
+        "status": status,
+    }
 
 
 def _reasoning_item(item_id: str, text: str) -> dict[str, Any]:
-    return {"type": "reasoning", "id": item_id, "summary": [], "content": [{"type": "reasoning_text", "text": text}],
-            "status": "completed"}
+    return {
+        "type": "reasoning",
+        "id": item_id,
+        "summary": [],
+        "content": [{"type": "reasoning_text", "text": text}],
+        "status": "completed",
+    }
 
 
 def render_response(call: GigaChatCall, completion: Completion, ctx: TranslateContext) -> dict[str, Any]:
@@ -479,8 +572,13 @@ def render_response(call: GigaChatCall, completion: Completion, ctx: TranslateCo
         items_out.append(_call_item(ids.item("fc_", position), call_, "completed"))
         position += 1
     status, details = _status(choice)
-    out.update(output=items_out, status=status, incomplete_details=details, usage=_usage(completion),
-               completed_at=completion.created if status == "completed" else None)
+    out.update(
+        output=items_out,
+        status=status,
+        incomplete_details=details,
+        usage=_usage(completion),
+        completed_at=completion.created if status == "completed" else None,
+    )
     return out
 
 
@@ -528,10 +626,21 @@ class ResponsesStream:
         item = self._items[index]
         text = item["content"][0]["text"]
         part = {"type": "output_text", "text": text, "annotations": [], "logprobs": []}
-        out.append(self._event("response.output_text.done", item_id=item["id"], output_index=index, content_index=0,
-                               text=text, logprobs=[]))
-        out.append(self._event("response.content_part.done", item_id=item["id"], output_index=index,
-                               content_index=0, part=part))
+        out.append(
+            self._event(
+                "response.output_text.done",
+                item_id=item["id"],
+                output_index=index,
+                content_index=0,
+                text=text,
+                logprobs=[],
+            )
+        )
+        out.append(
+            self._event(
+                "response.content_part.done", item_id=item["id"], output_index=index, content_index=0, part=part
+            )
+        )
         item["status"] = "completed"
         out.append(self._event("response.output_item.done", output_index=index, item=copy.deepcopy(item)))
         self._text_item = None
@@ -544,8 +653,15 @@ class ResponsesStream:
             self._items.append(item)
             out.append(self._event("response.output_item.added", output_index=index, item=copy.deepcopy(item)))
             item["content"] = [{"type": "output_text", "text": "", "annotations": [], "logprobs": []}]
-            out.append(self._event("response.content_part.added", item_id=item["id"], output_index=index,
-                                   content_index=0, part=copy.deepcopy(item["content"][0])))
+            out.append(
+                self._event(
+                    "response.content_part.added",
+                    item_id=item["id"],
+                    output_index=index,
+                    content_index=0,
+                    part=copy.deepcopy(item["content"][0]),
+                )
+            )
             self._text_item = index
         return self._items[self._text_item]
 
@@ -567,14 +683,29 @@ class ResponsesStream:
                     out.append(self._event("response.output_item.added", output_index=index, item=copy.deepcopy(item)))
                 item = self._items[self._reasoning_item]
                 item["content"][0]["text"] += event.text
-                out.append(self._event("response.reasoning_text.delta", item_id=item["id"],
-                                       output_index=self._reasoning_item, content_index=0, delta=event.text))
+                out.append(
+                    self._event(
+                        "response.reasoning_text.delta",
+                        item_id=item["id"],
+                        output_index=self._reasoning_item,
+                        content_index=0,
+                        delta=event.text,
+                    )
+                )
             elif isinstance(event, TextDelta):
                 self._close_reasoning(out)
                 item = self._open_text(out)
                 item["content"][0]["text"] += event.text
-                out.append(self._event("response.output_text.delta", item_id=item["id"], output_index=self._text_item,
-                                       content_index=0, delta=event.text, logprobs=[]))
+                out.append(
+                    self._event(
+                        "response.output_text.delta",
+                        item_id=item["id"],
+                        output_index=self._text_item,
+                        content_index=0,
+                        delta=event.text,
+                        logprobs=[],
+                    )
+                )
             elif isinstance(event, CallDone):
                 self._close_reasoning(out)
                 self._close_text(out)
@@ -588,8 +719,15 @@ class ResponsesStream:
             return
         index = self._reasoning_item
         item = self._items[index]
-        out.append(self._event("response.reasoning_text.done", item_id=item["id"], output_index=index,
-                               content_index=0, text=item["content"][0]["text"]))
+        out.append(
+            self._event(
+                "response.reasoning_text.done",
+                item_id=item["id"],
+                output_index=index,
+                content_index=0,
+                text=item["content"][0]["text"],
+            )
+        )
         item["status"] = "completed"
         out.append(self._event("response.output_item.done", output_index=index, item=copy.deepcopy(item)))
         self._reasoning_item = None
@@ -600,10 +738,20 @@ class ResponsesStream:
         self._items.append(item)
         out.append(self._event("response.output_item.added", output_index=index, item=copy.deepcopy(item)))
         arguments = json_text(call.arguments)
-        out.append(self._event("response.function_call_arguments.delta", item_id=item["id"], output_index=index,
-                               delta=arguments))
-        out.append(self._event("response.function_call_arguments.done", item_id=item["id"], output_index=index,
-                               name=call.name, arguments=arguments))
+        out.append(
+            self._event(
+                "response.function_call_arguments.delta", item_id=item["id"], output_index=index, delta=arguments
+            )
+        )
+        out.append(
+            self._event(
+                "response.function_call_arguments.done",
+                item_id=item["id"],
+                output_index=index,
+                name=call.name,
+                arguments=arguments,
+            )
+        )
         item.update(arguments=arguments, status="completed")
         out.append(self._event("response.output_item.done", output_index=index, item=copy.deepcopy(item)))
 
@@ -615,9 +763,14 @@ class ResponsesStream:
         self._close_text(out)
         status, details = _status(choice)
         final = dict(self._shell)
-        final.update(output=copy.deepcopy(self._items), status=status, incomplete_details=details,
-                     usage=_usage(self.decoder.completion()),
-                     completed_at=final["created_at"] if status == "completed" else None)
+        final.update(
+            output=copy.deepcopy(self._items),
+            status=status,
+            incomplete_details=details,
+            usage=_usage(self.decoder.completion()),
+            completed_at=final["created_at"] if status == "completed" else None,
+        )
         self.response = final
-        out.append(self._event("response.completed" if status == "completed" else "response.incomplete",
-                               response=final))
+        out.append(
+            self._event("response.completed" if status == "completed" else "response.incomplete", response=final)
+        )

@@ -38,8 +38,9 @@ def _failure(exc: BaseException) -> TransportFailure:
     refused = client_cert_alert(exc)
     if refused is not None:  # arrives on connect (TLS 1.2) or on the first read (TLS 1.3)
         host = getattr(exc, "host", "") or ""
-        return TransportFailure("client_cert", refused, sent=not isinstance(exc, aiohttp.ClientConnectorError),
-                                host=host)
+        return TransportFailure(
+            "client_cert", refused, sent=not isinstance(exc, aiohttp.ClientConnectorError), host=host
+        )
     if isinstance(exc, aiohttp.ClientConnectorCertificateError):
         return TransportFailure("tls", exc, sent=False, host=exc.host)
     if isinstance(exc, aiohttp.ConnectionTimeoutError):
@@ -231,17 +232,27 @@ class AiohttpTransport:
             owner = getattr(given, "_loop", loop)
             if owner is not loop:
                 raise ConfigurationError(
-                    "session", "the aiohttp session given to this AsyncGigaChat belongs to another event loop; "
-                               "create one client (or session) per event loop, or pass no session= and gigapy "
-                               "keeps one session per loop")
+                    "session",
+                    "the aiohttp session given to this AsyncGigaChat belongs to another event loop; "
+                    "create one client (or session) per event loop, or pass no session= and gigapy "
+                    "keeps one session per loop",
+                )
             return given
         ctx = client_ssl_context(self._settings)
-        connector = _Connector(limit=self._settings.max_connections, limit_per_host=0,
-                               ssl=ctx if ctx is not None else True, ttl_dns_cache=300)
+        connector = _Connector(
+            limit=self._settings.max_connections,
+            limit_per_host=0,
+            ssl=ctx if ctx is not None else True,
+            ttl_dns_cache=300,
+        )
         # trust_env=False: aiohttp would look up .netrc and the proxy variables in two worker-thread
         # round trips on every request; _proxy() looks the proxy up once per session and origin.
-        return aiohttp.ClientSession(connector=connector, cookie_jar=aiohttp.DummyCookieJar(),
-                                     trust_env=False, timeout=aiohttp.ClientTimeout(total=None))
+        return aiohttp.ClientSession(
+            connector=connector,
+            cookie_jar=aiohttp.DummyCookieJar(),
+            trust_env=False,
+            timeout=aiohttp.ClientTimeout(total=None),
+        )
 
     def _prune(self) -> None:
         """Under the lock: forget the sessions of event loops that have ended (their sockets are
@@ -270,8 +281,9 @@ class AiohttpTransport:
         value = self._timeouts.get(t)
         if value is None:
             connect = None if t.connect is None and t.pool is None else (t.connect or 0) + (t.pool or 0)
-            value = self._timeouts[t] = aiohttp.ClientTimeout(total=None, connect=connect,
-                                                              sock_connect=t.connect, sock_read=t.read)
+            value = self._timeouts[t] = aiohttp.ClientTimeout(
+                total=None, connect=connect, sock_connect=t.connect, sock_read=t.read
+            )
         return value
 
     async def _body(self, req: Request) -> Any:
@@ -323,9 +335,17 @@ class AiohttpTransport:
                 t = req.timeout
                 attempt.connected((t.connect or 0.0) + (t.pool or 0.0))
             proxy, proxy_auth = self._proxy(entry, req.url)
-            resp = await entry.session.request(req.method, req.url, data=data, headers=req.wire_headers(),
-                                               params=req.params, timeout=self._timeout(req.timeout),
-                                               allow_redirects=False, proxy=proxy, proxy_auth=proxy_auth)
+            resp = await entry.session.request(
+                req.method,
+                req.url,
+                data=data,
+                headers=req.wire_headers(),
+                params=req.params,
+                timeout=self._timeout(req.timeout),
+                allow_redirects=False,
+                proxy=proxy,
+                proxy_auth=proxy_auth,
+            )
             if resp.status < 400 and req.stream:
                 keep_open = True
                 return Response(resp.status, resp.headers, b"", req.method, req.url, raw=resp)

@@ -49,7 +49,7 @@ def normalize_fingerprint(value: str) -> str:
     digits = re.sub(r"[^0-9A-Fa-f]", "", value).upper()
     if len(digits) != 64:
         raise InvalidArgumentError("fingerprint", f"expected a SHA-256 fingerprint (64 hex digits), got {value!r}")
-    return ":".join(digits[i:i + 2] for i in range(0, 64, 2))
+    return ":".join(digits[i : i + 2] for i in range(0, 64, 2))
 
 
 def fingerprint(der: bytes) -> str:
@@ -83,16 +83,19 @@ def download(url: str | None = None, *, timeout: float = 30.0, ca_bundle_file: s
     bundle = ca_bundle_file or os.environ.get("GIGACHAT_CA_BUNDLE_FILE") or None
 
     def fetch(verify: Any) -> bytes:
-        with httpx.Client(verify=verify, timeout=timeout, follow_redirects=True, trust_env=True) as http, \
-                http.stream("GET", target) as response:
+        with (
+            httpx.Client(verify=verify, timeout=timeout, follow_redirects=True, trust_env=True) as http,
+            http.stream("GET", target) as response,
+        ):
             if response.status_code != 200:
                 raise APIConnectionError(f"GET {target}: HTTP {response.status_code}", method="GET", url=target)
             chunks, size = [], 0
             for chunk in response.iter_bytes():
                 size += len(chunk)
                 if size > _MAX_SIZE:
-                    raise APIConnectionError(f"GET {target}: larger than {_MAX_SIZE} bytes; not a certificate",
-                                             method="GET", url=target)
+                    raise APIConnectionError(
+                        f"GET {target}: larger than {_MAX_SIZE} bytes; not a certificate", method="GET", url=target
+                    )
                 chunks.append(chunk)
             return b"".join(chunks)
 
@@ -144,10 +147,18 @@ class CertStatus:
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-friendly view."""
-        return {"path": self.path, "installed": self.installed, "sha256": self.sha256,
-                "expected_sha256": self.expected_sha256, "matches_pin": self.matches_pin, "subject": self.subject,
-                "not_before": self.not_before, "not_after": self.not_after, "loadable": self.loadable,
-                "notes": self.notes}
+        return {
+            "path": self.path,
+            "installed": self.installed,
+            "sha256": self.sha256,
+            "expected_sha256": self.expected_sha256,
+            "matches_pin": self.matches_pin,
+            "subject": self.subject,
+            "not_before": self.not_before,
+            "not_after": self.not_after,
+            "loadable": self.loadable,
+            "notes": self.notes,
+        }
 
 
 def _describe(pem_path: Path) -> tuple[str | None, str | None, str | None]:
@@ -179,8 +190,9 @@ def status(expected_sha256: str | None = None) -> CertStatus:
     return result
 
 
-def install(data: bytes | None = None, *, url: str | None = None, expected_sha256: str | None = None,
-            timeout: float = 30.0) -> tuple[CertStatus, bool]:
+def install(
+    data: bytes | None = None, *, url: str | None = None, expected_sha256: str | None = None, timeout: float = 30.0
+) -> tuple[CertStatus, bool]:
     """Download (or take ``data``), check the pinned fingerprint, store as PEM.
 
     Returns (status, whether a download's TLS chain was verified; True when ``data`` was

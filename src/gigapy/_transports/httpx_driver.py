@@ -40,8 +40,9 @@ def _failure(exc: Exception, url: str) -> TransportFailure:
     """Map an httpx exception to the core's transport failure."""
     refused = client_cert_alert(exc)
     if refused is not None:  # arrives on connect (TLS 1.2) or on the first read (TLS 1.3)
-        return TransportFailure("client_cert", refused, sent=not isinstance(exc, httpx.ConnectError),
-                                host=httpx.URL(url).host)
+        return TransportFailure(
+            "client_cert", refused, sent=not isinstance(exc, httpx.ConnectError), host=httpx.URL(url).host
+        )
     if isinstance(exc, httpx.ConnectTimeout):
         return TransportFailure("connect_timeout", exc, sent=False)
     if isinstance(exc, httpx.PoolTimeout):
@@ -100,10 +101,12 @@ class HttpxTransport:
             self.client = http_client
         else:
             ctx = client_ssl_context(settings)
-            limits = httpx.Limits(max_connections=settings.max_connections,
-                                  max_keepalive_connections=settings.max_connections)
-            self.client = httpx.Client(verify=ctx if ctx is not None else False, limits=limits,
-                                       follow_redirects=False, trust_env=True)
+            limits = httpx.Limits(
+                max_connections=settings.max_connections, max_keepalive_connections=settings.max_connections
+            )
+            self.client = httpx.Client(
+                verify=ctx if ctx is not None else False, limits=limits, follow_redirects=False, trust_env=True
+            )
             HD.install(self.client)  # deadlines a trickle cannot defeat (see fastpath_httpx)
         self._timeouts: dict[Timeout, dict[str, float | None]] = {}
         # Plain requests on our own client go straight to the httpcore pool httpx would use.
@@ -139,8 +142,16 @@ class HttpxTransport:
                 body = src
             files = {req.file.field: (req.file.filename, body, req.file.content_type)}
             data = req.form
-        hreq = httpx.Request(req.method, req.url, params=req.params, headers=req.wire_headers(), content=req.content,
-                             files=files, data=data, extensions={"timeout": self._timeout(req)})
+        hreq = httpx.Request(
+            req.method,
+            req.url,
+            params=req.params,
+            headers=req.wire_headers(),
+            content=req.content,
+            files=files,
+            data=data,
+            extensions={"timeout": self._timeout(req)},
+        )
         return hreq, opened
 
     def _route(self, url: str) -> tuple[Any, httpcore.URL, bytes] | None:
@@ -157,8 +168,11 @@ class HttpxTransport:
         pool = getattr(transport, "_pool", None) if type(transport) is httpx.HTTPTransport else None
         route = None
         if pool is not None and hurl.host:
-            route = (pool, self._hc_url(scheme=hurl.raw_scheme, host=hurl.raw_host, port=hurl.port,
-                                        target=hurl.raw_path), hurl.netloc)
+            route = (
+                pool,
+                self._hc_url(scheme=hurl.raw_scheme, host=hurl.raw_host, port=hurl.port, target=hurl.raw_path),
+                hurl.netloc,
+            )
         if len(self._routes) >= 256:
             self._routes.clear()
         self._routes[url] = route
@@ -178,8 +192,13 @@ class HttpxTransport:
         if not _AUTO_HEADERS.isdisjoint(key.lower() for key in req.headers):
             return None
         # the header list (Authorization included) goes straight into httpcore: no local holds it
-        hreq = self._hc_request(req.method, url, headers=_hc_headers(req, host), content=content or b"",
-                                extensions={"timeout": self._timeout(req)})
+        hreq = self._hc_request(
+            req.method,
+            url,
+            headers=_hc_headers(req, host),
+            content=content or b"",
+            extensions={"timeout": self._timeout(req)},
+        )
         try:
             hresp = pool.handle_request(hreq)
             try:
@@ -210,8 +229,14 @@ class HttpxTransport:
         return outcome
 
     def _send(self, req: Request) -> Response | TransportFailure:
-        if (self._direct and not req.stream and req.file is None and req.download_to is None
-                and req.params is None and req.form is None):
+        if (
+            self._direct
+            and not req.stream
+            and req.file is None
+            and req.download_to is None
+            and req.params is None
+            and req.form is None
+        ):
             direct = self._send_direct(req)
             if direct is not None:
                 return direct

@@ -79,8 +79,14 @@ def ssl_context(
         with _LOCK:
             ctx = _CACHE.get(key)
             if ctx is None:
-                ctx = _build(verify, ca_bundle_file, cert_file, key_file, key_password,
-                             russian if russian_stamp is not None else None)
+                ctx = _build(
+                    verify,
+                    ca_bundle_file,
+                    cert_file,
+                    key_file,
+                    key_password,
+                    russian if russian_stamp is not None else None,
+                )
                 _CACHE[key] = ctx
     if not verify:
         _warn_insecure()
@@ -124,16 +130,18 @@ def _no_password() -> str:
     return ""  # an encrypted key without key_file_password fails to load instead of prompting on the terminal
 
 
-def load_client_cert(ctx: ssl.SSLContext, cert_file: str, key_file: str | None,
-                     key_password: SecretStr | None) -> str | None:
+def load_client_cert(
+    ctx: ssl.SSLContext, cert_file: str, key_file: str | None, key_password: SecretStr | None
+) -> str | None:
     """Load the client certificate and key into ``ctx``; None, or what is wrong (naming the file).
 
     A callable hands the password over, so it is read from the SecretStr inside
     ``load_cert_chain`` only; without one an encrypted key never prompts on the terminal.
     """
     try:
-        ctx.load_cert_chain(cert_file, key_file, password=key_password.get_secret_value if key_password
-                            else _no_password)
+        ctx.load_cert_chain(
+            cert_file, key_file, password=key_password.get_secret_value if key_password else _no_password
+        )
     except ssl.SSLError as exc:
         return cert_load_problem(cert_file, key_file, key_password is not None, exc)
     except OSError as exc:
@@ -193,7 +201,7 @@ def cert_info(cert_file: str) -> CertInfo:
     if start < 0 or stop < 0:
         raise ValueError(f"{cert_file} holds no PEM certificate")
     try:
-        der = base64.b64decode("".join(text[start + len(begin):stop].split()), validate=True)
+        der = base64.b64decode("".join(text[start + len(begin) : stop].split()), validate=True)
         _, body, _ = _tlv(der, 0)  # Certificate
         tag, pos, tbs_end = _tlv(der, body)  # TBSCertificate
         parts: list[tuple[int, int, int]] = []
@@ -219,7 +227,7 @@ def _tlv(der: bytes, pos: int) -> tuple[int, int, int]:
     pos += 2
     if length & 0x80:
         size = length & 0x7F
-        length = int.from_bytes(der[pos:pos + size], "big")
+        length = int.from_bytes(der[pos : pos + size], "big")
         pos += size
     if pos + length > len(der):
         raise ValueError("truncated DER")
@@ -268,14 +276,17 @@ def tls_key(settings: Settings) -> tuple[object, ...]:
     uses_tls = settings.base_url.startswith("https:") or settings.auth_url.startswith("https:")
     password = settings.key_file_password
     digest = hashlib.sha256(password.get_secret_value().encode()).hexdigest() if password else None
-    return (uses_tls, settings.verify_ssl_certs, settings.ca_bundle_file, settings.cert_file,
-            settings.key_file, digest)
+    return (uses_tls, settings.verify_ssl_certs, settings.ca_bundle_file, settings.cert_file, settings.key_file, digest)
 
 
 def client_ssl_context(settings: Settings) -> ssl.SSLContext | None:
     """The SSLContext for a client's settings, or None when it talks plain HTTP only."""
     if not tls_key(settings)[0]:
         return None
-    return ssl_context(verify=settings.verify_ssl_certs, ca_bundle_file=settings.ca_bundle_file,
-                       cert_file=settings.cert_file, key_file=settings.key_file,
-                       key_password=settings.key_file_password)
+    return ssl_context(
+        verify=settings.verify_ssl_certs,
+        ca_bundle_file=settings.ca_bundle_file,
+        cert_file=settings.cert_file,
+        key_file=settings.key_file,
+        key_password=settings.key_file_password,
+    )

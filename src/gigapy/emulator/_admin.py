@@ -74,8 +74,14 @@ async def expire_tokens(request: web.Request) -> web.Response:
 async def get_requests(request: web.Request) -> web.Response:
     """``GET /__emulator__/requests``: the request log (bodies as UTF-8 text)."""
     items = [
-        {"method": r.method, "path": r.path, "query": r.query, "headers": dict(r.headers),
-         "body": r.body.decode("utf-8", "replace"), "time": r.time}
+        {
+            "method": r.method,
+            "path": r.path,
+            "query": r.query,
+            "headers": dict(r.headers),
+            "body": r.body.decode("utf-8", "replace"),
+            "time": r.time,
+        }
         for r in _state(request).log
     ]
     return json_response({"requests": items})

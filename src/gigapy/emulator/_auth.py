@@ -128,9 +128,11 @@ class GatewayError(Exception):
     def __init__(self, status: int, reason: str, message: str) -> None:
         super().__init__(message)
         self.status = status
-        self.html = (f"<html>\r\n<head><title>{status} {message}</title></head>\r\n<body>\r\n"
-                     f"<center><h1>{status} {reason}</h1></center>\r\n<center>{message}</center>\r\n"
-                     "<hr><center>nginx</center>\r\n</body>\r\n</html>\r\n")
+        self.html = (
+            f"<html>\r\n<head><title>{status} {message}</title></head>\r\n<body>\r\n"
+            f"<center><h1>{status} {reason}</h1></center>\r\n<center>{message}</center>\r\n"
+            "<hr><center>nginx</center>\r\n</body>\r\n</html>\r\n"
+        )
 
 
 def peer_certificate(request: Request) -> tuple[bytes, str | None] | None:
@@ -254,5 +256,4 @@ async def user_token(ctx: Ctx) -> web.StreamResponse:
         raise ApiError(401, "Unauthorized")
     scope = scopes[0]
     token, expires_at = state.tokens.issue(account, scope, state.config.token_ttl)
-    return json_response({"tok": token, "exp": int(expires_at + state.faults.expires_at_shift)},
-                         headers=ctx.id_headers)
+    return json_response({"tok": token, "exp": int(expires_at + state.faults.expires_at_shift)}, headers=ctx.id_headers)

@@ -41,8 +41,14 @@ class Batch:
     def to_json(self, full: bool = True) -> dict[str, Any]:
         """The batch object (``full``: with completed/failed counts and the output file)."""
         counts: dict[str, int] = {"total": len(self.lines)}
-        body: dict[str, Any] = {"id": self.id, "method": self.method, "request_counts": counts,
-                                "status": self.status, "created_at": self.created_at, "updated_at": self.updated_at}
+        body: dict[str, Any] = {
+            "id": self.id,
+            "method": self.method,
+            "request_counts": counts,
+            "status": self.status,
+            "created_at": self.created_at,
+            "updated_at": self.updated_at,
+        }
         if full:
             counts.update(completed=self.completed, failed=self.failed)
             if self.output_file_id:

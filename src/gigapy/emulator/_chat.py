@@ -272,8 +272,9 @@ def stream_events(outcome: Outcome, frames: _Frames, size: int) -> list[str]:
     events = []
     if outcome.tool in (IMAGE, MODEL3D):
         name = "text2image" if outcome.tool == IMAGE else "text2model3d"
-        events.append(frames.delta({"content": "", "role": "function_in_progress", "name": name,
-                                    "created": frames.created}))
+        events.append(
+            frames.delta({"content": "", "role": "function_in_progress", "name": name, "created": frames.created})
+        )
     first = True
     for start in range(0, len(outcome.reasoning), size):  # reasoning streams before the answer
         delta: dict[str, Any] = {"content": "", "reasoning_content": "".join(outcome.reasoning[start : start + size])}
@@ -298,8 +299,9 @@ def stream_events(outcome: Outcome, frames: _Frames, size: int) -> list[str]:
             chunk_logprobs = logprobs[max(0, start - offset) : max(0, start + size - offset)]
         events.append(frames.content("".join(pieces[start : start + size]), first, chunk_logprobs))
         first = False
-    events.append(frames.finish(finish_reason(outcome), usage_json(outcome.prompt, outcome.completion_tokens),
-                                outcome.error))
+    events.append(
+        frames.finish(finish_reason(outcome), usage_json(outcome.prompt, outcome.completion_tokens), outcome.error)
+    )
     events.append("data: [DONE]\n\n")
     return events
 

@@ -127,8 +127,9 @@ def check_pairs(msgs: list[Msg], results_need_calls: bool) -> None:
             for result_id, name, _ in results:
                 if result_id is not None and result_id not in call_ids and call_ids:
                     raise invalid_params(no_call)
-                match = next((i for i, (cid, _) in enumerate(pending) if result_id is not None and cid == result_id),
-                             None)
+                match = next(
+                    (i for i, (cid, _) in enumerate(pending) if result_id is not None and cid == result_id), None
+                )
                 if match is None:
                     match = next((i for i, (cid, cname) in enumerate(pending) if cname == name), None)
                 if match is None and pending:
@@ -232,8 +233,9 @@ def _check_optional(body: dict[str, Any]) -> None:
         raise _bad()
 
 
-def parse_request(ctx: Ctx, body: dict[str, Any], default_model: str | None = None,
-                  functions: list[dict[str, Any]] | None = None) -> V2Request:
+def parse_request(
+    ctx: Ctx, body: dict[str, Any], default_model: str | None = None, functions: list[dict[str, Any]] | None = None
+) -> V2Request:
     """Validate a v2 chat body.
 
     ``default_model`` serves when the body has none (an assistant or a stored thread decides);
@@ -345,8 +347,9 @@ class Stored:
 def content_parts(outcome: Outcome) -> list[dict[str, Any]]:
     """The assistant message content of a v2 answer (one part per function call, each with its id)."""
     if outcome.calls:
-        return [{"function_call": {"id": call_id, "name": name, "arguments": args}}
-                for call_id, name, args in outcome.calls]
+        return [
+            {"function_call": {"id": call_id, "name": name, "arguments": args}} for call_id, name, args in outcome.calls
+        ]
     parts: list[dict[str, Any]] = []
     if outcome.files:
         parts.append({"files": [{"id": f.id, "mime": f.mime, "target": f.target} for f in outcome.files]})
@@ -364,8 +367,9 @@ def _text_part(outcome: Outcome, text: str, logprobs: list[dict[str, Any]] | Non
     return part
 
 
-def assistant_message(outcome: Outcome, content: list[dict[str, Any]], stored: Stored | None = None,
-                      reasoning: str | None = None) -> dict[str, Any]:
+def assistant_message(
+    outcome: Outcome, content: list[dict[str, Any]], stored: Stored | None = None, reasoning: str | None = None
+) -> dict[str, Any]:
     """``{[message_id], role, [tool_state_id], [reasoning_content], content}`` (``message_id`` for a
     stored answer; ``reasoning`` defaults to the outcome's whole reasoning)."""
     message: dict[str, Any] = {"message_id": stored.message_id} if stored is not None else {}
@@ -418,8 +422,10 @@ class _Frames:
         return f"event: {name}\ndata: {self.head},{body}\n\n"
 
     def text(self, text: str) -> str:
-        return (f'event: response.message.delta\ndata: {self.head},"messages":[{self.message}"role":"assistant",'
-                f'"content":[{{"text":{encode_str(text)}}}]}}]}}\n\n')
+        return (
+            f'event: response.message.delta\ndata: {self.head},"messages":[{self.message}"role":"assistant",'
+            f'"content":[{{"text":{encode_str(text)}}}]}}]}}\n\n'
+        )
 
     def part(self, outcome: Outcome, part: dict[str, Any], reasoning: str = "") -> str:
         message = assistant_message(outcome, [part] if part else [], self.stored, reasoning)
@@ -432,17 +438,22 @@ def stream_events(outcome: Outcome, frames: _Frames, size: int) -> list[str]:
     stored = frames.stored
     if outcome.tool:
         progress = {"tool_execution": {"name": outcome.tool, "seconds_left": 1}}
-        events.append(frames.event("response.tool.in_progress",
-                                   {"messages": [assistant_message(outcome, [progress], stored, "")]}))
+        events.append(
+            frames.event(
+                "response.tool.in_progress", {"messages": [assistant_message(outcome, [progress], stored, "")]}
+            )
+        )
         done = {"tool_execution": {"name": outcome.tool, "status": "success", "censored": False}}
-        events.append(frames.event("response.tool.completed",
-                                   {"messages": [assistant_message(outcome, [done], stored, "")]}))
+        events.append(
+            frames.event("response.tool.completed", {"messages": [assistant_message(outcome, [done], stored, "")]})
+        )
     reasoning = outcome.reasoning  # streams before the answer
     events.extend(frames.part(outcome, {}, "".join(reasoning[i : i + size])) for i in range(0, len(reasoning), size))
     if outcome.files:
         files = content_parts(outcome)[:1]
-        events.append(frames.event("response.message.delta",
-                                   {"messages": [assistant_message(outcome, files, stored, "")]}))
+        events.append(
+            frames.event("response.message.delta", {"messages": [assistant_message(outcome, files, stored, "")]})
+        )
     if not outcome.calls:
         logprobs = outcome.logprobs
         for start in range(0, len(outcome.pieces), size):

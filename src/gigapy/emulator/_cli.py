@@ -60,38 +60,81 @@ def build_parser(prog: str = "python -m gigapy.emulator") -> argparse.ArgumentPa
     defaults = EmulatorConfig()
     parser.add_argument("--host", default=defaults.host, help="address to listen on (default %(default)s)")
     parser.add_argument("--port", type=int, default=defaults.port, help="port (default %(default)s; 0 = any free)")
-    parser.add_argument("--token-ttl", type=float, default=defaults.token_ttl, metavar="SECONDS",
-                        help="access token lifetime (default %(default)s)")
-    parser.add_argument("--no-limits", action="store_true",
-                        help="lift every limit: per-scope concurrency and the OAuth requests per second")
-    parser.add_argument("--oauth-rps", type=_non_negative_int, metavar="N",
-                        help=f"OAuth requests per second per key before 429 (default {defaults.oauth_rps_limit}; "
-                             "0 = no limit); with --no-limits, keeps just this limit")
-    parser.add_argument("--timing", choices=sorted(PRESETS), default=defaults.timing,
-                        help="generation time: fast (none) or realistic (about the live pace) (default %(default)s)")
-    parser.add_argument("--ttft", type=_non_negative_float, metavar="SECONDS",
-                        help="seconds before the first token (overrides --timing)")
-    parser.add_argument("--tokens-per-second", type=_non_negative_float, metavar="N",
-                        help="generation speed, 0 = instant (overrides --timing)")
-    parser.add_argument("--pack-stream", action="store_true",
-                        help="pack many SSE events per write (benchmarks); by default each event is its own write")
-    parser.add_argument("--faults", type=_fault_spec, default="", metavar="SPEC",
-                        help='fault injection, e.g. "500:0.1,429:0.05,drop:0.02,latency_ms:50"')
+    parser.add_argument(
+        "--token-ttl",
+        type=float,
+        default=defaults.token_ttl,
+        metavar="SECONDS",
+        help="access token lifetime (default %(default)s)",
+    )
+    parser.add_argument(
+        "--no-limits",
+        action="store_true",
+        help="lift every limit: per-scope concurrency and the OAuth requests per second",
+    )
+    parser.add_argument(
+        "--oauth-rps",
+        type=_non_negative_int,
+        metavar="N",
+        help=f"OAuth requests per second per key before 429 (default {defaults.oauth_rps_limit}; "
+        "0 = no limit); with --no-limits, keeps just this limit",
+    )
+    parser.add_argument(
+        "--timing",
+        choices=sorted(PRESETS),
+        default=defaults.timing,
+        help="generation time: fast (none) or realistic (about the live pace) (default %(default)s)",
+    )
+    parser.add_argument(
+        "--ttft",
+        type=_non_negative_float,
+        metavar="SECONDS",
+        help="seconds before the first token (overrides --timing)",
+    )
+    parser.add_argument(
+        "--tokens-per-second",
+        type=_non_negative_float,
+        metavar="N",
+        help="generation speed, 0 = instant (overrides --timing)",
+    )
+    parser.add_argument(
+        "--pack-stream",
+        action="store_true",
+        help="pack many SSE events per write (benchmarks); by default each event is its own write",
+    )
+    parser.add_argument(
+        "--faults",
+        type=_fault_spec,
+        default="",
+        metavar="SPEC",
+        help='fault injection, e.g. "500:0.1,429:0.05,drop:0.02,latency_ms:50"',
+    )
     parser.add_argument("--seed", type=int, default=0, help="changes every generated answer")
     parser.add_argument("--tls-cert", metavar="FILE", help="serve HTTPS with this certificate (PEM)")
     parser.add_argument("--tls-key", metavar="FILE", help="private key of --tls-cert (PEM)")
     parser.add_argument("--client-ca", metavar="FILE", help="require client certificates signed by this CA (mTLS)")
-    parser.add_argument("--mtls-only", action="store_true",
-                        help="the client certificate identifies the account, no OAuth token is needed "
-                             "(the GigaChat API for banks); needs --client-ca")
-    parser.add_argument("--cert-account", type=_cert_account, action="append", default=[],
-                        metavar="MATCH=CLIENT_ID[:SCOPE]",
-                        help="with --mtls-only: the certificate whose CN=NAME or SHA-256 fingerprint is MATCH is "
-                             "account CLIENT_ID (scope default GIGACHAT_API_CORP); repeatable. Without it every "
-                             "certificate the CA signed is the account named by its CN")
-    parser.add_argument("--env", action="store_true",
-                        help='print only the "export GIGACHAT_..." lines once listening, then close stdout and '
-                             'keep serving: eval "$(%(prog)s --env --port 0 &)"')
+    parser.add_argument(
+        "--mtls-only",
+        action="store_true",
+        help="the client certificate identifies the account, no OAuth token is needed "
+        "(the GigaChat API for banks); needs --client-ca",
+    )
+    parser.add_argument(
+        "--cert-account",
+        type=_cert_account,
+        action="append",
+        default=[],
+        metavar="MATCH=CLIENT_ID[:SCOPE]",
+        help="with --mtls-only: the certificate whose CN=NAME or SHA-256 fingerprint is MATCH is "
+        "account CLIENT_ID (scope default GIGACHAT_API_CORP); repeatable. Without it every "
+        "certificate the CA signed is the account named by its CN",
+    )
+    parser.add_argument(
+        "--env",
+        action="store_true",
+        help='print only the "export GIGACHAT_..." lines once listening, then close stdout and '
+        'keep serving: eval "$(%(prog)s --env --port 0 &)"',
+    )
     return parser
 
 
@@ -111,11 +154,22 @@ def _parse(argv: Sequence[str] | None, prog: str) -> tuple[EmulatorConfig, argpa
         parser.error("--mtls-only needs --client-ca (and --tls-cert, --tls-key)")
     if args.cert_account and not args.mtls_only:
         parser.error("--cert-account needs --mtls-only")
-    config = EmulatorConfig(host=args.host, port=args.port, token_ttl=args.token_ttl, faults=args.faults,
-                            seed=args.seed, tls_cert=args.tls_cert, tls_key=args.tls_key, client_ca=args.client_ca,
-                            timing=args.timing, ttft=args.ttft, tokens_per_second=args.tokens_per_second,
-                            pack_stream=args.pack_stream, mtls_only=args.mtls_only,
-                            cert_accounts=tuple(args.cert_account))
+    config = EmulatorConfig(
+        host=args.host,
+        port=args.port,
+        token_ttl=args.token_ttl,
+        faults=args.faults,
+        seed=args.seed,
+        tls_cert=args.tls_cert,
+        tls_key=args.tls_key,
+        client_ca=args.client_ca,
+        timing=args.timing,
+        ttft=args.ttft,
+        tokens_per_second=args.tokens_per_second,
+        pack_stream=args.pack_stream,
+        mtls_only=args.mtls_only,
+        cert_accounts=tuple(args.cert_account),
+    )
     if args.no_limits:
         config.limits = None
         config.oauth_rps_limit = None

@@ -25,185 +25,388 @@ _EN_TOPIC, _RU_TOPIC = "this question", "этот вопрос"
 # --- prose -------------------------------------------------------------------------------------
 
 _OPENERS = {
-    "definition": (("{A} is a concept that is easiest to explain with examples.",
-                    "In short, {a} is a topic with a clear definition and a lot of practical use."),
-                   ("{A} — это понятие, которое проще всего объяснить на примерах.",
-                    "Если коротко, {a} — это тема с чётким определением и большим практическим значением.")),
-    "how": (("The easiest way to approach {a} is step by step.", "Here is how you can approach {a}."),
-            ("Чтобы справиться с задачей «{a}», удобно идти по шагам.", "Вот как можно подойти к задаче «{a}».")),
-    "why": (("There are usually several reasons.", "The reasons are connected with each other."),
-            ("Причин обычно несколько.", "Причин здесь несколько, и они связаны между собой.")),
-    "compare": (("The main difference between {a} and {b} lies in what they are for and how they are used.",),
-                ("Главное различие между «{a}» и «{b}» — в назначении и способе применения.",)),
-    "yesno": (("In short: yes, with a few caveats.", "Usually yes, if a few conditions are met."),
-              ("Коротко: да, но с оговорками.", "Чаще всего да, если учесть несколько условий.")),
-    "general": (("Good question.", "Let me explain.", "Here is a short answer.", "Sure.", "In short:"),
-                ("Хороший вопрос.", "Давайте разберёмся.", "Коротко о главном.", "Конечно.", "Попробую объяснить.")),
+    "definition": (
+        (
+            "{A} is a concept that is easiest to explain with examples.",
+            "In short, {a} is a topic with a clear definition and a lot of practical use.",
+        ),
+        (
+            "{A} — это понятие, которое проще всего объяснить на примерах.",
+            "Если коротко, {a} — это тема с чётким определением и большим практическим значением.",
+        ),
+    ),
+    "how": (
+        ("The easiest way to approach {a} is step by step.", "Here is how you can approach {a}."),
+        ("Чтобы справиться с задачей «{a}», удобно идти по шагам.", "Вот как можно подойти к задаче «{a}»."),
+    ),
+    "why": (
+        ("There are usually several reasons.", "The reasons are connected with each other."),
+        ("Причин обычно несколько.", "Причин здесь несколько, и они связаны между собой."),
+    ),
+    "compare": (
+        ("The main difference between {a} and {b} lies in what they are for and how they are used.",),
+        ("Главное различие между «{a}» и «{b}» — в назначении и способе применения.",),
+    ),
+    "yesno": (
+        ("In short: yes, with a few caveats.", "Usually yes, if a few conditions are met."),
+        ("Коротко: да, но с оговорками.", "Чаще всего да, если учесть несколько условий."),
+    ),
+    "general": (
+        ("Good question.", "Let me explain.", "Here is a short answer.", "Sure.", "In short:"),
+        ("Хороший вопрос.", "Давайте разберёмся.", "Коротко о главном.", "Конечно.", "Попробую объяснить."),
+    ),
 }
 _SEQUENCES = {
-    "how": (("First, decide what result you expect.", "Then gather what you need and start with the simplest option.",
-             "After that, check the result and fix what did not work.",
-             "Finally, keep the approach that worked so you can repeat it."),
-            ("Сначала определите, какого результата вы ждёте.",
-             "Затем подготовьте всё необходимое и начните с самого простого варианта.",
-             "После этого проверьте результат и поправьте то, что не сработало.",
-             "В конце закрепите удачный подход, чтобы повторять его без лишних усилий.")),
-    "why": (("First, much about {a} is shaped by the starting conditions.",
-             "Second, the experience of the people involved plays a role.",
-             "Finally, outside circumstances matter, and they change over time."),
-            ("Во-первых, многое в теме «{a}» определяется исходными условиями.",
-             "Во-вторых, играет роль опыт тех, кто с этим сталкивается.",
-             "Наконец, влияют внешние обстоятельства, а они со временем меняются.")),
-    "compare": (("People often pick {a} for simplicity and {b} for flexibility.",
-                 "The best choice depends on the task, the budget and the experience of the team."),
-                ("«{a}» чаще выбирают ради простоты, а «{b}» — ради гибкости.",
-                 "Лучший выбор зависит от задачи, бюджета и опыта команды.")),
+    "how": (
+        (
+            "First, decide what result you expect.",
+            "Then gather what you need and start with the simplest option.",
+            "After that, check the result and fix what did not work.",
+            "Finally, keep the approach that worked so you can repeat it.",
+        ),
+        (
+            "Сначала определите, какого результата вы ждёте.",
+            "Затем подготовьте всё необходимое и начните с самого простого варианта.",
+            "После этого проверьте результат и поправьте то, что не сработало.",
+            "В конце закрепите удачный подход, чтобы повторять его без лишних усилий.",
+        ),
+    ),
+    "why": (
+        (
+            "First, much about {a} is shaped by the starting conditions.",
+            "Second, the experience of the people involved plays a role.",
+            "Finally, outside circumstances matter, and they change over time.",
+        ),
+        (
+            "Во-первых, многое в теме «{a}» определяется исходными условиями.",
+            "Во-вторых, играет роль опыт тех, кто с этим сталкивается.",
+            "Наконец, влияют внешние обстоятельства, а они со временем меняются.",
+        ),
+    ),
+    "compare": (
+        (
+            "People often pick {a} for simplicity and {b} for flexibility.",
+            "The best choice depends on the task, the budget and the experience of the team.",
+        ),
+        (
+            "«{a}» чаще выбирают ради простоты, а «{b}» — ради гибкости.",
+            "Лучший выбор зависит от задачи, бюджета и опыта команды.",
+        ),
+    ),
 }
 _ONE = (
-    ("{A} is easier to understand step by step.",
-     "A practical approach to {a} starts with a clear goal and a small first step.",
-     "Much about {a} depends on the context in which it comes up.",
-     "For a precise answer about {a}, rely on concrete examples and data you can check.",
-     "Keep in mind that views on {a} change over time, so recent sources matter.",
-     "Experts usually look at {a} in terms of benefits, costs and risks.",
-     "A useful rule of thumb: check your assumptions about {a} before drawing conclusions.",
-     "A good starting point is a few typical examples of {a}.",
-     "If you need depth, split {a} into parts and look at each of them separately."),
-    ("Тема «{a}» проще, чем кажется, если рассматривать её по шагам.",
-     "Практический подход к теме «{a}» начинается с ясной цели и небольшого первого шага.",
-     "Многое в вопросе «{a}» зависит от контекста, в котором он возникает.",
-     "Для точного ответа про «{a}» стоит опираться на конкретные примеры и проверяемые данные.",
-     "Учтите, что представления о теме «{a}» со временем меняются, поэтому важны свежие источники.",
-     "Специалисты обычно оценивают «{a}» с точки зрения пользы, затрат и рисков.",
-     "Полезное правило: прежде чем делать выводы о теме «{a}», проверьте исходные допущения.",
-     "Хорошая отправная точка — несколько типичных примеров, связанных с темой «{a}».",
-     "Если нужна глубина, разделите тему «{a}» на части и разберите каждую отдельно."),
+    (
+        "{A} is easier to understand step by step.",
+        "A practical approach to {a} starts with a clear goal and a small first step.",
+        "Much about {a} depends on the context in which it comes up.",
+        "For a precise answer about {a}, rely on concrete examples and data you can check.",
+        "Keep in mind that views on {a} change over time, so recent sources matter.",
+        "Experts usually look at {a} in terms of benefits, costs and risks.",
+        "A useful rule of thumb: check your assumptions about {a} before drawing conclusions.",
+        "A good starting point is a few typical examples of {a}.",
+        "If you need depth, split {a} into parts and look at each of them separately.",
+    ),
+    (
+        "Тема «{a}» проще, чем кажется, если рассматривать её по шагам.",
+        "Практический подход к теме «{a}» начинается с ясной цели и небольшого первого шага.",
+        "Многое в вопросе «{a}» зависит от контекста, в котором он возникает.",
+        "Для точного ответа про «{a}» стоит опираться на конкретные примеры и проверяемые данные.",
+        "Учтите, что представления о теме «{a}» со временем меняются, поэтому важны свежие источники.",
+        "Специалисты обычно оценивают «{a}» с точки зрения пользы, затрат и рисков.",
+        "Полезное правило: прежде чем делать выводы о теме «{a}», проверьте исходные допущения.",
+        "Хорошая отправная точка — несколько типичных примеров, связанных с темой «{a}».",
+        "Если нужна глубина, разделите тему «{a}» на части и разберите каждую отдельно.",
+    ),
 )
 _TWO = (
-    ("When people talk about {a}, they usually mean how it relates to {b}.",
-     "It helps to compare {a} with {b} and note where they differ.",
-     "One common mistake is to look at {a} without {b}.",
-     "In many cases {a} and {b} work best together.",
-     "Start with the basics of {a}, then move on to {b}."),
-    ("Если говорить о теме «{a}», главное — понять, как она связана с темой «{b}».",
-     "Полезно сравнить «{a}» и «{b}» и отметить, чем они отличаются.",
-     "Частая ошибка — рассматривать «{a}» в отрыве от темы «{b}».",
-     "Во многих случаях «{a}» и «{b}» хорошо дополняют друг друга.",
-     "Начните с основ темы «{a}», а затем переходите к «{b}»."),
+    (
+        "When people talk about {a}, they usually mean how it relates to {b}.",
+        "It helps to compare {a} with {b} and note where they differ.",
+        "One common mistake is to look at {a} without {b}.",
+        "In many cases {a} and {b} work best together.",
+        "Start with the basics of {a}, then move on to {b}.",
+    ),
+    (
+        "Если говорить о теме «{a}», главное — понять, как она связана с темой «{b}».",
+        "Полезно сравнить «{a}» и «{b}» и отметить, чем они отличаются.",
+        "Частая ошибка — рассматривать «{a}» в отрыве от темы «{b}».",
+        "Во многих случаях «{a}» и «{b}» хорошо дополняют друг друга.",
+        "Начните с основ темы «{a}», а затем переходите к «{b}».",
+    ),
 )
-_CLOSERS = (("I hope this helps.", "Let me know if you want more details.", "Feel free to ask a follow-up question."),
-            ("Надеюсь, это помогло.", "Если нужно, могу рассказать подробнее.", "Задавайте уточняющие вопросы."))
+_CLOSERS = (
+    ("I hope this helps.", "Let me know if you want more details.", "Feel free to ask a follow-up question."),
+    ("Надеюсь, это помогло.", "Если нужно, могу рассказать подробнее.", "Задавайте уточняющие вопросы."),
+)
 
 # --- lists -------------------------------------------------------------------------------------
 
 _ASPECTS = (
-    (("Key ideas", "the terms and ideas {a} starts with"), ("Practical use", "where {a} shows up in real work"),
-     ("Common mistakes", "what to avoid when dealing with {a}"),
-     ("Tools and sources", "what helps to learn {a} deeper"),
-     ("History", "how views on {a} have changed"), ("Best practices", "proven ways to handle {a}"),
-     ("Real examples", "concrete cases that show what {a} is about"),
-     ("Selection criteria", "what to look at when comparing options in {a}"),
-     ("Risks and limits", "where {a} calls for caution"), ("Next steps", "what to study after the basics of {a}")),
-    (("Основные понятия", "с чего начинается тема «{a}»: ключевые термины и идеи"),
-     ("Практическое применение", "где тема «{a}» встречается на деле"),
-     ("Типичные ошибки", "чего стоит избегать, разбираясь в теме «{a}»"),
-     ("Инструменты и источники", "что помогает глубже изучить тему «{a}»"),
-     ("История вопроса", "как менялись представления о теме «{a}»"),
-     ("Лучшие практики", "проверенные подходы к теме «{a}»"),
-     ("Примеры из жизни", "конкретные случаи, на которых видна суть темы «{a}»"),
-     ("Критерии выбора", "на что смотреть, сравнивая варианты в теме «{a}»"),
-     ("Риски и ограничения", "где тема «{a}» требует осторожности"),
-     ("Следующие шаги", "что изучить после основ темы «{a}»")),
+    (
+        ("Key ideas", "the terms and ideas {a} starts with"),
+        ("Practical use", "where {a} shows up in real work"),
+        ("Common mistakes", "what to avoid when dealing with {a}"),
+        ("Tools and sources", "what helps to learn {a} deeper"),
+        ("History", "how views on {a} have changed"),
+        ("Best practices", "proven ways to handle {a}"),
+        ("Real examples", "concrete cases that show what {a} is about"),
+        ("Selection criteria", "what to look at when comparing options in {a}"),
+        ("Risks and limits", "where {a} calls for caution"),
+        ("Next steps", "what to study after the basics of {a}"),
+    ),
+    (
+        ("Основные понятия", "с чего начинается тема «{a}»: ключевые термины и идеи"),
+        ("Практическое применение", "где тема «{a}» встречается на деле"),
+        ("Типичные ошибки", "чего стоит избегать, разбираясь в теме «{a}»"),
+        ("Инструменты и источники", "что помогает глубже изучить тему «{a}»"),
+        ("История вопроса", "как менялись представления о теме «{a}»"),
+        ("Лучшие практики", "проверенные подходы к теме «{a}»"),
+        ("Примеры из жизни", "конкретные случаи, на которых видна суть темы «{a}»"),
+        ("Критерии выбора", "на что смотреть, сравнивая варианты в теме «{a}»"),
+        ("Риски и ограничения", "где тема «{a}» требует осторожности"),
+        ("Следующие шаги", "что изучить после основ темы «{a}»"),
+    ),
 )
 #: Small lists of well-known things, so common demo prompts get real items: (stems that must all
 #: appear, English items, Russian items); an item is "head — note".
 _KNOWN: tuple[tuple[tuple[str, ...], tuple[str, ...], tuple[str, ...]], ...] = (
-    (("capital", "europ"),
-     ("Paris — the capital of France", "Berlin — the capital of Germany", "Rome — the capital of Italy",
-      "Madrid — the capital of Spain", "Vienna — the capital of Austria", "Prague — the capital of Czechia",
-      "Lisbon — the capital of Portugal", "Warsaw — the capital of Poland", "Athens — the capital of Greece"),
-     ("Париж — столица Франции", "Берлин — столица Германии", "Рим — столица Италии", "Мадрид — столица Испании",
-      "Вена — столица Австрии", "Прага — столица Чехии", "Лиссабон — столица Португалии",
-      "Варшава — столица Польши", "Афины — столица Греции")),
-    (("capital",),
-     ("Tokyo — the capital of Japan", "Ottawa — the capital of Canada", "Canberra — the capital of Australia",
-      "Brasília — the capital of Brazil", "Cairo — the capital of Egypt", "New Delhi — the capital of India",
-      "Beijing — the capital of China", "Buenos Aires — the capital of Argentina"),
-     ("Москва — столица России", "Токио — столица Японии", "Оттава — столица Канады",
-      "Канберра — столица Австралии", "Бразилиа — столица Бразилии", "Каир — столица Египта",
-      "Нью-Дели — столица Индии", "Пекин — столица Китая")),
-    (("planet",),
-     ("Mercury — the closest planet to the Sun", "Venus — the hottest planet", "Earth — our home",
-      "Mars — the red planet", "Jupiter — the largest planet", "Saturn — famous for its rings",
-      "Uranus — an ice giant", "Neptune — the farthest planet"),
-     ("Меркурий — ближайшая к Солнцу планета", "Венера — самая горячая планета", "Земля — наш дом",
-      "Марс — красная планета", "Юпитер — самая большая планета", "Сатурн — планета с кольцами",
-      "Уран — ледяной гигант", "Нептун — самая далёкая планета")),
-    (("ocean",),
-     ("Pacific — the largest ocean", "Atlantic — between the Americas and Europe", "Indian — the warmest ocean",
-      "Southern — around Antarctica", "Arctic — the smallest ocean"),
-     ("Тихий — самый большой океан", "Атлантический — между Америкой и Европой", "Индийский — самый тёплый",
-      "Южный — вокруг Антарктиды", "Северный Ледовитый — самый маленький")),
-    (("continent",),
-     ("Eurasia — the largest continent", "Africa", "North America", "South America", "Australia", "Antarctica"),
-     ("Евразия — самый большой материк", "Африка", "Северная Америка", "Южная Америка", "Австралия",
-      "Антарктида")),
-    (("programming", "language"),
-     ("Python — simple syntax and a huge ecosystem", "JavaScript — the language of the web",
-      "Java — enterprise systems and Android", "Go — fast services and simple concurrency",
-      "Rust — safety without a garbage collector", "Kotlin — modern Android development",
-      "TypeScript — JavaScript with types", "C# — .NET applications and games"),
-     ("Python — простой синтаксис и огромная экосистема", "JavaScript — язык веба",
-      "Java — корпоративные системы и Android", "Go — быстрые сервисы и простая конкурентность",
-      "Rust — безопасность без сборщика мусора", "Kotlin — современная разработка под Android",
-      "TypeScript — JavaScript с типами", "C# — приложения на .NET и игры")),
-    (("color",),
-     ("red", "orange", "yellow", "green", "light blue", "blue", "violet"),
-     ("красный", "оранжевый", "жёлтый", "зелёный", "голубой", "синий", "фиолетовый")),
+    (
+        ("capital", "europ"),
+        (
+            "Paris — the capital of France",
+            "Berlin — the capital of Germany",
+            "Rome — the capital of Italy",
+            "Madrid — the capital of Spain",
+            "Vienna — the capital of Austria",
+            "Prague — the capital of Czechia",
+            "Lisbon — the capital of Portugal",
+            "Warsaw — the capital of Poland",
+            "Athens — the capital of Greece",
+        ),
+        (
+            "Париж — столица Франции",
+            "Берлин — столица Германии",
+            "Рим — столица Италии",
+            "Мадрид — столица Испании",
+            "Вена — столица Австрии",
+            "Прага — столица Чехии",
+            "Лиссабон — столица Португалии",
+            "Варшава — столица Польши",
+            "Афины — столица Греции",
+        ),
+    ),
+    (
+        ("capital",),
+        (
+            "Tokyo — the capital of Japan",
+            "Ottawa — the capital of Canada",
+            "Canberra — the capital of Australia",
+            "Brasília — the capital of Brazil",
+            "Cairo — the capital of Egypt",
+            "New Delhi — the capital of India",
+            "Beijing — the capital of China",
+            "Buenos Aires — the capital of Argentina",
+        ),
+        (
+            "Москва — столица России",
+            "Токио — столица Японии",
+            "Оттава — столица Канады",
+            "Канберра — столица Австралии",
+            "Бразилиа — столица Бразилии",
+            "Каир — столица Египта",
+            "Нью-Дели — столица Индии",
+            "Пекин — столица Китая",
+        ),
+    ),
+    (
+        ("planet",),
+        (
+            "Mercury — the closest planet to the Sun",
+            "Venus — the hottest planet",
+            "Earth — our home",
+            "Mars — the red planet",
+            "Jupiter — the largest planet",
+            "Saturn — famous for its rings",
+            "Uranus — an ice giant",
+            "Neptune — the farthest planet",
+        ),
+        (
+            "Меркурий — ближайшая к Солнцу планета",
+            "Венера — самая горячая планета",
+            "Земля — наш дом",
+            "Марс — красная планета",
+            "Юпитер — самая большая планета",
+            "Сатурн — планета с кольцами",
+            "Уран — ледяной гигант",
+            "Нептун — самая далёкая планета",
+        ),
+    ),
+    (
+        ("ocean",),
+        (
+            "Pacific — the largest ocean",
+            "Atlantic — between the Americas and Europe",
+            "Indian — the warmest ocean",
+            "Southern — around Antarctica",
+            "Arctic — the smallest ocean",
+        ),
+        (
+            "Тихий — самый большой океан",
+            "Атлантический — между Америкой и Европой",
+            "Индийский — самый тёплый",
+            "Южный — вокруг Антарктиды",
+            "Северный Ледовитый — самый маленький",
+        ),
+    ),
+    (
+        ("continent",),
+        ("Eurasia — the largest continent", "Africa", "North America", "South America", "Australia", "Antarctica"),
+        ("Евразия — самый большой материк", "Африка", "Северная Америка", "Южная Америка", "Австралия", "Антарктида"),
+    ),
+    (
+        ("programming", "language"),
+        (
+            "Python — simple syntax and a huge ecosystem",
+            "JavaScript — the language of the web",
+            "Java — enterprise systems and Android",
+            "Go — fast services and simple concurrency",
+            "Rust — safety without a garbage collector",
+            "Kotlin — modern Android development",
+            "TypeScript — JavaScript with types",
+            "C# — .NET applications and games",
+        ),
+        (
+            "Python — простой синтаксис и огромная экосистема",
+            "JavaScript — язык веба",
+            "Java — корпоративные системы и Android",
+            "Go — быстрые сервисы и простая конкурентность",
+            "Rust — безопасность без сборщика мусора",
+            "Kotlin — современная разработка под Android",
+            "TypeScript — JavaScript с типами",
+            "C# — приложения на .NET и игры",
+        ),
+    ),
+    (
+        ("color",),
+        ("red", "orange", "yellow", "green", "light blue", "blue", "violet"),
+        ("красный", "оранжевый", "жёлтый", "зелёный", "голубой", "синий", "фиолетовый"),
+    ),
     (("season",), ("winter", "spring", "summer", "autumn"), ("зима", "весна", "лето", "осень")),
-    (("month",),
-     ("January", "February", "March", "April", "May", "June", "July", "August", "September", "October",
-      "November", "December"),
-     ("январь", "февраль", "март", "апрель", "май", "июнь", "июль", "август", "сентябрь", "октябрь", "ноябрь",
-      "декабрь")),
-    (("day", "week"),
-     ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday"),
-     ("понедельник", "вторник", "среда", "четверг", "пятница", "суббота", "воскресенье")),
-    (("fruit",),
-     ("apple", "banana", "orange", "pear", "mango", "kiwi", "grapes"),
-     ("яблоко", "банан", "апельсин", "груша", "манго", "киви", "виноград")),
-    (("city", "russia"),
-     ("Moscow", "Saint Petersburg", "Novosibirsk", "Yekaterinburg", "Kazan", "Nizhny Novgorod", "Sochi"),
-     ("Москва", "Санкт-Петербург", "Новосибирск", "Екатеринбург", "Казань", "Нижний Новгород", "Сочи")),
+    (
+        ("month",),
+        (
+            "January",
+            "February",
+            "March",
+            "April",
+            "May",
+            "June",
+            "July",
+            "August",
+            "September",
+            "October",
+            "November",
+            "December",
+        ),
+        (
+            "январь",
+            "февраль",
+            "март",
+            "апрель",
+            "май",
+            "июнь",
+            "июль",
+            "август",
+            "сентябрь",
+            "октябрь",
+            "ноябрь",
+            "декабрь",
+        ),
+    ),
+    (
+        ("day", "week"),
+        ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday"),
+        ("понедельник", "вторник", "среда", "четверг", "пятница", "суббота", "воскресенье"),
+    ),
+    (
+        ("fruit",),
+        ("apple", "banana", "orange", "pear", "mango", "kiwi", "grapes"),
+        ("яблоко", "банан", "апельсин", "груша", "манго", "киви", "виноград"),
+    ),
+    (
+        ("city", "russia"),
+        ("Moscow", "Saint Petersburg", "Novosibirsk", "Yekaterinburg", "Kazan", "Nizhny Novgorod", "Sochi"),
+        ("Москва", "Санкт-Петербург", "Новосибирск", "Екатеринбург", "Казань", "Нижний Новгород", "Сочи"),
+    ),
 )
 #: Russian stem prefixes → the English stems ``_KNOWN`` uses.
-_RU_STEMS = (("столиц", "capital"), ("европ", "europ"), ("планет", "planet"), ("океан", "ocean"),
-             ("материк", "continent"), ("континент", "continent"), ("программир", "programming"),
-             ("язык", "language"), ("цвет", "color"), ("радуг", "color"), ("времен", "season"), ("сезон", "season"),
-             ("месяц", "month"), ("дн", "day"), ("недел", "week"), ("фрукт", "fruit"), ("город", "city"),
-             ("росси", "russia"), ("colour", "color"), ("cities", "city"), ("countr", "country"))
+_RU_STEMS = (
+    ("столиц", "capital"),
+    ("европ", "europ"),
+    ("планет", "planet"),
+    ("океан", "ocean"),
+    ("материк", "continent"),
+    ("континент", "continent"),
+    ("программир", "programming"),
+    ("язык", "language"),
+    ("цвет", "color"),
+    ("радуг", "color"),
+    ("времен", "season"),
+    ("сезон", "season"),
+    ("месяц", "month"),
+    ("дн", "day"),
+    ("недел", "week"),
+    ("фрукт", "fruit"),
+    ("город", "city"),
+    ("росси", "russia"),
+    ("colour", "color"),
+    ("cities", "city"),
+    ("countr", "country"),
+)
 
 # --- code --------------------------------------------------------------------------------------
 
-_LANG_TITLES = {"python": "Python", "javascript": "JavaScript", "typescript": "TypeScript", "java": "Java",
-                "go": "Go", "rust": "Rust", "cpp": "C++", "csharp": "C#", "kotlin": "Kotlin", "php": "PHP",
-                "ruby": "Ruby", "swift": "Swift", "bash": "Bash", "sql": "SQL"}
+_LANG_TITLES = {
+    "python": "Python",
+    "javascript": "JavaScript",
+    "typescript": "TypeScript",
+    "java": "Java",
+    "go": "Go",
+    "rust": "Rust",
+    "cpp": "C++",
+    "csharp": "C#",
+    "kotlin": "Kotlin",
+    "php": "PHP",
+    "ruby": "Ruby",
+    "swift": "Swift",
+    "bash": "Bash",
+    "sql": "SQL",
+}
 _FENCE_TAGS = {"cpp": "cpp", "csharp": "csharp"}
 #: Known small tasks: (pattern, name, what it does (en, ru)); their code is in _PYTHON and _JAVASCRIPT.
 _TASKS: tuple[tuple[str, str, tuple[str, str]], ...] = (
     (r"factorial|факториал", "factorial", ("computes the factorial of n", "вычисляет факториал числа n")),
-    (r"fibonacci|фибоначчи", "fibonacci", ("returns the first n Fibonacci numbers",
-                                           "возвращает первые n чисел Фибоначчи")),
+    (
+        r"fibonacci|фибоначчи",
+        "fibonacci",
+        ("returns the first n Fibonacci numbers", "возвращает первые n чисел Фибоначчи"),
+    ),
     (r"prime|прост\w* числ", "is_prime", ("checks whether a number is prime", "проверяет, простое ли число")),
-    (r"palindrome|палиндром", "is_palindrome", ("checks whether a string is a palindrome",
-                                                 "проверяет, является ли строка палиндромом")),
+    (
+        r"palindrome|палиндром",
+        "is_palindrome",
+        ("checks whether a string is a palindrome", "проверяет, является ли строка палиндромом"),
+    ),
     (r"revers|перевер|разверн|в обратном порядке", "reverse_string", ("reverses a string", "переворачивает строку")),
     (r"\bsort|сортир|упорядоч", "sort_items", ("sorts a list", "сортирует список")),
     (r"average|mean|средн", "average", ("computes the average of numbers", "вычисляет среднее значение")),
     (r"\bsum\b|сумм", "total", ("adds up numbers", "складывает числа")),
     (r"\bmax|largest|biggest|максим|наибольш", "maximum", ("finds the largest number", "находит наибольшее число")),
-    (r"count\w* words|word count|подсч\w* слов|количеств\w* слов|посчитай слова", "count_words",
-     ("counts the words of a text", "считает слова в тексте")),
+    (
+        r"count\w* words|word count|подсч\w* слов|количеств\w* слов|посчитай слова",
+        "count_words",
+        ("counts the words of a text", "считает слова в тексте"),
+    ),
     (r"fizz ?buzz", "fizzbuzz", ("plays FizzBuzz up to n", "решает FizzBuzz до n")),
     (r"hello,? world|привет,? мир", "hello", ("returns the classic greeting", "возвращает классическое приветствие")),
 )
@@ -462,9 +665,10 @@ ORDER BY created_at DESC
 LIMIT 10;
 """,
 }
-_CODE_WORDS = frozenset("""function functions code script program class method snippet query algorithm
+_CODE_TEXT = """function functions code script program class method snippet query algorithm
     implementation module python javascript typescript java golang rust kotlin php ruby swift bash sql
-    write create implement simple small short please example""".split())  # noqa: SIM905
+    write create implement simple small short please example"""
+_CODE_WORDS = frozenset(_CODE_TEXT.split())
 
 
 def _cap(text: str) -> str:
@@ -644,8 +848,11 @@ class Writer:
 
     def _identifier(self) -> str:
         """snake_case from the prompt's English topic words (``solve`` when it has none)."""
-        words = [w for w in re.findall(r"[A-Za-z]{3,}", strip_instructions(self.prompt).lower())
-                 if w not in _CODE_WORDS and w in main_words(self.prompt)]
+        words = [
+            w
+            for w in re.findall(r"[A-Za-z]{3,}", strip_instructions(self.prompt).lower())
+            if w not in _CODE_WORDS and w in main_words(self.prompt)
+        ]
         return "_".join(words[:3]) or "solve"
 
     # JSON
@@ -676,15 +883,20 @@ def _code_body(language: str, task: str | None, name: str) -> str:
         return _JAVASCRIPT[task]
     camel = re.sub(r"_(\w)", lambda m: m.group(1).upper(), name)
     template = _GENERIC.get(language, _GENERIC["python"])
-    return template.format(name=name, camel=camel, pascal=camel[:1].upper() + camel[1:],
-                           table=name if name != "solve" else "items")
+    return template.format(
+        name=name, camel=camel, pascal=camel[:1].upper() + camel[1:], table=name if name != "solve" else "items"
+    )
 
 
 _PLACEHOLDER_RE = re.compile(r"^(?:|\.\.\.|…|string|str|text|value|xxx|todo|tbd|<[^>]*>|\{[^}]*\}|\?+)$", re.IGNORECASE)
-_INT_KEYS = re.compile(r"(?:^|_)(?:age|count|number|num|year|n|qty|quantity|amount|total|size|length|score|rank|"
-                       r"rating|price|cost|population|level|возраст|количество|год|число|цена)(?:$|_)", re.IGNORECASE)
-_BOOL_KEYS = re.compile(r"^(?:is|has|can|should|was|allow|enable)_|^(?:valid|ok|success|active|enabled)$",
-                        re.IGNORECASE)
+_INT_KEYS = re.compile(
+    r"(?:^|_)(?:age|count|number|num|year|n|qty|quantity|amount|total|size|length|score|rank|"
+    r"rating|price|cost|population|level|возраст|количество|год|число|цена)(?:$|_)",
+    re.IGNORECASE,
+)
+_BOOL_KEYS = re.compile(
+    r"^(?:is|has|can|should|was|allow|enable)_|^(?:valid|ok|success|active|enabled)$", re.IGNORECASE
+)
 _LIST_KEYS = re.compile(r"(?:[a-z]s|list|items|ids|[а-яё][ыи]|список)$", re.IGNORECASE)
 
 
@@ -697,8 +909,9 @@ def _guess(key: str, writer: Writer) -> Any:
         return int(found.group()) if found else 1
     if _LIST_KEYS.search(key) and not key.lower().endswith(("ss", "us", "is", "status")):
         return [head for head, _ in writer._items(2)]
-    return fill_schema({"type": "string"}, strip_instructions(writer.prompt), writer.rng, writer.phrase(),
-                       writer.sentence, name=key)
+    return fill_schema(
+        {"type": "string"}, strip_instructions(writer.prompt), writer.rng, writer.phrase(), writer.sentence, name=key
+    )
 
 
 def _like(example: Any, writer: Writer, key: str) -> Any:

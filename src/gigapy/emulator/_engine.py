@@ -197,8 +197,22 @@ def measure_prompt(ctx: Ctx, msgs: list[Msg], tools: Tools, cache_key: str | Non
     prefix = [(hash(spec), total)]
     for msg in msgs:
         total += _message_tokens(ctx, msg)
-        prefix.append((hash((msg.role, msg.text, repr(msg.call), repr(msg.result), msg.files, repr(msg.calls[1:]),
-                             repr(msg.results[1:]))), total))
+        prefix.append(
+            (
+                hash(
+                    (
+                        msg.role,
+                        msg.text,
+                        repr(msg.call),
+                        repr(msg.result),
+                        msg.files,
+                        repr(msg.calls[1:]),
+                        repr(msg.results[1:]),
+                    )
+                ),
+                total,
+            )
+        )
     if total > ctx.state.config.context_tokens:
         raise ApiError(413, "Payload too large")
     cached = 0
@@ -312,8 +326,10 @@ def _last_results(msgs: list[Msg]) -> list[tuple[str, Any]]:
 def _builtin_text(tool: str, writer: Writer, prompt: str) -> str:
     ru = writer.russian
     if tool == IMAGE:
-        return f"Вот изображение по вашему запросу: {writer.phrase()}." if ru else (
-            f"Here is the image you asked for: {writer.phrase()}."
+        return (
+            f"Вот изображение по вашему запросу: {writer.phrase()}."
+            if ru
+            else (f"Here is the image you asked for: {writer.phrase()}.")
         )
     if tool == MODEL3D:
         return f"Готова 3D-модель: {writer.phrase()}." if ru else f"Here is the 3D model: {writer.phrase()}."
@@ -398,8 +414,10 @@ def _call_error(tools: Tools, prompt: Prompt) -> Outcome:
     """The documented trigger's failed call: no call, ``error_details`` naming the function."""
     name = tools.forced if tools.forced in tools.functions else next(iter(tools.functions), None)
     what = f"function {name}" if name else "a function"
-    error = {"code": "function_call_error",
-             "message": f"the model generated invalid arguments for {what}: they do not match its parameters schema"}
+    error = {
+        "code": "function_call_error",
+        "message": f"the model generated invalid arguments for {what}: they do not match its parameters schema",
+    }
     if name:
         error["function_name"] = name
     return Outcome([], "function_call_error", prompt, error=error, extra_tokens=5)
@@ -414,8 +432,11 @@ def _reasoning(prompt: Prompt, params: Params, seed: int) -> list[str]:
     budget = REASONING_TOKENS.get(str(params.reasoning), REASONING_TOKENS["medium"])
     if params.reasoning_tokens is not None:
         budget = min(budget, params.reasoning_tokens)
-    lead = (f"Пользователь спрашивает: {writer.phrase()}. Сначала разберусь в теме. " if writer.russian
-            else f"The user asks about {writer.phrase()}. Let me think it through first. ")
+    lead = (
+        f"Пользователь спрашивает: {writer.phrase()}. Сначала разберусь в теме. "
+        if writer.russian
+        else f"The user asks about {writer.phrase()}. Let me think it through first. "
+    )
     pieces = tokenize(lead + writer.paragraphs(budget, closing=False))
     while len(pieces) < budget:
         pieces.extend(tokenize(" " + writer.paragraphs(budget - len(pieces), closing=False)))
@@ -448,7 +469,13 @@ def _token_id(token: str) -> int:
 
 
 def complete(
-    ctx: Ctx, msgs: list[Msg], tools: Tools, params: Params, n: int = 1, *, variant: int = 0,
+    ctx: Ctx,
+    msgs: list[Msg],
+    tools: Tools,
+    params: Params,
+    n: int = 1,
+    *,
+    variant: int = 0,
     cache_key: str | None = None,
 ) -> list[Outcome]:
     """Measure the prompt, generate ``n`` choices and charge the caller's balance.

@@ -229,8 +229,9 @@ class FaultController:
         return None
 
 
-def status_fault_response(kind: str, retry_after: int, headers: dict[str, str],
-                          retry_after_ms: float | None = None) -> web.Response:
+def status_fault_response(
+    kind: str, retry_after: int, headers: dict[str, str], retry_after_ms: float | None = None
+) -> web.Response:
     """The response for a status fault (JSON, or nginx HTML for ``500html``)."""
     if kind == "500html":
         return web.Response(text=_NGINX_500, status=500, content_type="text/html", headers=headers)

@@ -102,8 +102,17 @@ class FileStore:
 
     def create(self, owner: str, filename: str, data: bytes, mime: str, modality: str, **extra: Any) -> FileRecord:
         """Store new content under a fresh id."""
-        record = FileRecord(new_uuid4(), owner, filename, data, mime, modality, extra.pop("purpose", "general"),
-                            int(time.time()), **extra)
+        record = FileRecord(
+            new_uuid4(),
+            owner,
+            filename,
+            data,
+            mime,
+            modality,
+            extra.pop("purpose", "general"),
+            int(time.time()),
+            **extra,
+        )
         return self.add(record)
 
     def owned(self, file_id: str, owner: str) -> FileRecord | None:
@@ -127,8 +136,7 @@ class FileStore:
 
 def generate_image(store: FileStore, owner: str, client_id: str | None, prompt: str, seed: int) -> str:
     """Draw a JPEG for the prompt and store it as the owner's file; returns the file id."""
-    record = store.create(owner, "image.jpg", mosaic(seed), "image/jpeg", "image", bound_client=client_id,
-                          tokens=256)
+    record = store.create(owner, "image.jpg", mosaic(seed), "image/jpeg", "image", bound_client=client_id, tokens=256)
     record.filename = f"{record.id}.jpg"
     return record.id
 
@@ -157,8 +165,10 @@ class Part:
 
 
 def _header_params(value: str) -> dict[str, str]:
-    return {m.group(1).lower(): (m.group(2) if m.group(2) is not None else m.group(3).strip())
-            for m in _PARAM_RE.finditer(";" + value)}
+    return {
+        m.group(1).lower(): (m.group(2) if m.group(2) is not None else m.group(3).strip())
+        for m in _PARAM_RE.finditer(";" + value)
+    }
 
 
 def parse_multipart(body: bytes, content_type: str) -> list[Part]:
@@ -179,8 +189,9 @@ def parse_multipart(body: bytes, content_type: str) -> list[Part]:
             headers[key.strip().lower()] = value.strip()
         disposition = _header_params(headers.get("content-disposition", "").partition(";")[2])
         filename = disposition.get("filename*", "").split("''")[-1] or disposition.get("filename")
-        parts.append(Part(disposition.get("name", ""), filename, headers.get("content-type", ""),
-                          data.removesuffix(b"\r\n")))
+        parts.append(
+            Part(disposition.get("name", ""), filename, headers.get("content-type", ""), data.removesuffix(b"\r\n"))
+        )
     return parts
 
 
@@ -221,8 +232,13 @@ async def upload(ctx: Ctx) -> dict[str, Any]:
     if len(upload_part.data) > SIZE_LIMITS[modality]:
         raise ApiError(413, "Payload too large")
     record = ctx.state.files.create(
-        ctx.auth.account.client_id, upload_part.filename or "file", upload_part.data, mime, modality,
-        purpose=purpose, tokens=_estimate_tokens(upload_part.data, mime, modality),
+        ctx.auth.account.client_id,
+        upload_part.filename or "file",
+        upload_part.data,
+        mime,
+        modality,
+        purpose=purpose,
+        tokens=_estimate_tokens(upload_part.data, mime, modality),
     )
     return record.to_json()
 

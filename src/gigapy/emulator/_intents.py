@@ -32,8 +32,7 @@ _JSON_WEAK_RE = re.compile(
     r"(?:верни|выведи|выдай|дай|пришли|сформируй|составь|представь|оформи|сгенерируй|создай)\w*[^.\n?]{0,40}json",
     re.IGNORECASE,
 )
-_JSON_ARRAY_RE = re.compile(r"json\s+(?:array|list)|(?:массив|список)\w*\s+(?:в\s+)?json|json[- ]массив",
-                            re.IGNORECASE)
+_JSON_ARRAY_RE = re.compile(r"json\s+(?:array|list)|(?:массив|список)\w*\s+(?:в\s+)?json|json[- ]массив", re.IGNORECASE)
 _HOW_TO_RE = re.compile(r"\bhow (?:to|do|can|should)\b|\bкак\b|\bexplain\b|\bобъясни", re.IGNORECASE)
 _KEYS_RE = re.compile(
     r"(?:keys|fields|properties|attributes|ключ(?:ами|и|ом)|пол(?:ями|я|ем)|атрибут(?:ами|ы))\s*[:\-—]?\s*"
@@ -41,8 +40,34 @@ _KEYS_RE = re.compile(
     re.IGNORECASE,
 )
 _KEY_RE = re.compile(r"[\"'`«“]?([A-Za-zА-Яа-яЁё_][\wЁё-]*)[\"'`»”]?")
-_NOT_KEYS = frozenset({"and", "or", "и", "или", "the", "a", "an", "with", "of", "their", "its", "for", "in", "to",
-                       "that", "which", "each", "values", "value", "значениями", "значения", "для", "в", "с"})
+_NOT_KEYS = frozenset(
+    {
+        "and",
+        "or",
+        "и",
+        "или",
+        "the",
+        "a",
+        "an",
+        "with",
+        "of",
+        "their",
+        "its",
+        "for",
+        "in",
+        "to",
+        "that",
+        "which",
+        "each",
+        "values",
+        "value",
+        "значениями",
+        "значения",
+        "для",
+        "в",
+        "с",
+    }
+)
 
 _CODE_RE = re.compile(
     r"\b(?:write|create|implement|code|give me|show me|generate|make|build|provide)\b[^.\n?]{0,60}"
@@ -54,24 +79,71 @@ _CODE_RE = re.compile(
     re.IGNORECASE,
 )
 _LANGUAGES = (
-    ("typescript", r"typescript|\bts\b"), ("javascript", r"javascript|\bjs\b|node\.?js"),
-    ("python", r"python|питон|пайтон"), ("java", r"\bjava\b|джав"), ("go", r"\bgolang\b|\bgo\b|\bна go\b"),
-    ("rust", r"\brust\b|раст"), ("cpp", r"c\+\+|\bcpp\b|плюсах"), ("csharp", r"c#|\bcsharp\b|си шарп"),
-    ("kotlin", r"kotlin|котлин"), ("php", r"\bphp\b"), ("ruby", r"\bruby\b"), ("swift", r"\bswift\b"),
-    ("bash", r"\bbash\b|shell|\bsh\b|баш"), ("sql", r"\bsql\b|select|запрос к (?:базе|бд|таблице)"),
+    ("typescript", r"typescript|\bts\b"),
+    ("javascript", r"javascript|\bjs\b|node\.?js"),
+    ("python", r"python|питон|пайтон"),
+    ("java", r"\bjava\b|джав"),
+    ("go", r"\bgolang\b|\bgo\b|\bна go\b"),
+    ("rust", r"\brust\b|раст"),
+    ("cpp", r"c\+\+|\bcpp\b|плюсах"),
+    ("csharp", r"c#|\bcsharp\b|си шарп"),
+    ("kotlin", r"kotlin|котлин"),
+    ("php", r"\bphp\b"),
+    ("ruby", r"\bruby\b"),
+    ("swift", r"\bswift\b"),
+    ("bash", r"\bbash\b|shell|\bsh\b|баш"),
+    ("sql", r"\bsql\b|select|запрос к (?:базе|бд|таблице)"),
 )
 _CSV_RE = re.compile(r"comma[- ]separated|separated by commas|через запятую", re.IGNORECASE)
 _NUMBER_WORDS = {
-    "one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6, "seven": 7, "eight": 8, "nine": 9, "ten": 10,
-    "eleven": 11, "twelve": 12, "один": 1, "одну": 1, "одна": 1, "два": 2, "две": 2, "двух": 2, "три": 3,
-    "трёх": 3, "трех": 3, "четыре": 4, "четырёх": 4, "четырех": 4, "пять": 5, "пяти": 5, "шесть": 6,
-    "шести": 6, "семь": 7, "семи": 7, "восемь": 8, "восьми": 8, "девять": 9, "девяти": 9, "десять": 10,
-    "десяти": 10, "пару": 2, "пара": 2, "a couple of": 2, "a few": 3, "several": 4, "несколько": 4,
+    "one": 1,
+    "two": 2,
+    "three": 3,
+    "four": 4,
+    "five": 5,
+    "six": 6,
+    "seven": 7,
+    "eight": 8,
+    "nine": 9,
+    "ten": 10,
+    "eleven": 11,
+    "twelve": 12,
+    "один": 1,
+    "одну": 1,
+    "одна": 1,
+    "два": 2,
+    "две": 2,
+    "двух": 2,
+    "три": 3,
+    "трёх": 3,
+    "трех": 3,
+    "четыре": 4,
+    "четырёх": 4,
+    "четырех": 4,
+    "пять": 5,
+    "пяти": 5,
+    "шесть": 6,
+    "шести": 6,
+    "семь": 7,
+    "семи": 7,
+    "восемь": 8,
+    "восьми": 8,
+    "девять": 9,
+    "девяти": 9,
+    "десять": 10,
+    "десяти": 10,
+    "пару": 2,
+    "пара": 2,
+    "a couple of": 2,
+    "a few": 3,
+    "several": 4,
+    "несколько": 4,
 }
 _COUNT = r"(\d{1,2}|" + "|".join(sorted((re.escape(k) for k in _NUMBER_WORDS), key=len, reverse=True)) + r")"
 _LIST_COUNT_RE = re.compile(
     r"\b(?:list|name|give(?: me)?|enumerate|suggest|recommend|provide|show(?: me)?|write|top)\s+(?:me\s+)?(?:the\s+)?"
-    + _COUNT + r"\b|"
+    + _COUNT
+    + r"\b|"
     r"(?:перечисли|назови|приведи|дай|предложи|посоветуй|напиши|выдели|топ[- ]?)\w*\s+(?:мне\s+)?" + _COUNT + r"\b|"
     r"\b" + _COUNT + r"\s+(?:ways|reasons|tips|ideas|examples|steps|things|facts|способ\w*|причин\w*|совет\w*|"
     r"иде\w*|пример\w*|шаг\w*|факт\w*|пункт\w*)",
@@ -82,36 +154,150 @@ _LIST_RE = re.compile(
     r"перечисли|список|пункт|по шагам|пошагов|шаги|топ[- ]?\d+|маркированн|нумерованн",
     re.IGNORECASE,
 )
-_NUMBERED_RE = re.compile(r"numbered|\bsteps?\b|step[- ]by[- ]step|\btop\b|rank|нумерованн|по шагам|пошагов|шаг|"
-                          r"по порядку|топ", re.IGNORECASE)
+_NUMBERED_RE = re.compile(
+    r"numbered|\bsteps?\b|step[- ]by[- ]step|\btop\b|rank|нумерованн|по шагам|пошагов|шаг|"
+    r"по порядку|топ",
+    re.IGNORECASE,
+)
 _BULLETS_RE = re.compile(r"bullet|markdown list|маркированн|- foo", re.IGNORECASE)
 
 _KINDS = (
-    ("compare", r"difference between|differ(?:s|ence)?\b|\bvs\.?\b|versus|compare|чем отлича|разница между|"
-                r"отличие|сравни|что лучше"),
-    ("definition", r"^\s*(?:what(?:'s| is| are)|who (?:is|was|are)|define)\b|что так(?:ое|ой|ая)|кто так|"
-                   r"что значит|что означает|^\s*что это"),
+    (
+        "compare",
+        r"difference between|differ(?:s|ence)?\b|\bvs\.?\b|versus|compare|чем отлича|разница между|"
+        r"отличие|сравни|что лучше",
+    ),
+    (
+        "definition",
+        r"^\s*(?:what(?:'s| is| are)|who (?:is|was|are)|define)\b|что так(?:ое|ой|ая)|кто так|"
+        r"что значит|что означает|^\s*что это",
+    ),
     ("how", r"\bhow (?:to|do|does|can|should|would)\b|^\s*как\b|каким образом|что нужно, чтобы"),
     ("why", r"^\s*why\b|\bwhy (?:is|are|do|does)\b|почему|зачем|по какой причине"),
-    ("yesno", r"^\s*(?:is|are|can|should|do|does|will|would|could)\b|можно ли|стоит ли|нужно ли|правда ли|"
-              r"есть ли|^\s*(?:is it|ли)\b"),
+    (
+        "yesno",
+        r"^\s*(?:is|are|can|should|do|does|will|would|could)\b|можно ли|стоит ли|нужно ли|правда ли|"
+        r"есть ли|^\s*(?:is it|ли)\b",
+    ),
 )
 
 
 # Cheap prefilters: a pattern is searched only when one of its words occurs in the lowercased
 # text (case-insensitive Unicode alternations cost ~10 us per search even when nothing matches).
-_CODE_WORDS = ("function", "code", "script", "program", "class", "method", "snippet", "query", "algorithm",
-               "implement", "module", "cli", "python", "javascript", "typescript", "java", "golang", "rust", "c++",
-               "c#", "kotlin", "php", "ruby", "swift", "bash", "sql", "функци", "код", "скрипт", "программ",
-               "класс", "метод", "запрос", "алгоритм", "реализ", "модул")
-_LIST_WORDS = ("list", "name", "give", "enumerat", "suggest", "recommend", "provide", "show", "write", "top", "way",
-               "reason", "tip", "idea", "example", "step", "thing", "fact", "bullet", "numbered", "markdown",
-               "перечисл", "назови", "приведи", "дай", "предлож", "посовет", "напиши", "выдели", "топ", "способ",
-               "причин", "совет", "иде", "пример", "шаг", "факт", "пункт", "список", "маркир", "нумер")
+_CODE_WORDS = (
+    "function",
+    "code",
+    "script",
+    "program",
+    "class",
+    "method",
+    "snippet",
+    "query",
+    "algorithm",
+    "implement",
+    "module",
+    "cli",
+    "python",
+    "javascript",
+    "typescript",
+    "java",
+    "golang",
+    "rust",
+    "c++",
+    "c#",
+    "kotlin",
+    "php",
+    "ruby",
+    "swift",
+    "bash",
+    "sql",
+    "функци",
+    "код",
+    "скрипт",
+    "программ",
+    "класс",
+    "метод",
+    "запрос",
+    "алгоритм",
+    "реализ",
+    "модул",
+)
+_LIST_WORDS = (
+    "list",
+    "name",
+    "give",
+    "enumerat",
+    "suggest",
+    "recommend",
+    "provide",
+    "show",
+    "write",
+    "top",
+    "way",
+    "reason",
+    "tip",
+    "idea",
+    "example",
+    "step",
+    "thing",
+    "fact",
+    "bullet",
+    "numbered",
+    "markdown",
+    "перечисл",
+    "назови",
+    "приведи",
+    "дай",
+    "предлож",
+    "посовет",
+    "напиши",
+    "выдели",
+    "топ",
+    "способ",
+    "причин",
+    "совет",
+    "иде",
+    "пример",
+    "шаг",
+    "факт",
+    "пункт",
+    "список",
+    "маркир",
+    "нумер",
+)
 _CSV_WORDS = ("comma", "запят")
-_KIND_WORDS = ("what", "who", "define", "how", "why", "differ", "vs", "versus", "compar", "is ", "are ", "can ",
-               "should ", "do ", "does ", "will ", "would ", "could ", "что", "кто", "как", "каким", "почему",
-               "зачем", "причин", "отлич", "разниц", "сравни", "лучше", "ли ")
+_KIND_WORDS = (
+    "what",
+    "who",
+    "define",
+    "how",
+    "why",
+    "differ",
+    "vs",
+    "versus",
+    "compar",
+    "is ",
+    "are ",
+    "can ",
+    "should ",
+    "do ",
+    "does ",
+    "will ",
+    "would ",
+    "could ",
+    "что",
+    "кто",
+    "как",
+    "каким",
+    "почему",
+    "зачем",
+    "причин",
+    "отлич",
+    "разниц",
+    "сравни",
+    "лучше",
+    "ли ",
+)
 
 
 def _has(low: str, words: tuple[str, ...]) -> bool:
@@ -252,10 +438,15 @@ _ABOUT_YOU_RE = re.compile(
     r"что ты (?:умеешь|можешь|такое)|кто ты|что умеешь|расскажи о себе|представься|чем (?:ты )?можешь помочь",
     re.IGNORECASE,
 )
-_MY_NAME_RE = re.compile(r"\b(?i:my name is|i am called|call me)\s+([A-Z][\w-]{1,30})|"
-                         r"(?i:меня зовут|моё имя|мое имя|зови меня)\s+([А-ЯЁA-Z][\wЁё-]{1,30})")
-_ASK_NAME_RE = re.compile(r"what(?:'s| is) my name|do you (?:know|remember) my name|как меня зовут|"
-                          r"как моё имя|как мое имя|помнишь,? как меня зовут|кто я\b", re.IGNORECASE)
+_MY_NAME_RE = re.compile(
+    r"\b(?i:my name is|i am called|call me)\s+([A-Z][\w-]{1,30})|"
+    r"(?i:меня зовут|моё имя|мое имя|зови меня)\s+([А-ЯЁA-Z][\wЁё-]{1,30})"
+)
+_ASK_NAME_RE = re.compile(
+    r"what(?:'s| is) my name|do you (?:know|remember) my name|как меня зовут|"
+    r"как моё имя|как мое имя|помнишь,? как меня зовут|кто я\b",
+    re.IGNORECASE,
+)
 _MY_CITY_RE = re.compile(r"\b(?i:i live in)\s+([A-Z][\w-]{1,40})|(?i:я живу в)\s+([А-ЯЁA-Z][\wЁё-]{1,40})")
 _ASK_CITY_RE = re.compile(r"where do i live|в каком городе я живу|где я живу", re.IGNORECASE)
 

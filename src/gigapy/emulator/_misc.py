@@ -255,16 +255,19 @@ def _function_name(op: dict[str, Any], method: str, path: str, taken: set[str]) 
     return name
 
 
-def _operation_function(resolve_ref: _Resolver, path: str, method: str, op: dict[str, Any],
-                        shared: list[Any], taken: set[str]) -> dict[str, Any]:
+def _operation_function(
+    resolve_ref: _Resolver, path: str, method: str, op: dict[str, Any], shared: list[Any], taken: set[str]
+) -> dict[str, Any]:
     """One function per operation: operationId -> name, description (or summary), path/query/header
     parameters and the requestBody schema -> parameters, the 2xx JSON schema -> return_parameters,
     ``x-few-shot-examples`` -> few_shot_examples."""
     properties: dict[str, Any] = {}
     required: list[str] = []
     params: dict[tuple[str, str], dict[str, Any]] = {
-        (str(p.get("in")), p["name"]): p for p in resolve_ref([*shared, *(op.get("parameters") or [])])
-        if isinstance(p, dict) and isinstance(p.get("name"), str)}
+        (str(p.get("in")), p["name"]): p
+        for p in resolve_ref([*shared, *(op.get("parameters") or [])])
+        if isinstance(p, dict) and isinstance(p.get("name"), str)
+    }
     body_schema = _json_schema(resolve_ref(op.get("requestBody") or {}).get("content"))
     for (place, name), param in params.items():
         if place == "body":  # Swagger 2.0
@@ -300,7 +303,8 @@ def _operation_function(resolve_ref: _Resolver, path: str, method: str, op: dict
     if isinstance(examples, list):
         function["few_shot_examples"] = [
             {"request": e["request"], "params": _sorted(e.get("params") or {})}
-            for e in examples if isinstance(e, dict) and isinstance(e.get("request"), str)
+            for e in examples
+            if isinstance(e, dict) and isinstance(e.get("request"), str)
         ]
     return function
 
@@ -316,8 +320,11 @@ async def convert_functions(ctx: Ctx) -> dict[str, Any]:
             continue
         item = resolve_ref(item, _REF_DEPTH - 8) if "$ref" in item else item
         shared: list[Any] = item["parameters"] if isinstance(item.get("parameters"), list) else []
-        functions += [_operation_function(resolve_ref, str(path), method, op, shared, taken)
-                      for method, op in item.items() if method in _HTTP_METHODS and isinstance(op, dict)]
+        functions += [
+            _operation_function(resolve_ref, str(path), method, op, shared, taken)
+            for method, op in item.items()
+            if method in _HTTP_METHODS and isinstance(op, dict)
+        ]
     if not functions:
         raise _openapi_error("the document has no operations (get, post, put, patch, delete) under paths")
     return {"functions": functions}

@@ -22,13 +22,16 @@ THRESHOLD = 2
 _STEM_LEN = 6
 _WORD_RE = re.compile(r"[^\W\d_]{3,}")
 _CAMEL_RE = re.compile(r"([a-zа-яё])([A-ZА-ЯЁ])")
-_RU_ENDINGS = tuple(sorted(
-    """
+_RU_ENDINGS = tuple(
+    sorted(
+        """
     иями ями ами ого его ому ему ыми ими ых их ой ей ий ый ая яя ое ее ую юю ов ев ах ях ам ям ом ем
     ию ия ие ть ет ит ут ют ат ят а я о е у ю ы и ь й
     """.split(),  # noqa: SIM905 (a word list reads better as text)
-    key=len, reverse=True,
-))
+        key=len,
+        reverse=True,
+    )
+)
 _EN_ENDINGS = ("ings", "ing", "ies", "ed", "es", "ly", "s")
 _STOPWORDS = frozenset(
     """
@@ -52,17 +55,53 @@ _STOPWORDS = frozenset(
 )
 #: Russian stem prefixes of common API words → the English word they stand for.
 _GLOSSARY = (
-    ("погод", "weather"), ("прогноз", "forecast"), ("темпер", "temperature"), ("врем", "time"),
-    ("дат", "date"), ("заказ", "order"), ("статус", "status"), ("достав", "delivery"),
-    ("валют", "currency"), ("курс", "rate"), ("город", "city"), ("цен", "price"), ("стоим", "cost"),
-    ("билет", "ticket"), ("рейс", "flight"), ("отел", "hotel"), ("бронир", "booking"),
-    ("письм", "email"), ("почт", "mail"), ("смс", "sms"), ("поиск", "search"), ("перев", "translate"),
-    ("календар", "calendar"), ("встреч", "meeting"), ("задач", "task"), ("напомин", "reminder"),
-    ("пользоват", "account"), ("баланс", "balance"), ("платеж", "payment"), ("оплат", "payment"),
-    ("счет", "account"), ("акци", "stock"), ("новост", "news"), ("музык", "music"), ("фильм", "movie"),
-    ("книг", "book"), ("товар", "product"), ("продукт", "product"), ("клиент", "customer"),
-    ("сотрудник", "employee"), ("файл", "file"), ("документ", "document"), ("карт", "map"),
-    ("маршрут", "route"), ("адрес", "address"), ("телефон", "phone"), ("контакт", "contact"),
+    ("погод", "weather"),
+    ("прогноз", "forecast"),
+    ("темпер", "temperature"),
+    ("врем", "time"),
+    ("дат", "date"),
+    ("заказ", "order"),
+    ("статус", "status"),
+    ("достав", "delivery"),
+    ("валют", "currency"),
+    ("курс", "rate"),
+    ("город", "city"),
+    ("цен", "price"),
+    ("стоим", "cost"),
+    ("билет", "ticket"),
+    ("рейс", "flight"),
+    ("отел", "hotel"),
+    ("бронир", "booking"),
+    ("письм", "email"),
+    ("почт", "mail"),
+    ("смс", "sms"),
+    ("поиск", "search"),
+    ("перев", "translate"),
+    ("календар", "calendar"),
+    ("встреч", "meeting"),
+    ("задач", "task"),
+    ("напомин", "reminder"),
+    ("пользоват", "account"),
+    ("баланс", "balance"),
+    ("платеж", "payment"),
+    ("оплат", "payment"),
+    ("счет", "account"),
+    ("акци", "stock"),
+    ("новост", "news"),
+    ("музык", "music"),
+    ("фильм", "movie"),
+    ("книг", "book"),
+    ("товар", "product"),
+    ("продукт", "product"),
+    ("клиент", "customer"),
+    ("сотрудник", "employee"),
+    ("файл", "file"),
+    ("документ", "document"),
+    ("карт", "map"),
+    ("маршрут", "route"),
+    ("адрес", "address"),
+    ("телефон", "phone"),
+    ("контакт", "contact"),
 )
 
 

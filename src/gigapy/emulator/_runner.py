@@ -55,8 +55,9 @@ class _Server:
     async def start(self) -> None:
         app = create_app(self.config, state=self.state)
         # handler_cancellation: a client that disconnects frees its handler (a stalled one included)
-        runner = web.AppRunner(app, access_log=None, shutdown_timeout=self.config.shutdown_timeout,
-                               handler_cancellation=True)
+        runner = web.AppRunner(
+            app, access_log=None, shutdown_timeout=self.config.shutdown_timeout, handler_cancellation=True
+        )
         await runner.setup()
         site = web.TCPSite(runner, self.config.host, self.port, ssl_context=ssl_context(self.config))
         try:
@@ -233,11 +234,16 @@ def env_lines(config: EmulatorConfig, port: int) -> str:
     values = {"GIGACHAT_BASE_URL": f"{url}/api/v1"}
     notes = []
     if config.mtls_only:  # the certificate is the account: a key in the environment would turn OAuth on
-        notes.append(f"# mTLS only: set GIGACHAT_CERT_FILE and GIGACHAT_KEY_FILE to a client certificate "
-                     f"signed by {config.client_ca}, and no GIGACHAT_CREDENTIALS")
+        notes.append(
+            f"# mTLS only: set GIGACHAT_CERT_FILE and GIGACHAT_KEY_FILE to a client certificate "
+            f"signed by {config.client_ca}, and no GIGACHAT_CREDENTIALS"
+        )
     else:
-        values.update(GIGACHAT_AUTH_URL=f"{url}/api/v2/oauth", GIGACHAT_CREDENTIALS=DEMO_CREDENTIALS,
-                      GIGACHAT_SCOPE="GIGACHAT_API_PERS")
+        values.update(
+            GIGACHAT_AUTH_URL=f"{url}/api/v2/oauth",
+            GIGACHAT_CREDENTIALS=DEMO_CREDENTIALS,
+            GIGACHAT_SCOPE="GIGACHAT_API_PERS",
+        )
     if config.tls_cert:
         notes.append(f"# HTTPS: trust the CA that signed {config.tls_cert} with GIGACHAT_CA_BUNDLE_FILE")
     values["GIGAPY_EMULATOR_PID"] = str(os.getpid())
@@ -251,19 +257,25 @@ def banner(config: EmulatorConfig, port: int) -> str:
     limits = "off" if config.limits is None else ", ".join(f"{k.split('_')[-1]} {v}" for k, v in config.limits.items())
     oauth = "off" if config.oauth_rps_limit is None else f"{config.oauth_rps_limit} per second per key"
     timing = config.generation()
-    pace = "instant" if timing.instant else (
-        f"first token after {timing.ttft:g} s, {timing.tokens_per_second:g} tokens/s")
+    pace = (
+        "instant" if timing.instant else (f"first token after {timing.ttft:g} s, {timing.tokens_per_second:g} tokens/s")
+    )
     if config.mtls_only:
         accounts = ", ".join(f"{e.match} -> {e.client_id} ({e.scope})" for e in config.cert_accounts) or (
-            f"any certificate it signed, as the account named by its CN ({SCOPE_CORP})")
-        auth = (f"  authentication:    client certificate only (mTLS), no token needed\n"
-                f"  client CA:         {config.client_ca}\n"
-                f"  accounts:          {accounts}\n")
+            f"any certificate it signed, as the account named by its CN ({SCOPE_CORP})"
+        )
+        auth = (
+            f"  authentication:    client certificate only (mTLS), no token needed\n"
+            f"  client CA:         {config.client_ca}\n"
+            f"  accounts:          {accounts}\n"
+        )
     else:
-        auth = (f"  auth URL:          {url}/api/v2/oauth\n"
-                f"  credentials:       {DEMO_CREDENTIALS}\n"
-                f"  scopes:            GIGACHAT_API_PERS, GIGACHAT_API_B2B, GIGACHAT_API_CORP\n"
-                f"  user / password:   {DEMO_USER} / {DEMO_PASSWORD}\n")
+        auth = (
+            f"  auth URL:          {url}/api/v2/oauth\n"
+            f"  credentials:       {DEMO_CREDENTIALS}\n"
+            f"  scopes:            GIGACHAT_API_PERS, GIGACHAT_API_B2B, GIGACHAT_API_CORP\n"
+            f"  user / password:   {DEMO_USER} / {DEMO_PASSWORD}\n"
+        )
     return (
         f"GigaChat emulator listening on {url}\n"
         f"  base URL:          {url}/api/v1\n"

@@ -83,8 +83,9 @@ def _flush_each_write(transport: asyncio.BaseTransport) -> bool:
     return False
 
 
-async def _one_per_write(ctx: Ctx, response: web.StreamResponse, events: Sequence[str], first: float,
-                         between: float) -> None:
+async def _one_per_write(
+    ctx: Ctx, response: web.StreamResponse, events: Sequence[str], first: float, between: float
+) -> None:
     writer = ctx.request.writer
     for index, event in enumerate(events):
         delay = first if index == 0 else between

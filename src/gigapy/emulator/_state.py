@@ -164,8 +164,9 @@ class State:
         self.files: FileStore = FileStore(config.max_files, config.max_file_store_bytes)
         self.batches: BatchStore = BatchStore(config.max_batches)
         self.assistants: AssistantStore = AssistantStore(config.max_assistants)
-        self.threads: ThreadStore = ThreadStore(config.max_threads, config.max_thread_messages,
-                                                config.max_thread_store_chars)
+        self.threads: ThreadStore = ThreadStore(
+            config.max_threads, config.max_thread_messages, config.max_thread_store_chars
+        )
         self.spent: dict[str, Counter[str]] = {}
         self.connections: Callable[[], int] = lambda: 0
 

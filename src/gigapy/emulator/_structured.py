@@ -26,9 +26,34 @@ _CAPITALIZED_RE = re.compile(r"(?<![.!?]\s)(?<!^)\b([A-ZА-ЯЁ][a-zа-яё]{2,}
 _JSON_OBJECT_RE = re.compile(r"\{.*\}", re.DOTALL)
 _LOCATION_HINTS = frozenset({"city", "location", "place", "town", "country", "region", "address"})
 _ID_HINTS = frozenset({"id", "code", "number", "номер", "код", "sku", "ref"})
-_TEXT_HINTS = frozenset({"description", "summary", "answer", "text", "content", "explanation", "reason", "reasoning",
-                         "details", "comment", "message", "response", "note", "notes", "body", "bio", "review",
-                         "описание", "ответ", "текст", "пояснение", "комментарий", "причина", "итог"})
+_TEXT_HINTS = frozenset(
+    {
+        "description",
+        "summary",
+        "answer",
+        "text",
+        "content",
+        "explanation",
+        "reason",
+        "reasoning",
+        "details",
+        "comment",
+        "message",
+        "response",
+        "note",
+        "notes",
+        "body",
+        "bio",
+        "review",
+        "описание",
+        "ответ",
+        "текст",
+        "пояснение",
+        "комментарий",
+        "причина",
+        "итог",
+    }
+)
 _NAMED = (
     ("email", frozenset({"email", "mail", "почта"})),
     ("url", frozenset({"url", "link", "website", "site", "href", "uri", "ссылка", "сайт"})),
@@ -59,8 +84,15 @@ class SchemaFiller:
     their kind.
     """
 
-    def __init__(self, root: dict[str, Any], prompt: str, rng: random.Random, phrase: str,
-                 sentence: Callable[[], str] | None = None, phrases: Sequence[str] = ()) -> None:
+    def __init__(
+        self,
+        root: dict[str, Any],
+        prompt: str,
+        rng: random.Random,
+        phrase: str,
+        sentence: Callable[[], str] | None = None,
+        phrases: Sequence[str] = (),
+    ) -> None:
         self.root = root
         self.prompt = prompt
         self.rng = rng
@@ -151,8 +183,11 @@ class SchemaFiller:
             return {}
         required = schema.get("required")
         needed = set(required) if isinstance(required, list) else set()
-        return {key: self.value(sub, key, depth + 1) for key, sub in props.items()
-                if key in needed or not self._recursive(sub)}
+        return {
+            key: self.value(sub, key, depth + 1)
+            for key, sub in props.items()
+            if key in needed or not self._recursive(sub)
+        }
 
     def _recursive(self, schema: Any) -> bool:
         """Whether ``schema`` (or its items) refers to a ``$ref`` being expanded: a self-reference."""
@@ -336,8 +371,15 @@ def _json_in_prompt(prompt: str) -> dict[str, Any]:
     return value if isinstance(value, dict) else {}
 
 
-def fill_schema(schema: dict[str, Any], prompt: str, rng: random.Random, phrase: str,
-                sentence: Callable[[], str] | None = None, name: str = "", phrases: Sequence[str] = ()) -> Any:
+def fill_schema(
+    schema: dict[str, Any],
+    prompt: str,
+    rng: random.Random,
+    phrase: str,
+    sentence: Callable[[], str] | None = None,
+    name: str = "",
+    phrases: Sequence[str] = (),
+) -> Any:
     """A JSON value valid for ``schema`` built from ``prompt`` (``{}`` for schemas it cannot read).
 
     ``sentence`` fills text-like fields, ``phrases`` (the prompt's topics) plain strings in arrays;

@@ -53,8 +53,11 @@ class ThreadMessage:
             body["name"] = msg.result[0]
         if msg.call is not None:
             call_id = msg.calls[0][0] if msg.calls else None
-            body["function_call"] = {**({"id": call_id} if call_id else {}), "name": msg.call[0],
-                                     "arguments": msg.call[1]}
+            body["function_call"] = {
+                **({"id": call_id} if call_id else {}),
+                "name": msg.call[0],
+                "arguments": msg.call[1],
+            }
         if self.state_id is not None:
             body["functions_state_id"] = self.state_id
         if self.finish_reason is not None:
@@ -107,8 +110,7 @@ class Thread:
         body: dict[str, Any] = {"id": self.id, "model": self.model}
         if self.assistant_id is not None:
             body["assistant_id"] = self.assistant_id
-        body.update(created_at=self.created_at, updated_at=self.updated_at, status=self.status,
-                    run_lock=self.pending)
+        body.update(created_at=self.created_at, updated_at=self.updated_at, status=self.status, run_lock=self.pending)
         return body
 
     def since_last_answer(self) -> list[ThreadMessage]:
@@ -134,8 +136,7 @@ class ThreadStore:
         self._chars = 0
 
     @staticmethod
-    def new(owner: str, model: str, assistant_id: str | None = None,
-            metadata: dict[str, Any] | None = None) -> Thread:
+    def new(owner: str, model: str, assistant_id: str | None = None, metadata: dict[str, Any] | None = None) -> Thread:
         """A new empty thread, not stored yet (``register`` it once the request has succeeded)."""
         now = int(time.time())
         return Thread(new_uuid4(), owner, model, now, now, assistant_id, metadata)
@@ -164,8 +165,11 @@ class ThreadStore:
 
     def per_assistant(self, owner: str) -> Counter[str]:
         """Live threads per assistant id."""
-        return Counter(t.assistant_id for t in self._items.values()
-                       if t.owner == owner and not t.deleted and t.assistant_id is not None)
+        return Counter(
+            t.assistant_id
+            for t in self._items.values()
+            if t.owner == owner and not t.deleted and t.assistant_id is not None
+        )
 
     def settle(self, thread: Thread) -> None:
         """Commit the answer of a background run whose time has come."""
@@ -271,12 +275,14 @@ def answer_content(outcome: Outcome) -> str:
 def answer_message(outcome: Outcome, model: str) -> ThreadMessage:
     """The model's answer as a thread message."""
     msg = Msg("assistant", answer_content(outcome), outcome.call, calls=tuple(outcome.calls))
-    return ThreadMessage(new_uuid4(), msg, int(time.time()), model, finish_reason=outcome.finish_reason,
-                         state_id=outcome.state_id)
+    return ThreadMessage(
+        new_uuid4(), msg, int(time.time()), model, finish_reason=outcome.finish_reason, state_id=outcome.state_id
+    )
 
 
-def conversation(history: list[Msg], new: list[Msg], assistant: Assistant | None, limit: int | None,
-                 ctx: Ctx) -> list[Msg]:
+def conversation(
+    history: list[Msg], new: list[Msg], assistant: Assistant | None, limit: int | None, ctx: Ctx
+) -> list[Msg]:
     """What the model sees: the system prompt (the thread's, a new one, or the assistant's
     instructions with its files), then the last ``limit`` messages of history + new messages."""
     merged = [*history, *new]

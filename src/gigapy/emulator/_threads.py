@@ -105,8 +105,15 @@ def _model(body: dict[str, Any], thread: Thread | None, assistant: Assistant | N
     return thread.model if thread is not None else DEFAULT_MODEL
 
 
-def _answer(ctx: Ctx, thread: Thread, history: list[Msg], new: list[Msg], assistant: Assistant | None,
-            options: RunOptions, variant: int = 0) -> Outcome:
+def _answer(
+    ctx: Ctx,
+    thread: Thread,
+    history: list[Msg],
+    new: list[Msg],
+    assistant: Assistant | None,
+    options: RunOptions,
+    variant: int = 0,
+) -> Outcome:
     msgs = conversation(history, new, assistant, options.limit, ctx)
     check_call_pairs([(m.call is not None, m.result is not None) for m in msgs], results_need_calls=False)
     (outcome,) = engine.complete(ctx, msgs, options.tools, options.params, variant=variant, cache_key=thread.id)
@@ -158,8 +165,11 @@ def stream_events(outcome: Outcome, frames: _Frames, size: int) -> list[str]:
         events.append(frames.chunk(dumps(progress), _usage(prompt, 0)))
         prompt = 0
     if outcome.call:
-        events.append(frames.chunk(dumps(message_json(outcome)), _usage(prompt, outcome.completion_tokens),
-                                   finish_reason(outcome)))
+        events.append(
+            frames.chunk(
+                dumps(message_json(outcome)), _usage(prompt, outcome.completion_tokens), finish_reason(outcome)
+            )
+        )
         return [*events, "data: [DONE]\n\n"]
     tags = image_tags(outcome)
     groups = [outcome.pieces[i : i + size] for i in range(0, len(outcome.pieces), size)] or [[]]
@@ -171,14 +181,16 @@ def stream_events(outcome: Outcome, frames: _Frames, size: int) -> list[str]:
             if outcome.state_id:
                 delta["functions_state_id"] = outcome.state_id
         last = index == len(groups) - 1
-        events.append(frames.chunk(dumps(delta), _usage(prompt, len(group) + extra),
-                                   finish_reason(outcome) if last else None))
+        events.append(
+            frames.chunk(dumps(delta), _usage(prompt, len(group) + extra), finish_reason(outcome) if last else None)
+        )
         prompt = extra = 0
     return [*events, "data: [DONE]\n\n"]
 
 
-async def _reply(ctx: Ctx, thread: Thread, answer: ThreadMessage, outcome: Outcome, options: RunOptions,
-                 model: str, stream: bool) -> web.StreamResponse | dict[str, Any]:
+async def _reply(
+    ctx: Ctx, thread: Thread, answer: ThreadMessage, outcome: Outcome, options: RunOptions, model: str, stream: bool
+) -> web.StreamResponse | dict[str, Any]:
     if not stream:
         await generate_for(engine.answer_seconds(ctx, [outcome]))
         return completion_json(thread, answer, outcome, model)
@@ -237,8 +249,9 @@ async def create_thread(ctx: Ctx) -> dict[str, Any]:
     if metadata is not None and not isinstance(metadata, dict):
         raise invalid_params("metadata must be an object")
     threads = ctx.state.threads
-    thread = threads.new(ctx.auth.account.client_id, _model(body, None, assistant),
-                         assistant.id if assistant else None, metadata)
+    thread = threads.new(
+        ctx.auth.account.client_id, _model(body, None, assistant), assistant.id if assistant else None, metadata
+    )
     threads.register(thread)
     return thread.to_json()
 
@@ -334,8 +347,12 @@ async def get_run(ctx: Ctx) -> dict[str, Any]:
     run = thread.run
     if run is None:
         raise ApiError(404, "Thread run not found")
-    body: dict[str, Any] = {"status": thread.status, "thread_id": thread.id, "updated_at": thread.updated_at,
-                            "model": run.model}
+    body: dict[str, Any] = {
+        "status": thread.status,
+        "thread_id": thread.id,
+        "updated_at": thread.updated_at,
+        "model": run.model,
+    }
     if run.done:
         body["messages"] = [m.to_json(with_model=False) for m in (*run.inputs, run.answer)]
     return body
@@ -386,4 +403,3 @@ async def rerun_messages(ctx: Ctx) -> web.StreamResponse | dict[str, Any]:
     store.append(thread, [answer])
     thread.run = Run(inputs, answer, model)
     return await _reply(ctx, thread, answer, outcome, options, model, options.stream)
-

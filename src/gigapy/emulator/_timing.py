@@ -61,8 +61,10 @@ def resolve(preset: str, ttft: float | None, tokens_per_second: float | None) ->
         base = PRESETS[preset]
     except KeyError:
         raise ValueError(f"unknown timing {preset!r}; choose one of {', '.join(PRESETS)}") from None
-    return Timing(base.ttft if ttft is None else float(ttft),
-                  base.tokens_per_second if tokens_per_second is None else float(tokens_per_second))
+    return Timing(
+        base.ttft if ttft is None else float(ttft),
+        base.tokens_per_second if tokens_per_second is None else float(tokens_per_second),
+    )
 
 
 @dataclass(frozen=True, slots=True)

@@ -97,8 +97,24 @@ def strip_instructions(text: str) -> str:
     return rest if content_words(rest) else bare
 
 
-_FORMAT_WORDS = ("json", "schema", "format", "markdown", "backtick", "fence", "output", "comma", "bullet",
-                 "numbered", "формат", "схем", "разметк", "запят", "маркир", "нумер")
+_FORMAT_WORDS = (
+    "json",
+    "schema",
+    "format",
+    "markdown",
+    "backtick",
+    "fence",
+    "output",
+    "comma",
+    "bullet",
+    "numbered",
+    "формат",
+    "схем",
+    "разметк",
+    "запят",
+    "маркир",
+    "нумер",
+)
 
 
 def _mentions_format(text: str) -> bool:

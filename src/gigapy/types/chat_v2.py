@@ -11,8 +11,19 @@ from ._base import APIModel, APIResponse, Count, OptCount, Seconds, Stamp
 from .chat import ErrorDetails, InlineData, Logprob, LogprobToken
 
 __all__ = [
-    "ChatCompletionV2", "ChatCompletionV2Chunk", "ContentPart", "ErrorDetails", "FileRef", "FunctionResult",
-    "InlineData", "InputTokensDetails", "Logprob", "LogprobToken", "MessageV2", "ToolCall", "ToolExecution",
+    "ChatCompletionV2",
+    "ChatCompletionV2Chunk",
+    "ContentPart",
+    "ErrorDetails",
+    "FileRef",
+    "FunctionResult",
+    "InlineData",
+    "InputTokensDetails",
+    "Logprob",
+    "LogprobToken",
+    "MessageV2",
+    "ToolCall",
+    "ToolExecution",
     "UsageV2",
 ]
 
