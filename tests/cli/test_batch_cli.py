@@ -135,3 +135,25 @@ def test_kill_9_mid_run_then_resume_is_exactly_once(emu: Any, tmp_path: Path, su
     for line in out.read_text(encoding="utf-8").splitlines():
         assert "choices" in json.loads(line)["response"]
     assert emu.stats()["faults_injected"] > 0
+
+
+def test_batch_budget_and_usage_in_json(cli: Invoke, tmp_path: Path) -> None:
+    src = write_jsonl(tmp_path / "in.jsonl", (chat_line(i, model="GigaChat") for i in range(40)))
+    out = tmp_path / "out.jsonl"
+    prices = tmp_path / "prices.json"
+    prices.write_text(json.dumps({"version": "test", "unit_tokens": 1000, "scopes": {
+        "GIGACHAT_API_PERS": {"models": {"GigaChat": {"input": 10, "output": 10}}}}}), encoding="utf-8")
+    result = cli("batch", str(src), "-o", str(out), "-c", "2", "--budget", "8", "--prices", str(prices), "--json")
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.stdout)
+    assert summary["budget_reached"] is True
+    assert 0 < summary["done"] < 40 and summary["failed"] == 0
+    assert summary["cost_estimate"]["rub"] <= 8 and summary["cost_estimate"]["estimate"] is True
+    assert summary["usage"]["GigaChat"]["requests"] == summary["done"]
+    assert len(read_ids(out)) == summary["done"]
+    text = cli("batch", str(src), "-o", str(out), "--prices", str(prices))  # no budget: the rest, once
+    assert text.exit_code == 0, text.output
+    assert "usage GigaChat:" in text.stdout and "RUB (estimate)" in text.stdout
+    assert sorted(read_ids(out)) == sorted(f"r{i}" for i in range(40))
+    bad = cli("batch", str(src), "-o", str(out), "--prices", str(tmp_path / "missing.json"))
+    assert bad.exit_code == 2 and "--prices" in bad.output
