@@ -117,9 +117,10 @@ def _run_one(mode: str, url: str, n: int, warmup: int) -> dict[str, float]:
     return dict(json.loads(out.stdout.strip().splitlines()[-1]))
 
 
-def measure(n: int, warmup: int, rounds: int) -> dict[str, list[dict[str, float]]]:
+def measure(n: int, warmup: int, rounds: int, latency_ms: int = 0) -> dict[str, list[dict[str, float]]]:
     runs: dict[str, list[dict[str, float]]] = {m: [] for m in MODES}
-    with EmulatorProcess() as emu:
+    extra = ("--faults", f"latency_ms:{latency_ms}") if latency_ms else ()
+    with EmulatorProcess(*extra) as emu:
         for r in range(rounds):
             order = MODES[r % len(MODES):] + MODES[:r % len(MODES)]
             for mode in order:
@@ -138,7 +139,8 @@ def _spread(runs: list[dict[str, float]], key: str) -> str:
     return f"{min(values):.0f}–{max(values):.0f}"
 
 
-def report(runs: dict[str, list[dict[str, float]]], n: int, rounds: int) -> str:
+def report(runs: dict[str, list[dict[str, float]]], n: int, rounds: int, latency_ms: int = 0,
+           heading: bool = True) -> str:
     rps = {m: _median(runs[m], "rps") for m in MODES}
     cpu = {m: _median(runs[m], "cpu_us") for m in MODES}
     on_cost = 1 - rps["on"] / rps["off"]
@@ -147,12 +149,12 @@ def report(runs: dict[str, list[dict[str, float]]], n: int, rounds: int) -> str:
     off_cpu = cpu["off"] / cpu["nohooks"] - 1
     noise = max((max(r["rps"] for r in runs[m]) - min(r["rps"] for r in runs[m])) / rps[m] for m in MODES)
     m = machine()
+    service = f"the emulator answering after {latency_ms} ms" if latency_ms else "the emulator answering at once"
     lines = [
-        "## Telemetry",
-        "",
-        f"`benchmarks/bench_telemetry.py`: async `completion()` at concurrency {CONCURRENCY}, {n} requests per run, "
-        f"{rounds} interleaved rounds, medians (min–max); emulator on loopback; {m['cpu']}, {m['cores']} cores "
-        f"(shared), {m['python']}.",
+        *(["## Telemetry", ""] if heading else []),
+        f"`benchmarks/bench_telemetry.py{f' --latency-ms {latency_ms}' if latency_ms else ''}`: async `completion()` "
+        f"at concurrency {CONCURRENCY}, {n} requests per run, {rounds} interleaved rounds, medians (min–max); "
+        f"{service} on loopback; {m['cpu']}, {m['cores']} cores (shared), {m['python']}.",
         "",
         "| mode | req/s | CPU µs/request |",
         "|---|---|---|",
@@ -188,14 +190,20 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="a smoke run")
     parser.add_argument("-n", type=int, default=4000, help="requests per run")
     parser.add_argument("-r", "--rounds", type=int, default=5)
+    parser.add_argument("--latency-ms", type=int, default=0, help="the emulator waits this long before answering")
+    parser.add_argument("--both", action="store_true", help="run at once and with --latency-ms 50, one section")
     args = parser.parse_args()
     if args.worker:
         mode, url, n, warmup = args.worker
         worker(mode, url, int(n), int(warmup))
         return
     n, rounds = (300, 1) if args.quick else (args.n, args.rounds)
-    runs = measure(n, max(n // 10, 64), rounds)
-    text = report(runs, n, rounds)
+    latencies = (0, 50) if args.both else (args.latency_ms,)
+    parts = []
+    for i, latency in enumerate(latencies):
+        runs = measure(n, max(n // 10, 64), rounds, latency)
+        parts.append(report(runs, n, rounds, latency, heading=i == 0))
+    text = "\n".join(parts)
     print(text)
     if args.write and not args.quick:
         write_section(text)

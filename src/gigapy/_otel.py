@@ -51,10 +51,17 @@ _OPERATIONS = {
 }
 
 
+_NAMED = frozenset({"models", "files", "batches"})  # /<collection>/<name or id>/...
+
+
 def route(request: Request) -> str:
     """The request's path with ids replaced by ``{id}`` (low cardinality)."""
     path = request.path or urlsplit(request.url).path
-    return "/".join("{id}" if _ID_SEGMENT.match(part) else part for part in path.split("/"))
+    parts = path.split("/")
+    for i, part in enumerate(parts):
+        if (i == 2 and parts[1] in _NAMED) or _ID_SEGMENT.match(part):
+            parts[i] = "{id}"
+    return "/".join(parts)
 
 
 def operation(request: Request) -> str:
