@@ -161,10 +161,14 @@ def usage_numbers(result: Any) -> tuple[int | None, int | None, int | None]:
         prompt = getattr(result, "prompt_tokens", None)  # Embeddings: per-item usage summed
         return (prompt if isinstance(prompt, int) and prompt else None), None, None
     if hasattr(usage, "input_tokens"):  # v2
-        details = usage.input_tokens_details
-        cached = details.cached_tokens if details is not None else None
-        return usage.input_tokens, usage.output_tokens, cached
-    return usage.prompt_tokens, usage.completion_tokens, usage.precached_prompt_tokens
+        details = getattr(usage, "input_tokens_details", None)
+        return _int(usage, "input_tokens"), _int(usage, "output_tokens"), _int(details, "cached_tokens")
+    return _int(usage, "prompt_tokens"), _int(usage, "completion_tokens"), _int(usage, "precached_prompt_tokens")
+
+
+def _int(obj: Any, name: str) -> int | None:
+    value = getattr(obj, name, None)  # other usage shapes (a filter check's) lack these
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
 
 
 def _finish_reasons(result: Any) -> tuple[str, ...]:

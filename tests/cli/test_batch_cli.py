@@ -147,7 +147,7 @@ def test_batch_budget_and_usage_in_json(cli: Invoke, tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
     summary = json.loads(result.stdout)
     assert summary["budget_reached"] is True
-    assert 0 < summary["done"] < 40 and summary["failed"] == 0
+    assert 0 < summary["done"] < 40 and summary["failed"] == 0, summary
     assert summary["cost_estimate"]["rub"] <= 8 and summary["cost_estimate"]["estimate"] is True
     assert summary["usage"]["GigaChat"]["requests"] == summary["done"]
     assert len(read_ids(out)) == summary["done"]

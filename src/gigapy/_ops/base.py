@@ -269,10 +269,15 @@ def usage_of(result: Any) -> tuple[int, int, int]:
         prompt = getattr(result, "prompt_tokens", 0)  # Embeddings: per-item usage summed
         return (prompt if isinstance(prompt, int) else 0), 0, 0
     if hasattr(usage, "input_tokens"):  # v2
-        details = usage.input_tokens_details
-        cached = details.cached_tokens if details is not None else None
-        return usage.input_tokens or 0, usage.output_tokens or 0, cached or 0
-    return usage.prompt_tokens or 0, usage.completion_tokens or 0, usage.precached_prompt_tokens or 0
+        details = getattr(usage, "input_tokens_details", None)
+        cached = getattr(details, "cached_tokens", None)
+        return _count(usage, "input_tokens"), _count(usage, "output_tokens"), cached or 0
+    return _count(usage, "prompt_tokens"), _count(usage, "completion_tokens"), _count(usage, "precached_prompt_tokens")
+
+
+def _count(obj: Any, name: str) -> int:
+    value = getattr(obj, name, None)  # other usage shapes (a filter check's) lack these
+    return value if isinstance(value, int) and not isinstance(value, bool) else 0
 
 
 def _id_header(value: Any, field: str) -> str:
