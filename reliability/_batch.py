@@ -109,6 +109,7 @@ class BatchReport:
     in_both: int = 0
     unknown: int = 0
     bad_in_errors: int = 0
+    bad_with_404: int = 0
     error_classes: dict[str, int] = field(default_factory=dict)
     finished: bool = False
     note: str = ""
@@ -273,8 +274,12 @@ class BatchDriver:
                 error = item["error"] if isinstance(item["error"], dict) else {}
                 cls = str(error.get("class"))
                 self.report.error_classes[cls] = self.report.error_classes.get(cls, 0) + 1
-                if self.expected.get(rid, "") is None and error.get("status") == 404:
+                if self.expected.get(rid, "") is None:  # a request the service rejects
                     self.report.bad_in_errors += 1
+                    # a 404, unless its one attempt met a fault after which it may have reached the model
+                    # (a 502, a 504, a dropped connection): such a line is not sent twice, so it keeps that error
+                    if error.get("status") == 404:
+                        self.report.bad_with_404 += 1
         return result
 
     def verify(self) -> None:

@@ -188,7 +188,7 @@ def run_in_process(paths: Iterable[str] = ("tests",), extra: Iterable[str] = ())
     plugin = Collector()
     args = ["-m", "hostile", "-q", "-p", "no:cacheprovider", "--no-header", "-rfE", *extra, *paths]
     started = time.monotonic()
-    code = int(pytest.main(args, plugins=[plugin]))
+    code = int(pytest.main(list(args), plugins=[plugin]))  # a copy: pytest inserts its addopts into the list
     return HostileReport(plugin.finish(), code, time.monotonic() - started, plugin.unknown,
                          "pytest " + " ".join(args))
 

@@ -121,8 +121,8 @@ def render(result: SoakResult, *, command: str, started: float, hostile: Hostile
     out += [
         "", "## Setup", "",
         f"- Command: `.venv/bin/{command}` (options: `--quick` ~30 s smoke run, `--minutes`, `--seed`, "
-        "`--requests`, `--batch-lines`, `--output`); the same soak at small scale runs in CI as "
-        "`tests/test_chaos.py`.",
+        "`--requests`, `--batch-lines`, `--output`, `--no-hostile`, `--hostile-only`); the same soak at small "
+        "scale runs in CI as `tests/test_chaos.py`.",
         f"- Machine: {platform.system()} {platform.release()}, {_cpu()}, {cores} cores, {_memory()}.",
         f"- Versions: Python {platform.python_version()}, gigapy {_version('gigapy')} (commit {_commit()}), "
         f"aiohttp {_version('aiohttp')}, httpx {_version('httpx')}, pydantic {_version('pydantic')}.",
@@ -265,7 +265,9 @@ def render(result: SoakResult, *, command: str, started: float, hostile: Hostile
             f"- Torn tail after the kill: {tear}; the rerun cut it off.",
             f"- OUTPUT: {len(b.output.ids):,} answers, errors file: {len(b.errors.ids):,} "
             f"({', '.join(f'{k} {v}' for k, v in sorted(b.error_classes.items())) or 'none'}); "
-            f"{b.bad_in_errors} of the {b.expected_bad} bad requests are there with status 404.",
+            f"{b.bad_in_errors} of the {b.expected_bad} bad requests are there, {b.bad_with_404} with status 404 (the "
+            "others met a 502, a 504 or a dropped connection on their one attempt: a line that may have reached "
+            "the model is not sent twice).",
             f"- Missing ids {b.missing}, duplicate ids {b.duplicates}, ids in both files {b.in_both}, unknown ids "
             f"{b.unknown}, torn or non-JSON lines {b.output.torn + b.errors.torn}, answers that are not the "
             f"reference answer to their own request {b.output.wrong}.",

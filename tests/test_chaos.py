@@ -72,6 +72,7 @@ def test_batch_delivers_every_input_id_exactly_once_across_sigkill(soak: SoakRes
     assert batch is not None
     assert batch.runs[0].killed and batch.runs[0].returncode == -9
     assert batch.bad_in_errors == batch.expected_bad > 0  # requests the service rejects land in the errors file
+    assert 0 < batch.bad_with_404 <= batch.bad_in_errors  # a 404, or the gateway fault that kept it from a retry
 
 
 def test_no_stream_chunk_is_delivered_twice(soak: SoakResult) -> None:

@@ -3,18 +3,19 @@
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import Iterator
 
 import pytest
 
 from gigapy.emulator import DEMO_CREDENTIALS, SCOPE_PERS, Emulator
 
+from ..conftest import async_wait_until, wait_until
+
 gigachat = pytest.importorskip("gigachat")
 from gigachat.models import Chat, Function, FunctionParameters, Messages, MessagesRole, Storage  # noqa: E402
 from gigachat.models.threads import ThreadRunOptions, ThreadStatus  # noqa: E402
 
-RUN_DELAY = 0.05
+RUN_DELAY = 0.5  # long enough to see a run in progress; the tests poll for its end
 WEATHER = Function(
     name="get_weather",
     description="Get the weather forecast for a city",
@@ -80,8 +81,7 @@ def test_sync_threads(sdk_emu: Emulator) -> None:
         )
         assert started.status == ThreadStatus.IN_PROGRESS
         assert giga.threads.get_run(thread_id).status == ThreadStatus.IN_PROGRESS
-        time.sleep(RUN_DELAY * 2)
-        result = giga.threads.get_run(thread_id)
+        result = wait_until(lambda: (r := giga.threads.get_run(thread_id)).status == ThreadStatus.READY and r)
         assert result.status == ThreadStatus.READY and result.model == "GigaChat-Max"
         assert [m.role for m in result.messages] == ["user", "user", "assistant"]
         messages = giga.threads.get_messages(thread_id)
@@ -158,8 +158,11 @@ def test_async_assistants_threads_and_storage(sdk_emu: Emulator) -> None:
             thread_id = await giga.a_threads.create_thread()
             await giga.a_threads.add_message(thread_id, "Describe the sea")
             assert (await giga.a_threads.run(thread_id, assistant_id=created.assistant_id)).thread_id == thread_id
-            await asyncio.sleep(RUN_DELAY * 2)
-            assert (await giga.a_threads.get_run(thread_id)).status == ThreadStatus.READY
+
+            async def ready() -> bool:
+                return (await giga.a_threads.get_run(thread_id)).status == ThreadStatus.READY
+
+            assert await async_wait_until(ready)
             assert len((await giga.a_threads.get_messages(thread_id)).messages) == 2
             chunks = [c async for c in giga.a_threads.run_stream(thread_id)]
             assert chunks[-1].choices[0].finish_reason == "stop"

@@ -14,11 +14,11 @@ import pytest
 
 from gigapy.emulator import Account, Emulator
 
-from ..conftest import needs_shared
+from ..conftest import needs_shared, wait_until
 from .conftest import PAYLOADS, Api, v1_chunks
 
 OTHER = Account("aaaaaaaa-bbbb-4ccc-8ddd-000000000001", "other-secret")
-RUN_DELAY = 0.05
+RUN_DELAY = 0.5  # long enough to see a run in progress; the tests poll for its end
 WEATHER = {
     "name": "get_weather",
     "description": "Get the weather forecast for a city",
@@ -149,8 +149,9 @@ def test_background_run(api: Api) -> None:
     busy = api.post("threads/messages", json={"thread_id": thread_id, "messages": [user("more")]})
     assert busy.status_code == 409 and busy.json()["message"] == "Thread is locked: a run is in progress"
     assert api.post("threads/run", json={"thread_id": thread_id}).status_code == 409
-    time.sleep(RUN_DELAY * 2)
-    done = ok(api.get("threads/run", params={"thread_id": thread_id}))
+    done = wait_until(
+        lambda: (r := ok(api.get("threads/run", params={"thread_id": thread_id})))["status"] == "ready" and r
+    )
     assert done["status"] == "ready" and done["model"] == "GigaChat"
     assert [m["role"] for m in done["messages"]] == ["user", "assistant"]
     assert done["messages"][1]["finish_reason"] == "stop" and done["messages"][1]["content"]
@@ -169,8 +170,9 @@ def test_shapes_match_the_recordings(api: Api) -> None:
     thread_id = added["thread_id"]
     started = ok(api.post("threads/run", json={"thread_id": thread_id}))
     assert list(started) == list(recorded("post_threads_run.json"))
-    time.sleep(RUN_DELAY * 2)
-    run = ok(api.get("threads/run", params={"thread_id": thread_id}))
+    run = wait_until(
+        lambda: (r := ok(api.get("threads/run", params={"thread_id": thread_id})))["status"] == "ready" and r
+    )
     expected = recorded("get_threads_run.json")
     assert list(run) == list(expected)
     assert [list(m) for m in run["messages"]] == [list(m) for m in expected["messages"]]

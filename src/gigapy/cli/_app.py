@@ -42,6 +42,17 @@ _ADVICE_403 = (
 )
 
 
+def _disk_errnos() -> frozenset[int]:
+    import errno
+
+    names = ("ENOSPC", "EFBIG", "EIO", "EDQUOT", "EROFS")
+    return frozenset(getattr(errno, name) for name in names if hasattr(errno, name))
+
+
+#: Errors of a write that the disk refused (full, file too large, I/O error, quota, read-only).
+_DISK_ERRNOS = _disk_errnos()
+
+
 def describe(exc: BaseException) -> tuple[str, str | None, int]:
     """(message, fix, exit code) for an exception raised by a command."""
     from gigapy import errors
@@ -75,6 +86,13 @@ def describe(exc: BaseException) -> tuple[str, str | None, int]:
     if isinstance(exc, FileNotFoundError):
         return f"file not found: {exc.filename}", None, EXIT_ERROR
     if isinstance(exc, OSError):
+        import errno
+
+        code = errno.errorcode.get(exc.errno or 0, "")
+        if exc.errno in _DISK_ERRNOS:  # a file could not be written: the documented disk-error exit code
+            target = f"cannot write {exc.filename}: " if exc.filename else "cannot write: "
+            return (f"{target}{exc.strerror or exc} ({code})", "free space (or raise the file-size limit) and run "
+                    "the command again", EXIT_IO)
         where = f" ({exc.filename})" if exc.filename else ""
         return f"{exc.strerror or exc}{where}", None, EXIT_ERROR
     return (f"unexpected {type(exc).__name__}: {exc}", "run again with --debug for the traceback; "

@@ -6,6 +6,7 @@ aiohttp, pydantic or the emulator.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sys
@@ -65,9 +66,35 @@ def err_console() -> Console:
 
 
 def print_json(data: Any) -> None:
-    """Print ``data`` as indented JSON on stdout (UTF-8 kept readable)."""
-    sys.stdout.write(json.dumps(data, ensure_ascii=False, indent=2, default=_json_default) + "\n")
-    sys.stdout.flush()
+    """Print ``data`` as indented JSON on stdout (UTF-8 kept readable), every byte checked."""
+    write_stdout(json.dumps(data, ensure_ascii=False, indent=2, default=_json_default) + "\n")
+
+
+def write_stdout(text: str) -> None:
+    """Write ``text`` to stdout whole: bytes straight to the descriptor, a short write continued (the
+    text layer over an unbuffered stdout, ``python -u`` or PYTHONUNBUFFERED, drops the rest without a
+    word). A write the disk refuses is a CliError with the disk-error exit code."""
+    import errno
+
+    from gigapy._bulk_files import write_all
+
+    try:
+        try:
+            fd = sys.stdout.fileno()
+        except (OSError, ValueError, AttributeError):  # an in-memory stream (test runners)
+            sys.stdout.write(text)
+            sys.stdout.flush()
+            return
+        sys.stdout.flush()
+        write_all(fd, text.encode(sys.stdout.encoding or "utf-8", sys.stdout.errors or "strict"))
+    except BrokenPipeError:
+        raise  # the reader went away: the command stops quietly
+    except OSError as exc:
+        with contextlib.suppress(OSError, ValueError):  # drop the unwritten rest: no second failure at exit
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        code = errno.errorcode.get(exc.errno or 0, "")
+        raise CliError(f"cannot write to stdout: {exc.strerror or exc}{f' ({code})' if code else ''}",
+                       "free space (or raise the file-size limit) and run the command again", EXIT_IO) from None
 
 
 def _json_default(value: Any) -> Any:
