@@ -22,7 +22,12 @@ DOCS = ROOT / "docs"
 BIN = Path(sys.executable).parent
 # the pages written as a guide; docs/cli.md, emulator.md and openai.md keep their own checks
 GUIDE_PAGES = sorted(
-    [DOCS / "index.md", *(p for d in ("guide", "help", "migration", "ru") for p in (DOCS / d).glob("*.md"))]
+    [
+        DOCS / "index.md",
+        DOCS / "langchain.md",
+        DOCS / "llama-index.md",
+        *(p for d in ("guide", "help", "migration", "ru") for p in (DOCS / d).glob("*.md")),
+    ]
 )
 
 
@@ -73,6 +78,8 @@ def test_the_site_builds_strictly_without_a_warning(site: tuple[Path, str]) -> N
         "help/faq/index.html",
         "migration/gigachat-sdk/index.html",
         "migration/langchain-gigachat/index.html",
+        "langchain/index.html",
+        "llama-index/index.html",
         "ru/quickstart/index.html",
         "ru/setup/index.html",
         "ru/tls/index.html",
@@ -92,6 +99,7 @@ def test_the_site_builds_strictly_without_a_warning(site: tuple[Path, str]) -> N
         ("tools", ["gigapy.tools.ToolRun"]),
         ("batch", ["gigapy.batch.run_batch", "gigapy.batch.BatchSummary"]),
         ("testing", ["gigapy.testing.gigachat_emulator"]),
+        ("integrations", ["gigapy.integrations.langchain.ChatGigaChat", "gigapy.integrations.llama_index.GigaChatLLM"]),
         ("emulator", ["gigapy.emulator.Emulator"]),
     ],
 )

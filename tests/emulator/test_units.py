@@ -109,6 +109,19 @@ def test_odd_schemas_do_not_crash(schema: dict) -> None:
     assert len(str(value)) < 100_000
 
 
+@pytest.mark.parametrize(
+    ("prompt", "expected"),
+    [
+        ("Create a customer named '你好啊集团' (Hello Group) - a Chinese company", "你好啊集团"),
+        ("Заведи клиента, которого зовут «Анна Петровна»", "Анна Петровна"),
+        ("Create a customer named Alice", "Alice"),
+    ],
+)
+def test_quoted_names_keep_their_script(prompt: str, expected: str) -> None:
+    schema = {"type": "object", "properties": {"customer_name": {"type": "string"}}, "required": ["customer_name"]}
+    assert fill_schema(schema, prompt, random.Random(0), "words")["customer_name"] == expected
+
+
 def test_jpeg_encoder() -> None:
     blocks = [[(255, 0, 0), (0, 255, 0)], [(0, 0, 255), (255, 255, 255)]]
     image = Image.open(io.BytesIO(encode(blocks)))

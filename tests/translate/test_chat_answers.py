@@ -14,7 +14,7 @@ import json
 from typing import Any
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 from openai.lib.streaming.chat import ChatCompletionStreamState
 from openai.types.chat import ChatCompletion, ChatCompletionChunk
@@ -458,6 +458,10 @@ def test_ids_do_not_depend_on_a_clock_or_randomness() -> None:
 
 
 @settings(max_examples=150, deadline=None)
+@example(text=" aa", stops=["a", " aa"], cuts=[1, 2], api="v1")
+@example(text=" aa", stops=["a", " aa"], cuts=[1, 2], api="v2")
+@example(text="aab", stops=["ab", "a"], cuts=[1], api="v1")
+@example(text="xab", stops=["abc", "b"], cuts=[2], api="v2")
 @given(
     text=st.text(alphabet="ab c\n", max_size=40),
     stops=st.lists(st.text(alphabet="ab c", min_size=1, max_size=4), max_size=3),

@@ -407,10 +407,24 @@ def test_required_tool_choice() -> None:
     one = call(tools=[WEATHER], tool_choice="required")
     assert one.body["tool_config"] == {"mode": "forced", "function_name": "get_weather"}
     several = call(tools=[WEATHER, TIME], tool_choice="required")
-    assert several.body["tool_config"] == {"mode": "auto"}
-    assert any("required" in note for note in several.notes)
+    assert several.api == "v2"
+    assert several.body["tool_config"] == {"mode": "any"}
+    assert not any("required" in note for note in several.notes)
+    single = call(tools=[WEATHER, TIME], tool_choice="required", parallel_tool_calls=False)
+    assert (single.api, single.body["tool_config"]) == ("v2", {"mode": "any"})
+    assert single.body["model_options"]["parallel_tool_calls"] is False
+    strict = chat_request(
+        body(tools=[WEATHER, TIME], tool_choice="required"), TranslateOptions(strict_tool_choice=True)
+    ).finish()
+    assert strict.body["tool_config"] == {"mode": "any"}
+    # v1 (forced by the operator) has no mode any: auto and a note, or a 400 under strict_tool_choice
+    v1 = chat_request(body(tools=[WEATHER, TIME], tool_choice="required"), TranslateOptions(api="v1")).finish()
+    assert (v1.api, v1.body["function_call"]) == ("v1", "auto")
+    assert any("required" in note for note in v1.notes)
     with pytest.raises(UnsupportedParameterError) as err:
-        chat_request(body(tools=[WEATHER, TIME], tool_choice="required"), TranslateOptions(strict_tool_choice=True))
+        chat_request(
+            body(tools=[WEATHER, TIME], tool_choice="required"), TranslateOptions(api="v1", strict_tool_choice=True)
+        ).finish()
     assert err.value.field == "tool_choice"
     with pytest.raises(InvalidArgumentError):
         call(tool_choice="required")

@@ -20,7 +20,7 @@ including the fate of every request parameter of each API.
 """
 
 from ._answer import StreamPayloadError, finish_reason_from_openai
-from ._common import IdFactory, TranslateContext, UnsupportedParameterError, derived_id
+from ._common import IdFactory, TranslateContext, UnsupportedParameterError, derived_id, request_json
 from ._options import DEFAULT_OPTIONS, TranslateOptions
 from ._request import GigaChatCall, Plan, choose_api
 from ._uploads import PendingUpload, check_media
@@ -84,6 +84,7 @@ __all__ = [
     "named_frame",
     "openai_error",
     "openai_error_from_exception",
+    "request_json",
     "responses_request",
     "responses_response",
 ]

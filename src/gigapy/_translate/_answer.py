@@ -5,9 +5,10 @@ one by one and emits neutral events, accumulating the same :class:`Completion` t
 body would give. Front ends (Chat Completions, Responses, Messages) render either.
 
 Stop sequences are GigaChat-less: the text is cut at the earliest stop sequence (the stop
-sequence itself is not shown, as OpenAI and Anthropic do). While streaming, the last
-``len(longest stop) - 1`` characters are held back until it is known that they do not
-begin a stop sequence. The model may generate past the cut; those tokens are still billed.
+sequence itself is not shown, as OpenAI and Anthropic do). While streaming, characters that
+may still begin a winning stop sequence are held back until that is decided, so the streamed
+text equals the whole text cut, however it is chunked. The model may generate past the cut;
+those tokens are still billed.
 
 A v1 answer has no tool call ids; they are derived from the answer's seed (the request id)
 and the call's position, so the stream and the whole-body translation agree.
@@ -289,14 +290,43 @@ class StreamPayloadError(Exception):
         self.body = body
 
 
-class _Held:
-    """Per-choice stop-sequence filter: holds back text that may begin a stop sequence."""
+def _pending(buffer: str, stops: tuple[str, ...], before: int, winner: int) -> int | None:
+    """The earliest position where a stop sequence may still begin, once more text comes, and win
+    over the match at ``before`` (found for ``stops[winner]``; -1 and len(buffer) when none was found).
 
-    __slots__ = ("buffer", "hold", "stopped", "stops")
+    A later match wins only by starting earlier, or at the same place and earlier in ``stops``
+    (the tie rule of :func:`cut`).
+    """
+    for q in range(max(0, len(buffer) - max(map(len, stops)) + 1), min(before, len(buffer) - 1) + 1):
+        tail = buffer[q:]
+        for j, stop in enumerate(stops):
+            if len(tail) < len(stop) and stop.startswith(tail) and (q < before or j < winner):
+                return q
+    return None
+
+
+def _first(text: str, stops: tuple[str, ...]) -> tuple[int, int]:
+    """(position, index in ``stops``) of the earliest stop sequence in ``text``; (len(text), -1) if none."""
+    best = (len(text), -1)
+    for j, stop in enumerate(stops):
+        at = text.find(stop)
+        if 0 <= at < best[0]:
+            best = (at, j)
+    return best
+
+
+class _Held:
+    """Per-choice stop-sequence filter: holds back text that may still begin a stop sequence.
+
+    The streamed text equals the whole text cut by :func:`cut`, however it is chunked: a
+    match is committed only when no stop sequence that would win over it (one starting
+    earlier, e.g. ``" aa"`` over ``"a"`` in ``" aa"``) can still complete.
+    """
+
+    __slots__ = ("buffer", "stopped", "stops")
 
     def __init__(self, stops: tuple[str, ...]) -> None:
         self.stops = stops
-        self.hold = max((len(s) for s in stops), default=1) - 1
         self.buffer = ""
         self.stopped: str | None = None
 
@@ -306,20 +336,28 @@ class _Held:
         if not self.stops:
             return text
         self.buffer += text
-        kept, stop = cut(self.buffer, self.stops)
-        if stop is not None:
-            self.stopped = stop
-            self.buffer = ""
-            return kept
-        if self.hold == 0:
-            out, self.buffer = self.buffer, ""
+        at, j = _first(self.buffer, self.stops)
+        wait = _pending(self.buffer, self.stops, at, j if j >= 0 else len(self.stops))
+        if wait is not None:
+            out, self.buffer = self.buffer[:wait], self.buffer[wait:]
             return out
-        out, self.buffer = self.buffer[: -self.hold], self.buffer[-self.hold :]
+        if j >= 0:
+            self.stopped = self.stops[j]
+            out, self.buffer = self.buffer[:at], ""
+            return out
+        out, self.buffer = self.buffer, ""
         return out
 
     def flush(self) -> str:
-        out, self.buffer = self.buffer, ""
-        return "" if self.stopped is not None else out
+        """The stream ended: what is held is cut as the whole text would be."""
+        if self.stopped is not None:
+            self.buffer = ""
+            return ""
+        out, stop = cut(self.buffer, self.stops)
+        self.buffer = ""
+        if stop is not None:
+            self.stopped = stop
+        return out
 
 
 class StreamDecoder:

@@ -67,8 +67,17 @@ def fail(name: str, why: str) -> InvalidArgumentError:
     return InvalidArgumentError(name, why)
 
 
+class JSONBody(dict[str, Any]):
+    """A request body read by :func:`request_json`: strict JSON, so it holds no NaN or Infinity
+    (the translations skip that walk for it)."""
+
+    __slots__ = ()
+
+
 def finite(value: Any, where: str) -> None:
     """Refuse NaN and Infinity anywhere in a request (Python's json reads them; JSON has no such numbers)."""
+    if type(value) is JSONBody:
+        return
     stack = [(value, where)]
     while stack:
         node, at = stack.pop()
@@ -82,6 +91,8 @@ def finite(value: Any, where: str) -> None:
 
 def mapping(value: Any, where: str) -> Mapping[str, Any]:
     """``value`` if it is a JSON object, else an error naming ``where``."""
+    if type(value) is dict or type(value) is JSONBody:  # the common case, without the ABC check
+        return value
     if not isinstance(value, Mapping):
         raise fail(where, f"expected an object, got {_kind(value)}")
     return value
@@ -89,6 +100,8 @@ def mapping(value: Any, where: str) -> Mapping[str, Any]:
 
 def items(value: Any, where: str) -> Sequence[Any]:
     """``value`` if it is a JSON array, else an error naming ``where``."""
+    if type(value) is list:
+        return value
     if isinstance(value, (str, bytes, bytearray, Mapping)) or not isinstance(value, Sequence):
         raise fail(where, f"expected an array, got {_kind(value)}")
     return value
@@ -141,9 +154,32 @@ def _no_constants(name: str) -> Any:
     raise ValueError(f"{name} is not JSON")
 
 
+_STRICT = json.JSONDecoder(parse_constant=_no_constants)
+
+
 def loads(text: str) -> Any:
     """Strict JSON: ``NaN`` and ``Infinity`` (which Python's json accepts) are not JSON."""
-    return json.loads(text, parse_constant=_no_constants)
+    return _STRICT.decode(text)
+
+
+def request_json(raw: bytes | str) -> JSONBody:
+    """An HTTP request body as a JSON object, strictly: invalid UTF-8, bad JSON, ``NaN``/``Infinity``
+    and a non-object top level are refused (InvalidArgumentError naming ``body``, an OpenAI 400)."""
+    try:
+        text = raw.decode("utf-8") if isinstance(raw, (bytes, bytearray)) else raw
+    except UnicodeDecodeError:
+        raise fail("body", "is not UTF-8 text") from None
+    if not text.strip():
+        raise fail("body", "is empty; expected a JSON object")
+    try:
+        value = loads(text)
+    except RecursionError:
+        raise fail("body", "is nested too deeply") from None
+    except ValueError as exc:
+        raise fail("body", f"is not valid JSON ({exc})") from None
+    if not isinstance(value, dict):
+        raise fail("body", f"expected a JSON object, got {_kind(value)}")
+    return JSONBody(value)
 
 
 def json_text(value: Any) -> str:

@@ -14,8 +14,9 @@ class TranslateOptions:
     - ``models``: model aliases, e.g. ``{"gpt-4o": "GigaChat-2-Max"}`` for tools that
       hard-code OpenAI model names; other names go to GigaChat as given.
     - ``api``: force GigaChat ``"v1"`` or ``"v2"`` (default: chosen per request).
-    - ``strict_tool_choice``: refuse ``tool_choice: required`` with several tools, instead
-      of the documented mapping to ``auto`` (GigaChat has no "call one of these" mode).
+    - ``strict_tool_choice``: refuse ``tool_choice: required`` with several tools when the
+      request must go to GigaChat v1 (``n > 1`` or ``api="v1"``), instead of the documented
+      mapping to ``auto`` there (only v2 has mode ``any``, "call one of these").
     - ``embeddings_model``: the GigaChat embedder used when a request names none it knows.
     """
 

@@ -6,6 +6,8 @@ Which GigaChat API a request goes to (:func:`choose_api`):
 - **v2** (``/v2/chat/completions``) when the request gives tools (functions or the
   built-in web search): v2 returns an id with every function call and can return several
   calls in one answer (parallel tool calls), so OpenAI's ``tool_calls`` map one to one;
+  always when ``tool_choice`` is ``required`` with several functions (v2's mode ``any``,
+  which v1 lacks; with ``parallel_tool_calls`` false it stays on v2 with that option);
 - **v1** (``/chat/completions``) otherwise, and always when ``n > 1`` (only v1 has ``n``),
   when ``parallel_tool_calls`` is false or for OpenAI's legacy ``functions`` (v1 returns at
   most one call per answer, which is what they ask for);
@@ -86,7 +88,7 @@ class Request:
     messages: list[Msg] = field(default_factory=list)
     functions: list[Function] = field(default_factory=list)
     builtins: list[str] = field(default_factory=list)
-    tool_mode: Literal["auto", "none", "forced"] | None = None
+    tool_mode: Literal["auto", "none", "forced", "any"] | None = None
     forced: str | None = None
     temperature: float | None = None
     top_p: float | None = None
@@ -105,6 +107,8 @@ class Request:
     notes: Notes = field(default_factory=Notes)
     api: Api | None = None
     echo: dict[str, Any] = field(default_factory=dict)  # request fields a front end echoes on its answer
+    strict_any: bool = False  # refuse (rather than send as auto) a mode-any request that must go to v1
+    any_at: str = "tool_choice"
 
 
 @dataclass(frozen=True)
@@ -203,6 +207,8 @@ def choose_api(req: Request) -> tuple[Api, str]:
         return "v1", "n > 1 (only v1 has n)"
     if req.builtins:
         return "v2", "built-in tools (v2 only)"
+    if req.tool_mode == "any":
+        return "v2", "tool_choice required: mode any (v2 only)"
     if req.functions and (req.parallel_tool_calls is False or req.legacy_functions):
         return "v1", "tools with parallel_tool_calls=false or the legacy functions (v1 returns at most one call)"
     if req.functions:
@@ -213,6 +219,17 @@ def choose_api(req: Request) -> tuple[Api, str]:
 def encode(req: Request, file_ids: Mapping[str, str] | None = None) -> GigaChatCall:
     """The GigaChat call for a neutral request; ``file_ids`` maps upload keys to uploaded file ids."""
     api, why = choose_api(req)
+    if api == "v1" and req.tool_mode == "any":
+        if req.strict_any:
+            raise bad_value(
+                req.any_at,
+                "calling one of several tools needs GigaChat v2 (mode any), "
+                f"but this request goes to v1 ({why}); name one tool, or use 'auto'",
+            )
+        req.tool_mode = "auto"
+        req.notes.add(
+            f"tool_choice 'required' with several tools was sent to v1 as 'auto' ({why}; mode any is v2 only)"
+        )
     _check_pairs(req.messages)
     for msg in req.messages:
         if msg.role == "user" and not msg.text and not msg.files:
@@ -259,6 +276,10 @@ def encode(req: Request, file_ids: Mapping[str, str] | None = None) -> GigaChatC
         if req.tool_mode == "forced":
             key = "tool_name" if req.forced in req.builtins else "function_name"
             body["tool_config"] = {"mode": "forced", key: req.forced}
+        elif req.tool_mode == "any":
+            body["tool_config"] = {"mode": "any"}
+            if req.parallel_tool_calls is False:
+                body.setdefault("model_options", {})["parallel_tool_calls"] = False
         elif req.tool_mode is not None and tools:
             body["tool_config"] = {"mode": req.tool_mode}
         if "profanity_check" in req.extra:
@@ -434,7 +455,9 @@ def tool_choice(req: Request, mode: str, name: str | None, where: str, strict: b
     if len(names) == 1:
         req.tool_mode, req.forced = "forced", names[0]
         return
-    if strict:
-        raise bad_value(where, "GigaChat cannot be made to call one of several tools; name one tool, or use 'auto'")
-    req.tool_mode = "auto"
-    req.notes.add("tool_choice 'required' with several tools was sent as 'auto' (GigaChat has no such mode)")
+    if not req.functions:
+        raise bad_value(
+            where, "'required' with several built-in tools: GigaChat's mode any calls functions only; name one tool"
+        )
+    # GigaChat v2's mode any: the model must call one of the functions (built-ins stay optional)
+    req.tool_mode, req.strict_any, req.any_at = "any", strict, where

@@ -74,7 +74,8 @@ PARAMETERS: dict[str, tuple[str, str]] = {
     "tool_choice": (
         "mapped",
         "auto, none, a named function -> forced; required -> forced with one tool, "
-        "auto with several (refused under strict_tool_choice)",
+        "v2 mode any with several (auto when v1 is forced or n > 1; refused then under "
+        "strict_tool_choice)",
     ),
     "parallel_tool_calls": ("mapped", "true: v2 (several calls per answer); false: v1 (at most one)"),
     "functions": ("mapped", "legacy functions; the answer uses message.function_call"),

@@ -15,7 +15,7 @@ from typing import Annotated, Any
 import typer
 from typer.core import TyperGroup
 
-from . import _batch, _certs, _chat, _doctor, _ops, _profiles
+from . import _batch, _certs, _chat, _doctor, _ops, _profiles, _serve
 from ._common import (
     EXIT_CONNECTION,
     EXIT_ERROR,
@@ -212,6 +212,7 @@ _batch.register(app)
 _doctor.register(app)
 _certs.register(app)
 _profiles.register(app)
+_serve.register(app)
 
 
 @app.command("emulator", context_settings={"allow_extra_args": True, "ignore_unknown_options": True},

@@ -66,6 +66,8 @@ _NAMED = (
 )
 _PLACE_RE = re.compile(r"\b(?:in|at|from|to|near|live in|lives in|в|во|из|на|около)\s+([A-ZА-ЯЁ][\w-]{2,})")
 _PERSON_RE = re.compile(r"\b(?:named|called|name is|зовут|по имени|имя|имени)\s+([A-ZА-ЯЁ][\w-]{1,30})")
+#: A quoted name after "named" keeps any script and spaces: named '你好啊集团', зовут «Анна Петровна».
+_QUOTED_PERSON_RE = re.compile(r"\b(?:named|called|name is|зовут|по имени|имя|имени)\s+[\"'«“]([^\"'»”]{1,60})[\"'»”]")
 _PY_TYPES: dict[str, tuple[type, ...]] = {
     "string": (str,),
     "integer": (int,),
@@ -305,7 +307,7 @@ def _distinct(items: list[Any]) -> list[Any]:
 
 
 def _name(filler: SchemaFiller) -> str:
-    person = _PERSON_RE.search(filler.prompt)
+    person = _QUOTED_PERSON_RE.search(filler.prompt) or _PERSON_RE.search(filler.prompt)
     if person:
         return person.group(1)
     proper = _proper_nouns(filler.prompt)
