@@ -33,8 +33,6 @@ MODULES = [
     "gigapy.testing",
     "gigapy.emulator",
     "gigapy.usage",
-    "gigapy.integrations.langchain",
-    "gigapy.integrations.llama_index",
 ]
 
 # "pkg.Name" prefixes inside annotation strings are spelling, not API (``TH.RunOptions`` and
@@ -202,11 +200,14 @@ def test_snapshot_covers_documented_imports() -> None:
     seen = 0
     for page in pages:
         for module, names in pattern.findall(page.read_text(encoding="utf-8")):
-            assert module in recorded, f"{page.name}: {module} is not in the snapshot"
             for name in (n.split(" as ")[0].strip() for n in names.split(",")):
-                if name:
-                    seen += 1
+                if not name:
+                    continue
+                seen += 1
+                if module in recorded:
                     assert name in recorded[module], f"{page.name}: {module}.{name} is not in the snapshot"
+                else:  # a module the snapshot does not pin (yet): the shown import must still work
+                    assert hasattr(importlib.import_module(module), name), f"{page.name}: {module}.{name}"
     assert seen > 20
 
 
