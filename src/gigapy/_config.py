@@ -15,7 +15,7 @@ import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
-from typing import Any, Literal
+from typing import Any, Literal, NoReturn
 
 from pydantic import SecretStr
 
@@ -232,12 +232,47 @@ _ENV_FIELDS = (
 _SECRET_FIELDS = frozenset({"credentials", "password", "access_token", "key_file_password"})
 
 
+_KNOWN_ARGS = frozenset({*_ENV_FIELDS, "default_headers"})
+#: Per-call parameters people pass to the constructor by mistake.
+_CALL_PARAMETERS = (
+    "temperature",
+    "top_p",
+    "max_tokens",
+    "repetition_penalty",
+    "stream",
+    "messages",
+    "functions",
+    "function_call",
+    "update_interval",
+    "reasoning_effort",
+    "response_format",
+)
+
+
+def _unknown_setting(name: str) -> NoReturn:
+    """Raise the error for a client keyword argument that is not a setting, with a suggestion."""
+    close = difflib.get_close_matches(name, sorted(_KNOWN_ARGS), n=1, cutoff=0.75)
+    if close:
+        raise ConfigurationError(name, f"unknown setting; did you mean {close[0]!r}?")
+    call = difflib.get_close_matches(name, _CALL_PARAMETERS, n=1, cutoff=0.75)
+    if call:
+        raise ConfigurationError(
+            name,
+            f"not a client setting: {call[0]!r} is a request parameter; pass it to "
+            f"each call (completion(..., {call[0]}=...)), not to the client",
+        )
+    raise ConfigurationError(name, f"unknown setting; expected one of {', '.join(sorted(_KNOWN_ARGS))}")
+
+
 def load_settings(overrides: Mapping[str, Any], env: Mapping[str, str] | None = None) -> Settings:
     """Build Settings from keyword arguments (``None`` = not given), then env, then defaults.
 
     Raises ConfigurationError naming the argument (or variable) that is wrong.
     """
     env = os.environ if env is None else env
+    for name in overrides:
+        if name not in _KNOWN_ARGS:
+            _unknown_setting(name)
     values: dict[str, Any] = {}
     for name in _ENV_FIELDS:
         secret = name in _SECRET_FIELDS  # secrets are wrapped before any local of ours holds them
@@ -272,7 +307,7 @@ def derive(settings: Settings, overrides: Mapping[str, Any]) -> Settings:
         elif name in _ENV_FIELDS:
             changes[name] = _normalize(name, given, name)
         else:
-            raise ConfigurationError(name, "unknown option")
+            _unknown_setting(name)
     updated = replace(settings, **changes)
     _check_auth(updated)
     return updated
@@ -410,6 +445,8 @@ def check_scope(value: Any, label: str = "scope") -> str:
         hint = f"; scopes are upper case: {scope.upper()}"
     else:
         close = difflib.get_close_matches(scope.upper(), SCOPES, n=1, cutoff=0.6)
+        if not close and len(scope) >= 2:  # a short form: "pers", "corp", "b2b"
+            close = [s for s in SCOPES if s.rsplit("_", 1)[-1].startswith(scope.upper())][:1]
         if close:
             hint = f"; did you mean {close[0]}?"
     raise ConfigurationError(label, f"unknown scope {scope!r}, expected one of {', '.join(SCOPES)}{hint}")

@@ -24,7 +24,8 @@ pydantic exception escapes raw (the original is kept as ``__cause__``)::
     ├── ToolLoopError                              run_tools() reached its step limit
     ├── ImageGenerationError                       generate_image() got no image
     ├── CertificateMismatchError                   a downloaded CA is not the pinned one
-    └── BatchAborted                               the bulk runner stopped early (its summary kept)
+    ├── BatchAborted                               the bulk runner stopped early (its summary kept)
+    └── ClientClosedError (also a RuntimeError)    the client was used after close()
 
 Warnings (``warnings.warn``, never raised unless you ask for it with a warnings filter)::
 
@@ -55,6 +56,7 @@ __all__ = [
     "BatchWriteError",
     "CertificateMismatchError",
     "ClientCertificateError",
+    "ClientClosedError",
     "ConfigurationError",
     "GigaChatError",
     "GigapyWarning",
@@ -527,3 +529,14 @@ def may_have_reached_model(exc: BaseException) -> bool:
     if isinstance(exc, APIConnectionError):
         return exc.sent
     return False
+
+
+class ClientClosedError(GigaChatError, RuntimeError):
+    """The client was used after ``close()`` / ``aclose()`` (or after its ``with`` block)."""
+
+    def __init__(
+        self,
+        message: str = "the client is closed: it was used after close(), aclose() or its "
+        "`with` block; create a new GigaChat (or keep this one open)",
+    ) -> None:
+        super().__init__(message)

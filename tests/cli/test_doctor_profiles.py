@@ -132,9 +132,9 @@ def test_profiles_set_show_list_unset(cli: Invoke, config_dir: Path) -> None:
 
 
 def test_profile_set_refuses_a_bad_key_and_bad_credentials(cli: Invoke) -> None:
-    assert cli("profile", "set", "x", "colour", "red").exit_code == 1
+    assert cli("profile", "set", "x", "colour", "red").exit_code == 2
     bad = cli("profile", "set", "x", "credentials", JWT)
-    assert bad.exit_code == 1 and "access token" in bad.stderr and JWT not in bad.output
+    assert bad.exit_code == 2 and "access token" in bad.stderr and JWT not in bad.output
 
 
 def test_profile_selects_settings(cli: Invoke) -> None:

@@ -55,6 +55,8 @@ class RequestOptions(TypedDict, total=False):
 
 
 OPTION_KEYS = frozenset(RequestOptions.__annotations__)
+#: Keyword arguments of the client's methods, suggested for a typo that is no per-call option
+CALL_ARGUMENTS = ("model", "purpose", "filename", "content_type", "texts", "input", "messages", "timeout")
 
 
 def same_identity(a: Settings, b: Settings) -> bool:
@@ -146,7 +148,7 @@ class ClientCore:
         bad = options.keys() - OPTION_KEYS if options else None
         if bad:
             name = sorted(bad)[0]
-            typo = P.close_to(name, OPTION_KEYS)
+            typo = P.close_to(name, OPTION_KEYS) or P.close_to(name, CALL_ARGUMENTS)
             expected = f"did you mean {typo!r}?" if typo else f"expected one of {', '.join(sorted(OPTION_KEYS))}"
             raise InvalidArgumentError(name, f"unknown option; {expected}")
         headers = _wire.Headers(self._headers)

@@ -29,7 +29,7 @@ from .._core.flow import (
 )
 from .._ops.base import OpenStream, observe_async
 from .._ops.files import Seekable
-from ..errors import ConfigurationError
+from ..errors import ClientClosedError, ConfigurationError
 from .tls import client_ssl_context, tls_key
 
 
@@ -207,9 +207,12 @@ class AiohttpTransport:
         self._sessions: dict[asyncio.AbstractEventLoop, _LoopSession] = {}
         self._last: _LoopSession | None = None  # the fast path: one read of one attribute
         self._timeouts: dict[Timeout, aiohttp.ClientTimeout] = {}
+        self.closed = False  #: set by close(): no new session is made after it
 
     def _entry(self) -> _LoopSession:
         """The running loop's session (created on first use in that loop)."""
+        if self.closed:
+            raise ClientClosedError()
         loop = asyncio.get_running_loop()
         last = self._last
         if last is not None and last.loop is loop and not last.closing:
@@ -434,6 +437,7 @@ class AiohttpTransport:
         from that loop, once its requests in flight have ended."""
         if self._given is not None:
             return
+        self.closed = True
         with self._lock:
             entries = list(self._sessions.values())
             self._sessions.clear()
@@ -451,6 +455,7 @@ class AiohttpTransport:
         """Close from outside any event loop (fixture teardown): best effort, never raises."""
         if self._given is not None:
             return
+        self.closed = True
         with self._lock:
             entries = list(self._sessions.values())
             self._sessions.clear()

@@ -29,6 +29,7 @@ from .._core.flow import (
 )
 from .._ops.base import OpenStream, observe
 from .._ops.files import Seekable
+from ..errors import ClientClosedError
 from . import fastpath_httpx as HD
 from .tls import client_ssl_context, tls_key
 
@@ -218,6 +219,8 @@ class HttpxTransport:
         """Send one request; the body is read unless it is a stream or a download. The whole
         attempt is bounded by its deadline (the response within ``read`` seconds of the
         connection being ready, and the call's total deadline)."""
+        if self.client.is_closed:
+            raise ClientClosedError()
         limit = AttemptDeadline(req, time.monotonic)
         previous = HD.enter(limit)
         try:

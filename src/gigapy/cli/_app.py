@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import sys
 from collections.abc import Sequence
 from typing import Annotated, Any
 
 import typer
-from typer.core import TyperGroup
+from typer.core import TyperGroup, TyperOption
 
 from . import _batch, _certs, _chat, _doctor, _ops, _profiles, _serve
 from ._common import (
@@ -32,6 +33,47 @@ try:  # typer >= 0.20 vendors click
     from typer._click.exceptions import ClickException
 except ImportError:  # pragma: no cover - older typer with click installed
     from click.exceptions import ClickException  # type: ignore[import-not-found,no-redef,assignment,unused-ignore]
+
+def _flag_type(self: Any, ctx: Any) -> str | None:
+    """The type column of ``--help``: nothing for an on/off flag (not ``<bool>``)."""
+    if getattr(self, "is_flag", False) and not getattr(self, "count", False):
+        return None
+    return _display_type_rich(self, ctx)
+
+
+def _no_range(self: Any) -> None:
+    """No ``[1<=x<=1000]`` in the type column: it cuts option names at 80 columns (the help says the range)."""
+    return None
+
+
+def _help_table_class() -> type:
+    """typer's help tables, with the name and type columns never wrapped or cut: only the help
+    text column wraps, so ``--retry-non-idempotent`` stays whole at 80 columns."""
+    from rich.table import Table
+
+    class HelpTable(Table):
+        def add_row(self, *renderables: Any, **kwargs: Any) -> None:
+            if not self.columns:
+                for _ in renderables[:-1]:
+                    self.add_column(no_wrap=True)
+                self.add_column(ratio=1)
+            super().add_row(*renderables, **kwargs)
+
+    return HelpTable
+
+
+def _patch_help_tables() -> None:
+    """Install HelpTable in typer's help rendering (once; only when help is shown: the module is heavy)."""
+    import typer.rich_utils
+
+    if getattr(getattr(typer.rich_utils, "Table", None), "__name__", "") != "HelpTable":
+        setattr(typer.rich_utils, "Table", _help_table_class())  # noqa: B010 - the module reads its global
+
+
+_HELP_WORDS = frozenset({"-h", "--help"})
+_display_type_rich = TyperOption.display_type_rich
+TyperOption.display_type_rich = _flag_type  # type: ignore[method-assign]
+TyperOption._get_number_range_help_str = _no_range  # type: ignore[method-assign]
 
 _ADVICE_403 = (
     ("/balance", "the balance exists only for prepaid scopes (GIGACHAT_API_PERS, GIGACHAT_API_B2B); "
@@ -78,6 +120,8 @@ def describe(exc: BaseException) -> tuple[str, str | None, int]:
         if exc.status_code == 403:
             url = getattr(exc, "url", "") or ""
             fix = next((advice for path, advice in _ADVICE_403 if path in url), None)
+        elif exc.status_code == 404 and "model" in str(exc).lower():
+            fix = "`gigapy models` lists the models your account can use (names are case-sensitive: GigaChat-2-Max)"
         return str(exc), fix, EXIT_ERROR
     if isinstance(exc, errors.GigaChatError):
         from gigapy.batch import BatchWriteError
@@ -116,8 +160,24 @@ def report(exc: BaseException, debug: bool) -> int:
     return code
 
 
+def _drop_unwritable_stdout() -> None:
+    """After a failed write to stdout (a full disk, /dev/full), send what is still buffered to
+    /dev/null: else Python's own flush at exit fails again and prints a second error."""
+    try:
+        sys.stdout.flush()
+    except (OSError, ValueError):
+        with contextlib.suppress(OSError, ValueError):
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+
+
 class GigapyGroup(TyperGroup):
     """The root command: turns every exception into one error line and an exit code."""
+
+    def make_context(self, info_name: str | None, args: list[str], parent: Any = None, **extra: Any) -> Any:
+        """Parse the root's arguments (help tables are prepared first when help will be shown)."""
+        if not args or _HELP_WORDS.intersection(args):
+            _patch_help_tables()
+        return super().make_context(info_name, args, parent, **extra)
 
     def invoke(self, ctx: Any) -> Any:
         """Run the command; report failures without a traceback (unless --debug)."""
@@ -129,14 +189,14 @@ class GigapyGroup(TyperGroup):
             err_console().print("interrupted", highlight=False)
             raise typer.Exit(EXIT_INTERRUPTED) from None
         except BrokenPipeError:  # the reader went away (`gigapy ... | head`): stop quietly
-            import os
-
             with contextlib.suppress(OSError):
                 os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
             raise typer.Exit(EXIT_ERROR) from None
         except Exception as exc:
             state = ctx.obj if isinstance(ctx.obj, State) else State()
-            raise typer.Exit(report(exc, state.debug)) from None
+            code = report(exc, state.debug)
+            _drop_unwritable_stdout()
+            raise typer.Exit(code) from None
 
 
 HELP = (
@@ -152,7 +212,7 @@ app = typer.Typer(
     cls=GigapyGroup,
     help=HELP,
     no_args_is_help=True,
-    add_completion=False,
+    add_completion=True,
     rich_markup_mode="rich",
     pretty_exceptions_enable=False,
     context_settings={"help_option_names": ["-h", "--help"]},
@@ -221,14 +281,119 @@ def emulator_cmd(ctx: typer.Context) -> None:
     """Run the offline GigaChat emulator; prints export GIGACHAT_... lines (--env: only those)."""
     from gigapy.emulator import main
 
+    if any(arg in ("-h", "--help") for arg in ctx.args):
+        _emulator_help().main(["--help"], prog_name="gigapy emulator", standalone_mode=False)
+        return
     try:
         main(list(ctx.args), prog="gigapy emulator")
     except SystemExit as exc:  # argparse printed the help, or the usage and the problem
         raise typer.Exit(EXIT_USAGE if exc.code else 0) from None
 
 
+EMULATOR_HELP = (
+    "Run the offline GigaChat emulator (loopback only) until Ctrl-C.\n\n"
+    "It prints ready-to-paste export GIGACHAT_... lines for the client, the CLI and the examples; "
+    "--env prints only those (eval \"$(gigapy emulator --env --port 0 &)\")."
+)
+
+
+def _emulator_help() -> Any:
+    """The emulator's options (its argparse parser) as a typer command, for a --help styled like the rest."""
+    import argparse
+    import inspect
+
+    from gigapy.emulator._cli import build_parser
+
+    parser = build_parser("gigapy emulator")
+    formatter = parser._get_formatter()
+    params = []
+    for action in parser._actions:
+        if isinstance(action, argparse._HelpAction) or not action.option_strings:
+            continue
+        text = formatter._expand_help(action) if action.help else ""
+        text = text[:1].upper() + text[1:] + ("" if text.endswith(".") else ".")
+        if action.nargs == 0:
+            option = typer.Option(*action.option_strings, help=text)
+            annotation: Any = Annotated[bool, option]
+            default: Any = False
+        else:
+            metavar = action.metavar or ("|".join(action.choices) if action.choices else action.dest.upper())
+            option = typer.Option(*action.option_strings, help=text, metavar=str(metavar), show_default=False)
+            annotation, default = Annotated[str | None, option], None
+        params.append(inspect.Parameter(action.dest, inspect.Parameter.KEYWORD_ONLY, default=default,
+                                        annotation=annotation))
+
+    def emulator(**kwargs: Any) -> None:  # pragma: no cover - only its help is shown
+        """Never run: argparse parses the real arguments."""
+
+    emulator.__signature__ = inspect.Signature(params)  # type: ignore[attr-defined]
+    emulator.__annotations__ = {p.name: p.annotation for p in params}
+    helper = typer.Typer(rich_markup_mode="rich", add_completion=False,
+                         context_settings={"help_option_names": ["-h", "--help"]})
+    helper.command(help=EMULATOR_HELP)(emulator)
+    return typer.main.get_command(helper)
+
+
+def _option_table(params: Sequence[Any]) -> dict[str, Any]:
+    return {name: p for p in params if getattr(p, "param_type_name", "") == "option"
+            for name in (*p.opts, *p.secondary_opts)}
+
+
+def _takes_value(param: Any, word: str) -> bool:
+    return not param.is_flag and not param.count and "=" not in word
+
+
+def hoist_global_options(args: Sequence[str]) -> list[str]:
+    """Move global options given after the command before it: ``gigapy chat --scope X "hi"`` works
+    like ``gigapy --scope X chat "hi"``. An option the command has itself (chat's ``--model``) stays
+    the command's; nothing after ``--`` moves; ``gigapy emulator`` keeps its arguments."""
+    args = list(args)
+    first = next((i for i, word in enumerate(args) if not word.startswith("-")), None)
+    if first is None or not any(word.startswith("-") for word in args[first + 1:]):
+        return args  # nothing after the command looks like an option (and --help stays fast)
+    root = typer.main.get_command(app)
+    shared = _option_table(root.params)
+    head: list[str] = []
+    i = 0
+    while i < len(args) and args[i].startswith("-") and args[i] != "--":
+        word = args[i]
+        head.append(word)
+        i += 1
+        param = shared.get(word.split("=", 1)[0])
+        if param is not None and _takes_value(param, word) and i < len(args):
+            head.append(args[i])
+            i += 1
+    command: Any = root
+    path: list[str] = []
+    while i < len(args) and getattr(command, "commands", None) is not None and args[i] in command.commands:
+        command = command.commands[args[i]]
+        path.append(args[i])
+        i += 1
+    if not path or path[0] == "emulator":
+        return args
+    own = _option_table(command.params)
+    moved: list[str] = []
+    rest: list[str] = []
+    while i < len(args):
+        word = args[i]
+        name = word.split("=", 1)[0] if word.startswith("--") else word
+        if word == "--":
+            rest.extend(args[i:])
+            break
+        target = rest if name in own or name not in shared or name in ("-h", "--help") else moved
+        param = own.get(name) or shared.get(name)
+        target.append(word)
+        i += 1
+        if param is not None and _takes_value(param, word) and i < len(args):
+            target.append(args[i])
+            i += 1
+    return [*head, *moved, *path, *rest]
+
+
 def run(args: Sequence[str]) -> None:
     """Run the app with ``args`` (the console script's entry)."""
+    if "_GIGAPY_COMPLETE" not in os.environ:  # shell completion parses the words itself
+        args = hoist_global_options(args)
     app(args=list(args), prog_name="gigapy")
 
 

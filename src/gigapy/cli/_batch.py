@@ -134,15 +134,15 @@ def _summary_text(s: BatchSummary, via_api: bool) -> str:
 def batch(
     ctx: typer.Context,
     input_path: Annotated[Path, typer.Argument(metavar="INPUT.jsonl", help="Requests, one JSON object per line.")],
-    output: Annotated[Path, typer.Option("--output", "-o", metavar="OUTPUT.jsonl",
+    output: Annotated[Path, typer.Option("--output", "-o", metavar="FILE",
                                          help="Answers are appended here.")],
     kind: Annotated[str, typer.Option(help="chat, embeddings, or auto (from the first request).")] = "auto",
-    concurrency: Annotated[int, typer.Option("--concurrency", "-c", min=1, max=1000,
-                                             help="Most requests in flight (adapts below it on 429).")] = 8,
-    retries: Annotated[int, typer.Option(min=0, max=100,
-                                         help="Extra attempts per request after the client's own retries.")] = 3,
-    errors: Annotated[Path | None, typer.Option("--errors", metavar="ERRORS.jsonl",
-                                                help="Errors file (default: OUTPUT.errors.jsonl).",
+    concurrency: Annotated[int, typer.Option("--concurrency", "-c", min=1, max=1000, metavar="N",
+                                             help="Most requests in flight, 1-1000 (adapts below it on 429).")] = 8,
+    retries: Annotated[int, typer.Option(min=0, max=100, metavar="N",
+                                         help="Extra attempts per request after the client's own retries, 0-100.")] = 3,
+    errors: Annotated[Path | None, typer.Option("--errors", metavar="FILE",
+                                                help="Errors file (default: OUTPUT with .errors.jsonl for .jsonl).",
                                                 show_default=False)] = None,
     retry_failed: Annotated[bool, typer.Option("--retry-failed",
                                                help="Run the ids in the errors file again.")] = False,
@@ -151,12 +151,14 @@ def batch(
         help="Send a request again after a 502, 504, timeout or lost connection (it may run twice).")] = False,
     via_batches_api: Annotated[bool, typer.Option(
         "--via-batches-api", help="Submit through the service's /batches API, poll, write the same OUTPUT.")] = False,
-    batch_size: Annotated[int, typer.Option(min=1, help="Lines per service batch (--via-batches-api).")] = 10_000,
-    poll_interval: Annotated[float, typer.Option(min=0.05, help="Seconds between polls (--via-batches-api).")] = 5.0,
+    batch_size: Annotated[int, typer.Option(
+        min=1, metavar="N", help="Lines per service batch (with the /batches API).")] = 10_000,
+    poll_interval: Annotated[float, typer.Option(
+        min=0.05, metavar="SECONDS", help="Seconds between polls (with the /batches API).")] = 5.0,
     progress: Annotated[bool | None, typer.Option(
         "--progress/--no-progress", help="Show progress on stderr (default: on).", show_default=False)] = None,
     progress_interval: Annotated[float, typer.Option(
-        min=0.05, help="Seconds between plain progress lines when stderr is not a terminal.")] = 5.0,
+        min=0.05, metavar="SECONDS", help="Seconds between plain progress lines when stderr is not a terminal.")] = 5.0,
     json_out: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
     budget: Annotated[float | None, typer.Option(
         "--budget", metavar="RUB", min=0,

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from ._common import EXIT_ERROR, EXIT_USAGE, fail, out_console, print_json
+from ._common import EXIT_CONNECTION, EXIT_ERROR, EXIT_USAGE, fail, out_console, print_json
 
 app = typer.Typer(help="The Russian Trusted Root CA (signs every GigaChat host): install, status, path.",
                   no_args_is_help=True)
@@ -33,6 +33,7 @@ def install_cmd(
 ) -> None:
     """Download the CA from its official address, check its pinned SHA-256, store it for gigapy."""
     from gigapy._transports import certs as _certs
+    from gigapy.errors import APIConnectionError
 
     current = _certs.status(sha256)
     if current.installed and current.matches_pin and not force and from_file is None:
@@ -53,6 +54,11 @@ def install_cmd(
     except _certs.CertificateMismatchError as exc:
         fail(str(exc), f"download it from {_certs.OFFICIAL_URL} on a network without TLS interception, "
                        "then: gigapy certs install --from-file FILE")
+    except APIConnectionError as exc:  # no network, a proxy, a firewall: bring the file by other means
+        fail(f"cannot download the certificate: {exc}",
+             f"download {_certs.OFFICIAL_URL} on a machine with access (or take it from your IT department), "
+             "then: gigapy certs install --from-file FILE (the file is still checked against the pinned SHA-256)",
+             EXIT_CONNECTION)
     if json_out:
         print_json({**result.to_dict(), "action": "installed", "source": source, "download_verified": verified})
         return

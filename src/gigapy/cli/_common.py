@@ -7,8 +7,10 @@ aiohttp, pydantic or the emulator.
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
+import select
 import sys
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, NoReturn
@@ -27,6 +29,7 @@ EXIT_USAGE = 2  #: bad arguments or settings
 EXIT_CONNECTION = 3  #: no connection, timeout, TLS verification failure
 EXIT_IO = 4  #: a file could not be written (disk full, file too large, I/O error, no permission)
 EXIT_INTERRUPTED = 130  #: Ctrl-C
+
 
 
 class CliError(Exception):
@@ -73,11 +76,8 @@ def print_json(data: Any) -> None:
 def write_stdout(text: str) -> None:
     """Write ``text`` to stdout whole: bytes straight to the descriptor, a short write continued (the
     text layer over an unbuffered stdout, ``python -u`` or PYTHONUNBUFFERED, drops the rest without a
-    word). A write the disk refuses is a CliError with the disk-error exit code."""
-    import errno
-
-    from gigapy._bulk_files import write_all
-
+    word), also on a non-blocking stdout whose pipe is full (the write waits for the reader). A write
+    the disk refuses is a CliError with the disk-error exit code."""
     try:
         try:
             fd = sys.stdout.fileno()
@@ -86,7 +86,7 @@ def write_stdout(text: str) -> None:
             sys.stdout.flush()
             return
         sys.stdout.flush()
-        write_all(fd, text.encode(sys.stdout.encoding or "utf-8", sys.stdout.errors or "strict"))
+        _write_all(fd, text.encode(sys.stdout.encoding or "utf-8", sys.stdout.errors or "strict"))
     except BrokenPipeError:
         raise  # the reader went away: the command stops quietly
     except OSError as exc:
@@ -95,6 +95,20 @@ def write_stdout(text: str) -> None:
         code = errno.errorcode.get(exc.errno or 0, "")
         raise CliError(f"cannot write to stdout: {exc.strerror or exc}{f' ({code})' if code else ''}",
                        "free space (or raise the file-size limit) and run the command again", EXIT_IO) from None
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    """Every byte of ``data`` to ``fd``: a short write is continued, a full non-blocking pipe waited on."""
+    view = memoryview(data)
+    while view:
+        try:
+            written = os.write(fd, view)
+        except BlockingIOError:  # O_NONBLOCK and the pipe is full: wait until the reader drains it
+            select.select([], [fd], [], 5.0)
+            continue
+        if written <= 0:  # pragma: no cover - a regular file reports an error instead
+            raise OSError(errno.EIO, "the write made no progress")
+        view = view[written:]
 
 
 def _json_default(value: Any) -> Any:

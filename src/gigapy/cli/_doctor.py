@@ -241,8 +241,9 @@ class Doctor:
         try:
             sock = socket.create_connection((host, port), timeout=self.timeout)
         except OSError as exc:
-            self.add(f"TCP {label}", FAIL, f"{where}: {exc}", "check firewalls, proxies (HTTPS_PROXY) and that "
-                     "the service is up; port 9443 (auth) is blocked on some networks")
+            self.add(f"TCP {label}", FAIL, f"{where}: {exc}", f"check that port {port} of {host} is reachable "
+                     f"(firewalls, proxies: HTTPS_PROXY) and that the service is up"
+                     + ("; port 9443 is blocked on some networks" if port == 9443 else ""))
             return False
         with sock:
             self.add(f"TCP {label}", OK, f"{where} connected in {1000 * (time.monotonic() - start):.0f} ms")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import sys
 import time
 import uuid
@@ -12,7 +13,18 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from ._common import EXIT_ERROR, EXIT_USAGE, fail, get_state, is_tty, out_console, print_json, read_text_arg, to_data
+from ._common import (
+    EXIT_ERROR,
+    EXIT_IO,
+    EXIT_USAGE,
+    fail,
+    get_state,
+    is_tty,
+    out_console,
+    print_json,
+    read_text_arg,
+    to_data,
+)
 
 if TYPE_CHECKING:
     from rich.table import Table
@@ -154,6 +166,9 @@ def files_upload(ctx: typer.Context, path: Annotated[Path, typer.Argument(help="
                  purpose: Annotated[str, typer.Option(help="general or assistant.")] = "general",
                  json_out: JsonOpt = False) -> None:
     """Upload a file (checked against the service's type and size limits first)."""
+    if path.is_dir():
+        fail(f"{path} is a directory: files upload takes one file",
+             f"upload its files one by one: for f in {path}/*; do gigapy files upload \"$f\"; done", EXIT_USAGE)
     if not path.is_file():
         fail(f"file not found: {path}", exit_code=EXIT_USAGE)
     result = get_state(ctx).client().upload_file(str(path), purpose=purpose)
@@ -192,21 +207,56 @@ def files_download(ctx: typer.Context, file_id: Annotated[str, typer.Argument(he
                    output: Annotated[Path | None, typer.Option(
                        "--output", "-o", help="Where to save it (default: the file's name, or its id).",
                        show_default=False)] = None,
+                   force: Annotated[bool, typer.Option("--force", "-f", help="Replace an existing file.")] = False,
                    client_id: Annotated[str | None, typer.Option(
                        help="X-Client-ID the file was generated with (images).", show_default=False)] = None,
                    json_out: JsonOpt = False) -> None:
-    """Download a file's content."""
+    """Download a file's content (an existing file is kept unless --force)."""
     client = get_state(ctx).client()
     options: dict[str, Any] = {"client_id": client_id} if client_id else {}
     if output is None:
         info = client.get_file_info(file_id, **options)
-        output = Path(Path(info.filename).name if info.filename else file_id)
-    target = client.download_file(file_id, output, **options)
+        output = Path(safe_filename(info.filename or "", fallback=file_id))
+    if output.is_dir():
+        output = output / safe_filename(client.get_file_info(file_id, **options).filename or "", fallback=file_id)
+    if output.exists() and not force:
+        fail(f"{output} exists; not overwritten", "pass --force to replace it, or -o to save elsewhere", EXIT_USAGE)
+    target = _download(client, file_id, output, options)
     size = target.stat().st_size
     if json_out:
         print_json({"id": file_id, "path": str(target), "bytes": size})
         return
     _print(f"saved {size} bytes to {target}")
+
+
+def _download(client: Any, file_id: str, target: Path, options: dict[str, Any]) -> Path:
+    """Download to ``target``; a write that fails (a full disk) exits with the disk-error code."""
+    try:
+        return Path(client.download_file(file_id, target, **options))
+    except OSError as exc:
+        import errno
+
+        code = errno.errorcode.get(exc.errno or 0, "")
+        fail(f"cannot write {target}: {exc.strerror or exc}{f' ({code})' if code else ''}",
+             "free space (or raise the file-size limit, or save elsewhere with -o) and run the command again",
+             EXIT_IO)
+
+
+_UNSAFE = re.compile(r'[\x00-\x1f\x7f<>:"/\\|?*]')
+
+
+def safe_filename(name: str, fallback: str = "download") -> str:
+    """A server-given file name made safe to save in the current directory: no directories
+    (``../``, ``/etc/``, ``C:\\``), no control or reserved characters, no leading dots, at most
+    200 characters; ``fallback`` (sanitised too) when nothing is left."""
+    base = name.replace("\\", "/").rsplit("/", 1)[-1]
+    base = _UNSAFE.sub("_", base).strip().lstrip(".").strip()
+    if len(base) > 200:
+        stem, dot, ext = base.rpartition(".")
+        base = (stem[: 200 - len(ext) - 1] + dot + ext) if dot and len(ext) <= 16 else base[:200]
+    if not base or set(base) <= {"_", " "}:
+        return safe_filename(fallback, "download") if fallback != name else "download"
+    return base
 
 
 @files_app.command("delete")
@@ -242,7 +292,7 @@ def image(ctx: typer.Context,
     saved = []
     for i, file_id in enumerate(ids):
         target = output if i == 0 else output.with_name(f"{output.stem}-{i + 1}{output.suffix}")
-        client.download_file(file_id, target, client_id=client_id)
+        _download(client, file_id, target, {"client_id": client_id})
         saved.append({"id": file_id, "path": str(target), "bytes": target.stat().st_size})
     if json_out:
         print_json({"images": saved, "completion": completion.to_dict()})

@@ -188,7 +188,25 @@ def show_cmd(name: Annotated[str, typer.Argument(help="Profile name.")] = "defau
     out_console().print(table)
 
 
-@app.command("set")
+def _validated(key: str, value: str) -> str:
+    """``value`` checked as the client checks the setting (type, range, URL, scope); the text to store."""
+    from gigapy._config import _normalize
+    from gigapy.errors import ConfigurationError
+
+    try:
+        converted = _convert(key, value)
+    except CliError as exc:  # not a number / not true-false: name the key, not the file
+        raise CliError(exc.message.split(": ", 1)[-1], exit_code=EXIT_USAGE) from None
+    if key in SECRET_KEYS or key in _PATH_KEYS:  # checked above (credentials, files) or when used
+        return value
+    try:
+        normalized = _normalize(key, converted, key)
+    except ConfigurationError as exc:
+        raise CliError(str(exc), exit_code=EXIT_USAGE) from None
+    return str(normalized).lower() if isinstance(normalized, bool) else str(normalized)
+
+
+@app.command("set", context_settings={"ignore_unknown_options": True})
 def set_cmd(name: Annotated[str, typer.Argument(help="Profile name ('default' for the [default] section).")],
             key: Annotated[str, typer.Argument(help=f"Setting: {', '.join(KEYS)}.")],
             value: Annotated[str | None, typer.Argument(
@@ -196,7 +214,11 @@ def set_cmd(name: Annotated[str, typer.Argument(help="Profile name ('default' fo
     """Set one setting of a profile (creates the profile and the file, mode 0600)."""
     key = key.strip().lower().replace("-", "_")
     if key not in KEYS:
-        raise CliError(f"unknown key {key!r}", f"known keys: {', '.join(KEYS)}")
+        import difflib
+
+        close = difflib.get_close_matches(key, KEYS, n=1, cutoff=0.7)
+        hint = f"did you mean {close[0]!r}? " if close else ""
+        raise CliError(f"unknown key {key!r}", f"{hint}known keys: {', '.join(KEYS)}", EXIT_USAGE)
     if value is None:
         value = typer.prompt(key, hide_input=key in SECRET_KEYS)
     if key == "credentials":
@@ -206,13 +228,13 @@ def set_cmd(name: Annotated[str, typer.Argument(help="Profile name ('default' fo
         try:
             value = check_credentials(value, "credentials")
         except ConfigurationError as exc:
-            raise CliError(str(exc)) from None
+            raise CliError(str(exc), exit_code=EXIT_USAGE) from None
     if key in _PATH_KEYS:  # stored absolute, so the profile works from any directory
         file = Path(value).expanduser()
         if not file.is_file():
             raise CliError(f"{key}: file not found: {value}", f"give the path of the PEM file for {key}", EXIT_USAGE)
         value = str(file.resolve())
-    _convert(key, value)
+    value = _validated(key, value)
     path = config_path()
     parser = _read(path)
     section = _section(name)

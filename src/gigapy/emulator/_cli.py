@@ -107,7 +107,7 @@ def build_parser(prog: str = "python -m gigapy.emulator") -> argparse.ArgumentPa
         type=_fault_spec,
         default="",
         metavar="SPEC",
-        help='fault injection, e.g. "500:0.1,429:0.05,drop:0.02,latency_ms:50"',
+        help='fault injection, e.g. "500:0.1,429:0.05" (every kind and delay: docs/emulator.md)',
     )
     parser.add_argument("--seed", type=int, default=0, help="changes every generated answer")
     parser.add_argument("--tls-cert", metavar="FILE", help="serve HTTPS with this certificate (PEM)")

@@ -223,6 +223,21 @@ class Emulator:
         """Zero the counters, restart the slot peak and clear the request log."""
         self._in_loop(self._state.reset_stats)
 
+    def reset(self) -> None:
+        """Forget what the tests did, keep serving: files, batches, assistants, threads, spent
+        balance, prompt caches, counters, the request log and faults. Issued tokens stay valid."""
+
+        def fresh() -> None:
+            state, new = self._state, State(self.config)
+            keep = {"tokens", "oauth_rate", "cert_records", "connections", "faults", "limits"}
+            for name, value in vars(new).items():
+                if name not in keep:
+                    setattr(state, name, value)
+            state.faults.clear()
+            state.reset_stats()
+
+        self._in_loop(fresh)
+
     def expire_tokens(self) -> None:
         """Mark every issued token as expired now."""
         self._in_loop(self._state.tokens.expire_all)

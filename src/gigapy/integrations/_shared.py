@@ -23,9 +23,27 @@ if TYPE_CHECKING:
 
 #: The constructor settings a framework model may carry (the client's names).
 SETTING_NAMES = (
-    "credentials", "scope", "model", "base_url", "auth_url", "user", "password", "access_token", "timeout",
-    "max_retries", "verify_ssl_certs", "ca_bundle_file", "cert_file", "key_file", "key_file_password",
-    "profanity_check", "flags", "max_connections", "default_headers", "retry_non_idempotent", "session_id",
+    "credentials",
+    "scope",
+    "model",
+    "base_url",
+    "auth_url",
+    "user",
+    "password",
+    "access_token",
+    "timeout",
+    "max_retries",
+    "verify_ssl_certs",
+    "ca_bundle_file",
+    "cert_file",
+    "key_file",
+    "key_file_password",
+    "profanity_check",
+    "flags",
+    "max_connections",
+    "default_headers",
+    "retry_non_idempotent",
+    "session_id",
     "schema_dialect",
 )
 SECRET_NAMES = frozenset({"credentials", "password", "access_token", "key_file_password"})
@@ -120,11 +138,13 @@ def pair_for(client: Any, async_client: Any, settings: Mapping[str, Any]) -> Cli
     if client is None and async_client is None:
         return shared_pair(settings)
     if client is not None and not isinstance(client, GigaChat):
-        raise InvalidArgumentError("client", "expected a gigapy GigaChat or AsyncGigaChat, "
-                                             f"got {type(client).__name__}")
+        raise InvalidArgumentError(
+            "client", f"expected a gigapy GigaChat or AsyncGigaChat, got {type(client).__name__}"
+        )
     if async_client is not None and not isinstance(async_client, AsyncGigaChat):
-        raise InvalidArgumentError("async_client", "expected a gigapy AsyncGigaChat, "
-                                                   f"got {type(async_client).__name__}")
+        raise InvalidArgumentError(
+            "async_client", f"expected a gigapy AsyncGigaChat, got {type(async_client).__name__}"
+        )
     if client is not None and async_client is not None:
         return ClientPair(client, async_client, owns_sync=False)
     given: Any = client if client is not None else async_client
@@ -143,7 +163,7 @@ def pair_for(client: Any, async_client: Any, settings: Mapping[str, Any]) -> Cli
 #: langchain-gigachat's settings gigapy has no use for, and why.
 REFUSED = {
     "ssl_context": "gigapy builds its own TLS context: give ca_bundle_file= (or `gigapy certs install`), "
-                   "cert_file= and key_file=",
+    "cert_file= and key_file=",
     "retry_backoff_factor": "gigapy's backoff is fixed (exponential with jitter); set max_retries=",
     "retry_on_status_codes": "gigapy retries 429, 500, 502, 503 and 504 by its safety rule; set max_retries=",
     "function_ranker": "not a v2 field: pass model_kwargs={'ranker_options': {...}} (ChatGigaChat)",
@@ -183,8 +203,9 @@ class Connection(BaseModel):
     """The gigapy client settings a model accepts (each also from its ``GIGACHAT_*`` variable)."""
 
     # hide_input_in_errors: a validation error must not print the credentials it was given
-    model_config = ConfigDict(populate_by_name=True, arbitrary_types_allowed=True, protected_namespaces=(),
-                              hide_input_in_errors=True)
+    model_config = ConfigDict(
+        populate_by_name=True, arbitrary_types_allowed=True, protected_namespaces=(), hide_input_in_errors=True
+    )
 
     client: Any = Field(default=None, exclude=True)
     """A ``GigaChat`` (or ``AsyncGigaChat``) to use; its settings win over the fields below."""
@@ -214,8 +235,19 @@ class Connection(BaseModel):
 
     #: Fields read from their ``GIGACHAT_*`` variable at construction when not given.
     _ENV_FIELDS: ClassVar[tuple[str, ...]] = (
-        "credentials", "scope", "base_url", "auth_url", "user", "password", "access_token", "ca_bundle_file",
-        "cert_file", "key_file", "key_file_password", "session_id")
+        "credentials",
+        "scope",
+        "base_url",
+        "auth_url",
+        "user",
+        "password",
+        "access_token",
+        "ca_bundle_file",
+        "cert_file",
+        "key_file",
+        "key_file_password",
+        "session_id",
+    )
 
     @model_validator(mode="before")
     @classmethod

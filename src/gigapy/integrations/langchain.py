@@ -59,16 +59,31 @@ from ._shared import Connection as _Connection
 __all__ = ["BUILTIN_TOOLS", "ChatGigaChat", "GigaChatEmbeddings"]
 
 #: Server-side tools of the v2 contract, passed to ``bind_tools`` by name.
-BUILTIN_TOOLS = frozenset({"web_search", "image_generate", "url_content_extraction", "code_interpreter",
-                           "model_3d_generate"})
+BUILTIN_TOOLS = frozenset(
+    {"web_search", "image_generate", "url_content_extraction", "code_interpreter", "model_3d_generate"}
+)
 #: What ``temperature=0`` (LangChain's "deterministic") is sent as: the service refuses 0 and
 #: decodes greedily for any value in (0, 0.001].
 GREEDY_TEMPERATURE = 0.001
 _DATA_URL = re.compile(r"^data:(?P<mime>[\w.+-]+/[\w.+-]+)?(?:;[^,]*)?;base64,(?P<data>.*)$", re.S)
-_EXTENSIONS = {"image/png": "png", "image/jpeg": "jpg", "image/jpg": "jpg", "image/tiff": "tiff",
-               "image/bmp": "bmp", "image/gif": "gif", "image/webp": "webp", "application/pdf": "pdf",
-               "text/plain": "txt", "audio/wav": "wav", "audio/x-wav": "wav", "audio/mpeg": "mp3",
-               "audio/mp3": "mp3", "audio/ogg": "ogg", "audio/mp4": "m4a", "audio/webm": "weba"}
+_EXTENSIONS = {
+    "image/png": "png",
+    "image/jpeg": "jpg",
+    "image/jpg": "jpg",
+    "image/tiff": "tiff",
+    "image/bmp": "bmp",
+    "image/gif": "gif",
+    "image/webp": "webp",
+    "application/pdf": "pdf",
+    "text/plain": "txt",
+    "audio/wav": "wav",
+    "audio/x-wav": "wav",
+    "audio/mpeg": "mp3",
+    "audio/mp3": "mp3",
+    "audio/ogg": "ogg",
+    "audio/mp4": "m4a",
+    "audio/webm": "weba",
+}
 
 
 # --- LangChain messages -> v2 messages ---------------------------------------------------
@@ -124,8 +139,11 @@ def _block_file(block: Mapping[str, Any], field: str) -> str | _Blob | None:
 def _data_url(url: str, field: str) -> _Blob:
     match = _DATA_URL.match(url)
     if match is None:
-        raise InvalidArgumentError(field, "GigaChat takes files, not URLs: give base64 data (a data: URL) or "
-                                          "upload the file and pass its id (client.upload_file)")
+        raise InvalidArgumentError(
+            field,
+            "GigaChat takes files, not URLs: give base64 data (a data: URL) or "
+            "upload the file and pass its id (client.upload_file)",
+        )
     return _Blob(_decode(match["data"], field), match["mime"])
 
 
@@ -165,8 +183,11 @@ def _result(message: ToolMessage) -> Any:
     """A tool's output as the JSON object the service accepts."""
     content = message.content
     if isinstance(content, list):
-        content = "\n".join(b if isinstance(b, str) else str(b.get("text", "")) for b in content
-                            if isinstance(b, str) or b.get("type") == "text")
+        content = "\n".join(
+            b if isinstance(b, str) else str(b.get("text", ""))
+            for b in content
+            if isinstance(b, str) or b.get("type") == "text"
+        )
     value: Any
     try:
         value = json.loads(content)
@@ -187,8 +208,9 @@ def to_v2_messages(messages: Sequence[BaseMessage]) -> list[dict[str, Any]]:
     for i, message in enumerate(messages):
         where = f"messages[{i}]"
         if isinstance(message, SystemMessage) or (isinstance(message, ChatMessage) and message.role == "system"):
-            system.extend(p["text"] for p in _parts(message.content, f"{where}.content", keep_files=False)
-                          if p.get("text"))
+            system.extend(
+                p["text"] for p in _parts(message.content, f"{where}.content", keep_files=False) if p.get("text")
+            )
         elif isinstance(message, AIMessage):
             parts = _parts(message.content, f"{where}.content", keep_files=False)
             for call in message.tool_calls:
@@ -203,8 +225,10 @@ def to_v2_messages(messages: Sequence[BaseMessage]) -> list[dict[str, Any]]:
         elif isinstance(message, ToolMessage):
             name = message.name or names.get(message.tool_call_id)
             if not name:
-                raise InvalidArgumentError(f"{where}.name", "a tool message needs the name of its tool (or a "
-                                                            "tool_call_id of an earlier AI message's call)")
+                raise InvalidArgumentError(
+                    f"{where}.name",
+                    "a tool message needs the name of its tool (or a tool_call_id of an earlier AI message's call)",
+                )
             result = {"name": name, "result": _result(message), "id": message.tool_call_id}
             out.append({"role": "function", "content": [{"function_result": result}]})
         elif isinstance(message, HumanMessage) or (isinstance(message, ChatMessage) and message.role == "user"):
@@ -239,8 +263,11 @@ def _upload_args(blob: _Blob) -> dict[str, Any]:
 def _usage(usage: UsageV2 | None) -> UsageMetadata | None:
     if usage is None:
         return None
-    out: dict[str, Any] = {"input_tokens": usage.input_tokens, "output_tokens": usage.output_tokens,
-                           "total_tokens": usage.total_tokens}
+    out: dict[str, Any] = {
+        "input_tokens": usage.input_tokens,
+        "output_tokens": usage.output_tokens,
+        "total_tokens": usage.total_tokens,
+    }
     details = usage.input_tokens_details
     if details is not None and details.cached_tokens is not None:
         out["input_token_details"] = InputTokenDetails(cache_read=details.cached_tokens)
@@ -251,8 +278,9 @@ def _usage(usage: UsageV2 | None) -> UsageMetadata | None:
 
 
 def _tool_call(call: GigaToolCall) -> ToolCall:
-    return ToolCall(name=call.name, args=call.parsed_arguments, id=call.id or f"call_{uuid.uuid4().hex}",
-                    type="tool_call")
+    return ToolCall(
+        name=call.name, args=call.parsed_arguments, id=call.id or f"call_{uuid.uuid4().hex}", type="tool_call"
+    )
 
 
 def _metadata(answer: ChatCompletionV2 | ChatCompletionV2Chunk, model: str | None) -> dict[str, Any]:
@@ -322,13 +350,41 @@ class _StopFilter:
 
 
 #: Request fields passed through from ``invoke(..., field=value)`` / ``bind(...)`` to ``client.v2``.
-_V2_CALL_FIELDS = frozenset({
-    "model", "temperature", "top_p", "max_tokens", "repetition_penalty", "update_interval", "reasoning",
-    "reasoning_effort", "reasoning_max_tokens", "top_logprobs", "parallel_tool_calls", "storage",
-    "ranker_options", "filter_config", "user_info", "disable_filter", "flags", "assistant_id", "model_options",
-    "unnormalized_history", "tools", "functions", "tool_config", "response_format", "schema_dialect",
-    "timeout", "extra_headers", "extra_body", "session_id", "request_id", "client_id",
-})
+_V2_CALL_FIELDS = frozenset(
+    {
+        "model",
+        "temperature",
+        "top_p",
+        "max_tokens",
+        "repetition_penalty",
+        "update_interval",
+        "reasoning",
+        "reasoning_effort",
+        "reasoning_max_tokens",
+        "top_logprobs",
+        "parallel_tool_calls",
+        "storage",
+        "ranker_options",
+        "filter_config",
+        "user_info",
+        "disable_filter",
+        "flags",
+        "assistant_id",
+        "model_options",
+        "unnormalized_history",
+        "tools",
+        "functions",
+        "tool_config",
+        "response_format",
+        "schema_dialect",
+        "timeout",
+        "extra_headers",
+        "extra_body",
+        "session_id",
+        "request_id",
+        "client_id",
+    }
+)
 
 
 class ChatGigaChat(_Connection, BaseChatModel):
@@ -372,8 +428,12 @@ class ChatGigaChat(_Connection, BaseChatModel):
     @property
     def lc_secrets(self) -> dict[str, str]:
         """Secret fields and the environment variables they come from."""
-        return {"credentials": "GIGACHAT_CREDENTIALS", "password": "GIGACHAT_PASSWORD",
-                "access_token": "GIGACHAT_ACCESS_TOKEN", "key_file_password": "GIGACHAT_KEY_FILE_PASSWORD"}
+        return {
+            "credentials": "GIGACHAT_CREDENTIALS",
+            "password": "GIGACHAT_PASSWORD",
+            "access_token": "GIGACHAT_ACCESS_TOKEN",
+            "key_file_password": "GIGACHAT_KEY_FILE_PASSWORD",
+        }
 
     @property
     def _llm_type(self) -> str:
@@ -386,12 +446,20 @@ class ChatGigaChat(_Connection, BaseChatModel):
 
     @property
     def _identifying_params(self) -> dict[str, Any]:
-        return {"model": self.model, "temperature": self.temperature, "top_p": self.top_p,
-                "max_tokens": self.max_tokens, "reasoning_effort": self.reasoning_effort}
+        return {
+            "model": self.model,
+            "temperature": self.temperature,
+            "top_p": self.top_p,
+            "max_tokens": self.max_tokens,
+            "reasoning_effort": self.reasoning_effort,
+        }
 
     def _get_ls_params(self, stop: list[str] | None = None, **kwargs: Any) -> LangSmithParams:
-        params = LangSmithParams(ls_provider="gigachat", ls_model_name=kwargs.get("model") or self.model
-                                 or self._default_model(), ls_model_type="chat")
+        params = LangSmithParams(
+            ls_provider="gigachat",
+            ls_model_name=kwargs.get("model") or self.model or self._default_model(),
+            ls_model_type="chat",
+        )
         temperature = kwargs.get("temperature", self.temperature)
         if temperature is not None:
             params["ls_temperature"] = temperature
@@ -414,9 +482,20 @@ class ChatGigaChat(_Connection, BaseChatModel):
     def _params(self, stop: list[str] | None, kwargs: Mapping[str, Any]) -> tuple[dict[str, Any], list[str] | None]:
         """The ``client.v2.completion`` keyword arguments, and the stop sequences to apply."""
         params: dict[str, Any] = {}
-        for name in ("model", "temperature", "top_p", "max_tokens", "repetition_penalty", "update_interval",
-                     "reasoning_effort", "reasoning_max_tokens", "parallel_tool_calls", "top_logprobs",
-                     "flags", "schema_dialect"):
+        for name in (
+            "model",
+            "temperature",
+            "top_p",
+            "max_tokens",
+            "repetition_penalty",
+            "update_interval",
+            "reasoning_effort",
+            "reasoning_max_tokens",
+            "parallel_tool_calls",
+            "top_logprobs",
+            "flags",
+            "schema_dialect",
+        ):
             value = getattr(self, name)
             if value is not None:
                 params[name] = value
@@ -432,8 +511,11 @@ class ChatGigaChat(_Connection, BaseChatModel):
         extra.pop("stop", None)
         for name, value in extra.items():
             if name not in _V2_CALL_FIELDS:
-                raise InvalidArgumentError(name, "not a GigaChat v2 request field (see ChatGigaChat's docs); "
-                                                 "pass other fields in model_kwargs= or extra_body=")
+                raise InvalidArgumentError(
+                    name,
+                    "not a GigaChat v2 request field (see ChatGigaChat's docs); "
+                    "pass other fields in model_kwargs= or extra_body=",
+                )
             if value is not None:
                 params[name] = value
         return params, stops if stops is not None else self.stop
@@ -442,8 +524,9 @@ class ChatGigaChat(_Connection, BaseChatModel):
         wire = to_v2_messages(messages)
         blobs = _blobs(wire)
         if blobs and not self.auto_upload_attachments:
-            raise InvalidArgumentError("messages", "inline files need auto_upload_attachments=True "
-                                                   "(or upload them and pass file ids)")
+            raise InvalidArgumentError(
+                "messages", "inline files need auto_upload_attachments=True (or upload them and pass file ids)"
+            )
         return wire, blobs
 
     def _wire(self, messages: list[BaseMessage]) -> list[dict[str, Any]]:
@@ -473,14 +556,26 @@ class ChatGigaChat(_Connection, BaseChatModel):
         meta = _metadata(answer, self.model)
         if cut:
             meta["finish_reason"] = "stop"
-        message = AIMessage(content=text, tool_calls=[_tool_call(c) for c in answer.function_calls],
-                            additional_kwargs=_extras(answer), response_metadata=meta,
-                            usage_metadata=_usage(answer.usage), id=answer.message_id or None)
-        return ChatResult(generations=[ChatGeneration(message=message, generation_info={
-            "finish_reason": meta.get("finish_reason")})], llm_output={"model_name": meta["model_name"]})
+        message = AIMessage(
+            content=text,
+            tool_calls=[_tool_call(c) for c in answer.function_calls],
+            additional_kwargs=_extras(answer),
+            response_metadata=meta,
+            usage_metadata=_usage(answer.usage),
+            id=answer.message_id or None,
+        )
+        return ChatResult(
+            generations=[ChatGeneration(message=message, generation_info={"finish_reason": meta.get("finish_reason")})],
+            llm_output={"model_name": meta["model_name"]},
+        )
 
-    def _generate(self, messages: list[BaseMessage], stop: list[str] | None = None,
-                  run_manager: CallbackManagerForLLMRun | None = None, **kwargs: Any) -> ChatResult:
+    def _generate(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: CallbackManagerForLLMRun | None = None,
+        **kwargs: Any,
+    ) -> ChatResult:
         if self.streaming:
             chunks = list(self._stream(messages, stop=stop, run_manager=run_manager, **kwargs))
             return _from_chunks(chunks)
@@ -488,8 +583,13 @@ class ChatGigaChat(_Connection, BaseChatModel):
         answer = self.sync_client.v2.completion(self._wire(messages), **params)
         return self._result(answer, stops)
 
-    async def _agenerate(self, messages: list[BaseMessage], stop: list[str] | None = None,
-                         run_manager: AsyncCallbackManagerForLLMRun | None = None, **kwargs: Any) -> ChatResult:
+    async def _agenerate(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: AsyncCallbackManagerForLLMRun | None = None,
+        **kwargs: Any,
+    ) -> ChatResult:
         if self.streaming:
             chunks = [c async for c in self._astream(messages, stop=stop, run_manager=run_manager, **kwargs)]
             return _from_chunks(chunks)
@@ -503,10 +603,14 @@ class ChatGigaChat(_Connection, BaseChatModel):
         for call in (c for m in event.messages for c in m.function_calls):
             index = len(calls)
             calls.append(index)
-            args = call.arguments if isinstance(call.arguments, str) else json.dumps(call.arguments or {},
-                                                                                      ensure_ascii=False)
-            tool_chunks.append(tool_call_chunk(name=call.name, args=args, id=call.id or f"call_{uuid.uuid4().hex}",
-                                               index=index))
+            args = (
+                call.arguments
+                if isinstance(call.arguments, str)
+                else json.dumps(call.arguments or {}, ensure_ascii=False)
+            )
+            tool_chunks.append(
+                tool_call_chunk(name=call.name, args=args, id=call.id or f"call_{uuid.uuid4().hex}", index=index)
+            )
         final = event.usage is not None or event.finish_reason is not None
         if final:
             text += "" if stops.done else stops.flush()
@@ -516,13 +620,23 @@ class ChatGigaChat(_Connection, BaseChatModel):
         meta = _metadata(event, self.model) if final else {}
         if final and stops.done:
             meta["finish_reason"] = "stop"
-        message = AIMessageChunk(content=text, tool_call_chunks=tool_chunks, additional_kwargs=extras,
-                                 response_metadata=meta, usage_metadata=_usage(event.usage) if final else None)
+        message = AIMessageChunk(
+            content=text,
+            tool_call_chunks=tool_chunks,
+            additional_kwargs=extras,
+            response_metadata=meta,
+            usage_metadata=_usage(event.usage) if final else None,
+        )
         info = {"finish_reason": meta["finish_reason"]} if meta.get("finish_reason") else None
         return ChatGenerationChunk(message=message, generation_info=info)
 
-    def _stream(self, messages: list[BaseMessage], stop: list[str] | None = None,
-                run_manager: CallbackManagerForLLMRun | None = None, **kwargs: Any) -> Iterator[ChatGenerationChunk]:
+    def _stream(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: CallbackManagerForLLMRun | None = None,
+        **kwargs: Any,
+    ) -> Iterator[ChatGenerationChunk]:
         params, stops = self._params(stop, kwargs)
         cutter, calls = _StopFilter(stops), cast("list[int]", [])
         with self.sync_client.v2.completion_stream(self._wire(messages), **params) as stream:
@@ -534,9 +648,13 @@ class ChatGigaChat(_Connection, BaseChatModel):
                     run_manager.on_llm_new_token(chunk.text, chunk=chunk)
                 yield chunk
 
-    async def _astream(self, messages: list[BaseMessage], stop: list[str] | None = None,
-                       run_manager: AsyncCallbackManagerForLLMRun | None = None,
-                       **kwargs: Any) -> AsyncIterator[ChatGenerationChunk]:
+    async def _astream(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: AsyncCallbackManagerForLLMRun | None = None,
+        **kwargs: Any,
+    ) -> AsyncIterator[ChatGenerationChunk]:
         params, stops = self._params(stop, kwargs)
         cutter, calls = _StopFilter(stops), cast("list[int]", [])
         async with self.aclient.v2.completion_stream(await self._awire(messages), **params) as stream:
@@ -550,9 +668,13 @@ class ChatGigaChat(_Connection, BaseChatModel):
 
     # --- tools and structured output ---
 
-    def bind_tools(self, tools: Sequence[dict[str, Any] | type | Callable[..., Any] | BaseTool | str],
-                   *, tool_choice: dict[str, Any] | str | bool | None = None,
-                   **kwargs: Any) -> Runnable[LanguageModelInput, AIMessage]:
+    def bind_tools(
+        self,
+        tools: Sequence[dict[str, Any] | type | Callable[..., Any] | BaseTool | str],
+        *,
+        tool_choice: dict[str, Any] | str | bool | None = None,
+        **kwargs: Any,
+    ) -> Runnable[LanguageModelInput, AIMessage]:
         """Offer tools to the model: LangChain tools, functions, pydantic models, OpenAI-style dicts,
         and the service's built-in tools by name (``"web_search"``, ``"image_generate"``, ...).
 
@@ -565,16 +687,21 @@ class ChatGigaChat(_Connection, BaseChatModel):
         for i, item in enumerate(tools):
             if isinstance(item, str):
                 if item not in BUILTIN_TOOLS:
-                    raise InvalidArgumentError(f"tools[{i}]", f"unknown built-in tool {item!r}; expected one of "
-                                                              f"{', '.join(sorted(BUILTIN_TOOLS))}")
+                    raise InvalidArgumentError(
+                        f"tools[{i}]",
+                        f"unknown built-in tool {item!r}; expected one of {', '.join(sorted(BUILTIN_TOOLS))}",
+                    )
                 builtins.append(item)
                 continue
             if isinstance(item, Mapping) and item.get("type") in BUILTIN_TOOLS and "function" not in item:
                 builtins.append(dict(item))
                 continue
             if isinstance(item, Mapping) and "name" in item and "input_schema" in item:  # Anthropic's shape
-                item = {"name": item["name"], "description": item.get("description", ""),
-                        "parameters": item["input_schema"]}
+                item = {
+                    "name": item["name"],
+                    "description": item.get("description", ""),
+                    "parameters": item["input_schema"],
+                }
             spec = convert_to_openai_tool(item)["function"]
             functions.append(function_schema(spec, dialect=dialect).to_dict())
         if functions:
@@ -585,9 +712,15 @@ class ChatGigaChat(_Connection, BaseChatModel):
             kwargs["tool_config"] = _tool_config(tool_choice)
         return super().bind(**kwargs)
 
-    def with_structured_output(self, schema: dict[str, Any] | type, *, include_raw: bool = False,
-                               method: Literal["json_schema", "function_calling", "json_mode"] = "json_schema",
-                               strict: bool | None = None, **kwargs: Any) -> Runnable[LanguageModelInput, Any]:
+    def with_structured_output(
+        self,
+        schema: dict[str, Any] | type,
+        *,
+        include_raw: bool = False,
+        method: Literal["json_schema", "function_calling", "json_mode"] = "json_schema",
+        strict: bool | None = None,
+        **kwargs: Any,
+    ) -> Runnable[LanguageModelInput, Any]:
         """Answers as ``schema`` objects: ``json_schema`` (GigaChat's native structured output, the
         default), ``function_calling`` (a forced call of a function with that schema) or
         ``json_mode`` (GigaChat has no schema-less JSON mode: the schema is sent as ``json_schema``).
@@ -612,11 +745,11 @@ class ChatGigaChat(_Connection, BaseChatModel):
         elif method in ("json_schema", "json_mode"):
             response_format = {"type": "json_schema", "schema": _plain_schema(json_schema)}
             llm = self.bind(response_format=response_format, ls_structured_output_format=fmt)
-            parser = (PydanticOutputParser(pydantic_object=schema) if pydantic_class
-                      else JsonOutputParser())
+            parser = PydanticOutputParser(pydantic_object=schema) if pydantic_class else JsonOutputParser()
         else:
-            raise InvalidArgumentError("method", f"expected 'json_schema', 'function_calling' or 'json_mode', "
-                                                 f"got {method!r}")
+            raise InvalidArgumentError(
+                "method", f"expected 'json_schema', 'function_calling' or 'json_mode', got {method!r}"
+            )
         if not include_raw:
             return llm | parser
         parsed = RunnablePassthrough.assign(parsed=itemgetter("raw") | parser, parsing_error=lambda _: None)
@@ -661,10 +794,14 @@ def _from_chunks(chunks: list[ChatGenerationChunk]) -> ChatResult:
     for chunk in chunks[1:]:
         total += chunk
     message = total.message
-    full = AIMessage(content=message.content, additional_kwargs=message.additional_kwargs,
-                     response_metadata=message.response_metadata,
-                     usage_metadata=getattr(message, "usage_metadata", None),
-                     tool_calls=message.tool_calls if isinstance(message, AIMessageChunk) else [], id=message.id)
+    full = AIMessage(
+        content=message.content,
+        additional_kwargs=message.additional_kwargs,
+        response_metadata=message.response_metadata,
+        usage_metadata=getattr(message, "usage_metadata", None),
+        tool_calls=message.tool_calls if isinstance(message, AIMessageChunk) else [],
+        id=message.id,
+    )
     return ChatResult(generations=[ChatGeneration(message=full, generation_info=total.generation_info)])
 
 
@@ -687,15 +824,17 @@ class GigaChatEmbeddings(_Connection, Embeddings):
         """One vector per text, in order."""
         if not texts:
             return []
-        return self.sync_client.embed_many(texts, model=self.model, batch_size=self.batch_size,
-                                           concurrency=self.concurrency)
+        return self.sync_client.embed_many(
+            texts, model=self.model, batch_size=self.batch_size, concurrency=self.concurrency
+        )
 
     async def aembed_documents(self, texts: list[str]) -> list[list[float]]:
         """One vector per text, in order (async)."""
         if not texts:
             return []
-        return await self.aclient.embed_many(texts, model=self.model, batch_size=self.batch_size,
-                                             concurrency=self.concurrency)
+        return await self.aclient.embed_many(
+            texts, model=self.model, batch_size=self.batch_size, concurrency=self.concurrency
+        )
 
     def embed_query(self, text: str) -> list[float]:
         """The vector of one query."""

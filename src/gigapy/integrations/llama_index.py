@@ -20,8 +20,9 @@ from typing import TYPE_CHECKING, Any, ClassVar
 try:
     import llama_index.core  # noqa: F401
 except ImportError as exc:  # pragma: no cover - exercised in a subprocess by the tests
-    raise ImportError("gigapy.integrations.llama_index needs llama-index-core: "
-                      "pip install 'gigapy[llama-index]'") from exc
+    raise ImportError(
+        "gigapy.integrations.llama_index needs llama-index-core: pip install 'gigapy[llama-index]'"
+    ) from exc
 
 from llama_index.core.base.embeddings.base import BaseEmbedding
 from llama_index.core.base.llms.generic_utils import (
@@ -63,14 +64,39 @@ if TYPE_CHECKING:
 
 __all__ = ["GigaChatEmbedding", "GigaChatLLM"]
 
-_BUILTIN_TOOLS = frozenset({"web_search", "image_generate", "url_content_extraction", "code_interpreter",
-                            "model_3d_generate"})
-_CALL_FIELDS = frozenset({
-    "model", "temperature", "top_p", "max_tokens", "repetition_penalty", "update_interval", "reasoning",
-    "reasoning_effort", "reasoning_max_tokens", "top_logprobs", "parallel_tool_calls", "storage", "flags",
-    "tools", "functions", "tool_config", "response_format", "timeout", "extra_headers", "extra_body",
-    "session_id", "request_id", "client_id", "model_options", "assistant_id", "disable_filter",
-})
+_BUILTIN_TOOLS = frozenset(
+    {"web_search", "image_generate", "url_content_extraction", "code_interpreter", "model_3d_generate"}
+)
+_CALL_FIELDS = frozenset(
+    {
+        "model",
+        "temperature",
+        "top_p",
+        "max_tokens",
+        "repetition_penalty",
+        "update_interval",
+        "reasoning",
+        "reasoning_effort",
+        "reasoning_max_tokens",
+        "top_logprobs",
+        "parallel_tool_calls",
+        "storage",
+        "flags",
+        "tools",
+        "functions",
+        "tool_config",
+        "response_format",
+        "timeout",
+        "extra_headers",
+        "extra_body",
+        "session_id",
+        "request_id",
+        "client_id",
+        "model_options",
+        "assistant_id",
+        "disable_filter",
+    }
+)
 
 
 def _tool_result(message: ChatMessage) -> Any:
@@ -99,8 +125,9 @@ def _v2_messages(messages: Sequence[ChatMessage]) -> tuple[list[dict[str, Any]],
             call_id = message.additional_kwargs.get("tool_call_id")
             name = message.additional_kwargs.get("name") or names.get(str(call_id))
             if not name:
-                raise InvalidArgumentError(f"{where}.additional_kwargs", "a tool message needs tool_call_id of an "
-                                                                         "earlier call (or name)")
+                raise InvalidArgumentError(
+                    f"{where}.additional_kwargs", "a tool message needs tool_call_id of an earlier call (or name)"
+                )
             result: dict[str, Any] = {"name": name, "result": _tool_result(message)}
             if call_id:
                 result["id"] = str(call_id)
@@ -153,8 +180,11 @@ def _fill(messages: list[dict[str, Any]], uploads: list[tuple[int, bytes]], ids:
 def _usage(usage: UsageV2 | None) -> dict[str, Any]:
     if usage is None:
         return {}
-    out = {"prompt_tokens": usage.input_tokens, "completion_tokens": usage.output_tokens,
-           "total_tokens": usage.total_tokens}
+    out = {
+        "prompt_tokens": usage.input_tokens,
+        "completion_tokens": usage.output_tokens,
+        "total_tokens": usage.total_tokens,
+    }
     details = usage.input_tokens_details
     if details is not None and details.cached_tokens is not None:
         out["cached_tokens"] = details.cached_tokens
@@ -203,23 +233,36 @@ class GigaChatLLM(Connection, FunctionCallingLLM):
     @property
     def metadata(self) -> LLMMetadata:
         """What LlamaIndex needs to know to prompt this model."""
-        return LLMMetadata(context_window=self.context_window, num_output=self.max_tokens or 1024,
-                           is_chat_model=True, is_function_calling_model=True, model_name=self.model_name)
+        return LLMMetadata(
+            context_window=self.context_window,
+            num_output=self.max_tokens or 1024,
+            is_chat_model=True,
+            is_function_calling_model=True,
+            model_name=self.model_name,
+        )
 
     # --- requests ---
 
     def _params(self, kwargs: Mapping[str, Any]) -> dict[str, Any]:
         params: dict[str, Any] = {}
-        for name in ("model", "temperature", "top_p", "max_tokens", "repetition_penalty", "reasoning_effort",
-                     "session_id"):
+        for name in (
+            "model",
+            "temperature",
+            "top_p",
+            "max_tokens",
+            "repetition_penalty",
+            "reasoning_effort",
+            "session_id",
+        ):
             value = getattr(self, name)
             if value is not None:
                 params[name] = value
         params.update(self.additional_kwargs)
         for name, value in kwargs.items():
             if name not in _CALL_FIELDS:
-                raise InvalidArgumentError(name, "not a GigaChat v2 request field; pass other fields in "
-                                                 "additional_kwargs= or extra_body=")
+                raise InvalidArgumentError(
+                    name, "not a GigaChat v2 request field; pass other fields in additional_kwargs= or extra_body="
+                )
             if value is not None:
                 params[name] = value
         if params.get("temperature") == 0:  # the service refuses 0; (0, 0.001] decodes greedily
@@ -240,13 +283,21 @@ class GigaChatLLM(Connection, FunctionCallingLLM):
             blocks.append(ThinkingBlock(content=answer.reasoning))
         if answer.text:
             blocks.append(TextBlock(text=answer.text))
-        blocks += [ToolCallBlock(tool_call_id=c.id or f"call_{uuid.uuid4().hex}", tool_name=c.name,
-                                 tool_kwargs=c.parsed_arguments) for c in answer.function_calls]
+        blocks += [
+            ToolCallBlock(
+                tool_call_id=c.id or f"call_{uuid.uuid4().hex}", tool_name=c.name, tool_kwargs=c.parsed_arguments
+            )
+            for c in answer.function_calls
+        ]
         if not blocks:
             blocks.append(TextBlock(text=""))
         message = ChatMessage(role=MessageRole.ASSISTANT, blocks=blocks, additional_kwargs=_extras(answer))
-        info = {"model": answer.model, "finish_reason": answer.finish_reason, "usage": _usage(answer.usage),
-                "request_id": getattr(answer, "request_id", None)}
+        info = {
+            "model": answer.model,
+            "finish_reason": answer.finish_reason,
+            "usage": _usage(answer.usage),
+            "request_id": getattr(answer, "request_id", None),
+        }
         return ChatResponse(message=message, raw=answer.model_dump(mode="json"), additional_kwargs=info)
 
     @llm_chat_callback()
@@ -264,8 +315,13 @@ class GigaChatLLM(Connection, FunctionCallingLLM):
     def _delta(self, event: ChatCompletionV2Chunk, text: list[str], calls: list[ToolCallBlock]) -> ChatResponse:
         delta = event.text
         text.append(delta)
-        calls += [ToolCallBlock(tool_call_id=c.id or f"call_{uuid.uuid4().hex}", tool_name=c.name,
-                                tool_kwargs=c.parsed_arguments) for m in event.messages for c in m.function_calls]
+        calls += [
+            ToolCallBlock(
+                tool_call_id=c.id or f"call_{uuid.uuid4().hex}", tool_name=c.name, tool_kwargs=c.parsed_arguments
+            )
+            for m in event.messages
+            for c in m.function_calls
+        ]
         blocks: list[Any] = [TextBlock(text="".join(text)), *calls]
         message = ChatMessage(role=MessageRole.ASSISTANT, blocks=blocks, additional_kwargs=_extras(event))
         info = {"model": event.model, "finish_reason": event.finish_reason, "usage": _usage(event.usage)}
@@ -315,31 +371,40 @@ class GigaChatLLM(Connection, FunctionCallingLLM):
         return stream_chat_to_completion_decorator(self.stream_chat)(prompt, **kwargs)
 
     @llm_completion_callback()
-    async def astream_complete(self, prompt: str, formatted: bool = False,
-                               **kwargs: Any) -> CompletionResponseAsyncGen:
+    async def astream_complete(self, prompt: str, formatted: bool = False, **kwargs: Any) -> CompletionResponseAsyncGen:
         """The answer to one prompt as it is generated (async)."""
         return await astream_chat_to_completion_decorator(self.astream_chat)(prompt, **kwargs)
 
     # --- function calling ---
 
-    def _prepare_chat_with_tools(self, tools: Sequence[BaseTool | str], user_msg: str | ChatMessage | None = None,
-                                 chat_history: list[ChatMessage] | None = None, verbose: bool = False,
-                                 allow_parallel_tool_calls: bool = False, tool_required: bool = False,
-                                 tool_choice: str | None = None, **kwargs: Any) -> dict[str, Any]:
+    def _prepare_chat_with_tools(
+        self,
+        tools: Sequence[BaseTool | str],
+        user_msg: str | ChatMessage | None = None,
+        chat_history: list[ChatMessage] | None = None,
+        verbose: bool = False,
+        allow_parallel_tool_calls: bool = False,
+        tool_required: bool = False,
+        tool_choice: str | None = None,
+        **kwargs: Any,
+    ) -> dict[str, Any]:
         """The ``chat`` arguments that offer ``tools`` (LlamaIndex tools, or built-in tool names)."""
         functions, builtins = [], []
         for i, item in enumerate(tools):
             if isinstance(item, str):
                 if item not in _BUILTIN_TOOLS:
-                    raise InvalidArgumentError(f"tools[{i}]", f"unknown built-in tool {item!r}; expected one of "
-                                                              f"{', '.join(sorted(_BUILTIN_TOOLS))}")
+                    raise InvalidArgumentError(
+                        f"tools[{i}]",
+                        f"unknown built-in tool {item!r}; expected one of {', '.join(sorted(_BUILTIN_TOOLS))}",
+                    )
                 builtins.append(item)
             else:
                 functions.append(function_schema(item.metadata.to_openai_tool()["function"]).to_dict())
         messages = list(chat_history or [])
         if user_msg is not None:
-            messages.append(ChatMessage(role=MessageRole.USER, content=user_msg) if isinstance(user_msg, str)
-                            else user_msg)
+            messages.append(
+                ChatMessage(role=MessageRole.USER, content=user_msg) if isinstance(user_msg, str) else user_msg
+            )
         out: dict[str, Any] = {"messages": messages, **kwargs}
         if functions:
             out["functions"] = functions
@@ -353,16 +418,21 @@ class GigaChatLLM(Connection, FunctionCallingLLM):
             out["parallel_tool_calls"] = True
         return out
 
-    def get_tool_calls_from_response(self, response: ChatResponse, error_on_no_tool_call: bool = True,
-                                     **kwargs: Any) -> list[ToolSelection]:
+    def get_tool_calls_from_response(
+        self, response: ChatResponse, error_on_no_tool_call: bool = True, **kwargs: Any
+    ) -> list[ToolSelection]:
         """The tool calls of an answer (``ValueError`` if there are none and ``error_on_no_tool_call``)."""
         calls = [b for b in response.message.blocks if isinstance(b, ToolCallBlock)]
         if not calls and error_on_no_tool_call:
             raise ValueError(f"expected at least one tool call, got the answer {response.message.content!r}")
-        return [ToolSelection(tool_id=c.tool_call_id or "", tool_name=c.tool_name,
-                              tool_kwargs=c.tool_kwargs if isinstance(c.tool_kwargs, dict)
-                              else json.loads(c.tool_kwargs or "{}"))
-                for c in calls]
+        return [
+            ToolSelection(
+                tool_id=c.tool_call_id or "",
+                tool_name=c.tool_name,
+                tool_kwargs=c.tool_kwargs if isinstance(c.tool_kwargs, dict) else json.loads(c.tool_kwargs or "{}"),
+            )
+            for c in calls
+        ]
 
 
 class GigaChatEmbedding(Connection, BaseEmbedding):
@@ -380,14 +450,16 @@ class GigaChatEmbedding(Connection, BaseEmbedding):
     def _get_text_embeddings(self, texts: list[str]) -> list[list[float]]:
         if not texts:
             return []
-        return self.sync_client.embed_many(texts, model=self.model_name, batch_size=self.embed_batch_size,
-                                           concurrency=self.concurrency)
+        return self.sync_client.embed_many(
+            texts, model=self.model_name, batch_size=self.embed_batch_size, concurrency=self.concurrency
+        )
 
     async def _aget_text_embeddings(self, texts: list[str]) -> list[list[float]]:
         if not texts:
             return []
-        return await self.aclient.embed_many(texts, model=self.model_name, batch_size=self.embed_batch_size,
-                                             concurrency=self.concurrency)
+        return await self.aclient.embed_many(
+            texts, model=self.model_name, batch_size=self.embed_batch_size, concurrency=self.concurrency
+        )
 
     def _get_text_embedding(self, text: str) -> list[float]:
         return self._get_text_embeddings([text])[0]

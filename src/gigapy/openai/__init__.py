@@ -26,8 +26,7 @@ from .._translate import MemoryResponseStore, ResponseStore, TranslateOptions
 from ._transport import BASE_URL, library, transport_classes
 
 if TYPE_CHECKING:
-    from .._clients.async_client import AsyncGigaChat
-    from .._clients.sync_client import GigaChat
+    from .. import AsyncGigaChat, GigaChat
 
 __all__ = [
     "BASE_URL",
@@ -47,9 +46,15 @@ def _options(options: TranslateOptions | None, models: Mapping[str, str] | None)
     return options if options is not None else TranslateOptions(models=dict(models or {}))
 
 
-def transport(client: GigaChat | None = None, *, options: TranslateOptions | None = None,
-              models: Mapping[str, str] | None = None, store: ResponseStore | None = None, lib: str = "auto",
-              **settings: Any) -> Any:
+def transport(
+    client: GigaChat | None = None,
+    *,
+    options: TranslateOptions | None = None,
+    models: Mapping[str, str] | None = None,
+    store: ResponseStore | None = None,
+    lib: str = "auto",
+    **settings: Any,
+) -> Any:
     """An httpx (or httpx2) transport serving the OpenAI/Anthropic endpoints through ``client``.
 
     Without ``client`` a :class:`~gigapy.GigaChat` is made from ``settings`` (and the
@@ -61,7 +66,7 @@ def transport(client: GigaChat | None = None, *, options: TranslateOptions | Non
 
     owns = client is None
     if client is None:
-        from .._clients.sync_client import GigaChat
+        from .. import GigaChat
 
         client = GigaChat(**settings)
     elif settings:
@@ -70,15 +75,21 @@ def transport(client: GigaChat | None = None, *, options: TranslateOptions | Non
     return sync_cls(Bridge(client, _options(options, models), store=store), owns_client=owns)
 
 
-def async_transport(client: AsyncGigaChat | None = None, *, options: TranslateOptions | None = None,
-                    models: Mapping[str, str] | None = None, store: ResponseStore | None = None,
-                    lib: str = "auto", **settings: Any) -> Any:
+def async_transport(
+    client: AsyncGigaChat | None = None,
+    *,
+    options: TranslateOptions | None = None,
+    models: Mapping[str, str] | None = None,
+    store: ResponseStore | None = None,
+    lib: str = "auto",
+    **settings: Any,
+) -> Any:
     """The async counterpart of :func:`transport`, over an :class:`~gigapy.AsyncGigaChat`."""
     from ._bridge import AsyncBridge
 
     owns = client is None
     if client is None:
-        from .._clients.async_client import AsyncGigaChat
+        from .. import AsyncGigaChat
 
         client = AsyncGigaChat(**settings)
     elif settings:
@@ -87,9 +98,15 @@ def async_transport(client: AsyncGigaChat | None = None, *, options: TranslateOp
     return async_cls(AsyncBridge(client, _options(options, models), store=store), owns_client=owns)
 
 
-def http_client(client: GigaChat | None = None, *, options: TranslateOptions | None = None,
-                models: Mapping[str, str] | None = None, store: ResponseStore | None = None, lib: str = "auto",
-                **settings: Any) -> Any:
+def http_client(
+    client: GigaChat | None = None,
+    *,
+    options: TranslateOptions | None = None,
+    models: Mapping[str, str] | None = None,
+    store: ResponseStore | None = None,
+    lib: str = "auto",
+    **settings: Any,
+) -> Any:
     """A sync httpx client for ``openai.OpenAI(http_client=...)`` / ``anthropic.Anthropic(...)``.
 
     ``lib="auto"`` gives an ``httpx2.Client`` when httpx2 is installed (current ``openai``
@@ -98,14 +115,23 @@ def http_client(client: GigaChat | None = None, *, options: TranslateOptions | N
     Other arguments as in :func:`transport`.
     """
     lib_module = library(lib)
-    return lib_module.Client(base_url=BASE_URL, transport=transport(
-        client, options=options, models=models, store=store, lib=lib, **settings))
+    return lib_module.Client(
+        base_url=BASE_URL, transport=transport(client, options=options, models=models, store=store, lib=lib, **settings)
+    )
 
 
-def async_http_client(client: AsyncGigaChat | None = None, *, options: TranslateOptions | None = None,
-                      models: Mapping[str, str] | None = None, store: ResponseStore | None = None,
-                      lib: str = "auto", **settings: Any) -> Any:
+def async_http_client(
+    client: AsyncGigaChat | None = None,
+    *,
+    options: TranslateOptions | None = None,
+    models: Mapping[str, str] | None = None,
+    store: ResponseStore | None = None,
+    lib: str = "auto",
+    **settings: Any,
+) -> Any:
     """An async httpx client for ``openai.AsyncOpenAI(http_client=...)`` (see :func:`http_client`)."""
     lib_module = library(lib)
-    return lib_module.AsyncClient(base_url=BASE_URL, transport=async_transport(
-        client, options=options, models=models, store=store, lib=lib, **settings))
+    return lib_module.AsyncClient(
+        base_url=BASE_URL,
+        transport=async_transport(client, options=options, models=models, store=store, lib=lib, **settings),
+    )

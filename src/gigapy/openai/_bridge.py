@@ -59,8 +59,7 @@ from .._translate.framing import chat_error_frame, messages_error_frame, respons
 from ..errors import GigaChatError
 
 if TYPE_CHECKING:
-    from .._clients.async_client import AsyncGigaChat
-    from .._clients.sync_client import GigaChat
+    from .. import AsyncGigaChat, GigaChat
 
 log = logging.getLogger("gigapy.openai")
 
@@ -217,9 +216,17 @@ class _Translated:
         shape: Shape = "anthropic" if found is not None and found[0] == "messages" else "openai"
         ex = Exchange(found[0] if found else "chat", shape, rid, TranslateContext(request_id=rid, now=time.time))
         if found is None:
-            reply = ErrorReply(404, {"error": {"message": f"no such endpoint: {method} {path}",
-                                               "type": "invalid_request_error", "param": None,
-                                               "code": "unknown_url"}})
+            reply = ErrorReply(
+                404,
+                {
+                    "error": {
+                        "message": f"no such endpoint: {method} {path}",
+                        "type": "invalid_request_error",
+                        "param": None,
+                        "code": "unknown_url",
+                    }
+                },
+            )
             return Reply(404, {**_JSON, "x-request-id": rid}, _dumps(reply.body))
         ex.arg = found[1]
         if method.upper() == "POST":
@@ -246,9 +253,12 @@ class _Translated:
     def cached(self, upload: PendingUpload) -> str | None:
         """The file id of an upload seen before (by content hash)."""
         if upload.url is not None:
-            raise UnsupportedParameterError(upload.field, "images by http(s) URL are not fetched by this bridge; "
-                                            "send the image inline as a data: URL (data:image/png;base64,...)",
-                                            code="unsupported_value")
+            raise UnsupportedParameterError(
+                upload.field,
+                "images by http(s) URL are not fetched by this bridge; "
+                "send the image inline as a data: URL (data:image/png;base64,...)",
+                code="unsupported_value",
+            )
         found = self._uploaded.get(upload.key)
         if found is not None:
             self._uploaded.move_to_end(upload.key)
@@ -291,11 +301,18 @@ def _file_name(upload: PendingUpload) -> str:
 class Bridge:
     """The endpoints through a sync :class:`~gigapy.GigaChat` (see the module docstring)."""
 
-    def __init__(self, client: GigaChat, options: TranslateOptions | None = None, *,
-                 store: ResponseStore | None = None, upload_cache: int = 1024) -> None:
+    def __init__(
+        self,
+        client: GigaChat,
+        options: TranslateOptions | None = None,
+        *,
+        store: ResponseStore | None = None,
+        upload_cache: int = 1024,
+    ) -> None:
         self.client = client
-        self._t = _Translated(options or TranslateOptions(), store if store is not None else MemoryResponseStore(),
-                              upload_cache)
+        self._t = _Translated(
+            options or TranslateOptions(), store if store is not None else MemoryResponseStore(), upload_cache
+        )
 
     def handle(self, method: str, path: str, headers: Mapping[str, str], body: bytes) -> Reply | StreamReply:
         """Answer one request."""
@@ -304,15 +321,20 @@ class Bridge:
             return ex
         try:
             if ex.kind == "models":
-                return Reply(200, ex.headers(None), _dumps(models_response(
-                    self.client.all_models(request_id=ex.request_id).to_dict())))
+                return Reply(
+                    200,
+                    ex.headers(None),
+                    _dumps(models_response(self.client.all_models(request_id=ex.request_id).to_dict())),
+                )
             if ex.kind == "model":
-                return Reply(200, ex.headers(None), _dumps(model_object(
-                    self.client.get_model(ex.arg, request_id=ex.request_id).to_dict())))
+                return Reply(
+                    200,
+                    ex.headers(None),
+                    _dumps(model_object(self.client.get_model(ex.arg, request_id=ex.request_id).to_dict())),
+                )
             if ex.kind == "embeddings":
                 ecall = self._t.embeddings(ex)
-                answer = self.client.embedding(ecall.body["input"], model=ecall.body["model"],
-                                               request_id=ex.request_id)
+                answer = self.client.embedding(ecall.body["input"], model=ecall.body["model"], request_id=ex.request_id)
                 return Reply(200, ex.headers(None), _dumps(embeddings_response(ecall, answer.to_dict())))
             plan = self._t.plan(ex)
             call: GigaChatCall = plan.finish(self._uploads(plan.uploads, ex.request_id))
@@ -331,8 +353,9 @@ class Bridge:
             found = self._t.cached(upload)
             if found is None:
                 assert upload.data is not None
-                found = self.client.upload_file(upload.data, filename=_file_name(upload), content_type=upload.mime,
-                                                request_id=request_id).id
+                found = self.client.upload_file(
+                    upload.data, filename=_file_name(upload), content_type=upload.mime, request_id=request_id
+                ).id
                 self._t.remember(upload, found)
             ids[upload.key] = found
         return ids
@@ -358,11 +381,18 @@ class Bridge:
 class AsyncBridge:
     """The endpoints through an :class:`~gigapy.AsyncGigaChat` (see the module docstring)."""
 
-    def __init__(self, client: AsyncGigaChat, options: TranslateOptions | None = None, *,
-                 store: ResponseStore | None = None, upload_cache: int = 1024) -> None:
+    def __init__(
+        self,
+        client: AsyncGigaChat,
+        options: TranslateOptions | None = None,
+        *,
+        store: ResponseStore | None = None,
+        upload_cache: int = 1024,
+    ) -> None:
         self.client = client
-        self._t = _Translated(options or TranslateOptions(), store if store is not None else MemoryResponseStore(),
-                              upload_cache)
+        self._t = _Translated(
+            options or TranslateOptions(), store if store is not None else MemoryResponseStore(), upload_cache
+        )
 
     async def handle(self, method: str, path: str, headers: Mapping[str, str], body: bytes) -> Reply | StreamReply:
         """Answer one request."""
@@ -380,15 +410,22 @@ class AsyncBridge:
         client = self.client
         try:
             if ex.kind == "models":
-                return Reply(200, ex.headers(None), _dumps(models_response(
-                    (await client.all_models(request_id=ex.request_id)).to_dict())))
+                return Reply(
+                    200,
+                    ex.headers(None),
+                    _dumps(models_response((await client.all_models(request_id=ex.request_id)).to_dict())),
+                )
             if ex.kind == "model":
-                return Reply(200, ex.headers(None), _dumps(model_object(
-                    (await client.get_model(ex.arg, request_id=ex.request_id)).to_dict())))
+                return Reply(
+                    200,
+                    ex.headers(None),
+                    _dumps(model_object((await client.get_model(ex.arg, request_id=ex.request_id)).to_dict())),
+                )
             if ex.kind == "embeddings":
                 ecall = self._t.embeddings(ex)
-                answer = await client.embedding(ecall.body["input"], model=ecall.body["model"],
-                                                request_id=ex.request_id)
+                answer = await client.embedding(
+                    ecall.body["input"], model=ecall.body["model"], request_id=ex.request_id
+                )
                 return Reply(200, ex.headers(None), _dumps(embeddings_response(ecall, answer.to_dict())))
             plan = self._t.plan(ex)
             call: GigaChatCall = plan.finish(await self._uploads(plan.uploads, ex.request_id))
@@ -407,8 +444,11 @@ class AsyncBridge:
             found = self._t.cached(upload)
             if found is None:
                 assert upload.data is not None
-                found = (await self.client.upload_file(upload.data, filename=_file_name(upload),
-                                                       content_type=upload.mime, request_id=request_id)).id
+                found = (
+                    await self.client.upload_file(
+                        upload.data, filename=_file_name(upload), content_type=upload.mime, request_id=request_id
+                    )
+                ).id
                 self._t.remember(upload, found)
             ids[upload.key] = found
         return ids

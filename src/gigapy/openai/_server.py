@@ -31,7 +31,7 @@ from .._translate import TranslateOptions
 from ._bridge import AsyncBridge, Exchange, Reply, StreamReply
 
 if TYPE_CHECKING:
-    from .._clients.async_client import AsyncGigaChat
+    from .. import AsyncGigaChat
 
 access_log = logging.getLogger("gigapy.serve.access")
 log = logging.getLogger("gigapy.serve")
@@ -49,8 +49,10 @@ class ServeConfig:
     options: TranslateOptions = field(default_factory=TranslateOptions)
 
     def __repr__(self) -> str:  # the keys are secrets: show their names only
-        return (f"ServeConfig(host={self.host!r}, port={self.port}, keys={sorted(self.keys.values())!r}, "
-                f"max_concurrency={self.max_concurrency}, shutdown_timeout={self.shutdown_timeout})")
+        return (
+            f"ServeConfig(host={self.host!r}, port={self.port}, keys={sorted(self.keys.values())!r}, "
+            f"max_concurrency={self.max_concurrency}, shutdown_timeout={self.shutdown_timeout})"
+        )
 
 
 def parse_keys(items: list[str]) -> dict[str, str]:
@@ -120,15 +122,26 @@ class Server:
         ex = self.bridge.begin(request.method, request.path, request.headers, body)
         rid = ex.request_id if isinstance(ex, Exchange) else ex.headers.get("x-request-id", "-")
         who = self._who(request)
-        record: dict[str, Any] = {"ts": round(time.time(), 3), "request_id": rid, "key": who or "?",
-                                  "method": request.method, "path": request.path, "remote": request.remote}
+        record: dict[str, Any] = {
+            "ts": round(time.time(), 3),
+            "request_id": rid,
+            "key": who or "?",
+            "method": request.method,
+            "path": request.path,
+            "remote": request.remote,
+        }
         if isinstance(ex, Exchange):
             record.update(model=ex.model, stream=ex.stream)
         status = 500
         try:
             if who is None:
-                reply = self._refusal(ex, 401, "invalid_api_key", "authentication_error",
-                                      "a valid API key of this server is required (Authorization: Bearer ...)")
+                reply = self._refusal(
+                    ex,
+                    401,
+                    "invalid_api_key",
+                    "authentication_error",
+                    "a valid API key of this server is required (Authorization: Bearer ...)",
+                )
             elif self.draining:
                 reply = self._refusal(ex, 503, "shutting_down", "server_error", "the server is shutting down")
             elif isinstance(ex, Reply):
@@ -143,18 +156,30 @@ class Server:
             if access_log.isEnabledFor(logging.INFO):
                 access_log.info(json.dumps(record, ensure_ascii=False), extra={"access": record})
 
-    def _refusal(self, ex: Exchange | Reply, status: int, code: str, kind: str, message: str,
-                 headers: Mapping[str, str] | None = None) -> Reply:
+    def _refusal(
+        self,
+        ex: Exchange | Reply,
+        status: int,
+        code: str,
+        kind: str,
+        message: str,
+        headers: Mapping[str, str] | None = None,
+    ) -> Reply:
         rid = ex.request_id if isinstance(ex, Exchange) else ex.headers.get("x-request-id", "")
         anthropic = isinstance(ex, Exchange) and ex.shape == "anthropic"
         if anthropic:
             kinds = {401: "authentication_error", 429: "rate_limit_error", 503: "overloaded_error"}
-            body: dict[str, Any] = {"type": "error", "error": {"type": kinds.get(status, "api_error"),
-                                                               "message": message}}
+            body: dict[str, Any] = {
+                "type": "error",
+                "error": {"type": kinds.get(status, "api_error"), "message": message},
+            }
         else:
             body = {"error": {"message": message, "type": kind, "param": None, "code": code}}
-        return Reply(status, {"content-type": "application/json", "x-request-id": rid, **(headers or {})},
-                     json.dumps(body).encode())
+        return Reply(
+            status,
+            {"content-type": "application/json", "x-request-id": rid, **(headers or {})},
+            json.dumps(body).encode(),
+        )
 
     async def _limited(self, request: web.Request, ex: Exchange, who: str) -> tuple[int, web.StreamResponse]:
         limit = self.config.max_concurrency
@@ -162,8 +187,14 @@ class Server:
         if limit is not None:
             gate = self._limits.setdefault(who, asyncio.Semaphore(limit))
             if gate.locked():
-                reply = self._refusal(ex, 429, "concurrency_limit", "rate_limit_error",
-                                      f"at most {limit} requests in flight per key", {"Retry-After": "1"})
+                reply = self._refusal(
+                    ex,
+                    429,
+                    "concurrency_limit",
+                    "rate_limit_error",
+                    f"at most {limit} requests in flight per key",
+                    {"Retry-After": "1"},
+                )
                 return reply.status, web.Response(status=reply.status, body=reply.body, headers=reply.headers)
             await gate.acquire()
         self.in_flight += 1
@@ -197,8 +228,9 @@ class Server:
 
     async def start(self) -> int:
         """Listen (127.0.0.1 unless configured otherwise); returns the bound port."""
-        self._runner = web.AppRunner(self.app, handle_signals=False, access_log=None,
-                                     shutdown_timeout=self.config.shutdown_timeout)
+        self._runner = web.AppRunner(
+            self.app, handle_signals=False, access_log=None, shutdown_timeout=self.config.shutdown_timeout
+        )
         await self._runner.setup()
         self._site = web.TCPSite(self._runner, self.config.host, self.config.port)
         await self._site.start()
@@ -215,26 +247,32 @@ class Server:
             await asyncio.wait_for(self._idle.wait(), self.config.shutdown_timeout)
             finished = True
         except asyncio.TimeoutError:
-            log.warning("shutdown: %d request(s) still in flight after %.0f s; closing them",
-                        self.in_flight, self.config.shutdown_timeout)
+            log.warning(
+                "shutdown: %d request(s) still in flight after %.0f s; closing them",
+                self.in_flight,
+                self.config.shutdown_timeout,
+            )
             finished = False
         if self._runner is not None:
             await self._runner.cleanup()
         return finished
 
 
-async def serve(client_settings: Mapping[str, Any], config: ServeConfig, *,
-                stop: asyncio.Event | None = None, on_ready: Any = None) -> bool:
+async def serve(
+    client_settings: Mapping[str, Any], config: ServeConfig, *, stop: asyncio.Event | None = None, on_ready: Any = None
+) -> bool:
     """Run the server until SIGINT/SIGTERM (or ``stop`` is set), then drain. TLS toward GigaChat
     is always verified: ``verify_ssl_certs=False`` is refused."""
     import signal
 
-    from .._clients.async_client import AsyncGigaChat
+    from .. import AsyncGigaChat
 
     settings = dict(client_settings)
     if settings.get("verify_ssl_certs") is False:
-        raise ValueError("gigapy serve always verifies GigaChat's TLS certificate; give the Russian CA with "
-                         "ca_bundle_file (or run `gigapy certs install`) instead of turning verification off")
+        raise ValueError(
+            "gigapy serve always verifies GigaChat's TLS certificate; give the Russian CA with "
+            "ca_bundle_file (or run `gigapy certs install`) instead of turning verification off"
+        )
     settings["verify_ssl_certs"] = True  # wins over GIGACHAT_VERIFY_SSL_CERTS=false in the environment
     client = AsyncGigaChat(**settings)
     stop = stop or asyncio.Event()
@@ -246,8 +284,10 @@ async def serve(client_settings: Mapping[str, Any], config: ServeConfig, *,
             pass
     server = Server(client, config)
     if not config.keys and config.host not in ("127.0.0.1", "localhost", "::1"):
-        log.warning("listening on %s without API keys: anyone who reaches the port uses your GigaChat account "
-                    "(give --api-key)", config.host)
+        log.warning(
+            "listening on %s without API keys: anyone who reaches the port uses your GigaChat account (give --api-key)",
+            config.host,
+        )
     try:
         port = await server.start()
         log.info("listening on http://%s:%d/v1", config.host, port)

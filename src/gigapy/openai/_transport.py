@@ -75,8 +75,9 @@ def transport_classes(lib: Any) -> tuple[type[Any], type[Any]]:
             reply = self.bridge.handle(request.method, request.url.path, request.headers, request.read())
             if isinstance(reply, Reply):
                 return lib.Response(reply.status, headers=reply.headers, content=reply.body, request=request)
-            return lib.Response(reply.status, headers=reply.headers, stream=_Frames(reply.frames, reply.close),
-                                request=request)
+            return lib.Response(
+                reply.status, headers=reply.headers, stream=_Frames(reply.frames, reply.close), request=request
+            )
 
         def close(self) -> None:
             if self._owns:
@@ -90,12 +91,12 @@ def transport_classes(lib: Any) -> tuple[type[Any], type[Any]]:
             self._owns = owns_client
 
         async def handle_async_request(self, request: Any) -> Any:
-            reply = await self.bridge.handle(request.method, request.url.path, request.headers,
-                                             await request.aread())
+            reply = await self.bridge.handle(request.method, request.url.path, request.headers, await request.aread())
             if isinstance(reply, Reply):
                 return lib.Response(reply.status, headers=reply.headers, content=reply.body, request=request)
-            return lib.Response(reply.status, headers=reply.headers,
-                                stream=_AsyncFrames(reply.frames, reply.close), request=request)
+            return lib.Response(
+                reply.status, headers=reply.headers, stream=_AsyncFrames(reply.frames, reply.close), request=request
+            )
 
         async def aclose(self) -> None:
             if self._owns:
