@@ -37,13 +37,15 @@ def free_port() -> int:
 class EmulatorProcess:
     """One ``python -m gigapy.emulator --no-limits`` process on loopback for the whole run."""
 
-    def __init__(self) -> None:
+    def __init__(self, *extra_args: str) -> None:
+        self.extra_args = extra_args  # more emulator options (``--faults latency_ms:50``)
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.proc: subprocess.Popen[str] | None = None
 
     def start(self) -> EmulatorProcess:
-        cmd = [sys.executable, "-m", "gigapy.emulator", "--no-limits", "--host", "127.0.0.1", "--port", str(self.port)]
+        cmd = [sys.executable, "-m", "gigapy.emulator", "--no-limits", "--host", "127.0.0.1", "--port", str(self.port),
+               *self.extra_args]
         self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=ROOT)
         assert self.proc.stdout is not None
         deadline = time.monotonic() + 30

@@ -39,6 +39,19 @@ def test_import_gigapy_is_light() -> None:
     assert proc.stdout.strip() == "[]", proc.stdout + proc.stderr
 
 
+def test_telemetry_off_imports_no_opentelemetry() -> None:
+    """Off (the default), neither ``import gigapy`` nor building clients and a request imports
+    opentelemetry (tests/client/test_telemetry.py makes real calls the same way)."""
+    code = (
+        "import sys, gigapy; from gigapy._ops import base; from gigapy import GigaChat, AsyncGigaChat; "
+        "GigaChat(access_token='t'); AsyncGigaChat(access_token='t'); "
+        "c = base.ClientCore(GigaChat(access_token='t').settings); assert c.hook() is None; "
+        "print(sorted(m for m in sys.modules if m.split('.')[0] == 'opentelemetry'))"
+    )
+    proc = run(sys.executable, "-c", code)
+    assert proc.stdout.strip() == "[]", proc.stdout + proc.stderr
+
+
 def test_the_version_is_written_once() -> None:
     import re
 

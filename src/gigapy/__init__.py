@@ -52,6 +52,7 @@ if TYPE_CHECKING:
     from ._clients.sync_client import AssistantsAPI, ChatV2, GigaChat, ThreadsAPI
     from ._clients.tokens import clear_token_cache
     from ._config import Timeout
+    from ._telemetry import instrument, is_instrumented, uninstrument
 
 _LAZY = {
     "GigaChat": "._clients.sync_client",
@@ -68,6 +69,9 @@ _LAZY = {
     "Stream": "._clients.streams",
     "AsyncStream": "._clients.streams",
     "clear_token_cache": "._clients.tokens",
+    "instrument": "._telemetry",
+    "uninstrument": "._telemetry",
+    "is_instrumented": "._telemetry",
 }
 
 
@@ -130,4 +134,7 @@ __all__ = [
     "UnknownFieldWarning",
     "UnprocessableEntityError",
     "clear_token_cache",
+    "instrument",
+    "is_instrumented",
+    "uninstrument",
 ]

@@ -143,6 +143,10 @@ class Settings:
     #: Where the fleet shares tokens and concurrency: ``memory://``, ``file:///dir``, ``redis://...``
     #: (a secret: a Redis URL may carry a password). None: this process only, no leases.
     coordinator: SecretStr | None = None
+    #: OpenTelemetry spans and metrics: None follows ``gigapy.instrument()``, True/False force them.
+    telemetry: bool | None = None
+    #: Message content in spans: None follows ``instrument(capture_content=...)``.
+    telemetry_content: bool | None = None
 
     @property
     def auth_mode(self) -> Literal["oauth", "password", "token", "mtls"]:
@@ -226,6 +230,8 @@ _ENV_FIELDS = (
     "session_id",
     "schema_dialect",
     "coordinator",
+    "telemetry",
+    "telemetry_content",
 )
 _SECRET_FIELDS = frozenset({"credentials", "password", "access_token", "key_file_password", "coordinator"})
 
@@ -330,7 +336,7 @@ def _default_headers(given: Any, base: dict[str, str]) -> tuple[tuple[str, str],
 def _parse_env(name: str, raw: str) -> Any:
     var = f"GIGACHAT_{name.upper()}"
     raw = raw.strip()
-    if name in ("verify_ssl_certs", "profanity_check", "retry_non_idempotent"):
+    if name in ("verify_ssl_certs", "profanity_check", "retry_non_idempotent", "telemetry", "telemetry_content"):
         low = raw.lower()
         if low in _TRUE:
             return True
@@ -397,7 +403,7 @@ def normalize(name: str, value: Any, label: str) -> Any:
         if value < low:
             raise ConfigurationError(label, f"must be >= {low}, got {value}")
         return value
-    if name in ("verify_ssl_certs", "profanity_check", "retry_non_idempotent"):
+    if name in ("verify_ssl_certs", "profanity_check", "retry_non_idempotent", "telemetry", "telemetry_content"):
         if not isinstance(value, bool):
             raise ConfigurationError(label, f"expected True or False, got {value!r}")
         return value

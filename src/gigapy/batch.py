@@ -57,7 +57,7 @@ import random
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -74,6 +74,7 @@ from ._bulk_files import (
 )
 from ._bulk_lines import Key, Kind, Line, iter_lines, kind_of, kind_problem, line_error, problem_text, scan_input
 from ._core import params as P
+from ._ops.base import usage_of
 from .errors import (
     APIConnectionError,
     APIResponseValidationError,
@@ -92,6 +93,7 @@ from .errors import (
     TLSVerificationError,
     may_have_reached_model,
 )
+from .usage import PriceTable, UsageTotals, estimate_cost
 
 if TYPE_CHECKING:
     from ._clients.async_client import AsyncGigaChat
@@ -188,6 +190,13 @@ class BatchSummary(BatchProgress):
     duplicate_ids: tuple[str, ...] = ()
     #: What the run repaired or ignored (corrupt result lines moved aside, ...), one sentence each.
     warnings: tuple[str, ...] = ()
+    #: This run's token totals per model: ``{model: {prompt_tokens, completion_tokens, cached_tokens,
+    #: requests, errors}}``.
+    usage: Mapping[str, Mapping[str, int]] = field(default_factory=dict)
+    #: This run's cost **estimate** (see :func:`gigapy.usage.estimate_cost`), in roubles.
+    cost: Mapping[str, Any] = field(default_factory=dict)
+    #: The run stopped before its cost estimate would pass ``budget_rub``; what was not sent stays pending.
+    budget_reached: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-friendly view (with rate and counts)."""
@@ -198,6 +207,8 @@ class BatchSummary(BatchProgress):
             "requests_per_second": round(self.requests_per_second, 2), "retries": self.retries,
             "rate_limited": self.rate_limited, "interrupted": self.interrupted, "output": self.output_path,
             "errors": self.errors_path, "duplicate_ids": list(self.duplicate_ids), "warnings": list(self.warnings),
+            "usage": {model: dict(values) for model, values in self.usage.items()}, "cost_estimate": dict(self.cost),
+            "budget_reached": self.budget_reached,
         }
 
 
@@ -403,8 +414,16 @@ class AdaptiveLimiter:
 class _Runner:
     def __init__(self, client: AsyncGigaChat, job: _Job, concurrency: int, retries: int,
                  on_progress: ProgressCallback | None, progress_interval: float, fsync_interval: float,
-                 repeat: bool = False) -> None:
+                 repeat: bool = False, budget: float | None = None, prices: PriceTable | None = None) -> None:
         self.client = client
+        self.usage = UsageTotals()  # this run's
+        self.hook = client._core.hook()  # telemetry: a span per item under the run's span
+        self.budget = budget
+        self.prices = prices if prices is not None else PriceTable.default()
+        self.scope = client._core.settings.scope
+        self.spent = 0.0  # the estimate of what finished
+        self.reserved = 0.0  # the estimate of what is in flight
+        self.budget_reached = False
         self.repeat = repeat  # send again a request that may have reached the model
         self.unreached = 0  # consecutive requests that could not connect (the circuit breaker)
         self.breaker_open = False
@@ -495,7 +514,53 @@ class _Runner:
             return int(usage.total_tokens) if usage is not None else 0
         return int(result.prompt_tokens)
 
+    def _model(self, request: Mapping[str, Any]) -> str:
+        model = request.get("model")
+        if isinstance(model, str) and model:
+            return model
+        return self.client._core.settings.model if self.job.kind == "chat" else "Embeddings"
+
+    def _estimate(self, model: str, request: Mapping[str, Any]) -> float:
+        """A request's cost estimate before it is sent: its text at ~3 bytes per token, and the
+        answer at ``max_tokens`` or the average answer of this run so far (512 before the first)."""
+        text = request.get("messages") if self.job.kind == "chat" else request.get("input")
+        prompt = len(json.dumps(text, ensure_ascii=False).encode("utf-8")) // 3 + 1
+        completion = 0
+        if self.job.kind == "chat":
+            max_tokens = request.get("max_tokens")
+            totals = self.usage.total()
+            answered = totals.requests - totals.errors
+            average = totals.completion_tokens / answered if answered else 512
+            completion = int(max_tokens) if isinstance(max_tokens, int) and max_tokens > 0 else int(average) + 1
+        cost = self.prices.cost(self.scope, model, prompt, completion)
+        return 0.0 if cost is None else cost
+
+    def _cost(self, model: str, result: Any) -> float:
+        prompt, completion, _ = usage_of(result)
+        cost = self.prices.cost(self.scope, model, prompt, completion)
+        return 0.0 if cost is None else cost
+
     async def process(self, rid: str, lineno: int, request: dict[str, Any]) -> None:
+        """One line: under the budget (when there is one) and its own span (when telemetry is on)."""
+        model = self._model(request)
+        estimate = 0.0
+        if self.budget is not None:
+            estimate = self._estimate(model, request)
+            if self.spent + self.reserved + estimate > self.budget:
+                self.budget_reached = True  # the line stays pending: a rerun (with more budget) sends it
+                return
+            self.reserved += estimate
+        try:
+            if self.hook is None:
+                await self._process(rid, lineno, request, model)
+            else:
+                with self.hook.span("gigapy.bulk.item", {"gigapy.bulk.id": rid, "gigapy.bulk.line": lineno,
+                                                         "gen_ai.request.model": model}):
+                    await self._process(rid, lineno, request, model)
+        finally:
+            self.reserved -= estimate
+
+    async def _process(self, rid: str, lineno: int, request: dict[str, Any], model: str) -> None:
         attempt = 0
         while True:
             await self.limiter.acquire()
@@ -525,11 +590,13 @@ class _Runner:
                         if self.streak >= self.max_streak:
                             self.fatal = exc
                         self._write_error(rid, lineno, exc, attempt + 1)
+                        self.usage.record(model, error=True)
                         return
                 delay = self._delay(exc, attempt)
             except GigaChatError as exc:  # the request itself is wrong: retrying cannot help
                 self.streak = self.unreached = 0
                 self._write_error(rid, lineno, exc, attempt + 1)
+                self.usage.record(model, error=True)
                 return
             else:
                 self.streak = self.unreached = 0
@@ -540,6 +607,8 @@ class _Runner:
                 else:
                     self.limiter.success()
                 self.tokens += self._tokens(result)
+                self.usage.record(model, *usage_of(result))
+                self.spent += self._cost(model, result)
                 self._write_ok(rid, result.model_dump_json(by_alias=True, exclude_unset=True))
                 return
             finally:
@@ -657,7 +726,7 @@ class _Runner:
             if self.fatal is not None or self.write_failure is not None:
                 halt.set()
                 return True
-            return False
+            return self.budget_reached  # no new line; those in flight finish and are saved
 
         written = None if share is None else share.written
         self.out = Appender(job.files.output, self._write_failed, written)
@@ -716,6 +785,8 @@ async def run_batch(
     retry_non_idempotent: bool | None = None,
     coordinator: str | Coordinator | None = None,
     job: str | None = None,
+    budget_rub: float | None = None,
+    prices: PriceTable | None = None,
 ) -> BatchSummary:
     """Run every line of ``input_path`` that is not done yet, appending to ``output_path``.
 
@@ -727,7 +798,9 @@ async def run_batch(
     once, never sent twice, unless ``retry_non_idempotent`` (default: the client's setting).
     Every line is checked with the client's own checks before the first request is sent.
     Requests that cannot connect at all stop the run (a circuit breaker) and are not recorded
-    as failed, so a rerun sends them.
+    as failed, so a rerun sends them. ``budget_rub`` stops the run before its cost estimate
+    (``prices``, default :meth:`~gigapy.usage.PriceTable.default`, for the client's scope) would
+    pass that many roubles: lines not sent stay pending (``budget_reached`` in the summary).
     ``on_progress`` gets a :class:`BatchProgress` every ``progress_interval`` seconds.
     Setting ``stop`` ends the run early (what finished is saved). A line that cannot be sent
     goes to the errors file with its line number, and the run goes on. Raises
@@ -745,14 +818,24 @@ async def run_batch(
         raise InvalidArgumentError("concurrency", f"must be an integer >= 1, got {concurrency!r}")
     if isinstance(retries, bool) or not isinstance(retries, int) or retries < 0:
         raise InvalidArgumentError("retries", f"must be an integer >= 0, got {retries!r}")
+    if budget_rub is not None and (isinstance(budget_rub, bool) or not isinstance(budget_rub, (int, float))
+                                   or not budget_rub >= 0 or budget_rub == float("inf")):
+        raise InvalidArgumentError("budget_rub", f"must be a finite number of roubles >= 0, got {budget_rub!r}")
     with Files(input_path, output_path, errors_path) as files:
         prepared = await asyncio.to_thread(_prepare, files, kind, retry_failed)
         repeat = client._core.policy.retry_non_idempotent if retry_non_idempotent is None else retry_non_idempotent
         runner = _Runner(client, prepared, concurrency, retries, on_progress, progress_interval, fsync_interval,
-                         bool(repeat))
+                         bool(repeat), None if budget_rub is None else float(budget_rub), prices)
         if coordinator is not None:
             runner.share = await _share(coordinator, job, files, prepared)
-        interrupted = await runner.run(stop)
+        if runner.hook is None:
+            interrupted = await runner.run(stop)
+        else:
+            with runner.hook.span(f"gigapy.bulk {prepared.kind}", {"gigapy.bulk.kind": prepared.kind,
+                                                                    "gigapy.bulk.concurrency": concurrency}) as span:
+                interrupted = await runner.run(stop)
+                span.set_attribute("gigapy.bulk.done", runner.done)
+                span.set_attribute("gigapy.bulk.failed", runner.failed)
         if runner.errors_dirty and runner.write_failure is None:  # else the next run compacts
             try:
                 await asyncio.to_thread(compact_errors, files.errors, prepared.done | runner.recovered)
@@ -792,10 +875,14 @@ async def _share(coordinator: str | Coordinator, name: str | None, files: Files,
 
 def _summary(runner: _Runner, job: _Job, interrupted: bool) -> BatchSummary:
     aborted = runner.fatal is not None or runner.write_failure is not None
-    snap = runner.snapshot("interrupted" if interrupted else ("aborted" if aborted else "finished"))
+    status = "aborted" if aborted else "budget" if runner.budget_reached else "finished"
+    snap = runner.snapshot("interrupted" if interrupted else status)
+    usage = runner.usage.as_dict()
     return BatchSummary(**{f: getattr(snap, f) for f in BatchProgress.__dataclass_fields__},
                         output_path=str(job.files.output.shown), errors_path=str(job.files.errors.shown),
-                        interrupted=interrupted, duplicate_ids=job.duplicates, warnings=tuple(job.warnings))
+                        interrupted=interrupted, duplicate_ids=job.duplicates, warnings=tuple(job.warnings),
+                        usage=usage, cost=estimate_cost(usage, runner.scope, runner.prices),
+                        budget_reached=runner.budget_reached)
 
 
 # --- through the service's /batches API ------------------------------------------------------

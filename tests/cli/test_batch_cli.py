@@ -135,3 +135,28 @@ def test_kill_9_mid_run_then_resume_is_exactly_once(emu: Any, tmp_path: Path, su
     for line in out.read_text(encoding="utf-8").splitlines():
         assert "choices" in json.loads(line)["response"]
     assert emu.stats()["faults_injected"] > 0
+
+
+def test_batch_budget_and_usage_in_json(cli: Invoke, tmp_path: Path) -> None:
+    src = write_jsonl(tmp_path / "in.jsonl", (chat_line(i, model="GigaChat") for i in range(40)))
+    out = tmp_path / "out.jsonl"
+    prices = tmp_path / "prices.json"
+    prices.write_text(json.dumps({"version": "test", "unit_tokens": 1000, "scopes": {
+        "GIGACHAT_API_PERS": {"models": {"GigaChat": {"input": 10, "output": 10}}}}}), encoding="utf-8")
+    result = cli("batch", str(src), "-o", str(out), "-c", "2", "--budget", "8", "--prices", str(prices), "--json")
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.stdout)
+    assert summary["budget_reached"] is True
+    # (on a loaded machine a line may fail instead of being answered: it is accounted for either way)
+    assert 0 < summary["done"] + summary["failed"] < 40 and summary["remaining"] > 0, summary
+    assert summary["cost_estimate"]["rub"] <= 8 and summary["cost_estimate"]["estimate"] is True
+    assert summary["usage"]["GigaChat"]["requests"] == summary["done"] + summary["failed"]
+    assert len(read_ids(out)) == summary["done"]
+    text = cli("batch", str(src), "-o", str(out), "--prices", str(prices))  # no budget: the rest, once
+    assert "usage GigaChat:" in text.stdout and "RUB (estimate)" in text.stdout
+    answered = read_ids(out)
+    failed = read_ids(tmp_path / "out.errors.jsonl") if (tmp_path / "out.errors.jsonl").exists() else []
+    assert len(answered) == len(set(answered))  # none twice
+    assert sorted(answered + failed) == sorted(f"r{i}" for i in range(40))
+    bad = cli("batch", str(src), "-o", str(out), "--prices", str(tmp_path / "missing.json"))
+    assert bad.exit_code == 2 and "--prices" in bad.output

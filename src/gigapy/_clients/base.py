@@ -10,6 +10,7 @@ from typing_extensions import Self
 from .._config import Settings, Timeout, derive
 from .._ops.base import ClientCore, same_identity
 from .._transports.tls import tls_key
+from ..usage import UsageTotals
 
 if TYPE_CHECKING:
     from ..coordinator._hook import FleetHook
@@ -50,6 +51,8 @@ class ClientSettings(TypedDict, total=False):
     session_id: str | None
     schema_dialect: Literal["reduced", "full"] | None
     coordinator: str | None
+    telemetry: bool | None
+    telemetry_content: bool | None
 
 
 class Transport(Protocol):
@@ -84,7 +87,7 @@ class BaseClient(Generic[TransportT]):
         settings = derive(self._core.settings, overrides)
         clone = object.__new__(type(self))
         shared = same_identity(settings, self._core.settings)
-        clone._core = ClientCore(settings, self._core.tokens if shared else None)
+        clone._core = ClientCore(settings, self._core.tokens if shared else None, self._core.usage)
         clone._fleet = _fleet_for(settings)
         if tls_key(settings) == self._transport.tls_key:
             clone._transport = self._transport
@@ -98,6 +101,12 @@ class BaseClient(Generic[TransportT]):
     def settings(self) -> Settings:
         """The resolved settings (secrets masked in their repr)."""
         return self._core.settings
+
+    @property
+    def usage(self) -> UsageTotals:
+        """Running token totals per model of this client and its ``with_options`` copies
+        (``gigapy.usage.estimate_cost(client.usage)`` for an estimate in roubles)."""
+        return self._core.usage
 
     @property
     def authorization(self) -> str | None:

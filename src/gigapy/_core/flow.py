@@ -104,6 +104,10 @@ class Request:
     authorization: SecretStr | None = None
     #: The end of the call on the monotonic clock (``timeout.total`` after the first attempt began).
     deadline: float | None = None
+    #: The API path (without the base URL) and the JSON body before encoding, as the op built
+    #: them: what telemetry and the usage totals read (never sent as such).
+    path: str = ""
+    body: Any = None
 
     def wire_headers(self) -> dict[str, str]:
         """The headers to send, Authorization included: pass the result straight to the HTTP
@@ -524,13 +528,15 @@ def send_flow(
         status = response.status
         if status < 400:
             if log.isEnabledFor(logging.DEBUG):
+                rid = response.headers.get("x-request-id") or request.headers.get("X-Request-ID")
                 log.debug(
                     "%s %s -> %d (request_id=%s, retries=%d)",
                     request.method,
                     request.url,
                     status,
-                    response.headers.get("x-request-id"),
+                    rid,
                     attempt,
+                    extra={"request_id": rid},
                 )
             return response
         if status == 401 and token is not None and can_refresh and not refreshed:
@@ -570,14 +576,17 @@ def bearer(token: SecretStr) -> SecretStr:
 
 
 def _log_retry(request: Request, attempt: int, why: str, delay: float) -> None:
+    rid = request.headers.get("X-Request-ID")
     log.info(
-        "%s %s failed with %s; retry %d/%d in %.2f s",
+        "%s %s failed with %s; retry %d/%d in %.2f s (request_id=%s)",
         request.method,
         request.url,
         why,
         attempt + 1,
         request.max_retries,
         delay,
+        rid,
+        extra={"request_id": rid},
     )
 
 

@@ -8,10 +8,11 @@ transports live in ``_sync`` and ``_async``.
 from __future__ import annotations
 
 import platform
-from collections.abc import Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, TypedDict, TypeVar
 
+from .. import _telemetry
 from .._clients.tokens import TokenSource
 from .._config import Settings, Timeout
 from .._core import params as P
@@ -30,9 +31,11 @@ from .._core.flow import (
 from .._core.stream_state import StreamState
 from .._core.tokens import identity, parse_token, token_request
 from .._version import __version__
-from ..errors import InvalidArgumentError
+from ..errors import GigaChatError, InvalidArgumentError
 from ..types._base import ResponseMeta
 from ..types.auth import AccessToken
+from ..types.embeddings import Embeddings
+from ..usage import UsageTotals
 
 T = TypeVar("T")
 
@@ -70,15 +73,44 @@ class OpenStream:
     state: StreamState[Any, Any]
     read: float | None = None
     deadline: float | None = None
+    #: The stream's telemetry span (``gigapy._otel.StreamSpan``) while telemetry is on, else None.
+    telemetry: Any = None
+    #: Where the stream's final usage is added (the client's totals), and under which model.
+    usage: UsageTotals | None = None
+    model: str | None = None
+    #: What broke the stream (seen by :func:`observe` / :func:`observe_async`), if anything.
+    failure: BaseException | None = None
+
+    def ended(self, exc: BaseException | None = None) -> None:
+        """The stream ended or was closed (the drivers call this once): the span ends, the usage is added."""
+        state = self.state
+        span = self.telemetry
+        final: Any = None
+        if span is not None:
+            final = span.end(state, exc)
+        elif self.usage is not None and state.complete():
+            try:
+                final = state.final()
+            except Exception:
+                final = None
+        usage = self.usage
+        if usage is not None:
+            if final is None:
+                usage.record(self.model, error=exc is not None)
+            else:
+                usage.record(self.model or getattr(final, "model", None), *usage_of(final))
 
 
 class ClientCore:
     """Settings, retry policy and token source of one client, plus request building."""
 
-    __slots__ = ("_auth_hint", "_bearer", "_headers", "policy", "settings", "tokens")
+    __slots__ = ("_auth_hint", "_bearer", "_headers", "policy", "settings", "telemetry", "tokens", "usage")
 
-    def __init__(self, settings: Settings, tokens: TokenSource | None = None) -> None:
+    def __init__(self, settings: Settings, tokens: TokenSource | None = None, usage: UsageTotals | None = None) -> None:
         self.settings = settings
+        #: The client's ``telemetry`` setting: None follows ``gigapy.instrument()``.
+        self.telemetry = settings.telemetry
+        self.usage = usage if usage is not None else UsageTotals()
         self.policy = RetryPolicy(retry_non_idempotent=settings.retry_non_idempotent)
         self.tokens = tokens if tokens is not None else TokenSource(settings)
         mtls = settings.auth_mode == "mtls"
@@ -165,22 +197,89 @@ class ClientCore:
             max_retries=self.settings.max_retries,
             file=file,
             form=form,
+            path=path,
+            body=body,
         )
 
-    def send(self, request: Request) -> Flow[Response]:
-        """The retrying, token-refreshing flow of one request."""
+    def raw_send(self, request: Request) -> Flow[Response]:
+        """The retrying, token-refreshing flow of one request (no telemetry)."""
         return send_flow(request, policy=self.policy, can_refresh=self.settings.can_refresh, auth_hint=self._auth_hint)
 
+    def hook(self) -> Any:
+        """The telemetry hook for a call now, or None (off: one attribute read)."""
+        setting = self.telemetry
+        return _telemetry.HOOK if setting is None else _telemetry.hook_for(setting)
+
+    def content(self, hook: Any) -> bool:
+        """Whether this client's spans carry message content."""
+        own = self.settings.telemetry_content
+        return bool(hook.content) if own is None else own
+
+    def send(self, request: Request) -> Flow[Response]:
+        """The retrying, token-refreshing flow of one request (under a span when telemetry is on)."""
+        hook = self.hook()
+        if hook is None:
+            return self.raw_send(request)
+        return self._traced_send(hook, request)
+
+    def _traced_send(self, hook: Any, request: Request) -> Flow[Response]:
+        response, _ = yield from hook.traced(self.raw_send(request), request, _same, self.content(hook))
+        return response  # type: ignore[no-any-return]
+
     def call(self, request: Request, parse: Callable[[Response], T]) -> Flow[T]:
-        """One request, one parsed result."""
-        response = yield from self.send(request)
-        return parse(response)
+        """One request, one parsed result; its usage goes into the client's totals."""
+        hook = self.hook()
+        try:
+            if hook is None:
+                response = yield from self.raw_send(request)
+                value = parse(response)
+            else:
+                value, _ = yield from hook.traced(self.raw_send(request), request, parse, self.content(hook))
+        except GigaChatError:
+            model = model_of(request)
+            if model is not None:
+                self.usage.record(model, error=True)
+            raise
+        if request.body is not None:
+            usage = getattr(value, "usage", None)
+            if usage is not None or isinstance(value, Embeddings):
+                self.usage.record(model_of(request) or getattr(value, "model", None), *usage_of(value))
+        return value
 
     def fetch_token(self) -> Flow[AccessToken]:
         """The token request for this client's identity (OAuth or user/password)."""
         request = token_request(self.settings, USER_AGENT)
         response = yield from send_flow(request, policy=self.policy, can_refresh=False)
         return parse_token(response, self.policy.clock.wall())
+
+
+def _same(response: Response) -> Response:
+    return response
+
+
+def model_of(request: Request) -> str | None:
+    """The model a request asks for (its JSON body's ``model``), or None."""
+    body = request.body
+    model = body.get("model") if isinstance(body, Mapping) else None
+    return model if isinstance(model, str) else None
+
+
+def usage_of(result: Any) -> tuple[int, int, int]:
+    """(prompt, completion, cached) tokens of a parsed answer (0 where it does not say)."""
+    usage = getattr(result, "usage", None)
+    if usage is None:
+        prompt = getattr(result, "prompt_tokens", 0)  # Embeddings: per-item usage summed
+        return (prompt if isinstance(prompt, int) else 0), 0, 0
+    if hasattr(usage, "input_tokens"):  # v2
+        details = getattr(usage, "input_tokens_details", None)
+        cached = getattr(details, "cached_tokens", None)
+        return _count(usage, "input_tokens"), _count(usage, "output_tokens"), cached or 0
+    return _count(usage, "prompt_tokens"), _count(usage, "completion_tokens"), _count(usage, "precached_prompt_tokens")
+
+
+def _count(obj: Any, name: str) -> int:
+    value = getattr(obj, name, None)  # other usage shapes (a filter check's) lack these
+    return value if isinstance(value, int) and not isinstance(value, bool) else 0
 
 
 def _id_header(value: Any, field: str) -> str:
@@ -193,14 +292,64 @@ def _id_header(value: Any, field: str) -> str:
 def open_stream(
     core: ClientCore, request: Request, state: Callable[[ResponseMeta], StreamState[Any, Any]]
 ) -> Flow[OpenStream]:
-    """Send a streaming request; once the response headers arrive, hand over the open stream."""
-    response = yield from core.send(request)
+    """Send a streaming request; once the response headers arrive, hand over the open stream
+    (under a span that the stream ends, when telemetry is on)."""
+    hook = core.hook()
+    try:
+        if hook is None:
+            response = yield from core.raw_send(request)
+            _check_event_stream(response)
+            span = None
+        else:
+            response, span = yield from hook.traced(
+                core.raw_send(request), request, _check_event_stream, core.content(hook), keep_open=True
+            )
+    except GigaChatError:
+        core.usage.record(model_of(request), error=True)
+        raise
+    return OpenStream(
+        response,
+        state(response.meta()),
+        request.timeout.read,
+        request.deadline,
+        telemetry=span,
+        usage=core.usage,
+        model=model_of(request),
+    )
+
+
+def observe(source: Iterator[bytes], opened: OpenStream) -> Iterator[bytes]:
+    """The driver's byte iterator, telling the stream's span of the first bytes and of a failure."""
+    span = opened.telemetry
+    try:
+        for data in source:
+            span.chunk()
+            yield data
+    except Exception as exc:
+        opened.failure = getattr(getattr(exc, "failure", None), "exc", None) or exc
+        raise
+
+
+async def observe_async(source: AsyncIterator[bytes], opened: OpenStream) -> AsyncIterator[bytes]:
+    """:func:`observe` for an async byte iterator (a cancelled read counts as a failure)."""
+    span = opened.telemetry
+    try:
+        async for data in source:
+            span.chunk()
+            yield data
+    except BaseException as exc:
+        if not isinstance(exc, GeneratorExit):
+            opened.failure = getattr(getattr(exc, "failure", None), "exc", None) or exc
+        raise
+
+
+def _check_event_stream(response: Response) -> Response:
     ctype = response.headers.get("content-type", "")
     if not ctype.startswith("text/event-stream"):
         if response.raw is not None:
             response.raw.close()
         raise invalid_body(response, TypeError(f"expected text/event-stream, got {ctype or 'no content type'}"))
-    return OpenStream(response, state(response.meta()), request.timeout.read, request.deadline)
+    return response
 
 
 # --- batches -------------------------------------------------------------------------------

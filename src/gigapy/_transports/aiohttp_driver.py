@@ -27,7 +27,7 @@ from .._core.flow import (
     TransportFailure,
     client_cert_alert,
 )
-from .._ops.base import OpenStream
+from .._ops.base import OpenStream, observe_async
 from .._ops.files import Seekable
 from ..errors import ClientClosedError, ConfigurationError
 from .tls import client_ssl_context, tls_key
@@ -426,8 +426,10 @@ class AiohttpTransport:
                     resp.close()
             finally:
                 entry.done()
+                opened.ended(opened.failure)
 
-        return AsyncStream(state, chunks(), close, deadline)
+        source = chunks() if opened.telemetry is None else observe_async(chunks(), opened)
+        return AsyncStream(state, source, close, deadline)
 
     async def close(self) -> None:
         """Close the sessions: this loop's now, those of loops that have ended at once (their

@@ -27,7 +27,7 @@ from .._core.flow import (
     TransportFailure,
     client_cert_alert,
 )
-from .._ops.base import OpenStream
+from .._ops.base import OpenStream, observe
 from .._ops.files import Seekable
 from ..errors import ClientClosedError
 from . import fastpath_httpx as HD
@@ -312,7 +312,14 @@ class HttpxTransport:
                     return
                 yield data
 
-        return Stream(opened.state, chunks(), resp.close, deadline)
+        def close() -> None:
+            try:
+                resp.close()
+            finally:
+                opened.ended(opened.failure)
+
+        source = chunks() if opened.telemetry is None else observe(chunks(), opened)
+        return Stream(opened.state, source, close, deadline)
 
     def close(self) -> None:
         """Close every pooled connection."""

@@ -112,6 +112,15 @@ def _summary_text(s: BatchSummary, via_api: bool) -> str:
     if s.rejected:
         text += (f"\n  {s.rejected} lines could not be sent (bad input, in {s.errors_path} with their line numbers; "
                  "fix them and rerun: they are checked again on every run)")
+    cost = getattr(s, "cost", None) or {}
+    for model, u in (getattr(s, "usage", None) or {}).items():
+        rub = cost.get("by_model", {}).get(model)
+        price = f", ~{rub:.2f} RUB (estimate)" if rub is not None else ""
+        text += (f"\n  usage {model}: {u['requests']} requests, {u['errors']} errors, {u['prompt_tokens']:,} prompt + "
+                 f"{u['completion_tokens']:,} completion tokens ({u['cached_tokens']:,} cached){price}")
+    if getattr(s, "budget_reached", False):
+        text += (f"\n  budget reached: stopped before the estimate passed it; {s.remaining} requests not sent, "
+                 "rerun with a larger --budget to send them")
     if s.duplicate_ids:
         shown = ", ".join(s.duplicate_ids[:5]) + (", ..." if len(s.duplicate_ids) > 5 else "")
         text += f"\n  warning: {len(s.duplicate_ids)} duplicate ids in the input were run once: {shown}"
@@ -159,6 +168,14 @@ def batch(
     job: Annotated[str | None, typer.Option(
         "--job", metavar="NAME", help="Name of the shared job (default: a digest of INPUT).",
         show_default=False)] = None,
+    budget: Annotated[float | None, typer.Option(
+        "--budget", metavar="RUB", min=0,
+        help="Stop before this run's cost estimate (roubles) would pass RUB; what is not sent stays pending.",
+        show_default=False)] = None,
+    prices: Annotated[Path | None, typer.Option(
+        "--prices", metavar="PRICES.json",
+        help="Price table for the cost estimate (default: GIGAPY_PRICES or the built-in estimate).",
+        show_default=False)] = None,
 ) -> None:
     """Run a JSONL file of requests: resumable, exactly once, adaptive concurrency."""
     from gigapy.batch import BatchAborted, BatchWriteError, run_batch, run_via_batches_api
@@ -167,6 +184,17 @@ def batch(
         fail(f"--kind: expected chat, embeddings or auto, got {kind!r}", exit_code=EXIT_USAGE)
     if not input_path.is_file():
         fail(f"input file not found: {input_path}", exit_code=EXIT_USAGE)
+    if budget is not None and via_batches_api:
+        fail("--budget: not available with --via-batches-api (the service runs the requests)", exit_code=EXIT_USAGE)
+    table = None
+    if prices is not None:
+        from gigapy.errors import ConfigurationError
+        from gigapy.usage import PriceTable
+
+        try:
+            table = PriceTable.load(prices)
+        except ConfigurationError as exc:
+            fail(f"--prices: {exc}", exit_code=EXIT_USAGE)
     state = get_state(ctx)
     show = True if progress is None else progress
 
@@ -188,7 +216,8 @@ def batch(
             return await run_batch(client, input_path, output, kind=kind, concurrency=concurrency,
                                    errors_path=errors, retry_failed=retry_failed, retries=retries,
                                    retry_non_idempotent=retry_non_idempotent or None,
-                                   on_progress=update, progress_interval=min(0.25, progress_interval), stop=stop,
+                                   budget_rub=budget, prices=table, on_progress=update,
+                                   progress_interval=min(0.25, progress_interval), stop=stop,
                                    coordinator=coordinator, job=job)
         finally:
             for sig in installed:

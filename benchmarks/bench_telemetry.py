@@ -1,0 +1,213 @@
+"""Telemetry cost: async chat throughput at concurrency 64 with telemetry on, off, and without hooks.
+
+Targets: telemetry on costs at most 5% of the throughput of telemetry off; off costs nothing
+measurable against a build without the hooks (within the run-to-run spread).
+
+- ``on``: ``gigapy.instrument()`` with the real OpenTelemetry SDK: a BatchSpanProcessor feeding an
+  exporter that drops the spans (the export itself, network and backend, is not gigapy's cost), and
+  a MeterProvider with an in-memory reader. Every call makes its span, attributes, metrics and
+  ``traceparent``.
+- ``off``: the default (no ``instrument()``, no ``telemetry=``).
+- ``nohooks``: the request path as it was before telemetry: ``ClientCore.call``/``send`` and
+  ``open_stream`` replaced in the worker by their hook-free bodies (no hook check, no usage totals).
+
+One emulator process (``python -m gigapy.emulator --no-limits``) serves every run; each run is a
+fresh worker process; modes are interleaved, the order rotating every round; medians are reported
+with the spread. Throughput is requests per second of wall time; CPU is the worker's own CPU
+microseconds per request (the steadier figure on a shared machine). Every load is bounded in count
+and time.
+
+    .venv/bin/python benchmarks/bench_telemetry.py            # print the figures
+    .venv/bin/python benchmarks/bench_telemetry.py --write    # also update "## Telemetry" in RESULTS.md
+    .venv/bin/python benchmarks/bench_telemetry.py --quick    # a smoke run
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import re
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:  # run as a script: make the benchmarks package importable
+    sys.path.insert(0, str(ROOT))
+
+from benchmarks._common import EmulatorProcess, machine  # noqa: E402 - needs the path above
+
+RESULTS = ROOT / "benchmarks" / "RESULTS.md"
+MODES = ("on", "off", "nohooks")
+CONCURRENCY = 64
+MESSAGES = [{"role": "user", "content": "What is the capital of France?"}]
+
+
+def _strip_hooks() -> None:
+    """Put back the request path without telemetry hooks or usage totals (the ``nohooks`` build)."""
+    from gigapy._ops import base
+
+    def call(self: Any, request: Any, parse: Any) -> Any:
+        response = yield from self.raw_send(request)
+        return parse(response)
+
+    def open_stream(core: Any, request: Any, state: Any) -> Any:
+        response = yield from core.raw_send(request)
+        return base.OpenStream(response, state(response.meta()), request.timeout.read, request.deadline)
+
+    base.ClientCore.call = call  # type: ignore[method-assign]
+    base.ClientCore.send = base.ClientCore.raw_send  # type: ignore[method-assign]
+    base.open_stream = open_stream
+
+
+def _instrument() -> None:
+    from opentelemetry.sdk.metrics import MeterProvider
+    from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
+
+    import gigapy
+
+    class Drop(SpanExporter):
+        def export(self, spans: Any) -> SpanExportResult:
+            return SpanExportResult.SUCCESS
+
+    provider = TracerProvider()
+    provider.add_span_processor(BatchSpanProcessor(Drop()))
+    gigapy.instrument(tracer_provider=provider, meter_provider=MeterProvider(metric_readers=[InMemoryMetricReader()]))
+
+
+async def _load(url: str, n: int, warmup: int) -> dict[str, float]:
+    from gigapy import AsyncGigaChat
+    from gigapy.emulator import DEMO_CREDENTIALS
+
+    async with AsyncGigaChat(credentials=DEMO_CREDENTIALS, base_url=f"{url}/api/v1", auth_url=f"{url}/api/v2/oauth",
+                             scope="GIGACHAT_API_PERS", max_connections=CONCURRENCY) as client:
+        gate = asyncio.Semaphore(CONCURRENCY)
+
+        async def one() -> None:
+            async with gate:
+                await client.completion(MESSAGES, model="GigaChat")
+
+        await asyncio.gather(*(one() for _ in range(warmup)))
+        cpu, wall = time.process_time(), time.perf_counter()
+        await asyncio.wait_for(asyncio.gather(*(one() for _ in range(n))), timeout=300)
+        wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+    return {"rps": n / wall, "cpu_us": cpu / n * 1e6}
+
+
+def worker(mode: str, url: str, n: int, warmup: int) -> None:
+    """One run in this process: print its figures as JSON."""
+    if mode == "nohooks":
+        _strip_hooks()
+    elif mode == "on":
+        _instrument()
+    result = asyncio.run(_load(url, n, warmup))
+    result["otel_imported"] = float(any(m.startswith("opentelemetry") for m in sys.modules))
+    print(json.dumps(result))
+
+
+def _run_one(mode: str, url: str, n: int, warmup: int) -> dict[str, float]:
+    out = subprocess.run([sys.executable, __file__, "--worker", mode, url, str(n), str(warmup)],
+                         capture_output=True, text=True, timeout=400, check=True, cwd=ROOT)
+    return dict(json.loads(out.stdout.strip().splitlines()[-1]))
+
+
+def measure(n: int, warmup: int, rounds: int, latency_ms: int = 0) -> dict[str, list[dict[str, float]]]:
+    runs: dict[str, list[dict[str, float]]] = {m: [] for m in MODES}
+    extra = ("--faults", f"latency_ms:{latency_ms}") if latency_ms else ()
+    with EmulatorProcess(*extra) as emu:
+        for r in range(rounds):
+            order = MODES[r % len(MODES):] + MODES[:r % len(MODES)]
+            for mode in order:
+                runs[mode].append(_run_one(mode, emu.url, n, warmup))
+                print(f"round {r + 1}/{rounds} {mode}: {runs[mode][-1]['rps']:.0f} req/s, "
+                      f"{runs[mode][-1]['cpu_us']:.0f} us CPU/request", file=sys.stderr)
+    return runs
+
+
+def _median(runs: list[dict[str, float]], key: str) -> float:
+    return statistics.median(r[key] for r in runs)
+
+
+def _spread(runs: list[dict[str, float]], key: str) -> str:
+    values = [r[key] for r in runs]
+    return f"{min(values):.0f}–{max(values):.0f}"
+
+
+def report(runs: dict[str, list[dict[str, float]]], n: int, rounds: int, latency_ms: int = 0,
+           heading: bool = True) -> str:
+    rps = {m: _median(runs[m], "rps") for m in MODES}
+    cpu = {m: _median(runs[m], "cpu_us") for m in MODES}
+    on_cost = 1 - rps["on"] / rps["off"]
+    on_cpu = cpu["on"] / cpu["off"] - 1
+    off_cost = 1 - rps["off"] / rps["nohooks"]
+    off_cpu = cpu["off"] / cpu["nohooks"] - 1
+    noise = max((max(r["rps"] for r in runs[m]) - min(r["rps"] for r in runs[m])) / rps[m] for m in MODES)
+    m = machine()
+    service = f"the emulator answering after {latency_ms} ms" if latency_ms else "the emulator answering at once"
+    lines = [
+        *(["## Telemetry", ""] if heading else []),
+        f"`benchmarks/bench_telemetry.py{f' --latency-ms {latency_ms}' if latency_ms else ''}`: async `completion()` "
+        f"at concurrency {CONCURRENCY}, {n} requests per run, {rounds} interleaved rounds, medians (min–max); "
+        f"{service} on loopback; {m['cpu']}, {m['cores']} cores (shared), {m['python']}.",
+        "",
+        "| mode | req/s | CPU µs/request |",
+        "|---|---|---|",
+    ]
+    for mode, label in (("on", "telemetry on (SDK, spans dropped by the exporter)"), ("off", "telemetry off"),
+                        ("nohooks", "no hooks (the request path before telemetry)")):
+        lines.append(f"| {label} | {rps[mode]:.0f} ({_spread(runs[mode], 'rps')}) | "
+                     f"{cpu[mode]:.0f} ({_spread(runs[mode], 'cpu_us')}) |")
+    on_ok = "met" if on_cost <= 0.05 else "missed"
+    off_ok = "met" if off_cost <= max(noise, 0.02) else "missed"
+    lines += [
+        "",
+        f"- on vs off: throughput {on_cost:+.1%} lower (target ≤ 5%: {on_ok}); CPU per request {on_cpu:+.1%}.",
+        f"- off vs no hooks: throughput {off_cost:+.1%} lower, CPU per request {off_cpu:+.1%} (target: within "
+        f"the run-to-run spread, {noise:.0%} here: {off_ok}). Off never imports opentelemetry "
+        f"(imported in off runs: {int(max(r['otel_imported'] for r in runs['off']))}).",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def write_section(text: str) -> None:
+    body = RESULTS.read_text(encoding="utf-8")
+    pattern = re.compile(r"^## Telemetry\n.*?(?=^## |\Z)", re.MULTILINE | re.DOTALL)
+    body = pattern.sub(lambda _: text, body) if pattern.search(body) else body.rstrip("\n") + "\n\n" + text
+    RESULTS.write_text(body, encoding="utf-8")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--worker", nargs=4, metavar=("MODE", "URL", "N", "WARMUP"), help=argparse.SUPPRESS)
+    parser.add_argument("--write", action="store_true", help="update the Telemetry section of RESULTS.md")
+    parser.add_argument("--quick", action="store_true", help="a smoke run")
+    parser.add_argument("-n", type=int, default=4000, help="requests per run")
+    parser.add_argument("-r", "--rounds", type=int, default=5)
+    parser.add_argument("--latency-ms", type=int, default=0, help="the emulator waits this long before answering")
+    parser.add_argument("--both", action="store_true", help="run at once and with --latency-ms 50, one section")
+    args = parser.parse_args()
+    if args.worker:
+        mode, url, n, warmup = args.worker
+        worker(mode, url, int(n), int(warmup))
+        return
+    n, rounds = (300, 1) if args.quick else (args.n, args.rounds)
+    latencies = (0, 50) if args.both else (args.latency_ms,)
+    parts = []
+    for i, latency in enumerate(latencies):
+        runs = measure(n, max(n // 10, 64), rounds, latency)
+        parts.append(report(runs, n, rounds, latency, heading=i == 0))
+    text = "\n".join(parts)
+    print(text)
+    if args.write and not args.quick:
+        write_section(text)
+
+
+if __name__ == "__main__":
+    main()
