@@ -162,7 +162,7 @@ def batch(
     json_out: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
     coordinator: Annotated[str | None, typer.Option(
         "--coordinator", metavar="URL", envvar="GIGACHAT_COORDINATOR", show_envvar=False,
-        help="Share the account and the input with other workers: redis://host:6379/0, rediss://..., "
+        help="Share the account and the input with other workers: a redis:// or rediss:// URL, or "
              "file:///dir (one host). Each worker gets its own --output; every id lands once in their union.",
         show_default=False)] = None,
     job: Annotated[str | None, typer.Option(
