@@ -25,7 +25,9 @@ pydantic exception escapes raw (the original is kept as ``__cause__``)::
     ├── ImageGenerationError                       generate_image() got no image
     ├── CertificateMismatchError                   a downloaded CA is not the pinned one
     ├── BatchAborted                               the bulk runner stopped early (its summary kept)
-    └── ClientClosedError (also a RuntimeError)    the client was used after close()
+    ├── ClientClosedError (also a RuntimeError)    the client was used after close()
+    └── CoordinatorError                           the fleet coordinator failed
+        └── LeaseTimeout                           ... no lease became free in time
 
 Warnings (``warnings.warn``, never raised unless you ask for it with a warnings filter)::
 
@@ -58,12 +60,14 @@ __all__ = [
     "ClientCertificateError",
     "ClientClosedError",
     "ConfigurationError",
+    "CoordinatorError",
     "GigaChatError",
     "GigapyWarning",
     "ImageGenerationError",
     "InsecureTLSWarning",
     "InternalServerError",
     "InvalidArgumentError",
+    "LeaseTimeout",
     "LengthFinishReasonError",
     "LockedError",
     "NotFoundError",
@@ -529,6 +533,14 @@ def may_have_reached_model(exc: BaseException) -> bool:
     if isinstance(exc, APIConnectionError):
         return exc.sent
     return False
+
+
+class CoordinatorError(GigaChatError):
+    """The coordinator could not do what was asked (bad URL, no lease within the timeout)."""
+
+
+class LeaseTimeout(CoordinatorError):
+    """No lease became free within the timeout."""
 
 
 class ClientClosedError(GigaChatError, RuntimeError):

@@ -42,7 +42,18 @@ if TYPE_CHECKING:
     from gigapy import AsyncGigaChat, GigaChat
     from gigapy.emulator import Emulator
 
-__all__ = ["FAST_RETRY_DELAY", "client_settings", "fast_retries", "fast_retry_policy"]
+__all__ = [
+    "FAST_RETRY_DELAY",
+    "async_gigachat_client",
+    "client_settings",
+    "fast_retries",
+    "fast_retry_policy",
+    "gigachat_client",
+    "gigachat_emulator",
+    "gigachat_env",
+    "gigachat_faults",
+    "gigachat_fresh_emulator",
+]
 
 C = TypeVar("C")
 

@@ -302,6 +302,8 @@ def test_a_suite_with_a_client_per_test_meets_no_oauth_429(tmp_path: Path) -> No
             assert busiest > 10, busiest  # faster than the service's 10 per second, and no 429
     """)
     )
+    # the last test reads what the whole suite did: keep the session emulator's state between tests
+    (tmp_path / "pytest.ini").write_text("[pytest]\ngigachat_isolation = none\n")
     start = time.monotonic()
     proc = subprocess.run(
         [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(suite)],

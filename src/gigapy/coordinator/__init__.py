@@ -20,8 +20,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
-from ..errors import ConfigurationError
-from ._coordinator import Coordinator, CoordinatorError, Lease, LeaseTimeout, Pool, PoolMember
+from ..errors import ConfigurationError, CoordinatorError, LeaseTimeout
+from ._coordinator import Coordinator, Lease, Pool, PoolMember
 
 __all__ = [
     "Coordinator",

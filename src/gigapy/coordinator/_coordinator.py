@@ -35,7 +35,7 @@ from typing import Any, TypeVar
 
 from pydantic import SecretStr
 
-from ..errors import GigaChatError
+from ..errors import CoordinatorError, LeaseTimeout
 from ..types.auth import AccessToken
 from . import _seal
 from ._backend import Backend, StoredToken
@@ -52,14 +52,6 @@ FETCH_LOCK_TTL = 30.0
 POLL_MIN = 0.005
 POLL_MAX = 0.02
 PROBE_INTERVAL = 1.0
-
-
-class CoordinatorError(GigaChatError):
-    """The coordinator could not do what was asked (bad URL, no lease within the timeout)."""
-
-
-class LeaseTimeout(CoordinatorError):
-    """No lease became free within the timeout."""
 
 
 @dataclass(frozen=True)
