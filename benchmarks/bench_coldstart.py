@@ -168,15 +168,16 @@ def _last_child_usage() -> float:
     return delta
 
 
-def measure(rounds: int) -> dict[tuple[str, str], list[dict[str, float]]]:
+def measure(rounds: int, only: list[tuple[str, str]] | None = None) -> dict[tuple[str, str], list[dict[str, float]]]:
     caches = Caches()
-    results: dict[tuple[str, str], list[dict[str, float]]] = {c: [] for c in CONTENDERS}
+    chosen = only or CONTENDERS
+    results: dict[tuple[str, str], list[dict[str, float]]] = {c: [] for c in chosen}
     with EmulatorProcess() as emu:
         run = runner(emu.url, caches)
         caches.prepare(run)
         _last_child_usage()  # reset the children's CPU baseline
         for r in range(rounds):
-            order = CONTENDERS[r % len(CONTENDERS):] + CONTENDERS[:r % len(CONTENDERS)]
+            order = chosen[r % len(chosen):] + chosen[:r % len(chosen)]
             for contender, mode in order:
                 res = run(contender, mode)
                 results[(contender, mode)].append(res)
@@ -270,9 +271,19 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=15)
     parser.add_argument("--quick", action="store_true", help="3 rounds")
     parser.add_argument("--write", action="store_true", help="update the ## Cold start section of RESULTS.md")
+    parser.add_argument("--only", help="comma-separated contender:mode pairs (e.g. gigapy:bytecode,raw:bytecode); "
+                                       "prints the medians only")
     args = parser.parse_args()
     rounds = 3 if args.quick else max(1, args.rounds)
     load0 = os.getloadavg()[0]
+    if args.only:
+        only = [tuple(item.split(":", 1)) for item in args.only.split(",")]
+        unknown = [item for item in only if item not in CONTENDERS]
+        if unknown:
+            parser.error(f"unknown contender {unknown[0]}; choose from {CONTENDERS}")
+        for key, runs in measure(rounds, only).items():  # type: ignore[arg-type]
+            print(f"{label(*key):40} cpu {med(runs, 'cpu_ms'):7.1f} ms  wall {med(runs, 'wall_ms'):7.1f} ms")
+        return
     results = measure(rounds)
     section = report(results, rounds, (load0, os.getloadavg()[0]), git_commit())
     print()
