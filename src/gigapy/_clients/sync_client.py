@@ -7,7 +7,6 @@ process-wide cache. Nothing about the API itself is decided here.
 
 from __future__ import annotations
 
-import asyncio
 import inspect
 import os
 import time
@@ -104,6 +103,8 @@ def _invoke(action: Invoke) -> Any:
     try:
         value = action.fn(**action.kwargs)
         if inspect.isawaitable(value):
+            import asyncio  # only for async user code: the sync client never imports it otherwise
+
             value = asyncio.run(_await(value))
         return value
     except Exception as exc:  # handed to the flow, which decides
