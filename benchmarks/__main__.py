@@ -4,6 +4,7 @@
     .venv/bin/python -m benchmarks --quick              # smoke run: small counts, 1 run, no RESULTS.md
     .venv/bin/python -m benchmarks -s async64,sync -r 7 # a subset, more runs
     .venv/bin/python -m benchmarks --profile -s stream  # cProfile gigapy's measured section
+    .venv/bin/python -m benchmarks all [--quick]        # EVERY benchmark (cold start, CLI, emulator, ...)
 
 One emulator process (``python -m gigapy.emulator --no-limits``) serves every run. Each run
 is a fresh worker process (``benchmarks/_workers.py``) so contenders never share imports,
@@ -26,9 +27,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from benchmarks._common import ROOT, WORK, EmulatorProcess, machine, versions
+from benchmarks._common import ROOT, WORK, EmulatorProcess, machine, results_path, versions
 
-RESULTS = ROOT / "benchmarks" / "RESULTS.md"
+RESULTS = results_path()
 NOTES = ROOT / "benchmarks" / "client-notes.md"
 CONTENDERS = ("gigapy", "sdk", "raw")
 LABELS = {"gigapy": "gigapy", "sdk": "official SDK", "raw": "raw transport"}
@@ -450,6 +451,11 @@ def profile(selected: list[Scenario], quick: bool, url: str, credentials: str, t
 
 
 def main() -> None:
+    if sys.argv[1:2] == ["all"]:  # every benchmark (benchmarks/run_all.py)
+        from benchmarks.run_all import main as run_all
+
+        run_all(sys.argv[2:])
+        return
     parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("-s", "--scenarios", default="all",

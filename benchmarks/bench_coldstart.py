@@ -45,9 +45,9 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:  # run as a script: make the benchmarks package importable
     sys.path.insert(0, str(ROOT))
 
-from benchmarks._common import WORK, EmulatorProcess, machine, versions  # noqa: E402 - needs the path above
+from benchmarks._common import WORK, EmulatorProcess, machine, results_path, versions  # noqa: E402 - needs the path above
 
-RESULTS = ROOT / "benchmarks" / "RESULTS.md"
+RESULTS = results_path()
 PROMPT = "What is the capital of France?"
 
 SCRIPTS = {

@@ -33,9 +33,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-from benchmarks._common import MESSAGES, MODEL, ROOT, WORK, EmulatorProcess, free_port, machine, versions
+from benchmarks._common import MESSAGES, MODEL, ROOT, WORK, EmulatorProcess, free_port, machine, results_path, versions
 
-RESULTS = ROOT / "benchmarks" / "RESULTS.md"
+RESULTS = results_path()
 SECTION = "## OpenAI-compatible bridge"
 CONCURRENCY = 64
 DEMO = None  # the emulator's demo key, read in main()
