@@ -18,8 +18,6 @@ import os
 import platform
 import re
 import socket
-import subprocess
-import sys
 import time
 import uuid
 from pathlib import Path
@@ -28,7 +26,7 @@ from typing import Any
 
 import aiohttp
 
-from gigapy.emulator import DEMO_CREDENTIALS
+from gigapy.emulator import DEMO_CREDENTIALS, EmulatorProcess
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "benchmarks" / "RESULTS.md"
@@ -50,23 +48,10 @@ def rss_mb(pid: int) -> float:
     return float("nan")
 
 
-def start_emulator(port: int, pack: bool = True, src: str | None = None) -> subprocess.Popen[str]:
+def start_emulator(port: int, pack: bool = True, src: str | None = None) -> EmulatorProcess:
     """``python -m gigapy.emulator --no-limits``; ``src``: run the gigapy found there instead (a baseline)."""
-    cmd = [sys.executable, "-m", "gigapy.emulator", "--no-limits", "--port", str(port)]
-    if pack:
-        cmd.append("--pack-stream")
     env = {**os.environ, "PYTHONPATH": src} if src else None
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
-    deadline = time.monotonic() + 30
-    assert proc.stdout is not None
-    while time.monotonic() < deadline:
-        line = proc.stdout.readline()
-        if "listening on" in line:
-            return proc
-        if not line and proc.poll() is not None:
-            break
-    proc.kill()
-    raise RuntimeError("emulator did not start")
+    return EmulatorProcess("--no-limits", *(["--pack-stream"] if pack else []), port=port, env=env).start()
 
 
 def cpu_seconds(pid: int) -> float:
@@ -196,8 +181,7 @@ def side_by_side(args: argparse.Namespace) -> dict[str, Any]:
                 into.append(asyncio.run(chat_round(port, proc.pid, args.requests // 4, args.concurrency,
                                                    args.seconds)))
             finally:
-                proc.terminate()
-                proc.wait(10)
+                proc.stop()
     result = {"ours_rps": median(r for r, _ in ours), "base_rps": median(r for r, _ in theirs),
               "ours_cpu": median(c for _, c in ours), "base_cpu": median(c for _, c in theirs)}
     print(f"side by side ({args.rounds} interleaved rounds, medians): this tree {result['ours_rps']:,.0f} req/s "
@@ -285,15 +269,13 @@ def main() -> None:
     try:
         figures = asyncio.run(run_all(args, port, proc.pid))
     finally:
-        proc.terminate()
-        proc.wait(10)
+        proc.stop()
     port = free_port()
     proc = start_emulator(port, pack=False)
     try:
         figures["framed_rate"] = asyncio.run(framed_chunks(args, port))
     finally:
-        proc.terminate()
-        proc.wait(10)
+        proc.stop()
     if args.baseline:
         figures.update(side_by_side(args), rounds=args.rounds)
     if args.write:

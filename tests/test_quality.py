@@ -21,7 +21,8 @@ def test_ruff_is_clean() -> None:
 
 
 def test_ruff_format_is_clean() -> None:
-    proc = run(str(BIN / "ruff"), "format", "--check", "src", "tests", "benchmarks", "reliability", "examples", "scripts")
+    roots = ("src", "tests", "benchmarks", "reliability", "examples", "scripts")
+    proc = run(str(BIN / "ruff"), "format", "--check", *roots)
     assert proc.returncode == 0, proc.stdout + proc.stderr
 
 
