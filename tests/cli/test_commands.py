@@ -204,6 +204,23 @@ def test_batches_api(cli: Invoke, tmp_path: Path) -> None:
     lines = [json.loads(line) for line in out.read_text(encoding="utf-8").splitlines()]
     assert sorted(line["id"] for line in lines) == ["r0", "r1", "r2"]
     assert all("choices" in line["response"] for line in lines)
+    shown = cli("batches", "get", batch_id, scope=CORP).stdout
+    assert batch_id in shown and got["output_file_id"] in shown
+
+
+@pytest.mark.parametrize("area", ["batches", "files"])
+def test_list_tables_keep_every_id_whole_in_80_columns(cli: Invoke, tmp_path: Path, area: str,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("COLUMNS", "80")
+    src = tmp_path / ("in.jsonl" if area == "batches" else "a-rather-long-file-name-for-the-table.txt")
+    src.write_text(json.dumps({"id": "a", "request": {"messages": [{"role": "user", "content": "hi"}]}}) + "\n",
+                   encoding="utf-8")
+    create = ("batches", "create") if area == "batches" else ("files", "upload")
+    ids = [data(cli(*create, str(src), "--json", scope=CORP))["id"] for _ in range(3)]
+    listed = cli(area, "list", scope=CORP)
+    assert listed.exit_code == 0
+    assert all(batch_id in listed.stdout for batch_id in ids), listed.stdout
+    assert max(len(line) for line in listed.stdout.splitlines()) <= 80
 
 
 def test_batches_on_prepaid_scope_explains(cli: Invoke) -> None:

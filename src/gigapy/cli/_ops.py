@@ -415,11 +415,23 @@ batches_app = typer.Typer(help="The service's own batches API (/batches).", no_a
 
 
 def _batch_table(items: Sequence[Any]) -> Table:
-    table = _table("id", "method", "status", "total", "completed", "failed", "created", "output file")
+    """One row per batch; the id is never cut (the output file id is in ``get`` and ``--json``)."""
+    table = _table("id", "method", "status", "done/total", "failed", "created")
     for b in items:
         c = b.request_counts
-        table.add_row(b.id, b.method or "", b.status or "", str(c.total), str(c.completed or 0), str(c.failed or 0),
-                      _when(b.created_at), b.output_file_id or "")
+        table.add_row(b.id, b.method or "", b.status or "", f"{c.completed or 0}/{c.total}", str(c.failed or 0),
+                      _when(b.created_at))
+    return table
+
+
+def _batch_details(b: Any) -> Table:
+    """One batch as key/value rows, so every id fits an 80-column terminal."""
+    table = _table("key", "value")
+    c = b.request_counts
+    for key, value in (("id", b.id), ("method", b.method or ""), ("status", b.status or ""),
+                       ("requests", f"{c.total} total, {c.completed or 0} completed, {c.failed or 0} failed"),
+                       ("created", _when(b.created_at)), ("output file", b.output_file_id or "")):
+        table.add_row(key, value)
     return table
 
 
@@ -436,7 +448,7 @@ def batches_create(ctx: typer.Context,
     if json_out:
         print_json(result.to_dict())
         return
-    _print(_batch_table([result]))
+    _print(_batch_details(result))
 
 
 @batches_app.command("list")
@@ -460,7 +472,7 @@ def batches_get(ctx: typer.Context, batch_id: Annotated[str, typer.Argument(help
     if json_out:
         print_json(result.to_dict())
         return
-    _print(_batch_table([result]))
+    _print(_batch_details(result))
 
 
 @batches_app.command("results")
