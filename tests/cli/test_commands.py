@@ -142,6 +142,18 @@ def test_image(cli: Invoke, tmp_path: Path) -> None:
     assert payload["images"][0]["bytes"] > 0
 
 
+def test_image_keeps_an_existing_file_unless_forced(cli: Invoke, emu: Any, tmp_path: Path) -> None:
+    target = tmp_path / "cat.jpg"
+    target.write_bytes(b"my own photo")
+    before = len(emu.requests)
+    refused = cli("image", "Нарисуй кота", "-o", str(target))
+    assert refused.exit_code == 2 and "--force" in refused.stderr and str(target) in refused.stderr
+    assert target.read_bytes() == b"my own photo" and len(emu.requests) == before  # nothing was sent
+    forced = cli("image", "Нарисуй кота", "-o", str(target), "--force")
+    assert forced.exit_code == 0, forced.output
+    assert target.read_bytes()[:2] == b"\xff\xd8"
+
+
 # --- AI check, functions ------------------------------------------------------------------------
 
 def test_ai_check(cli: Invoke) -> None:
