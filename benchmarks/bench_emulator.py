@@ -18,6 +18,8 @@ import os
 import platform
 import re
 import socket
+import subprocess
+import sys
 import time
 import uuid
 from pathlib import Path
@@ -26,18 +28,12 @@ from typing import Any
 
 import aiohttp
 
-from gigapy.emulator import DEMO_CREDENTIALS, EmulatorProcess
+from gigapy.emulator import DEMO_CREDENTIALS, EmulatorProcess, free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "benchmarks" / "RESULTS.md"
 SMALL_CHAT = {"model": "GigaChat", "messages": [{"role": "user", "content": "What is the capital of France?"}]}
 STREAM_CHAT = {**SMALL_CHAT, "stream": True}
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def rss_mb(pid: int) -> float:
@@ -105,8 +101,11 @@ def ceiling(args: argparse.Namespace) -> dict[str, Any]:
                 into.append(asyncio.run(chat_round(port, proc.pid, args.requests // 4, args.concurrency,
                                                    args.seconds)))
             finally:
-                proc.terminate()
-                proc.wait(10)
+                if isinstance(proc, EmulatorProcess):
+                    proc.stop()
+                else:
+                    proc.terminate()
+                    proc.wait(10)
     result = {"emu_rps": median(r for r, _ in emu), "bare_rps": median(r for r, _ in bare),
               "emu_cpu": median(c for _, c in emu), "bare_cpu": median(c for _, c in bare)}
     print(f"ceiling ({args.rounds} interleaved rounds, medians): emulator {result['emu_rps']:,.0f} req/s "
