@@ -59,6 +59,7 @@ COLUMNS = (
     "error_type",
     "batch_id",
 )
+_AUTH_KEYS = frozenset({"credentials", "user", "password", "access_token", "cert_file", "key_file"})
 _INT_COLUMNS = frozenset({"prompt_tokens", "completion_tokens", "total_tokens", "cached_tokens", "status_code"})
 
 
@@ -141,7 +142,13 @@ class GigaChatConfig:
         from ._config import load_settings
 
         try:  # every setting checked here, on the driver, before a single actor starts
-            load_settings(resolved)
+            try:
+                load_settings(resolved)
+            except ConfigurationError as exc:
+                if exc.field != "credentials" or _AUTH_KEYS & set(resolved):
+                    raise
+                # no credentials here: the actors may have theirs (GIGACHAT_* on the nodes); the rest is checked
+                load_settings({**resolved, "access_token": "placeholder"})
         except ConfigurationError as exc:
             raise ConfigurationError(f"settings.{exc.field}", exc.reason) from None
         object.__setattr__(self, "_resolved", resolved)
