@@ -18,6 +18,10 @@ from typing import Any
 
 import pyarrow as pa
 import pytest
+
+# Ray binds its servers (GCS, raylet, workers) to the node's address; the loopback one, as on a
+# laptop, keeps them on 127.0.0.1. Read when ray is imported, and inherited by its processes.
+os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"
 import ray
 
 from gigapy.emulator import Emulator
@@ -39,7 +43,6 @@ def cluster() -> Iterator[dict[str, Any]]:
         num_cpus=2,
         include_dashboard=False,
         log_to_driver=False,
-        _node_ip_address="127.0.0.1",
         configure_logging=False,
     )
     ray.data.DataContext.get_current().enable_progress_bars = False
