@@ -31,6 +31,10 @@ from gigapy.testing import client_settings
 
 from .conftest import ROOT
 
+# a Ray start and a dataset run take tens of seconds on a loaded 2-core machine (pytest-timeout
+# counts the module's cluster start into its first test)
+pytestmark = pytest.mark.timeout(300)
+
 GEN = 0.05  # seconds every answer occupies its slot
 LIMIT = 10  # the emulator's concurrency for the CORP scope (and the coordinator's ceiling)
 CORP = "GIGACHAT_API_CORP"
