@@ -16,12 +16,13 @@ def run(*cmd: str) -> subprocess.CompletedProcess[str]:
 
 
 def test_ruff_is_clean() -> None:
-    proc = run(str(BIN / "ruff"), "check", "src", "tests", "benchmarks", "examples")
+    proc = run(str(BIN / "ruff"), "check", "src", "tests", "benchmarks", "examples", "scripts")
     assert proc.returncode == 0, proc.stdout + proc.stderr
 
 
 def test_ruff_format_is_clean() -> None:
-    proc = run(str(BIN / "ruff"), "format", "--check", "src", "tests", "benchmarks", "reliability", "examples")
+    roots = ("src", "tests", "benchmarks", "reliability", "examples", "scripts")
+    proc = run(str(BIN / "ruff"), "format", "--check", *roots)
     assert proc.returncode == 0, proc.stdout + proc.stderr
 
 
