@@ -34,7 +34,7 @@ def test_mypy_strict_is_clean_on_src() -> None:
 def test_import_gigapy_is_light() -> None:
     code = (
         "import sys, gigapy; heavy = {'httpx', 'aiohttp', 'pydantic', 'gigapy.emulator', 'gigapy.cli', "
-        "'typer', 'rich'} & set(sys.modules); print(sorted(heavy))"
+        "'typer', 'rich', 'ray', 'gigapy.ray', 'pyarrow'} & set(sys.modules); print(sorted(heavy))"
     )
     proc = run(sys.executable, "-c", code)
     assert proc.stdout.strip() == "[]", proc.stdout + proc.stderr
