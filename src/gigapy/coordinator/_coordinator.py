@@ -11,7 +11,16 @@ back to the ceiling (see :mod:`._backend`).
 When a shared backend cannot be reached, the coordinator falls back to local limits (the ceiling
 divided by the number of processes last seen in the fleet) and a local token cache, probes the
 backend every second and returns to it when it answers again. Nothing in flight is lost: a
-request that holds a lease keeps running whichever backend its lease is in.
+request that holds a lease keeps running whichever backend its lease is in. No batch claim is
+granted while the shared backend is down.
+
+A shared store may also lose its state without an error ever reaching a process: flushed,
+restarted empty between two calls, restored from an older snapshot, failed over to a replica
+that missed the last writes. The store keeps an *epoch* (an id, and for Redis the server's run
+id) that every claim checks atomically and the heartbeat checks every ``EPOCH_TICK`` seconds: a
+new epoch means the state was lost. Each process then puts its leases and claims back, calls
+the listeners given to :meth:`Coordinator.on_state_lost` (a batch worker republishes the ids it
+finished), and no claim is granted until the new epoch is ``RECOVERY_GRACE`` seconds old.
 """
 
 from __future__ import annotations
@@ -52,6 +61,13 @@ FETCH_LOCK_TTL = 30.0
 POLL_MIN = 0.005
 POLL_MAX = 0.02
 PROBE_INTERVAL = 1.0
+#: How often the heartbeat checks that the shared store still holds its state (its epoch).
+EPOCH_TICK = 0.5
+#: No claim is granted until the store's epoch is this old (seconds): after the store lost its
+#: state every live worker notices (within a probe interval or an epoch tick), takes its claims
+#: back and republishes what it finished before anyone can claim those items again. A new store
+#: cannot tell a first start from a wiped one, so the first claims on it wait this long too.
+RECOVERY_GRACE = 2.5
 
 
 @dataclass(frozen=True)
@@ -188,6 +204,13 @@ class Coordinator:
         self._executor: ThreadPoolExecutor | None = None
         self._rng = random.Random()
         self.fallbacks = 0  # how many times the shared backend was lost (a counter for tests and doctor)
+        self.losses = 0  # how many times the shared store was seen to have lost its state (a new epoch)
+        #: True once the store's current epoch replaced a lost one (a worker then checks the fleet's
+        #: files before it runs an item: the store's done marks may be incomplete).
+        self.recovered = False
+        self._epoch: str | None = None
+        self._claims_open_at = 0.0  # monotonic time from which the store grants claims again
+        self._loss_listeners: list[Callable[[], None]] = []
 
     def __repr__(self) -> str:
         return f"Coordinator({self.url!r}, backend={self._primary.kind!r})"
@@ -222,6 +245,7 @@ class Coordinator:
             log.warning("coordinator %s is reachable again after %.1f s", self.url, now - self._down_since)
             self._down_since = None
             self._retake()
+            self._check_epoch(self._primary)
             return self._primary
         return self._local
 
@@ -480,11 +504,62 @@ class Coordinator:
         return self._thread is not None
 
     def _heartbeat(self) -> None:
-        while not self._stop.wait(self.lease_ttl / 3):
+        period = self.lease_ttl / 3
+        tick = min(period, EPOCH_TICK)
+        next_beat = time.monotonic() + period
+        while not self._stop.wait(tick):
             try:
-                self._beat()
+                if time.monotonic() >= next_beat:
+                    next_beat = time.monotonic() + period
+                    self._beat()
+                elif self._down_since is not None:
+                    self._backend()  # probes the store (at most once a second) and recovers
+                elif self._epoch is not None:
+                    self._check_epoch(self._primary)
             except Exception:  # keep beating whatever happens; the next beat tries again
                 log.debug("coordinator heartbeat failed", exc_info=True)
+
+    def on_state_lost(self, listener: Callable[[], None]) -> Callable[[], None]:
+        """Call ``listener()`` (from the heartbeat thread, or the caller's) whenever the shared
+        store is found to have lost its state, after this process's leases and claims are back.
+        Returns a function that removes the listener."""
+        with self._lock:
+            self._loss_listeners.append(listener)
+
+        def remove() -> None:
+            with self._lock, contextlib.suppress(ValueError):
+                self._loss_listeners.remove(listener)
+
+        return remove
+
+    def _check_epoch(self, backend: Backend) -> None:
+        """Learn the store's epoch; a new one (the store lost its state) starts the recovery."""
+        if not self.shared or backend is self._local:
+            return
+        known = self._epoch or ""
+        try:
+            ident, age, recreated = backend.epoch(known, uuid.uuid4().hex)
+        except self._transient as exc:
+            self._lost(exc)
+            return
+        with self._lock:
+            changed = bool(known) and ident != self._epoch
+            self._epoch = ident
+            self._claims_open_at = time.monotonic() + max(0.0, self.recovery_grace - age)
+            if recreated:
+                self.recovered = True
+            if changed:
+                self.losses += 1
+            listeners = list(self._loss_listeners) if changed else []
+        if not changed:
+            return
+        log.warning("coordinator %s lost its state (flushed or restarted): leases and claims are put back", self.url)
+        self._retake()
+        for listener in listeners:
+            try:
+                listener()
+            except Exception:
+                log.warning("a coordinator state-loss listener failed", exc_info=True)
 
     def _retake(self) -> None:
         """Back on the shared store (which may have lost its state): put this process's leases and
@@ -501,9 +576,9 @@ class Coordinator:
 
     @property
     def recovery_grace(self) -> float:
-        """Seconds after the store answers again within which every live process has put its
-        claims back (it notices within a probe interval plus a heartbeat)."""
-        return PROBE_INTERVAL + self.lease_ttl / 3 + 1.0
+        """Seconds after the store answers again (or is found to have lost its state) within
+        which every live process has put its claims back and republished what it finished."""
+        return RECOVERY_GRACE
 
     def _beat(self) -> None:
         with self._lock:
@@ -525,6 +600,8 @@ class Coordinator:
             self._fleet = max(1, backend.join(self.holder, self.lease_ttl))
         except self._transient as exc:
             self._lost(exc)
+            return
+        self._check_epoch(backend)
 
     # --- tokens -----------------------------------------------------------------------------
 
@@ -654,11 +731,43 @@ class Coordinator:
         """:meth:`claim`, saying which: ``new`` (never claimed before), ``again`` (claimed before:
         its worker died or gave it back), ``done`` or ``busy`` (another worker has it now)."""
         self._ensure_heartbeat()
-        got = self._call(lambda b: b.claim_item(job, item, self.holder, self.lease_ttl))
+        if not self.shared:
+            got = self._primary.claim_item(job, item, self.holder, self.lease_ttl)
+        else:
+            got = self._claim_shared(job, item)
         if got in ("new", "again"):
             with self._lock:
                 self._claims[f"claim:{job}:{item}"] = job
         return got
+
+    def _claim_shared(self, job: str, item: str) -> str:
+        """A claim on the shared store, checked against the epoch this process knows: none is
+        granted while the store is down, nor while it is recovering from a loss of its state."""
+        backend = self._backend()
+        if backend is self._local:
+            return "busy"
+        if self._epoch is None:
+            self._check_epoch(backend)
+            if self._epoch is None:
+                return "busy"
+        try:
+            got = backend.claim_item(job, item, self.holder, self.lease_ttl, self._epoch, self.recovery_grace)
+        except self._transient as exc:
+            self._lost(exc)
+            return "busy"
+        if got in ("lost", "wait"):
+            self._check_epoch(backend)
+            return "busy"
+        return got
+
+    def claim_wait(self) -> float:
+        """Seconds until the shared store grants claims again (0 when it does now, as far as this
+        process knows): a new store, or one recovering from a loss of its state, waits a grace.
+        The first call asks the store (blocking); later ones answer from what this process saw."""
+        if self.shared and self._epoch is None:
+            self._ensure_heartbeat()
+            self._check_epoch(self._backend())
+        return max(0.0, self._claims_open_at - time.monotonic())
 
     def finish(self, job: str, items: Sequence[str]) -> None:
         """Mark items of a shared job done and drop this process's claims on them."""

@@ -98,9 +98,13 @@ class _StateBackend:
         """See :meth:`Backend.unlock`."""
         self._run(lambda s, now: B.st_unlock(s, name, holder))
 
-    def claim_item(self, job: str, item: str, holder: str, ttl: float) -> str:
+    def epoch(self, known: str, candidate: str) -> tuple[str, float, bool]:
+        """See :meth:`Backend.epoch`."""
+        return self._run(lambda s, now: B.st_epoch(s, now, known, candidate))
+
+    def claim_item(self, job: str, item: str, holder: str, ttl: float, epoch: str = "", grace: float = 0.0) -> str:
         """See :meth:`Backend.claim_item`."""
-        return self._run(lambda s, now: B.st_claim_item(s, now, job, item, holder, ttl))
+        return self._run(lambda s, now: B.st_claim_item(s, now, job, item, holder, ttl, epoch, grace))
 
     def finish_items(self, job: str, items: list[str], holder: str) -> None:
         """See :meth:`Backend.finish_items`."""

@@ -8,7 +8,8 @@ URL (``rediss://user:password@host:6380/0``); ``?prefix=name`` separates fleets 
 Keys (under the prefix, ``gigapy`` by default): ``lease:<key>`` sorted set of lease id by expiry
 (ms); ``limit:<key>`` hash of the adaptive limit and the time of its last cut; ``token:<name>``
 hash of the sealed token; ``lock:<name>`` string; ``members`` sorted set; ``set:<name>``,
-``value:<name>``.
+``value:<name>``; ``epoch`` hash (id, the server's run id, birth): a store that lost its state
+(flushed, restarted empty or from an older snapshot) is noticed by its new epoch.
 """
 
 from __future__ import annotations
@@ -151,8 +152,42 @@ return {v[1], tostring(left), v[3]}
 """
 )
 
-# KEYS: done set, claim lock, claimed set. ARGV: item, holder, ttl ms.
-CLAIM_ITEM = """
+# The server's run id: it changes whenever the server restarts (even from a snapshot on disk).
+_RUN = "local run = string.match(redis.call('INFO', 'server'), 'run_id:(%w+)') or ''\n"
+
+# KEYS: epoch hash. ARGV: the caller's known epoch ('' for none), a candidate id.
+# Returns {id, age ms, recreated '0'/'1'}.
+EPOCH = (
+    _NOW
+    + _RUN
+    + """
+local cur = redis.call('HMGET', KEYS[1], 'id', 'run', 'birth', 'recreated')
+if cur[1] and cur[2] == run then
+  local recreated = cur[4] or '0'
+  if ARGV[1] ~= '' and ARGV[1] ~= cur[1] and recreated ~= '1' then
+    recreated = '1'
+    redis.call('HSET', KEYS[1], 'recreated', '1')
+  end
+  return {cur[1], tostring(now - tonumber(cur[3])), recreated}
+end
+local recreated = '0'
+if cur[1] or ARGV[1] ~= '' then recreated = '1' end
+redis.call('HSET', KEYS[1], 'id', ARGV[2], 'run', run, 'birth', now, 'recreated', recreated)
+return {ARGV[2], '0', recreated}
+"""
+)
+
+# KEYS: done set, claim lock, claimed set, epoch hash. ARGV: item, holder, ttl ms, epoch ('' for
+# no check), grace ms.
+CLAIM_ITEM = (
+    _NOW
+    + _RUN
+    + """
+if ARGV[4] ~= '' then
+  local cur = redis.call('HMGET', KEYS[4], 'id', 'run', 'birth')
+  if cur[1] ~= ARGV[4] or cur[2] ~= run then return 'lost' end
+  if now - tonumber(cur[3]) < tonumber(ARGV[5]) then return 'wait' end
+end
 if redis.call('SISMEMBER', KEYS[1], ARGV[1]) == 1 then return 'done' end
 local cur = redis.call('GET', KEYS[2])
 if cur and cur ~= ARGV[2] then return 'busy' end
@@ -160,6 +195,7 @@ redis.call('SET', KEYS[2], ARGV[2], 'PX', tonumber(ARGV[3]))
 if redis.call('SADD', KEYS[3], ARGV[1]) == 1 then return 'new' end
 return 'again'
 """
+)
 
 # KEYS: done set, then one claim lock per item. ARGV: holder, then the items.
 FINISH_ITEMS = """
@@ -228,6 +264,7 @@ class RedisBackend:
         self._token_get = c.register_script(TOKEN_GET)
         self._join = c.register_script(JOIN)
         self._claim_item = c.register_script(CLAIM_ITEM)
+        self._epoch = c.register_script(EPOCH)
         self._finish_items = c.register_script(FINISH_ITEMS)
 
     def __repr__(self) -> str:
@@ -301,15 +338,22 @@ class RedisBackend:
         """See :meth:`Backend.unlock`."""
         self._unlock(keys=[self._k("lock", name)], args=[holder])
 
-    def claim_item(self, job: str, item: str, holder: str, ttl: float) -> str:
+    def epoch(self, known: str, candidate: str) -> tuple[str, float, bool]:
+        """See :meth:`Backend.epoch` (a restarted server is a new epoch even when it kept its data)."""
+        got = self._epoch(keys=[self._k("epoch")], args=[known, candidate])
+        ident, age_ms, recreated = (x.decode() if isinstance(x, bytes) else str(x) for x in got)
+        return ident, float(age_ms) / 1000, recreated == "1"
+
+    def claim_item(self, job: str, item: str, holder: str, ttl: float, epoch: str = "", grace: float = 0.0) -> str:
         """See :meth:`Backend.claim_item`."""
         got = self._claim_item(
             keys=[
                 self._k("set", f"done:{job}"),
                 self._k("lock", f"claim:{job}:{item}"),
                 self._k("set", f"claimed:{job}"),
+                self._k("epoch"),
             ],
-            args=[item, holder, int(ttl * 1000)],
+            args=[item, holder, int(ttl * 1000), epoch, int(grace * 1000)],
         )
         return got.decode() if isinstance(got, bytes) else str(got)
 
