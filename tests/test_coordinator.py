@@ -332,7 +332,8 @@ def test_redis_outage_falls_back_to_local_limits_and_recovers(tmp_path: Path) ->
         server.stop()
         during = [coord.try_acquire("acct:chat", 10) for _ in range(8)]
         assert coord.degraded
-        assert sum(lease is not None for lease in during) == 5
+        # local limits: half the ceiling for a fleet of two, less the lease still held from before
+        assert sum(lease is not None for lease in during) == 4
         held.release()  # a lease taken before the outage is given back without an error
         for lease in during:
             if lease is not None:

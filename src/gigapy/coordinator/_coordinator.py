@@ -9,7 +9,8 @@ SIGKILL) frees its leases at most ``lease_ttl`` seconds later. A lease given bac
 back to the ceiling (see :mod:`._backend`).
 
 When a shared backend cannot be reached, the coordinator falls back to local limits (the ceiling
-divided by the number of processes last seen in the fleet) and a local token cache, probes the
+divided by the number of processes last seen in the fleet, less this process's leases still
+running from before) and a local token cache, probes the
 backend every second and returns to it when it answers again. Nothing in flight is lost: a
 request that holds a lease keeps running whichever backend its lease is in. No batch claim is
 granted while the shared backend is down.
@@ -294,9 +295,15 @@ class Coordinator:
         """A lease of ``key`` if one is free now (at most ``ceiling``, or the fleet's adaptive limit)."""
         self._ensure_heartbeat()
         backend = self._backend()
+        cap = self._ceiling(backend, ceiling)
+        if backend is self._local and self.shared:
+            with self._lock:  # leases taken in the store before it went away still run: they count
+                cap -= sum(1 for held in self._held.values() if held.key == key and held._backend is not backend)
+            if cap < 1:
+                return None
         lease = Lease(self, backend, key, ceiling, member)
         try:
-            ok = backend.acquire(key, lease.id, self.lease_ttl, self._ceiling(backend, ceiling))
+            ok = backend.acquire(key, lease.id, self.lease_ttl, cap)
         except self._transient as exc:
             if backend is self._local:
                 raise
