@@ -147,6 +147,18 @@ class Lease:
         self._released = True
         self._coordinator._release(self, self.outcome if outcome is None else outcome)
 
+    def release_soon(self, outcome: str | None = None) -> None:
+        """:meth:`release` without waiting for the backend (off the caller's thread when the
+        backend is shared): for an event loop's sync callbacks and for finalizers."""
+        if self._released:
+            return
+        if not self._coordinator.shared:
+            self.release(outcome)
+            return
+        self._released = True
+        chosen = self.outcome if outcome is None else outcome
+        self._coordinator._submit(self._coordinator._release, self, chosen)
+
     async def arelease(self, outcome: str | None = None) -> None:
         """Async :meth:`release` (the backend call runs off the event loop)."""
         if self._released:
@@ -283,11 +295,22 @@ class Coordinator:
     async def _off_loop(self, fn: Callable[..., T], *args: Any) -> T:
         if not self.shared:
             return fn(*args)
+        return await asyncio.get_running_loop().run_in_executor(self._pool(), fn, *args)
+
+    def _pool(self) -> ThreadPoolExecutor:
         if self._executor is None:
             with self._lock:
                 if self._executor is None:
                     self._executor = ThreadPoolExecutor(32, thread_name_prefix="gigapy-coordinator")
-        return await asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)
+        return self._executor
+
+    def _submit(self, fn: Callable[..., Any], *args: Any) -> None:
+        """Run ``fn(*args)`` on the coordinator's threads, not waiting (right here once closed)."""
+        try:
+            self._pool().submit(fn, *args)
+        except RuntimeError:  # the executor is shut down (closing, or the interpreter exiting)
+            with contextlib.suppress(Exception):
+                fn(*args)
 
     # --- leases -----------------------------------------------------------------------------
 
