@@ -18,7 +18,7 @@ import pytest
 import redis
 
 from gigapy.coordinator import Coordinator, LeaseTimeout, Pool, PoolMember, _seal, connect
-from gigapy.errors import ConfigurationError
+from gigapy.errors import ConfigurationError, CoordinatorError
 from gigapy.types.auth import AccessToken
 
 from .redis_server import RedisServer
@@ -358,8 +358,12 @@ def test_password_urls_and_redaction(redis_server: RedisServer, redis_url: str) 
     assert facts["backend"] == "redis" and facts["leases"] == "ok"
     assert "s3cret-pass" not in repr(good) and "s3cret-pass" not in str(facts)
     bad = connect(redis_url.replace("s3cret-pass", "wrong"))
-    with pytest.raises(redis.RedisError):
+    with pytest.raises(CoordinatorError, match="refused the credentials") as info:
         bad.check()
+    assert "wrong" not in str(info.value).replace("wrong password", "")
+    with pytest.raises(CoordinatorError, match="refused the credentials"):  # not a silent fallback
+        bad.acquire("acct:chat", 1)
+    assert not bad.degraded
     good.close()
     bad.close()
 

@@ -277,7 +277,17 @@ class Coordinator:
             self._lost(exc)
             return op(self._local)
 
+    def _fatal(self, exc: BaseException) -> CoordinatorError | None:
+        """The backend's clear error for a failure waiting cannot cure (bad credentials, TLS)."""
+        explain = getattr(self._primary, "explain", None)
+        found = explain(exc) if explain is not None else None
+        return found if isinstance(found, CoordinatorError) else None
+
     def _lost(self, exc: BaseException) -> None:
+        fatal = self._fatal(exc)
+        if fatal is not None:  # not an outage: say what is wrong instead of running on local limits
+            _scrub(exc)
+            raise fatal from None
         with self._lock:
             if self._down_since is None:
                 self._down_since = time.monotonic()
@@ -527,7 +537,12 @@ class Coordinator:
             current, self._thread = self._thread, self._thread or thread
         if current is not None:  # another thread started it meanwhile
             return
-        self._beat()
+        try:
+            self._beat()
+        except BaseException:  # a store that refuses us (credentials, TLS): the next call tries again
+            with self._lock:
+                self._thread = None
+            raise
         thread.start()
 
     def _started(self) -> bool:
@@ -840,7 +855,18 @@ class Coordinator:
     # --- checks and lifecycle ---------------------------------------------------------------
 
     def check(self) -> dict[str, Any]:
-        """Reach the backend and report facts about it (for ``gigapy doctor``); raises when unreachable."""
+        """Reach the backend and report facts about it (for ``gigapy doctor``); raises
+        :class:`CoordinatorError` saying what is wrong (unreachable, credentials, TLS)."""
+        try:
+            return self._check()
+        except self._transient as exc:
+            fatal = self._fatal(exc)
+            _scrub(exc)
+            if fatal is not None:
+                raise fatal from None
+            raise CoordinatorError(f"coordinator {self.url} unreachable: {type(exc).__name__}: {exc}") from None
+
+    def _check(self) -> dict[str, Any]:
         facts = dict(self._primary.ping())
         if self.shared:
             probe = f"doctor:{self.holder}"
@@ -877,6 +903,17 @@ class Coordinator:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _scrub(exc: BaseException) -> None:
+    """Drop the tracebacks of ``exc`` and what it chains: the store client's frames hold the
+    password in their locals, and a :class:`CoordinatorError` raised here chains ``exc``."""
+    seen: BaseException | None = exc
+    for _ in range(10):
+        if seen is None:
+            return
+        seen.__traceback__ = None
+        seen = seen.__cause__ or seen.__context__
 
 
 def _taken(waiter: Future[Lease]) -> Lease:

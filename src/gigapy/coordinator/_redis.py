@@ -17,6 +17,7 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import parse_qs, urlsplit, urlunsplit
 
+from ..errors import CoordinatorError
 from ._backend import BACKOFF, COOLDOWN, StoredToken
 
 _NOW = "local t = redis.call('TIME'); local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)\n"
@@ -218,6 +219,19 @@ return redis.call('ZCARD', KEYS[1])
 )
 
 
+def _ssl_verify(exc: BaseException) -> bool:
+    import ssl
+
+    seen: BaseException | None = exc
+    for _ in range(5):  # the SSL error may be wrapped in redis-py's ConnectionError
+        if seen is None:
+            return False
+        if isinstance(seen, ssl.SSLCertVerificationError):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
+
+
 def redacted(url: str) -> str:
     """The URL without its password (for repr, logs and ``doctor``)."""
     parts = urlsplit(url)
@@ -244,13 +258,18 @@ class RedisBackend:
         rest = "&".join(f"{k}={v}" for k, values in query.items() for v in values)
         clean = urlunsplit((parts.scheme, parts.netloc, parts.path, rest, parts.fragment))
         self.url = redacted(url)
+        tls: dict[str, Any] = {}
+        if parts.scheme.lower() == "rediss" and "ssl_check_hostname" not in query:
+            tls["ssl_check_hostname"] = True  # verified like any HTTPS server (older redis-py did not)
         self._client = redis.Redis.from_url(
             clean,
             socket_timeout=socket_timeout,
             socket_connect_timeout=socket_timeout,
             health_check_interval=10,
             retry_on_timeout=False,
+            **tls,
         )
+        del clean, url, parts
         c = self._client
         self._acquire = c.register_script(ACQUIRE)
         self._renew = c.register_script(RENEW)
@@ -269,6 +288,34 @@ class RedisBackend:
 
     def __repr__(self) -> str:
         return f"RedisBackend({self.url!r})"
+
+    def explain(self, exc: BaseException) -> CoordinatorError | None:
+        """A clear error for a failure that waiting will not cure (credentials, TLS), else None."""
+        import redis
+
+        text = str(exc)
+        upper = text.upper()
+        if isinstance(exc, redis.AuthenticationError) or upper.startswith(("NOAUTH", "WRONGPASS", "NOPERM")):
+            if "REQUIRED" in upper or upper.startswith("NOAUTH"):
+                return CoordinatorError(
+                    f"coordinator {self.url}: the Redis server requires a password: "
+                    "put it in the URL (rediss://:PASSWORD@host:port/0, or rediss://USER:PASSWORD@...)"
+                )
+            return CoordinatorError(
+                f"coordinator {self.url}: the Redis server refused the credentials in the URL "
+                "(wrong password or ACL user)"
+            )
+        if "CERTIFICATE_VERIFY_FAILED" in upper or "CERTIFICATE VERIFY FAILED" in upper or _ssl_verify(exc):
+            reason = "the server's certificate is not signed by a trusted CA, or not for this host"
+            return CoordinatorError(
+                f"coordinator {self.url}: TLS certificate verification failed ({reason}); give the server's "
+                "CA with ?ssl_ca_certs=/path/to/ca.pem in the URL"
+            )
+        if "WRONG VERSION NUMBER" in upper or "RECORD_LAYER_FAILURE" in upper:
+            return CoordinatorError(
+                f"coordinator {self.url}: the server does not speak TLS: use redis://, not rediss://"
+            )
+        return None
 
     def _k(self, kind: str, name: str = "") -> str:
         return f"{self.prefix}{kind}:{name}" if name else f"{self.prefix}{kind}"
