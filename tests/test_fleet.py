@@ -265,11 +265,50 @@ def test_sigkilled_worker_frees_its_leases_and_loses_nothing(
     freed_after = time.monotonic() - killed
     assert _leases_of(redis_url, victim.pid) == 0
     assert freed_after <= ttl * 3  # one TTL after its last heartbeat (plus slack), well within 30 s
+    # by the emulator's own count: the survivors fill the whole quota again (the dead worker's
+    # slots are not held for ever)
+    refilled = False
+    while not refilled and time.monotonic() - killed < 30:
+        refilled = int(fleet_emu.stats()["slots_held"]) >= LIMIT
+        time.sleep(0.01)
+    assert refilled
     _finish(procs[1:])
     assert fleet_emu.stats()["slots_peak"] <= LIMIT
     seen = _ids(_outputs(tmp_path, n_workers))
     assert set(seen) == {f"r{i}" for i in range(n_ids)}
     assert set(seen.values()) == {1}
+
+
+_TOKEN_USER = """
+import sys
+sys.path.insert(0, {src!r})
+from gigapy import GigaChat
+with GigaChat(coordinator={url!r}) as client:
+    for i in range(3):
+        assert client.completion(f"q{{i}}").choices[0].message.content
+print("ok", flush=True)
+"""
+
+
+def test_one_oauth_fetch_per_token_lifetime_for_the_fleet(redis_url: str, tmp_path: Path) -> None:
+    n_procs = 3
+    with Emulator(token_ttl=60.0) as emu:  # every process runs well within one token lifetime
+        env = _env(emu, tmp_path)
+        procs = [
+            subprocess.Popen(
+                [sys.executable, "-c", _TOKEN_USER.format(src=SRC, url=redis_url)],
+                env=env,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+            )
+            for _ in range(n_procs)
+        ]
+        for proc in procs:
+            out, err = proc.communicate(timeout=90)
+            assert proc.returncode == 0 and out.strip() == b"ok", err.decode()[-2000:]
+        stats = emu.stats()
+    assert stats["responses"].get("200", 0) >= n_procs * 3
+    assert stats["oauth_requests"] == 1  # by the emulator's count: one for the fleet, not one per process
 
 
 def _any_lease(url: str, pids: list[int]) -> bool:
