@@ -430,9 +430,7 @@ def test_doctor_checks_the_coordinator(redis_url: str, tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("loss", ["file-wiped", "redis-flushed", "redis-restarted", "redis-snapshot"])
-def test_a_store_that_lost_its_state_grants_no_claim_until_the_fleet_has_republished(
-    loss: str, tmp_path: Path
-) -> None:
+def test_a_store_that_lost_its_state_grants_no_claim_until_the_fleet_has_republished(loss: str, tmp_path: Path) -> None:
     from gigapy.coordinator._coordinator import RECOVERY_GRACE
 
     server = RedisServer().start() if loss.startswith("redis") else None
