@@ -34,8 +34,10 @@ class Backend(Protocol):
 
     kind: str
 
-    def acquire(self, key: str, lease_id: str, ttl: float, ceiling: int) -> bool:
-        """Add a lease to ``key`` when fewer than the adaptive limit are held (expired ones dropped)."""
+    def acquire(self, key: str, lease_id: str, ttl: float, ceiling: int, epoch: str = "") -> bool | None:
+        """Add a lease to ``key`` when fewer than the adaptive limit are held (expired ones dropped).
+        None, and no lease, when ``epoch`` is given and the store's is another (it lost its state:
+        the leases in flight are missing from it until their processes put them back)."""
         ...
 
     def renew(self, leases: list[tuple[str, str]], ttl: float) -> None:
@@ -151,8 +153,12 @@ def _live(table: dict[str, float], now: float) -> dict[str, float]:
     return {k: v for k, v in table.items() if v > now}
 
 
-def st_acquire(state: dict[str, Any], now: float, key: str, lease_id: str, ttl: float, ceiling: int) -> bool:
+def st_acquire(
+    state: dict[str, Any], now: float, key: str, lease_id: str, ttl: float, ceiling: int, epoch: str = ""
+) -> bool | None:
     """:meth:`Backend.acquire` on a state dict."""
+    if epoch and state["epoch"].get("id") != epoch:
+        return None
     leases = _live(state["leases"].get(key, {}), now)
     cap = max(1, math.floor(st_limit(state, key, ceiling)))
     ok = len(leases) < cap

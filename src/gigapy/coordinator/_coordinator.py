@@ -336,12 +336,16 @@ class Coordinator:
                 return None
         lease = Lease(self, backend, key, ceiling, member)
         try:
-            ok = backend.acquire(key, lease.id, self.lease_ttl, cap)
+            known = (self._epoch or "") if backend is self._primary and self.shared else ""
+            ok = backend.acquire(key, lease.id, self.lease_ttl, cap, known)
         except self._transient as exc:
             if backend is self._local:
                 raise
             self._lost(exc)
             return self.try_acquire(key, ceiling, member)
+        if ok is None:  # the store lost its state: put this process's leases back before taking more
+            self._check_epoch(backend)
+            return None
         if not ok:
             return None
         with self._lock:

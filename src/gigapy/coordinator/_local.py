@@ -33,9 +33,9 @@ class _StateBackend:
     def _run(self, fn: Callable[[dict[str, Any], float], T]) -> T:  # pragma: no cover - overridden
         raise NotImplementedError
 
-    def acquire(self, key: str, lease_id: str, ttl: float, ceiling: int) -> bool:
+    def acquire(self, key: str, lease_id: str, ttl: float, ceiling: int, epoch: str = "") -> bool | None:
         """See :meth:`Backend.acquire`."""
-        return self._run(lambda s, now: B.st_acquire(s, now, key, lease_id, ttl, ceiling))
+        return self._run(lambda s, now: B.st_acquire(s, now, key, lease_id, ttl, ceiling, epoch))
 
     def renew(self, leases: list[tuple[str, str]], ttl: float) -> None:
         """See :meth:`Backend.renew`."""
@@ -51,7 +51,7 @@ class _StateBackend:
 
         def both(s: dict[str, Any], now: float) -> bool:
             B.st_release(s, now, key, lease_id, outcome, ceiling)
-            return B.st_acquire(s, now, key, new_id, ttl, ceiling)
+            return bool(B.st_acquire(s, now, key, new_id, ttl, ceiling))
 
         return self._run(both)
 

@@ -32,11 +32,13 @@ local function current_limit(key, ceiling)
 end
 """
 
-# KEYS: lease zset, limit hash. ARGV: lease id, ttl ms, ceiling.
+# KEYS: lease zset, limit hash, epoch hash. ARGV: lease id, ttl ms, ceiling, the caller's epoch ('' for
+# no check). Returns 1, 0 (full), or -1 (the store's epoch is another one).
 ACQUIRE = (
     _NOW
     + _LIMIT
     + """
+if ARGV[4] and ARGV[4] ~= '' and redis.call('HGET', KEYS[3], 'id') ~= ARGV[4] then return -1 end
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
 local lim = current_limit(KEYS[2], tonumber(ARGV[3]))
 local cap = math.max(1, math.floor(lim))
@@ -320,12 +322,13 @@ class RedisBackend:
     def _k(self, kind: str, name: str = "") -> str:
         return f"{self.prefix}{kind}:{name}" if name else f"{self.prefix}{kind}"
 
-    def acquire(self, key: str, lease_id: str, ttl: float, ceiling: int) -> bool:
+    def acquire(self, key: str, lease_id: str, ttl: float, ceiling: int, epoch: str = "") -> bool | None:
         """See :meth:`Backend.acquire`."""
         got = self._acquire(
-            keys=[self._k("lease", key), self._k("limit", key)], args=[lease_id, int(ttl * 1000), ceiling]
+            keys=[self._k("lease", key), self._k("limit", key), self._k("epoch")],
+            args=[lease_id, int(ttl * 1000), ceiling, epoch],
         )
-        return bool(got)
+        return None if int(got) < 0 else bool(got)
 
     def renew(self, leases: list[tuple[str, str]], ttl: float) -> None:
         """See :meth:`Backend.renew`."""
