@@ -223,6 +223,7 @@ class Coordinator:
         self.recovered = False
         self._epoch: str | None = None
         self._claims_open_at = 0.0  # monotonic time from which the store grants claims again
+        self._share_until = 0.0  # until then (just back on the store) leases keep to this process's share
         self._loss_listeners: list[Callable[[], None]] = []
 
     def __repr__(self) -> str:
@@ -333,6 +334,12 @@ class Coordinator:
             with self._lock:  # leases taken in the store before it went away still run: they count
                 cap -= sum(1 for held in self._held.values() if held.key == key and held._backend is not backend)
             if cap < 1:
+                return None
+        elif self._share_until and time.monotonic() < self._share_until:
+            share = max(1, ceiling // max(1, self._fleet))
+            with self._lock:
+                mine = sum(1 for held in self._held.values() if held.key == key)
+            if mine >= share:
                 return None
         lease = Lease(self, backend, key, ceiling, member)
         try:
@@ -614,10 +621,19 @@ class Coordinator:
         """Back on the shared store (which may have lost its state): put this process's leases and
         claims in it again at once, before anything else is asked of it."""
         with self._lock:
-            pairs = [(lease.key, lease.id) for lease in self._held.values() if lease._backend is self._primary]
+            # leases taken locally while the store was away are in flight too: they move to it
+            moved = [lease for lease in self._held.values() if lease._backend is self._local and self.shared]
+            pairs = [
+                (lease.key, lease.id) for lease in self._held.values() if lease._backend in (self._primary, self._local)
+            ]
             claims = list(self._claims)
+            # for a moment keep to this process's share: the others may still run on local limits,
+            # their leases not in the store yet (they notice within a probe interval or a tick)
+            self._share_until = time.monotonic() + PROBE_INTERVAL + EPOCH_TICK
         try:
-            self._primary.renew(pairs, self.lease_ttl)
+            self._primary.renew(pairs if self.shared else [], self.lease_ttl)
+            for lease in moved:
+                lease._backend = self._primary
             for name in claims:
                 self._primary.lock(name, self.holder, self.lease_ttl)
         except self._transient as exc:
@@ -646,7 +662,10 @@ class Coordinator:
                 owner_ok = backend.lock(name, self.holder, self.lease_ttl)
                 if not owner_ok:
                     log.warning("batch claim %s was taken over by another worker", name)
-            self._fleet = max(1, backend.join(self.holder, self.lease_ttl))
+            members = max(1, backend.join(self.holder, self.lease_ttl))
+            # just after a loss the members set is refilling: do not shrink the fleet meanwhile
+            recovering = time.monotonic() < self._share_until + self.lease_ttl
+            self._fleet = max(self._fleet, members) if recovering else members
         except self._transient as exc:
             self._lost(exc)
             return
