@@ -632,12 +632,20 @@ class Coordinator:
             self._share_until = time.monotonic() + PROBE_INTERVAL + EPOCH_TICK
         try:
             self._primary.renew(pairs if self.shared else [], self.lease_ttl)
+            self._unrenew(pairs)
             for lease in moved:
                 lease._backend = self._primary
             for name in claims:
                 self._primary.lock(name, self.holder, self.lease_ttl)
         except self._transient as exc:
             self._lost(exc)
+
+    def _unrenew(self, pairs: list[tuple[str, str]]) -> None:
+        """A lease given back while the renewal was on its way was put back by it: drop it again."""
+        with self._lock:
+            gone = [(key, ident) for key, ident in pairs if ident not in self._held]
+        for key, ident in gone:
+            self._primary.release(key, ident, None, 1)
 
     @property
     def recovery_grace(self) -> float:
@@ -658,6 +666,7 @@ class Coordinator:
             for owner, pairs in by_backend.values():
                 if owner is self._primary:
                     owner.renew(pairs, self.lease_ttl)
+                    self._unrenew(pairs)
             for name in claims:
                 owner_ok = backend.lock(name, self.holder, self.lease_ttl)
                 if not owner_ok:
