@@ -144,6 +144,8 @@ class Response:
     retries_taken: int = 0
     #: The request this answers (set by the core's send flow), so errors keep what was sent.
     request: Request | None = None
+    #: What an open stream holds until it ends (a fleet's concurrency lease): ``close()``d once.
+    hold: Any = None
 
     def __repr__(self) -> str:  # the body may be a token response: its size only
         return (

@@ -82,7 +82,17 @@ class OpenStream:
     failure: BaseException | None = None
 
     def ended(self, exc: BaseException | None = None) -> None:
-        """The stream ended or was closed (the drivers call this once): the span ends, the usage is added."""
+        """The stream ended or was closed (the drivers call this once): the span ends, the usage
+        is added, and what the stream held (a fleet's lease) is given back."""
+        try:
+            self._account(exc)
+        finally:
+            hold = self.response.hold
+            if hold is not None:
+                self.response.hold = None
+                hold.close(exc is None and self.state.complete())
+
+    def _account(self, exc: BaseException | None) -> None:
         state = self.state
         span = self.telemetry
         final: Any = None
