@@ -161,7 +161,9 @@ def error_reply(exc: BaseException, shape: Shape) -> ErrorReply:
 
 
 def _request_id(headers: Mapping[str, str]) -> str:
-    given = headers.get("x-request-id") or headers.get("X-Request-ID")
+    given = headers.get("x-request-id")
+    if given is None and type(headers) is dict:  # httpx's and aiohttp's headers ignore case already
+        given = headers.get("X-Request-ID")
     if isinstance(given, str) and _REQUEST_ID.match(given):
         return given
     return f"{random.getrandbits(128):032x}"  # an id, not a secret: no need for uuid4's os.urandom
