@@ -8,12 +8,16 @@ One emulator process (``python -m gigapy.emulator --no-limits``) serves every co
 
 1. **In-process CPU per request** (this process, sequential, CPU time): plain
    ``GigaChat.completion()`` vs the same request through ``gigapy.openai``'s bridge
-   (``Bridge.handle``: JSON in, translation, the same client call, JSON out) and through the
-   httpx transport (httpx's client machinery included). Target: the bridge adds ≤ 0.1 ms.
+   (``Bridge.handle``: JSON in, translation, the same client call, JSON out), through the
+   httpx transport (httpx's client machinery included), and a bare ``httpx.MockTransport``
+   handing back the same bytes (httpx's own cost, to report the transport net of it).
+   Target: the bridge adds ≤ 0.1 ms.
 2. **Throughput at concurrency 64** (each load in a fresh worker process): plain async gigapy
    against the emulator; an aiohttp load generator against ``gigapy serve``; the same load
    generator against gpt2giga 0.3.0 (its own venv: its dependencies clash with ours) in
-   front of the same emulator. Targets: serve ≥ 0.8× plain async gigapy, ≥ 3× gpt2giga.
+   front of the same emulator. The CPU of every process (load generator, proxy, emulator)
+   per request is read from /proc. A second run puts 1 s of latency into the emulator's
+   answers (CPU no longer the bound). Targets: serve ≥ 0.8× plain async gigapy, ≥ 3× gpt2giga.
 
 Rounds are interleaved (the order rotates) and medians reported. Every load is bounded by a
 request count and a time limit. gpt2giga is installed with
@@ -383,6 +387,15 @@ def section(cpu: dict[str, Any], bound: dict[str, Any], waiting: dict[str, Any],
         + ".",
         f"CPU rounds: {cpu['rounds']} × {cpu['count']} sequential requests per contender (min–max us: " + "; ".join(
         f"{name} {lo:.0f}–{hi:.0f}" for name, (lo, hi) in cpu["spread"].items()) + ").", ""]
+    lines += [
+        "How to read it: the in-process rows are this process's CPU time per request (the emulator runs in "
+        "another process), so the bridge's row minus the plain row is what the translation costs. The "
+        "throughput rows share two cores between the load generator, the proxy and the emulator, so when "
+        "the run is CPU-bound the ratio is the ratio of the summed CPU per request of the processes (the "
+        "CPU rows): gigapy serve adds a second HTTP hop (an aiohttp server in front of an aiohttp client), "
+        "which costs about what the emulator's server and the plain client cost together. With upstream "
+        f"latency ({LATENCY_MS} ms) the run is bound by concurrency and latency instead, as with GigaChat "
+        "itself.", ""]
     return "\n".join(lines)
 
 
