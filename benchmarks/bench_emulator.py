@@ -28,18 +28,12 @@ from typing import Any
 
 import aiohttp
 
-from gigapy.emulator import DEMO_CREDENTIALS
+from gigapy.emulator import DEMO_CREDENTIALS, EmulatorProcess, free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "benchmarks" / "RESULTS.md"
 SMALL_CHAT = {"model": "GigaChat", "messages": [{"role": "user", "content": "What is the capital of France?"}]}
 STREAM_CHAT = {**SMALL_CHAT, "stream": True}
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def rss_mb(pid: int) -> float:
@@ -50,23 +44,74 @@ def rss_mb(pid: int) -> float:
     return float("nan")
 
 
-def start_emulator(port: int, pack: bool = True, src: str | None = None) -> subprocess.Popen[str]:
+def start_emulator(port: int, pack: bool = True, src: str | None = None) -> EmulatorProcess:
     """``python -m gigapy.emulator --no-limits``; ``src``: run the gigapy found there instead (a baseline)."""
-    cmd = [sys.executable, "-m", "gigapy.emulator", "--no-limits", "--port", str(port)]
-    if pack:
-        cmd.append("--pack-stream")
     env = {**os.environ, "PYTHONPATH": src} if src else None
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
-    deadline = time.monotonic() + 30
+    return EmulatorProcess("--no-limits", *(["--pack-stream"] if pack else []), port=port, env=env).start()
+
+
+BARE_SERVER = """
+import json, sys
+from aiohttp import web
+ANSWER = json.dumps({"choices": [{"message": {"role": "assistant", "content": "Paris."}, "index": 0,
+                     "finish_reason": "stop"}], "created": 1, "model": "GigaChat:1.0.26.20",
+                     "object": "chat.completion",
+                     "usage": {"prompt_tokens": 18, "completion_tokens": 3, "total_tokens": 21}}).encode()
+async def oauth(request):
+    await request.read()
+    return web.json_response({"access_token": "bare", "expires_at": 4102444800000})
+async def chat(request):
+    await request.read()
+    return web.Response(body=ANSWER, content_type="application/json")
+app = web.Application()
+app.router.add_post("/api/v2/oauth", oauth)
+app.router.add_post("/api/v1/chat/completions", chat)
+print("listening on", sys.argv[1], flush=True)
+web.run_app(app, host="127.0.0.1", port=int(sys.argv[1]), access_log=None, print=None)
+"""
+
+
+def start_bare_server(port: int) -> subprocess.Popen[str]:
+    """A bare aiohttp server answering one fixed completion: the ceiling of any aiohttp server here."""
+    proc = subprocess.Popen([sys.executable, "-c", BARE_SERVER, str(port)], stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)
     assert proc.stdout is not None
+    if "listening on" not in proc.stdout.readline():
+        proc.kill()
+        raise RuntimeError("bare server did not start")
+    deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
-        line = proc.stdout.readline()
-        if "listening on" in line:
-            return proc
-        if not line and proc.poll() is not None:
-            break
+        with socket.socket() as sock:
+            if sock.connect_ex(("127.0.0.1", port)) == 0:
+                return proc
+        time.sleep(0.05)
     proc.kill()
-    raise RuntimeError("emulator did not start")
+    raise RuntimeError("bare server did not listen")
+
+
+def ceiling(args: argparse.Namespace) -> dict[str, Any]:
+    """Small completions on the emulator and on a bare aiohttp server, interleaved rounds."""
+    emu: list[tuple[float, float]] = []
+    bare: list[tuple[float, float]] = []
+    for _ in range(args.rounds):
+        for start, into in ((lambda p: start_emulator(p, pack=True), emu), (start_bare_server, bare)):
+            port = free_port()
+            proc = start(port)
+            try:
+                into.append(asyncio.run(chat_round(port, proc.pid, args.requests // 4, args.concurrency,
+                                                   args.seconds)))
+            finally:
+                if isinstance(proc, EmulatorProcess):
+                    proc.stop()
+                else:
+                    proc.terminate()
+                    proc.wait(10)
+    result = {"emu_rps": median(r for r, _ in emu), "bare_rps": median(r for r, _ in bare),
+              "emu_cpu": median(c for _, c in emu), "bare_cpu": median(c for _, c in bare)}
+    print(f"ceiling ({args.rounds} interleaved rounds, medians): emulator {result['emu_rps']:,.0f} req/s "
+          f"({result['emu_cpu']:.0f} us server CPU per request), bare aiohttp server {result['bare_rps']:,.0f} req/s "
+          f"({result['bare_cpu']:.0f} us); emulator / bare = {result['emu_rps'] / result['bare_rps']:.2f}")
+    return result
 
 
 def cpu_seconds(pid: int) -> float:
@@ -196,8 +241,7 @@ def side_by_side(args: argparse.Namespace) -> dict[str, Any]:
                 into.append(asyncio.run(chat_round(port, proc.pid, args.requests // 4, args.concurrency,
                                                    args.seconds)))
             finally:
-                proc.terminate()
-                proc.wait(10)
+                proc.stop()
     result = {"ours_rps": median(r for r, _ in ours), "base_rps": median(r for r, _ in theirs),
               "ours_cpu": median(c for _, c in ours), "base_cpu": median(c for _, c in theirs)}
     print(f"side by side ({args.rounds} interleaved rounds, medians): this tree {result['ours_rps']:,.0f} req/s "
@@ -236,6 +280,12 @@ def write_results(figures: dict[str, Any], notes: str) -> None:
            f"{figures['ours_cpu']:.0f} vs {figures['base_cpu']:.0f} us per request "
            f"(baseline / this tree: {figures['base_cpu'] / figures['ours_cpu']:.2f}) | no slower than the baseline |\n"
            if "ours_rps" in figures else "")
+        + (f"| small chat completions, side by side with a bare aiohttp server answering one fixed body "
+           f"(`--ceiling`, {figures['rounds']} interleaved rounds, medians) | {figures['emu_rps']:,.0f} vs "
+           f"{figures['bare_rps']:,.0f} req/s = {figures['emu_rps'] / figures['bare_rps']:.2f}× the ceiling; "
+           f"server CPU {figures['emu_cpu']:.0f} vs {figures['bare_cpu']:.0f} us per request | "
+           "none (what this machine allows) |\n"
+           if "emu_rps" in figures else "")
         + "\n"
         f"{notes}"
     )
@@ -249,7 +299,20 @@ def write_results(figures: dict[str, Any], notes: str) -> None:
     print(f"updated {RESULTS}")
 
 
-NOTES = """Absolute rates depend on the machine and on whatever else shares its two cores; the side-by-side row
+NOTES = """**The ≥ 4,000 req/s target and this machine.** The target was set, and met (7,013 req/s at commit
+edccc51), on a 2-core Intel Xeon machine. This AMD EPYC machine is about half as fast for this load.
+Measured on 2026-12-02 at 03:45-03:48 UTC with the machine otherwise idle (load average 0.03-1.6),
+the same command as above:
+- this tree: 1,997 and 2,001 req/s in two runs; side by side with edccc51 (`--baseline`, 3 interleaved
+  rounds): this tree 2,141 req/s (464 us server CPU per request), edccc51 1,812 req/s (549 us). The code
+  that met the target on the Xeon machine does 1,812 here; this tree is 1.18x faster than it;
+- a bare aiohttp server answering one fixed JSON body, driven by the same 64-way aiohttp client: 3,328
+  req/s. That is the ceiling of any aiohttp server on this machine with the load generator sharing its
+  two cores, so 4,000 req/s cannot be reached here by any emulator built on aiohttp. The `--ceiling`
+  row above measures the ratio in the same run (it ran at load 4-6 from other jobs, so its absolute
+  figures are low; the quiet ratio is 2,141 / 3,328 = 0.64).
+
+Absolute rates depend on the machine and on whatever else shares its two cores; the side-by-side row
 (`--baseline SRC`: another checkout's `src/`, e.g. the main branch exported with `git archive`) compares
 this tree with it in the same run, interleaved, which is the figure to read when machines differ.
 
@@ -278,24 +341,26 @@ def main() -> None:
     parser.add_argument("--write", action="store_true", help="update benchmarks/RESULTS.md")
     parser.add_argument("--baseline", metavar="SRC", help="also time small completions on the gigapy in SRC "
                                                           "(another checkout's src/), interleaved with this tree")
-    parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds for --baseline")
+    parser.add_argument("--ceiling", action="store_true", help="also time a bare aiohttp server answering one "
+                                                                  "fixed body, interleaved with the emulator")
+    parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds for --baseline and --ceiling")
     args = parser.parse_args()
     port = free_port()
     proc = start_emulator(port)
     try:
         figures = asyncio.run(run_all(args, port, proc.pid))
     finally:
-        proc.terminate()
-        proc.wait(10)
+        proc.stop()
     port = free_port()
     proc = start_emulator(port, pack=False)
     try:
         figures["framed_rate"] = asyncio.run(framed_chunks(args, port))
     finally:
-        proc.terminate()
-        proc.wait(10)
+        proc.stop()
     if args.baseline:
         figures.update(side_by_side(args), rounds=args.rounds)
+    if args.ceiling:
+        figures.update(ceiling(args), rounds=args.rounds)
     if args.write:
         write_results(figures, NOTES)
 
