@@ -16,7 +16,7 @@ from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
-from opentelemetry import baggage, metrics, propagate, trace
+from opentelemetry import baggage, context, metrics, propagate, trace
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
 from . import errors
@@ -401,6 +401,36 @@ class Hook:
         self.duration.record(time.perf_counter() - started, metric)
         span.end()
 
+    def serve_start(self, exchange: Any, method: str, path: str, headers: Mapping[str, str] | None) -> ServeSpan:
+        """The span of one request to the OpenAI-compatible layer, made current: kind SERVER,
+        the GenAI attributes of what was asked, parented by the caller's ``traceparent`` when
+        ``headers`` are given."""
+        kind = exchange.kind
+        op = _SERVE_OPERATIONS.get(kind, kind)
+        model = exchange.model if isinstance(exchange.model, str) and exchange.model else None
+        attrs: dict[str, Any] = {
+            "gen_ai.operation.name": op,
+            "gen_ai.provider.name": PROVIDER,
+            "http.request.method": method,
+            "url.path": path,
+            "gigapy.request_id": exchange.request_id,
+            "gigapy.serve.api": f"{exchange.shape}.{kind}",
+        }
+        if model:
+            attrs["gen_ai.request.model"] = model
+        if exchange.stream:
+            attrs["gigapy.stream"] = True
+        parent = propagate.extract(headers) if headers is not None else None
+        span = self.tracer.start_span(
+            f"{op} {model}" if model else op,
+            context=parent,
+            kind=SpanKind.SERVER,
+            attributes=attrs,
+            record_exception=False,  # an exception's message may quote the input
+            set_status_on_exception=False,
+        )
+        return ServeSpan(span, context.attach(trace.set_span_in_context(span, parent)))
+
 
 def _response_attributes(response: Response) -> dict[str, Any]:
     rid = response.headers.get("x-request-id")
@@ -442,6 +472,36 @@ def inject(headers: Any, span: Any) -> None:
             headers["tracestate"] = ctx.trace_state.to_header()
     if baggage.get_all():
         propagate.inject(headers, context=trace.set_span_in_context(span))
+
+
+_SERVE_OPERATIONS = {
+    "chat": "chat",
+    "responses": "chat",
+    "messages": "chat",
+    "embeddings": "embeddings",
+    "models": "list_models",
+    "model": "get_model",
+}
+
+
+class ServeSpan:
+    """An open span of the OpenAI-compatible layer and the context token that made it current."""
+
+    __slots__ = ("span", "token")
+
+    def __init__(self, span: Any, token: Any) -> None:
+        self.span = span
+        self.token = token
+
+    def end(self, status: int) -> None:
+        """End the span with the reply's HTTP status (5xx: ``error.type`` and status ERROR)."""
+        span = self.span
+        span.set_attribute("http.response.status_code", status)
+        if status >= 500:
+            span.set_attribute("error.type", str(status))
+            span.set_status(Status(StatusCode.ERROR, str(status)))
+        span.end()
+        context.detach(self.token)
 
 
 class StreamSpan:
