@@ -95,6 +95,16 @@ def emu(gigachat_emulator: Any) -> Any:
     return gigachat_emulator
 
 
+@pytest.fixture(scope="module")
+def module_emulator() -> Iterator[Any]:
+    """A private emulator for one test module: its connection counts see only that module's
+    clients, whatever ran before it in this process (with pytest-xdist, any other file)."""
+    from gigapy.emulator import Emulator
+
+    with Emulator(limits=None, oauth_rps_limit=None) as emulator:
+        yield emulator
+
+
 @pytest.fixture
 def make_client(emu: Any) -> Iterator[Callable[..., GigaChat]]:
     """Factory of sync clients pointed at the emulator; all closed after the test."""

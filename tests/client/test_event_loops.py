@@ -16,6 +16,14 @@ from gigapy.testing import client_settings
 
 from ..conftest import async_wait_until
 
+
+@pytest.fixture
+def emu(module_emulator: Any) -> Any:
+    """This module counts the emulator's open connections: a private emulator (see conftest),
+    reset before each test as the session's one is."""
+    module_emulator.reset()
+    return module_emulator
+
 pytestmark = pytest.mark.hostile("event_loops")
 
 N = 40  # concurrent requests per loop

@@ -6,8 +6,18 @@ import asyncio
 import time
 from typing import Any
 
+import pytest
+
 from gigapy import AsyncGigaChat, GigaChat
 from gigapy.testing import client_settings
+
+
+@pytest.fixture
+def emu(module_emulator: Any) -> Any:
+    """This module counts the emulator's open connections: a private emulator (see conftest),
+    reset before each test as the session's one is."""
+    module_emulator.reset()
+    return module_emulator
 
 
 def last_chat(emu: Any) -> Any:

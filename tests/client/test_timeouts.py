@@ -14,6 +14,14 @@ import pytest
 from gigapy import APITimeoutError, AsyncGigaChat, GigaChat, StreamError, Timeout
 from gigapy.testing import client_settings
 
+
+@pytest.fixture
+def emu(module_emulator: Any) -> Any:
+    """This module counts the emulator's open connections: a private emulator (see conftest),
+    reset before each test as the session's one is."""
+    module_emulator.reset()
+    return module_emulator
+
 LIMIT = 1.5
 
 
