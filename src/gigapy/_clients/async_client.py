@@ -84,6 +84,7 @@ from ..types import (
 )
 from .base import BaseClient, ClientSettings
 from .conversation import AsyncConversation, ConversationState
+from .gate import gate_for, gated
 from .streams import AsyncStream
 
 T = TypeVar("T")
@@ -438,11 +439,18 @@ class AsyncGigaChat(BaseClient[AiohttpTransport]):
                 kind = type(action)
                 if kind is Send:
                     fleet = self._fleet
-                    result = await (
-                        self._transport.send(action.request)
-                        if fleet is None
-                        else fleet.send_async(self._transport.send, action.request, self._bearer_now)
-                    )
+                    if fleet is not None:
+                        result = await fleet.send_async(self._transport.send, action.request, self._bearer_now)
+                    else:
+                        request = action.request
+                        gate_kind = gated(request)
+                        if gate_kind is None:
+                            result = await self._transport.send(request)
+                        else:
+                            gate = self._gates.get(gate_kind) or gate_for(
+                                self._gates, self._core.settings.scope, gate_kind
+                            )
+                            result = await gate.send(self._transport.send, request)
                 elif kind is GetToken:
                     result = await self._token(action.stale)
                 elif kind is Sleep:
@@ -746,7 +754,7 @@ class AsyncGigaChat(BaseClient[AiohttpTransport]):
         model: str = ...,
         batch_size: int = ...,
         max_batch_tokens: int = ...,
-        concurrency: int = ...,
+        concurrency: int | None = ...,
         batch_retries: int = ...,
         as_numpy: Literal[False] = False,
         **options: Unpack[RequestOptions],
@@ -760,7 +768,7 @@ class AsyncGigaChat(BaseClient[AiohttpTransport]):
         model: str = ...,
         batch_size: int = ...,
         max_batch_tokens: int = ...,
-        concurrency: int = ...,
+        concurrency: int | None = ...,
         batch_retries: int = ...,
         as_numpy: Literal[True],
         **options: Unpack[RequestOptions],
@@ -773,14 +781,16 @@ class AsyncGigaChat(BaseClient[AiohttpTransport]):
         model: str = "Embeddings",
         batch_size: int = 100,
         max_batch_tokens: int = 16_000,
-        concurrency: int = 4,
+        concurrency: int | None = None,
         batch_retries: int = 2,
         as_numpy: bool = False,
         **options: Unpack[RequestOptions],
     ) -> Any:
         """Embed any number of texts concurrently (see GigaChat.embed_many)."""
         items, spans = embeddings_ops.plan(texts, batch_size, max_batch_tokens)
-        gate = asyncio.Semaphore(int(P.number(concurrency, "concurrency", low=1, integer=True)))
+        # None: as many as the client's concurrency gate lets through (the account's limit)
+        width = 256 if concurrency is None else int(P.number(concurrency, "concurrency", low=1, integer=True))
+        gate = asyncio.Semaphore(width)
         P.number(batch_retries, "batch_retries", low=0, integer=True)
         repeat = self._core.policy.retry_non_idempotent  # embeddings are billed: the client's rule
 
