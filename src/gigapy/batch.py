@@ -692,11 +692,30 @@ class _Runner:
 
         deferred: deque[Line] = deque()  # shared runs: lines another worker held when we reached them
 
+        pruning = False
+
+        async def prune() -> None:
+            """Drop the deferred lines some worker has finished: one batched check, not a claim each."""
+            nonlocal pruning
+            if share is None or pruning or not deferred:
+                return
+            pruning = True
+            try:
+                lines = list(deferred)
+                finished = await share.finished([line[1] for line in lines])
+                for line, done in zip(lines, finished, strict=True):
+                    if done:
+                        with contextlib.suppress(ValueError):  # another worker may have taken it meanwhile
+                            deferred.remove(line)
+            finally:
+                pruning = False
+
         async def work() -> None:
             for line in items:
                 if await one(line):
                     return
             while deferred:  # ids other workers held: run them if their worker dies before finishing
+                await prune()
                 waiting = len(deferred)
                 for _ in range(waiting):
                     if not deferred:
