@@ -142,6 +142,18 @@ def test_image(cli: Invoke, tmp_path: Path) -> None:
     assert payload["images"][0]["bytes"] > 0
 
 
+def test_image_keeps_an_existing_file_unless_forced(cli: Invoke, emu: Any, tmp_path: Path) -> None:
+    target = tmp_path / "cat.jpg"
+    target.write_bytes(b"my own photo")
+    before = len(emu.requests)
+    refused = cli("image", "Нарисуй кота", "-o", str(target))
+    assert refused.exit_code == 2 and "--force" in refused.stderr and str(target) in refused.stderr
+    assert target.read_bytes() == b"my own photo" and len(emu.requests) == before  # nothing was sent
+    forced = cli("image", "Нарисуй кота", "-o", str(target), "--force")
+    assert forced.exit_code == 0, forced.output
+    assert target.read_bytes()[:2] == b"\xff\xd8"
+
+
 # --- AI check, functions ------------------------------------------------------------------------
 
 def test_ai_check(cli: Invoke) -> None:
@@ -204,6 +216,23 @@ def test_batches_api(cli: Invoke, tmp_path: Path) -> None:
     lines = [json.loads(line) for line in out.read_text(encoding="utf-8").splitlines()]
     assert sorted(line["id"] for line in lines) == ["r0", "r1", "r2"]
     assert all("choices" in line["response"] for line in lines)
+    shown = cli("batches", "get", batch_id, scope=CORP).stdout
+    assert batch_id in shown and got["output_file_id"] in shown
+
+
+@pytest.mark.parametrize("area", ["batches", "files"])
+def test_list_tables_keep_every_id_whole_in_80_columns(cli: Invoke, tmp_path: Path, area: str,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("COLUMNS", "80")
+    src = tmp_path / ("in.jsonl" if area == "batches" else "a-rather-long-file-name-for-the-table.txt")
+    src.write_text(json.dumps({"id": "a", "request": {"messages": [{"role": "user", "content": "hi"}]}}) + "\n",
+                   encoding="utf-8")
+    create = ("batches", "create") if area == "batches" else ("files", "upload")
+    ids = [data(cli(*create, str(src), "--json", scope=CORP))["id"] for _ in range(3)]
+    listed = cli(area, "list", scope=CORP)
+    assert listed.exit_code == 0
+    assert all(batch_id in listed.stdout for batch_id in ids), listed.stdout
+    assert max(len(line) for line in listed.stdout.splitlines()) <= 80
 
 
 def test_batches_on_prepaid_scope_explains(cli: Invoke) -> None:

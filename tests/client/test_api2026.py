@@ -30,6 +30,7 @@ from gigapy import (
 )
 from gigapy._core import params as P
 from gigapy.emulator import count_tokens
+from gigapy.errors import APIError
 from gigapy.testing import client_settings
 from gigapy.types import ChatCompletion, ChatCompletionV2, ErrorDetails, Logprob
 
@@ -423,6 +424,24 @@ def test_reduced_is_the_default_and_per_call_wins(call: Call, emu: Any) -> None:
         client_options={"schema_dialect": "full"},
     )
     assert sent(emu).json()["functions"][0]["parameters"] == reduced
+
+
+@pytest.mark.parametrize("method", ["assistants.create", "assistants.update"])
+def test_assistant_functions_follow_the_clients_schema_dialect(call: Call, emu: Any, method: str) -> None:
+    args = () if method == "assistants.create" else ("6f0b9c5e-0000-4000-8000-000000000001",)
+    named = {"name": "Курьер"} if method == "assistants.create" else {}
+    path = "/assistants" if method == "assistants.create" else "/assistants/modify"
+    for dialect, reduced in (("full", False), ("reduced", True)):
+        try:
+            call(method, *args, functions=[Delivery], client_options={"schema_dialect": dialect}, **named)
+        except APIError:
+            pass  # the emulator may not know the assistant id: the request body is what is checked
+        parameters = next(r for r in reversed(emu.requests) if r.path.endswith(path)).json()["functions"][0][
+            "parameters"
+        ]
+        assert ("$ref" not in json.dumps(parameters)) is reduced
+        if not reduced:
+            assert parameters == Delivery.model_json_schema()
 
 
 @pytest.mark.parametrize("api_version", ["v1", "v2"])

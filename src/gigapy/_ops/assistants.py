@@ -37,7 +37,9 @@ def create_assistant(
 ) -> Flow[CreatedAssistant]:
     """``POST /assistants``."""
     body = compact(
-        model=P.text(model or core.settings.model, "model"), name=P.text(name, "name"), **_assistant_fields(fields)
+        model=P.text(model or core.settings.model, "model"),
+        name=P.text(name, "name"),
+        **_assistant_fields(core, fields),
     )
     return core.call(
         core.request("POST", "/assistants", options, body=body), lambda r: parse_model(CreatedAssistant, r)
@@ -48,13 +50,14 @@ def update_assistant(
     core: ClientCore, assistant_id: str, fields: Mapping[str, Any], options: RequestOptions
 ) -> Flow[Assistant]:
     """``POST /assistants/modify`` (only the given fields change)."""
-    body = compact(assistant_id=check_id(assistant_id, "assistant_id"), **_assistant_fields(fields))
+    body = compact(assistant_id=check_id(assistant_id, "assistant_id"), **_assistant_fields(core, fields))
     return core.call(
         core.request("POST", "/assistants/modify", options, body=body), lambda r: parse_model(Assistant, r)
     )
 
 
-def _assistant_fields(fields: Mapping[str, Any]) -> dict[str, Any]:
+def _assistant_fields(core: ClientCore, fields: Mapping[str, Any]) -> dict[str, Any]:
+    """The assistant's fields checked for the wire; functions follow the client's ``schema_dialect``."""
     out: dict[str, Any] = {}
     for key, value in fields.items():
         if value is None:
@@ -64,7 +67,8 @@ def _assistant_fields(fields: Mapping[str, Any]) -> dict[str, Any]:
         elif key == "file_ids":
             out[key] = P.strings(value, key, min_items=0)
         elif key == "functions":
-            out[key] = [P.function_def(fn, f"functions[{i}]") for i, fn in enumerate(value)]
+            dialect = core.settings.schema_dialect
+            out[key] = [P.function_def(fn, f"functions[{i}]", dialect) for i, fn in enumerate(value)]
         elif key == "metadata":
             out[key] = P.plain(value, key)
         else:

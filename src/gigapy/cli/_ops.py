@@ -272,13 +272,26 @@ def files_delete(ctx: typer.Context, file_id: Annotated[str, typer.Argument(help
 
 # --- images, AI check, functions ---------------------------------------------------------------
 
+def _free_sibling(output: Path, number: int, taken: set[Path], force: bool) -> Path:
+    """``FILE-N.ext`` for the N-th image: the next number that names no existing file (unless ``force``)."""
+    while True:
+        target = output.with_name(f"{output.stem}-{number}{output.suffix}")
+        if target not in taken and (force or not target.exists()):
+            return target
+        number += 1
+
+
 def image(ctx: typer.Context,
           prompt: Annotated[str, typer.Argument(help="What to draw.")],
           output: Annotated[Path, typer.Option("--output", "-o", help="Where to save the JPEG.")],
           model_name: Annotated[str | None, typer.Option("--model", "-m", help="Model (default: the client's).",
                                                          show_default=False)] = None,
+          force: Annotated[bool, typer.Option("--force", "-f", help="Replace existing files.")] = False,
           json_out: JsonOpt = False) -> None:
-    """Generate an image and save it (a second image goes to FILE-2.jpg, and so on)."""
+    """Generate an image and save it (a second image goes to FILE-2.jpg, and so on; existing files are
+    kept unless --force)."""
+    if output.exists() and not force:
+        fail(f"{output} exists; not overwritten", "pass --force to replace it, or -o to save elsewhere", EXIT_USAGE)
     state = get_state(ctx)
     client = state.client()
     client_id = str(uuid.uuid4())  # generated files are bound to the X-Client-ID that asked for them
@@ -290,8 +303,10 @@ def image(ctx: typer.Context,
         fail(f"the model answered without an image: {_short(completion.text, 200)}",
              "ask explicitly for a picture (\"Нарисуй ...\"), or try another model (-m GigaChat-2-Max)", EXIT_ERROR)
     saved = []
+    taken: set[Path] = set()
     for i, file_id in enumerate(ids):
-        target = output if i == 0 else output.with_name(f"{output.stem}-{i + 1}{output.suffix}")
+        target = output if i == 0 else _free_sibling(output, i + 1, taken, force)
+        taken.add(target)
         _download(client, file_id, target, {"client_id": client_id})
         saved.append({"id": file_id, "path": str(target), "bytes": target.stat().st_size})
     if json_out:
@@ -415,11 +430,23 @@ batches_app = typer.Typer(help="The service's own batches API (/batches).", no_a
 
 
 def _batch_table(items: Sequence[Any]) -> Table:
-    table = _table("id", "method", "status", "total", "completed", "failed", "created", "output file")
+    """One row per batch; the id is never cut (the output file id is in ``get`` and ``--json``)."""
+    table = _table("id", "method", "status", "done/total", "failed", "created")
     for b in items:
         c = b.request_counts
-        table.add_row(b.id, b.method or "", b.status or "", str(c.total), str(c.completed or 0), str(c.failed or 0),
-                      _when(b.created_at), b.output_file_id or "")
+        table.add_row(b.id, b.method or "", b.status or "", f"{c.completed or 0}/{c.total}", str(c.failed or 0),
+                      _when(b.created_at))
+    return table
+
+
+def _batch_details(b: Any) -> Table:
+    """One batch as key/value rows, so every id fits an 80-column terminal."""
+    table = _table("key", "value")
+    c = b.request_counts
+    for key, value in (("id", b.id), ("method", b.method or ""), ("status", b.status or ""),
+                       ("requests", f"{c.total} total, {c.completed or 0} completed, {c.failed or 0} failed"),
+                       ("created", _when(b.created_at)), ("output file", b.output_file_id or "")):
+        table.add_row(key, value)
     return table
 
 
@@ -436,7 +463,7 @@ def batches_create(ctx: typer.Context,
     if json_out:
         print_json(result.to_dict())
         return
-    _print(_batch_table([result]))
+    _print(_batch_details(result))
 
 
 @batches_app.command("list")
@@ -460,7 +487,7 @@ def batches_get(ctx: typer.Context, batch_id: Annotated[str, typer.Argument(help
     if json_out:
         print_json(result.to_dict())
         return
-    _print(_batch_table([result]))
+    _print(_batch_details(result))
 
 
 @batches_app.command("results")
