@@ -88,7 +88,8 @@ def one_batch(url: str, n: int, home: Path) -> dict[str, Any]:
     done = subprocess.run([GIGAPY, "batch", str(src), "-o", str(out), "--no-progress", "--json"],
                           env=_env(url, home), capture_output=True, text=True, timeout=600)
     summary = json.loads(done.stdout)
-    return {"ok": summary["done"], "failed": summary["failed"], "seconds": summary["elapsed"]}
+    return {"ok": summary["done"], "failed": summary["failed"], "seconds": summary["elapsed"],
+            "cpu_ms_per_answer": 1000 * summary["cpu_seconds"] / max(1, summary["done"])}
 
 
 _WORKER = """
@@ -198,11 +199,11 @@ def gigapy_gather(url: str, n: int) -> dict[str, Any]:
                                  auth_url=url + "/api/v2/oauth") as client:
             await client.all_models()  # warm up: token and connection
             _reset(url)
-            started = time.monotonic()
+            started, cpu = time.monotonic(), time.process_time()
             results = await asyncio.gather(*(client.completion(f"q{i}") for i in range(n)), return_exceptions=True)
-            seconds = time.monotonic() - started
+            seconds, cpu = time.monotonic() - started, time.process_time() - cpu
         failed = sum(isinstance(r, BaseException) for r in results)
-        return {"ok": n - failed, "failed": failed, "seconds": seconds}
+        return {"ok": n - failed, "failed": failed, "seconds": seconds, "cpu_ms_per_answer": 1000 * cpu / max(1, n)}
 
     return asyncio.run(main())
 
@@ -284,6 +285,13 @@ class Occupancy:
         window = self.samples[busy[0]:busy[-1] + 1]
         return sum(window) / (LIMIT * len(window))
 
+    def idle_slot_seconds(self) -> float:
+        """Slot-seconds left idle over the busy part of the run (50 ms per sample)."""
+        busy = [i for i, held in enumerate(self.samples) if held > 0]
+        if not busy:
+            return 0.0
+        return sum(LIMIT - held for held in self.samples[busy[0]:busy[-1] + 1]) * 0.05
+
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -316,6 +324,8 @@ def main() -> None:
                     with Occupancy(url) as occupancy:
                         result = run()
                     result["occupancy"] = occupancy.fraction()
+                    # each answer frees its slot once: idle slot time / answers = the gap per hand-off
+                    result["gap_ms"] = 1000 * occupancy.idle_slot_seconds() / max(1, result["ok"])
                     stats = emulator_stats(url)
                     result["429"] = int(stats["responses"].get("429", 0))
                     result["peak"] = int(stats["slots_peak"])
@@ -331,12 +341,15 @@ def main() -> None:
     m = machine()
     print(f"\nMachine: {m}; generation {args.gen:g} s per answer, quota {LIMIT}, ideal {ideal:g} req/s, "
           f"{args.n} requests per contender.\n")
-    print("| contender | goodput (of ideal) | quota occupied | answered | failed | 429 from the emulator "
-          "| peak in flight |")
-    print("|---|---|---|---|---|---|---|")
+    print("| contender | goodput (of ideal) | quota occupied | idle ms per hand-off | client CPU ms per answer "
+          "| Redis lease calls per answer | answered | failed | 429 from the emulator | peak in flight |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
     for name, r in rows:
-        print(f"| {name} | {r['goodput']:.2f} | {r['occupancy']:.2f} | {r['ok']} | {r['failed']} | {r['429']} "
-              f"| {r['peak']} |")
+        cpu = f"{r['cpu_ms_per_answer']:.1f}" if "cpu_ms_per_answer" in r else "—"
+        calls = f"{r['lease_calls_per_answer']:.2f}" if "lease_calls_per_answer" in r else "—"
+        print(f"| {name} | {r['goodput']:.2f} | {r['occupancy']:.2f} | {r['gap_ms']:.0f} | {cpu} | {calls} "
+              f"| {r['ok']} | {r['failed']} | {r['429']} | {r['peak']} |")
+    print(f"\nLoad average during the run: {os.getloadavg()[0]:.1f} (1 min), {os.getloadavg()[1]:.1f} (5 min).")
 
 
 if __name__ == "__main__":
