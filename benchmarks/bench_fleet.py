@@ -76,6 +76,14 @@ def _reset(url: str) -> None:
     urllib.request.urlopen(urllib.request.Request(url + "/__emulator__/reset", method="POST"), timeout=10).read()
 
 
+def _fresh(outputs: list[Path]) -> None:
+    """Remove a previous round's files (else the runner resumes with nothing left to do)."""
+    for out in outputs:
+        errors = out.with_name(out.name.replace(".jsonl", ".errors.jsonl"))
+        for path in (out, errors, out.with_name(out.name + ".corrupt")):
+            path.unlink(missing_ok=True)
+
+
 def _count_lines(paths: list[Path]) -> int:
     return sum(p.read_bytes().count(b"\n") for p in paths if p.exists())
 
@@ -84,6 +92,7 @@ def one_batch(url: str, n: int, home: Path) -> dict[str, Any]:
     """One ``gigapy batch`` process with default settings."""
     src = _input(home / "in1.jsonl", n)
     out = home / "out1.jsonl"
+    _fresh([out])
     _reset(url)
     done = subprocess.run([GIGAPY, "batch", str(src), "-o", str(out), "--no-progress", "--json"],
                           env=_env(url, home), capture_output=True, text=True, timeout=600)
@@ -128,6 +137,7 @@ def fleet(url: str, n: int, workers: int, redis_url: str, home: Path) -> dict[st
     store.flushall()
     src = _input(home / f"in{workers}.jsonl", n)
     outs = [home / f"fleet{workers}.{w}.jsonl" for w in range(workers)]
+    _fresh(outs)
     procs = [subprocess.Popen([sys.executable, "-c", _WORKER.format(url=redis_url, plain=redis_url, input=str(src),
                                                                      output=str(out))],
                               env=_env(url, home), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
