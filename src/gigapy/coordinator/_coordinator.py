@@ -486,6 +486,8 @@ class Coordinator:
         seen = self._limits_seen.get(lease.key)
         if seen is None or seen[0] < lease.ceiling or time.monotonic() - seen[1] > LIMIT_FRESH:
             return False
+        if self._over_share(lease):
+            return False
         while True:
             with self._lock:
                 queue = self._waiters.get(lease.key)
@@ -501,6 +503,17 @@ class Coordinator:
         waiter.set_result(new)
         return True
 
+    def _over_share(self, lease: Lease) -> bool:
+        """Whether this process holds more than its share of ``lease``'s key (the ceiling over the
+        processes last seen in the fleet, rounded up): then a lease it gives back goes to the store,
+        waking another process, rather than to a waiter of its own, so no process is starved."""
+        fleet = self._fleet
+        if fleet <= 1:
+            return False
+        with self._lock:
+            mine = sum(1 for held in self._held.values() if held.key == lease.key)
+        return mine > -(-lease.ceiling // fleet)
+
     def _note_limit(self, backend: Backend, key: str, ceiling: int) -> None:
         """Read the fleet's limit of ``key`` (at most once per ``LIMIT_FRESH``)."""
         seen = self._limits_seen.get(key)
@@ -512,10 +525,11 @@ class Coordinator:
     def _release(self, lease: Lease, outcome: str | None) -> None:
         if self._pass_on(lease, outcome):
             return
+        over = self.shared and self._over_share(lease)
         with self._lock:
             self._held.pop(lease.id, None)
             queue = self._waiters.get(lease.key)
-            waiter = queue.popleft() if queue and outcome != "throttled" else None
+            waiter = queue.popleft() if queue and outcome != "throttled" and not over else None
         backend = lease._backend
         if waiter is not None:
             self._hand_over(lease, outcome, waiter)
