@@ -504,15 +504,17 @@ class Coordinator:
         return True
 
     def _over_share(self, lease: Lease) -> bool:
-        """Whether this process holds more than its share of ``lease``'s key (the ceiling over the
-        processes last seen in the fleet, rounded up): then a lease it gives back goes to the store,
-        waking another process, rather than to a waiter of its own, so no process is starved."""
+        """Whether this process holds more than twice its share of ``lease``'s key (the ceiling over
+        the processes last seen in the fleet, rounded up): then a lease it gives back goes to the
+        store, waking another process, rather than to a waiter of its own, so no process is starved
+        (within twice the share a hand-off stays local: on a busy machine the process that is already
+        running takes the slot far sooner than one that must first be scheduled)."""
         fleet = self._fleet
         if fleet <= 1:
             return False
         with self._lock:
             mine = sum(1 for held in self._held.values() if held.key == lease.key)
-        return mine > -(-lease.ceiling // fleet)
+        return mine > 2 * -(-lease.ceiling // fleet)
 
     def _note_limit(self, backend: Backend, key: str, ceiling: int) -> None:
         """Read the fleet's limit of ``key`` (at most once per ``LIMIT_FRESH``)."""
