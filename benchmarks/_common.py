@@ -6,14 +6,13 @@ import json
 import os
 import platform
 import re
-import socket
-import subprocess
-import sys
-import time
 import urllib.request
 from importlib import metadata
 from pathlib import Path
 from typing import Any
+
+from gigapy.emulator import EmulatorProcess as SharedEmulatorProcess
+from gigapy.emulator import free_port as free_port  # the benchmarks import it from here
 
 ROOT = Path(__file__).resolve().parent.parent
 WORK = ROOT / "benchmarks" / ".work"  # git-ignored: raw results, profiles
@@ -28,54 +27,12 @@ def stream_headers(tokens: int) -> dict[str, str]:
     return {"X-Emulator-Answer-Tokens": str(tokens), "X-Emulator-Chunk-Tokens": "1"}
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-class EmulatorProcess:
-    """One ``python -m gigapy.emulator --no-limits`` process on loopback for the whole run."""
+class EmulatorProcess(SharedEmulatorProcess):
+    """One ``python -m gigapy.emulator --no-limits`` process on loopback for the whole run (the
+    shared :class:`gigapy.emulator.EmulatorProcess`, run from the repository root)."""
 
     def __init__(self, *extra_args: str) -> None:
-        self.extra_args = extra_args  # more emulator options (``--faults latency_ms:50``)
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.proc: subprocess.Popen[str] | None = None
-
-    def start(self) -> EmulatorProcess:
-        cmd = [sys.executable, "-m", "gigapy.emulator", "--no-limits", "--host", "127.0.0.1", "--port", str(self.port),
-               *self.extra_args]
-        self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=ROOT)
-        assert self.proc.stdout is not None
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            line = self.proc.stdout.readline()
-            if "listening on" in line:
-                self.proc.stdout.close()  # nothing more is printed; never block on a full pipe
-                return self
-            if not line and self.proc.poll() is not None:
-                break
-        self.stop()
-        raise RuntimeError("the emulator did not start")
-
-    def alive(self) -> bool:
-        return self.proc is not None and self.proc.poll() is None
-
-    def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(10)
-
-    def __enter__(self) -> EmulatorProcess:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
+        super().__init__("--no-limits", *extra_args, cwd=ROOT)  # more options: ``--faults latency_ms:50``
 
 
 def emulator_stats(url: str) -> dict[str, Any]:

@@ -28,18 +28,12 @@ from typing import Any
 
 import aiohttp
 
-from gigapy.emulator import DEMO_CREDENTIALS
+from gigapy.emulator import DEMO_CREDENTIALS, EmulatorProcess, free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "benchmarks" / "RESULTS.md"
 SMALL_CHAT = {"model": "GigaChat", "messages": [{"role": "user", "content": "What is the capital of France?"}]}
 STREAM_CHAT = {**SMALL_CHAT, "stream": True}
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def rss_mb(pid: int) -> float:
@@ -50,23 +44,10 @@ def rss_mb(pid: int) -> float:
     return float("nan")
 
 
-def start_emulator(port: int, pack: bool = True, src: str | None = None) -> subprocess.Popen[str]:
+def start_emulator(port: int, pack: bool = True, src: str | None = None) -> EmulatorProcess:
     """``python -m gigapy.emulator --no-limits``; ``src``: run the gigapy found there instead (a baseline)."""
-    cmd = [sys.executable, "-m", "gigapy.emulator", "--no-limits", "--port", str(port)]
-    if pack:
-        cmd.append("--pack-stream")
     env = {**os.environ, "PYTHONPATH": src} if src else None
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
-    deadline = time.monotonic() + 30
-    assert proc.stdout is not None
-    while time.monotonic() < deadline:
-        line = proc.stdout.readline()
-        if "listening on" in line:
-            return proc
-        if not line and proc.poll() is not None:
-            break
-    proc.kill()
-    raise RuntimeError("emulator did not start")
+    return EmulatorProcess("--no-limits", *(["--pack-stream"] if pack else []), port=port, env=env).start()
 
 
 BARE_SERVER = """
@@ -120,8 +101,11 @@ def ceiling(args: argparse.Namespace) -> dict[str, Any]:
                 into.append(asyncio.run(chat_round(port, proc.pid, args.requests // 4, args.concurrency,
                                                    args.seconds)))
             finally:
-                proc.terminate()
-                proc.wait(10)
+                if isinstance(proc, EmulatorProcess):
+                    proc.stop()
+                else:
+                    proc.terminate()
+                    proc.wait(10)
     result = {"emu_rps": median(r for r, _ in emu), "bare_rps": median(r for r, _ in bare),
               "emu_cpu": median(c for _, c in emu), "bare_cpu": median(c for _, c in bare)}
     print(f"ceiling ({args.rounds} interleaved rounds, medians): emulator {result['emu_rps']:,.0f} req/s "
@@ -257,8 +241,7 @@ def side_by_side(args: argparse.Namespace) -> dict[str, Any]:
                 into.append(asyncio.run(chat_round(port, proc.pid, args.requests // 4, args.concurrency,
                                                    args.seconds)))
             finally:
-                proc.terminate()
-                proc.wait(10)
+                proc.stop()
     result = {"ours_rps": median(r for r, _ in ours), "base_rps": median(r for r, _ in theirs),
               "ours_cpu": median(c for _, c in ours), "base_cpu": median(c for _, c in theirs)}
     print(f"side by side ({args.rounds} interleaved rounds, medians): this tree {result['ours_rps']:,.0f} req/s "
@@ -367,15 +350,13 @@ def main() -> None:
     try:
         figures = asyncio.run(run_all(args, port, proc.pid))
     finally:
-        proc.terminate()
-        proc.wait(10)
+        proc.stop()
     port = free_port()
     proc = start_emulator(port, pack=False)
     try:
         figures["framed_rate"] = asyncio.run(framed_chunks(args, port))
     finally:
-        proc.terminate()
-        proc.wait(10)
+        proc.stop()
     if args.baseline:
         figures.update(side_by_side(args), rounds=args.rounds)
     if args.ceiling:

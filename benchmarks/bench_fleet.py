@@ -26,7 +26,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-from ._common import ROOT, emulator_stats, free_port, machine
+from gigapy.emulator import EmulatorProcess
+
+from ._common import ROOT, emulator_stats, machine
 
 sys.path.insert(0, str(ROOT))
 from tests.redis_server import RedisServer
@@ -36,20 +38,8 @@ GIGAPY = str(Path(sys.executable).parent / "gigapy")
 CREDENTIALS = None  # filled from the emulator's demo account
 
 
-def _emulator(gen: float) -> tuple[subprocess.Popen[str], str]:
-    port = free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "gigapy.emulator", "--host", "127.0.0.1", "--port", str(port),
-                             "--ttft", str(gen), "--tokens-per-second", "0"],
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=ROOT)
-    assert proc.stdout is not None
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        line = proc.stdout.readline()
-        if "listening on" in line:
-            proc.stdout.close()
-            return proc, f"http://127.0.0.1:{port}"
-    proc.kill()
-    raise RuntimeError("the emulator did not start")
+def _emulator(gen: float) -> EmulatorProcess:
+    return EmulatorProcess("--ttft", str(gen), "--tokens-per-second", "0", cwd=ROOT).start()
 
 
 def _env(url: str, home: Path) -> dict[str, str]:
@@ -312,7 +302,8 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=1, help="rounds of every contender, interleaved (medians)")
     args = parser.parse_args()
     ideal = LIMIT / args.gen
-    emu, url = _emulator(args.gen)
+    emu = _emulator(args.gen)
+    url = emu.url
     rows: list[tuple[str, dict[str, Any]]] = []
     try:
         with RedisServer() as server, tempfile.TemporaryDirectory() as tmp:
@@ -347,7 +338,6 @@ def main() -> None:
                 rows.append((name, results[len(results) // 2]))
     finally:
         emu.kill()
-        emu.wait(timeout=10)
     m = machine()
     print(f"\nMachine: {m}; generation {args.gen:g} s per answer, quota {LIMIT}, ideal {ideal:g} req/s, "
           f"{args.n} requests per contender.\n")

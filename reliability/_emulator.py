@@ -8,29 +8,20 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
-import signal
-import socket
-import subprocess
-import sys
 import time
 import urllib.request
 from collections import Counter
 from pathlib import Path
 from typing import Any
 
+from gigapy.emulator import EmulatorProcess as SharedEmulatorProcess
+from gigapy.emulator import wait_until
+
 #: The brief's fault mix: 10% 5xx, 5% 429 with Retry-After: 1, 2% dropped connections, 2% mid-stream drops.
 FAULTS = "500:0.04,502:0.02,503:0.02,504:0.02,429:0.05,retry_after:1,drop:0.02,stream_drop:0.02"
 HOST = "127.0.0.1"
 
 _NO_PROXY = urllib.request.build_opener(urllib.request.ProxyHandler({}))
-
-
-def free_port() -> int:
-    """A TCP port that is free on 127.0.0.1 right now."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((HOST, 0))
-        return int(sock.getsockname()[1])
 
 
 def merge_stats(parts: list[dict[str, Any]]) -> dict[str, Any]:
@@ -47,62 +38,33 @@ def merge_stats(parts: list[dict[str, Any]]) -> dict[str, Any]:
     return total
 
 
-class EmulatorProcess:
-    """``python -m gigapy.emulator --port P --no-limits --token-ttl T --faults SPEC --seed S``."""
+class EmulatorProcess(SharedEmulatorProcess):
+    """``python -m gigapy.emulator --no-limits --token-ttl T --faults SPEC --seed S`` (the shared
+    :class:`gigapy.emulator.EmulatorProcess`), its counters kept over restarts."""
 
     def __init__(self, *, faults: str = FAULTS, token_ttl: float = 20.0, seed: int = 0,
                  port: int | None = None, log_path: Path | None = None) -> None:
         self.faults = faults
         self.token_ttl = token_ttl
         self.seed = seed
-        self.port = port or free_port()
-        self.log_path = log_path
-        self.proc: subprocess.Popen[bytes] | None = None
+        super().__init__("--no-limits", "--token-ttl", f"{token_ttl:g}", "--faults", faults, "--seed", str(seed),
+                         port=port, log_path=log_path)
         self.lives: list[dict[str, Any]] = []  # final stats of each killed life
         self.restarts: list[dict[str, float]] = []
 
-    @property
-    def url(self) -> str:
-        return f"http://{HOST}:{self.port}"
-
-    @property
-    def base_url(self) -> str:
-        return f"{self.url}/api/v1"
-
-    @property
-    def auth_url(self) -> str:
-        return f"{self.url}/api/v2/oauth"
-
-    def command(self) -> list[str]:
-        """The exact command line (also printed in RELIABILITY.md)."""
-        ttl = f"{self.token_ttl:g}"
-        return [sys.executable, "-m", "gigapy.emulator", "--port", str(self.port), "--no-limits",
-                "--token-ttl", ttl, "--faults", self.faults, "--seed", str(self.seed)]
-
-    def start(self, timeout: float = 20.0) -> float:
+    def start(self, timeout: float = 20.0) -> float:  # type: ignore[override]
         """Start the process and wait until it answers; returns the seconds it took."""
         started = time.monotonic()
-        env = {k: v for k, v in os.environ.items() if not k.startswith(("GIGACHAT_", "GIGAPY_"))}
-        log = open(self.log_path, "ab") if self.log_path else subprocess.DEVNULL  # noqa: SIM115 - closed below
+        super().start(timeout)
+        wait_until(self._answers, timeout, what="the emulator answers /__emulator__/stats")
+        return time.monotonic() - started
+
+    def _answers(self) -> bool:
         try:
-            self.proc = subprocess.Popen(self.command(), stdin=subprocess.DEVNULL, stdout=log,  # noqa: S603
-                                         stderr=subprocess.STDOUT, env=env, start_new_session=True)
-        finally:
-            if not isinstance(log, int):
-                log.close()
-        deadline = started + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"the emulator exited with {self.proc.returncode} (port {self.port} busy?); "
-                                   f"log: {self.log_path}")
-            try:
-                self.stats(timeout=1.0)
-            except OSError:
-                time.sleep(0.02)
-                continue
-            return time.monotonic() - started
-        self.kill()
-        raise RuntimeError(f"the emulator did not answer within {timeout} s; log: {self.log_path}")
+            self.stats(timeout=1.0)
+        except OSError:
+            return False
+        return True
 
     def stats(self, timeout: float = 5.0) -> dict[str, Any]:
         """``GET /__emulator__/stats`` (admin route: never faulted)."""
@@ -110,20 +72,7 @@ class EmulatorProcess:
             data: dict[str, Any] = json.loads(resp.read())
         return data
 
-    def alive(self) -> bool:
-        return self.proc is not None and self.proc.poll() is None
-
-    def kill(self) -> None:
-        """SIGKILL, then reap."""
-        proc = self.proc
-        if proc is None:
-            return
-        if proc.poll() is None:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(proc.pid, signal.SIGKILL)
-        proc.wait(timeout=10)
-
-    def restart(self) -> dict[str, float]:
+    def restart(self) -> dict[str, float]:  # type: ignore[override]
         """Save the counters, SIGKILL the process, start a new one on the same port."""
         with contextlib.suppress(OSError, ValueError):
             self.lives.append(self.stats())
@@ -141,14 +90,3 @@ class EmulatorProcess:
             with contextlib.suppress(OSError, ValueError):
                 parts.append(self.stats())
         return merge_stats(parts)
-
-    def stop(self) -> None:
-        """SIGTERM (SIGKILL after 5 s)."""
-        proc = self.proc
-        if proc is None or proc.poll() is not None:
-            return
-        proc.terminate()
-        try:
-            proc.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            self.kill()

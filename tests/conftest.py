@@ -15,6 +15,7 @@ from typing import Any, TypeVar
 import pytest
 
 from gigapy import AsyncGigaChat, GigaChat, clear_token_cache
+from gigapy.emulator import wait_until as wait_until  # the one deadline poll (tests import it from here)
 from gigapy.testing import client_settings
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -26,32 +27,17 @@ needs_shared = pytest.mark.skipif(not RECORDINGS.is_dir(), reason="../shared/ref
 T = TypeVar("T")
 
 
-def wait_until(predicate: Callable[[], Any], timeout: float = 10.0, interval: float = 0.02) -> Any:
-    """Poll ``predicate`` until it returns something truthy (returned) or ``timeout`` seconds pass
-    (AssertionError): a deadline poll instead of a fixed sleep."""
-    import time
-
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() >= deadline:
-            raise AssertionError(f"not true within {timeout} s: {predicate}")
-        time.sleep(interval)
-
-
 async def async_wait_until(
     predicate: Callable[[], Awaitable[Any]], timeout: float = 10.0, interval: float = 0.02
 ) -> Any:
-    """:func:`wait_until` for an async predicate."""
+    """:func:`wait_until` for an async predicate (TimeoutError after ``timeout`` seconds)."""
     deadline = asyncio.get_running_loop().time() + timeout
     while True:
         value = await predicate()
         if value:
             return value
         if asyncio.get_running_loop().time() >= deadline:
-            raise AssertionError(f"not true within {timeout} s: {predicate}")
+            raise TimeoutError(f"not true within {timeout} s: {predicate}")
         await asyncio.sleep(interval)
 
 

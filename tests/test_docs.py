@@ -20,7 +20,8 @@ from .conftest import ROOT
 
 DOCS = ROOT / "docs"
 BIN = Path(sys.executable).parent
-# the pages written as a guide; docs/cli.md, emulator.md and openai.md keep their own checks
+# the pages written as a guide; docs/cli.md, emulator.md and openai.md keep their own checks, and
+# ray.md's blocks run on the Ray cluster tests/test_ray.py starts (one cluster start, not two)
 GUIDE_PAGES = sorted(
     [
         DOCS / "index.md",

@@ -33,6 +33,7 @@ MODULES = [
     "gigapy.testing",
     "gigapy.emulator",
     "gigapy.usage",
+    "gigapy.ray",
 ]
 
 # "pkg.Name" prefixes inside annotation strings are spelling, not API (``TH.RunOptions`` and

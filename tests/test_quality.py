@@ -16,12 +16,13 @@ def run(*cmd: str) -> subprocess.CompletedProcess[str]:
 
 
 def test_ruff_is_clean() -> None:
-    proc = run(str(BIN / "ruff"), "check", "src", "tests", "benchmarks", "examples")
+    proc = run(str(BIN / "ruff"), "check", "src", "tests", "benchmarks", "examples", "scripts")
     assert proc.returncode == 0, proc.stdout + proc.stderr
 
 
 def test_ruff_format_is_clean() -> None:
-    proc = run(str(BIN / "ruff"), "format", "--check", "src", "tests", "benchmarks", "reliability", "examples")
+    roots = ("src", "tests", "benchmarks", "reliability", "examples", "scripts")
+    proc = run(str(BIN / "ruff"), "format", "--check", *roots)
     assert proc.returncode == 0, proc.stdout + proc.stderr
 
 
@@ -33,7 +34,7 @@ def test_mypy_strict_is_clean_on_src() -> None:
 def test_import_gigapy_is_light() -> None:
     code = (
         "import sys, gigapy; heavy = {'httpx', 'aiohttp', 'pydantic', 'gigapy.emulator', 'gigapy.cli', "
-        "'typer', 'rich'} & set(sys.modules); print(sorted(heavy))"
+        "'typer', 'rich', 'ray', 'gigapy.ray', 'pyarrow'} & set(sys.modules); print(sorted(heavy))"
     )
     proc = run(sys.executable, "-c", code)
     assert proc.stdout.strip() == "[]", proc.stdout + proc.stderr

@@ -25,6 +25,7 @@ pydantic exception escapes raw (the original is kept as ``__cause__``)::
     ├── ImageGenerationError                       generate_image() got no image
     ├── CertificateMismatchError                   a downloaded CA is not the pinned one
     ├── BatchAborted                               the bulk runner stopped early (its summary kept)
+    ├── BatchJobError                              a /batches job, or one of its lines, failed
     ├── ClientClosedError (also a RuntimeError)    the client was used after close()
     └── CoordinatorError                           the fleet coordinator failed
         └── LeaseTimeout                           ... no lease became free in time
@@ -55,6 +56,7 @@ __all__ = [
     "AuthenticationError",
     "BadRequestError",
     "BatchAborted",
+    "BatchJobError",
     "BatchWriteError",
     "CertificateMismatchError",
     "ClientCertificateError",
@@ -469,6 +471,10 @@ class BatchAborted(GigaChatError):
     def __init__(self, message: str, summary: BatchSummary) -> None:
         super().__init__(message)
         self.summary = summary
+
+
+class BatchJobError(GigaChatError):
+    """A ``/batches`` job ended without a result for a request, or the service failed that line."""
 
 
 class BatchWriteError(GigaChatError):

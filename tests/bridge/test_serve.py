@@ -18,6 +18,7 @@ import openai
 import pytest
 from pydantic import BaseModel
 
+from gigapy.emulator import wait_until
 from gigapy.testing import client_settings
 
 from .test_inprocess import USER, WEATHER, chat_bodies
@@ -134,7 +135,15 @@ def test_graceful_shutdown_finishes_the_stream_in_flight(live_server: Any, emu: 
     )
     first = next(iter(stream))
     drained = server.drain()
-    time.sleep(0.2)
+
+    def refused() -> bool:
+        try:
+            httpx.get(f"{server.url}/health", timeout=2)
+        except httpx.ConnectError:
+            return True
+        return False
+
+    wait_until(refused, 5, what="the listener closes")
     with pytest.raises(httpx.ConnectError):  # no new connections while draining
         httpx.get(f"{server.url}/health", timeout=2)
     rest = list(stream)

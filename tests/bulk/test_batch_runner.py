@@ -22,6 +22,8 @@ from gigapy.batch import (
 )
 from gigapy.emulator import DEMO_CREDENTIALS
 
+from ..conftest import async_wait_until
+
 
 def chat_line(i: int, model: str | None = None) -> dict[str, Any]:
     request: dict[str, Any] = {"messages": [{"role": "user", "content": f"Вопрос номер {i}"}]}
@@ -268,7 +270,11 @@ def test_two_runs_on_one_output_are_refused(emu: Any, tmp_path: Path) -> None:
 
     async def both() -> list[Any]:
         first = asyncio.ensure_future(run(emu, src, out, concurrency=2))
-        await asyncio.sleep(0.3)
+
+        async def answering() -> bool:  # the first run holds the output: its first answers are written
+            return out.exists() and out.stat().st_size > 0
+
+        await async_wait_until(answering)
         second = asyncio.ensure_future(run(emu, src, out, concurrency=2))
         return await asyncio.gather(first, second, return_exceptions=True)
 

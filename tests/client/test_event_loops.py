@@ -14,6 +14,8 @@ import pytest
 from gigapy import AsyncGigaChat, ConfigurationError
 from gigapy.testing import client_settings
 
+from ..conftest import async_wait_until
+
 pytestmark = pytest.mark.hostile("event_loops")
 
 N = 40  # concurrent requests per loop
@@ -77,7 +79,11 @@ def test_closing_from_one_loop_never_closes_another_loops_session_under_its_requ
     def busy_loop() -> None:
         async def main() -> None:
             calls = [asyncio.ensure_future(client.count_tokens(f"долгий {i}")) for i in range(N)]
-            await asyncio.sleep(0.1)
+
+            async def all_in_flight() -> bool:
+                return int((await asyncio.to_thread(emu.stats))["inflight"]) >= N
+
+            await async_wait_until(all_in_flight)
             started.set()  # N requests in flight on this loop
             outcome.extend(await asyncio.gather(*calls, return_exceptions=True))
 

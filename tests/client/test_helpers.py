@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from PIL import Image
 
-from gigapy import AsyncGigaChat, ImageGenerationError, InvalidArgumentError
+from gigapy import AsyncGigaChat, GigaChat, ImageGenerationError, InvalidArgumentError
 from gigapy.testing import client_settings
 
 
@@ -62,6 +62,28 @@ def test_attach_uploads_once_per_content_and_checks_first(emu: Any, make_client:
         client.attach(big)
     assert info.value.field == "sources[0]"
     assert len(emu.requests) == count
+
+
+@pytest.mark.parametrize("face", ["sync", "async"])
+def test_a_remembered_upload_the_service_lost_is_uploaded_again(emu: Any, face: str) -> None:
+    content = b"%PDF-1.4 remembered then lost " + face.encode()
+    if face == "sync":
+        with GigaChat(**client_settings(emu)) as client:
+            first = client.attach(content)
+            emu.reset()  # the service forgets every file (retention, a deletion from elsewhere)
+            again = client.attach(content)
+            answer = client.completion("Что в файле?", attachments=again, model="GigaChat-2-Max")
+    else:
+
+        async def go() -> tuple[list[str], list[str], Any]:
+            async with AsyncGigaChat(**client_settings(emu)) as client:
+                first = await client.attach(content)
+                emu.reset()
+                again = await client.attach(content)
+                return first, again, await client.completion("Что в файле?", attachments=again, model="GigaChat-2-Max")
+
+        first, again, answer = asyncio.run(go())
+    assert again != first and answer.text  # a fresh upload, and the chat finds it
 
 
 def test_attachments_in_v2_messages(emu: Any, make_client: Any) -> None:

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import json
-import time
 from typing import Any
 
 import pytest
 
 from gigapy import AsyncGigaChat, InvalidArgumentError, NotFoundError
 from gigapy.testing import client_settings
+
+from ..conftest import wait_until
 
 
 def bodies(emu: Any, part: str) -> list[Any]:
@@ -75,10 +76,7 @@ def test_threads_and_runs(emu: Any, make_client: Any) -> None:
     assert added.thread_id == thread_id
     started = client.threads.run(thread_id)
     assert started.status in ("in_progress", "ready")
-    deadline = time.monotonic() + 10
-    while client.threads.get_run(thread_id).status != "ready" and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert client.threads.get_run(thread_id).status == "ready"
+    wait_until(lambda: client.threads.get_run(thread_id).status == "ready", 10, 0.05, what="the run is ready")
     assert thread_id in [t.id for t in client.threads.list().threads]
     assert [t.id for t in client.threads.retrieve([thread_id]).threads] == [thread_id]
     assert client.threads.delete(thread_id) is True

@@ -9,7 +9,16 @@ import uuid
 import httpx
 import pytest
 
-from gigapy.emulator import DEMO_CREDENTIALS, DEMO_PASSWORD, DEMO_USER, SCOPE_CORP, SCOPE_PERS, Account, Emulator
+from gigapy.emulator import (
+    DEMO_CREDENTIALS,
+    DEMO_PASSWORD,
+    DEMO_USER,
+    SCOPE_CORP,
+    SCOPE_PERS,
+    Account,
+    Emulator,
+    wait_until,
+)
 
 from .conftest import Api, oauth
 
@@ -122,7 +131,7 @@ def test_token_ttl_is_configurable() -> None:
     with Emulator(token_ttl=0.2) as emu:
         api = Api(emu)
         assert api.get("models").status_code == 200
-        time.sleep(0.3)
+        wait_until(lambda: api.get("models").status_code == 401, 5, 0.05, what="the token expires")
         assert api.get("models").json()["message"] == "Token has expired"
         api.close()
 

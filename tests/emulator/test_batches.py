@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import json
-import time
 
 import pytest
 
-from gigapy.emulator import Emulator
+from gigapy.emulator import Emulator, wait_until
 
 from .conftest import Api
 
@@ -17,15 +16,14 @@ def jsonl(*items: dict) -> bytes:
 
 
 def wait_completed(api: Api, batch_id: str, timeout: float = 10) -> dict:
-    deadline = time.monotonic() + timeout
-    statuses = []
-    while time.monotonic() < deadline:
+    statuses: list[str] = []
+
+    def completed() -> dict | None:
         batch = api.get("batches", params={"batch_id": batch_id}).json()["batches"][0]
         statuses.append(batch["status"])
-        if batch["status"] == "completed":
-            return {**batch, "seen": statuses}
-        time.sleep(0.02)
-    raise AssertionError(f"batch never completed: {statuses}")
+        return {**batch, "seen": statuses} if batch["status"] == "completed" else None
+
+    return wait_until(completed, timeout, what=f"the batch completes (seen: {statuses})")
 
 
 def test_chat_batch(api_corp: Api) -> None:

@@ -7,7 +7,6 @@ too many requests in flight get 429, and a client that keeps to the quota is pac
 from __future__ import annotations
 
 import asyncio
-import re
 import subprocess
 import sys
 import textwrap
@@ -22,7 +21,14 @@ import httpx
 import pytest
 
 from gigapy import AsyncGigaChat
-from gigapy.emulator import DEMO_CREDENTIALS, SCOPE_B2B, Emulator, EmulatorConfig, config_from_args
+from gigapy.emulator import (
+    DEMO_CREDENTIALS,
+    SCOPE_B2B,
+    Emulator,
+    EmulatorConfig,
+    EmulatorProcess,
+    config_from_args,
+)
 from gigapy.emulator._timing import PRESETS
 
 from .conftest import Api, v1_chunks
@@ -210,18 +216,9 @@ def _fresh_tokens(base: str, clients: int) -> tuple[Counter[int], float]:
     return statuses, time.monotonic() - start
 
 
-def _serve(*flags: str) -> tuple[subprocess.Popen[str], str]:
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "gigapy.emulator", "--port", "0", *flags],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    assert proc.stdout is not None
-    banner = "".join(proc.stdout.readline() for _ in range(10))
-    found = re.search(r"listening on (http://127\.0\.0\.1:\d+)", banner)
-    assert found, banner
-    return proc, found.group(1)
+def _serve(*flags: str) -> tuple[EmulatorProcess, str]:
+    emu = EmulatorProcess(*flags, port=0).start()
+    return emu, emu.url
 
 
 @pytest.mark.parametrize(
@@ -243,8 +240,7 @@ def test_no_limits_lifts_the_oauth_limit(flags: tuple[str, ...], limited: bool) 
         # concurrency is lifted by --no-limits, even when --oauth-rps keeps an OAuth limit
         assert asyncio.run(_pers_pair(base, pers)) == ([200, 200] if "--no-limits" in flags else [200, 429])
     finally:
-        proc.terminate()
-        proc.wait(10)
+        proc.stop()
 
 
 async def _pers_pair(base: str, token: str) -> list[int]:

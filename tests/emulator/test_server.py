@@ -5,9 +5,6 @@ from __future__ import annotations
 import logging
 import re
 import ssl
-import subprocess
-import sys
-import time
 import uuid
 from pathlib import Path
 
@@ -20,8 +17,10 @@ from gigapy.emulator import (
     SCOPE_PERS,
     Emulator,
     EmulatorConfig,
+    EmulatorProcess,
     config_from_args,
     create_app,
+    wait_until,
 )
 
 from .conftest import Api, oauth
@@ -159,25 +158,18 @@ def test_config_from_args() -> None:
 
 
 def test_python_m_gigapy_emulator() -> None:
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "gigapy.emulator", "--port", "0", "--no-limits"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
+    emu = EmulatorProcess("--no-limits", port=0).start()
     try:
-        assert proc.stdout is not None
-        lines = [proc.stdout.readline() for _ in range(4)]
-        text = "".join(lines)
+        text = wait_until(lambda: emu.output if DEMO_CREDENTIALS in emu.output else "", what="the banner")
         base = re.search(r"(http://127\.0\.0\.1:\d+)/api/v1\n", text)
         assert base, text
-        assert f"{base.group(1)}/api/v2/oauth" in text and DEMO_CREDENTIALS in text
-        with httpx.Client(base_url=base.group(1)) as http:
+        assert base.group(1) == emu.url
+        assert f"{emu.auth_url}" in text and DEMO_CREDENTIALS in text
+        with httpx.Client(base_url=emu.url) as http:
             token = oauth(http).json()["access_token"]
             assert http.get("/api/v1/models", headers={"Authorization": f"Bearer {token}"}).status_code == 200
     finally:
-        proc.terminate()
-        assert proc.wait(10) == 0
+        assert emu.stop() == 0
 
 
 @pytest.fixture(scope="module")
@@ -237,10 +229,7 @@ def test_client_disconnect_mid_stream_frees_the_slot(caplog: pytest.LogCaptureFi
         headers = {"Authorization": f"Bearer {api.token}", "X-Emulator-Answer-Tokens": "100"}
         with api.http.stream("POST", api.url("chat/completions"), json=body, headers=headers) as response:
             next(response.iter_bytes())
-        deadline = time.monotonic() + 5
-        while emu.stats()["inflight"] and time.monotonic() < deadline:
-            time.sleep(0.02)
-        assert emu.stats()["inflight"] == 0
+        wait_until(lambda: emu.stats()["inflight"] == 0, 5, what="the stream's slot is released")
         assert api.get("models").status_code == 200  # the PERS slot was released
         api.close()
     assert not [r for r in caplog.records if r.levelno >= logging.WARNING], caplog.text

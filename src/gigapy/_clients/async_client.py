@@ -1,19 +1,18 @@
 """``AsyncGigaChat``: the asynchronous client (aiohttp driver).
 
-Executes the same flows as the sync client: sends with aiohttp, sleeps with
-``asyncio.sleep``, runs blocking work (file I/O) in worker threads so the event loop
-never blocks, and fetches tokens through the process-wide single-flight cache.
+The driver executes the actions of the shared flows in ``_ops``/``_core``: it sends requests
+with aiohttp, sleeps, runs blocking work and calls user code through ``hooks``, and fetches
+tokens through the process-wide single-flight cache. Nothing about the API itself is decided
+here. The sync client is generated from this file by ``scripts/unasync.py``.
 """
 
 from __future__ import annotations
 
-import asyncio
-import inspect
 import os
-from collections.abc import AsyncIterator, Awaitable, Callable, Generator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
-from typing import IO, Any, Generic, Literal, TypeVar, overload
+from typing import IO, Any, Literal, TypeVar, overload
 
 import aiohttp
 from pydantic import BaseModel, SecretStr
@@ -26,7 +25,6 @@ from .._core.flow import (
     Flow,
     GetToken,
     Invoke,
-    InvokeFailed,
     Send,
     Sleep,
 )
@@ -82,6 +80,7 @@ from ..types import (
     Threads,
     TokensCount,
 )
+from . import hooks
 from .base import BaseClient, ClientSettings
 from .conversation import AsyncConversation, ConversationState
 from .gate import gate_for, gated
@@ -89,64 +88,14 @@ from .streams import AsyncStream
 
 T = TypeVar("T")
 M = TypeVar("M", bound=BaseModel)
-S = TypeVar("S", bound=AsyncStream[Any, Any])
 
 AsyncChatStream = AsyncStream[ChatCompletionChunk, ChatCompletion]
 AsyncChatV2Stream = AsyncStream[ChatCompletionV2Chunk, ChatCompletionV2]
 AsyncThreadStream = AsyncStream[ThreadCompletionChunk, ChatCompletion]
 
 
-async def _invoke(action: Invoke) -> Any:
-    """Call user code for a flow: coroutine functions are awaited, plain ones run in a thread."""
-    try:
-        if inspect.iscoroutinefunction(action.fn):
-            return await action.fn(**action.kwargs)
-        value = await asyncio.to_thread(action.fn, **action.kwargs)
-        return await value if inspect.isawaitable(value) else value
-    except Exception as exc:  # handed to the flow, which decides
-        return InvokeFailed(exc)
-
-
-class StreamRequest(Generic[S]):
-    """What ``completion_stream`` returns: await it, ``async with`` it, or ``async for`` it.
-
-    The request is sent when you first await / enter / iterate it; leaving ``async with``
-    (or finishing the iteration) closes the connection.
-    """
-
-    def __init__(self, open_stream: Callable[[], Awaitable[S]]) -> None:
-        self._open = open_stream
-        self._stream: S | None = None
-
-    async def _get(self) -> S:
-        if self._stream is None:
-            self._stream = await self._open()
-        return self._stream
-
-    def __await__(self) -> Generator[Any, None, S]:
-        return self._get().__await__()
-
-    async def __aenter__(self) -> S:
-        return await self._get()
-
-    async def __aexit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        if self._stream is not None:
-            await self._stream.aclose()
-
-    def __aiter__(self) -> AsyncIterator[Any]:
-        return self._iterate()
-
-    async def _iterate(self) -> AsyncIterator[Any]:
-        stream = await self._get()
-        async with stream:
-            async for chunk in stream:
-                yield chunk
-
-
 class AsyncChatV2:
-    """``client.v2``: the v2 chat contract, async."""
+    """``client.v2``: the v2 chat contract (content parts, built-in tools, named stream events)."""
 
     __slots__ = ("_client",)
 
@@ -156,21 +105,21 @@ class AsyncChatV2:
     async def completion(
         self, messages: str | Sequence[Any] | None = None, /, **params: Unpack[ChatV2Params]
     ) -> ChatCompletionV2:
-        """``POST /v2/chat/completions``."""
+        """``POST /v2/chat/completions``: ``client.v2.completion("Hi", tools=["web_search"])``."""
         client = self._client
         return await client._run(chat_v2_ops.v2_completion(client._core, messages, params))
 
     def completion_stream(
         self, messages: str | Sequence[Any] | None = None, /, **params: Unpack[ChatV2Params]
-    ) -> StreamRequest[AsyncChatV2Stream]:
-        """The v2 answer as a stream of named events (``async with`` / ``async for`` / ``await``)."""
+    ) -> hooks.StreamRequest[AsyncChatV2Stream]:
+        """The v2 answer as a stream of named events (use it in an ``async with`` block)."""
         client = self._client
         flow = chat_v2_ops.v2_completion_stream(client._core, messages, params)  # arguments are checked here
 
         async def open_stream() -> AsyncChatV2Stream:
             return client._transport.stream(await client._run(flow))
 
-        return StreamRequest(open_stream)
+        return hooks.open_stream_async(open_stream)
 
     async def run_tools(
         self,
@@ -354,7 +303,7 @@ class AsyncThreadsAPI:
 
     def run_stream(
         self, thread_id: str, *, assistant_id: str | None = None, **params: Unpack[threads_ops.RunOptions]
-    ) -> StreamRequest[AsyncThreadStream]:
+    ) -> hooks.StreamRequest[AsyncThreadStream]:
         """Run the thread and stream the answer."""
         client = self._client
         flow = threads_ops.run_stream(client._core, thread_id, assistant_id, params)  # arguments are checked here
@@ -362,7 +311,7 @@ class AsyncThreadsAPI:
         async def open_stream() -> AsyncThreadStream:
             return client._transport.stream(await client._run(flow))
 
-        return StreamRequest(open_stream)
+        return hooks.open_stream_async(open_stream)
 
     async def run_messages(
         self,
@@ -385,7 +334,7 @@ class AsyncThreadsAPI:
         assistant_id: str | None = None,
         model: str | None = None,
         **params: Unpack[threads_ops.RunOptions],
-    ) -> StreamRequest[AsyncThreadStream]:
+    ) -> hooks.StreamRequest[AsyncThreadStream]:
         """Add messages and stream the answer."""
         client = self._client
         flow = threads_ops.run_messages_stream(client._core, messages, thread_id, assistant_id, model, params)
@@ -393,7 +342,7 @@ class AsyncThreadsAPI:
         async def open_stream() -> AsyncThreadStream:
             return client._transport.stream(await client._run(flow))
 
-        return StreamRequest(open_stream)
+        return hooks.open_stream_async(open_stream)
 
     async def rerun_messages(self, thread_id: str, **params: Unpack[threads_ops.RunOptions]) -> ThreadCompletion:
         """Regenerate the thread's last answer."""
@@ -401,7 +350,7 @@ class AsyncThreadsAPI:
 
     def rerun_messages_stream(
         self, thread_id: str, **params: Unpack[threads_ops.RunOptions]
-    ) -> StreamRequest[AsyncThreadStream]:
+    ) -> hooks.StreamRequest[AsyncThreadStream]:
         """Regenerate the thread's last answer as a stream."""
         client = self._client
         flow = threads_ops.rerun_messages_stream(client._core, thread_id, params)  # arguments are checked here
@@ -409,13 +358,15 @@ class AsyncThreadsAPI:
         async def open_stream() -> AsyncThreadStream:
             return client._transport.stream(await client._run(flow))
 
-        return StreamRequest(open_stream)
+        return hooks.open_stream_async(open_stream)
 
 
 class AsyncGigaChat(BaseClient[AiohttpTransport]):
-    """The asynchronous GigaChat client (aiohttp). Same settings and methods as ``GigaChat``.
+    """The asynchronous GigaChat client.
 
-    Use ``async with AsyncGigaChat() as client:`` or call :meth:`aclose`.
+    Every setting can also come from the ``GIGACHAT_*`` environment variable of the same
+    name (the official SDK's names). A client is cheap to share between threads; create
+    one per process and reuse it. Use it in an ``async with`` block, or call :meth:`aclose`.
     """
 
     def __init__(self, *, session: aiohttp.ClientSession | None = None, **settings: Unpack[ClientSettings]) -> None:
@@ -450,16 +401,16 @@ class AsyncGigaChat(BaseClient[AiohttpTransport]):
                             gate = self._gates.get(gate_kind) or gate_for(
                                 self._gates, self._core.settings.scope, gate_kind
                             )
-                            result = await gate.send(self._transport.send, request)
+                            result = await gate.send_async(self._transport.send, request)
                 elif kind is GetToken:
                     result = await self._token(action.stale)
                 elif kind is Sleep:
-                    await asyncio.sleep(action.seconds)
+                    await hooks.sleep_async(action.seconds)
                     result = None
                 elif kind is Blocking:
-                    result = await asyncio.to_thread(action.fn)
+                    result = await hooks.run_blocking_async(action.fn)
                 elif kind is Invoke:
-                    result = await _invoke(action)
+                    result = await hooks.invoke_async(action)
                 else:  # pragma: no cover - a programming error in a flow
                     raise TypeError(f"unknown action {action!r}")
         except StopIteration as stop:
@@ -512,7 +463,7 @@ class AsyncGigaChat(BaseClient[AiohttpTransport]):
 
     @property
     def v2(self) -> AsyncChatV2:
-        """The v2 chat contract: ``await client.v2.completion(...)``."""
+        """The v2 chat contract: ``client.v2.completion(...)``, ``client.v2.completion_stream(...)``."""
         return AsyncChatV2(self)
 
     # --- tokens --------------------------------------------------------------------------
@@ -534,20 +485,19 @@ class AsyncGigaChat(BaseClient[AiohttpTransport]):
     async def completion(
         self, messages: str | Sequence[Any] | None = None, /, **params: Unpack[ChatParams]
     ) -> ChatCompletion:
-        """Generate an answer: ``await completion("Hi")`` or with messages and options."""
+        """Generate an answer: ``await completion("Hi")`` or ``await completion([{...}, ...], temperature=0.5)``."""
         return await self._run(chat_ops.completion(self._core, messages, params))
 
     def completion_stream(
         self, messages: str | Sequence[Any] | None = None, /, **params: Unpack[ChatParams]
-    ) -> StreamRequest[AsyncChatStream]:
-        """Generate an answer as a stream: ``async with client.completion_stream(...) as s``,
-        ``async for chunk in client.completion_stream(...)`` or ``await`` it."""
+    ) -> hooks.StreamRequest[AsyncChatStream]:
+        """Generate an answer as a stream of chunks (use it in an ``async with`` block)."""
         flow = chat_ops.completion_stream(self._core, messages, params)  # arguments are checked here
 
         async def open_stream() -> AsyncChatStream:
             return self._transport.stream(await self._run(flow))
 
-        return StreamRequest(open_stream)
+        return hooks.open_stream_async(open_stream)
 
     async def embedding(
         self, input: str | Sequence[str], *, model: str = "Embeddings", **options: Unpack[RequestOptions]
@@ -570,7 +520,7 @@ class AsyncGigaChat(BaseClient[AiohttpTransport]):
         content_type: str | None = None,
         **options: Unpack[RequestOptions],
     ) -> File:
-        """Upload a file (path, bytes or binary file object); file I/O runs off the event loop."""
+        """Upload a file (path, bytes or binary file object), checked against the limits first."""
         return await self._run(files_ops.upload_file(self._core, file, purpose, filename, content_type, options))
 
     async def get_all_files(self, **options: Unpack[RequestOptions]) -> list[File]:
@@ -675,8 +625,11 @@ class AsyncGigaChat(BaseClient[AiohttpTransport]):
         max_steps: int = 5,
         **params: Unpack[ChatParams],
     ) -> ToolRun:
-        """Let the model call Python functions (async functions are awaited, plain ones run in
-        a thread) until it answers; ToolLoopError after ``max_steps``."""
+        """Let the model call Python functions (plain or coroutine functions) until it answers.
+
+        Returns a ToolRun (``.text``, ``.completion``, ``.messages``, ``.calls``); raises
+        ToolLoopError after ``max_steps`` rounds of function calls.
+        """
         core = self._core
 
         def ask(history: list[Any], specs: list[dict[str, Any]]) -> Flow[Any]:
@@ -698,7 +651,12 @@ class AsyncGigaChat(BaseClient[AiohttpTransport]):
         method: str = "auto",
         **params: Unpack[ChatFields],
     ) -> M:
-        """Ask for structured output; returns a validated ``response_format`` (see GigaChat.parse)."""
+        """Ask for structured output; returns a validated ``response_format`` (a pydantic model).
+
+        ``method``: "json_schema" (native), "function" (forced function call) or "auto"
+        (native, falling back to a function call when the model does not support it).
+        Raises StructuredOutputError (raw text and usage kept) or LengthFinishReasonError.
+        """
         core = self._core
 
         def ask(history: list[Any], extra: dict[str, Any]) -> Flow[Any]:
@@ -733,7 +691,8 @@ class AsyncGigaChat(BaseClient[AiohttpTransport]):
         style: str | None = None,
         **params: Unpack[ImageParams],
     ) -> bytes | Path:
-        """Draw ``prompt``: the JPEG bytes, or the file written at ``path`` (see GigaChat.generate_image)."""
+        """Draw ``prompt``: the JPEG bytes, or the file written at ``path``. ``style`` is a system
+        prompt (e.g. "Ты художник-акварелист"). ImageGenerationError if the model did not draw."""
         target = None if path is None else os.fspath(path)
         return await self._run(generate_image_flow(self._core, prompt, target, style, params))
 
@@ -743,7 +702,8 @@ class AsyncGigaChat(BaseClient[AiohttpTransport]):
         purpose: str = "general",
         **options: Unpack[RequestOptions],
     ) -> list[str]:
-        """Upload files for ``attachments=`` once per content; returns the file ids."""
+        """Upload files for ``attachments=`` (type and size checked first); the same content is
+        uploaded only once per account. Returns the file ids."""
         return await self._run(attach_flow(self._core, sources, purpose, options))
 
     @overload
@@ -786,38 +746,35 @@ class AsyncGigaChat(BaseClient[AiohttpTransport]):
         as_numpy: bool = False,
         **options: Unpack[RequestOptions],
     ) -> Any:
-        """Embed any number of texts concurrently (see GigaChat.embed_many)."""
+        """Embed any number of texts: batches by count and token budget, run concurrently, input
+        order kept, only failed batches retried. Lists of floats, or a numpy array."""
         items, spans = embeddings_ops.plan(texts, batch_size, max_batch_tokens)
         # None: as many as the client's concurrency gate lets through (the account's limit)
-        width = 256 if concurrency is None else int(P.number(concurrency, "concurrency", low=1, integer=True))
-        gate = asyncio.Semaphore(width)
+        workers = 32 if concurrency is None else int(P.number(concurrency, "concurrency", low=1, integer=True))
         P.number(batch_retries, "batch_retries", low=0, integer=True)
         repeat = self._core.policy.retry_non_idempotent  # embeddings are billed: the client's rule
 
         async def one(span: tuple[int, int]) -> Embeddings:
-            async with gate:
-                for attempt in range(batch_retries + 1):
-                    try:
-                        return await self.embedding(items[span[0] : span[1]], model=model, **options)
-                    except GigaChatError as exc:
-                        if attempt == batch_retries or not embeddings_ops.retryable(exc, repeat):
-                            raise
-                        await asyncio.sleep(self._core.policy.backoff(attempt))
+            for attempt in range(batch_retries + 1):
+                try:
+                    return await self.embedding(items[span[0] : span[1]], model=model, **options)
+                except GigaChatError as exc:
+                    if attempt == batch_retries or not embeddings_ops.retryable(exc, repeat):
+                        raise
+                    await hooks.sleep_async(self._core.policy.backoff(attempt))
             raise AssertionError("unreachable")
 
-        results = await asyncio.gather(*(one(span) for span in spans), return_exceptions=True)
-        for result in results:
-            if isinstance(result, BaseException):
-                raise result
-        return embeddings_ops.assemble(results, as_numpy)
+        batches = await hooks.map_bounded_async(one, spans, workers)
+        return embeddings_ops.assemble(batches, as_numpy)
 
     def conversation(
         self, system: str | None = None, *, max_context_tokens: int | None = None, **defaults: Unpack[ChatParams]
     ) -> AsyncConversation:
-        """A chat that keeps its history and one X-Session-ID (``await conv.say("...")``)."""
+        """A chat that keeps its history and one X-Session-ID (``await conv.say("...")``); ``defaults``
+        (model, temperature, session_id, ...) apply to every turn."""
         return AsyncConversation(self, ConversationState(system, max_context_tokens, defaults))
 
 
-#: The names these classes had before the sync/async pairs were made consistent.
-AssistantsAPI = AsyncAssistantsAPI
-ThreadsAPI = AsyncThreadsAPI
+#: The names these classes had before the sync/async pairs were made consistent.  # unasync: async only
+AssistantsAPI = AsyncAssistantsAPI  # unasync: async only
+ThreadsAPI = AsyncThreadsAPI  # unasync: async only

@@ -117,7 +117,7 @@ class _ConversationBase:
 
 
 class Conversation(_ConversationBase):
-    """A chat that remembers (sync). Create it with ``client.conversation(...)``."""
+    """A chat that remembers (synchronous). Create it with ``client.conversation(...)``."""
 
     def __init__(self, client: GigaChat, state: ConversationState) -> None:
         self._client = client
@@ -130,7 +130,7 @@ class Conversation(_ConversationBase):
 
 
 class AsyncConversation(_ConversationBase):
-    """A chat that remembers (async). Create it with ``client.conversation(...)``."""
+    """A chat that remembers (asynchronous). Create it with ``client.conversation(...)``."""
 
     def __init__(self, client: AsyncGigaChat, state: ConversationState) -> None:
         self._client = client

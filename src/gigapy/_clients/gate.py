@@ -113,7 +113,7 @@ class Gate:
         self._count = 0
         self.limit = max(1, self.active - 1)  # what the service holds for us now, this one aside
 
-    async def send(self, send: Callable[[Any], Awaitable[Any]], request: Any) -> Any:
+    async def send_async(self, send: Callable[[Any], Awaitable[Any]], request: Any) -> Any:
         """Send ``request`` within the gate; a 429 met while others are in flight is sent again locally."""
         front = False
         for _ in range(LOCAL_RETRIES + 1):
@@ -138,7 +138,7 @@ class Gate:
     # --- the sync client: threads wait on a condition (one gate serves one kind of client) ---
 
     def send_sync(self, send: Callable[[Any], Any], request: Any) -> Any:
-        """:meth:`send` for the sync client's threads."""
+        """:meth:`send_async` for the sync client's threads."""
         cond = self._cond
         if cond is None:
             cond = self._cond = threading.Condition()

@@ -83,7 +83,8 @@ class _StreamBase(Generic[T, F]):
 
 
 class Stream(_StreamBase[T, F]):
-    """A streamed answer: iterate for typed chunks; close it (or use ``with``) when done early.
+    """A streamed answer: iterate it (``for``) for typed chunks; close it (``close()``, or use
+    ``with``) when done early.
 
     ``text_stream`` yields only the text; ``get_final_completion()`` reads the rest and
     returns the whole answer (content, function_call, usage, finish_reason).
@@ -136,7 +137,7 @@ class Stream(_StreamBase[T, F]):
 
     @property
     def text_stream(self) -> Iterator[str]:
-        """Only the text of each chunk, skipping empty ones."""
+        """Only the text of each chunk, skipping empty ones (``for t in s.text_stream``)."""
         text_of = self._state.text_of
         for chunk in self._iterator:
             piece = text_of(chunk)
@@ -167,7 +168,12 @@ class Stream(_StreamBase[T, F]):
 
 
 class AsyncStream(_StreamBase[T, F]):
-    """The async twin of :class:`Stream`: ``async for``, ``async with``, ``aclose()``."""
+    """A streamed answer: iterate it (``async for``) for typed chunks; close it (``aclose()``, or use
+    ``async with``) when done early.
+
+    ``text_stream`` yields only the text; ``get_final_completion()`` reads the rest and
+    returns the whole answer (content, function_call, usage, finish_reason).
+    """
 
     def __init__(
         self,

@@ -4,7 +4,8 @@
 ``<img src="FILE_ID">`` tag and downloads the JPEG under the same X-Client-ID (the service
 binds generated files to it). ``attach`` uploads local images and documents after
 checking type and size limits, and remembers each file's content hash, so the same
-content is uploaded only once per account and process.
+content is uploaded only once per account and process (a remembered file is looked up
+first, and uploaded again if the service no longer has it).
 """
 
 from __future__ import annotations
@@ -22,11 +23,11 @@ from .._core.flow import (
     Flow,
 )
 from .._core.tokens import identity
-from ..errors import ImageGenerationError, InvalidArgumentError
+from ..errors import ImageGenerationError, InvalidArgumentError, NotFoundError
 from . import chat as chat_ops
 from . import files as files_ops
 from .base import ClientCore, RequestOptions
-from .files import Seekable, prepare_upload, recall_upload, remember_upload
+from .files import Seekable, forget_upload, prepare_upload, recall_upload, remember_upload
 
 
 def generate_image_flow(
@@ -81,8 +82,13 @@ def attach_flow(core: ClientCore, sources: Sequence[Any], purpose: str, options:
         key = (who, f"{purpose}:{digest}")
         cached = recall_upload(key)
         if cached is not None:
-            ids.append(cached)
-            continue
+            try:  # the file may be gone since (deleted elsewhere, expired): then it is uploaded again
+                yield from files_ops.get_file_info(core, cached, options)
+            except NotFoundError:
+                forget_upload(cached)
+            else:
+                ids.append(cached)
+                continue
         uploaded = yield from files_ops.upload_part(core, part, purpose, options)
         remember_upload(key, uploaded.id)
         ids.append(uploaded.id)

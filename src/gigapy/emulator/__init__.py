@@ -7,7 +7,8 @@ Quick start::
     with Emulator() as emu:  # a free port on 127.0.0.1, in a background thread
         print(emu.base_url, emu.auth_url, emu.credentials)
 
-or from a shell: ``python -m gigapy.emulator --port 8443``. See docs/emulator.md.
+or from a shell: ``python -m gigapy.emulator --port 8443`` (``EmulatorProcess`` starts that
+process for you, ready when entered). See docs/emulator.md.
 """
 
 from ._app import create_app
@@ -25,6 +26,7 @@ from ._config import (
 )
 from ._engine import BLACKLIST_TRIGGER
 from ._faults import FaultController
+from ._process import EmulatorProcess, free_port, wait_until
 from ._runner import Emulator, env_lines, run
 from ._state import RecordedRequest
 from ._textgen import count_tokens
@@ -41,6 +43,7 @@ __all__ = [
     "CertAccount",
     "Emulator",
     "EmulatorConfig",
+    "EmulatorProcess",
     "FaultController",
     "RecordedRequest",
     "build_parser",
@@ -48,6 +51,8 @@ __all__ = [
     "count_tokens",
     "create_app",
     "env_lines",
+    "free_port",
     "main",
     "run",
+    "wait_until",
 ]
