@@ -23,8 +23,13 @@ def corp() -> Iterator[Emulator]:
 
 
 def _settings(emu: Emulator) -> dict[str, object]:
-    return {"credentials": DEMO_CREDENTIALS, "scope": "GIGACHAT_API_CORP", "base_url": emu.base_url,
-            "auth_url": emu.auth_url, "max_retries": 0}
+    return {
+        "credentials": DEMO_CREDENTIALS,
+        "scope": "GIGACHAT_API_CORP",
+        "base_url": emu.base_url,
+        "auth_url": emu.auth_url,
+        "max_retries": 0,
+    }
 
 
 def test_gather_fills_the_quota_and_no_429_reaches_the_caller(corp: Emulator) -> None:
@@ -56,6 +61,7 @@ def test_threads_share_the_sync_gate(corp: Emulator) -> None:
 def test_embed_many_default_uses_the_whole_quota(corp: Emulator) -> None:
     corp.faults.set("latency_ms:50", ["/embeddings"])
     try:
+
         async def run() -> list[list[float]]:
             async with AsyncGigaChat(**_settings(corp)) as client:  # type: ignore[arg-type]
                 return await client.embed_many([f"text {i}" for i in range(40)], batch_size=1)

@@ -134,7 +134,6 @@ class Gate:
             return result
         return result
 
-
     # --- the sync client: threads wait on a condition (one gate serves one kind of client) ---
 
     def send_sync(self, send: Callable[[Any], Any], request: Any) -> Any:
