@@ -89,3 +89,10 @@ def versions() -> dict[str, str]:
         except metadata.PackageNotFoundError:
             out[name] = "not installed"
     return out
+
+
+def results_path() -> Path:
+    """benchmarks/RESULTS.md, or the file ``GIGAPY_BENCH_RESULTS`` names (``python -m benchmarks all --quick``
+    writes its sections to a copy, so a smoke run never replaces the measured figures)."""
+    override = os.environ.get("GIGAPY_BENCH_RESULTS")
+    return Path(override) if override else ROOT / "benchmarks" / "RESULTS.md"

@@ -35,9 +35,9 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:  # run as a script: make the benchmarks package importable
     sys.path.insert(0, str(ROOT))
 
-from benchmarks._common import EmulatorProcess  # noqa: E402 - needs the path above
+from benchmarks._common import EmulatorProcess, results_path  # noqa: E402 - needs the path above
 
-RESULTS = ROOT / "benchmarks" / "RESULTS.md"
+RESULTS = results_path()
 BIN = Path(sys.executable).parent
 GIGAPY = str(BIN / "gigapy")
 PROMPT = "What is the capital of France?"

@@ -31,7 +31,7 @@ import aiohttp
 from gigapy.emulator import DEMO_CREDENTIALS, EmulatorProcess, free_port
 
 ROOT = Path(__file__).resolve().parent.parent
-RESULTS = ROOT / "benchmarks" / "RESULTS.md"
+RESULTS = Path(os.environ.get("GIGAPY_BENCH_RESULTS") or ROOT / "benchmarks" / "RESULTS.md")  # see _common.results_path
 SMALL_CHAT = {"model": "GigaChat", "messages": [{"role": "user", "content": "What is the capital of France?"}]}
 STREAM_CHAT = {**SMALL_CHAT, "stream": True}
 

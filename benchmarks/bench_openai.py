@@ -8,12 +8,16 @@ One emulator process (``python -m gigapy.emulator --no-limits``) serves every co
 
 1. **In-process CPU per request** (this process, sequential, CPU time): plain
    ``GigaChat.completion()`` vs the same request through ``gigapy.openai``'s bridge
-   (``Bridge.handle``: JSON in, translation, the same client call, JSON out) and through the
-   httpx transport (httpx's client machinery included). Target: the bridge adds ≤ 0.1 ms.
+   (``Bridge.handle``: JSON in, translation, the same client call, JSON out), through the
+   httpx transport (httpx's client machinery included), and a bare ``httpx.MockTransport``
+   handing back the same bytes (httpx's own cost, to report the transport net of it).
+   Target: the bridge adds ≤ 0.1 ms.
 2. **Throughput at concurrency 64** (each load in a fresh worker process): plain async gigapy
    against the emulator; an aiohttp load generator against ``gigapy serve``; the same load
    generator against gpt2giga 0.3.0 (its own venv: its dependencies clash with ours) in
-   front of the same emulator. Targets: serve ≥ 0.8× plain async gigapy, ≥ 3× gpt2giga.
+   front of the same emulator. The CPU of every process (load generator, proxy, emulator)
+   per request is read from /proc. A second run puts 1 s of latency into the emulator's
+   answers (CPU no longer the bound). Targets: serve ≥ 0.8× plain async gigapy, ≥ 3× gpt2giga.
 
 Rounds are interleaved (the order rotates) and medians reported. Every load is bounded by a
 request count and a time limit. gpt2giga is installed with
@@ -33,11 +37,12 @@ import time
 from pathlib import Path
 from typing import Any
 
-from benchmarks._common import MESSAGES, MODEL, ROOT, WORK, EmulatorProcess, free_port, machine, versions
+from benchmarks._common import MESSAGES, MODEL, ROOT, WORK, EmulatorProcess, free_port, machine, results_path, versions
 
-RESULTS = ROOT / "benchmarks" / "RESULTS.md"
+RESULTS = results_path()
 SECTION = "## OpenAI-compatible bridge"
 CONCURRENCY = 64
+LATENCY_MS = 1000  # the second throughput run: the emulator answers after this long, as GigaChat may
 DEMO = None  # the emulator's demo key, read in main()
 BODY = json.dumps({"model": MODEL, "messages": MESSAGES}).encode()
 
@@ -56,7 +61,7 @@ def cpu_overhead(emu_url: str, count: int, rounds: int) -> dict[str, Any]:
     """CPU microseconds per request: plain client, bridge, httpx transport (medians of rounds)."""
     import gigapy.openai
     from gigapy import GigaChat
-    from gigapy.openai._bridge import Bridge
+    from gigapy.openai._bridge import Bridge, Reply
 
     client = GigaChat(**_settings(emu_url))
     bridge = Bridge(client)
@@ -74,7 +79,20 @@ def cpu_overhead(emu_url: str, count: int, rounds: int) -> dict[str, Any]:
         reply = http.post("/chat/completions", content=BODY, headers=headers)
         assert reply.status_code == 200, reply.text
 
-    contenders = {"plain gigapy": plain, "bridge": bridged, "httpx transport": transport}
+    import httpx
+
+    canned = bridge.handle("POST", "/v1/chat/completions", headers, BODY)
+    assert isinstance(canned, Reply)
+    mock = httpx.Client(
+        base_url="http://mock/v1",
+        transport=httpx.MockTransport(lambda request: httpx.Response(200, headers=canned.headers, content=canned.body)),
+    )
+
+    def bare_httpx() -> None:  # httpx's own client cost: a transport that only hands back canned bytes
+        reply = mock.post("/chat/completions", content=BODY, headers=headers)
+        assert reply.status_code == 200
+
+    contenders = {"plain gigapy": plain, "bridge": bridged, "httpx transport": transport, "bare httpx": bare_httpx}
     for fn in contenders.values():  # warm-up: token, connections, lazy model builds
         for _ in range(50):
             fn()
@@ -92,6 +110,7 @@ def cpu_overhead(emu_url: str, count: int, rounds: int) -> dict[str, Any]:
             break
     answer = client.completion(MESSAGES, model=MODEL)
     http.close()
+    mock.close()
     client.close()
     med = {name: statistics.median(values) for name, values in samples.items()}
     med["translation alone"] = translation_alone(answer, 5000 if count >= 1000 else 500, rounds)
@@ -101,15 +120,19 @@ def cpu_overhead(emu_url: str, count: int, rounds: int) -> dict[str, Any]:
 
 def translation_alone(answer: Any, count: int, rounds: int) -> float:
     """CPU microseconds of the bridge's own work on one request, no I/O: JSON in, plan, the
-    answer's ``to_dict()``, the rendered completion, JSON out (the median of ``rounds``)."""
-    from gigapy._translate import TranslateContext, chat_completion, chat_request, request_json
-    from gigapy.openai._bridge import _dumps, _gigachat_kwargs, _request_id
+    client call's arguments, the completion rendered from GigaChat's JSON dict to JSON bytes
+    (the median of ``rounds``). The dict itself is not counted: reading GigaChat's JSON into
+    it replaces plain gigapy's model validation of the same bytes."""
+    from gigapy._translate import TranslateContext, chat_completion_json, chat_request, request_json
+    from gigapy.openai._bridge import _gigachat_kwargs, _request_id
+
+    raw = answer.to_dict()
 
     def one() -> None:
         rid = _request_id({})
         call = chat_request(request_json(BODY)).finish({})
         _gigachat_kwargs(call, rid)
-        _dumps(chat_completion(call, answer.to_dict(), TranslateContext(request_id=rid, now=time.time)))
+        assert chat_completion_json(call, raw, TranslateContext(request_id=rid, now=time.time)) is not None
 
     for _ in range(200):
         one()
@@ -265,14 +288,63 @@ def gpt2giga_version(exe: str) -> str:
     return out.stdout.strip() or "?"
 
 
+def throughput(emu: EmulatorProcess, rounds: int, total: int, limit: float, g2g_exe: str | None) -> dict[str, Any]:
+    """Interleaved rounds at concurrency 64 against ``emu``: plain async gigapy, gigapy serve and
+    (when given) gpt2giga. Medians of req/s and of CPU per request of every process involved:
+    the load generator, the proxy, the emulator."""
+    names = ["plain async gigapy", "gigapy serve"] + (["gpt2giga"] if g2g_exe else [])
+    rps: dict[str, list[float]] = {name: [] for name in names}
+    cpu: dict[str, dict[str, list[float]]] = {name: {"client": [], "proxy": [], "emulator": []} for name in names}
+    assert emu.proc is not None
+    with serve_proxy(emu.url) as serve:
+        g2g_ctx = gpt2giga_proxy(g2g_exe, emu.url) if g2g_exe else None
+        g2g = g2g_ctx.__enter__() if g2g_ctx else None
+        try:
+            specs = {"plain async gigapy": {"kind": "plain", "emu": emu.url},
+                     "gigapy serve": {"kind": "http", "url": serve.url}}
+            if g2g is not None:
+                specs["gpt2giga"] = {"kind": "http", "url": g2g.url}
+            for r in range(rounds):
+                for name in names[r % len(names):] + names[:r % len(names)]:
+                    spec = {**specs[name], "total": total, "limit": limit}
+                    proxy = {"gigapy serve": serve, "gpt2giga": g2g}.get(name)
+                    pid = proxy.proc.pid if proxy is not None and proxy.proc is not None else None
+                    before = process_cpu(pid) if pid else 0.0
+                    emu_before = process_cpu(emu.proc.pid)
+                    result = run_worker(spec)
+                    # per request, warm-up included (64 more requests; 128 for plain gigapy)
+                    sent = result["done"] + CONCURRENCY * (2 if name == "plain async gigapy" else 1)
+                    result["emulator_cpu_us"] = (process_cpu(emu.proc.pid) - emu_before) / sent * 1e6
+                    if pid:
+                        result["proxy_cpu_us"] = (process_cpu(pid) - before) / sent * 1e6
+                        cpu[name]["proxy"].append(result["proxy_cpu_us"])
+                    print(f"round {r + 1} {name}: {result}", flush=True)
+                    rps[name].append(result["rps"])
+                    cpu[name]["client"].append(result["cpu_us"])
+                    cpu[name]["emulator"].append(result["emulator_cpu_us"])
+        finally:
+            if g2g_ctx is not None:
+                g2g_ctx.__exit__()
+    return {"rps": {n: statistics.median(v) for n, v in rps.items() if v},
+            "spread": {n: (min(v), max(v)) for n, v in rps.items() if v},
+            "cpu": {n: {part: statistics.median(v) for part, v in parts.items() if v} for n, parts in cpu.items()}}
+
+
 # ----------------------------------------------------------------------------------- report
 
 
-def section(cpu: dict[str, Any], rps: dict[str, float], spreads: dict[str, tuple[float, float]],
-            meta: dict[str, Any]) -> str:
+def _cpu_row(run: dict[str, Any], name: str) -> str:
+    parts = run["cpu"].get(name, {})
+    cells = [f"{label} {parts[key]:.0f}" for key, label in (("client", "load generator"), ("proxy", "proxy"),
+                                                           ("emulator", "emulator")) if key in parts]
+    return ", ".join(cells) + f" = **{sum(parts.values()):.0f} us**"
+
+
+def section(cpu: dict[str, Any], bound: dict[str, Any], waiting: dict[str, Any], meta: dict[str, Any]) -> str:
     us = cpu["us"]
     extra = us["bridge"] - us["plain gigapy"]
     transport_extra = us["httpx transport"] - us["plain gigapy"]
+    net = transport_extra - us["bare httpx"]
     lines = [
         SECTION, "",
         f"Machine: {meta['machine']['os']}, {meta['machine']['cpu']}, {meta['machine']['cores']} cores; "
@@ -288,37 +360,42 @@ def section(cpu: dict[str, Any], rps: dict[str, float], spreads: dict[str, tuple
         f"| in-process CPU per request: plain `GigaChat.completion()` | {us['plain gigapy']:.0f} us | |",
         f"| in-process CPU per request: through the bridge (`Bridge.handle`) | {us['bridge']:.0f} us "
         f"(+{extra:.0f} us = {extra / 1000:.3f} ms) | ≤ +0.1 ms |",
-        f"| in-process CPU per request: the bridge's own work alone, no I/O (JSON in, plan, `to_dict()`, "
-        f"render, JSON out) | {us['translation alone']:.0f} us = {us['translation alone'] / 1000:.3f} ms | "
-        "≤ 0.1 ms |",
+        f"| in-process CPU per request: the bridge's own work alone, no I/O (JSON in, plan, render from "
+        f"GigaChat's JSON dict, JSON out) | {us['translation alone']:.0f} us = "
+        f"{us['translation alone'] / 1000:.3f} ms | ≤ 0.1 ms |",
         f"| in-process CPU per request: through `http_client()` (httpx's client included) | "
-        f"{us['httpx transport']:.0f} us (+{transport_extra:.0f} us) | none (httpx's own cost) |",
+        f"{us['httpx transport']:.0f} us (+{transport_extra:.0f} us) | |",
+        f"| the same, net of httpx's own client (a bare `httpx.MockTransport` handing back the same bytes: "
+        f"{us['bare httpx']:.0f} us) | +{net:.0f} us = {net / 1000:.3f} ms | ≤ +0.1 ms |",
     ]
-    plain, serve = rps.get("plain async gigapy"), rps.get("gigapy serve")
-    if plain and serve:
-        lines.append(f"| throughput at concurrency {CONCURRENCY}: gigapy serve / plain async gigapy | "
-                     f"{serve:,.0f} / {plain:,.0f} req/s = **{serve / plain:.2f}×** | ≥ 0.8× |")
-    g2g = rps.get("gpt2giga")
-    if serve and g2g:
-        lines.append(f"| throughput at concurrency {CONCURRENCY}: gigapy serve / gpt2giga {meta['gpt2giga']} | "
-                     f"{serve:,.0f} / {g2g:,.0f} req/s = **{serve / g2g:.2f}×** | ≥ 3× |")
-    elif serve:
-        lines.append(f"| throughput at concurrency {CONCURRENCY}: gigapy serve / gpt2giga | not measured "
-                     "(no gpt2giga venv given) | ≥ 3× |")
-    per = meta.get("cpu_per_request") or {}
-    if per:
-        lines.append("| CPU per request at concurrency 64 (process CPU / requests) | " + "; ".join(
-            f"{name}: {value:.0f} us" for name, value in per.items()) + " | none (where the time goes) |")
+    for label, run in (("CPU-bound (no upstream latency)", bound),
+                       (f"upstream latency {LATENCY_MS} ms", waiting)):
+        rps = run["rps"]
+        plain, serve = rps.get("plain async gigapy"), rps.get("gigapy serve")
+        if plain and serve:
+            lines.append(f"| throughput at concurrency {CONCURRENCY}, {label}: gigapy serve / plain async gigapy | "
+                         f"{serve:,.0f} / {plain:,.0f} req/s = **{serve / plain:.2f}×** | ≥ 0.8× |")
+        g2g = rps.get("gpt2giga")
+        if serve and g2g:
+            lines.append(f"| throughput at concurrency {CONCURRENCY}, {label}: gigapy serve / gpt2giga "
+                         f"{meta['gpt2giga']} | {serve:,.0f} / {g2g:,.0f} req/s = **{serve / g2g:.2f}×** | ≥ 3× |")
+    for name in bound["cpu"]:
+        lines.append(f"| CPU per request, CPU-bound run, {name} (process CPU / requests) | {_cpu_row(bound, name)} | |")
     lines += ["", "Throughput rounds (req/s, min–max): " + "; ".join(
-        f"{name} {lo:,.0f}–{hi:,.0f}" for name, (lo, hi) in spreads.items()) + ".",
+        f"{name} {lo:,.0f}–{hi:,.0f}" for name, (lo, hi) in bound["spread"].items()) + f"; with {LATENCY_MS} ms "
+        "upstream latency: " + "; ".join(f"{name} {lo:,.0f}–{hi:,.0f}" for name, (lo, hi) in waiting["spread"].items())
+        + ".",
         f"CPU rounds: {cpu['rounds']} × {cpu['count']} sequential requests per contender (min–max us: " + "; ".join(
         f"{name} {lo:.0f}–{hi:.0f}" for name, (lo, hi) in cpu["spread"].items()) + ").", ""]
     lines += [
-        "How to read it: the CPU rows are this process's CPU time per request (the emulator runs in "
-        "another process), so the bridge's row minus the plain row is what the translation costs: JSON "
-        "in, the OpenAI-to-GigaChat plan, the answer's `to_dict()`, the OpenAI JSON out. The throughput "
-        "rows share two cores between the load generator, the proxy and the emulator; the serve row "
-        "includes a second HTTP hop (client to server) that plain gigapy does not make.", ""]
+        "How to read it: the in-process rows are this process's CPU time per request (the emulator runs in "
+        "another process), so the bridge's row minus the plain row is what the translation costs. The "
+        "throughput rows share two cores between the load generator, the proxy and the emulator, so when "
+        "the run is CPU-bound the ratio is the ratio of the summed CPU per request of the processes (the "
+        "CPU rows): gigapy serve adds a second HTTP hop (an aiohttp server in front of an aiohttp client), "
+        "which costs about what the emulator's server and the plain client cost together. With upstream "
+        f"latency ({LATENCY_MS} ms) the run is bound by concurrency and latency instead, as with GigaChat "
+        "itself.", ""]
     return "\n".join(lines)
 
 
@@ -357,45 +434,13 @@ def main(argv: list[str] | None = None) -> None:
         print("cpu overhead ...", flush=True)
         cpu = cpu_overhead(emu.url, 100 if args.quick else 1000, 2 if args.quick else 5)
         print(json.dumps(cpu["us"]), flush=True)
-        samples: dict[str, list[float]] = {"plain async gigapy": [], "gigapy serve": []}
-        cpu_samples: dict[str, list[float]] = {"plain async gigapy (client CPU)": [], "gigapy serve (proxy CPU)": [],
-                                               "gpt2giga (proxy CPU)": []}
-        if have_g2g:
-            samples["gpt2giga"] = []
-        with serve_proxy(emu.url) as serve:
-            g2g_ctx = gpt2giga_proxy(args.gpt2giga, emu.url) if have_g2g else None
-            g2g = g2g_ctx.__enter__() if g2g_ctx else None
-            try:
-                specs = {"plain async gigapy": {"kind": "plain", "emu": emu.url},
-                         "gigapy serve": {"kind": "http", "url": serve.url}}
-                if g2g is not None:
-                    specs["gpt2giga"] = {"kind": "http", "url": g2g.url}
-                names = list(specs)
-                for r in range(rounds):
-                    for name in names[r % len(names):] + names[:r % len(names)]:
-                        spec = {**specs[name], "total": total, "limit": limit}
-                        proxy = {"gigapy serve": serve, "gpt2giga": g2g}.get(name)
-                        before = process_cpu(proxy.proc.pid) if proxy is not None and proxy.proc else 0.0
-                        result = run_worker(spec)
-                        if proxy is not None and proxy.proc is not None:
-                            # the proxy's CPU per request (warm-up included: 64 more requests)
-                            result["proxy_cpu_us"] = ((process_cpu(proxy.proc.pid) - before)
-                                                      / (result["done"] + CONCURRENCY) * 1e6)
-                        print(f"round {r + 1} {name}: {result}", flush=True)
-                        samples[name].append(result["rps"])
-                        if name == "plain async gigapy":
-                            cpu_samples["plain async gigapy (client CPU)"].append(result["cpu_us"])
-                        elif "proxy_cpu_us" in result:
-                            cpu_samples[f"{name} (proxy CPU)"].append(result["proxy_cpu_us"])
-            finally:
-                if g2g_ctx is not None:
-                    g2g_ctx.__exit__()
-    rps = {name: statistics.median(values) for name, values in samples.items() if values}
-    spreads = {name: (min(values), max(values)) for name, values in samples.items() if values}
+        bound = throughput(emu, rounds, total, limit, args.gpt2giga if have_g2g else None)
+    with EmulatorProcess("--faults", f"latency_ms:{LATENCY_MS}") as slow:
+        print(f"upstream latency {LATENCY_MS} ms ...", flush=True)
+        waiting = throughput(slow, rounds, min(total, 1000), limit, None)  # 64 req/s at most: fewer requests
     meta = {"machine": machine(), "versions": versions(), "load": (load_start, os.getloadavg()[0]),
             "gpt2giga": gpt2giga_version(args.gpt2giga) if have_g2g else "not installed"}
-    meta["cpu_per_request"] = {name: statistics.median(v) for name, v in cpu_samples.items() if v}
-    text = section(cpu, rps, spreads, meta)
+    text = section(cpu, bound, waiting, meta)
     print(text)
     if not args.quick:
         write_section(text)

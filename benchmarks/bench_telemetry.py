@@ -39,9 +39,9 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:  # run as a script: make the benchmarks package importable
     sys.path.insert(0, str(ROOT))
 
-from benchmarks._common import EmulatorProcess, machine  # noqa: E402 - needs the path above
+from benchmarks._common import EmulatorProcess, machine, results_path  # noqa: E402 - needs the path above
 
-RESULTS = ROOT / "benchmarks" / "RESULTS.md"
+RESULTS = results_path()
 MODES = ("on", "off", "nohooks")
 CONCURRENCY = 64
 MESSAGES = [{"role": "user", "content": "What is the capital of France?"}]

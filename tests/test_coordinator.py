@@ -18,7 +18,7 @@ import pytest
 import redis
 
 from gigapy.coordinator import Coordinator, LeaseTimeout, Pool, PoolMember, _seal, connect
-from gigapy.errors import ConfigurationError
+from gigapy.errors import ConfigurationError, CoordinatorError
 from gigapy.types.auth import AccessToken
 
 from .redis_server import RedisServer
@@ -294,9 +294,18 @@ def shared_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     return str(request.getfixturevalue("redis_url"))
 
 
+def _claims_open(*coords: Coordinator) -> None:
+    """Wait until the store grants claims (a new store waits its recovery grace once)."""
+    for coord in coords:
+        wait = coord.claim_wait()
+        assert wait <= coord.recovery_grace
+        time.sleep(wait)
+
+
 def test_claims_are_exclusive_and_lapse_with_their_holder(shared_url: str) -> None:
     backend_url = shared_url
     a, b = connect(backend_url, lease_ttl=0.5), connect(backend_url, lease_ttl=0.5)
+    _claims_open(a, b)
     assert a.claim("job", "id-1")
     assert not b.claim("job", "id-1")
     a.finish("job", ["id-1"])
@@ -323,7 +332,8 @@ def test_redis_outage_falls_back_to_local_limits_and_recovers(tmp_path: Path) ->
         server.stop()
         during = [coord.try_acquire("acct:chat", 10) for _ in range(8)]
         assert coord.degraded
-        assert sum(lease is not None for lease in during) == 5
+        # local limits: half the ceiling for a fleet of two, less the lease still held from before
+        assert sum(lease is not None for lease in during) == 4
         held.release()  # a lease taken before the outage is given back without an error
         for lease in during:
             if lease is not None:
@@ -348,8 +358,12 @@ def test_password_urls_and_redaction(redis_server: RedisServer, redis_url: str) 
     assert facts["backend"] == "redis" and facts["leases"] == "ok"
     assert "s3cret-pass" not in repr(good) and "s3cret-pass" not in str(facts)
     bad = connect(redis_url.replace("s3cret-pass", "wrong"))
-    with pytest.raises(redis.RedisError):
+    with pytest.raises(CoordinatorError, match="refused the credentials") as info:
         bad.check()
+    assert "wrong" not in str(info.value).replace("wrong password", "")
+    with pytest.raises(CoordinatorError, match="refused the credentials"):  # not a silent fallback
+        bad.acquire("acct:chat", 1)
+    assert not bad.degraded
     good.close()
     bad.close()
 
@@ -413,3 +427,57 @@ def test_doctor_checks_the_coordinator(redis_url: str, tmp_path: Path) -> None:
             verdicts[label] = steps["coordinator"]
     assert verdicts["good"]["verdict"] == "ok" and "redis_version" in verdicts["good"]["detail"]
     assert verdicts["bad"]["verdict"] == "fail" and verdicts["bad"]["fix"]
+
+
+@pytest.mark.parametrize("loss", ["file-wiped", "redis-flushed", "redis-restarted", "redis-snapshot"])
+def test_a_store_that_lost_its_state_grants_no_claim_until_the_fleet_has_republished(loss: str, tmp_path: Path) -> None:
+    from gigapy.coordinator._coordinator import RECOVERY_GRACE
+
+    server = RedisServer().start() if loss.startswith("redis") else None
+    url = f"file://{tmp_path / 'fleet'}" if server is None else server.url
+    a, b = connect(url, lease_ttl=1.0), connect(url, lease_ttl=1.0)
+    try:
+        finished: list[str] = []
+        republished = threading.Event()
+
+        def republish() -> None:  # what a batch worker does: its files say what it finished
+            a.finish("job", finished)
+            republished.set()
+
+        a.on_state_lost(republish)
+        _claims_open(a, b)
+        for item in ("early", "late"):
+            assert a.claim("job", item)
+            a.finish("job", [item])
+            finished.append(item)
+            if server is not None and item == "early" and loss == "redis-snapshot":
+                redis.Redis.from_url(url).save()  # the snapshot the server comes back from
+        assert a.claim("job", "running")  # in flight at a when the store loses its state
+        assert b.claim_item("job", "late") == "done"
+        if loss == "file-wiped":
+            (tmp_path / "fleet" / "state.json").unlink()
+        elif loss == "redis-flushed":
+            redis.Redis.from_url(url).flushall()  # no process ever sees an error
+        else:
+            assert server is not None
+            server.stop()
+            server.start()  # empty, or from the snapshot holding "early" but not "late"
+        answers = [b.claim_item("job", "late")]
+        assert answers == ["busy"]  # b noticed the new epoch in that very call
+        assert b.losses == 1 and b.recovered
+        assert republished.wait(10)  # a's heartbeat noticed on its own
+        assert a.losses == 1
+        deadline = time.monotonic() + RECOVERY_GRACE * 5
+        while answers[-1] == "busy" and time.monotonic() < deadline:
+            time.sleep(0.05)
+            answers.append(b.claim_item("job", "fresh"))
+        assert answers[-1] == "new" and len(answers) > 2  # no claim during the grace, then claims again
+        assert b.claim_item("job", "late") == "done"  # republished
+        assert b.claim_item("job", "early") == "done"
+        assert b.claim_item("job", "running") == "busy"  # a took its claim back
+        assert a.claim_item("job", "other") == "new"
+    finally:
+        a.close()
+        b.close()
+        if server is not None:
+            server.close()

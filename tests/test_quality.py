@@ -92,3 +92,15 @@ def test_no_issue_number_references() -> None:
 def test_reports_live_together() -> None:
     assert (ROOT / "benchmarks" / "RESULTS.md").is_file() and (ROOT / "benchmarks" / "RELIABILITY.md").is_file()
     assert not (ROOT / "RELIABILITY.md").exists()
+
+
+def test_sync_client_imports_no_asyncio_and_no_httpx_cli() -> None:
+    """The sync client's import leaves asyncio and httpx's own CLI (click, rich, pygments) out;
+    httpx's ``main`` still works when called (loaded then)."""
+    code = (
+        "import sys\nfrom gigapy import GigaChat\nimport httpx\n"
+        "print(sorted({'asyncio', 'click', 'rich', 'pygments', 'typer'} & set(sys.modules)))\n"
+        "from httpx._main import print_response\nprint(callable(httpx.main), callable(print_response))"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True)
+    assert proc.stdout.split("\n")[:2] == ["[]", "True True"], proc.stdout

@@ -312,3 +312,16 @@ def test_gigapy_openai_imports_lightly() -> None:
     )
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=False)
     assert proc.returncode == 0, proc.stderr
+
+
+def test_bridged_calls_count_in_the_clients_usage_totals(giga: GigaChat, oai: Any) -> None:
+    """The bridge reads GigaChat's answer as JSON (no model built); its tokens still count."""
+    direct = giga.completion(USER, model="GigaChat-2")
+    after_direct = giga.usage.total()
+    bridged = oai.chat.completions.create(model="GigaChat-2", messages=USER)
+    total = giga.usage.total()
+    assert total.requests == after_direct.requests + 1
+    assert bridged.usage is not None and direct.usage is not None
+    assert total.prompt_tokens - after_direct.prompt_tokens == bridged.usage.prompt_tokens
+    assert total.completion_tokens - after_direct.completion_tokens == bridged.usage.completion_tokens
+    assert bridged.usage.prompt_tokens == direct.usage.prompt_tokens  # the same request, the same count

@@ -59,3 +59,34 @@ def test_help_starts_quickly() -> None:
     ours = min(_child_cpu([GIGAPY, "--help"]) for _ in range(3))
     floor = min(_child_cpu([sys.executable, "-c", _TYPER_FLOOR]) for _ in range(3))
     assert ours < 2.0 * floor + 0.05, f"gigapy --help used {ours:.3f} s of CPU, a bare typer app {floor:.3f} s"
+
+
+def test_one_shot_chat_loads_only_what_it_needs(subprocess_env: dict[str, str]) -> None:
+    """``gigapy chat PROMPT`` answers from an app holding only ``chat``: no other command's module,
+    no asyncio (the sync client), no httpx command-line client (click, rich, pygments)."""
+    code = (
+        "import sys\nfrom gigapy.cli import main\ntry:\n    main(['chat', 'What is the capital of France?'])\n"
+        "except SystemExit as exc:\n    assert not exc.code, exc.code\n"
+        "unneeded = {'asyncio', 'gigapy.cli._batch', 'gigapy.cli._ops', 'gigapy.cli._doctor', 'pygments',\n"
+        "            'gigapy.cli._serve', 'gigapy.cli._certs', 'gigapy.emulator'}\n"
+        "sys.stderr.write('LOADED=' + ','.join(sorted(unneeded & set(sys.modules))))"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=False,
+                          env=subprocess_env)
+    assert proc.returncode == 0, proc.stderr
+    assert "France" in proc.stdout
+    assert proc.stderr.strip().endswith("LOADED="), proc.stderr
+
+
+def test_full_app_still_serves_every_command(subprocess_env: dict[str, str]) -> None:
+    """Other commands, typos and help go through the app with every command."""
+    typo = subprocess.run([GIGAPY, "chta", "hi"], capture_output=True, text=True, timeout=120, check=False,
+                          env=subprocess_env)
+    assert typo.returncode != 0 and "chat" in typo.stderr
+    models = subprocess.run([GIGAPY, "models", "--json"], capture_output=True, text=True, timeout=120,
+                            check=False, env=subprocess_env)
+    assert models.returncode == 0, models.stderr
+    assert "GigaChat" in models.stdout
+    helped = subprocess.run([GIGAPY, "chat", "--help"], capture_output=True, text=True, timeout=120, check=False,
+                            env=subprocess_env)
+    assert helped.returncode == 0 and "Usage: gigapy chat" in helped.stdout

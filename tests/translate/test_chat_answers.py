@@ -553,3 +553,68 @@ def test_finish_reasons_map_back() -> None:
     for giga, openai_reason, _ in FINISHES[:4]:
         assert finish_reason_from_openai(openai_reason) in (giga, "blacklist")
     assert finish_reason_from_openai("tool_calls") == "function_call"
+
+
+# ------------------------------------------------- the direct JSON rendering of common answers
+
+_TEXT = st.text(st.characters(blacklist_categories=("Cs",)), max_size=40)
+_CHOICE = st.fixed_dictionaries(
+    {"message": st.fixed_dictionaries({"role": st.just("assistant"), "content": st.one_of(st.none(), _TEXT)})},
+    optional={
+        "index": st.integers(0, 3),
+        "finish_reason": st.sampled_from([None, "stop", "length", "blacklist", "function_call", "other"]),
+    },
+)
+_USAGE = st.fixed_dictionaries(
+    {},
+    optional={
+        "prompt_tokens": st.integers(0, 10**6),
+        "completion_tokens": st.integers(0, 10**6),
+        "total_tokens": st.integers(0, 10**6),
+        "precached_prompt_tokens": st.one_of(st.none(), st.integers(0, 10**6)),
+    },
+)
+_ANSWER = st.fixed_dictionaries(
+    {"choices": st.lists(_CHOICE, max_size=3)},
+    optional={"model": _TEXT, "created": st.integers(0, 2**40), "usage": _USAGE, "object": st.just("chat.completion")},
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(_ANSWER, st.booleans())
+@example(
+    {
+        "choices": [{"index": 0, "message": {"content": 'Париж — "столица"\n\u2028'}, "finish_reason": "stop"}],
+        "model": "GigaChat:1",
+        "created": 1,
+        "usage": {"prompt_tokens": 3, "completion_tokens": 2, "total_tokens": 5, "precached_prompt_tokens": 1},
+    },
+    True,
+)
+def test_direct_json_matches_the_generic_rendering(answer: dict[str, Any], with_id: bool) -> None:
+    from gigapy._translate.chat import chat_completion_json
+    from gigapy.openai._bridge import _dumps
+
+    ctx = TranslateContext(request_id="req-1" if with_id else None, now=lambda: 7.0)
+    call = plan()
+    direct = chat_completion_json(call, answer, ctx)
+    generic = chat_completion(call, answer, ctx)
+    if direct is None:  # only the uncommon answers are left to the generic rendering
+        assert any(c.get("finish_reason") not in (None, "stop", "length") for c in answer["choices"])
+        return
+    assert direct == _dumps(generic)
+    ChatCompletion.model_validate_json(direct)
+
+
+def test_direct_json_leaves_the_rest_to_the_generic_rendering() -> None:
+    from gigapy._translate.chat import chat_completion_json
+
+    text = {"choices": [{"index": 0, "message": {"content": "a STOP b"}, "finish_reason": "stop"}], "model": "m"}
+    assert chat_completion_json(plan(), text, CTX) is not None
+    assert chat_completion_json(plan(stop=["STOP"]), text, CTX) is None  # cut at the stop sequence
+    call = {"choices": [{"message": {"content": "", "function_call": {"name": "f", "arguments": {}}}}]}
+    assert chat_completion_json(plan(), call, CTX) is None
+    reasoning = {"choices": [{"message": {"content": "x", "reasoning_content": "because"}}]}
+    assert chat_completion_json(plan(), reasoning, CTX) is None
+    assert chat_completion_json(plan(), {"choices": [{"message": {"content": 5}}]}, CTX) is None
+    assert chat_completion_json(plan(), {"choices": [], "usage": {"prompt_tokens": True}}, CTX) is None

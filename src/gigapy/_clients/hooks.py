@@ -8,7 +8,6 @@ user code, mapping over items with bounded concurrency, and handing out a stream
 
 from __future__ import annotations
 
-import asyncio
 import inspect
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Generator, Sequence
@@ -27,6 +26,8 @@ SS = TypeVar("SS")
 
 async def sleep_async(seconds: float) -> None:
     """Wait without blocking the event loop."""
+    import asyncio  # here, not at the top: the sync client never loads it
+
     await asyncio.sleep(seconds)
 
 
@@ -37,6 +38,8 @@ def sleep_sync(seconds: float) -> None:
 
 async def run_blocking_async(fn: Callable[[], T]) -> T:
     """Run blocking work (file I/O) in a worker thread, off the event loop."""
+    import asyncio  # here, not at the top: the sync client never loads it
+
     return await asyncio.to_thread(fn)
 
 
@@ -47,6 +50,8 @@ def run_blocking_sync(fn: Callable[[], T]) -> T:
 
 async def invoke_async(action: Invoke) -> Any:
     """Call user code for a flow: coroutine functions are awaited, plain ones run in a thread."""
+    import asyncio  # here, not at the top: the sync client never loads it
+
     try:
         if inspect.iscoroutinefunction(action.fn):
             return await action.fn(**action.kwargs)
@@ -65,6 +70,8 @@ def invoke_sync(action: Invoke) -> Any:
     try:
         value = action.fn(**action.kwargs)
         if inspect.isawaitable(value):
+            import asyncio  # only for async user code
+
             value = asyncio.run(_await(value))
         return value
     except Exception as exc:  # handed to the flow, which decides
@@ -74,6 +81,8 @@ def invoke_sync(action: Invoke) -> Any:
 async def map_bounded_async(fn: Callable[[T], Awaitable[R]], items: Sequence[T], limit: int) -> list[R]:
     """``fn`` over ``items``, at most ``limit`` at a time; results in input order, the first
     failure (in input order) raised once all have finished."""
+    import asyncio
+
     gate = asyncio.Semaphore(limit)
 
     async def one(item: T) -> R:

@@ -15,7 +15,6 @@ is already past makes every call fetch a new token. See :func:`token_lifetime`.
 
 from __future__ import annotations
 
-import asyncio
 import threading
 import time
 from collections.abc import Awaitable, Callable
@@ -124,6 +123,8 @@ class TokenEntry:
                 assert valid is not None
                 return valid
             if not leader:
+                import asyncio  # here, not at the top: the sync client never needs it
+
                 try:
                     return (await asyncio.wrap_future(future)).token
                 except _LeaderGone:

@@ -144,6 +144,8 @@ class Response:
     retries_taken: int = 0
     #: The request this answers (set by the core's send flow), so errors keep what was sent.
     request: Request | None = None
+    #: What an open stream holds until it ends (a fleet's concurrency lease): ``close()``d once.
+    hold: Any = None
 
     def __repr__(self) -> str:  # the body may be a token response: its size only
         return (
@@ -748,6 +750,21 @@ def parse_model(model: type[M], response: Response) -> M:
         else:
             obj._meta = response.meta()
     return obj
+
+
+def parse_json_object(response: Response, list_field: str | None = None) -> dict[str, Any]:
+    """The JSON body as a plain dict, without building a model (the OpenAI bridge renders it
+    straight to another JSON shape). The shape is checked only as deep as its reader needs: a
+    JSON object, whose ``list_field``, when there, is an array."""
+    try:
+        data = json.loads(response.content)
+    except ValueError as exc:
+        raise invalid_body(response, exc) from None
+    if not isinstance(data, dict):
+        raise invalid_body(response, TypeError(f"expected a JSON object, got {type(data).__name__}"))
+    if list_field is not None and list_field in data and not isinstance(data[list_field], list):
+        raise invalid_body(response, TypeError(f"{list_field}: expected an array"))
+    return data
 
 
 def parse_model_list(model: type[M], response: Response) -> list[M]:

@@ -89,6 +89,8 @@ def opt_count(value: Any) -> int | None:
 def stamp(value: Any) -> int | None:
     """A Unix timestamp from a server for an ``int | None`` field: clamped to 0 .. 2**53;
     anything that is no number becomes None."""
+    if type(value) is int and 0 <= value <= MAX_COUNT:  # every chunk of a stream has one: no second call
+        return value
     return opt_count(value)
 
 

@@ -53,7 +53,7 @@ class StreamState(Generic[T, F]):
         a high surrogate escape keeps it for the same string of the next event, which starts
         with the low half; a surrogate that finds no partner becomes U+FFFD. The fast path
         (no surrogate escape, nothing held) returns ``data`` unchanged."""
-        if not self.held and _SURROGATE_ESCAPE.search(data) is None:
+        if not self.held and (b"\\u" not in data or _SURROGATE_ESCAPE.search(data) is None):
             return data
         try:
             value = json.loads(data)

@@ -26,6 +26,8 @@ from .._core.flow import (
     dumps,
     invalid_body,
     new_request_id,
+    parse_json_object,
+    parse_model,
     send_flow,
 )
 from .._core.stream_state import StreamState
@@ -82,7 +84,17 @@ class OpenStream:
     failure: BaseException | None = None
 
     def ended(self, exc: BaseException | None = None) -> None:
-        """The stream ended or was closed (the drivers call this once): the span ends, the usage is added."""
+        """The stream ended or was closed (the drivers call this once): the span ends, the usage
+        is added, and what the stream held (a fleet's lease) is given back."""
+        try:
+            self._account(exc)
+        finally:
+            hold = self.response.hold
+            if hold is not None:
+                self.response.hold = None
+                hold.close(exc is None and self.state.complete())
+
+    def _account(self, exc: BaseException | None) -> None:
         state = self.state
         span = self.telemetry
         final: Any = None
@@ -246,6 +258,28 @@ class ClientCore:
                 self.usage.record(model_of(request) or getattr(value, "model", None), *usage_of(value))
         return value
 
+    def call_json(self, request: Request, model: type[Any], list_field: str | None = None) -> Flow[dict[str, Any]]:
+        """:meth:`call` with the answer as a plain dict (``model``'s JSON shape; ``list_field``,
+        when there, an array): no model is built and dumped again. With telemetry on, the model is
+        built as in :meth:`call` (the span reads its fields) and given as a dict."""
+        hook = self.hook()
+        if hook is not None:
+            value = yield from self.call(request, lambda r: parse_model(model, r))
+            return value.to_dict()  # type: ignore[no-any-return]
+        try:
+            response = yield from self.raw_send(request)
+            data = parse_json_object(response, list_field)
+        except GigaChatError:
+            name = model_of(request)
+            if name is not None:
+                self.usage.record(name, error=True)
+            raise
+        usage = data.get("usage")
+        if isinstance(usage, Mapping):
+            name = model_of(request) or data.get("model")
+            self.usage.record(name if isinstance(name, str) else None, *json_usage(usage))
+        return data
+
     def fetch_token(self) -> Flow[AccessToken]:
         """The token request for this client's identity (OAuth or user/password)."""
         request = token_request(self.settings, USER_AGENT)
@@ -275,6 +309,23 @@ def usage_of(result: Any) -> tuple[int, int, int]:
         cached = getattr(details, "cached_tokens", None)
         return _count(usage, "input_tokens"), _count(usage, "output_tokens"), cached or 0
     return _count(usage, "prompt_tokens"), _count(usage, "completion_tokens"), _count(usage, "precached_prompt_tokens")
+
+
+def json_usage(usage: Mapping[str, Any]) -> tuple[int, int, int]:
+    """:func:`usage_of` for an answer's ``usage`` object as JSON (v1 or v2 names)."""
+    if "input_tokens" in usage or "output_tokens" in usage:  # v2
+        details = usage.get("input_tokens_details")
+        cached = details.get("cached_tokens") if isinstance(details, Mapping) else None
+        return _int(usage.get("input_tokens")), _int(usage.get("output_tokens")), _int(cached)
+    return (
+        _int(usage.get("prompt_tokens")),
+        _int(usage.get("completion_tokens")),
+        _int(usage.get("precached_prompt_tokens")),
+    )
+
+
+def _int(value: Any) -> int:
+    return value if isinstance(value, int) and not isinstance(value, bool) else 0
 
 
 def _count(obj: Any, name: str) -> int:

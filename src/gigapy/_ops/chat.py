@@ -98,3 +98,8 @@ def completion(core: ClientCore, messages: Any, params: Mapping[str, Any]) -> Fl
 def completion_stream(core: ClientCore, messages: Any, params: Mapping[str, Any]) -> Flow[OpenStream]:
     """``POST /chat/completions`` with ``stream: true``; arguments are checked at call time."""
     return open_stream(core, chat_request(core, messages, params, stream=True), ChatStreamState)
+
+
+def completion_json(core: ClientCore, messages: Any, params: Mapping[str, Any]) -> Flow[dict[str, Any]]:
+    """:func:`completion` with GigaChat's answer as its JSON dict (no model built; the OpenAI bridge)."""
+    return core.call_json(chat_request(core, messages, params, stream=False), ChatCompletion, "choices")

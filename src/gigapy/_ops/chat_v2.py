@@ -95,6 +95,11 @@ def v2_completion(core: ClientCore, messages: Any, params: Mapping[str, Any]) ->
     return core.call(request, lambda r: parse_model(ChatCompletionV2, r))
 
 
+def v2_completion_json(core: ClientCore, messages: Any, params: Mapping[str, Any]) -> Flow[dict[str, Any]]:
+    """:func:`v2_completion` with the answer as its JSON dict (no model built; the OpenAI bridge)."""
+    return core.call_json(v2_request(core, messages, params, stream=False), ChatCompletionV2, "messages")
+
+
 def v2_completion_stream(core: ClientCore, messages: Any, params: Mapping[str, Any]) -> Flow[OpenStream]:
     """``POST /v2/chat/completions`` with ``stream: true`` (named events)."""
     return open_stream(core, v2_request(core, messages, params, stream=True), ChatV2StreamState)

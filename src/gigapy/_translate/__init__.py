@@ -25,7 +25,7 @@ from ._options import DEFAULT_OPTIONS, TranslateOptions
 from ._request import GigaChatCall, Plan, choose_api
 from ._uploads import PendingUpload, check_media
 from .anthropic import MESSAGES_PARAMETERS, MessagesStream, message_response, messages_request
-from .chat import PARAMETERS, ChatCompletionStream, chat_completion, chat_request
+from .chat import PARAMETERS, ChatCompletionStream, chat_completion, chat_completion_json, chat_request
 from .embeddings import EMBEDDING_PARAMETERS, embeddings_request, embeddings_response, models_response
 from .errors import (
     ErrorReply,
@@ -70,6 +70,7 @@ __all__ = [
     "anthropic_error",
     "anthropic_error_from_exception",
     "chat_completion",
+    "chat_completion_json",
     "chat_request",
     "check_media",
     "choose_api",

@@ -12,6 +12,7 @@ table in prose).
 from __future__ import annotations
 
 from collections.abc import Mapping
+from json.encoder import encode_basestring
 from typing import Any
 
 from ._answer import (
@@ -510,6 +511,62 @@ def chat_completion(call: GigaChatCall, body: Mapping[str, Any], ctx: TranslateC
     """GigaChat's whole answer to ``call`` as an OpenAI ``chat.completion`` object."""
     completion = decode(call.api, mapping(body, "response"), ctx, call.request.stop)
     return render_completion(completion, ctx, call.request.legacy_functions)
+
+
+def chat_completion_json(call: GigaChatCall, body: Mapping[str, Any], ctx: TranslateContext) -> bytes | None:
+    """The common answer (v1; text only; finish stop or length; no stop sequences) rendered
+    straight to the JSON bytes of :func:`chat_completion` (compact, non-ASCII kept), with no
+    objects in between; None for any other answer (render it with :func:`chat_completion`)."""
+    if call.api != "v1" or call.request.stop:
+        return None
+    raw_choices = body.get("choices")
+    if type(raw_choices) is not list:
+        return None
+    parts = []
+    for position, item in enumerate(raw_choices):
+        if type(item) is not dict:
+            return None
+        msg = item.get("message")
+        if type(msg) is not dict or msg.get("function_call") is not None or msg.get("reasoning_content"):
+            return None
+        finish = item.get("finish_reason")
+        if finish is not None and finish != "stop" and finish != "length":
+            return None
+        text = msg.get("content") or ""
+        index = item.get("index", position)
+        if type(text) is not str or type(index) is not int:
+            return None
+        parts.append(
+            f'{{"index":{index},"message":{{"role":"assistant","content":{encode_basestring(text)},'
+            f'"refusal":null}},"logprobs":null,"finish_reason":"{finish or "stop"}"}}'
+        )
+    model = body.get("model") or ""
+    usage = body.get("usage")
+    if type(model) is not str or (usage is not None and type(usage) is not dict):
+        return None
+    created = ctx.timestamp(body.get("created"))
+    head = (
+        f'{{"id":{encode_basestring(completion_id(ctx, ctx.seed(model, created)))},"object":"chat.completion",'
+        f'"created":{created},"model":{encode_basestring(model)},"choices":[{",".join(parts)}],'
+        '"system_fingerprint":null'
+    )
+    if usage is None:
+        return (head + "}").encode()
+    prompt, completion, total, cached = (
+        usage.get("prompt_tokens", 0),
+        usage.get("completion_tokens", 0),
+        usage.get("total_tokens", 0),
+        usage.get("precached_prompt_tokens"),
+    )
+    if type(prompt) is not int or type(completion) is not int or type(total) is not int:
+        return None
+    total = total or prompt + completion
+    tail = f',"usage":{{"prompt_tokens":{prompt},"completion_tokens":{completion},"total_tokens":{total}'
+    if cached is None:
+        return f"{head}{tail}}}}}".encode()
+    if type(cached) is not int:
+        return None
+    return f'{head}{tail},"prompt_tokens_details":{{"cached_tokens":{cached}}}}}}}'.encode()
 
 
 class ChatCompletionStream:

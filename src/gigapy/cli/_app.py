@@ -16,7 +16,6 @@ from typing import Annotated, Any
 import typer
 from typer.core import TyperGroup, TyperOption
 
-from . import _batch, _certs, _chat, _doctor, _ops, _profiles, _serve
 from ._common import (
     EXIT_CONNECTION,
     EXIT_ERROR,
@@ -207,16 +206,16 @@ HELP = (
     "GIGACHAT_* variables, or a profile (gigapy profile --help)."
 )
 
-app = typer.Typer(
-    name="gigapy",
-    cls=GigapyGroup,
-    help=HELP,
-    no_args_is_help=True,
-    add_completion=True,
-    rich_markup_mode="rich",
-    pretty_exceptions_enable=False,
-    context_settings={"help_option_names": ["-h", "--help"]},
-)
+APP_SETTINGS: dict[str, Any] = {
+    "name": "gigapy",
+    "cls": GigapyGroup,
+    "help": HELP,
+    "no_args_is_help": True,
+    "add_completion": True,
+    "rich_markup_mode": "rich",
+    "pretty_exceptions_enable": False,
+    "context_settings": {"help_option_names": ["-h", "--help"]},
+}
 
 
 def _version(value: bool) -> None:
@@ -227,7 +226,6 @@ def _version(value: bool) -> None:
         raise typer.Exit()
 
 
-@app.callback()
 def root(
     ctx: typer.Context,
     emulator: Annotated[bool, typer.Option(
@@ -266,17 +264,6 @@ def root(
         ctx.call_on_close(lambda: logger.removeHandler(handler))
 
 
-_chat.register(app)
-_ops.register(app)
-_batch.register(app)
-_doctor.register(app)
-_certs.register(app)
-_profiles.register(app)
-_serve.register(app)
-
-
-@app.command("emulator", context_settings={"allow_extra_args": True, "ignore_unknown_options": True},
-             add_help_option=False, rich_help_panel="Setup")
 def emulator_cmd(ctx: typer.Context) -> None:
     """Run the offline GigaChat emulator; prints export GIGACHAT_... lines (--env: only those)."""
     from gigapy.emulator import main
@@ -334,6 +321,64 @@ def _emulator_help() -> Any:
     return typer.main.get_command(helper)
 
 
+def _new_app() -> typer.Typer:
+    """The root command with its global options and no subcommand yet."""
+    new = typer.Typer(**APP_SETTINGS)
+    new.callback()(root)
+    return new
+
+
+def _full_app() -> typer.Typer:
+    """Every command (help, completion, and any command without a one-command app)."""
+    from . import _batch, _certs, _chat, _doctor, _ops, _profiles, _serve
+
+    full = _new_app()
+    for module in (_chat, _ops, _batch, _doctor, _certs, _profiles, _serve):
+        module.register(full)
+    full.command("emulator", context_settings={"allow_extra_args": True, "ignore_unknown_options": True},
+                 add_help_option=False, rich_help_panel="Setup")(emulator_cmd)
+    return full
+
+
+# Commands run from an app holding only themselves: typer builds (and pydantic-adapts) the
+# parameters of every registered command before it runs one, which a one-shot ``gigapy chat``
+# would otherwise pay for every other command (and their modules' imports).
+_ONE_COMMAND = {"chat": "_chat"}
+_VALUELESS_ROOT_FLAGS = frozenset({"--emulator", "--debug"})
+
+
+def _app_for(args: Sequence[str]) -> typer.Typer:
+    """The app to run ``args`` with: a one-command app when that is safe, else every command."""
+    if "_GIGAPY_COMPLETE" in os.environ or _HELP_WORDS.intersection(args):
+        return _every_command()
+    for word in args:
+        if word in _VALUELESS_ROOT_FLAGS or (word.startswith("--") and "=" in word):
+            continue
+        module = _ONE_COMMAND.get(word)
+        if module is None:
+            break
+        import importlib
+
+        one = _new_app()
+        importlib.import_module(f".{module}", __package__).register(one)
+        return one
+    return _every_command()
+
+
+def _every_command() -> typer.Typer:
+    """The app with every command, built once, on first use (also ``_app.app``)."""
+    full = globals().get("app")
+    if full is None:
+        full = globals()["app"] = _full_app()
+    return full
+
+
+def __getattr__(name: str) -> Any:
+    if name == "app":
+        return _every_command()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
 def _option_table(params: Sequence[Any]) -> dict[str, Any]:
     return {name: p for p in params if getattr(p, "param_type_name", "") == "option"
             for name in (*p.opts, *p.secondary_opts)}
@@ -343,7 +388,7 @@ def _takes_value(param: Any, word: str) -> bool:
     return not param.is_flag and not param.count and "=" not in word
 
 
-def hoist_global_options(args: Sequence[str]) -> list[str]:
+def hoist_global_options(args: Sequence[str], command_app: typer.Typer | None = None) -> list[str]:
     """Move global options given after the command before it: ``gigapy chat --scope X "hi"`` works
     like ``gigapy --scope X chat "hi"``. An option the command has itself (chat's ``--model``) stays
     the command's; nothing after ``--`` moves; ``gigapy emulator`` keeps its arguments."""
@@ -351,7 +396,7 @@ def hoist_global_options(args: Sequence[str]) -> list[str]:
     first = next((i for i, word in enumerate(args) if not word.startswith("-")), None)
     if first is None or not any(word.startswith("-") for word in args[first + 1:]):
         return args  # nothing after the command looks like an option (and --help stays fast)
-    root = typer.main.get_command(app)
+    root = typer.main.get_command(command_app or _every_command())
     shared = _option_table(root.params)
     head: list[str] = []
     i = 0
@@ -392,9 +437,10 @@ def hoist_global_options(args: Sequence[str]) -> list[str]:
 
 def run(args: Sequence[str]) -> None:
     """Run the app with ``args`` (the console script's entry)."""
+    command_app = _app_for(args)
     if "_GIGAPY_COMPLETE" not in os.environ:  # shell completion parses the words itself
-        args = hoist_global_options(args)
-    app(args=list(args), prog_name="gigapy")
+        args = hoist_global_options(args, command_app)
+    command_app(args=list(args), prog_name="gigapy")
 
 
-__all__ = ["GigapyGroup", "app", "describe", "get_state", "report", "run"]
+__all__ = ["GigapyGroup", "app", "describe", "get_state", "report", "run"]  # noqa: F822 - app: module __getattr__

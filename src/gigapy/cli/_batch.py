@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import json
 import signal
@@ -17,6 +16,8 @@ import typer
 from ._common import EXIT_ERROR, EXIT_INTERRUPTED, EXIT_IO, EXIT_USAGE, CliError, fail, get_state, is_tty
 
 if TYPE_CHECKING:
+    import asyncio
+
     from gigapy.batch import BatchProgress, BatchSummary
 
 BATCH_HELP = (
@@ -179,6 +180,8 @@ def batch(
         show_default=False)] = None,
 ) -> None:
     """Run a JSONL file of requests: resumable, exactly once, adaptive concurrency."""
+    import asyncio  # here: the other commands never load it
+
     from gigapy.batch import BatchAborted, BatchWriteError, run_batch, run_via_batches_api
 
     if kind not in ("auto", "chat", "embeddings"):

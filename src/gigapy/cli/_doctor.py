@@ -387,8 +387,14 @@ class Doctor:
         try:
             facts = _with_timeout(coord.check, self.timeout)
         except Exception as exc:  # any failure of the store is reported, not raised
-            self.add("coordinator", FAIL, f"{shown}: {type(exc).__name__}: {redacted(str(exc))}",
-                     "is the server running and reachable, and are the password / TLS settings in the URL right?")
+            text = redacted(str(exc))
+            if "password" in text or "credentials" in text:
+                fix = "check the password (or ACL user) in GIGACHAT_COORDINATOR"
+            elif "TLS" in text:
+                fix = "give the server's CA with ?ssl_ca_certs=/path/to/ca.pem, or check the scheme (redis:// or rediss://)"
+            else:
+                fix = "is the server running and reachable from here (host, port, firewall)?"
+            self.add("coordinator", FAIL, text if text.startswith("coordinator ") else f"{shown}: {text}", fix)
             return
         finally:
             with contextlib.suppress(Exception):

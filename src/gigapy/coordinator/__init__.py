@@ -7,7 +7,8 @@ together. :func:`connect` builds the coordinator that does this from a URL:
 - ``memory://`` (the default): this process only, today's behaviour;
 - ``file:///path/to/dir``: several processes on one host, no server (``fcntl`` + a state file);
 - ``redis://host:6379/0`` or ``rediss://user:password@host:6380/0``: many hosts, through Redis
-  (the ``redis`` extra: ``pip install 'gigapy[redis]'``).
+  (the ``redis`` extra: ``pip install 'gigapy[redis]'``). ``rediss://`` verifies the server's
+  certificate and host name; ``?ssl_ca_certs=/path/ca.pem`` gives a private CA.
 
 ``?lease_ttl=15`` sets how long a dead process's leases outlive it (seconds). See the fleet guide
 (docs/fleet.md) for the security model of tokens kept in a shared store.

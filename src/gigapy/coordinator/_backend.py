@@ -34,8 +34,10 @@ class Backend(Protocol):
 
     kind: str
 
-    def acquire(self, key: str, lease_id: str, ttl: float, ceiling: int) -> bool:
-        """Add a lease to ``key`` when fewer than the adaptive limit are held (expired ones dropped)."""
+    def acquire(self, key: str, lease_id: str, ttl: float, ceiling: int, epoch: str = "") -> bool | None:
+        """Add a lease to ``key`` when fewer than the adaptive limit are held (expired ones dropped).
+        None, and no lease, when ``epoch`` is given and the store's is another (it lost its state:
+        the leases in flight are missing from it until their processes put them back)."""
         ...
 
     def renew(self, leases: list[tuple[str, str]], ttl: float) -> None:
@@ -79,9 +81,17 @@ class Backend(Protocol):
         """Give a named lock back (only its holder can)."""
         ...
 
-    def claim_item(self, job: str, item: str, holder: str, ttl: float) -> str:
+    def epoch(self, known: str, candidate: str) -> tuple[str, float, bool]:
+        """The store's epoch: (id, age in seconds, whether it replaced a lost one). A store with
+        none (new, flushed, restarted empty, restored from an older snapshot) takes ``candidate``
+        as a new epoch; a caller that ``known`` another one marks it as a replacement."""
+        ...
+
+    def claim_item(self, job: str, item: str, holder: str, ttl: float, epoch: str = "", grace: float = 0.0) -> str:
         """Claim an item of a shared job: ``new`` (first claim ever), ``again`` (claimed before by
-        a worker whose claim lapsed, or by this one), ``done`` or ``busy`` (another worker has it)."""
+        a worker whose claim lapsed, or by this one), ``done`` or ``busy`` (another worker has it).
+        With ``epoch``: ``lost`` when the store's epoch is another one (the store lost its state
+        since the caller last looked), ``wait`` while the epoch is younger than ``grace`` seconds."""
         ...
 
     def finish_items(self, job: str, items: list[str], holder: str) -> None:
@@ -127,15 +137,28 @@ class Backend(Protocol):
 
 def new_state() -> dict[str, Any]:
     """An empty shared state (the file backend's JSON document)."""
-    return {"leases": {}, "limits": {}, "tokens": {}, "locks": {}, "members": {}, "sets": {}, "values": {}}
+    return {
+        "leases": {},
+        "limits": {},
+        "tokens": {},
+        "locks": {},
+        "members": {},
+        "sets": {},
+        "values": {},
+        "epoch": {},
+    }
 
 
 def _live(table: dict[str, float], now: float) -> dict[str, float]:
     return {k: v for k, v in table.items() if v > now}
 
 
-def st_acquire(state: dict[str, Any], now: float, key: str, lease_id: str, ttl: float, ceiling: int) -> bool:
+def st_acquire(
+    state: dict[str, Any], now: float, key: str, lease_id: str, ttl: float, ceiling: int, epoch: str = ""
+) -> bool | None:
     """:meth:`Backend.acquire` on a state dict."""
+    if epoch and state["epoch"].get("id") != epoch:
+        return None
     leases = _live(state["leases"].get(key, {}), now)
     cap = max(1, math.floor(st_limit(state, key, ceiling)))
     ok = len(leases) < cap
@@ -199,8 +222,27 @@ def st_unlock(state: dict[str, Any], name: str, holder: str) -> None:
         del state["locks"][name]
 
 
-def st_claim_item(state: dict[str, Any], now: float, job: str, item: str, holder: str, ttl: float) -> str:
+def st_epoch(state: dict[str, Any], now: float, known: str, candidate: str) -> tuple[str, float, bool]:
+    """:meth:`Backend.epoch` on a state dict."""
+    cur = state["epoch"]
+    if isinstance(cur.get("id"), str) and isinstance(cur.get("birth"), (int, float)):
+        if known and known != cur["id"] and not cur.get("recreated"):
+            cur["recreated"] = True
+        return cur["id"], now - float(cur["birth"]), bool(cur.get("recreated"))
+    state["epoch"] = {"id": candidate, "birth": now, "recreated": bool(known)}
+    return candidate, 0.0, bool(known)
+
+
+def st_claim_item(
+    state: dict[str, Any], now: float, job: str, item: str, holder: str, ttl: float, epoch: str = "", grace: float = 0.0
+) -> str:
     """:meth:`Backend.claim_item` on a state dict."""
+    if epoch:
+        cur = state["epoch"]
+        if cur.get("id") != epoch:
+            return "lost"
+        if now - float(cur.get("birth", 0.0)) < grace:
+            return "wait"
     if item in state["sets"].get(f"done:{job}", {}):
         return "done"
     if not st_lock(state, now, f"claim:{job}:{item}", holder, ttl):

@@ -9,9 +9,19 @@ SIGKILL) frees its leases at most ``lease_ttl`` seconds later. A lease given bac
 back to the ceiling (see :mod:`._backend`).
 
 When a shared backend cannot be reached, the coordinator falls back to local limits (the ceiling
-divided by the number of processes last seen in the fleet) and a local token cache, probes the
+divided by the number of processes last seen in the fleet, less this process's leases still
+running from before) and a local token cache, probes the
 backend every second and returns to it when it answers again. Nothing in flight is lost: a
-request that holds a lease keeps running whichever backend its lease is in.
+request that holds a lease keeps running whichever backend its lease is in. No batch claim is
+granted while the shared backend is down.
+
+A shared store may also lose its state without an error ever reaching a process: flushed,
+restarted empty between two calls, restored from an older snapshot, failed over to a replica
+that missed the last writes. The store keeps an *epoch* (an id, and for Redis the server's run
+id) that every claim checks atomically and the heartbeat checks every ``EPOCH_TICK`` seconds: a
+new epoch means the state was lost. Each process then puts its leases and claims back, calls
+the listeners given to :meth:`Coordinator.on_state_lost` (a batch worker republishes the ids it
+finished), and no claim is granted until the new epoch is ``RECOVERY_GRACE`` seconds old.
 """
 
 from __future__ import annotations
@@ -60,6 +70,13 @@ LIMIT_FRESH = 0.5
 #: A backend that can block until a slot is given back (Redis: a blocking pop on a wake list) is
 #: waited on for at most this long per try, instead of being polled.
 WAKE_WAIT = 0.5
+#: How often the heartbeat checks that the shared store still holds its state (its epoch).
+EPOCH_TICK = 0.5
+#: No claim is granted until the store's epoch is this old (seconds): after the store lost its
+#: state every live worker notices (within a probe interval or an epoch tick), takes its claims
+#: back and republishes what it finished before anyone can claim those items again. A new store
+#: cannot tell a first start from a wiped one, so the first claims on it wait this long too.
+RECOVERY_GRACE = 2.5
 
 
 @dataclass(frozen=True)
@@ -144,6 +161,18 @@ class Lease:
         self._released = True
         self._coordinator._release(self, self.outcome if outcome is None else outcome)
 
+    def release_soon(self, outcome: str | None = None) -> None:
+        """:meth:`release` without waiting for the backend (off the caller's thread when the
+        backend is shared): for an event loop's sync callbacks and for finalizers."""
+        if self._released:
+            return
+        if not self._coordinator.shared:
+            self.release(outcome)
+            return
+        self._released = True
+        chosen = self.outcome if outcome is None else outcome
+        self._coordinator._submit(self._coordinator._release, self, chosen)
+
     async def arelease(self, outcome: str | None = None) -> None:
         """Async :meth:`release` (the backend call runs off the event loop)."""
         if self._released:
@@ -209,6 +238,14 @@ class Coordinator:
         self.passed_on = 0  # leases handed to a local waiter without a backend call
         self.backend_calls = 0  # lease operations that reached the backend (acquire, release, hand-over)
         self.fallbacks = 0  # how many times the shared backend was lost (a counter for tests and doctor)
+        self.losses = 0  # how many times the shared store was seen to have lost its state (a new epoch)
+        #: True once the store's current epoch replaced a lost one (a worker then checks the fleet's
+        #: files before it runs an item: the store's done marks may be incomplete).
+        self.recovered = False
+        self._epoch: str | None = None
+        self._claims_open_at = 0.0  # monotonic time from which the store grants claims again
+        self._share_until = 0.0  # until then (just back on the store) leases keep to this process's share
+        self._loss_listeners: list[Callable[[], None]] = []
 
     def __repr__(self) -> str:
         return f"Coordinator({self.url!r}, backend={self._primary.kind!r})"
@@ -243,6 +280,7 @@ class Coordinator:
             log.warning("coordinator %s is reachable again after %.1f s", self.url, now - self._down_since)
             self._down_since = None
             self._retake()
+            self._check_epoch(self._primary)
             return self._primary
         return self._local
 
@@ -261,7 +299,17 @@ class Coordinator:
             self._lost(exc)
             return op(self._local)
 
+    def _fatal(self, exc: BaseException) -> CoordinatorError | None:
+        """The backend's clear error for a failure waiting cannot cure (bad credentials, TLS)."""
+        explain = getattr(self._primary, "explain", None)
+        found = explain(exc) if explain is not None else None
+        return found if isinstance(found, CoordinatorError) else None
+
     def _lost(self, exc: BaseException) -> None:
+        fatal = self._fatal(exc)
+        if fatal is not None:  # not an outage: say what is wrong instead of running on local limits
+            _scrub(exc)
+            raise fatal from None
         with self._lock:
             if self._down_since is None:
                 self._down_since = time.monotonic()
@@ -279,11 +327,22 @@ class Coordinator:
     async def _off_loop(self, fn: Callable[..., T], *args: Any) -> T:
         if not self.shared:
             return fn(*args)
+        return await asyncio.get_running_loop().run_in_executor(self._pool(), fn, *args)
+
+    def _pool(self) -> ThreadPoolExecutor:
         if self._executor is None:
             with self._lock:
                 if self._executor is None:
                     self._executor = ThreadPoolExecutor(32, thread_name_prefix="gigapy-coordinator")
-        return await asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)
+        return self._executor
+
+    def _submit(self, fn: Callable[..., Any], *args: Any) -> None:
+        """Run ``fn(*args)`` on the coordinator's threads, not waiting (right here once closed)."""
+        try:
+            self._pool().submit(fn, *args)
+        except RuntimeError:  # the executor is shut down (closing, or the interpreter exiting)
+            with contextlib.suppress(Exception):
+                fn(*args)
 
     # --- leases -----------------------------------------------------------------------------
 
@@ -291,10 +350,23 @@ class Coordinator:
         """A lease of ``key`` if one is free now (at most ``ceiling``, or the fleet's adaptive limit)."""
         self._ensure_heartbeat()
         backend = self._backend()
+        cap = self._ceiling(backend, ceiling)
+        if backend is self._local and self.shared:
+            with self._lock:  # leases taken in the store before it went away still run: they count
+                cap -= sum(1 for held in self._held.values() if held.key == key and held._backend is not backend)
+            if cap < 1:
+                return None
+        elif self._share_until and time.monotonic() < self._share_until:
+            share = max(1, ceiling // max(1, self._fleet))
+            with self._lock:
+                mine = sum(1 for held in self._held.values() if held.key == key)
+            if mine >= share:
+                return None
         lease = Lease(self, backend, key, ceiling, member)
         self.backend_calls += 1
         try:
-            ok = backend.acquire(key, lease.id, self.lease_ttl, self._ceiling(backend, ceiling))
+            known = (self._epoch or "") if backend is self._primary and self.shared else ""
+            ok = backend.acquire(key, lease.id, self.lease_ttl, cap, known)
             if ok and backend is self._primary and self.shared:
                 self._note_limit(backend, key, ceiling)
         except self._transient as exc:
@@ -302,6 +374,9 @@ class Coordinator:
                 raise
             self._lost(exc)
             return self.try_acquire(key, ceiling, member)
+        if ok is None:  # the store lost its state: put this process's leases back before taking more
+            self._check_epoch(backend)
+            return None
         if not ok:
             return None
         with self._lock:
@@ -590,37 +665,110 @@ class Coordinator:
             current, self._thread = self._thread, self._thread or thread
         if current is not None:  # another thread started it meanwhile
             return
-        self._beat()
+        try:
+            self._beat()
+        except BaseException:  # a store that refuses us (credentials, TLS): the next call tries again
+            with self._lock:
+                self._thread = None
+            raise
         thread.start()
 
     def _started(self) -> bool:
         return self._thread is not None
 
     def _heartbeat(self) -> None:
-        while not self._stop.wait(self.lease_ttl / 3):
+        period = self.lease_ttl / 3
+        tick = min(period, EPOCH_TICK)
+        next_beat = time.monotonic() + period
+        while not self._stop.wait(tick):
             try:
-                self._beat()
+                if time.monotonic() >= next_beat:
+                    next_beat = time.monotonic() + period
+                    self._beat()
+                elif self._down_since is not None:
+                    self._backend()  # probes the store (at most once a second) and recovers
+                elif self._epoch is not None:
+                    self._check_epoch(self._primary)
             except Exception:  # keep beating whatever happens; the next beat tries again
                 log.debug("coordinator heartbeat failed", exc_info=True)
+
+    def on_state_lost(self, listener: Callable[[], None]) -> Callable[[], None]:
+        """Call ``listener()`` (from the heartbeat thread, or the caller's) whenever the shared
+        store is found to have lost its state, after this process's leases and claims are back.
+        Returns a function that removes the listener."""
+        with self._lock:
+            self._loss_listeners.append(listener)
+
+        def remove() -> None:
+            with self._lock, contextlib.suppress(ValueError):
+                self._loss_listeners.remove(listener)
+
+        return remove
+
+    def _check_epoch(self, backend: Backend) -> None:
+        """Learn the store's epoch; a new one (the store lost its state) starts the recovery."""
+        if not self.shared or backend is self._local:
+            return
+        known = self._epoch or ""
+        try:
+            ident, age, recreated = backend.epoch(known, uuid.uuid4().hex)
+        except self._transient as exc:
+            self._lost(exc)
+            return
+        with self._lock:
+            changed = bool(known) and ident != self._epoch
+            self._epoch = ident
+            self._claims_open_at = time.monotonic() + max(0.0, self.recovery_grace - age)
+            if recreated:
+                self.recovered = True
+            if changed:
+                self.losses += 1
+            listeners = list(self._loss_listeners) if changed else []
+        if not changed:
+            return
+        log.warning("coordinator %s lost its state (flushed or restarted): leases and claims are put back", self.url)
+        self._retake()
+        for listener in listeners:
+            try:
+                listener()
+            except Exception:
+                log.warning("a coordinator state-loss listener failed", exc_info=True)
 
     def _retake(self) -> None:
         """Back on the shared store (which may have lost its state): put this process's leases and
         claims in it again at once, before anything else is asked of it."""
         with self._lock:
-            pairs = [(lease.key, lease.id) for lease in self._held.values() if lease._backend is self._primary]
+            # leases taken locally while the store was away are in flight too: they move to it
+            moved = [lease for lease in self._held.values() if lease._backend is self._local and self.shared]
+            pairs = [
+                (lease.key, lease.id) for lease in self._held.values() if lease._backend in (self._primary, self._local)
+            ]
             claims = list(self._claims)
+            # for a moment keep to this process's share: the others may still run on local limits,
+            # their leases not in the store yet (they notice within a probe interval or a tick)
+            self._share_until = time.monotonic() + PROBE_INTERVAL + EPOCH_TICK
         try:
-            self._primary.renew(pairs, self.lease_ttl)
+            self._primary.renew(pairs if self.shared else [], self.lease_ttl)
+            self._unrenew(pairs)
+            for lease in moved:
+                lease._backend = self._primary
             for name in claims:
                 self._primary.lock(name, self.holder, self.lease_ttl)
         except self._transient as exc:
             self._lost(exc)
 
+    def _unrenew(self, pairs: list[tuple[str, str]]) -> None:
+        """A lease given back while the renewal was on its way was put back by it: drop it again."""
+        with self._lock:
+            gone = [(key, ident) for key, ident in pairs if ident not in self._held]
+        for key, ident in gone:
+            self._primary.release(key, ident, None, 1)
+
     @property
     def recovery_grace(self) -> float:
-        """Seconds after the store answers again within which every live process has put its
-        claims back (it notices within a probe interval plus a heartbeat)."""
-        return PROBE_INTERVAL + self.lease_ttl / 3 + 1.0
+        """Seconds after the store answers again (or is found to have lost its state) within
+        which every live process has put its claims back and republished what it finished."""
+        return RECOVERY_GRACE
 
     def _beat(self) -> None:
         with self._lock:
@@ -635,13 +783,19 @@ class Coordinator:
             for owner, pairs in by_backend.values():
                 if owner is self._primary:
                     owner.renew(pairs, self.lease_ttl)
+                    self._unrenew(pairs)
             for name in claims:
                 owner_ok = backend.lock(name, self.holder, self.lease_ttl)
                 if not owner_ok:
                     log.warning("batch claim %s was taken over by another worker", name)
-            self._fleet = max(1, backend.join(self.holder, self.lease_ttl))
+            members = max(1, backend.join(self.holder, self.lease_ttl))
+            # just after a loss the members set is refilling: do not shrink the fleet meanwhile
+            recovering = time.monotonic() < self._share_until + self.lease_ttl
+            self._fleet = max(self._fleet, members) if recovering else members
         except self._transient as exc:
             self._lost(exc)
+            return
+        self._check_epoch(backend)
 
     # --- tokens -----------------------------------------------------------------------------
 
@@ -771,11 +925,43 @@ class Coordinator:
         """:meth:`claim`, saying which: ``new`` (never claimed before), ``again`` (claimed before:
         its worker died or gave it back), ``done`` or ``busy`` (another worker has it now)."""
         self._ensure_heartbeat()
-        got = self._call(lambda b: b.claim_item(job, item, self.holder, self.lease_ttl))
+        if not self.shared:
+            got = self._primary.claim_item(job, item, self.holder, self.lease_ttl)
+        else:
+            got = self._claim_shared(job, item)
         if got in ("new", "again"):
             with self._lock:
                 self._claims[f"claim:{job}:{item}"] = job
         return got
+
+    def _claim_shared(self, job: str, item: str) -> str:
+        """A claim on the shared store, checked against the epoch this process knows: none is
+        granted while the store is down, nor while it is recovering from a loss of its state."""
+        backend = self._backend()
+        if backend is self._local:
+            return "busy"
+        if self._epoch is None:
+            self._check_epoch(backend)
+            if self._epoch is None:
+                return "busy"
+        try:
+            got = backend.claim_item(job, item, self.holder, self.lease_ttl, self._epoch, self.recovery_grace)
+        except self._transient as exc:
+            self._lost(exc)
+            return "busy"
+        if got in ("lost", "wait"):
+            self._check_epoch(backend)
+            return "busy"
+        return got
+
+    def claim_wait(self) -> float:
+        """Seconds until the shared store grants claims again (0 when it does now, as far as this
+        process knows): a new store, or one recovering from a loss of its state, waits a grace.
+        The first call asks the store (blocking); later ones answer from what this process saw."""
+        if self.shared and self._epoch is None:
+            self._ensure_heartbeat()
+            self._check_epoch(self._backend())
+        return max(0.0, self._claims_open_at - time.monotonic())
 
     def finish(self, job: str, items: Sequence[str]) -> None:
         """Mark items of a shared job done and drop this process's claims on them."""
@@ -818,7 +1004,18 @@ class Coordinator:
     # --- checks and lifecycle ---------------------------------------------------------------
 
     def check(self) -> dict[str, Any]:
-        """Reach the backend and report facts about it (for ``gigapy doctor``); raises when unreachable."""
+        """Reach the backend and report facts about it (for ``gigapy doctor``); raises
+        :class:`CoordinatorError` saying what is wrong (unreachable, credentials, TLS)."""
+        try:
+            return self._check()
+        except self._transient as exc:
+            fatal = self._fatal(exc)
+            _scrub(exc)
+            if fatal is not None:
+                raise fatal from None
+            raise CoordinatorError(f"coordinator {self.url} unreachable: {type(exc).__name__}: {exc}") from None
+
+    def _check(self) -> dict[str, Any]:
         facts = dict(self._primary.ping())
         if self.shared:
             probe = f"doctor:{self.holder}"
@@ -855,6 +1052,17 @@ class Coordinator:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _scrub(exc: BaseException) -> None:
+    """Drop the tracebacks of ``exc`` and what it chains: the store client's frames hold the
+    password in their locals, and a :class:`CoordinatorError` raised here chains ``exc``."""
+    seen: BaseException | None = exc
+    for _ in range(10):
+        if seen is None:
+            return
+        seen.__traceback__ = None
+        seen = seen.__cause__ or seen.__context__
 
 
 def _taken(waiter: Future[Lease]) -> Lease:

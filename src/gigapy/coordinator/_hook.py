@@ -2,8 +2,9 @@
 
 The client's drivers call :meth:`FleetHook.send_sync` / :meth:`send_async` for every request
 they send and :meth:`token_sync` / :meth:`token_async` when the process's token cache needs a
-token. Generation requests (``POST .../chat/completions`` and ``.../embeddings``, not streamed)
-hold a lease of (account, model class) while they are sent; a 429 gives the lease back as
+token. Generation requests (``POST .../chat/completions`` and ``.../embeddings``) hold a lease
+of (account, model class) while they are sent; a streamed one holds it until its stream ends,
+fails or is closed (or, abandoned, is garbage-collected). A 429 gives the lease back as
 ``throttled`` so the whole fleet backs off. Everything else passes straight through.
 """
 
@@ -25,6 +26,7 @@ if TYPE_CHECKING:
     from .._config import Settings
     from .._core.flow import Request
     from ..types.auth import AccessToken
+    from ._coordinator import Lease
 
 T = TypeVar("T")
 
@@ -80,7 +82,7 @@ class FleetHook:
 
     def lease_key(self, request: Request) -> str | None:
         """The lease a request needs (None: it passes straight through)."""
-        if request.method != "POST" or request.stream:
+        if request.method != "POST":
             return None
         path = urlsplit(request.url).path
         if not path.endswith(_LEASED):
@@ -97,14 +99,17 @@ class FleetHook:
             return send(request)
         lease = self.coordinator.acquire(key, self.ceiling)
         outcome: str | None = None
+        held = False
         try:
             if token is not None and request.authorization is not None:
                 request.authorization = bearer(token())
             result = send(request)
             outcome = _outcome(result)
+            held = _hold(result, lease, sync=True)
             return result
         finally:
-            lease.release(outcome)
+            if not held:
+                lease.release(outcome)
 
     async def send_async(
         self,
@@ -118,14 +123,17 @@ class FleetHook:
             return await send(request)
         lease = await self.coordinator.aacquire(key, self.ceiling)
         outcome: str | None = None
+        held = False
         try:
             if token is not None and request.authorization is not None:
                 request.authorization = bearer(await token())
             result = await send(request)
             outcome = _outcome(result)
+            held = _hold(result, lease, sync=False)
             return result
         finally:
-            await lease.arelease(outcome)
+            if not held:
+                await lease.arelease(outcome)
 
     def token_sync(self, entry: TokenEntry, fetch: Callable[[], AccessToken], stale: SecretStr | None) -> SecretStr:
         """A token from the process cache, filled from the fleet's token."""
@@ -150,6 +158,44 @@ class FleetHook:
         return await entry.get_async(
             lambda: self.coordinator.atoken(self.identity, secret.get_secret_value().encode(), fetch), stale
         )
+
+
+class StreamHold:
+    """The lease of an open stream: given back once, when the stream ends or is closed (or when
+    an abandoned stream is garbage-collected)."""
+
+    __slots__ = ("_sync", "lease")
+
+    def __init__(self, lease: Lease, sync: bool) -> None:
+        self.lease: Lease | None = lease
+        self._sync = sync
+
+    def __repr__(self) -> str:
+        return f"StreamHold({self.lease!r})"
+
+    def close(self, finished: bool = True) -> None:
+        """Give the lease back: ``ok`` when the stream finished, no feedback when it broke or was cut."""
+        lease, self.lease = self.lease, None
+        if lease is None:
+            return
+        outcome = "ok" if finished else None
+        if self._sync:
+            lease.release(outcome)
+        else:  # called from the event loop's sync close path: the backend call runs off the loop
+            lease.release_soon(outcome)
+
+    def __del__(self) -> None:
+        lease, self.lease = self.lease, None
+        if lease is not None:
+            lease.release_soon(None)
+
+
+def _hold(result: Any, lease: Lease, *, sync: bool) -> bool:
+    """Whether ``result`` is an open stream, which then holds ``lease`` until it ends."""
+    if getattr(result, "raw", None) is None or not hasattr(result, "hold"):
+        return False
+    result.hold = StreamHold(lease, sync)
+    return True
 
 
 def _outcome(result: Any) -> str | None:

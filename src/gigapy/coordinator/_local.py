@@ -33,9 +33,9 @@ class _StateBackend:
     def _run(self, fn: Callable[[dict[str, Any], float], T]) -> T:  # pragma: no cover - overridden
         raise NotImplementedError
 
-    def acquire(self, key: str, lease_id: str, ttl: float, ceiling: int) -> bool:
+    def acquire(self, key: str, lease_id: str, ttl: float, ceiling: int, epoch: str = "") -> bool | None:
         """See :meth:`Backend.acquire`."""
-        return self._run(lambda s, now: B.st_acquire(s, now, key, lease_id, ttl, ceiling))
+        return self._run(lambda s, now: B.st_acquire(s, now, key, lease_id, ttl, ceiling, epoch))
 
     def renew(self, leases: list[tuple[str, str]], ttl: float) -> None:
         """See :meth:`Backend.renew`."""
@@ -51,7 +51,7 @@ class _StateBackend:
 
         def both(s: dict[str, Any], now: float) -> bool:
             B.st_release(s, now, key, lease_id, outcome, ceiling)
-            return B.st_acquire(s, now, key, new_id, ttl, ceiling)
+            return bool(B.st_acquire(s, now, key, new_id, ttl, ceiling))
 
         return self._run(both)
 
@@ -98,9 +98,13 @@ class _StateBackend:
         """See :meth:`Backend.unlock`."""
         self._run(lambda s, now: B.st_unlock(s, name, holder))
 
-    def claim_item(self, job: str, item: str, holder: str, ttl: float) -> str:
+    def epoch(self, known: str, candidate: str) -> tuple[str, float, bool]:
+        """See :meth:`Backend.epoch`."""
+        return self._run(lambda s, now: B.st_epoch(s, now, known, candidate))
+
+    def claim_item(self, job: str, item: str, holder: str, ttl: float, epoch: str = "", grace: float = 0.0) -> str:
         """See :meth:`Backend.claim_item`."""
-        return self._run(lambda s, now: B.st_claim_item(s, now, job, item, holder, ttl))
+        return self._run(lambda s, now: B.st_claim_item(s, now, job, item, holder, ttl, epoch, grace))
 
     def finish_items(self, job: str, items: list[str], holder: str) -> None:
         """See :meth:`Backend.finish_items`."""

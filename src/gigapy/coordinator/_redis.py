@@ -9,7 +9,8 @@ Keys (under the prefix, ``gigapy`` by default): ``lease:<key>`` sorted set of le
 (ms); ``wake:<key>`` list of wake marks (a slot given back wakes one waiting process's blocking
 pop); ``limit:<key>`` hash of the adaptive limit and the time of its last cut; ``token:<name>``
 hash of the sealed token; ``lock:<name>`` string; ``members`` sorted set; ``set:<name>``,
-``value:<name>``.
+``value:<name>``; ``epoch`` hash (id, the server's run id, birth): a store that lost its state
+(flushed, restarted empty or from an older snapshot) is noticed by its new epoch.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import parse_qs, urlsplit, urlunsplit
 
+from ..errors import CoordinatorError
 from ._backend import BACKOFF, COOLDOWN, StoredToken
 
 _NOW = "local t = redis.call('TIME'); local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)\n"
@@ -31,11 +33,13 @@ local function current_limit(key, ceiling)
 end
 """
 
-# KEYS: lease zset, limit hash. ARGV: lease id, ttl ms, ceiling.
+# KEYS: lease zset, limit hash, epoch hash. ARGV: lease id, ttl ms, ceiling, the caller's epoch ('' for
+# no check). Returns 1, 0 (full), or -1 (the store's epoch is another one).
 ACQUIRE = (
     _NOW
     + _LIMIT
     + """
+if ARGV[4] and ARGV[4] ~= '' and redis.call('HGET', KEYS[3], 'id') ~= ARGV[4] then return -1 end
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
 local lim = current_limit(KEYS[2], tonumber(ARGV[3]))
 local cap = math.max(1, math.floor(lim))
@@ -159,8 +163,42 @@ return {v[1], tostring(left), v[3]}
 """
 )
 
-# KEYS: done set, claim lock, claimed set. ARGV: item, holder, ttl ms.
-CLAIM_ITEM = """
+# The server's run id: it changes whenever the server restarts (even from a snapshot on disk).
+_RUN = "local run = string.match(redis.call('INFO', 'server'), 'run_id:(%w+)') or ''\n"
+
+# KEYS: epoch hash. ARGV: the caller's known epoch ('' for none), a candidate id.
+# Returns {id, age ms, recreated '0'/'1'}.
+EPOCH = (
+    _NOW
+    + _RUN
+    + """
+local cur = redis.call('HMGET', KEYS[1], 'id', 'run', 'birth', 'recreated')
+if cur[1] and cur[2] == run then
+  local recreated = cur[4] or '0'
+  if ARGV[1] ~= '' and ARGV[1] ~= cur[1] and recreated ~= '1' then
+    recreated = '1'
+    redis.call('HSET', KEYS[1], 'recreated', '1')
+  end
+  return {cur[1], tostring(now - tonumber(cur[3])), recreated}
+end
+local recreated = '0'
+if cur[1] or ARGV[1] ~= '' then recreated = '1' end
+redis.call('HSET', KEYS[1], 'id', ARGV[2], 'run', run, 'birth', now, 'recreated', recreated)
+return {ARGV[2], '0', recreated}
+"""
+)
+
+# KEYS: done set, claim lock, claimed set, epoch hash. ARGV: item, holder, ttl ms, epoch ('' for
+# no check), grace ms.
+CLAIM_ITEM = (
+    _NOW
+    + _RUN
+    + """
+if ARGV[4] ~= '' then
+  local cur = redis.call('HMGET', KEYS[4], 'id', 'run', 'birth')
+  if cur[1] ~= ARGV[4] or cur[2] ~= run then return 'lost' end
+  if now - tonumber(cur[3]) < tonumber(ARGV[5]) then return 'wait' end
+end
 if redis.call('SISMEMBER', KEYS[1], ARGV[1]) == 1 then return 'done' end
 local cur = redis.call('GET', KEYS[2])
 if cur and cur ~= ARGV[2] then return 'busy' end
@@ -168,6 +206,7 @@ redis.call('SET', KEYS[2], ARGV[2], 'PX', tonumber(ARGV[3]))
 if redis.call('SADD', KEYS[3], ARGV[1]) == 1 then return 'new' end
 return 'again'
 """
+)
 
 # KEYS: done set, then one claim lock per item. ARGV: holder, then the items.
 FINISH_ITEMS = """
@@ -188,6 +227,19 @@ redis.call('PEXPIRE', KEYS[1], tonumber(ARGV[2]) * 4)
 return redis.call('ZCARD', KEYS[1])
 """
 )
+
+
+def _ssl_verify(exc: BaseException) -> bool:
+    import ssl
+
+    seen: BaseException | None = exc
+    for _ in range(5):  # the SSL error may be wrapped in redis-py's ConnectionError
+        if seen is None:
+            return False
+        if isinstance(seen, ssl.SSLCertVerificationError):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
 
 
 def redacted(url: str) -> str:
@@ -216,13 +268,18 @@ class RedisBackend:
         rest = "&".join(f"{k}={v}" for k, values in query.items() for v in values)
         clean = urlunsplit((parts.scheme, parts.netloc, parts.path, rest, parts.fragment))
         self.url = redacted(url)
+        tls: dict[str, Any] = {}
+        if parts.scheme.lower() == "rediss" and "ssl_check_hostname" not in query:
+            tls["ssl_check_hostname"] = True  # verified like any HTTPS server (older redis-py did not)
         self._client = redis.Redis.from_url(
             clean,
             socket_timeout=socket_timeout,
             socket_connect_timeout=socket_timeout,
             health_check_interval=10,
             retry_on_timeout=False,
+            **tls,
         )
+        del clean, url, parts
         c = self._client
         self._acquire = c.register_script(ACQUIRE)
         self._renew = c.register_script(RENEW)
@@ -236,20 +293,50 @@ class RedisBackend:
         self._token_get = c.register_script(TOKEN_GET)
         self._join = c.register_script(JOIN)
         self._claim_item = c.register_script(CLAIM_ITEM)
+        self._epoch = c.register_script(EPOCH)
         self._finish_items = c.register_script(FINISH_ITEMS)
 
     def __repr__(self) -> str:
         return f"RedisBackend({self.url!r})"
 
+    def explain(self, exc: BaseException) -> CoordinatorError | None:
+        """A clear error for a failure that waiting will not cure (credentials, TLS), else None."""
+        import redis
+
+        text = str(exc)
+        upper = text.upper()
+        if isinstance(exc, redis.AuthenticationError) or upper.startswith(("NOAUTH", "WRONGPASS", "NOPERM")):
+            if "REQUIRED" in upper or upper.startswith("NOAUTH"):
+                return CoordinatorError(
+                    f"coordinator {self.url}: the Redis server requires a password: "
+                    "put it in the URL (rediss://:PASSWORD@host:port/0, or rediss://USER:PASSWORD@...)"
+                )
+            return CoordinatorError(
+                f"coordinator {self.url}: the Redis server refused the credentials in the URL "
+                "(wrong password or ACL user)"
+            )
+        if "CERTIFICATE_VERIFY_FAILED" in upper or "CERTIFICATE VERIFY FAILED" in upper or _ssl_verify(exc):
+            reason = "the server's certificate is not signed by a trusted CA, or not for this host"
+            return CoordinatorError(
+                f"coordinator {self.url}: TLS certificate verification failed ({reason}); give the server's "
+                "CA with ?ssl_ca_certs=/path/to/ca.pem in the URL"
+            )
+        if "WRONG VERSION NUMBER" in upper or "RECORD_LAYER_FAILURE" in upper:
+            return CoordinatorError(
+                f"coordinator {self.url}: the server does not speak TLS: use redis://, not rediss://"
+            )
+        return None
+
     def _k(self, kind: str, name: str = "") -> str:
         return f"{self.prefix}{kind}:{name}" if name else f"{self.prefix}{kind}"
 
-    def acquire(self, key: str, lease_id: str, ttl: float, ceiling: int) -> bool:
+    def acquire(self, key: str, lease_id: str, ttl: float, ceiling: int, epoch: str = "") -> bool | None:
         """See :meth:`Backend.acquire`."""
         got = self._acquire(
-            keys=[self._k("lease", key), self._k("limit", key)], args=[lease_id, int(ttl * 1000), ceiling]
+            keys=[self._k("lease", key), self._k("limit", key), self._k("epoch")],
+            args=[lease_id, int(ttl * 1000), ceiling, epoch],
         )
-        return bool(got)
+        return None if int(got) < 0 else bool(got)
 
     def renew(self, leases: list[tuple[str, str]], ttl: float) -> None:
         """See :meth:`Backend.renew`."""
@@ -318,15 +405,22 @@ class RedisBackend:
         """See :meth:`Backend.unlock`."""
         self._unlock(keys=[self._k("lock", name)], args=[holder])
 
-    def claim_item(self, job: str, item: str, holder: str, ttl: float) -> str:
+    def epoch(self, known: str, candidate: str) -> tuple[str, float, bool]:
+        """See :meth:`Backend.epoch` (a restarted server is a new epoch even when it kept its data)."""
+        got = self._epoch(keys=[self._k("epoch")], args=[known, candidate])
+        ident, age_ms, recreated = (x.decode() if isinstance(x, bytes) else str(x) for x in got)
+        return ident, float(age_ms) / 1000, recreated == "1"
+
+    def claim_item(self, job: str, item: str, holder: str, ttl: float, epoch: str = "", grace: float = 0.0) -> str:
         """See :meth:`Backend.claim_item`."""
         got = self._claim_item(
             keys=[
                 self._k("set", f"done:{job}"),
                 self._k("lock", f"claim:{job}:{item}"),
                 self._k("set", f"claimed:{job}"),
+                self._k("epoch"),
             ],
-            args=[item, holder, int(ttl * 1000)],
+            args=[item, holder, int(ttl * 1000), epoch, int(grace * 1000)],
         )
         return got.decode() if isinstance(got, bytes) else str(got)
 

@@ -4,8 +4,15 @@ and every id ends up exactly once in the union of the workers' OUTPUT and errors
 Each worker writes its own OUTPUT (and errors file), as a single run does. Before it runs an id
 it claims it (a claim lapses ``lease_ttl`` seconds after its worker dies); after the answer's line
 is written it marks the id done. The fleet's files must be visible to every worker (they share the
-input anyway): a worker that takes over an id whose claim lapsed first reads the other workers'
-files, so an answer its dead owner wrote but never marked done is found there and not run again.
+input anyway), and they, not the store, are the truth: a worker that takes over an id whose claim
+lapsed first reads the other workers' files, so an answer its dead owner wrote but never marked
+done is found there and not run again.
+
+The store may lose its claims and done marks (flushed, restarted empty or from an older
+snapshot). The coordinator notices (a new epoch, see :mod:`._coordinator`) and grants no claim for
+a grace period; meanwhile every live worker takes its claims back and republishes every id in its
+files, and the files of every worker it has heard of. From then on each worker reads the others'
+files before it runs an id, so even an id whose worker died meanwhile is not run twice.
 """
 
 from __future__ import annotations
@@ -13,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import os
+import threading
 import time
 from collections.abc import Iterable
 from pathlib import Path
@@ -51,39 +59,64 @@ class FleetShare:
         self._finishing: set[asyncio.Future[None]] = set()
         self._held: set[str] = set()
         self._accounted: set[str] = set()  # every id in this worker's files (republished after a store loss)
+        self._files: set[str] = set(self.mine)  # every worker's files this one has heard of
+        self._guard = threading.Lock()  # _accounted and _files are read by the heartbeat thread too
+        self._files_read = 0.0
         self._seen_fallbacks = coordinator.fallbacks
-        self._careful = False  # after the store lost its state: check the other files before every run
+        self._seen_losses = coordinator.losses
+        self._careful = False  # after the store was unreachable: check the other files before every run
         self.taken_over = 0  # ids whose claim lapsed and that this worker took over
         self.found_elsewhere = 0  # of those, ids a dead worker had already written
+        self._unlisten = coordinator.on_state_lost(self._republish)
 
     async def start(self, accounted: Iterable[Any]) -> None:
         """Register this worker's files and publish the ids they already hold as done."""
         names = [item_name(k) for k in accounted]
-        self._accounted.update(names)
-        await asyncio.to_thread(self._publish, names)
+        with self._guard:
+            self._accounted.update(names)
+        await asyncio.to_thread(self._publish, names, sorted(self.mine))
+        await asyncio.to_thread(self._learn_files)
+        await asyncio.to_thread(self.coordinator.claim_wait)  # learns the store's epoch
 
-    def _publish(self, names: list[str]) -> None:
-        self.coordinator.add_to(f"files:{self.job}", sorted(self.mine))
+    def _publish(self, names: list[str], files: list[str]) -> None:
+        self.coordinator.add_to(f"files:{self.job}", files)
         for i in range(0, len(names), 1000):
             self.coordinator.finish(self.job, names[i : i + 1000])
+
+    def _republish(self) -> None:
+        """After the store lost its state: every id in this worker's files is done again, and
+        every worker's files this one knows are listed again (a dead worker's too)."""
+        with self._guard:
+            names, files = sorted(self._accounted), sorted(self._files)
+        self._publish(names, files)
+
+    def _learn_files(self) -> list[str]:
+        """The fleet's files as the store lists them now (remembered, to republish them)."""
+        found = self.coordinator.members(f"files:{self.job}")
+        with self._guard:
+            self._files.update(found)
+        self._files_read = time.monotonic()
+        return found
 
     async def _steady(self) -> None:
         """Wait while the store is unreachable (no new claims then: only what is in flight goes
         on, under local limits). After an outage the store may have lost every claim and done mark:
-        republish this worker's ids, let every worker's heartbeat re-take its in-flight claims
-        (one lease TTL), and from then on check the other files before running an id."""
+        republish this worker's ids, let every worker re-take its in-flight claims (the recovery
+        grace), and from then on check the other files before running an id."""
         c = self.coordinator
         while True:
             healthy = await asyncio.to_thread(c.healthy)
-            if healthy and c.fallbacks == self._seen_fallbacks:
+            if healthy and c.fallbacks == self._seen_fallbacks and c.losses == self._seen_losses:
                 return
             if healthy:
-                self._seen_fallbacks = c.fallbacks
+                outage = c.fallbacks != self._seen_fallbacks
+                self._seen_fallbacks, self._seen_losses = c.fallbacks, c.losses
                 self._careful = True
-                await asyncio.to_thread(self._publish, sorted(self._accounted))
-                until = time.monotonic() + max(c.lease_ttl, c.recovery_grace)
-                while time.monotonic() < until:
-                    await asyncio.sleep(0.1)
+                await asyncio.to_thread(self._republish)
+                if outage:  # the others put their claims back within the grace (a lost state: the store waits)
+                    until = time.monotonic() + c.recovery_grace
+                    while time.monotonic() < until:
+                        await asyncio.sleep(0.1)
                 continue
             await asyncio.sleep(0.1)
 
@@ -93,12 +126,15 @@ class FleetShare:
         name = item_name(key)
         c = self.coordinator
         while True:
-            if c.degraded or c.fallbacks != self._seen_fallbacks:
+            if c.degraded or c.fallbacks != self._seen_fallbacks or c.losses != self._seen_losses:
                 await self._steady()
-            seen = c.fallbacks
+            wait = c.claim_wait()
+            if wait > 0:  # a new store, or one recovering from a loss: it grants no claim yet
+                await asyncio.sleep(wait)
+            seen = (c.fallbacks, c.losses)
             got = await asyncio.to_thread(self._take, name)
-            if c.fallbacks == seen and not c.degraded:
-                break  # else the store was lost during the call: its answer came from local state
+            if (c.fallbacks, c.losses) == seen and not c.degraded:
+                break  # else the store was lost during the call: do not trust its answer
             if got == "mine":
                 await asyncio.to_thread(c.unclaim, self.job, name)
         if got == "mine":
@@ -110,7 +146,9 @@ class FleetShare:
         got = c.claim_item(self.job, name)
         if got in ("done", "busy"):
             return got
-        if got == "new" and not self._careful:
+        if got == "new" and not (self._careful or c.recovered):
+            if time.monotonic() - self._files_read > 2.0:
+                self._learn_files()  # so that a loss of the store can list them again
             return "mine"
         if got == "again":
             self.taken_over += 1  # its previous owner's claim lapsed: did it write the answer before it died?
@@ -124,7 +162,10 @@ class FleetShare:
     def _scan_others(self) -> None:
         from .._bulk_files import result_key
 
-        for path in self.coordinator.members(f"files:{self.job}"):
+        self._learn_files()
+        with self._guard:
+            known = sorted(self._files)  # also those the store forgot (listed again by their readers)
+        for path in known:
             if path in self.mine:
                 continue
             errors = path.endswith(".errors.jsonl")
@@ -156,7 +197,8 @@ class FleetShare:
             return
         names = [item_name(k) for k in keys]
         self._held.difference_update(names)
-        self._accounted.update(names)
+        with self._guard:
+            self._accounted.update(names)
         future = asyncio.ensure_future(asyncio.to_thread(self.coordinator.finish, self.job, names))
         self._finishing.add(future)
         future.add_done_callback(self._finishing.discard)
@@ -164,6 +206,7 @@ class FleetShare:
     async def aclose(self) -> None:
         """Wait for the last done marks and give back the claims of ids this worker did not
         finish (stopped early); a failure here leaves claims to lapse: the files stay the truth."""
+        self._unlisten()
         if self._finishing:
             await asyncio.gather(*self._finishing, return_exceptions=True)
         held, self._held = sorted(self._held), set()

@@ -26,6 +26,8 @@ from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
+from .._ops import chat as _chat_ops
+from .._ops import chat_v2 as _chat_v2_ops
 from .._translate import (
     DONE,
     ChatCompletionStream,
@@ -41,6 +43,7 @@ from .._translate import (
     UnsupportedParameterError,
     anthropic_error_from_exception,
     chat_completion,
+    chat_completion_json,
     chat_request,
     data_frame,
     embeddings_request,
@@ -158,7 +161,9 @@ def error_reply(exc: BaseException, shape: Shape) -> ErrorReply:
 
 
 def _request_id(headers: Mapping[str, str]) -> str:
-    given = headers.get("x-request-id") or headers.get("X-Request-ID")
+    given = headers.get("x-request-id")
+    if given is None and type(headers) is dict:  # httpx's and aiohttp's headers ignore case already
+        given = headers.get("X-Request-ID")
     if isinstance(given, str) and _REQUEST_ID.match(given):
         return given
     return f"{random.getrandbits(128):032x}"  # an id, not a secret: no need for uuid4's os.urandom
@@ -177,6 +182,13 @@ def _gigachat_kwargs(call: GigaChatCall, request_id: str) -> tuple[Any, dict[str
     if headers:
         kwargs["extra_headers"] = headers
     return messages, kwargs
+
+
+def _answer_flow(client: Any, call: GigaChatCall, messages: Any, kwargs: dict[str, Any]) -> Any:
+    """The client's flow of a whole chat call, its answer as GigaChat's JSON dict (no model built)."""
+    if call.api == "v2":
+        return _chat_v2_ops.v2_completion_json(client._core, messages, kwargs)
+    return _chat_ops.completion_json(client._core, messages, kwargs)
 
 
 def _stream_of(kind: Kind, call: GigaChatCall, ctx: TranslateContext) -> Any:
@@ -273,6 +285,9 @@ class _Translated:
     def render(self, ex: Exchange, call: GigaChatCall, plan: Any, answer: Mapping[str, Any]) -> Reply:
         """A whole GigaChat answer as the front end's JSON reply."""
         if ex.kind == "chat":
+            fast = chat_completion_json(call, answer, ex.ctx)
+            if fast is not None:
+                return Reply(200, ex.headers(call), fast)
             out = chat_completion(call, answer, ex.ctx)
         elif ex.kind == "messages":
             out = message_response(call, answer, ex.ctx)
@@ -339,9 +354,11 @@ class Bridge:
             plan = self._t.plan(ex)
             call: GigaChatCall = plan.finish(self._uploads(plan.uploads, ex.request_id))
             messages, kwargs = _gigachat_kwargs(call, ex.request_id)
-            chat = self.client.v2 if call.api == "v2" else self.client
             if not call.stream:
-                return self._t.render(ex, call, plan, chat.completion(messages, **kwargs).to_dict())
+                return self._t.render(
+                    ex, call, plan, self.client._run(_answer_flow(self.client, call, messages, kwargs))
+                )
+            chat = self.client.v2 if call.api == "v2" else self.client
             opened = chat.completion_stream(messages, **kwargs)
         except Exception as exc:
             return ex.error(exc)
@@ -430,9 +447,9 @@ class AsyncBridge:
             plan = self._t.plan(ex)
             call: GigaChatCall = plan.finish(await self._uploads(plan.uploads, ex.request_id))
             messages, kwargs = _gigachat_kwargs(call, ex.request_id)
-            chat: Any = client.v2 if call.api == "v2" else client
             if not call.stream:
-                return self._t.render(ex, call, plan, (await chat.completion(messages, **kwargs)).to_dict())
+                return self._t.render(ex, call, plan, await client._run(_answer_flow(client, call, messages, kwargs)))
+            chat: Any = client.v2 if call.api == "v2" else client
             opened = await chat.completion_stream(messages, **kwargs)
         except Exception as exc:
             return ex.error(exc)
