@@ -7,6 +7,9 @@ measurable against a build without the hooks (within the run-to-run spread).
   exporter that drops the spans (the export itself, network and backend, is not gigapy's cost), and
   a MeterProvider with an in-memory reader. Every call makes its span, attributes, metrics and
   ``traceparent``.
+- ``noop``: ``gigapy.instrument()`` with the OpenTelemetry API's no-op tracer and meter providers:
+  gigapy's own telemetry work (attributes, names, ``traceparent``, the hook) without the SDK's, so
+  that ``on - noop`` is the SDK's share and ``noop - off`` is gigapy's.
 - ``off``: the default (no ``instrument()``, no ``telemetry=``).
 - ``nohooks``: the request path as it was before telemetry: ``ClientCore.call``/``send`` and
   ``open_stream`` replaced in the worker by their hook-free bodies (no hook check, no usage totals).
@@ -42,7 +45,7 @@ if str(ROOT) not in sys.path:  # run as a script: make the benchmarks package im
 from benchmarks._common import EmulatorProcess, machine, results_path  # noqa: E402 - needs the path above
 
 RESULTS = results_path()
-MODES = ("on", "off", "nohooks")
+MODES = ("on", "noop", "off", "nohooks")
 CONCURRENCY = 64
 MESSAGES = [{"role": "user", "content": "What is the capital of France?"}]
 
@@ -106,6 +109,13 @@ def worker(mode: str, url: str, n: int, warmup: int) -> None:
         _strip_hooks()
     elif mode == "on":
         _instrument()
+    elif mode == "noop":
+        from opentelemetry.metrics import NoOpMeterProvider
+        from opentelemetry.trace import NoOpTracerProvider
+
+        import gigapy
+
+        gigapy.instrument(tracer_provider=NoOpTracerProvider(), meter_provider=NoOpMeterProvider())
     result = asyncio.run(_load(url, n, warmup))
     result["otel_imported"] = float(any(m.startswith("opentelemetry") for m in sys.modules))
     print(json.dumps(result))
@@ -159,7 +169,8 @@ def report(runs: dict[str, list[dict[str, float]]], n: int, rounds: int, latency
         "| mode | req/s | CPU µs/request |",
         "|---|---|---|",
     ]
-    for mode, label in (("on", "telemetry on (SDK, spans dropped by the exporter)"), ("off", "telemetry off"),
+    for mode, label in (("on", "telemetry on (SDK, spans dropped by the exporter)"),
+                        ("noop", "telemetry on, no-op providers (gigapy's own work only)"), ("off", "telemetry off"),
                         ("nohooks", "no hooks (the request path before telemetry)")):
         lines.append(f"| {label} | {rps[mode]:.0f} ({_spread(runs[mode], 'rps')}) | "
                      f"{cpu[mode]:.0f} ({_spread(runs[mode], 'cpu_us')}) |")
@@ -167,7 +178,9 @@ def report(runs: dict[str, list[dict[str, float]]], n: int, rounds: int, latency
     off_ok = "met" if off_cost <= max(noise, 0.02) else "missed"
     lines += [
         "",
-        f"- on vs off: throughput {on_cost:+.1%} lower (target ≤ 5%: {on_ok}); CPU per request {on_cpu:+.1%}.",
+        f"- on vs off: throughput {on_cost:+.1%} lower (target ≤ 5%: {on_ok}); CPU per request {on_cpu:+.1%} "
+        f"(+{cpu['on'] - cpu['off']:.0f} µs: the SDK's part, on − no-op, {cpu['on'] - cpu['noop']:.0f} µs; "
+        f"gigapy's own, no-op − off, {cpu['noop'] - cpu['off']:.0f} µs).",
         f"- off vs no hooks: throughput {off_cost:+.1%} lower, CPU per request {off_cpu:+.1%} (target: within "
         f"the run-to-run spread, {noise:.0%} here: {off_ok}). Off never imports opentelemetry "
         f"(imported in off runs: {int(max(r['otel_imported'] for r in runs['off']))}).",
@@ -191,14 +204,15 @@ def main() -> None:
     parser.add_argument("-n", type=int, default=4000, help="requests per run")
     parser.add_argument("-r", "--rounds", type=int, default=5)
     parser.add_argument("--latency-ms", type=int, default=0, help="the emulator waits this long before answering")
-    parser.add_argument("--both", action="store_true", help="run at once and with --latency-ms 50, one section")
+    parser.add_argument("--both", action="store_true",
+                        help="run at once, with --latency-ms 50 and with --latency-ms 500, one section")
     args = parser.parse_args()
     if args.worker:
         mode, url, n, warmup = args.worker
         worker(mode, url, int(n), int(warmup))
         return
     n, rounds = (300, 1) if args.quick else (args.n, args.rounds)
-    latencies = (0, 50) if args.both else (args.latency_ms,)
+    latencies = (0, 50, 500) if args.both else (args.latency_ms,)
     parts = []
     for i, latency in enumerate(latencies):
         runs = measure(n, max(n // 10, 64), rounds, latency)

@@ -16,7 +16,7 @@ from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
-from opentelemetry import metrics, propagate, trace
+from opentelemetry import baggage, context, metrics, propagate, trace
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
 from . import errors
@@ -91,15 +91,47 @@ def _model_of(body: Any) -> str | None:
     return model if isinstance(model, str) else None
 
 
-_STATIC: dict[tuple[str, str, str], tuple[str, dict[str, Any]]] = {}
+class _Route:
+    """What every call of one (method, route, server, requested model) shares, built once: the
+    span name, the start attributes, and the metric attribute sets (per response model)."""
+
+    __slots__ = ("_by_response", "attrs", "metric", "name", "op")
+
+    def __init__(self, op: str, attrs: dict[str, Any], model: str | None) -> None:
+        self.op = op
+        self.name = f"{op} {model}" if model else op
+        self.attrs = dict(attrs)
+        if model:
+            self.attrs["gen_ai.request.model"] = model
+        self.metric: dict[str, Any] = dict(self.attrs)
+        self._by_response: dict[str | None, tuple[dict[str, Any], dict[str, Any], dict[str, Any]]] = {}
+
+    def metrics(self, response_model: str | None) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
+        """(duration, input tokens, output tokens) attribute sets for answers of this model; never
+        mutated once made (the SDK copies what it keeps)."""
+        found = self._by_response.get(response_model)
+        if found is None:
+            base = dict(self.metric)
+            if response_model:
+                base["gen_ai.response.model"] = response_model
+            found = (base, {**base, "gen_ai.token.type": "input"}, {**base, "gen_ai.token.type": "output"})
+            if len(self._by_response) > 64:  # model builds change rarely: keep it bounded
+                self._by_response.clear()
+            self._by_response[response_model] = found
+        return found
 
 
-def _static(request: Request) -> tuple[str, dict[str, Any]]:
-    """(operation, the attributes that depend only on the method, route and server), cached."""
+_ROUTES: dict[tuple[str, str, str, Any], _Route] = {}
+
+
+def _route(request: Request) -> _Route:
+    """The cached :class:`_Route` of a request."""
     url, path = request.url, request.path
     base = url[: len(url) - len(path)] if path and url.endswith(path) else url
-    key = (request.method, path, base)
-    found = _STATIC.get(key)
+    body = request.body
+    model = _model_of(body)
+    key = (request.method, path, base, model)
+    found = _ROUTES.get(key)
     if found is not None:
         return found
     op = operation(request)
@@ -109,25 +141,22 @@ def _static(request: Request) -> tuple[str, dict[str, Any]]:
         attrs["server.address"] = host
     if port:
         attrs["server.port"] = port
-    if len(_STATIC) > 4096:  # paths with ids: keep the cache bounded
-        _STATIC.clear()
-    _STATIC[key] = found = (op, attrs)
+    if len(_ROUTES) > 4096:  # paths with ids, many models: keep the cache bounded
+        _ROUTES.clear()
+    _ROUTES[key] = found = _Route(op, attrs, model)
     return found
 
 
-def _request_attributes(request: Request, static: dict[str, Any]) -> dict[str, Any]:
-    attrs = dict(static)
+def _request_attributes(request: Request, route: _Route) -> dict[str, Any]:
+    attrs = dict(route.attrs)
     body = request.body
     if isinstance(body, Mapping):
-        model = _model_of(body)
-        if model:
-            attrs["gen_ai.request.model"] = model
         options = body.get("model_options")
         source = options if isinstance(options, Mapping) else body  # v2 nests them
         for name in _REQUEST_FIELDS:
             value = source.get(name)
-            if isinstance(value, (int, float)) and not isinstance(value, bool):
-                attrs[f"gen_ai.request.{name}"] = value
+            if value is not None and type(value) in (int, float):
+                attrs[_REQUEST_KEYS[name]] = value
         if body.get("stream") is True:
             attrs["gigapy.stream"] = True
     headers = request.headers
@@ -139,6 +168,30 @@ def _request_attributes(request: Request, static: dict[str, Any]) -> dict[str, A
         attrs["gen_ai.conversation.id"] = sid
         attrs["gigapy.session_id"] = sid
     return attrs
+
+
+_REQUEST_KEYS = {name: f"gen_ai.request.{name}" for name in _REQUEST_FIELDS}
+_HAS: dict[tuple[type, str], bool] = {}
+
+
+def _field(obj: Any, name: str) -> Any:
+    """``getattr(obj, name, None)`` for the parsed answers without paying for an AttributeError
+    on every call: which model classes lack which fields is remembered (a field the server adds
+    later is still read, from the model's extras)."""
+    cls = type(obj)
+    fields = getattr(cls, "model_fields", None)
+    if fields is None:  # not a pydantic model (None included)
+        return getattr(obj, name, None)
+    key = (cls, name)
+    has = _HAS.get(key)
+    if has is None:
+        has = name in fields or getattr(cls, name, None) is not None  # a field or a property
+        if len(_HAS) < 4096:
+            _HAS[key] = has
+    if has:
+        return getattr(obj, name, None)
+    extra = obj.__pydantic_extra__
+    return extra.get(name) if extra else None
 
 
 def _json(value: Any) -> str:
@@ -156,26 +209,26 @@ def _input_messages(body: Any) -> str | None:
 
 def usage_numbers(result: Any) -> tuple[int | None, int | None, int | None]:
     """(input, output, cached) tokens of a parsed answer, each None when it does not say."""
-    usage = getattr(result, "usage", None)
+    usage = _field(result, "usage")
     if usage is None:
-        prompt = getattr(result, "prompt_tokens", None)  # Embeddings: per-item usage summed
+        prompt = _field(result, "prompt_tokens")  # Embeddings: per-item usage summed
         return (prompt if isinstance(prompt, int) and prompt else None), None, None
-    if hasattr(usage, "input_tokens"):  # v2
-        details = getattr(usage, "input_tokens_details", None)
+    if _field(usage, "input_tokens") is not None:  # v2
+        details = _field(usage, "input_tokens_details")
         return _int(usage, "input_tokens"), _int(usage, "output_tokens"), _int(details, "cached_tokens")
     return _int(usage, "prompt_tokens"), _int(usage, "completion_tokens"), _int(usage, "precached_prompt_tokens")
 
 
 def _int(obj: Any, name: str) -> int | None:
-    value = getattr(obj, name, None)  # other usage shapes (a filter check's) lack these
+    value = _field(obj, name)  # other usage shapes (a filter check's) lack these
     return value if isinstance(value, int) and not isinstance(value, bool) else None
 
 
 def _finish_reasons(result: Any) -> tuple[str, ...]:
-    choices = getattr(result, "choices", None)
+    choices = _field(result, "choices")
     if isinstance(choices, list):
-        return tuple(c.finish_reason for c in choices if getattr(c, "finish_reason", None))
-    reason = getattr(result, "finish_reason", None)
+        return tuple(c.finish_reason for c in choices if _field(c, "finish_reason"))
+    reason = _field(result, "finish_reason")
     return (reason,) if isinstance(reason, str) and reason else ()
 
 
@@ -220,26 +273,21 @@ class Hook:
 
     # --- spans -------------------------------------------------------------------------------
 
-    def span(self, name: str, attributes: Mapping[str, Any]) -> Any:
-        """A context manager: an INTERNAL span made current (the bulk runner's run and items)."""
+    def span(self, name: str, attributes: Mapping[str, Any], kind: Any = SpanKind.INTERNAL) -> Any:
+        """A context manager: a span made current (the bulk runner's run and items, ``gigapy serve``)."""
         return self.tracer.start_as_current_span(
-            name, kind=SpanKind.INTERNAL, attributes={"gen_ai.provider.name": PROVIDER, **attributes}
+            name, kind=kind, attributes={"gen_ai.provider.name": PROVIDER, **attributes}
         )
 
-    def _start(self, request: Request, content: bool) -> tuple[Any, dict[str, Any]]:
-        op, static = _static(request)
-        attrs = _request_attributes(request, static)
-        model = attrs.get("gen_ai.request.model")
-        span = self.tracer.start_span(f"{op} {model}" if model else op, kind=SpanKind.CLIENT, attributes=attrs)
+    def _start(self, request: Request, content: bool) -> tuple[Any, _Route]:
+        route = _route(request)
+        span = self.tracer.start_span(route.name, kind=SpanKind.CLIENT, attributes=_request_attributes(request, route))
         if content and span.is_recording():
             text = _input_messages(request.body)
             if text is not None:
                 span.set_attribute("gen_ai.input.messages", text)
-        propagate.inject(request.headers, context=trace.set_span_in_context(span))
-        metric_attrs = dict(static)
-        if model:
-            metric_attrs["gen_ai.request.model"] = model
-        return span, metric_attrs
+        inject(request.headers, span)
+        return span, route
 
     def traced(
         self,
@@ -251,7 +299,7 @@ class Hook:
     ) -> Flow[tuple[T, Any]]:
         """Run ``flow`` (the send flow of ``request``) and ``parse`` under one span; returns
         (parsed, the open :class:`StreamSpan` when ``keep_open`` else None)."""
-        span, metric_attrs = self._start(request, content)
+        span, route = self._start(request, content)
         started = time.perf_counter()
         retries = 0
         result: Any = None
@@ -268,91 +316,216 @@ class Hook:
             value = parse(response)
         except GeneratorExit:  # the caller was cancelled while a request was in flight
             flow.close()
-            self._end_error(span, metric_attrs, "cancelled", None, started, retries)
+            self._fail(span, route, "cancelled", None, started, retries)
             raise
         except BaseException as exc:
-            self._end_error(span, metric_attrs, error_type(exc), exc, started, retries)
+            self._fail(span, route, error_type(exc), exc, started, retries)
             raise
+        attrs = _response_attributes(response)
         if keep_open:
-            self._response(span, response)
-            return value, StreamSpan(self, span, metric_attrs, started, retries, content)
-        self._response(span, response)
-        self._result(span, metric_attrs, value, content)
-        self._finish(span, metric_attrs, started, retries)
+            return value, StreamSpan(self, span, route, started, retries, content, attrs)
+        self._done(span, route, value, content, started, retries, attrs)
         return value, None
 
-    def _response(self, span: Any, response: Response) -> None:
-        rid = response.headers.get("x-request-id")
-        sent = response.request.headers.get("X-Request-ID") if response.request is not None else None
-        if rid and rid != sent:  # the server's own id for the call
-            span.set_attribute("gigapy.response.request_id", rid)
-
-    def _result(self, span: Any, metric_attrs: dict[str, Any], value: Any, content: bool) -> None:
-        attrs: dict[str, Any] = {}
-        model = getattr(value, "model", None)
-        if isinstance(model, str) and model:
-            attrs["gen_ai.response.model"] = model
-            metric_attrs["gen_ai.response.model"] = model
-        rid = getattr(value, "id", None) or getattr(value, "message_id", None)
-        if isinstance(rid, str) and rid:
-            attrs["gen_ai.response.id"] = rid
-        reasons = _finish_reasons(value)
-        if reasons:
-            attrs["gen_ai.response.finish_reasons"] = reasons
-        inp, out, cached = usage_numbers(value)
-        if inp is not None:
-            attrs["gen_ai.usage.input_tokens"] = inp
-            self.tokens.record(inp, {**metric_attrs, "gen_ai.token.type": "input"})
-        if out is not None:
-            attrs["gen_ai.usage.output_tokens"] = out
-            self.tokens.record(out, {**metric_attrs, "gen_ai.token.type": "output"})
-        if cached is not None:
-            attrs["gen_ai.usage.cache_read.input_tokens"] = cached
-        span.set_attributes(attrs)
-        if content and span.is_recording():
-            text = _output_messages(value)
-            if text is not None:
-                span.set_attribute("gen_ai.output.messages", text)
-
-    def _finish(self, span: Any, metric_attrs: dict[str, Any], started: float, retries: int) -> None:
-        if retries:
-            span.set_attribute("gigapy.retries", retries)
-            self.retries.add(retries, metric_attrs)
-        self.duration.record(time.perf_counter() - started, metric_attrs)
-        span.end()
-
-    def _end_error(
+    def _done(
         self,
         span: Any,
-        metric_attrs: dict[str, Any],
+        route: _Route,
+        value: Any,
+        content: bool,
+        started: float,
+        retries: int,
+        attrs: dict[str, Any],
+    ) -> None:
+        """A call that succeeded: the answer's attributes in one call, the metrics, the end."""
+        model = _field(value, "model") if value is not None else None
+        response_model = model if isinstance(model, str) and model else None
+        inp, out, cached = usage_numbers(value) if value is not None else (None, None, None)
+        duration_attrs, input_attrs, output_attrs = route.metrics(response_model)
+        if span.is_recording():  # a sampled-out span: no attribute work
+            if response_model:
+                attrs["gen_ai.response.model"] = response_model
+            if value is not None:
+                rid = _field(value, "id") or _field(value, "message_id")
+                if isinstance(rid, str) and rid:
+                    attrs["gen_ai.response.id"] = rid
+                reasons = _finish_reasons(value)
+                if reasons:
+                    attrs["gen_ai.response.finish_reasons"] = reasons
+            if inp is not None:
+                attrs["gen_ai.usage.input_tokens"] = inp
+            if out is not None:
+                attrs["gen_ai.usage.output_tokens"] = out
+            if cached is not None:
+                attrs["gen_ai.usage.cache_read.input_tokens"] = cached
+            if retries:
+                attrs["gigapy.retries"] = retries
+            if content and value is not None:
+                text = _output_messages(value)
+                if text is not None:
+                    attrs["gen_ai.output.messages"] = text
+            if attrs:
+                span.set_attributes(attrs)
+        if inp is not None:
+            self.tokens.record(inp, input_attrs)
+        if out is not None:
+            self.tokens.record(out, output_attrs)
+        if retries:
+            self.retries.add(retries, duration_attrs)
+        self.duration.record(time.perf_counter() - started, duration_attrs)
+        span.end()
+
+    def _fail(
+        self,
+        span: Any,
+        route: _Route,
         kind: str,
         exc: BaseException | None,
         started: float,
         retries: int,
+        attrs: dict[str, Any] | None = None,
     ) -> None:
-        span.set_attribute("error.type", kind)
-        metric_attrs["error.type"] = kind
+        """A call that failed (or was cancelled): ``error.type``, status ERROR, the metrics, the end."""
+        attrs = {} if attrs is None else attrs
+        attrs["error.type"] = kind
         if isinstance(exc, errors.APIError) and exc.request_id:
-            span.set_attribute("gigapy.response.request_id", exc.request_id)
+            attrs["gigapy.response.request_id"] = exc.request_id
+        if retries:
+            attrs["gigapy.retries"] = retries
+        span.set_attributes(attrs)
         message = type(exc).__name__ if exc is not None else kind
         span.set_status(Status(StatusCode.ERROR, message))  # the class only: a message may quote input
-        self._finish(span, metric_attrs, started, retries)
+        metric = {**route.metric, "error.type": kind}
+        if retries:
+            self.retries.add(retries, metric)
+        self.duration.record(time.perf_counter() - started, metric)
+        span.end()
+
+    def serve_start(self, exchange: Any, method: str, path: str, headers: Mapping[str, str] | None) -> ServeSpan:
+        """The span of one request to the OpenAI-compatible layer, made current: kind SERVER,
+        the GenAI attributes of what was asked, parented by the caller's ``traceparent`` when
+        ``headers`` are given."""
+        kind = exchange.kind
+        op = _SERVE_OPERATIONS.get(kind, kind)
+        model = exchange.model if isinstance(exchange.model, str) and exchange.model else None
+        attrs: dict[str, Any] = {
+            "gen_ai.operation.name": op,
+            "gen_ai.provider.name": PROVIDER,
+            "http.request.method": method,
+            "url.path": path,
+            "gigapy.request_id": exchange.request_id,
+            "gigapy.serve.api": f"{exchange.shape}.{kind}",
+        }
+        if model:
+            attrs["gen_ai.request.model"] = model
+        if exchange.stream:
+            attrs["gigapy.stream"] = True
+        parent = propagate.extract(headers) if headers is not None else None
+        span = self.tracer.start_span(
+            f"{op} {model}" if model else op,
+            context=parent,
+            kind=SpanKind.SERVER,
+            attributes=attrs,
+            record_exception=False,  # an exception's message may quote the input
+            set_status_on_exception=False,
+        )
+        return ServeSpan(span, context.attach(trace.set_span_in_context(span, parent)))
+
+
+def _response_attributes(response: Response) -> dict[str, Any]:
+    rid = response.headers.get("x-request-id")
+    if rid:
+        sent = response.request
+        if sent is None or rid != sent.headers.get("X-Request-ID"):  # the server's own id for the call
+            return {"gigapy.response.request_id": rid}
+    return {}
+
+
+_FAST_TEXTMAP: list[Any] = [None, False]  # [the global propagator seen last, whether it is the default one]
+
+
+def _is_default(textmap: Any) -> bool:
+    from opentelemetry.baggage.propagation import W3CBaggagePropagator
+    from opentelemetry.propagators.composite import CompositePropagator
+    from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
+
+    if not isinstance(textmap, CompositePropagator):
+        return False
+    kinds = [type(p) for p in getattr(textmap, "_propagators", ())]
+    return kinds == [TraceContextTextMapPropagator, W3CBaggagePropagator]
+
+
+def inject(headers: Any, span: Any) -> None:
+    """Put the span's context into ``headers`` through the configured propagators. With the
+    default ones (W3C trace context and baggage), ``traceparent`` is formatted here from the span
+    context (the same header, without building a context), and baggage only when there is some."""
+    textmap = propagate.get_global_textmap()
+    if textmap is not _FAST_TEXTMAP[0]:
+        _FAST_TEXTMAP[:] = [textmap, _is_default(textmap)]
+    if not _FAST_TEXTMAP[1]:
+        propagate.inject(headers, context=trace.set_span_in_context(span))
+        return
+    ctx = span.get_span_context()
+    if ctx.is_valid:
+        headers["traceparent"] = f"00-{ctx.trace_id:032x}-{ctx.span_id:016x}-{ctx.trace_flags:02x}"
+        if ctx.trace_state:
+            headers["tracestate"] = ctx.trace_state.to_header()
+    if baggage.get_all():
+        propagate.inject(headers, context=trace.set_span_in_context(span))
+
+
+_SERVE_OPERATIONS = {
+    "chat": "chat",
+    "responses": "chat",
+    "messages": "chat",
+    "embeddings": "embeddings",
+    "models": "list_models",
+    "model": "get_model",
+}
+
+
+class ServeSpan:
+    """An open span of the OpenAI-compatible layer and the context token that made it current."""
+
+    __slots__ = ("span", "token")
+
+    def __init__(self, span: Any, token: Any) -> None:
+        self.span = span
+        self.token = token
+
+    def end(self, status: int) -> None:
+        """End the span with the reply's HTTP status (5xx: ``error.type`` and status ERROR)."""
+        span = self.span
+        span.set_attribute("http.response.status_code", status)
+        if status >= 500:
+            span.set_attribute("error.type", str(status))
+            span.set_status(Status(StatusCode.ERROR, str(status)))
+        span.end()
+        context.detach(self.token)
 
 
 class StreamSpan:
     """The span of an open stream: ended by the driver when the stream ends or is closed."""
 
-    __slots__ = ("_content", "_first", "_hook", "_metric_attrs", "_retries", "_started", "ended", "span")
+    __slots__ = ("_attrs", "_content", "_first", "_hook", "_retries", "_route", "_started", "ended", "span")
 
     def __init__(
-        self, hook: Hook, span: Any, metric_attrs: dict[str, Any], started: float, retries: int, content: bool
+        self,
+        hook: Hook,
+        span: Any,
+        route: _Route,
+        started: float,
+        retries: int,
+        content: bool,
+        attrs: dict[str, Any],
     ) -> None:
         self._hook = hook
         self.span = span
-        self._metric_attrs = metric_attrs
+        self._route = route
         self._started = started
         self._retries = retries
         self._content = content
+        self._attrs = attrs
         self._first = False
         self.ended = False
 
@@ -362,7 +535,7 @@ class StreamSpan:
             self._first = True
             elapsed = time.perf_counter() - self._started
             self.span.add_event("gen_ai.first_chunk")
-            self._hook.first_chunk.record(elapsed, self._metric_attrs)
+            self._hook.first_chunk.record(elapsed, self._route.metric)
 
     def end(self, state: Any, exc: BaseException | None = None) -> Any:
         """End the span (once): with the final answer when the stream completed, ``error.type``
@@ -371,21 +544,18 @@ class StreamSpan:
         if self.ended:
             return None
         self.ended = True
-        hook, span = self._hook, self.span
         final: Any = None
         try:
             if state.complete():
                 final = state.final()
         except Exception:
             final = None
-        if final is not None:
-            hook._result(span, self._metric_attrs, final, self._content)
-        span.set_attribute("gigapy.stream.chunks", state.count)
+        attrs = self._attrs
+        attrs["gigapy.stream.chunks"] = state.count
         if exc is not None:
-            hook._end_error(span, self._metric_attrs, error_type(exc), exc, self._started, self._retries)
-        elif final is None:
-            span.set_attribute("gigapy.stream.closed_early", True)
-            hook._finish(span, self._metric_attrs, self._started, self._retries)
-        else:
-            hook._finish(span, self._metric_attrs, self._started, self._retries)
+            self._hook._fail(self.span, self._route, error_type(exc), exc, self._started, self._retries, attrs)
+            return final
+        if final is None:
+            attrs["gigapy.stream.closed_early"] = True
+        self._hook._done(self.span, self._route, final, self._content, self._started, self._retries, attrs)
         return final

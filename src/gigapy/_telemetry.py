@@ -78,3 +78,21 @@ def _new_hook(capture_content: bool | None, tracer_provider: Any, meter_provider
         ) from None
     content = content_from_env() if capture_content is None else bool(capture_content)
     return _otel.Hook(content=content, tracer_provider=tracer_provider, meter_provider=meter_provider)
+
+
+def serve_start(client: Any, exchange: Any, method: str, path: str, headers: Any, *, remote: bool) -> Any:
+    """Open the span of one request to the OpenAI-compatible layer (``gigapy serve`` or the
+    in-process bridge) and make it current, so that the GigaChat calls it makes are its
+    children; ``remote``: the caller's ``traceparent`` in ``headers`` is its parent (a server).
+    None while the client's telemetry is off."""
+    core = getattr(client, "_core", None)
+    hook = core.hook() if core is not None else None
+    if hook is None:
+        return None
+    return hook.serve_start(exchange, method, path, headers if remote else None)
+
+
+def serve_end(handle: Any, status: int) -> None:
+    """End what :func:`serve_start` opened (None: nothing to end) with the reply's HTTP status."""
+    if handle is not None:
+        handle.end(status)

@@ -26,6 +26,7 @@ from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
+from .. import _telemetry
 from .._ops import chat as _chat_ops
 from .._ops import chat_v2 as _chat_v2_ops
 from .._translate import (
@@ -334,6 +335,16 @@ class Bridge:
         ex = self._t.begin(method, path, headers, body)
         if isinstance(ex, Reply):
             return ex
+        span = _telemetry.serve_start(self.client, ex, method, path, headers, remote=False)
+        status = 500
+        try:
+            reply = self._answer(ex)
+            status = reply.status
+            return reply
+        finally:
+            _telemetry.serve_end(span, status)
+
+    def _answer(self, ex: Exchange) -> Reply | StreamReply:
         try:
             if ex.kind == "models":
                 return Reply(
@@ -416,7 +427,14 @@ class AsyncBridge:
         ex = self._t.begin(method, path, headers, body)
         if isinstance(ex, Reply):
             return ex
-        return await self.handle_exchange(ex)
+        span = _telemetry.serve_start(self.client, ex, method, path, headers, remote=False)
+        status = 500
+        try:
+            reply = await self.handle_exchange(ex)
+            status = reply.status
+            return reply
+        finally:
+            _telemetry.serve_end(span, status)
 
     def begin(self, method: str, path: str, headers: Mapping[str, str], body: bytes) -> Exchange | Reply:
         """Route and parse only (the server logs the exchange before it runs)."""

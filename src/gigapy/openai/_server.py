@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
+from .. import _telemetry
 from .._translate import TranslateOptions
 from ._bridge import AsyncBridge, Exchange, Reply, StreamReply
 
@@ -132,6 +133,11 @@ class Server:
         }
         if isinstance(ex, Exchange):
             record.update(model=ex.model, stream=ex.stream)
+            span = _telemetry.serve_start(
+                self.bridge.client, ex, request.method, request.path, request.headers, remote=True
+            )
+        else:
+            span = None
         status = 500
         try:
             if who is None:
@@ -152,6 +158,7 @@ class Server:
             status = reply.status
             return web.Response(status=reply.status, body=reply.body, headers=reply.headers)
         finally:
+            _telemetry.serve_end(span, status)
             record.update(status=status, ms=round((time.perf_counter() - started) * 1000, 1))
             if access_log.isEnabledFor(logging.INFO):
                 access_log.info(json.dumps(record, ensure_ascii=False), extra={"access": record})
