@@ -221,8 +221,9 @@ def test_sixteen_workers_share_ten_slots(fleet_emu: Emulator, redis_url: str, tm
         f"oauth {stats['oauth_requests']}, worker cpu {cpu:.1f} s"
     )
     # the goal is 0.95 (benchmarks/bench_fleet.py reports it); on a loaded 2-core machine 16 Python
-    # workers, Redis and the emulator wait for CPU at every hand-off (0.63-1.00 measured), so the
-    # test holds the floor that proves the slots are shared, not wasted
+    # workers, Redis and the emulator wait for CPU at every hand-off (0.63-1.00 measured, 1.00 at load
+    # average 20 with hand-offs kept in the process), so the test holds the floor that proves the
+    # slots are shared, not wasted
     assert utilization >= 0.7
     # one OAuth fetch per refresh of the fleet's token (4 s tokens are refreshed after half their
     # lifetime), not one per process

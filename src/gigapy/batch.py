@@ -30,7 +30,11 @@ names), so a second run on the same file through any path (a symlink, a hard lin
 path) is refused.
 
 Concurrency adapts (AIMD): it halves on 429s and retried answers, grows by one per
-window of healthy answers, and never exceeds ``concurrency``::
+window of healthy answers, and never exceeds ``concurrency``. By default (``concurrency=None``)
+the client's own gate sets the pace: it starts at the account's documented limit, finds a raised
+one, and sends a request the service refused for concurrency again as soon as a slot frees, so
+the quota stays full and no 429 reaches the run; the runner keeps a few more requests ready than
+the gate lets through, so a freed slot is taken at once::
 
     import asyncio
     from gigapy import AsyncGigaChat
@@ -688,11 +692,30 @@ class _Runner:
 
         deferred: deque[Line] = deque()  # shared runs: lines another worker held when we reached them
 
+        pruning = False
+
+        async def prune() -> None:
+            """Drop the deferred lines some worker has finished: one batched check, not a claim each."""
+            nonlocal pruning
+            if share is None or pruning or not deferred:
+                return
+            pruning = True
+            try:
+                lines = list(deferred)
+                finished = await share.finished([line[1] for line in lines])
+                for line, done in zip(lines, finished, strict=True):
+                    if done:
+                        with contextlib.suppress(ValueError):  # another worker may have taken it meanwhile
+                            deferred.remove(line)
+            finally:
+                pruning = False
+
         async def work() -> None:
             for line in items:
                 if await one(line):
                     return
             while deferred:  # ids other workers held: run them if their worker dies before finishing
+                await prune()
                 waiting = len(deferred)
                 for _ in range(waiting):
                     if not deferred:
@@ -768,13 +791,23 @@ class _Runner:
         return stopped and self.fatal is None and self.write_failure is None
 
 
+def auto_concurrency(client: AsyncGigaChat) -> int:
+    """Requests the runner keeps ready by default: four times the account's documented limit
+    (at least 16), so the client's gate, which finds the real limit, always has the next one."""
+    from ._clients.gate import SCOPE_LIMITS
+
+    if client._fleet is not None:
+        return max(16, 2 * client._fleet.ceiling)
+    return max(16, 4 * SCOPE_LIMITS.get(client._core.settings.scope, 1))
+
+
 async def run_batch(
     client: AsyncGigaChat,
     input_path: str | os.PathLike[str],
     output_path: str | os.PathLike[str],
     *,
     kind: str = "auto",
-    concurrency: int = 8,
+    concurrency: int | None = None,
     errors_path: str | os.PathLike[str] | None = None,
     retry_failed: bool = False,
     retries: int = 3,
@@ -791,7 +824,8 @@ async def run_batch(
     """Run every line of ``input_path`` that is not done yet, appending to ``output_path``.
 
     ``kind``: ``chat``, ``embeddings`` or ``auto`` (from the first request). ``concurrency``
-    caps requests in flight (the adaptive limit stays at or below it). ``retries``: extra
+    caps requests in flight (the adaptive limit stays at or below it); None (the default) leaves
+    the pace to the client's gate, with :func:`auto_concurrency` requests ready. ``retries``: extra
     attempts per request after the client's own retries (429 waits for Retry-After); a
     request that may have reached the model (a 502 or 504, a timeout or a connection lost
     after sending: :func:`~gigapy.errors.may_have_reached_model`) is recorded as failed at
@@ -814,8 +848,10 @@ async def run_batch(
     job; by default a digest of the input, the same for every worker). The client's own
     ``coordinator`` setting is what bounds the fleet's concurrency.
     """
-    if isinstance(concurrency, bool) or not isinstance(concurrency, int) or concurrency < 1:
-        raise InvalidArgumentError("concurrency", f"must be an integer >= 1, got {concurrency!r}")
+    if concurrency is None:
+        concurrency = auto_concurrency(client)
+    elif isinstance(concurrency, bool) or not isinstance(concurrency, int) or concurrency < 1:
+        raise InvalidArgumentError("concurrency", f"must be an integer >= 1, or None, got {concurrency!r}")
     if isinstance(retries, bool) or not isinstance(retries, int) or retries < 0:
         raise InvalidArgumentError("retries", f"must be an integer >= 0, got {retries!r}")
     if budget_rub is not None and (isinstance(budget_rub, bool) or not isinstance(budget_rub, (int, float))

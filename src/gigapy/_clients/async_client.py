@@ -83,6 +83,7 @@ from ..types import (
 from . import hooks
 from .base import BaseClient, ClientSettings
 from .conversation import AsyncConversation, ConversationState
+from .gate import gate_for, gated
 from .streams import AsyncStream
 
 T = TypeVar("T")
@@ -389,11 +390,18 @@ class AsyncGigaChat(BaseClient[AiohttpTransport]):
                 kind = type(action)
                 if kind is Send:
                     fleet = self._fleet
-                    result = await (
-                        self._transport.send(action.request)
-                        if fleet is None
-                        else fleet.send_async(self._transport.send, action.request, self._bearer_now)
-                    )
+                    if fleet is not None:
+                        result = await fleet.send_async(self._transport.send, action.request, self._bearer_now)
+                    else:
+                        request = action.request
+                        gate_kind = gated(request)
+                        if gate_kind is None:
+                            result = await self._transport.send(request)
+                        else:
+                            gate = self._gates.get(gate_kind) or gate_for(
+                                self._gates, self._core.settings.scope, gate_kind
+                            )
+                            result = await gate.send_async(self._transport.send, request)
                 elif kind is GetToken:
                     result = await self._token(action.stale)
                 elif kind is Sleep:
@@ -706,7 +714,7 @@ class AsyncGigaChat(BaseClient[AiohttpTransport]):
         model: str = ...,
         batch_size: int = ...,
         max_batch_tokens: int = ...,
-        concurrency: int = ...,
+        concurrency: int | None = ...,
         batch_retries: int = ...,
         as_numpy: Literal[False] = False,
         **options: Unpack[RequestOptions],
@@ -720,7 +728,7 @@ class AsyncGigaChat(BaseClient[AiohttpTransport]):
         model: str = ...,
         batch_size: int = ...,
         max_batch_tokens: int = ...,
-        concurrency: int = ...,
+        concurrency: int | None = ...,
         batch_retries: int = ...,
         as_numpy: Literal[True],
         **options: Unpack[RequestOptions],
@@ -733,7 +741,7 @@ class AsyncGigaChat(BaseClient[AiohttpTransport]):
         model: str = "Embeddings",
         batch_size: int = 100,
         max_batch_tokens: int = 16_000,
-        concurrency: int = 4,
+        concurrency: int | None = None,
         batch_retries: int = 2,
         as_numpy: bool = False,
         **options: Unpack[RequestOptions],
@@ -741,7 +749,8 @@ class AsyncGigaChat(BaseClient[AiohttpTransport]):
         """Embed any number of texts: batches by count and token budget, run concurrently, input
         order kept, only failed batches retried. Lists of floats, or a numpy array."""
         items, spans = embeddings_ops.plan(texts, batch_size, max_batch_tokens)
-        workers = int(P.number(concurrency, "concurrency", low=1, integer=True))
+        # None: as many as the client's concurrency gate lets through (the account's limit)
+        workers = 32 if concurrency is None else int(P.number(concurrency, "concurrency", low=1, integer=True))
         P.number(batch_retries, "batch_retries", low=0, integer=True)
         repeat = self._core.policy.retry_non_idempotent  # embeddings are billed: the client's rule
 

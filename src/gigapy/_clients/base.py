@@ -71,12 +71,16 @@ class BaseClient(Generic[TransportT]):
     _transport: TransportT
     _owns_transport: bool
     _fleet: FleetHook | None = None
+    #: The client's concurrency gates per request class (see ``gate.py``); copies with the same
+    #: identity share them, as they share the token.
+    _gates: dict[str, Any]
 
     def _setup(self, settings: Settings, transport: TransportT, owns: bool) -> None:
         self._core = ClientCore(settings)
         self._transport = transport
         self._owns_transport = owns
         self._fleet = _fleet_for(settings)
+        self._gates = {}
 
     def _new_transport(self, settings: Settings) -> TransportT:
         raise NotImplementedError
@@ -89,6 +93,7 @@ class BaseClient(Generic[TransportT]):
         shared = same_identity(settings, self._core.settings)
         clone._core = ClientCore(settings, self._core.tokens if shared else None, self._core.usage)
         clone._fleet = _fleet_for(settings)
+        clone._gates = self._gates if shared and settings.scope == self._core.settings.scope else {}
         if tls_key(settings) == self._transport.tls_key:
             clone._transport = self._transport
             clone._owns_transport = False

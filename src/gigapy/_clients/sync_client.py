@@ -85,6 +85,7 @@ from ..types import (
 from . import hooks
 from .base import BaseClient, ClientSettings
 from .conversation import Conversation, ConversationState
+from .gate import gate_for, gated
 from .streams import Stream
 
 T = TypeVar("T")
@@ -387,11 +388,18 @@ class GigaChat(BaseClient[HttpxTransport]):
                 kind = type(action)
                 if kind is Send:
                     fleet = self._fleet
-                    result = (
-                        self._transport.send(action.request)
-                        if fleet is None
-                        else fleet.send_sync(self._transport.send, action.request, self._bearer_now)
-                    )
+                    if fleet is not None:
+                        result = fleet.send_sync(self._transport.send, action.request, self._bearer_now)
+                    else:
+                        request = action.request
+                        gate_kind = gated(request)
+                        if gate_kind is None:
+                            result = self._transport.send(request)
+                        else:
+                            gate = self._gates.get(gate_kind) or gate_for(
+                                self._gates, self._core.settings.scope, gate_kind
+                            )
+                            result = gate.send_sync(self._transport.send, request)
                 elif kind is GetToken:
                     result = self._token(action.stale)
                 elif kind is Sleep:
@@ -702,7 +710,7 @@ class GigaChat(BaseClient[HttpxTransport]):
         model: str = ...,
         batch_size: int = ...,
         max_batch_tokens: int = ...,
-        concurrency: int = ...,
+        concurrency: int | None = ...,
         batch_retries: int = ...,
         as_numpy: Literal[False] = False,
         **options: Unpack[RequestOptions],
@@ -716,7 +724,7 @@ class GigaChat(BaseClient[HttpxTransport]):
         model: str = ...,
         batch_size: int = ...,
         max_batch_tokens: int = ...,
-        concurrency: int = ...,
+        concurrency: int | None = ...,
         batch_retries: int = ...,
         as_numpy: Literal[True],
         **options: Unpack[RequestOptions],
@@ -729,7 +737,7 @@ class GigaChat(BaseClient[HttpxTransport]):
         model: str = "Embeddings",
         batch_size: int = 100,
         max_batch_tokens: int = 16_000,
-        concurrency: int = 4,
+        concurrency: int | None = None,
         batch_retries: int = 2,
         as_numpy: bool = False,
         **options: Unpack[RequestOptions],
@@ -737,7 +745,8 @@ class GigaChat(BaseClient[HttpxTransport]):
         """Embed any number of texts: batches by count and token budget, run concurrently, input
         order kept, only failed batches retried. Lists of floats, or a numpy array."""
         items, spans = embeddings_ops.plan(texts, batch_size, max_batch_tokens)
-        workers = int(P.number(concurrency, "concurrency", low=1, integer=True))
+        # None: as many as the client's concurrency gate lets through (the account's limit)
+        workers = 32 if concurrency is None else int(P.number(concurrency, "concurrency", low=1, integer=True))
         P.number(batch_retries, "batch_retries", low=0, integer=True)
         repeat = self._core.policy.retry_non_idempotent  # embeddings are billed: the client's rule
 

@@ -138,8 +138,9 @@ def batch(
     output: Annotated[Path, typer.Option("--output", "-o", metavar="FILE",
                                          help="Answers are appended here.")],
     kind: Annotated[str, typer.Option(help="chat, embeddings, or auto (from the first request).")] = "auto",
-    concurrency: Annotated[int, typer.Option("--concurrency", "-c", min=1, max=1000, metavar="N",
-                                             help="Most requests in flight, 1-1000 (adapts below it on 429).")] = 8,
+    concurrency: Annotated[int | None, typer.Option(
+        "--concurrency", "-c", min=1, max=1000, metavar="N",
+        help="Most requests in flight, 1-1000 (default: the account's limit, found by the client).")] = None,
     retries: Annotated[int, typer.Option(min=0, max=100, metavar="N",
                                          help="Extra attempts per request after the client's own retries, 0-100.")] = 3,
     errors: Annotated[Path | None, typer.Option("--errors", metavar="FILE",
@@ -205,7 +206,7 @@ def batch(
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         installed = _install_handlers(loop, stop)
-        overrides: dict[str, object] = {"max_connections": max(100, concurrency)}
+        overrides: dict[str, object] = {"max_connections": max(100, concurrency or 0)}
         if retry_non_idempotent:
             overrides["retry_non_idempotent"] = True
         if coordinator is not None:

@@ -62,6 +62,14 @@ FETCH_LOCK_TTL = 30.0
 POLL_MIN = 0.005
 POLL_MAX = 0.02
 PROBE_INTERVAL = 1.0
+#: A lease given back with a healthy outcome while a waiter of this process queues for its key
+#: passes to that waiter without a backend call (its entry in the store, renewed by the heartbeat,
+#: simply changes hands) as long as the fleet's limit, read at most this many seconds ago, is at its
+#: ceiling; a cut limit, a 429 or a stale reading takes the backend's hand-over instead.
+LIMIT_FRESH = 0.5
+#: A backend that can block until a slot is given back (Redis: a blocking pop on a wake list) is
+#: waited on for at most this long per try, instead of being polled.
+WAKE_WAIT = 0.5
 #: How often the heartbeat checks that the shared store still holds its state (its epoch).
 EPOCH_TICK = 0.5
 #: No claim is granted until the store's epoch is this old (seconds): after the store lost its
@@ -126,13 +134,19 @@ class Lease:
     __slots__ = ("_backend", "_coordinator", "_released", "ceiling", "id", "key", "member", "outcome")
 
     def __init__(
-        self, coordinator: Coordinator, backend: Backend, key: str, ceiling: int, member: PoolMember | None = None
+        self,
+        coordinator: Coordinator,
+        backend: Backend,
+        key: str,
+        ceiling: int,
+        member: PoolMember | None = None,
+        lease_id: str | None = None,
     ) -> None:
         self._coordinator = coordinator
         self._backend = backend
         self.key = key
         self.ceiling = ceiling
-        self.id = f"{coordinator.holder}:{uuid.uuid4().hex[:12]}"
+        self.id = lease_id or f"{coordinator.holder}:{uuid.uuid4().hex[:12]}"
         self.member = member
         self.outcome: str | None = "ok"
         self._released = False
@@ -165,6 +179,8 @@ class Lease:
             return
         self._released = True
         chosen = self.outcome if outcome is None else outcome
+        if self._coordinator._pass_on(self, chosen):
+            return  # a waiter of this process has it now: no backend call, no thread hop
         await self._coordinator._off_loop(self._coordinator._release, self, chosen)
 
     def __enter__(self) -> Lease:
@@ -216,6 +232,11 @@ class Coordinator:
         self._thread: threading.Thread | None = None
         self._executor: ThreadPoolExecutor | None = None
         self._rng = random.Random()
+        #: The fleet's limit per lease key as last read (limit, monotonic time of the reading).
+        self._limits_seen: dict[str, tuple[float, float]] = {}
+        self._wakers: dict[str, Future[bool]] = {}  # per key: this process's one blocking wait for a slot
+        self.passed_on = 0  # leases handed to a local waiter without a backend call
+        self.backend_calls = 0  # lease operations that reached the backend (acquire, release, hand-over)
         self.fallbacks = 0  # how many times the shared backend was lost (a counter for tests and doctor)
         self.losses = 0  # how many times the shared store was seen to have lost its state (a new epoch)
         #: True once the store's current epoch replaced a lost one (a worker then checks the fleet's
@@ -342,9 +363,12 @@ class Coordinator:
             if mine >= share:
                 return None
         lease = Lease(self, backend, key, ceiling, member)
+        self.backend_calls += 1
         try:
             known = (self._epoch or "") if backend is self._primary and self.shared else ""
             ok = backend.acquire(key, lease.id, self.lease_ttl, cap, known)
+            if ok and backend is self._primary and self.shared:
+                self._note_limit(backend, key, ceiling)
         except self._transient as exc:
             if backend is self._local:
                 raise
@@ -399,6 +423,15 @@ class Coordinator:
                     lease = await self._off_loop(self.try_acquire, key, ceiling)
                     if lease is not None and self._settle(waiter, lease):
                         return _taken(waiter)
+                    woken = self._waker(key)
+                    if woken is not None:  # block on the store's wake list until a slot is given back
+                        both: set[asyncio.Future[Any]] = {handed, asyncio.wrap_future(woken)}
+                        await asyncio.wait(both, return_when=asyncio.FIRST_COMPLETED, timeout=WAKE_WAIT + 1.0)
+                        if waiter.done() and not waiter.cancelled():
+                            return _taken(waiter)
+                        if deadline is not None and time.monotonic() >= deadline:
+                            raise LeaseTimeout(f"no free lease of {key} within {timeout} s")
+                        continue
                 await asyncio.wait({handed}, timeout=delay * self._rng.uniform(0.5, 1.5))
                 if waiter.done() and not waiter.cancelled():
                     return _taken(waiter)
@@ -407,6 +440,37 @@ class Coordinator:
                 delay = min(delay * 1.5, POLL_MAX)
         finally:
             self._give_up(key, waiter)
+
+    def _waker(self, key: str) -> Future[bool] | None:
+        """This process's blocking wait for a freed slot of ``key`` (one at a time per key), or None
+        when the backend cannot block (then waiters poll)."""
+        wait_free = getattr(self._primary, "wait_free", None)
+        if wait_free is None or self._down_since is not None:
+            return None
+        with self._lock:
+            current = self._wakers.get(key)
+            if current is not None and not current.done():
+                return current
+        if self._executor is None:
+            with self._lock:
+                if self._executor is None:
+                    self._executor = ThreadPoolExecutor(32, thread_name_prefix="gigapy-coordinator")
+
+        def block() -> bool:
+            try:
+                woke = bool(wait_free(key, WAKE_WAIT))
+            except self._transient as exc:
+                self._lost(exc)
+                return False
+            if woke and not self._waiters.get(key):
+                with _quiet(self._transient):  # nobody here needs it any more: let another process have it
+                    self._primary.wake(key)  # type: ignore[attr-defined]
+            return woke
+
+        future = self._executor.submit(block)
+        with self._lock:
+            self._wakers[key] = future
+        return future
 
     def _enqueue(self, key: str) -> Future[Lease]:
         waiter: Future[Lease] = Future()
@@ -489,15 +553,65 @@ class Coordinator:
             await asyncio.sleep(delay * self._rng.uniform(0.5, 1.5))
             delay = min(delay * 1.5, POLL_MAX)
 
+    def _pass_on(self, lease: Lease, outcome: str | None) -> bool:
+        """Hand ``lease`` to the first waiter of this process without a backend call, when that is
+        safe (see ``LIMIT_FRESH``). True when a waiter took it."""
+        if outcome != "ok" or lease._backend is not self._primary or not self.shared or self._down_since is not None:
+            return False
+        seen = self._limits_seen.get(lease.key)
+        if seen is None or seen[0] < lease.ceiling or time.monotonic() - seen[1] > LIMIT_FRESH:
+            return False
+        if self._over_share(lease):
+            return False
+        while True:
+            with self._lock:
+                queue = self._waiters.get(lease.key)
+                if not queue:
+                    return False
+                waiter = queue.popleft()
+            if self._claim_waiter(waiter):
+                break
+        new = Lease(self, lease._backend, lease.key, lease.ceiling, lease.member, lease.id)
+        with self._lock:
+            self._held[new.id] = new  # the same entry in the store, a new holder in this process
+        self.passed_on += 1
+        waiter.set_result(new)
+        return True
+
+    def _over_share(self, lease: Lease) -> bool:
+        """Whether this process holds more than twice its share of ``lease``'s key (the ceiling over
+        the processes last seen in the fleet, rounded up): then a lease it gives back goes to the
+        store, waking another process, rather than to a waiter of its own, so no process is starved
+        (within twice the share a hand-off stays local: on a busy machine the process that is already
+        running takes the slot far sooner than one that must first be scheduled)."""
+        fleet = self._fleet
+        if fleet <= 1:
+            return False
+        with self._lock:
+            mine = sum(1 for held in self._held.values() if held.key == lease.key)
+        return mine > 2 * -(-lease.ceiling // fleet)
+
+    def _note_limit(self, backend: Backend, key: str, ceiling: int) -> None:
+        """Read the fleet's limit of ``key`` (at most once per ``LIMIT_FRESH``)."""
+        seen = self._limits_seen.get(key)
+        now = time.monotonic()
+        if seen is not None and now - seen[1] <= LIMIT_FRESH / 2:
+            return
+        self._limits_seen[key] = (backend.limit(key, ceiling), now)
+
     def _release(self, lease: Lease, outcome: str | None) -> None:
+        if self._pass_on(lease, outcome):
+            return
+        over = self.shared and self._over_share(lease)
         with self._lock:
             self._held.pop(lease.id, None)
             queue = self._waiters.get(lease.key)
-            waiter = queue.popleft() if queue and outcome != "throttled" else None
+            waiter = queue.popleft() if queue and outcome != "throttled" and not over else None
         backend = lease._backend
         if waiter is not None:
             self._hand_over(lease, outcome, waiter)
             return
+        self.backend_calls += 1
         try:
             backend.release(lease.key, lease.id, outcome, self._ceiling(backend, lease.ceiling))
         except self._transient as exc:
@@ -509,10 +623,13 @@ class Coordinator:
         waiter got it; else the slot is simply free (the limit was cut meanwhile, or it gave up)."""
         backend = lease._backend
         new = Lease(self, backend, lease.key, lease.ceiling)
+        self.backend_calls += 1
         try:
             ok = backend.handover(
                 lease.key, lease.id, outcome, self._ceiling(backend, lease.ceiling), new.id, self.lease_ttl
             )
+            if backend is self._primary and self.shared:
+                self._note_limit(backend, lease.key, lease.ceiling)
         except self._transient as exc:
             self._lost(exc)
             with self._lock:  # the waiter polls again (locally now)

@@ -6,7 +6,8 @@ still agree. ``redis://`` and ``rediss://`` (TLS) URLs work, with a password or 
 URL (``rediss://user:password@host:6380/0``); ``?prefix=name`` separates fleets sharing a server.
 
 Keys (under the prefix, ``gigapy`` by default): ``lease:<key>`` sorted set of lease id by expiry
-(ms); ``limit:<key>`` hash of the adaptive limit and the time of its last cut; ``token:<name>``
+(ms); ``wake:<key>`` list of wake marks (a slot given back wakes one waiting process's blocking
+pop); ``limit:<key>`` hash of the adaptive limit and the time of its last cut; ``token:<name>``
 hash of the sealed token; ``lock:<name>`` string; ``members`` sorted set; ``set:<name>``,
 ``value:<name>``; ``epoch`` hash (id, the server's run id, birth): a store that lost its state
 (flushed, restarted empty or from an older snapshot) is noticed by its new epoch.
@@ -63,7 +64,7 @@ return #KEYS
 )
 
 # KEYS: lease zset, limit hash. ARGV: lease id, outcome ('' / ok / throttled), ceiling, backoff, cooldown ms.
-RELEASE = (
+_RELEASE = (
     _NOW
     + _LIMIT
     + """
@@ -88,9 +89,16 @@ return 1
 """
 )
 
+# A freed slot wakes one process waiting in ``wait_free`` (a list of at most 64 wake marks).
+_WAKE = (
+    "redis.call('LPUSH', KEYS[3], '1')\nredis.call('LTRIM', KEYS[3], 0, 63)\nredis.call('PEXPIRE', KEYS[3], 60000)\n"
+)
+# KEYS: lease zset, limit hash, wake list. ARGV: as above.
+RELEASE = _RELEASE.replace("redis.call('ZREM', KEYS[1], ARGV[1])\n", "redis.call('ZREM', KEYS[1], ARGV[1])\n" + _WAKE)
+
 # KEYS: lease zset, limit hash. ARGV: as RELEASE, then the new lease id and its ttl ms.
 HANDOVER = (
-    RELEASE.replace("if outcome == '' then return 0 end", "if outcome ~= '' then").replace(
+    _RELEASE.replace("if outcome == '' then return 0 end", "if outcome ~= '' then").replace(
         "redis.call('PEXPIRE', KEYS[2], 3600000)\nreturn 1", "redis.call('PEXPIRE', KEYS[2], 3600000)\nend"
     )
     + """
@@ -338,9 +346,18 @@ class RedisBackend:
     def release(self, key: str, lease_id: str, outcome: str | None, ceiling: int) -> None:
         """See :meth:`Backend.release`."""
         self._release(
-            keys=[self._k("lease", key), self._k("limit", key)],
+            keys=[self._k("lease", key), self._k("limit", key), self._k("wake", key)],
             args=[lease_id, outcome or "", ceiling, BACKOFF, int(COOLDOWN * 1000)],
         )
+
+    def wait_free(self, key: str, timeout: float) -> bool:
+        """Block up to ``timeout`` seconds for a slot of ``key`` given back by any process (True: one
+        was; a lease may still be taken by someone else first). One blocking pop, no polling."""
+        return self._client.blpop([self._k("wake", key)], timeout=timeout) is not None
+
+    def wake(self, key: str) -> None:
+        """Put a wake mark back (a process woke but no longer needed the slot)."""
+        self._client.lpush(self._k("wake", key), "1")
 
     def handover(self, key: str, lease_id: str, outcome: str | None, ceiling: int, new_id: str, ttl: float) -> bool:
         """See :meth:`Backend.handover`."""

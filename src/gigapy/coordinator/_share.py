@@ -184,6 +184,13 @@ class FleetShare:
                 continue
             self._offsets[path] = offset
 
+    async def finished(self, keys: list[Any]) -> list[bool]:
+        """Which of these keys some worker has finished (one call for all of them)."""
+        if not keys:
+            return []
+        names = [item_name(k) for k in keys]
+        return await asyncio.to_thread(self.coordinator.done, self.job, names)
+
     def written(self, keys: list[Any]) -> None:
         """Lines for these keys are in this worker's files: mark them done (off the event loop)."""
         if not keys:
