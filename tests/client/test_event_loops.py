@@ -24,6 +24,7 @@ def emu(module_emulator: Any) -> Any:
     module_emulator.reset()
     return module_emulator
 
+
 pytestmark = pytest.mark.hostile("event_loops")
 
 N = 40  # concurrent requests per loop

@@ -72,3 +72,27 @@ def test_embed_many_default_uses_the_whole_quota(corp: Emulator) -> None:
         corp.faults.set("")
     assert len(vectors) == 40
     assert corp.stats()["slots_peak"] == LIMIT  # not the old default of 4 batches at a time
+
+
+def test_one_async_client_on_two_event_loops_in_two_threads(corp: Emulator) -> None:
+    """The gate is shared by every loop using the client: a slot freed on one loop wakes a waiter
+    of the other loop (thread-safely), and the account's limit holds across both."""
+    client = AsyncGigaChat(**{**_settings(corp), "scope": "GIGACHAT_API_PERS"})  # type: ignore[arg-type]
+    corp.reset_stats()
+
+    def on_own_loop(tag: str) -> list[str]:
+        async def run() -> list[str]:
+            answers = await asyncio.wait_for(
+                asyncio.gather(*(client.completion(f"{tag}{i}") for i in range(6))), timeout=60
+            )
+            return [a.text for a in answers]
+
+        return asyncio.run(run())
+
+    try:
+        with ThreadPoolExecutor(2) as pool:
+            results = list(pool.map(on_own_loop, ["a", "b"]))
+    finally:
+        asyncio.run(client.aclose())
+    assert [len(r) for r in results] == [6, 6] and all(all(results) for _ in results)
+    assert corp.stats()["slots_peak"] <= 1  # PERS: one request at a time for the whole client

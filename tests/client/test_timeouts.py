@@ -22,6 +22,7 @@ def emu(module_emulator: Any) -> Any:
     module_emulator.reset()
     return module_emulator
 
+
 LIMIT = 1.5
 
 

@@ -19,11 +19,13 @@ gated: they are opened by the caller, who holds them as long as it likes.
 
 from __future__ import annotations
 
-import asyncio
 import threading
 from collections import deque
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # the sync client never imports asyncio
+    import asyncio
 
 #: The service's documented concurrency per scope (api-contract: 1 for individuals, 10 for companies).
 SCOPE_LIMITS = {"GIGACHAT_API_PERS": 1, "GIGACHAT_API_B2B": 10, "GIGACHAT_API_CORP": 10}
@@ -67,6 +69,8 @@ class Gate:
         if self.active < self.limit and not self._waiters:
             self.active += 1
             return
+        import asyncio
+
         fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         if front:
             self._waiters.appendleft(fut)
@@ -90,11 +94,34 @@ class Gate:
 
     def _wake(self) -> None:
         waiters = self._waiters
+        if not waiters:
+            return
+        import asyncio
+
+        try:
+            here: Any = asyncio.get_running_loop()
+        except RuntimeError:
+            here = None
         while waiters and self.active < self.limit:
             fut = waiters.popleft()
-            if not fut.done():
-                self.active += 1
+            if fut.done():
+                continue
+            self.active += 1
+            loop = fut.get_loop()
+            if loop is here:
                 fut.set_result(None)
+            else:  # a waiter of another event loop (the client is shared across threads' loops)
+                try:
+                    loop.call_soon_threadsafe(self._grant, fut)
+                except RuntimeError:  # that loop is closed: its waiter is gone
+                    self.active -= 1
+
+    def _grant(self, fut: asyncio.Future[None]) -> None:
+        """Hand a slot to ``fut`` on its own loop; a waiter cancelled meanwhile gives it back."""
+        if fut.done():
+            self._release()
+        else:
+            fut.set_result(None)
 
     def _answered(self) -> None:
         if not self._waiters:
