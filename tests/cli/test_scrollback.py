@@ -22,7 +22,7 @@ from gigapy import GigaChat
 from gigapy.testing import client_settings
 from tests.cli.conftest import GIGAPY
 
-pytestmark = pytest.mark.timeout(90)
+pytestmark = [pytest.mark.timeout(90), pytest.mark.serial]
 
 COLS = 40
 
@@ -64,8 +64,9 @@ def test_an_answer_taller_than_the_terminal_shows_each_line_once(emu: Any, subpr
     assert lines == expected
 
 
-def test_a_60_line_answer_leaves_60_lines_of_scrollback(emu: Any, subprocess_env: dict[str, str],
-                                                         tmp_path: Path) -> None:
+def test_a_60_line_answer_leaves_60_lines_of_scrollback(
+    emu: Any, subprocess_env: dict[str, str], tmp_path: Path
+) -> None:
     # An exact answer length needs the emulator's X-Emulator-Answer-Tokens header, which the command
     # does not send: the same streaming function runs from a script, in the same kind of terminal.
     script = tmp_path / "long_answer.py"
@@ -76,7 +77,8 @@ def test_a_60_line_answer_leaves_60_lines_of_scrollback(emu: Any, subprocess_env
         "with GigaChat(default_headers={'X-Emulator-Answer-Tokens': '550'}) as client:\n"
         "    text = stream_answer(client, [{'role': 'user', 'content': 'Расскажи про реки'}], 'GigaChat-2', {}, True)\n"
         "open(os.environ['ANSWER_FILE'], 'w', encoding='utf-8').write(text)\n",
-        encoding="utf-8")
+        encoding="utf-8",
+    )
     env = dict(subprocess_env, ANSWER_FILE=str(tmp_path / "answer.txt"))
     emu.faults.set("chunk_delay_ms:5", routes=["chat/completions"])
     output, code = run_in_terminal([str(script)], env, rows=6, program=sys.executable)

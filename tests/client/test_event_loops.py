@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
+from collections.abc import Iterator
 from typing import Any
 
 import aiohttp
@@ -18,11 +19,12 @@ from ..conftest import async_wait_until
 
 
 @pytest.fixture
-def emu(module_emulator: Any) -> Any:
-    """This module counts the emulator's open connections: a private emulator (see conftest),
-    reset before each test as the session's one is."""
-    module_emulator.reset()
-    return module_emulator
+def emu() -> Iterator[Any]:
+    """These tests count the emulator's open connections: a private emulator for each test."""
+    from gigapy.emulator import Emulator
+
+    with Emulator(limits=None, oauth_rps_limit=None) as emulator:
+        yield emulator
 
 
 pytestmark = pytest.mark.hostile("event_loops")
