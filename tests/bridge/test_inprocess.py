@@ -190,6 +190,18 @@ def test_images_are_uploaded_once_by_content_hash(oai: Any, emu: Any) -> None:
     assert "data: URL" in remote.value.body["message"]
 
 
+def test_a_remembered_image_the_service_lost_is_uploaded_again(oai: Any, emu: Any) -> None:
+    content = [
+        {"type": "text", "text": "What is in the picture?"},
+        {"type": "image_url", "image_url": {"url": data_url(SHARED_PNG)}},
+    ]
+    oai.chat.completions.create(model="GigaChat-2-Max", messages=[{"role": "user", "content": content}])
+    emu.reset()  # the service forgets every file (retention, a deletion from elsewhere)
+    answer = oai.chat.completions.create(model="GigaChat-2-Max", messages=[{"role": "user", "content": content}])
+    assert answer.choices[0].message.content
+    assert [r.method for r in emu.requests if "/files" in r.path] == ["GET", "POST"]  # looked up, uploaded anew
+
+
 def test_responses_text_previous_id_and_stream(oai: Any) -> None:
     first = oai.responses.create(model="GigaChat-2", input="Привет!")
     assert first.status == "completed" and first.output_text

@@ -60,7 +60,7 @@ from .._translate import (
 )
 from .._translate.embeddings import EmbeddingsCall, model_object
 from .._translate.framing import chat_error_frame, messages_error_frame, responses_error_frame
-from ..errors import GigaChatError
+from ..errors import GigaChatError, NotFoundError
 
 if TYPE_CHECKING:
     from .. import AsyncGigaChat, GigaChat
@@ -277,6 +277,10 @@ class _Translated:
             self._uploaded.move_to_end(upload.key)
         return found
 
+    def forget(self, upload: PendingUpload) -> None:
+        """Drop an id the service no longer has (deleted elsewhere, expired): it is uploaded again."""
+        self._uploaded.pop(upload.key, None)
+
     def remember(self, upload: PendingUpload, file_id: str) -> None:
         """Keep an uploaded file's id under its content hash (bounded, oldest first out)."""
         self._uploaded[upload.key] = file_id
@@ -379,6 +383,12 @@ class Bridge:
         ids: dict[str, str] = {}
         for upload in uploads:
             found = self._t.cached(upload)
+            if found is not None:
+                try:  # a remembered file may be gone from the service since
+                    self.client.get_file_info(found, request_id=request_id)
+                except NotFoundError:
+                    self._t.forget(upload)
+                    found = None
             if found is None:
                 assert upload.data is not None
                 found = self.client.upload_file(
@@ -477,6 +487,12 @@ class AsyncBridge:
         ids: dict[str, str] = {}
         for upload in uploads:
             found = self._t.cached(upload)
+            if found is not None:
+                try:
+                    await self.client.get_file_info(found, request_id=request_id)
+                except NotFoundError:
+                    self._t.forget(upload)
+                    found = None
             if found is None:
                 assert upload.data is not None
                 found = (
