@@ -321,6 +321,28 @@ def test_claims_are_exclusive_and_lapse_with_their_holder(shared_url: str) -> No
     b.close()
 
 
+def test_item_states_tell_done_busy_and_lapsed_claims_apart_in_one_call(shared_url: str) -> None:
+    """What a worker waiting on other workers' ids asks instead of re-claiming each one."""
+    a, b = connect(shared_url, lease_ttl=0.5), connect(shared_url, lease_ttl=0.5)
+    _claims_open(a, b)
+    assert b.item_states("job", []) == []
+    assert a.claim_item("job", "finished") == "new"
+    a.finish("job", ["finished"])
+    assert a.claim_item("job", "running") == "new"
+    assert a.claim_item("job", "given-back") == "new"
+    a.unclaim("job", "given-back")
+    assert b.item_states("job", ["finished", "running", "given-back", "never"]) == ["done", "busy", "free", "free"]
+    assert b.claim_item("job", "running") == "busy"  # the look took no claim of its own
+    a._stop.set()  # a stops beating, as a killed process would: its claim lapses
+    a._claims.clear()
+    deadline = time.monotonic() + 10
+    while b.item_states("job", ["running"]) != ["free"] and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert b.item_states("job", ["running", "finished"]) == ["free", "done"]
+    assert b.claim_item("job", "running") == "again"
+    b.close()
+
+
 def test_redis_outage_falls_back_to_local_limits_and_recovers(tmp_path: Path) -> None:
     with RedisServer() as server:
         coord = connect(server.url, lease_ttl=1.0)

@@ -175,6 +175,7 @@ asyncio.run(main())
 """
 
 
+@pytest.mark.serial  # the quota's use is measured: it runs alone, after the parallel part of the suite
 def test_sixteen_workers_share_ten_slots(fleet_emu: Emulator, redis_url: str, tmp_path: Path) -> None:
     n_ids, n_workers = 192, 16
     src = _input(tmp_path / "in.jsonl", n_ids)
@@ -220,11 +221,10 @@ def test_sixteen_workers_share_ten_slots(fleet_emu: Emulator, redis_url: str, tm
         f"fleet of {n_workers}: utilization {utilization:.3f}, {elapsed:.1f} s, "
         f"oauth {stats['oauth_requests']}, worker cpu {cpu:.1f} s"
     )
-    # the goal is 0.95 (benchmarks/bench_fleet.py reports it); on a loaded 2-core machine 16 Python
-    # workers, Redis and the emulator wait for CPU at every hand-off (0.63-1.00 measured, 1.00 at load
-    # average 20 with hand-offs kept in the process), so the test holds the floor that proves the
-    # slots are shared, not wasted
-    assert utilization >= 0.7
+    # the spec's goal: the fleet keeps at least 95% of the quota busy while it has work for all of it
+    # (0.99 measured alone on 2 cores; deferred ids are sorted with one batched look at Redis, not
+    # re-claimed one by one, which had cost 16 workers 80 ms of CPU per answer)
+    assert utilization >= 0.95
     # one OAuth fetch per refresh of the fleet's token (4 s tokens are refreshed after half their
     # lifetime), not one per process
     assert stats["oauth_requests"] <= elapsed / 2.0 + 2

@@ -692,21 +692,25 @@ class _Runner:
 
         deferred: deque[Line] = deque()  # shared runs: lines another worker held when we reached them
 
+        free: deque[Line] = deque()  # deferred lines whose claim was given back or lapsed: take them again
         pruning = False
 
         async def prune() -> None:
-            """Drop the deferred lines some worker has finished: one batched check, not a claim each."""
+            """Sort the deferred lines with one batched look at the store (not a claim each): drop the
+            finished, move those no live claim holds to ``free``, keep the others deferred."""
             nonlocal pruning
             if share is None or pruning or not deferred:
                 return
             pruning = True
             try:
                 lines = list(deferred)
-                finished = await share.finished([line[1] for line in lines])
-                for line, done in zip(lines, finished, strict=True):
-                    if done:
-                        with contextlib.suppress(ValueError):  # another worker may have taken it meanwhile
+                states = await share.states([line[1] for line in lines])
+                for line, state in zip(lines, states, strict=True):
+                    if state != "busy":
+                        with contextlib.suppress(ValueError):  # another task may have taken it meanwhile
                             deferred.remove(line)
+                            if state == "free":
+                                free.append(line)
             finally:
                 pruning = False
 
@@ -714,16 +718,15 @@ class _Runner:
             for line in items:
                 if await one(line):
                     return
-            while deferred:  # ids other workers held: run them if their worker dies before finishing
-                await prune()
-                waiting = len(deferred)
-                for _ in range(waiting):
-                    if not deferred:
-                        break
-                    if await one(deferred.popleft()):
-                        return
-                if len(deferred) >= waiting:
+            # ids other workers hold: run them only if their worker gives them back or dies first
+            while deferred or free:
+                if not free:
+                    await prune()
+                if not free:
                     await asyncio.sleep(0.2)
+                    continue
+                if await one(free.popleft()):
+                    return
 
         async def one(line: Line) -> bool:
             """Run (or defer) one line; True when the run must stop."""

@@ -98,6 +98,11 @@ class Backend(Protocol):
         """Mark items done and drop this holder's claims on them, in one step."""
         ...
 
+    def item_states(self, job: str, items: list[str]) -> list[str]:
+        """Where items of a shared job stand, in one call: ``done``, ``busy`` (a live claim holds
+        it) or ``free`` (no live claim: never claimed, given back, or its holder's claim lapsed)."""
+        ...
+
     def join(self, holder: str, ttl: float) -> int:
         """Announce this process for ttl seconds; the number of live members."""
         ...
@@ -259,6 +264,17 @@ def st_finish_items(state: dict[str, Any], job: str, items: list[str], holder: s
     for item in items:
         done[item] = 1
         st_unlock(state, f"claim:{job}:{item}", holder)
+
+
+def st_item_states(state: dict[str, Any], now: float, job: str, items: list[str]) -> list[str]:
+    """:meth:`Backend.item_states` on a state dict."""
+    done = state["sets"].get(f"done:{job}", {})
+    locks = state["locks"]
+    states = []
+    for item in items:
+        cur = locks.get(f"claim:{job}:{item}")
+        states.append("done" if item in done else "busy" if cur is not None and cur[1] > now else "free")
+    return states
 
 
 def st_join(state: dict[str, Any], now: float, holder: str, ttl: float) -> int:

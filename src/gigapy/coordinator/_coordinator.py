@@ -981,6 +981,10 @@ class Coordinator:
         """Which of these items some worker has finished."""
         return self._call(lambda b: b.set_has(f"done:{job}", list(items)))
 
+    def item_states(self, job: str, items: Sequence[str]) -> list[str]:
+        """Where items of a shared job stand: ``done``, ``busy`` (another live claim) or ``free``."""
+        return self._call(lambda b: b.item_states(job, list(items)))
+
     def add_to(self, name: str, items: Sequence[str]) -> None:
         """Add items to a named set shared by the fleet."""
         self._call(lambda b: b.set_add(name, list(items)))

@@ -110,6 +110,10 @@ class _StateBackend:
         """See :meth:`Backend.finish_items`."""
         self._run(lambda s, now: B.st_finish_items(s, job, items, holder))
 
+    def item_states(self, job: str, items: list[str]) -> list[str]:
+        """See :meth:`Backend.item_states`."""
+        return self._run(lambda s, now: B.st_item_states(s, now, job, items))
+
     def join(self, holder: str, ttl: float) -> int:
         """See :meth:`Backend.join`."""
         return self._run(lambda s, now: B.st_join(s, now, holder, ttl))

@@ -432,6 +432,17 @@ class RedisBackend:
                 args=[holder, *items],
             )
 
+    def item_states(self, job: str, items: list[str]) -> list[str]:
+        """See :meth:`Backend.item_states` (one round trip: the done set and the claims' keys;
+        a lapsed claim's key has expired)."""
+        if not items:
+            return []
+        pipe = self._client.pipeline(transaction=False)
+        pipe.smismember(self._k("set", f"done:{job}"), items)
+        pipe.mget([self._k("lock", f"claim:{job}:{item}") for item in items])
+        done, holders = pipe.execute()
+        return ["done" if d else "busy" if h is not None else "free" for d, h in zip(done, holders, strict=True)]
+
     def join(self, holder: str, ttl: float) -> int:
         """See :meth:`Backend.join`."""
         return int(self._join(keys=[self._k("members")], args=[holder, int(ttl * 1000)]))

@@ -184,12 +184,14 @@ class FleetShare:
                 continue
             self._offsets[path] = offset
 
-    async def finished(self, keys: list[Any]) -> list[bool]:
-        """Which of these keys some worker has finished (one call for all of them)."""
+    async def states(self, keys: list[Any]) -> list[str]:
+        """Where these keys stand, in one call for all of them: ``done`` (some worker finished
+        it), ``busy`` (another worker's live claim) or ``free`` (worth a :meth:`take`: its
+        claim was given back or lapsed)."""
         if not keys:
             return []
         names = [item_name(k) for k in keys]
-        return await asyncio.to_thread(self.coordinator.done, self.job, names)
+        return await asyncio.to_thread(self.coordinator.item_states, self.job, names)
 
     def written(self, keys: list[Any]) -> None:
         """Lines for these keys are in this worker's files: mark them done (off the event loop)."""
