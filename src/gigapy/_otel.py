@@ -270,6 +270,13 @@ class Hook:
         self.retries = meter.create_counter(
             "gigapy.client.retries", unit="{retry}", description="Attempts repeated after a retryable failure"
         )
+        self.quota_wait = meter.create_histogram(
+            "gigapy.client.quota.wait",
+            unit="s",
+            description="Time a request waited for a slot of the account's concurrency quota "
+            "(the client's gate or a fleet lease through the coordinator)",
+            explicit_bucket_boundaries_advisory=list(DURATION_BUCKETS),
+        )
 
     # --- spans -------------------------------------------------------------------------------
 
@@ -316,16 +323,25 @@ class Hook:
             value = parse(response)
         except GeneratorExit:  # the caller was cancelled while a request was in flight
             flow.close()
-            self._fail(span, route, "cancelled", None, started, retries)
+            self._fail(span, route, "cancelled", None, started, retries, self._waited(request, route, {}))
             raise
         except BaseException as exc:
-            self._fail(span, route, error_type(exc), exc, started, retries)
+            self._fail(span, route, error_type(exc), exc, started, retries, self._waited(request, route, {}))
             raise
-        attrs = _response_attributes(response)
+        attrs = self._waited(request, route, _response_attributes(response))
         if keep_open:
             return value, StreamSpan(self, span, route, started, retries, content, attrs)
         self._done(span, route, value, content, started, retries, attrs)
         return value, None
+
+    def _waited(self, request: Request, route: _Route, attrs: dict[str, Any]) -> dict[str, Any]:
+        """The wait for a quota slot (gate or fleet lease), when one gated the request: recorded,
+        and added to the span's attributes ``attrs`` as ``gigapy.quota.wait`` (seconds)."""
+        queued = request.queued
+        if queued is not None:
+            self.quota_wait.record(queued, route.metric)
+            attrs["gigapy.quota.wait"] = queued
+        return attrs
 
     def _done(
         self,

@@ -157,6 +157,33 @@ def test_async_chat_span(otel: Telemetry, make_async: Any, emu: Any) -> None:
     run(main())
 
 
+@pytest.mark.parametrize("coordinator", [None, "memory://?limit=1"], ids=["client-gate", "fleet-lease"])
+def test_quota_wait_on_spans_and_metric(otel: Telemetry, make_async: Any, coordinator: str | None) -> None:
+    """Requests that waited for a slot of the account's quota (the client's gate: PERS allows 1;
+    or a fleet lease through the coordinator) say how long, on their span and in a histogram."""
+    extra = {} if coordinator is None else {"coordinator": coordinator}
+
+    async def main() -> None:
+        async with make_async(**extra) as client:
+            await asyncio.gather(*(client.completion(f"q{i}", **CHAT) for i in range(3)))
+            await client.embedding(["x"], model="Embeddings")  # gated as well, by its own kind of slot
+
+    run(main())
+    spans = otel.spans("chat")
+    assert len(spans) == 3
+    waits = sorted(s.attributes["gigapy.quota.wait"] for s in spans)
+    assert all(isinstance(w, float) and w >= 0 for w in waits)
+    assert waits[-1] > 0  # one slot for three calls: the last waited for two answers
+    assert waits[-1] >= waits[0]
+    [embedding] = otel.spans("embeddings")
+    assert embedding.attributes["gigapy.quota.wait"] >= 0
+    [point] = [p for p in otel.metrics()["gigapy.client.quota.wait"] if p.attributes["gen_ai.operation.name"] == "chat"]
+    assert point.count == 3
+    assert point.sum == pytest.approx(sum(waits))
+    [model_list] = otel.spans("models") or [None]
+    assert model_list is None or "gigapy.quota.wait" not in model_list.attributes  # no quota gates it
+
+
 def test_parent_span_and_v2(otel: Telemetry, make_client: Any) -> None:
     tracer = otel.tracer_provider.get_tracer("app")
     client = make_client()

@@ -20,6 +20,7 @@ gated: they are opened by the caller, who holds them as long as it likes.
 from __future__ import annotations
 
 import threading
+import time
 from collections import deque
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
@@ -65,11 +66,14 @@ class Gate:
     def __repr__(self) -> str:
         return f"Gate(limit={self.limit}, active={self.active}, known={self.known})"
 
-    async def _acquire(self, front: bool) -> None:
+    async def _acquire(self, front: bool) -> float:
+        """Take a slot; the seconds waited for it (0.0 when one was free)."""
         if self.active < self.limit and not self._waiters:
             self.active += 1
-            return
+            return 0.0
         import asyncio
+
+        began = time.monotonic()
 
         fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         if front:
@@ -78,6 +82,7 @@ class Gate:
             self._waiters.append(fut)
         try:
             await fut
+            return time.monotonic() - began
         except asyncio.CancelledError:
             if fut.done() and not fut.cancelled():
                 self._release()  # granted just before the cancellation
@@ -143,8 +148,10 @@ class Gate:
     async def send_async(self, send: Callable[[Any], Awaitable[Any]], request: Any) -> Any:
         """Send ``request`` within the gate; a 429 met while others are in flight is sent again locally."""
         front = False
+        waited = request.queued or 0.0  # a retry of the call adds to its earlier waits
         for _ in range(LOCAL_RETRIES + 1):
-            await self._acquire(front)
+            waited += await self._acquire(front)
+            request.queued = waited
             try:
                 result = await send(request)
             except BaseException:
@@ -170,13 +177,19 @@ class Gate:
             cond = self._cond = threading.Condition()
         front = 0  # threads refused with 429 wait until one of the others finishes
         result: Any = None
+        waited = request.queued or 0.0  # a retry of the call adds to its earlier waits
         for _ in range(LOCAL_RETRIES + 1):
             with cond:
                 if front:
+                    began = time.monotonic()
                     cond.wait_for(_freed(self, self.active - 1), timeout=60)  # once one of the others is done
-                else:
+                    waited += time.monotonic() - began
+                elif self.active >= self.limit:
+                    began = time.monotonic()
                     cond.wait_for(lambda: self.active < self.limit, timeout=None)
+                    waited += time.monotonic() - began
                 self.active += 1
+            request.queued = waited
             try:
                 result = send(request)
             except BaseException:

@@ -108,6 +108,9 @@ class Request:
     #: them: what telemetry and the usage totals read (never sent as such).
     path: str = ""
     body: Any = None
+    #: Seconds the request waited for a slot of the account's quota before it went out (the
+    #: client's gate or a fleet lease; summed over retries), None when no quota gates it.
+    queued: float | None = None
 
     def wire_headers(self) -> dict[str, str]:
         """The headers to send, Authorization included: pass the result straight to the HTTP

@@ -11,6 +11,7 @@ fails or is closed (or, abandoned, is garbage-collected). A 429 gives the lease 
 from __future__ import annotations
 
 import hashlib
+import time
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import parse_qs, urlsplit
@@ -97,7 +98,9 @@ class FleetHook:
         key = self.lease_key(request)
         if key is None:
             return send(request)
+        began = time.monotonic()
         lease = self.coordinator.acquire(key, self.ceiling)
+        _queued(request, began)
         outcome: str | None = None
         held = False
         try:
@@ -121,7 +124,9 @@ class FleetHook:
         key = self.lease_key(request)
         if key is None:
             return await send(request)
+        began = time.monotonic()
         lease = await self.coordinator.aacquire(key, self.ceiling)
+        _queued(request, began)
         outcome: str | None = None
         held = False
         try:
@@ -158,6 +163,11 @@ class FleetHook:
         return await entry.get_async(
             lambda: self.coordinator.atoken(self.identity, secret.get_secret_value().encode(), fetch), stale
         )
+
+
+def _queued(request: Request, began: float) -> None:
+    """Add the wait for a lease to the request's quota wait (what telemetry reports)."""
+    request.queued = (request.queued or 0.0) + (time.monotonic() - began)
 
 
 class StreamHold:
