@@ -149,7 +149,12 @@ def fleet(url: str, n: int, workers: int, redis_url: str, home: Path) -> dict[st
     _reset(url)
     started = time.monotonic()
     store.set("bench:go", 1)
-    summaries = [json.loads(proc.communicate(timeout=600)[0]) for proc in procs]
+    summaries = []
+    for proc in procs:
+        out, err = proc.communicate(timeout=600)
+        if proc.returncode != 0 or not out.strip():
+            raise RuntimeError(f"a fleet worker failed (exit {proc.returncode}):\n{err[-3000:]}")
+        summaries.append(json.loads(out))
     # the runners' own time from the common start to the last answer written (an interpreter's exit
     # after its summary is not part of the run; the single-process row reads the same figure)
     seconds = max(s["elapsed"] for s in summaries) if summaries else time.monotonic() - started

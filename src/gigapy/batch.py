@@ -714,19 +714,27 @@ class _Runner:
             finally:
                 pruning = False
 
+        ticks: list[asyncio.Future[None]] = []  # the tail's current tick, shared by the waiting tasks
+
+        async def look() -> None:
+            await asyncio.sleep(0.05)
+            await prune()
+
         async def work() -> None:
             for line in items:
                 if await one(line):
                     return
-            # ids other workers hold: run them only if their worker gives them back or dies first
+            # ids other workers hold: run them only if their worker gives them back or dies first.
+            # The waiting tasks share one tick (a pause, then one batched look at the store), so a
+            # short tick costs one call per process and ends the run soon after the fleet's last answer
             while deferred or free:
-                if not free:
-                    await prune()
-                if not free:
-                    await asyncio.sleep(0.2)
+                if free:
+                    if await one(free.popleft()):
+                        return
                     continue
-                if await one(free.popleft()):
-                    return
+                if not ticks or ticks[-1].done():
+                    ticks[:] = [asyncio.ensure_future(look())]
+                await asyncio.shield(ticks[-1])
 
         async def one(line: Line) -> bool:
             """Run (or defer) one line; True when the run must stop."""
@@ -784,9 +792,9 @@ class _Runner:
             if ticker.done():
                 ticker.result()  # an on_progress callback that raised
         finally:
-            for t in [*tasks, *waiters]:
+            for t in [*tasks, *waiters, *ticks]:
                 t.cancel()
-            await asyncio.gather(*tasks, *waiters, return_exceptions=True)
+            await asyncio.gather(*tasks, *waiters, *ticks, return_exceptions=True)
             for appender in (self.out, self.err):
                 await appender.aclose()
             if share is not None:
