@@ -304,11 +304,18 @@ def usage_of(result: Any) -> tuple[int, int, int]:
     if usage is None:
         prompt = getattr(result, "prompt_tokens", 0)  # Embeddings: per-item usage summed
         return (prompt if isinstance(prompt, int) else 0), 0, 0
-    if hasattr(usage, "input_tokens"):  # v2
-        details = getattr(usage, "input_tokens_details", None)
+    fields = getattr(usage, "__dict__", None)  # a model's fields: no attribute lookup that misses (and raises inside)
+    if not isinstance(fields, dict):
+        fields = {}
+    if "input_tokens" in fields:  # v2
+        details = fields.get("input_tokens_details")
         cached = getattr(details, "cached_tokens", None)
-        return _count(usage, "input_tokens"), _count(usage, "output_tokens"), cached or 0
-    return _count(usage, "prompt_tokens"), _count(usage, "completion_tokens"), _count(usage, "precached_prompt_tokens")
+        return _int(fields["input_tokens"]), _int(fields.get("output_tokens")), _int(cached)
+    return (
+        _int(fields.get("prompt_tokens")),
+        _int(fields.get("completion_tokens")),
+        _int(fields.get("precached_prompt_tokens")),
+    )
 
 
 def json_usage(usage: Mapping[str, Any]) -> tuple[int, int, int]:
@@ -325,11 +332,6 @@ def json_usage(usage: Mapping[str, Any]) -> tuple[int, int, int]:
 
 
 def _int(value: Any) -> int:
-    return value if isinstance(value, int) and not isinstance(value, bool) else 0
-
-
-def _count(obj: Any, name: str) -> int:
-    value = getattr(obj, name, None)  # other usage shapes (a filter check's) lack these
     return value if isinstance(value, int) and not isinstance(value, bool) else 0
 
 
