@@ -116,7 +116,7 @@ class _Backend(httpcore.NetworkBackend):
 #: The httpx and httpcore versions these fast paths were written and tested against (the suite
 #: checks they are active there); elsewhere they still switch themselves off when an internal
 #: they use is missing.
-KNOWN_VERSIONS = {"httpx": ("0.27", "0.28"), "httpcore": ("1.0",)}
+KNOWN_VERSIONS = {"httpx": ("0.27", "0.28", "0.29"), "httpcore": ("1.0",)}
 
 
 def enabled() -> bool:
