@@ -693,26 +693,21 @@ class _Runner:
         deferred: deque[Line] = deque()  # shared runs: lines another worker held when we reached them
 
         free: deque[Line] = deque()  # deferred lines whose claim was given back or lapsed: take them again
-        pruning = False
 
         async def prune() -> None:
             """Sort the deferred lines with one batched look at the store (not a claim each): drop the
-            finished, move those no live claim holds to ``free``, keep the others deferred."""
-            nonlocal pruning
-            if share is None or pruning or not deferred:
+            finished, move those no live claim holds to ``free``, keep the others deferred. Only the
+            tail's one tick calls it, so two looks never overlap."""
+            if share is None or not deferred:
                 return
-            pruning = True
-            try:
-                lines = list(deferred)
-                states = await share.states([line[1] for line in lines])
-                for line, state in zip(lines, states, strict=True):
-                    if state != "busy":
-                        with contextlib.suppress(ValueError):  # another task may have taken it meanwhile
-                            deferred.remove(line)
-                            if state == "free":
-                                free.append(line)
-            finally:
-                pruning = False
+            lines = list(deferred)
+            states = await share.states([line[1] for line in lines])
+            for line, state in zip(lines, states, strict=True):
+                if state != "busy":
+                    with contextlib.suppress(ValueError):  # another task may have taken it meanwhile
+                        deferred.remove(line)
+                        if state == "free":
+                            free.append(line)
 
         ticks: list[asyncio.Future[None]] = []  # the tail's current tick, shared by the waiting tasks
 
