@@ -127,3 +127,107 @@ def test_any_chunking_gives_the_same_events(
     pieces = [raw[a:b] for a, b in zip([0, *points], [*points, len(raw)])]
     assert decode(*pieces) == expected
     assert decode(*(raw[i : i + 1] for i in range(len(raw)))) == expected
+
+
+def reference(raw: bytes) -> list[SSEEvent]:
+    """A plain line-at-a-time reading of the same rules, written for the test: the decoder's
+    block fast path and its line path must both agree with it."""
+    text = raw.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
+    lines = text.split(b"\n")
+    tail = lines.pop()  # an unterminated last line: read as a field at the end of input
+    out: list[SSEEvent] = []
+    data: list[bytes] = []
+    event = ident = last_id = retry = None
+
+    def field(line: bytes) -> None:
+        nonlocal event, ident, retry
+        if line[:1] == b":":
+            return
+        name, sep, value = line.partition(b":")
+        if sep and value[:1] == b" ":
+            value = value[1:]
+        if name == b"data":
+            data.append(value)
+        elif name == b"event":
+            event = value.decode("utf-8", "replace")
+        elif name == b"id" and b"\0" not in value:
+            ident = value.decode("utf-8", "replace")
+        elif name == b"retry" and value.isdigit():
+            retry = int(value)
+
+    def dispatch() -> None:
+        nonlocal event, ident, last_id, retry
+        if ident is not None:
+            last_id = ident
+        out.append(SSEEvent(event, b"\n".join(data), last_id, retry))
+        data.clear()
+        event = ident = retry = None
+
+    for line in lines:
+        if line:
+            field(line)
+        elif data:
+            dispatch()
+        else:
+            event = None
+    if tail:
+        field(tail)
+    if data:
+        dispatch()
+    return out
+
+
+LINE = st.one_of(
+    st.builds(lambda v: b"data: " + v, st.sampled_from([b"{}", b'{"a":"data: x"}', b"[DONE]", b"", b"x y"])),
+    st.sampled_from(
+        [
+            b"data:no-space",
+            b"data",
+            b"event: delta",
+            b"event:",
+            b"id: 7",
+            b"id: a\0b",
+            b"retry: 1500",
+            b"retry: x",
+            b": comment",
+            b":",
+            b"unknown: 1",
+            b"data: \xd0\x9f",
+        ]
+    ),
+)
+BLOCKS = st.lists(st.lists(LINE, min_size=0, max_size=4), min_size=1, max_size=10)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    blocks=BLOCKS,
+    eol=st.sampled_from([b"\n", b"\r", b"\r\n"]),
+    cuts=st.lists(st.integers(0, 10_000), max_size=8),
+    end=st.sampled_from([b"", b"\n", b"\n\n", b"data: tail"]),
+)
+def test_every_field_kind_and_chunking_agrees_with_a_line_reading(
+    blocks: list[list[bytes]], eol: bytes, cuts: list[int], end: bytes
+) -> None:
+    raw = b"".join(b"".join(line + eol for line in block) + eol for block in blocks) + end.replace(b"\n", eol)
+    expected = reference(raw)
+    points = sorted({c % (len(raw) + 1) for c in cuts})
+    pieces = [raw[a:b] for a, b in zip([0, *points], [*points, len(raw)])]
+    dec = SSEDecoder()
+    got = [event for piece in pieces for event in dec.feed(piece)] + dec.flush()
+    assert got == expected
+
+
+def test_max_event_size_holds_on_the_block_path() -> None:
+    block = b"data: " + b"z" * 999 + b"\n\n"  # 999 bytes of data + its line end fit 1000
+    assert [len(e.data) for e in decode(block * 3, max_event_size=1000)] == [999] * 3
+    with pytest.raises(SSEDecodeError, match="max_event_size"):
+        decode(block + b"data: " + b"z" * 1000 + b"\n\n", max_event_size=1000)
+
+
+def test_the_last_id_carries_into_plain_blocks_of_later_reads() -> None:
+    dec = SSEDecoder()
+    assert dec.feed(b"id: 7\ndata: a\n\n") == [SSEEvent(None, b"a", "7")]
+    assert dec.feed(b"data: b\n\ndata: c\n\n") == [SSEEvent(None, b"b", "7"), SSEEvent(None, b"c", "7")]
+    assert dec.feed(b"retry: 5\n\n") == []  # a retry without data waits for the next event
+    assert dec.feed(b"data: d\n\ndata: e\n\n") == [SSEEvent(None, b"d", "7", 5), SSEEvent(None, b"e", "7")]

@@ -84,15 +84,67 @@ class SSEDecoder:
             self._pending_size = 0
         else:
             buf = chunk
-        lines = buf.splitlines()
-        last = buf[-1]
-        if last == 13:  # a CR at the very end: a LF opening the next chunk belongs to it
-            self._skip_lf = True
-        elif last != 10:  # the last line is not finished yet
-            tail = lines.pop()
-            self._pending.append(tail)
-            self._pending_size = len(tail)
-        events: list[SSEEvent] = []
+        if b"\r" in buf or self._data or self._event is not None or self._id is not None or self._retry is not None:
+            lines = buf.splitlines()
+            last = buf[-1]
+            if last == 13:  # a CR at the very end: a LF opening the next chunk belongs to it
+                self._skip_lf = True
+            elif last != 10:  # the last line is not finished yet
+                tail = lines.pop()
+                self._pending.append(tail)
+                self._pending_size = len(tail)
+            events: list[SSEEvent] = []
+            self._lines(lines, events)
+        else:
+            events = self._blocks(buf)
+        if self._pending_size + self._data_size > self.max_event_size:
+            raise SSEDecodeError(f"event larger than max_event_size ({self.max_event_size} bytes)")
+        return events
+
+    def _blocks(self, buf: bytes) -> list[SSEEvent]:
+        """The common case: LF line ends and no event half read. Events are the blocks between
+        blank lines; a block that is one ``data: `` line becomes an event without a pass per line
+        (others, and an ``id:`` or ``retry:`` left by a block without data, go line by line)."""
+        blocks = buf.split(b"\n\n")
+        rest = blocks.pop()  # after the last blank line: lines of an event not finished yet
+        limit = self.max_event_size
+        n = len(blocks)
+        if (
+            n
+            and blocks[0][:6] == b"data: "
+            and self._id is None
+            and self._retry is None
+            # no block holds a line end, and every one after the first starts with "data: "
+            # (with no other line end, each "\n\n" is a block boundary): checked in C
+            and buf.count(b"\n") == 2 * n + rest.count(b"\n")
+            and buf.count(b"\n\ndata: ") == n - 1 + (rest[:6] == b"data: ")
+        ):
+            if max(map(len, blocks)) - 5 > limit:
+                raise SSEDecodeError(f"event larger than max_event_size ({limit} bytes)")
+            last_id = self._last_id
+            events = [_new_event(SSEEvent, (None, block[6:], last_id, None)) for block in blocks]
+            blocks = []
+        else:
+            events = []
+        for block in blocks:
+            if block[:6] == b"data: " and b"\n" not in block and self._id is None and self._retry is None:
+                if len(block) - 5 > limit:
+                    raise SSEDecodeError(f"event larger than max_event_size ({limit} bytes)")
+                events.append(_new_event(SSEEvent, (None, block[6:], self._last_id, None)))
+            else:
+                lines = block.split(b"\n")
+                lines.append(b"")
+                self._lines(lines, events)
+        if rest:
+            lines = rest.split(b"\n")
+            tail = lines.pop()  # b"" when the rest ends with its line end
+            if tail:
+                self._pending.append(tail)
+                self._pending_size = len(tail)
+            self._lines(lines, events)
+        return events
+
+    def _lines(self, lines: list[bytes], events: list[SSEEvent]) -> None:
         data = self._data
         for line in lines:
             if line[:5] == b"data:":  # the common line, handled here rather than in _field()
@@ -108,9 +160,6 @@ class SSEDecoder:
                 data = self._data
             else:
                 self._event = None
-        if self._pending_size + self._data_size > self.max_event_size:
-            raise SSEDecodeError(f"event larger than max_event_size ({self.max_event_size} bytes)")
-        return events
 
     def _field(self, line: bytes) -> None:
         if line.startswith(b"data:"):

@@ -181,6 +181,12 @@ class StreamState(Generic[T, F]):
         )
 
 
+#: The fields a plain text delta sets, and those a chunk without usage, thread or error fields
+#: sets (unknown fields are set too, so their chunks take the full path).
+_TEXT_ONLY = frozenset({"content"})
+_PLAIN_CHUNK = frozenset({"choices", "created", "model", "object"})
+
+
 class _ChoiceAcc:
     __slots__ = (
         "args",
@@ -232,6 +238,16 @@ class ChatStreamState(StreamState[ChatCompletionChunk, ChatCompletion]):
 
     def on_event(self, event: SSEEvent) -> ChatCompletionChunk | None:
         data = event.data
+        if event.event is None and not self.held and b"\\u" not in data:
+            # The common chunk: an unnamed event, nothing to mend, valid, with choices.
+            try:
+                chunk: ChatCompletionChunk = self._validate_json(data)
+            except ValidationError:
+                pass  # [DONE], an error object, junk: the checks below
+            else:
+                if chunk.choices:
+                    self._accumulate(chunk)
+                    return chunk
         if data == b"[DONE]":
             self.done = True
             return None
@@ -239,7 +255,7 @@ class ChatStreamState(StreamState[ChatCompletionChunk, ChatCompletion]):
             self.raise_error_payload(data)
         data = self.mend(data)
         try:
-            chunk: ChatCompletionChunk = self._validate_json(data)
+            chunk = self._validate_json(data)
         except ValidationError:
             self.raise_error_payload(data)
             raise  # unreachable: raise_error_payload always raises
@@ -256,6 +272,10 @@ class ChatStreamState(StreamState[ChatCompletionChunk, ChatCompletion]):
             if acc is None:
                 acc = self._choices[choice.index] = _ChoiceAcc()
             delta = choice.delta
+            if delta.__pydantic_fields_set__ == _TEXT_ONLY and choice.finish_reason is None:
+                if delta.content:  # the common delta: text and nothing else
+                    acc.content.append(delta.content)
+                continue
             if delta.content:
                 acc.content.append(delta.content)
             if delta.role and acc.role is None:
@@ -276,6 +296,13 @@ class ChatStreamState(StreamState[ChatCompletionChunk, ChatCompletion]):
                 acc.state_id = delta.functions_state_id
             if choice.finish_reason:
                 acc.finish = choice.finish_reason
+        fields = chunk.__dict__
+        if chunk.__pydantic_fields_set__ <= _PLAIN_CHUNK:  # no usage, thread or error fields
+            if fields["model"]:
+                self._model = fields["model"]
+            if fields["created"] is not None:
+                self._created = fields["created"]
+            return
         usage = chunk.usage
         if usage is not None:
             if self._sum_usage and self._usage is not None:
@@ -294,7 +321,6 @@ class ChatStreamState(StreamState[ChatCompletionChunk, ChatCompletion]):
             self._created = chunk.created
         # Declared fields live in __dict__, unknown ones in model_extra; getattr() on a missing
         # name would go through pydantic's __getattr__ and raise (microseconds per chunk).
-        fields = chunk.__dict__
         extra = chunk.__pydantic_extra__
         if extra or fields.get("thread_id") or fields.get("error_details") is not None:
             extra = extra or {}

@@ -2,21 +2,39 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Annotated, Any
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, PrivateAttr
+from pydantic import BaseModel, BeforeValidator, ConfigDict, GetCoreSchemaHandler, PrivateAttr
+from pydantic_core import core_schema
 
 from .._core import numbers as _numbers
+
+
+@dataclass(frozen=True, slots=True)
+class _Guarded:
+    """A number field through the number guard, with the common wire value (a plain int in
+    0 .. 2**53) validated in pydantic-core: the Python guard runs only for anything else
+    (a float, a string, NaN, null, junk), so a stream chunk's ``created`` costs no Python call."""
+
+    guard: Callable[[Any], Any]
+
+    def __get_pydantic_core_schema__(self, source: Any, handler: GetCoreSchemaHandler) -> core_schema.CoreSchema:
+        plain = core_schema.int_schema(strict=True, ge=0, le=2**53)
+        return core_schema.union_schema(
+            [plain, core_schema.no_info_before_validator_function(self.guard, handler(source))],
+            mode="left_to_right",
+        )
+
 
 #: A count or size the server sent (tokens, bytes, batch counters), through the one number guard:
 #: NaN, negative, infinite or absurd values are clamped, junk becomes 0 (see ``gigapy._core.numbers``);
 #: never fatal to the answer that carries it.
-Count = Annotated[int, BeforeValidator(_numbers.count)]
-OptCount = Annotated[int | None, BeforeValidator(_numbers.opt_count)]
+Count = Annotated[int, _Guarded(_numbers.count)]
+OptCount = Annotated[int | None, _Guarded(_numbers.opt_count)]
 #: A Unix timestamp the server sent; NaN or junk becomes None.
-Stamp = Annotated[int | None, BeforeValidator(_numbers.stamp)]
+Stamp = Annotated[int | None, _Guarded(_numbers.stamp)]
 #: A duration in seconds the server sent (0 .. 1 day); NaN becomes None.
 Seconds = Annotated[float | None, BeforeValidator(_numbers.seconds)]
 
