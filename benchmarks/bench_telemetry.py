@@ -13,6 +13,9 @@ measurable against a build without the hooks (within the run-to-run spread).
 - ``off``: the default (no ``instrument()``, no ``telemetry=``).
 - ``nohooks``: the request path as it was before telemetry: ``ClientCore.call``/``send`` and
   ``open_stream`` replaced in the worker by their hook-free bodies (no hook check, no usage totals).
+- ``toggle``: off and no hooks in ONE worker process on one client, switched every batch of 600
+  requests, CPU per request paired batch by batch: the finest side-by-side of "off costs nothing",
+  free of what differs between processes (imports, memory layout) and of the machine's drift.
 
 One emulator process (``python -m gigapy.emulator --no-limits``) serves every run; each run is a
 fresh worker process; modes are interleaved, the order rotating every round; medians are reported
@@ -50,9 +53,12 @@ CONCURRENCY = 64
 MESSAGES = [{"role": "user", "content": "What is the capital of France?"}]
 
 
-def _strip_hooks() -> None:
-    """Put back the request path without telemetry hooks or usage totals (the ``nohooks`` build)."""
+def _strip_hooks() -> tuple[Any, Any, Any]:
+    """Put back the request path without telemetry hooks or usage totals (the ``nohooks`` build);
+    returns the hooked path, to switch back with :func:`_use`."""
     from gigapy._ops import base
+
+    hooked = (base.ClientCore.call, base.ClientCore.send, base.open_stream)
 
     def call(self: Any, request: Any, parse: Any) -> Any:
         response = yield from self.raw_send(request)
@@ -62,9 +68,14 @@ def _strip_hooks() -> None:
         response = yield from core.raw_send(request)
         return base.OpenStream(response, state(response.meta()), request.timeout.read, request.deadline)
 
-    base.ClientCore.call = call  # type: ignore[method-assign]
-    base.ClientCore.send = base.ClientCore.raw_send  # type: ignore[method-assign]
-    base.open_stream = open_stream
+    _use((call, base.ClientCore.raw_send, open_stream))
+    return hooked
+
+
+def _use(path: tuple[Any, Any, Any]) -> None:
+    from gigapy._ops import base
+
+    base.ClientCore.call, base.ClientCore.send, base.open_stream = path  # type: ignore[method-assign]
 
 
 def _instrument() -> None:
@@ -103,8 +114,39 @@ async def _load(url: str, n: int, warmup: int) -> dict[str, float]:
     return {"rps": n / wall, "cpu_us": cpu / n * 1e6}
 
 
+async def _toggle(url: str, batches: int, size: int) -> dict[str, Any]:
+    """Off and no hooks on one client in this process, switched every batch; CPU µs per request."""
+    from gigapy import AsyncGigaChat
+    from gigapy._ops import base
+    from gigapy.emulator import DEMO_CREDENTIALS
+
+    hooked = _strip_hooks()
+    stripped = (base.ClientCore.call, base.ClientCore.send, base.open_stream)
+    cpu: dict[str, list[float]] = {"off": [], "nohooks": []}
+    async with AsyncGigaChat(credentials=DEMO_CREDENTIALS, base_url=f"{url}/api/v1", auth_url=f"{url}/api/v2/oauth",
+                             scope="GIGACHAT_API_PERS", max_connections=CONCURRENCY) as client:
+        gate = asyncio.Semaphore(CONCURRENCY)
+
+        async def one() -> None:
+            async with gate:
+                await client.completion(MESSAGES, model="GigaChat")
+
+        await asyncio.gather(*(one() for _ in range(size)))  # warm-up
+        for b in range(batches):
+            for mode in ("off", "nohooks") if b % 2 else ("nohooks", "off"):
+                _use(hooked if mode == "off" else stripped)
+                start = time.process_time()
+                await asyncio.wait_for(asyncio.gather(*(one() for _ in range(size))), timeout=120)
+                cpu[mode].append((time.process_time() - start) / size * 1e6)
+    _use(hooked)
+    return {"batches": batches, "size": size, "off": cpu["off"], "nohooks": cpu["nohooks"]}
+
+
 def worker(mode: str, url: str, n: int, warmup: int) -> None:
     """One run in this process: print its figures as JSON."""
+    if mode == "toggle":
+        print(json.dumps(asyncio.run(_toggle(url, n, warmup))))
+        return
     if mode == "nohooks":
         _strip_hooks()
     elif mode == "on":
@@ -121,14 +163,14 @@ def worker(mode: str, url: str, n: int, warmup: int) -> None:
     print(json.dumps(result))
 
 
-def _run_one(mode: str, url: str, n: int, warmup: int) -> dict[str, float]:
+def _run_one(mode: str, url: str, n: int, warmup: int) -> dict[str, Any]:
     out = subprocess.run([sys.executable, __file__, "--worker", mode, url, str(n), str(warmup)],
                          capture_output=True, text=True, timeout=400, check=True, cwd=ROOT)
     return dict(json.loads(out.stdout.strip().splitlines()[-1]))
 
 
-def measure(n: int, warmup: int, rounds: int, latency_ms: int = 0) -> dict[str, list[dict[str, float]]]:
-    runs: dict[str, list[dict[str, float]]] = {m: [] for m in MODES}
+def measure(n: int, warmup: int, rounds: int, latency_ms: int = 0, toggle_batches: int = 0) -> dict[str, list[Any]]:
+    runs: dict[str, list[Any]] = {m: [] for m in MODES}
     extra = ("--faults", f"latency_ms:{latency_ms}") if latency_ms else ()
     with EmulatorProcess(*extra) as emu:
         for r in range(rounds):
@@ -137,7 +179,16 @@ def measure(n: int, warmup: int, rounds: int, latency_ms: int = 0) -> dict[str, 
                 runs[mode].append(_run_one(mode, emu.url, n, warmup))
                 print(f"round {r + 1}/{rounds} {mode}: {runs[mode][-1]['rps']:.0f} req/s, "
                       f"{runs[mode][-1]['cpu_us']:.0f} us CPU/request", file=sys.stderr)
+        if toggle_batches and not latency_ms:
+            runs["toggle"] = [_run_one("toggle", emu.url, toggle_batches, 600)]
     return runs
+
+
+def _paired(toggle: dict[str, Any]) -> tuple[float, float, float]:
+    """(median, first and third quartile) of off ÷ no-hooks CPU per request, batch by batch."""
+    pairs = [a / b for a, b in zip(toggle["off"], toggle["nohooks"], strict=True)]
+    q1, _, q3 = statistics.quantiles(pairs, n=4)
+    return statistics.median(pairs), q1, q3
 
 
 def _median(runs: list[dict[str, float]], key: str) -> float:
@@ -149,7 +200,7 @@ def _spread(runs: list[dict[str, float]], key: str) -> str:
     return f"{min(values):.0f}–{max(values):.0f}"
 
 
-def report(runs: dict[str, list[dict[str, float]]], n: int, rounds: int, latency_ms: int = 0,
+def report(runs: dict[str, list[Any]], n: int, rounds: int, latency_ms: int = 0,
            heading: bool = True) -> str:
     rps = {m: _median(runs[m], "rps") for m in MODES}
     cpu = {m: _median(runs[m], "cpu_us") for m in MODES}
@@ -176,6 +227,17 @@ def report(runs: dict[str, list[dict[str, float]]], n: int, rounds: int, latency
                      f"{cpu[mode]:.0f} ({_spread(runs[mode], 'cpu_us')}) |")
     on_ok = "met" if on_cost <= 0.05 else "missed"
     off_ok = "met" if off_cost <= max(noise, 0.02) else "missed"
+    toggled = ""
+    if runs.get("toggle"):
+        toggle = runs["toggle"][0]
+        med, q1, q3 = _paired(toggle)
+        paired_ok = "met" if med <= 1.02 or q1 <= 1.0 else "missed"
+        toggled = (f"- off vs no hooks, interleaved in one process ({toggle['batches']} batches of {toggle['size']} "
+                   f"per mode, switched every batch): CPU per request off ÷ no hooks, paired, median {med:.3f} "
+                   f"(quartiles {q1:.3f}–{q3:.3f}; medians {statistics.median(toggle['off']):.0f} vs "
+                   f"{statistics.median(toggle['nohooks']):.0f} µs). Target: no difference beyond the pairs' "
+                   f"spread: {paired_ok}. This is the figure to read: separate processes also differ in imports "
+                   "and memory layout.")
     lines += [
         "",
         f"- on vs off: throughput {on_cost:+.1%} lower (target ≤ 5%: {on_ok}); CPU per request {on_cpu:+.1%} "
@@ -184,6 +246,7 @@ def report(runs: dict[str, list[dict[str, float]]], n: int, rounds: int, latency
         f"- off vs no hooks: throughput {off_cost:+.1%} lower, CPU per request {off_cpu:+.1%} (target: within "
         f"the run-to-run spread, {noise:.0%} here: {off_ok}). Off never imports opentelemetry "
         f"(imported in off runs: {int(max(r['otel_imported'] for r in runs['off']))}).",
+        *([toggled] if toggled else []),
         "",
     ]
     return "\n".join(lines)
@@ -206,6 +269,8 @@ def main() -> None:
     parser.add_argument("--latency-ms", type=int, default=0, help="the emulator waits this long before answering")
     parser.add_argument("--both", action="store_true",
                         help="run at once, with --latency-ms 50 and with --latency-ms 500, one section")
+    parser.add_argument("--toggle", type=int, default=30, metavar="BATCHES",
+                        help="batches per mode of the one-process off/no-hooks comparison (0: skip)")
     args = parser.parse_args()
     if args.worker:
         mode, url, n, warmup = args.worker
@@ -215,7 +280,7 @@ def main() -> None:
     latencies = (0, 50, 500) if args.both else (args.latency_ms,)
     parts = []
     for i, latency in enumerate(latencies):
-        runs = measure(n, max(n // 10, 64), rounds, latency)
+        runs = measure(n, max(n // 10, 64), rounds, latency, toggle_batches=4 if args.quick else args.toggle)
         parts.append(report(runs, n, rounds, latency, heading=i == 0))
     text = "\n".join(parts)
     print(text)
