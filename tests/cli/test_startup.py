@@ -5,6 +5,7 @@ from __future__ import annotations
 import resource
 import subprocess
 import sys
+from typing import Any
 
 from tests.cli.conftest import GIGAPY
 
@@ -71,8 +72,9 @@ def test_one_shot_chat_loads_only_what_it_needs(subprocess_env: dict[str, str]) 
         "            'gigapy.cli._serve', 'gigapy.cli._certs', 'gigapy.emulator'}\n"
         "sys.stderr.write('LOADED=' + ','.join(sorted(unneeded & set(sys.modules))))"
     )
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=False,
-                          env=subprocess_env)
+    proc = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=False, env=subprocess_env
+    )
     assert proc.returncode == 0, proc.stderr
     assert "France" in proc.stdout
     assert proc.stderr.strip().endswith("LOADED="), proc.stderr
@@ -80,13 +82,66 @@ def test_one_shot_chat_loads_only_what_it_needs(subprocess_env: dict[str, str]) 
 
 def test_full_app_still_serves_every_command(subprocess_env: dict[str, str]) -> None:
     """Other commands, typos and help go through the app with every command."""
-    typo = subprocess.run([GIGAPY, "chta", "hi"], capture_output=True, text=True, timeout=120, check=False,
-                          env=subprocess_env)
+    typo = subprocess.run(
+        [GIGAPY, "chta", "hi"], capture_output=True, text=True, timeout=120, check=False, env=subprocess_env
+    )
     assert typo.returncode != 0 and "chat" in typo.stderr
-    models = subprocess.run([GIGAPY, "models", "--json"], capture_output=True, text=True, timeout=120,
-                            check=False, env=subprocess_env)
+    models = subprocess.run(
+        [GIGAPY, "models", "--json"], capture_output=True, text=True, timeout=120, check=False, env=subprocess_env
+    )
     assert models.returncode == 0, models.stderr
     assert "GigaChat" in models.stdout
-    helped = subprocess.run([GIGAPY, "chat", "--help"], capture_output=True, text=True, timeout=120, check=False,
-                            env=subprocess_env)
+    helped = subprocess.run(
+        [GIGAPY, "chat", "--help"], capture_output=True, text=True, timeout=120, check=False, env=subprocess_env
+    )
     assert helped.returncode == 0 and "Usage: gigapy chat" in helped.stdout
+
+
+def _every_click_command() -> list[tuple[str, Any]]:
+    import typer
+
+    from gigapy.cli._app import app
+
+    out: list[tuple[str, Any]] = []
+
+    def walk(name: str, command: Any) -> None:
+        out.append((name, command))
+        for sub_name, sub in sorted(getattr(command, "commands", {}).items()):
+            walk(f"{name} {sub_name}", sub)
+
+    walk("gigapy", typer.main.get_command(app))
+    return out
+
+
+def _parse(command: Any, args: list[str]) -> Any:
+    try:
+        with command.make_context(command.name, list(args)) as ctx:
+            return dict(ctx.params)
+    except Exception as exc:  # a required argument missing: the same error either way
+        return (type(exc).__name__, str(exc))
+
+
+def test_missing_values_parse_as_typer_parses_them(monkeypatch: Any) -> None:
+    """Every command and group, parsed with no arguments: the same values (or the same error) with
+    the lazy coercion of missing values as with typer's own, which builds an adapter per parameter."""
+    from typer.core import _TyperParameter
+
+    commands = _every_click_command()
+    assert len(commands) > 20
+    lazy = [_parse(command, []) for _, command in commands]
+    monkeypatch.setattr(_TyperParameter, "process_value", _TyperParameter.process_value.__wrapped__)
+    typers = [_parse(command, []) for _, command in commands]
+    assert lazy == typers
+    assert any(isinstance(result, dict) and result for result in lazy)
+    assert any(isinstance(result, tuple) and result[0] == "MissingParameter" for result in lazy)
+
+
+def test_a_one_shot_chat_builds_a_converter_only_for_what_it_was_given() -> None:
+    command = dict(_every_click_command())["gigapy chat"]
+    for param in command.params:
+        param._runtime_param = None
+    params = _parse(command, ["hi", "--temperature", "0.5", "--tool", "web_search"])
+    assert params["prompt"] == "hi" and params["temperature"] == 0.5 and list(params["tool"]) == ["web_search"]
+    assert params["model"] is None and params["attach"] in ((), [], None)
+    built = sorted(p.name for p in command.params if p._runtime_param is not None)
+    assert built == ["prompt", "temperature", "tool"], built

@@ -69,10 +69,39 @@ def _patch_help_tables() -> None:
         setattr(typer.rich_utils, "Table", _help_table_class())  # noqa: B010 - the module reads its global
 
 
+def _coerce_missing_without_adapters() -> None:
+    """typer 0.29 builds a pydantic TypeAdapter for every parameter of the command that runs, also
+    for each one not given, whose value (None) its coercion returns unchanged: a few ms each, most
+    of what a one-shot ``gigapy chat`` costs beyond a script doing the same. A missing value is
+    coerced here as typer does (None, or () for a repeatable option); the adapter is built only for
+    a value to convert. Given values, required checks and callbacks run as before."""
+    from typer._click.exceptions import MissingParameter
+    from typer.core import _TyperParameter
+
+    if not hasattr(_TyperParameter, "get_runtime_param"):  # pragma: no cover - another typer design
+        return
+    process_value = _TyperParameter.process_value
+
+    def lazy_process_value(self: Any, ctx: Any, value: Any) -> Any:
+        if value is not None or self._runtime_param is not None:
+            return process_value(self, ctx, value)
+        if self.multiple or self.nargs == -1:
+            value = ()
+        if self.required and self.value_is_missing(value):
+            raise MissingParameter(ctx=ctx, param=self)
+        if self.callback is not None:
+            value = self.callback(ctx, self, value)
+        return value
+
+    lazy_process_value.__wrapped__ = process_value  # type: ignore[attr-defined]  # typer's own, for the tests
+    _TyperParameter.process_value = lazy_process_value  # type: ignore[method-assign]
+
+
 _HELP_WORDS = frozenset({"-h", "--help"})
 _display_type_rich = TyperOption.display_type_rich
 TyperOption.display_type_rich = _flag_type  # type: ignore[method-assign]
 TyperOption._get_number_range_help_str = _no_range  # type: ignore[method-assign]
+_coerce_missing_without_adapters()
 
 _ADVICE_403 = (
     ("/balance", "the balance exists only for prepaid scopes (GIGACHAT_API_PERS, GIGACHAT_API_B2B); "
