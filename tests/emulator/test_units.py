@@ -166,3 +166,21 @@ def test_best_function_needs_a_related_prompt() -> None:
     assert best_function(functions, "Tell me a joke") is None
     assert best_function(functions, "Two days") is None  # one parameter word is not enough
     assert best_function(functions, "") is None
+
+
+@pytest.mark.parametrize(
+    ("text", "dims", "seed", "digest"),
+    [
+        ("Hello, world!", 1024, 0, "72def5c100e58014"),
+        ("Привет, мир!", 2560, 42, "646b2a7a0f4edde9"),
+        ("", 16, 0, "847229a8c66b6b25"),
+    ],
+)
+def test_embedding_vectors_stay_the_same_across_versions(text: str, dims: int, seed: int, digest: str) -> None:
+    """Users store the emulator's vectors (search indexes in tests): a faster transform must give
+    the same floats, bit for bit (digests from the block-loop transform it replaced)."""
+    import hashlib
+    import struct
+
+    vector = embed(text, dims, seed)
+    assert hashlib.sha256(struct.pack(f"<{dims}e", *vector)).hexdigest()[:16] == digest
