@@ -364,7 +364,7 @@ def main() -> None:
     for name, r in rows:
         cpu = f"{r['cpu_ms_per_answer']:.1f}" if "cpu_ms_per_answer" in r else "—"
         calls = f"{r['lease_calls_per_answer']:.2f}" if "lease_calls_per_answer" in r else "—"
-        print(f"| {name} | {r['goodput']:.2f} | {r['occupancy']:.2f} | {r['gap_ms']:.0f} | {cpu} | {calls} "
+        print(f"| {name} | {r['goodput']:.3f} | {r['occupancy']:.2f} | {r['gap_ms']:.0f} | {cpu} | {calls} "
               f"| {r['ok']} | {r['failed']} | {r['429']} | {r['peak']} |")
     print(f"\nLoad average during the run: {os.getloadavg()[0]:.1f} (1 min), {os.getloadavg()[1]:.1f} (5 min).")
 

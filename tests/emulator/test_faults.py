@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from typing import Any
 
 import httpx
 import pytest
@@ -163,3 +164,41 @@ def test_admin_fault_routes(emu: Emulator, api: Api, http: httpx.Client) -> None
     bad = http.post("/__emulator__/faults", json={"spec": "bogus:1"})
     assert bad.status_code == 400 and "bogus" in bad.json()["message"]
     assert http.post("/__emulator__/faults", json={"enqueue": ["nope"]}).status_code == 400
+
+
+def test_a_whole_answer_is_computed_inside_its_latency(
+    emu: Emulator, api: Api, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Embeddings (never streamed) under latency_ms: computed first, then the rest of the latency
+    waited, so the slot is held latency_ms rather than latency_ms plus the computing; an error answer
+    keeps its latency too."""
+    from gigapy.emulator import _embeddings, _pipeline
+
+    events: list[tuple[str, float]] = []
+    real_embed, real_wait = _embeddings.embed, _pipeline.generate_for
+
+    def embed(*args: Any) -> list[float]:
+        events.append(("embed", 0.0))
+        return real_embed(*args)
+
+    async def wait(seconds: float) -> None:
+        events.append(("wait", seconds))
+        await real_wait(seconds)
+
+    monkeypatch.setattr(_embeddings, "embed", embed)
+    monkeypatch.setattr(_pipeline, "generate_for", wait)
+    emu.faults.set("latency_ms:300", routes=["/embeddings"])
+    start = time.monotonic()
+    assert api.post("embeddings", json={"model": "Embeddings", "input": ["x"]}).status_code == 200
+    assert time.monotonic() - start >= 0.3
+    assert [name for name, _ in events] == ["embed", "wait"]
+    assert 0 < events[1][1] <= 0.3
+    events.clear()
+    start = time.monotonic()
+    assert api.post("embeddings", json={"model": "Embeddings", "input": []}).status_code == 422
+    assert time.monotonic() - start >= 0.3
+    assert [name for name, _ in events] == ["wait"]
+    events.clear()
+    emu.faults.set("latency_ms:300")
+    assert api.chat("hi").status_code == 200  # chat (it may stream): the whole latency first, as before
+    assert events[0] == ("wait", 0.3)

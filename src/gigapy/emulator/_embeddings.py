@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 from ._http import ApiError, invalid_params, parse_json_object
 from ._models import resolve
 from ._textgen import count_tokens, stable_seed
+from ._timing import whole_answer
 
 if TYPE_CHECKING:
     from ._pipeline import Ctx
@@ -111,6 +112,7 @@ def embeddings_result(ctx: Ctx, body: dict[str, Any]) -> dict[str, Any]:
     return {"object": "list", "model": model, "data": data}
 
 
+@whole_answer
 async def embeddings(ctx: Ctx) -> dict[str, Any]:
     """``POST /embeddings``: per-item usage, no top-level usage."""
     return embeddings_result(ctx, parse_json_object(ctx.body))

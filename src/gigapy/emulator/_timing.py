@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import math
 from dataclasses import dataclass
+from typing import TypeVar
 
 #: Tokens per second that sizes ``update_interval`` chunks when generation is instant.
 NOMINAL_TOKENS_PER_SECOND = 100.0
@@ -79,3 +80,19 @@ async def generate_for(seconds: float) -> None:
     """Spend generation time (no-op when there is none)."""
     if seconds > 0:
         await asyncio.sleep(seconds)
+
+
+_WHOLE_ANSWER = "__emulator_whole_answer__"
+H = TypeVar("H")
+
+
+def whole_answer(handler: H) -> H:
+    """Mark a route's handler as one that never streams: under a ``latency_ms`` fault its answer is
+    computed inside the generation time instead of after it (see ``_pipeline._within``)."""
+    setattr(handler, _WHOLE_ANSWER, True)
+    return handler
+
+
+def is_whole_answer(handler: object) -> bool:
+    """Whether ``handler`` was marked with :func:`whole_answer`."""
+    return getattr(handler, _WHOLE_ANSWER, False) is True
