@@ -19,6 +19,7 @@ import pytest
 import redis
 
 from gigapy.emulator import DEMO_CREDENTIALS, Emulator
+from gigapy.emulator._config import default_limits
 
 from .redis_server import RedisServer
 
@@ -366,10 +367,12 @@ def test_redis_losing_its_state_mid_run_loses_and_duplicates_nothing(
     assert all(s["failed"] == 0 for s in summaries)
     assert sum(s["done"] for s in summaries) == n_ids  # nothing answered twice, even if written once
     stats = fleet_emu.stats()
-    # local limits kept the account's quota meanwhile: no 429 reached a caller (nothing failed), and
-    # the service saw at most a few while the workers came back one by one (a worker that joined
-    # meanwhile cannot see the leases the others still hold locally)
-    assert stats["responses"].get("429", 0) <= max(2, stats["responses"].get("200", 0) // 20)
+    # local limits kept the account's quota meanwhile: no 429 reached a caller (nothing failed). While
+    # the workers come back one by one, a worker that joined meanwhile cannot see the leases the others
+    # still hold locally: at most one limit's worth of requests is over it at that moment (the bound
+    # docs/guide/fleet.md gives), and the first 429 halves the shared limit
+    limit = default_limits()["GIGACHAT_API_CORP"]
+    assert stats["responses"].get("429", 0) <= limit
     if loss == "restarted":  # work went on while Redis was down, under local limits
         during = [held for at, held in sampler.samples if outage[0] <= at <= outage[1]]
         assert during and max(during) > 0
