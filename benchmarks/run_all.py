@@ -56,12 +56,36 @@ def git_commit() -> str:
     return rev + ("+dirty" if dirty else "")
 
 
-def summary(rows: list[tuple[str, int, float, list[str]]], quick: bool, commit: str, started: str) -> str:
+SUMMARY = re.compile(r"^## Summary\n.*?(?=^## |\Z)", re.DOTALL | re.MULTILINE)
+ROW = re.compile(r"^\| ([^|]+?) \| (-?\d+) \| [0-9.]+ \| \d+ \| \d+ \|$")
+
+
+def earlier_rows(previous: str, rerun: set[str]) -> tuple[str, list[str], list[str]]:
+    """From an earlier summary: its first line, and the table rows and missed lines of the
+    benchmarks not run again (a partial run keeps the rest of the summary)."""
+    lines = previous.splitlines()
+    first = next((line for line in lines if line.startswith("`python -m benchmarks all")), "")
+    table = [line for line in lines if (m := ROW.match(line)) and m[1] not in rerun]
+    kept = {ROW.match(line)[1] for line in table}  # type: ignore[index]
+    missed = [line for line in lines if line.startswith("- ") and line[2:].split(":", 1)[0] in kept]
+    return first, table, missed
+
+
+def summary(rows: list[tuple[str, int, float, list[str]]], quick: bool, commit: str, started: str,
+            previous: str = "") -> str:
+    """The ``## Summary`` section; with ``previous`` (the section an earlier run wrote) the rows of
+    the benchmarks not in ``rows`` are kept from it."""
     m, v = machine(), versions()
+    first, kept_rows, kept_missed = earlier_rows(previous, {row[0] for row in rows}) if previous else ("", [], [])
+    again = ", ".join(row[0] for row in rows)
+    header = f"`python -m benchmarks all{' --quick' if quick else ''}`, started {started}; gigapy at commit {commit}."
+    if kept_rows:
+        header = (f"`python -m benchmarks all --only {again}`, started {started}; gigapy at commit {commit}. "
+                  f"The other rows are from the earlier run: {first.rstrip('.')}.")
     lines = [
         "## Summary",
         "",
-        f"`python -m benchmarks all{' --quick' if quick else ''}`, started {started}; gigapy at commit {commit}.",
+        header,
         f"Machine: {m['cpu']}, {m['cores']} cores, {m['ram']} RAM, {m['os']}, {m['python']}; load average "
         f"{os.getloadavg()[0]:.1f} at the end.",
         f"Versions: gigapy {v['gigapy']}, gigachat SDK {v['gigachat']}, httpx {v['httpx']}, aiohttp {v['aiohttp']}, "
@@ -70,7 +94,8 @@ def summary(rows: list[tuple[str, int, float, list[str]]], quick: bool, commit: 
         "| benchmark | exit | minutes | targets met | targets missed |",
         "|---|---|---|---|---|",
     ]
-    details = []
+    details = list(kept_missed)
+    lines += kept_rows
     for name, code, seconds, targets in rows:
         met = sum(1 for t in targets if re.search(r"\bmet\b|✔", t) and "missed" not in t)
         missed = sum(1 for t in targets if "missed" in t or "✘" in t)
@@ -83,8 +108,7 @@ def summary(rows: list[tuple[str, int, float, list[str]]], quick: bool, commit: 
 
 def write_summary(path: Path, text: str) -> None:
     current = path.read_text() if path.exists() else "# Benchmark results\n"
-    pattern = re.compile(r"^## Summary\n.*?(?=^## |\Z)", re.DOTALL | re.MULTILINE)
-    current = pattern.sub("", current)
+    current = SUMMARY.sub("", current)
     title, _, rest = current.partition("\n")
     rest = re.sub(r"\A\s*Sections: [^\n]*\n", "", rest.lstrip("\n"))
     body = f"{title}\n\n{text}\n{rest.lstrip()}"
@@ -133,7 +157,11 @@ def main(argv: list[str] | None = None) -> None:
         rows.append((name, code, seconds, targets))
         print(f"[all] {name}: exit {code} in {seconds / 60:.1f} min; {len(targets)} target rows; log {log.name}",
               file=sys.stderr, flush=True)
-    text = summary(rows, args.quick, commit, started)
+    previous = ""
+    if args.only and target.exists():  # a partial run keeps the other benchmarks' rows
+        found = SUMMARY.search(target.read_text())
+        previous = found[0] if found else ""
+    text = summary(rows, args.quick, commit, started, previous)
     write_summary(target, text)
     print(text)
     print(f"(written to {target}; logs in {logs})", file=sys.stderr)

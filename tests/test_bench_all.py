@@ -35,3 +35,23 @@ def test_summary_counts_met_and_missed_and_keeps_the_sections(tmp_path: Path) ->
     assert body.index("## Summary") < body.index("## Client") < body.index("## CLI")
     assert "Sections: [Summary](#summary) · [Client](#client) · [CLI](#cli)\n" in body
     assert "figures" in body and "more" in body
+
+
+def test_a_partial_run_keeps_the_other_rows_of_the_summary() -> None:
+    first = summary(
+        [("client", 0, 60.0, ["| 2 | stream | ≥ 0.9× raw | 0.72× | **missed** |"]), ("coldstart", 1, 6.0, [])],
+        quick=False,
+        commit="aaa1111",
+        started="2026-01-01 00:00 UTC",
+    )
+    again = summary(
+        [("coldstart", 0, 120.0, ["| `gigapy chat` ≤ 1.2× the script | 1.17× | met |"])],
+        quick=False,
+        commit="bbb2222",
+        started="2026-01-02 00:00 UTC",
+        previous=first,
+    )
+    assert "| client | 0 | 1.0 | 0 | 1 |" in again  # kept from the first run
+    assert "| coldstart | 0 | 2.0 | 1 | 0 |" in again and "| coldstart | 1 |" not in again  # replaced
+    assert "- client: | 2 | stream" in again  # its missed line kept too
+    assert "--only coldstart" in again and "aaa1111" in again and "bbb2222" in again
