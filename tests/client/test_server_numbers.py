@@ -514,3 +514,43 @@ def test_usage_that_is_nan_keeps_the_answer() -> None:
     assert (answer_.usage.prompt_tokens, answer_.usage.completion_tokens) == (0, 0)
     assert answer_.usage.total_tokens == answer_.usage.precached_prompt_tokens == MAX_COUNT
     assert json.loads(json.dumps(answer_.to_dict()))["usage"]["prompt_tokens"] == 0
+
+
+WIRE_NUMBERS = st.one_of(
+    st.integers(min_value=-(2**70), max_value=2**70),
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.sampled_from([None, True, False, "12", "1e3", "nan", "", "x", [], {}]),
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(value=WIRE_NUMBERS)
+def test_the_models_fast_number_branch_agrees_with_the_guard(value: Any) -> None:
+    """Counts and timestamps take pydantic-core's plain-int branch when they can and the Python
+    guard otherwise: the result is always the guard's, from a dict or from JSON bytes."""
+    from gigapy._core import numbers
+    from gigapy.types.chat import ChatCompletionChunk, Usage
+
+    usage = Usage.model_validate({"prompt_tokens": value, "precached_prompt_tokens": value})
+    assert usage.prompt_tokens == numbers.count(value) and type(usage.prompt_tokens) is int
+    assert usage.precached_prompt_tokens == numbers.opt_count(value)
+    assert ChatCompletionChunk.model_validate({"created": value}).created == numbers.stamp(value)
+    if value is None or isinstance(value, (int, str)) or (isinstance(value, float) and math.isfinite(value)):
+        wire = json.dumps({"created": value, "usage": {"prompt_tokens": value}}).encode()
+        chunk = ChatCompletionChunk.model_validate_json(wire)
+        assert chunk.created == numbers.stamp(value)
+        assert chunk.usage is not None and chunk.usage.prompt_tokens == numbers.count(value)
+
+
+def test_the_number_fields_json_schema_is_their_own_type() -> None:
+    from gigapy.types.chat import ChatCompletionChunk, Usage
+
+    assert Usage.model_json_schema()["properties"]["prompt_tokens"] == {
+        "default": 0,
+        "title": "Prompt Tokens",
+        "type": "integer",
+    }
+    assert ChatCompletionChunk.model_json_schema()["properties"]["created"]["anyOf"] == [
+        {"type": "integer"},
+        {"type": "null"},
+    ]

@@ -6,7 +6,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Annotated, Any
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, GetCoreSchemaHandler, PrivateAttr
+from pydantic import BaseModel, BeforeValidator, ConfigDict, GetCoreSchemaHandler, GetJsonSchemaHandler, PrivateAttr
 from pydantic_core import core_schema
 
 from .._core import numbers as _numbers
@@ -26,6 +26,10 @@ class _Guarded:
             [plain, core_schema.no_info_before_validator_function(self.guard, handler(source))],
             mode="left_to_right",
         )
+
+    def __get_pydantic_json_schema__(self, schema: core_schema.CoreSchema, handler: GetJsonSchemaHandler) -> Any:
+        # the JSON schema of the field's own type (as before the fast branch), not a union of two integers
+        return handler(schema["choices"][1])
 
 
 #: A count or size the server sent (tokens, bytes, batch counters), through the one number guard:
