@@ -77,7 +77,7 @@ def summary(rows: list[tuple[str, int, float, list[str]]], quick: bool, commit: 
     the benchmarks not in ``rows`` are kept from it."""
     m, v = machine(), versions()
     first, kept_rows, kept_missed = earlier_rows(previous, {row[0] for row in rows}) if previous else ("", [], [])
-    again = ", ".join(row[0] for row in rows)
+    again = ",".join(row[0] for row in rows)
     header = f"`python -m benchmarks all{' --quick' if quick else ''}`, started {started}; gigapy at commit {commit}."
     if kept_rows:
         header = (f"`python -m benchmarks all --only {again}`, started {started}; gigapy at commit {commit}. "
