@@ -32,12 +32,14 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import re
 import statistics
 import subprocess
 import sys
 import time
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -95,7 +97,9 @@ def _instrument() -> None:
     gigapy.instrument(tracer_provider=provider, meter_provider=MeterProvider(metric_readers=[InMemoryMetricReader()]))
 
 
-async def _load(url: str, n: int, warmup: int) -> dict[str, float]:
+@contextlib.asynccontextmanager
+async def _caller(url: str) -> AsyncIterator[Callable[[int], Awaitable[Any]]]:
+    """``run(n)``: n completions on one async client, at most CONCURRENCY in flight."""
     from gigapy import AsyncGigaChat
     from gigapy.emulator import DEMO_CREDENTIALS
 
@@ -107,36 +111,35 @@ async def _load(url: str, n: int, warmup: int) -> dict[str, float]:
             async with gate:
                 await client.completion(MESSAGES, model="GigaChat")
 
-        await asyncio.gather(*(one() for _ in range(warmup)))
+        def run(n: int) -> Awaitable[Any]:
+            return asyncio.wait_for(asyncio.gather(*(one() for _ in range(n))), timeout=300)
+
+        yield run
+
+
+async def _load(url: str, n: int, warmup: int) -> dict[str, float]:
+    async with _caller(url) as run:
+        await run(warmup)
         cpu, wall = time.process_time(), time.perf_counter()
-        await asyncio.wait_for(asyncio.gather(*(one() for _ in range(n))), timeout=300)
+        await run(n)
         wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
     return {"rps": n / wall, "cpu_us": cpu / n * 1e6}
 
 
 async def _toggle(url: str, batches: int, size: int) -> dict[str, Any]:
     """Off and no hooks on one client in this process, switched every batch; CPU µs per request."""
-    from gigapy import AsyncGigaChat
     from gigapy._ops import base
-    from gigapy.emulator import DEMO_CREDENTIALS
 
     hooked = _strip_hooks()
     stripped = (base.ClientCore.call, base.ClientCore.send, base.open_stream)
     cpu: dict[str, list[float]] = {"off": [], "nohooks": []}
-    async with AsyncGigaChat(credentials=DEMO_CREDENTIALS, base_url=f"{url}/api/v1", auth_url=f"{url}/api/v2/oauth",
-                             scope="GIGACHAT_API_PERS", max_connections=CONCURRENCY) as client:
-        gate = asyncio.Semaphore(CONCURRENCY)
-
-        async def one() -> None:
-            async with gate:
-                await client.completion(MESSAGES, model="GigaChat")
-
-        await asyncio.gather(*(one() for _ in range(size)))  # warm-up
+    async with _caller(url) as run:
+        await run(size)  # warm-up
         for b in range(batches):
             for mode in ("off", "nohooks") if b % 2 else ("nohooks", "off"):
                 _use(hooked if mode == "off" else stripped)
                 start = time.process_time()
-                await asyncio.wait_for(asyncio.gather(*(one() for _ in range(size))), timeout=120)
+                await run(size)
                 cpu[mode].append((time.process_time() - start) / size * 1e6)
     _use(hooked)
     return {"batches": batches, "size": size, "off": cpu["off"], "nohooks": cpu["nohooks"]}
