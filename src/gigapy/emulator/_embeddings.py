@@ -44,12 +44,9 @@ def _hadamard(vector: list[float]) -> list[float]:
     stage pairs neighbours (``x[0::2]``, ``x[1::2]``), so each is two list comprehensions over the
     whole vector instead of a Python loop over blocks; the same butterflies, so the same floats,
     5x faster than the block loop (1024 dims: 3.6 -> 0.7 ms)."""
-    size = len(vector)
-    h = 1
-    while h < size:
+    for _ in range(len(vector).bit_length() - 1):  # log2(size) stages
         even, odd = vector[0::2], vector[1::2]
         vector = [a + b for a, b in zip(even, odd, strict=True)] + [a - b for a, b in zip(even, odd, strict=True)]
-        h *= 2
     return vector
 
 
